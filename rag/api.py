@@ -1,0 +1,34 @@
+"""The public Python API; each function takes optional `settings` (default: `load_settings()`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ingest import sync
+from rag import retrieval
+from rag import index_status
+from rag.settings import Settings, load_settings
+
+
+def ingest(
+    paths: list[str | Path] | str | Path,
+    settings: Settings | None = None,
+    *,
+    dry_run: bool = False,
+    rebuild: bool = False,
+    progress: sync.IngestProgress | None = None,
+) -> sync.IngestReport:
+    """Sync the index with the files and folders in `paths`."""
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    return sync.ingest(list(paths), settings or load_settings(), dry_run=dry_run, rebuild=rebuild, progress=progress)
+
+
+def search(query: str, settings: Settings | None = None, k: int | None = None) -> list[retrieval.SearchHit]:
+    """The `k` chunks most similar to `query`, best first."""
+    return retrieval.search(query, settings or load_settings(), k)
+
+
+def status(settings: Settings | None = None) -> index_status.IndexStatus:
+    """Location, size and build settings of the index."""
+    return index_status.status(settings or load_settings())

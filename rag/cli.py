@@ -1,0 +1,183 @@
+"""The `rag` command. Each command parses its arguments, calls one library function and prints.
+
+Results go to stdout; progress, warnings and hints go to stderr. Errors are mapped to one line
+and an exit code in `main`, the only place that does so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+import rag
+from rag.errors import RagError
+from rag.settings import Settings, load_settings
+
+app = typer.Typer(
+    help="Local-first RAG over your own documents. Nothing leaves your machine.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+IndexOption = Annotated[
+    Optional[Path], typer.Option("--index", help="Index directory (default: RAG_HOME/index).", show_default=False)
+]
+CollectionOption = Annotated[
+    Optional[str], typer.Option("--collection", help="Knowledge base name within the index.", show_default=False)
+]
+ConfigOption = Annotated[
+    Optional[Path], typer.Option("--config", help="Settings file (default: ./rag.toml, then the user config dir).")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of text.")]
+
+
+def _settings(index: Path | None, collection: str | None, config: Path | None, **more) -> Settings:
+    return load_settings(config, index_dir=index, collection=collection, **more)
+
+
+def _display_path(path: str) -> str:
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:
+        return path
+    return path if relative.startswith("..") else relative
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to ingest (folders recursively).")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; change nothing.")] = False,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Drop this collection and ingest from scratch.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List every skipped file with its reason.")] = False,
+    as_json: JsonOption = False,
+    index: IndexOption = None,
+    collection: CollectionOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Sync documents into the index: add new files, replace changed ones, drop deleted ones."""
+    settings = _settings(index, collection, config)
+    progress = _RichProgress() if err.is_terminal and not as_json else None
+    report = rag.ingest(paths, settings, dry_run=dry_run, rebuild=rebuild, progress=progress)
+    if as_json:
+        out.print_json(json.dumps(report.to_dict()))
+    else:
+        if dry_run:
+            for verb, items in (("add", report.added), ("update", report.updated), ("remove", report.removed)):
+                for path in items:
+                    out.print(f"{verb:<7}{escape(_display_path(path))}")
+        _print_skipped(report.skipped, verbose)
+        for path, reason in report.failed:
+            err.print(f"failed  {escape(_display_path(path))}: {escape(reason)}")
+        out.print(report.summary())
+    raise typer.Exit(0 if report.ok else 1)
+
+
+def _print_skipped(skipped: list[tuple[str, str]], verbose: bool) -> None:
+    if verbose:
+        for path, reason in skipped:
+            err.print(f"skipped {escape(_display_path(path))}: {escape(reason)}")
+    elif skipped:
+        reasons = Counter(reason.split(",")[0].split(" (")[0] for _, reason in skipped)
+        listed = ", ".join(f"{reason} ({count})" for reason, count in reasons.most_common())
+        err.print(f"skipped {len(skipped)}: {escape(listed)}; --verbose lists them")
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for, in your own words.")],
+    k: Annotated[Optional[int], typer.Option("-k", "--top-k", min=1, help="Number of chunks to return.")] = None,
+    as_json: JsonOption = False,
+    index: IndexOption = None,
+    collection: CollectionOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Find the chunks most relevant to QUERY (retrieval only, no language model)."""
+    hits = rag.search(query, _settings(index, collection, config), k=k)
+    if as_json:
+        out.print_json(json.dumps([hit.to_dict() for hit in hits]))
+        return
+    if not hits:
+        err.print("No matching chunks.")
+    for hit in hits:
+        where = f"  {hit.location_label}" if hit.location_label else ""
+        out.print(f"{hit.rank}. [{hit.score:.3f}] {escape(_display_path(hit.source))}{escape(where)}")
+        out.print(f"   {escape(hit.snippet())}")
+
+
+@app.command()
+def status(
+    as_json: JsonOption = False,
+    index: IndexOption = None,
+    collection: CollectionOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Show where the index is, what it holds and what built it."""
+    info = rag.status(_settings(index, collection, config))
+    if as_json:
+        out.print_json(json.dumps(info.to_dict()))
+        return
+    rows = [
+        ("index", info.index_path),
+        ("collection", info.collection),
+        ("files", str(info.files)),
+        ("chunks", str(info.chunks)),
+        ("embedding model", f"{info.embedding_model} ({info.embedding_dimension} dimensions)"),
+        ("chunking", f"{info.chunk_tokens} tokens, {info.overlap_tokens} overlap"),
+        ("created", info.created_at),
+        ("last sync", info.last_sync or "never"),
+    ]
+    for label, value in rows:
+        out.print(f"{label + ':':<17}{escape(value)}")
+
+
+class _RichProgress:
+    """Progress bar on stderr for interactive ingests."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._chunks = 0
+        self._bar = Progress(
+            TextColumn("ingesting"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("files, {task.fields[chunks]} chunks"),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+        )
+        self._task = None
+
+    def start(self, total_files: int) -> None:
+        self._task = self._bar.add_task("ingest", total=total_files, chunks=0)
+        self._bar.start()
+
+    def advance(self, files: int, chunks: int) -> None:
+        self._chunks += chunks
+        self._bar.update(self._task, advance=files, chunks=self._chunks)
+
+    def finish(self) -> None:
+        self._bar.stop()
+
+
+def main() -> None:
+    try:
+        app()
+    except RagError as exc:
+        err.print(f"Error: {escape(str(exc))}")
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err.print("Interrupted.")
+        sys.exit(130)

@@ -1,0 +1,50 @@
+"""What an index holds and what built it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from ingest.index import Index
+from rag.settings import Settings
+
+
+@dataclass
+class IndexStatus:
+    index_path: str
+    collection: str
+    files: int
+    chunks: int
+    embedding_model: str
+    embedding_dimension: int | None
+    chunk_tokens: int
+    overlap_tokens: int
+    created_at: str
+    last_sync: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _iso(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    return dt.datetime.fromtimestamp(timestamp).astimezone().isoformat(timespec="seconds")
+
+
+def status(settings: Settings) -> IndexStatus:
+    stats = Index(settings).stats()
+    fingerprint = stats.fingerprint
+    return IndexStatus(
+        index_path=str(settings.index_path),
+        collection=settings.collection,
+        files=stats.files,
+        chunks=stats.chunks,
+        embedding_model=fingerprint.get("embedding_model", "?"),
+        embedding_dimension=fingerprint.get("embedding_dimension"),
+        chunk_tokens=fingerprint.get("chunk_tokens", 0),
+        overlap_tokens=fingerprint.get("overlap_tokens", 0),
+        created_at=_iso(stats.created_at) or "",
+        last_sync=_iso(stats.last_sync),
+    )

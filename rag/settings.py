@@ -1,0 +1,160 @@
+"""One typed settings object, layered: defaults < TOML file < RAG_* environment < explicit overrides.
+
+This is the only module that reads the environment; everything else receives a `Settings`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Mapping
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from rag.errors import ConfigError
+
+CONFIG_FILE_NAME = "rag.toml"
+ENV_PREFIX = "RAG_"
+ENV_NESTED_DELIMITER = "__"
+# Chroma's own rule for collection names, checked up front so the message is ours.
+COLLECTION_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class EmbeddingSettings(_Section):
+    model: str = Field(
+        "sentence-transformers/all-MiniLM-L6-v2",
+        description="The packaged all-MiniLM-L6-v2, or a local sentence-transformers model folder.",
+    )
+    batch_size: int = Field(64, gt=0)
+    device: str = "cpu"
+
+
+class ChunkingSettings(_Section):
+    chunk_tokens: int = Field(200, gt=16, description="Target chunk size in embedding-model tokens.")
+    overlap_tokens: int = Field(32, ge=0)
+
+
+class IngestSettings(_Section):
+    ignore_files: list[str] = Field(default_factory=lambda: [".gitignore", ".ragignore"])
+    max_file_mb: float = Field(50.0, gt=0)
+
+
+class SearchSettings(_Section):
+    k: int = Field(5, gt=0)
+
+
+class Settings(_Section):
+    home: Path = Field(
+        default_factory=lambda: Path(platformdirs.user_data_dir("rag")),
+        description="Where rag keeps its data (RAG_HOME).",
+    )
+    index_dir: Path | None = Field(None, description="Index directory; defaults to HOME/index.")
+    collection: str = "default"
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    search: SearchSettings = Field(default_factory=SearchSettings)
+
+    @field_validator("collection")
+    @classmethod
+    def _valid_collection(cls, name: str) -> str:
+        if not COLLECTION_NAME.match(name):
+            raise ValueError(
+                "use 3-512 characters from letters, digits, '.', '_' and '-', "
+                "starting and ending with a letter or digit"
+            )
+        return name
+
+    @property
+    def index_path(self) -> Path:
+        return (self.index_dir or self.home / "index").expanduser()
+
+    @property
+    def cache_path(self) -> Path:
+        return self.home.expanduser() / "cache"
+
+
+def find_config_file(environ: Mapping[str, str], cwd: Path) -> Path | None:
+    """RAG_CONFIG if set, else ./rag.toml, else the user's config dir."""
+    if explicit := environ.get(f"{ENV_PREFIX}CONFIG"):
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"Config file {path} (from {ENV_PREFIX}CONFIG) does not exist.")
+        return path
+    for candidate in (cwd / CONFIG_FILE_NAME, Path(platformdirs.user_config_dir("rag")) / CONFIG_FILE_NAME):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"Cannot read config file {path}: {exc}") from exc
+
+
+def _env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
+    """RAG_CHUNKING__CHUNK_TOKENS=100 -> {"chunking": {"chunk_tokens": "100"}}; pydantic coerces."""
+    known = set(Settings.model_fields)
+    layer: dict[str, Any] = {}
+    for key, value in environ.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        parts = key[len(ENV_PREFIX) :].lower().split(ENV_NESTED_DELIMITER.lower())
+        if parts[0] not in known:  # RAG_CONFIG, or another tool's RAG_* variable
+            continue
+        if value.startswith("["):
+            value = json.loads(value)
+        node = layer
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return layer
+
+
+def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_settings(
+    config_file: Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Build the settings from every layer.
+
+    `overrides` are the highest layer (CLI flags); nested sections take dicts,
+    e.g. `load_settings(chunking={"chunk_tokens": 128})`. Overrides that are None are ignored.
+    """
+    environ = os.environ if environ is None else environ
+    path = config_file or find_config_file(environ, cwd or Path.cwd())
+    layers = [_read_toml(path) if path else {}, _env_layer(environ), {k: v for k, v in overrides.items() if v is not None}]
+    data: dict[str, Any] = {}
+    for layer in layers:
+        data = _merge(data, layer)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        source = f" (config file {path})" if path else ""
+        raise ConfigError(f"Invalid settings{source}: {problems}") from exc
