@@ -20,7 +20,7 @@ from ingest.embedding import TokenCounter
 from rag.settings import ChunkingSettings
 
 HEADING_SEPARATOR = " > "
-# The prefix may take at most this share of the window, so long headings leave room for text.
+# The heading prefix may take at most this share of a chunk, so long headings leave room for text.
 MAX_PREFIX_SHARE = 0.5
 _HEADING = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.+?)[ \t#]*$")
 _FENCE = re.compile(r"^ {0,3}(```|~~~)")
@@ -100,7 +100,7 @@ class Chunker:
             section_meta = dict(base)
             if section.headings:
                 section_meta["heading"] = HEADING_SEPARATOR.join(section.headings)
-            budget = min(self.chunk_tokens, self.counter.window - self.counter.count(prefix))
+            budget = self.chunk_tokens - self.counter.count(prefix)
             for piece, offset in self._split_text(section.body, budget, language):
                 piece_meta = dict(section_meta)
                 if metadata.get("has_lines"):
@@ -114,16 +114,19 @@ class Chunker:
         if not headings:
             return ""
         prefix = HEADING_SEPARATOR.join(headings)
-        prefix, _ = self.counter.truncate(prefix, int(self.counter.window * MAX_PREFIX_SHARE))
+        prefix, _ = self.counter.truncate(prefix, int(self.chunk_tokens * MAX_PREFIX_SHARE))
         return prefix + "\n\n"
 
     def _split_text(self, text: str, budget: int, language: Language | None) -> list[tuple[str, int]]:
         """(piece, character offset in text) pairs, each piece at most `budget` tokens."""
-        splitter = self._splitter(budget, language)
         pieces: list[tuple[str, int]] = []
-        for doc in splitter.create_documents([text]):
-            offset = doc.metadata["start_index"]
-            rest = doc.page_content
+        cursor = 0
+        for chunk in self._splitter(budget, language).split_text(text):
+            # Chunks come in order and overlap, so each starts after the previous one's start.
+            # (The splitter's own add_start_index mixes token overlap with character offsets.)
+            offset = max(text.find(chunk, cursor), cursor)
+            cursor = offset + 1
+            rest = chunk
             # The splitter adds token counts of pieces, which can undercount their join.
             while rest:
                 head, rest = self.counter.truncate(rest, budget)
@@ -139,7 +142,6 @@ class Chunker:
             chunk_size=budget,
             chunk_overlap=min(self.overlap_tokens, budget // 4),
             length_function=self.counter.count,
-            add_start_index=True,
         )
         if language is None:
             return RecursiveCharacterTextSplitter(**options)

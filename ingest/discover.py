@@ -32,7 +32,7 @@ class Discovery:
 @dataclass
 class _IgnoreRules:
     base: str
-    spec: pathspec.PathSpec
+    spec: pathspec.GitIgnoreSpec
 
     def matches(self, path: str, is_dir: bool) -> bool:
         relative = os.path.relpath(path, self.base).replace(os.sep, "/")
@@ -105,6 +105,6 @@ def _read_ignore_rules(directory: str, ignore_files: list[str]) -> list[_IgnoreR
         path = os.path.join(directory, name)
         if os.path.isfile(path):
             with open(path, encoding="utf-8", errors="replace") as fh:
-                spec = pathspec.PathSpec.from_lines("gitwildmatch", fh)
+                spec = pathspec.GitIgnoreSpec.from_lines(fh)
             rules.append(_IgnoreRules(directory, spec))
     return rules

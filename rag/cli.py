@@ -13,7 +13,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Annotated, Optional
 
+import click
 import typer
+from typer.core import TyperGroup
 from rich.console import Console
 from rich.markup import escape
 
@@ -21,7 +23,22 @@ import rag
 from rag.errors import RagError
 from rag.settings import Settings, load_settings
 
+class _RagGroup(TyperGroup):
+    """Maps every user-facing error to one line on stderr and its exit code."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except RagError as exc:
+            err.print(f"Error: {escape(str(exc))}")
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            err.print("Interrupted.")
+            ctx.exit(130)
+
+
 app = typer.Typer(
+    cls=_RagGroup,
     help="Local-first RAG over your own documents. Nothing leaves your machine.",
     no_args_is_help=True,
     add_completion=False,
@@ -57,7 +74,7 @@ def _display_path(path: str) -> str:
 
 @app.command()
 def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="Files or folders to ingest (folders recursively).")],
+    paths: Annotated[list[Path], typer.Argument(metavar="PATH...", help="Files or folders to ingest (folders recursively).", show_default=False)],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; change nothing.")] = False,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Drop this collection and ingest from scratch.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List every skipped file with its reason.")] = False,
@@ -173,11 +190,4 @@ class _RichProgress:
 
 
 def main() -> None:
-    try:
-        app()
-    except RagError as exc:
-        err.print(f"Error: {escape(str(exc))}")
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        err.print("Interrupted.")
-        sys.exit(130)
+    app()

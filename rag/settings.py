@@ -38,7 +38,7 @@ class EmbeddingSettings(_Section):
 
 
 class ChunkingSettings(_Section):
-    chunk_tokens: int = Field(200, gt=16, description="Target chunk size in embedding-model tokens.")
+    chunk_tokens: int = Field(200, gt=16, description="Largest chunk, heading prefix included, in embedding-model tokens.")
     overlap_tokens: int = Field(32, ge=0)
 
 

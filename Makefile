@@ -1,0 +1,45 @@
+# `make demo` and `make test` each work on a fresh clone: they create .venv and install what they need.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export RAG_DEMO_QUESTION ?= When does the warranty of the Brandt RO-350 reflow oven end?
+
+# llama-cpp-python is built from source once, then reused from this wheelhouse.
+LLAMA_CPP_VERSION := 0.3.36
+# GGML_NATIVE=OFF: a native build enables AMX kernels that segfault on these machines at the
+# first generation; these flags keep AVX2 speed without them.
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+WHEELHOUSE ?= $(HOME)/.cache/rag/wheels/llama-cpp-avx2-nonative
+LLAMA_WHEEL := $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_CPP_VERSION)-py3-none-linux_x86_64.whl
+# --only-binary: never fall back to building llama-cpp-python with pip's default (native) flags.
+PIP_INSTALL := $(BIN)/pip install --disable-pip-version-check --find-links $(WHEELHOUSE) --only-binary llama-cpp-python
+
+.PHONY: demo test install
+
+demo: $(VENV)/.installed-demo
+	$(BIN)/rag ingest data/sample-notes
+	$(BIN)/rag status
+	$(BIN)/rag search "$$RAG_DEMO_QUESTION" -k 3
+
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest
+
+install: $(VENV)/.installed-demo
+
+$(VENV)/.installed-demo: pyproject.toml $(LLAMA_WHEEL) | $(BIN)/python
+	$(PIP_INSTALL) -e '.[llamacpp]'
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(LLAMA_WHEEL) | $(BIN)/python
+	$(PIP_INSTALL) -e '.[llamacpp,test]'
+	touch $@
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	# The CPU wheel first: anything else would pull several GB of CUDA packages.
+	$(BIN)/pip install --disable-pip-version-check torch==2.13.0
+
+$(LLAMA_WHEEL):
+	mkdir -p $(WHEELHOUSE)
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PYTHON) -m pip wheel --no-cache-dir --no-deps \
+		llama-cpp-python==$(LLAMA_CPP_VERSION) -w $(WHEELHOUSE)

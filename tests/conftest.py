@@ -1,0 +1,71 @@
+"""Shared fixtures: real Chroma on disk under a temporary RAG_HOME, the real packaged MiniLM.
+
+The sample corpus is ingested once per session; tests that change files work on their own copy.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_NOTES = REPO / "data" / "sample-notes"
+
+# No user config or shell setting may leak into the tests.
+for _name in [n for n in os.environ if n.startswith("RAG_")]:
+    del os.environ[_name]
+
+import rag  # noqa: E402
+from ingest.index import Index  # noqa: E402
+from rag.settings import Settings, load_settings  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_config_dir(tmp_path_factory):
+    os.environ["XDG_CONFIG_HOME"] = str(tmp_path_factory.mktemp("xdg-config"))
+
+
+def make_settings(home: Path, **overrides) -> Settings:
+    return load_settings(environ={}, cwd=home, home=home, **overrides)
+
+
+@pytest.fixture(scope="session")
+def sample_index(tmp_path_factory):
+    """(settings, report) for the sample corpus ingested into a fresh index."""
+    settings = make_settings(tmp_path_factory.mktemp("sample-home"))
+    report = rag.ingest([SAMPLE_NOTES], settings)
+    return settings, report
+
+
+@pytest.fixture
+def home(tmp_path) -> Path:
+    path = tmp_path / "home"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def notes(tmp_path) -> Path:
+    """A small writable copy of part of the sample corpus."""
+    folder = tmp_path / "notes"
+    for relative in [
+        "personal/recipes/cardamom-buns.md",
+        "personal/garden/allotment-plan-2024.md",
+        "work/calls/phone-log-2024-04.txt",
+        "work/tools/calibrate.py",
+    ]:
+        target = folder / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(SAMPLE_NOTES / relative, target)
+    return folder
+
+
+def assert_index_consistent(settings: Settings) -> None:
+    """Chroma holds exactly the chunks the manifest lists: no duplicate, no orphan."""
+    index = Index(settings)
+    listed = [chunk_id for record in index.sources().values() for chunk_id in record.chunk_ids]
+    assert len(listed) == len(set(listed)), "a chunk id is listed twice in the manifest"
+    assert index.chunk_ids() == set(listed)

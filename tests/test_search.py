@@ -1,0 +1,84 @@
+"""Retrieval over the ingested sample corpus: each question has its answer in exactly one file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import rag
+from ingest.embedding import LocalEmbeddings
+from tests.conftest import SAMPLE_NOTES
+
+QUESTIONS = [
+    ("At what time does the nightly harbor-retention partition cleanup job run?", "work/runbooks/harbor-ingest-runbook.md"),
+    ("Below what battery voltage does a Tern-4 logger refuse an over-the-air update?", "work/design/tern4-ota-updates.md"),
+    ("How much did finance approve for the Q2 test-equipment budget?", "work/meetings/2024-03-12-platform-sync.md"),
+    ("What oven temperature are the cardamom buns baked at?", "personal/recipes/cardamom-buns.md"),
+    ("What is the booking reference for the Rorbu cabin in Reine?", "personal/travel/lofoten-2024.md"),
+    ("When is the library loan of The Long Tide due back?", "personal/reading-list-2024.md"),
+    ("What soil pH did the 2023 soil test of the allotment show?", "personal/garden/allotment-plan-2024.md"),
+    ("When is Dad's hip operation booked?", "personal/journal/2024-06-02.txt"),
+    ("What price per board did Ostra Kretskort quote for the main boards?", "work/calls/phone-log-2024-04.txt"),
+    ("What is the default value of TERNLOG_CACHE_DIR?", "work/docs/ternlog-install.rst"),
+    ("When does the warranty of the Brandt RO-350 reflow oven end?", "work/vendors/brandt-ro350-manual.pdf"),
+    ("Which VLAN must lab equipment use on the office network?", "work/intranet/office-it-essentials.html"),
+    ("How many days of paid vacation per year do employees get?", "work/hr/onboarding-guide.docx"),
+    ("What baud rate does the calibration script use for the service port?", "work/tools/calibrate.py"),
+]
+
+
+@pytest.mark.parametrize("question,expected", QUESTIONS, ids=[Path(f).name for _, f in QUESTIONS])
+def test_search_ranks_the_right_file_first(sample_index, question, expected):
+    settings, _ = sample_index
+    hits = rag.search(question, settings, k=3)
+    assert hits[0].source == str(SAMPLE_NOTES / expected), [(h.source, h.score) for h in hits]
+    assert [h.rank for h in hits] == [1, 2, 3]
+    assert hits[0].score >= hits[1].score >= hits[2].score
+
+
+def test_pdf_hits_carry_their_page(sample_index):
+    settings, _ = sample_index
+    hit = rag.search("When does the warranty of the Brandt RO-350 reflow oven end?", settings, k=1)[0]
+    assert hit.location == {"page": 2}
+    assert "4 October 2025" in hit.text
+    assert hit.location_label == "page 2"
+
+
+def test_markdown_hits_carry_heading_path_and_exact_lines(sample_index):
+    settings, _ = sample_index
+    hit = rag.search("What soil pH did the 2023 soil test of the allotment show?", settings, k=1)[0]
+    assert hit.location["heading"] == "Allotment Plan 2024 > Soil and compost"
+    assert hit.text.startswith("Allotment Plan 2024 > Soil and compost\n\n")
+    lines = Path(hit.source).read_text().splitlines()
+    assert hit.body in "\n".join(lines[hit.location["start_line"] - 1 : hit.location["end_line"]])
+
+
+def test_every_chunk_fits_the_embedding_window_and_cites_real_lines(sample_index):
+    settings, _ = sample_index
+    counter = LocalEmbeddings(settings.embedding).token_counter
+    assert counter.window == 254  # all-MiniLM-L6-v2 reads 256 word pieces, two of them special
+    hits = rag.search("anything", settings, k=1000)
+    assert len(hits) == sum(1 for _ in hits) > 100
+    for hit in hits:
+        assert counter.count(hit.text) <= settings.chunking.chunk_tokens <= counter.window
+        if "start_line" in hit.location:
+            lines = Path(hit.source).read_text().splitlines()
+            cited = "\n".join(lines[hit.location["start_line"] - 1 : hit.location["end_line"]])
+            assert hit.body in cited, (hit.source, hit.location)
+
+
+def test_html_loader_drops_page_furniture(sample_index):
+    settings, _ = sample_index
+    html = str(SAMPLE_NOTES / "work/intranet/office-it-essentials.html")
+    texts = " ".join(h.text for h in rag.search("intranet page", settings, k=1000) if h.source == html)
+    assert "VLAN 240" in texts
+    for noise in ("function(", "{color", "cookie", "<div"):
+        assert noise not in texts
+
+
+def test_docx_headings_become_the_heading_path(sample_index):
+    settings, _ = sample_index
+    hit = rag.search("How many days of paid vacation per year do employees get?", settings, k=1)[0]
+    assert hit.location["heading"].endswith("Working Hours and Time Off > Vacation")
+    assert "28 days" in hit.text

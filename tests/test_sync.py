@@ -1,0 +1,182 @@
+"""Sync semantics of `rag.ingest` against real Chroma on disk."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+import rag
+from ingest.index import Index
+from rag.errors import IndexMismatchError
+from tests.conftest import SAMPLE_NOTES, assert_index_consistent, make_settings
+
+
+def _all_files(folder: Path) -> list[str]:
+    return sorted(str(p) for p in folder.rglob("*") if p.is_file())
+
+
+def test_sample_corpus_ingests_completely(sample_index):
+    settings, report = sample_index
+    assert report.failed == []
+    assert sorted(report.added) == _all_files(SAMPLE_NOTES)
+    assert report.updated == report.removed == []
+    stats = Index(settings).stats()
+    assert stats.files == len(report.added) == 14
+    assert stats.chunks == report.chunks_added > 14
+    assert_index_consistent(settings)
+
+
+def test_resync_adds_replaces_and_removes_exactly(notes, home):
+    settings = make_settings(home)
+    first = rag.ingest([notes], settings)
+    assert len(first.added) == 4
+
+    modified = notes / "personal/recipes/cardamom-buns.md"
+    modified.write_text("# Buns\n\nThe buns now bake at 250 degrees for exactly 7 minutes.\n")
+    deleted = notes / "work/tools/calibrate.py"
+    deleted.unlink()
+    added = notes / "new" / "parking.txt"
+    added.parent.mkdir()
+    added.write_text("Visitor parking is in garage level P3, spaces 301 to 318.\n")
+
+    second = rag.ingest([notes], settings)
+    assert second.added == [str(added)]
+    assert second.updated == [str(modified)]
+    assert second.removed == [str(deleted)]
+    assert second.unchanged == 2
+    assert second.failed == []
+    assert second.chunks_added == 2  # one chunk each for the new and the rewritten file
+    stats = Index(settings).stats()
+    assert stats.files == 4
+    assert_index_consistent(settings)
+
+    top = rag.search("how hot is the oven for the buns", settings, k=1)[0]
+    assert top.source == str(modified) and "250 degrees" in top.text
+    hits = rag.search("anything", settings, k=100)
+    assert not any(hit.source == str(deleted) for hit in hits)
+    assert "Kardemummabullar" not in " ".join(hit.text for hit in hits)
+
+
+def test_unchanged_files_are_skipped_and_touch_is_not_a_change(notes, home):
+    settings = make_settings(home)
+    rag.ingest([notes], settings)
+    chunk_ids = Index(settings).chunk_ids()
+
+    again = rag.ingest([notes], settings)
+    assert (again.unchanged, again.added, again.updated, again.chunks_added) == (4, [], [], 0)
+
+    touched = notes / "work/calls/phone-log-2024-04.txt"
+    os.utime(touched, ns=(touched.stat().st_atime_ns, touched.stat().st_mtime_ns + 10**9))
+    after_touch = rag.ingest([notes], settings)
+    assert (after_touch.unchanged, after_touch.updated, after_touch.chunks_added) == (4, [], 0)
+    assert Index(settings).sources()[str(touched)].mtime_ns == touched.stat().st_mtime_ns
+    assert Index(settings).chunk_ids() == chunk_ids
+
+
+def test_dry_run_reports_the_plan_and_changes_nothing(notes, home):
+    settings = make_settings(home)
+    fresh = rag.ingest([notes], settings, dry_run=True)
+    assert len(fresh.added) == 4 and fresh.dry_run
+    assert not Index(settings).exists()
+
+    rag.ingest([notes], settings)
+    before = (Index(settings).sources(), Index(settings).chunk_ids())
+    (notes / "personal/garden/allotment-plan-2024.md").write_text("# Plot\n\nPlot 43 is now given up.\n")
+    (notes / "work/tools/calibrate.py").unlink()
+    (notes / "extra.md").write_text("# Extra\n\nA new note.\n")
+
+    plan = rag.ingest([notes], settings, dry_run=True)
+    assert plan.added == [str(notes / "extra.md")]
+    assert plan.updated == [str(notes / "personal/garden/allotment-plan-2024.md")]
+    assert plan.removed == [str(notes / "work/tools/calibrate.py")]
+    assert (Index(settings).sources(), Index(settings).chunk_ids()) == before
+
+
+def test_changed_settings_are_refused_until_rebuild(notes, home):
+    rag.ingest([notes], make_settings(home))
+    smaller_chunks = make_settings(home, chunking={"chunk_tokens": 100})
+    with pytest.raises(IndexMismatchError, match=r"chunk_tokens 200, now 100.*--rebuild"):
+        rag.ingest([notes], smaller_chunks)
+    with pytest.raises(IndexMismatchError):
+        rag.search("buns", smaller_chunks)
+
+    rebuilt = rag.ingest([notes], smaller_chunks, rebuild=True)
+    assert len(rebuilt.added) == 4
+    assert Index(smaller_chunks).stats().fingerprint["chunk_tokens"] == 100
+    assert_index_consistent(smaller_chunks)
+
+
+def test_bad_files_are_reported_and_the_rest_ingested(notes, home):
+    (notes / "broken.pdf").write_bytes(b"%PDF-1.4\n1 0 obj << /Type /Catalog >>\ntruncated")
+    (notes / "disguised.txt").write_bytes(bytes(range(256)) * 4)
+    (notes / "image.bin").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
+    (notes / "latin1.txt").write_bytes("Smörgåsbord".encode("latin-1"))
+
+    report = rag.ingest([notes], make_settings(home))
+    failed = dict(report.failed)
+    assert failed[str(notes / "broken.pdf")].startswith("unreadable PDF")
+    assert failed[str(notes / "disguised.txt")] == "binary content, not text"
+    assert "not valid UTF-8" in failed[str(notes / "latin1.txt")]
+    assert dict(report.skipped)[str(notes / "image.bin")] == "unsupported file type .bin"
+    assert len(report.added) == 4 and not report.ok
+    assert rag.search("baud rate of the service port", make_settings(home), k=1)[0].source.endswith("calibrate.py")
+
+
+def test_a_file_that_breaks_keeps_its_previous_chunks(notes, home):
+    settings = make_settings(home)
+    rag.ingest([notes], settings)
+    log = notes / "work/calls/phone-log-2024-04.txt"
+    old_ids = Index(settings).sources()[str(log)].chunk_ids
+    log.write_bytes(b"\x00\x01binary now")
+    report = rag.ingest([notes], settings)
+    assert [path for path, _ in report.failed] == [str(log)]
+    assert report.removed == []
+    assert Index(settings).sources()[str(log)].chunk_ids == old_ids
+    assert_index_consistent(settings)
+
+
+def test_ignore_files_hidden_files_and_symlinks(notes, home, tmp_path):
+    (notes / ".ragignore").write_text("drafts/\n*.tmp.md\n")
+    (notes / "drafts").mkdir()
+    (notes / "drafts" / "idea.md").write_text("# Idea\n\nDraft text.\n")
+    (notes / "scratch.tmp.md").write_text("# Scratch\n\nTemporary.\n")
+    (notes / ".hidden.md").write_text("# Hidden\n\nSecret.\n")
+    (notes / ".obsidian").mkdir()
+    (notes / ".obsidian" / "workspace.md").write_text("# Workspace\n")
+    outside = tmp_path / "outside.md"
+    outside.write_text("# Outside\n\nNot under the notes folder.\n")
+    (notes / "link-out.md").symlink_to(outside)
+
+    report = rag.ingest([notes], make_settings(home))
+    ingested = {Path(p).name for p in report.added}
+    assert ingested == {"cardamom-buns.md", "allotment-plan-2024.md", "phone-log-2024-04.txt", "calibrate.py"}
+    skipped = dict(report.skipped)
+    assert skipped[str(notes / ".hidden.md")] == "hidden file"
+    assert skipped[str(notes / ".obsidian")] == "hidden folder"
+    assert "outside the ingested folder" in skipped[str(notes / "link-out.md")]
+
+
+def test_deleting_a_whole_folder_removes_its_chunks_only(notes, home, tmp_path):
+    settings = make_settings(home)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "keep.md").write_text("# Keep\n\nThe spare key is under the blue flowerpot.\n")
+    rag.ingest([notes, other], settings)
+    shutil.rmtree(notes)
+    notes.mkdir()
+
+    report = rag.ingest([notes], settings)
+    assert len(report.removed) == 4
+    assert list(Index(settings).sources()) == [str(other / "keep.md")]
+    assert_index_consistent(settings)
+
+
+def test_collections_are_separate_knowledge_bases(notes, home, tmp_path):
+    recipes = make_settings(home, collection="recipes")
+    rag.ingest([notes / "personal/recipes"], recipes)
+    rag.ingest([notes / "work"], make_settings(home))
+    assert {Path(h.source).name for h in rag.search("anything", recipes, k=50)} == {"cardamom-buns.md"}
+    assert Index(make_settings(home)).stats().files == 2
