@@ -46,8 +46,10 @@ class TokenCounter:
     def __init__(self, tokenizer: "Tokenizer", window: int):
         self._tokenizer = tokenizer
         self.window = window  # content tokens the model reads; the rest is silently dropped
+        # Text splitters measure every word on the way to a chunk; words repeat a lot.
+        self.count = functools.lru_cache(maxsize=1 << 16)(self._count)
 
-    def count(self, text: str) -> int:
+    def _count(self, text: str) -> int:
         return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
 
     def truncate(self, text: str, max_tokens: int) -> tuple[str, str]:

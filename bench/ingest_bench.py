@@ -1,0 +1,120 @@
+"""Ingest benchmark: full ingest and unchanged re-sync of a folder, against the bare embedding cost.
+
+    .venv/bin/python bench/ingest_bench.py                 # SciFact corpus, one file per abstract
+    .venv/bin/python bench/ingest_bench.py --limit 500     # a quick run
+    .venv/bin/python bench/ingest_bench.py --folder ~/notes
+
+Each `rag ingest` runs as a real CLI process (cold start included); its peak RSS comes from the
+kernel's accounting of that child. The baseline, measured in the same run, is sentence-transformers
+alone encoding exactly the chunk texts the ingest stored: what is left over is our own overhead.
+Prints one JSON line on stdout; progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SCIFACT = REPO.parent / "shared" / "data" / "scifact"
+
+
+def build_scifact_folder(target: Path, limit: int | None) -> Path:
+    """One .txt file per abstract (title, blank line, text), written once and reused."""
+    marker = target / f".complete-{limit or 'all'}"
+    if marker.exists():
+        return target
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    with (SCIFACT / "corpus.jsonl").open() as corpus:
+        for number, line in enumerate(corpus):
+            if limit is not None and number >= limit:
+                break
+            doc = json.loads(line)
+            (target / f"{doc['_id']}.txt").write_text(f"{doc.get('title', '')}\n\n{doc['text']}\n")
+    marker.touch()
+    return target
+
+
+def run_cli(args: list[str], home: Path) -> tuple[dict, float, float]:
+    """(JSON report, wall seconds, peak RSS in MB) of one `rag` process."""
+    rag = Path(sys.executable).with_name("rag")
+    env = {**os.environ, "RAG_HOME": str(home)}
+    started = time.perf_counter()
+    process = subprocess.Popen([str(rag), *args, "--json"], env=env, stdout=subprocess.PIPE, text=True)
+    stdout = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) not in (0, 1):
+        raise SystemExit(f"rag {' '.join(args)} failed with exit code {os.waitstatus_to_exitcode(status)}")
+    return json.loads(stdout), seconds, usage.ru_maxrss / 1024
+
+
+def embedding_baseline(home: Path) -> tuple[int, float]:
+    """Seconds for sentence-transformers alone to encode the stored chunk texts."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    import rag
+    from ingest.embedding import LocalEmbeddings
+
+    settings = rag.load_settings(home=home)
+    client = chromadb.PersistentClient(
+        path=str(settings.index_path / "chroma"), settings=ChromaSettings(anonymized_telemetry=False)
+    )
+    texts = client.get_collection(settings.collection).get(include=["documents"])["documents"]
+    embedder = LocalEmbeddings(settings.embedding)
+    embedder.encode(texts[:8])  # load the model outside the timing, as the ingest's own load is small
+    started = time.perf_counter()
+    embedder.encode(texts)
+    return len(texts), time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--folder", type=Path, help="ingest this folder instead of SciFact")
+    parser.add_argument("--limit", type=int, help="only the first N SciFact abstracts")
+    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "rag-bench")
+    options = parser.parse_args()
+
+    folder = options.folder or build_scifact_folder(
+        options.workdir / f"scifact-{options.limit or 'all'}", options.limit
+    )
+    home = options.workdir / "home"
+    shutil.rmtree(home, ignore_errors=True)
+
+    print(f"full ingest of {folder} ...", file=sys.stderr)
+    full, full_seconds, full_rss = run_cli(["ingest", str(folder)], home)
+    print("unchanged re-sync ...", file=sys.stderr)
+    resync, resync_seconds, resync_rss = run_cli(["ingest", str(folder)], home)
+    print("baseline: the embedding model alone on the same chunks ...", file=sys.stderr)
+    chunks, embed_seconds = embedding_baseline(home)
+
+    result = {
+        "files": len(full["added"]),
+        "failed": len(full["failed"]),
+        "chunks": chunks,
+        "full_ingest_s": round(full_seconds, 2),
+        "full_ingest_library_s": full["seconds"],
+        "chunks_per_s": round(chunks / full_seconds, 1),
+        "full_peak_rss_mb": round(full_rss),
+        "resync_unchanged_files": resync["unchanged"],
+        "resync_s": round(resync_seconds, 3),
+        "resync_library_s": resync["seconds"],
+        "resync_peak_rss_mb": round(resync_rss),
+        "baseline_embedding_only_s": round(embed_seconds, 2),
+        "overhead_beyond_embedding_s": round(full_seconds - embed_seconds, 2),
+        "embedding_share_of_ingest": round(embed_seconds / full_seconds, 3),
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""Settings layering: defaults < TOML < RAG_* environment < explicit overrides."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.errors import ConfigError
+from rag.settings import load_settings
+
+
+def test_defaults(tmp_path):
+    settings = load_settings(environ={}, cwd=tmp_path)
+    assert settings.collection == "default"
+    assert settings.embedding.model == "sentence-transformers/all-MiniLM-L6-v2"
+    assert settings.index_path == settings.home / "index"
+    assert settings.home.parts[-1] == "rag"
+
+
+def test_precedence_of_every_layer(tmp_path):
+    (tmp_path / "rag.toml").write_text(
+        'collection = "from-toml"\n[chunking]\nchunk_tokens = 150\noverlap_tokens = 10\n[search]\nk = 7\n'
+    )
+    environ = {"RAG_CHUNKING__CHUNK_TOKENS": "120", "RAG_HOME": str(tmp_path / "h"), "RAG_UNRELATED_TOOL": "x"}
+    settings = load_settings(environ=environ, cwd=tmp_path, search={"k": 9}, collection=None)
+    assert settings.collection == "from-toml"  # TOML, since the override was None
+    assert settings.chunking.chunk_tokens == 120  # environment beats TOML
+    assert settings.chunking.overlap_tokens == 10  # TOML beats defaults, section merged not replaced
+    assert settings.search.k == 9  # override beats everything
+    assert settings.home == tmp_path / "h"
+
+
+def test_explicit_config_file_and_index_dir(tmp_path):
+    config = tmp_path / "elsewhere.toml"
+    config.write_text(f'index_dir = "{tmp_path / "idx"}"\n[ingest]\nignore_files = [".myignore"]\n')
+    settings = load_settings(environ={"RAG_CONFIG": str(config)}, cwd=tmp_path)
+    assert settings.index_path == tmp_path / "idx"
+    assert settings.ingest.ignore_files == [".myignore"]
+    assert load_settings(config, environ={}, cwd=tmp_path).index_path == tmp_path / "idx"
+
+
+def test_list_from_environment(tmp_path):
+    settings = load_settings(environ={"RAG_INGEST__IGNORE_FILES": '[".a", ".b"]'}, cwd=tmp_path)
+    assert settings.ingest.ignore_files == [".a", ".b"]
+
+
+@pytest.mark.parametrize(
+    "toml,message",
+    [
+        ("[chunking]\nchunk_size = 100\n", "chunking.chunk_size: Extra inputs are not permitted"),
+        ("[search]\nk = 0\n", "search.k: Input should be greater than 0"),
+        ('collection = "x"\n', "collection: Value error, use 3-512 characters"),
+        ("[chunking\n", "Cannot read config file"),
+    ],
+)
+def test_bad_settings_name_the_file_and_the_key(tmp_path, toml, message):
+    (tmp_path / "rag.toml").write_text(toml)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={}, cwd=tmp_path)
+    assert message in str(caught.value)
+    assert str(tmp_path / "rag.toml") in str(caught.value)
+
+
+def test_missing_explicit_config_is_an_error(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(environ={"RAG_CONFIG": str(tmp_path / "missing.toml")}, cwd=tmp_path)
+
+
+def test_privacy_environment_is_forced_on_import():
+    import os
+
+    import rag  # noqa: F401
+
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
+    assert os.environ["LANGCHAIN_TRACING_V2"] == "false"
