@@ -5,14 +5,25 @@
     rag.ingest(["notes/"], settings)
     for hit in rag.search("when is the offsite?", settings):
         print(hit.score, hit.source, hit.location_label)
+    print(rag.ask("when is the offsite?", settings).answer)
 """
 
 from rag.privacy import enforce_offline
 
 enforce_offline()
 
-from rag.api import ingest, search, status  # noqa: E402
+from rag.api import ask, ingest, search, status  # noqa: E402
 from rag.errors import RagError  # noqa: E402
 from rag.settings import Settings, load_settings  # noqa: E402
 
-__all__ = ["RagError", "Settings", "ingest", "load_settings", "search", "status"]
+
+def __getattr__(name: str):
+    # The assistant pulls in LangChain's model classes: only load them when asked for.
+    if name == "Assistant":
+        from rag.ask import Assistant
+
+        return Assistant
+    raise AttributeError(name)
+
+
+__all__ = ["Assistant", "RagError", "Settings", "ask", "ingest", "load_settings", "search", "status"]

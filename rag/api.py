@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ingest import sync
 from rag import retrieval
 from rag import index_status
 from rag.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from rag.ask import Answer
 
 
 def ingest(
@@ -32,3 +36,13 @@ def search(query: str, settings: Settings | None = None, k: int | None = None) -
 def status(settings: Settings | None = None) -> index_status.IndexStatus:
     """Location, size and build settings of the index."""
     return index_status.status(settings or load_settings())
+
+
+def ask(question: str, settings: Settings | None = None, k: int | None = None) -> "Answer":
+    """Answer `question` from the knowledge base with the configured model.
+
+    Loads the model on every call; keep an `rag.Assistant` to ask several questions.
+    """
+    from rag.ask import Assistant
+
+    return Assistant(settings or load_settings(), k=k).ask(question)

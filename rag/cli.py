@@ -11,7 +11,7 @@ import os
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import click
 import typer
@@ -22,6 +22,9 @@ from rich.markup import escape
 import rag
 from rag.errors import RagError
 from rag.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from rag.ask import Assistant
 
 class _RagGroup(TyperGroup):
     """Maps every user-facing error to one line on stderr and its exit code."""
@@ -157,6 +160,129 @@ def status(
     ]
     for label, value in rows:
         out.print(f"{label + ':':<17}{escape(value)}")
+
+
+ModelOption = Annotated[
+    Optional[Path], typer.Option("--model", help="A GGUF model file (default: the packaged Gemma 3 270M).", show_default=False)
+]
+PromptStyleOption = Annotated[
+    Optional[str],
+    typer.Option("--prompt-style", help="auto, chat, llama2, llama3, mistral, gemma, chatml or plain.", show_default=False),
+]
+TopKOption = Annotated[Optional[int], typer.Option("-k", "--top-k", min=1, help="Chunks to retrieve.", show_default=False)]
+
+
+def _assistant(index, collection, config, model, prompt_style, k) -> "Assistant":
+    from rag.ask import Assistant
+
+    llm = {key: value for key, value in (("model_path", model), ("prompt_style", prompt_style)) if value is not None}
+    settings = _settings(index, collection, config, llm=llm or None)
+    return Assistant(settings, k=k)
+
+
+def _print_sources(sources) -> None:
+    from rag.chain import source_label
+
+    if not sources:
+        return
+    out.print("\nSources:")
+    for number, doc in enumerate(sources, start=1):
+        label = source_label(doc).replace(doc.metadata["source"], _display_path(doc.metadata["source"]), 1)
+        out.print(f"  [{number}] {escape(label)}  (score {doc.metadata['score']:.2f})")
+
+
+def _stream_answer(stream, show_prompt: bool) -> None:
+    """Print tokens as they arrive; the prompt first when asked for."""
+    prompt_shown = not show_prompt
+    for token in stream:
+        if not prompt_shown:
+            out.print(f"--- prompt ---\n{escape(stream.state['prompt'].to_string())}\n--- answer ---")
+            prompt_shown = True
+        out.print(escape(token), end="")
+    out.print()
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="Your question, answered from your documents.")],
+    k: TopKOption = None,
+    as_json: JsonOption = False,
+    show_prompt: Annotated[bool, typer.Option("--show-prompt", help="Print the exact prompt sent to the model.")] = False,
+    no_stream: Annotated[bool, typer.Option("--no-stream", help="Print the answer only when it is complete.")] = False,
+    model: ModelOption = None,
+    prompt_style: PromptStyleOption = None,
+    index: IndexOption = None,
+    collection: CollectionOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Answer QUESTION with the local model, from the most relevant chunks, citing them."""
+    assistant = _assistant(index, collection, config, model, prompt_style, k)
+    if as_json or no_stream:
+        answer = assistant.ask(question)
+        if as_json:
+            payload = answer.to_dict() | ({"prompt": answer.prompt} if show_prompt else {})
+            out.print_json(json.dumps(payload))
+            return
+        if show_prompt:
+            out.print(f"--- prompt ---\n{escape(answer.prompt)}\n--- answer ---")
+        out.print(escape(answer.answer.strip()))
+        _print_sources(answer.sources)
+        return
+    stream = assistant.stream(question)
+    _stream_answer(stream, show_prompt)
+    _print_sources(stream.answer.sources)
+
+
+CHAT_HELP = "Ask about your documents. /sources shows the last answer's sources, /reset forgets the conversation, /exit leaves."
+
+
+@app.command()
+def chat(
+    k: TopKOption = None,
+    model: ModelOption = None,
+    prompt_style: PromptStyleOption = None,
+    index: IndexOption = None,
+    collection: CollectionOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Talk with your documents: follow-up questions keep the conversation's context."""
+    assistant = _assistant(index, collection, config, model, prompt_style, k)
+    history: list[tuple[str, str]] = []
+    last_sources: list = []
+    err.print(CHAT_HELP)
+    while True:
+        try:
+            line = input("> " if sys.stdin.isatty() else "").strip()
+        except EOFError:
+            return
+        except KeyboardInterrupt:
+            err.print("\n(/exit or Ctrl-D leaves the chat)")
+            continue
+        if not line:
+            continue
+        if line in ("/exit", "/quit"):
+            return
+        if line == "/reset":
+            history, last_sources = [], []
+            err.print("Conversation forgotten.")
+            continue
+        if line == "/sources":
+            _print_sources(last_sources) if last_sources else err.print("No sources yet.")
+            continue
+        if line.startswith("/"):
+            err.print(f"Unknown command {line.split()[0]}. {CHAT_HELP}")
+            continue
+        stream = assistant.stream(line, history)
+        if stream.standalone_question:
+            err.print(f"(searching for: {escape(stream.standalone_question)})")
+        try:
+            _stream_answer(stream, show_prompt=False)
+        except KeyboardInterrupt:
+            out.print()
+            err.print("(answer stopped)")
+            continue
+        history.append((line, stream.answer.answer.strip()))
+        last_sources = stream.answer.sources
 
 
 class _RichProgress:

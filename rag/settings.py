@@ -49,6 +49,24 @@ class IngestSettings(_Section):
 
 class SearchSettings(_Section):
     k: int = Field(5, gt=0)
+    min_score: float = Field(
+        0.3, description="Chunks scoring below this are not relevant enough to answer from."
+    )
+
+
+class LLMSettings(_Section):
+    backend: str = "llamacpp"
+    model_path: Path | None = Field(None, description="A GGUF file; default: the packaged Gemma 3 270M.")
+    prompt_style: str = Field("auto", description="auto, chat, or a family: llama2 llama3 mistral gemma chatml plain.")
+    n_ctx: int = Field(2048, gt=0, description="Context window in tokens: prompt plus answer.")
+    n_batch: int = Field(512, gt=0, description="Prompt tokens evaluated per batch.")
+    n_gpu_layers: int = Field(0, description="Layers offloaded to the GPU (-1: all); needs a GPU build.")
+    f16_kv: bool = Field(True, description="Keep the key/value cache in half precision.")
+    n_threads: int | None = Field(None, gt=0, description="CPU threads; default: llama.cpp's choice.")
+    temperature: float = Field(0.1, ge=0)
+    max_tokens: int = Field(256, gt=0, description="Answer budget in tokens.")
+    stop: list[str] = Field(default_factory=list, description="Stop sequences added to the prompt family's.")
+    seed: int = 0
 
 
 class Settings(_Section):
@@ -62,6 +80,7 @@ class Settings(_Section):
     chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     search: SearchSettings = Field(default_factory=SearchSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
 
     @field_validator("collection")
     @classmethod

@@ -1,0 +1,146 @@
+"""Answer questions from the knowledge base with the configured local model.
+
+    assistant = Assistant(settings)
+    stream = assistant.stream("When does the oven warranty end?")
+    for token in stream:
+        print(token, end="")
+    print(stream.answer.sources)
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Iterator, Sequence
+
+from langchain_core.documents import Document
+from langchain_core.language_models import BaseLanguageModel
+
+from ingest.index import Index
+from rag.backends import count_tokens, create_llm
+from rag.chain import IndexRetriever, build_condense_chain, build_rag_chain, fit_sources
+from rag.prompting import select_prompt
+from rag.settings import Settings
+
+# Turns of chat history shown to the condense prompt; older turns rarely matter and cost context.
+HISTORY_TURNS = 4
+
+
+@dataclass
+class Answer:
+    question: str
+    answer: str
+    sources: list[Document]
+    prompt: str
+    prompt_family: str
+    standalone_question: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "standalone_question": self.standalone_question,
+            "answer": self.answer,
+            "sources": [
+                {
+                    "number": number,
+                    "source": doc.metadata["source"],
+                    "score": round(doc.metadata["score"], 4),
+                    "location": {k: v for k, v in doc.metadata.items() if k not in ("source", "score", "rank")},
+                    "chunk_id": doc.id,
+                }
+                for number, doc in enumerate(self.sources, start=1)
+            ],
+            "prompt_family": self.prompt_family,
+            "timings": {key: round(value, 2) for key, value in self.timings.items()},
+        }
+
+
+class AnswerStream:
+    """Iterate for answer tokens as they are generated; `answer` is complete afterwards."""
+
+    def __init__(self, chunks: Iterator[dict[str, Any]], question: str, standalone: str | None, assistant: "Assistant"):
+        self._chunks = chunks
+        self._question = question
+        self.standalone_question = standalone
+        self._assistant = assistant
+        self._started = time.perf_counter()
+        self.state: dict[str, Any] = {}
+        self.answer: Answer | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        first_token_at = None
+        pieces: list[str] = []
+        for chunk in self._chunks:
+            token = chunk.pop("answer", None)
+            self.state.update(chunk)
+            if token:
+                first_token_at = first_token_at or time.perf_counter()
+                pieces.append(token)
+                yield token
+        finished = time.perf_counter()
+        text = "".join(pieces)
+        self.answer = Answer(
+            question=self._question,
+            answer=text,
+            sources=self.state.get("sources", []),
+            prompt=self.state["prompt"].to_string() if "prompt" in self.state else "",
+            prompt_family=self._assistant.qa.family,
+            standalone_question=self.standalone_question,
+            timings=self._timings(text, first_token_at, finished),
+        )
+
+    def _timings(self, text: str, first_token_at: float | None, finished: float) -> dict[str, float]:
+        timings = {"retrieval_ms": self.state.get("retrieval_ms", 0.0), "total_ms": (finished - self._started) * 1000}
+        if first_token_at is not None and self.state.get("sources"):
+            generated = self._assistant.count_tokens(text) - self._assistant.count_tokens("")
+            timings["first_token_ms"] = (first_token_at - self._started) * 1000
+            timings["tokens"] = generated
+            timings["tokens_per_s"] = generated / max(finished - first_token_at, 1e-9)
+        return timings
+
+
+class Assistant:
+    """The question-answering pipeline for one knowledge base and one model."""
+
+    def __init__(self, settings: Settings, llm: BaseLanguageModel | None = None, k: int | None = None):
+        Index(settings).require()  # fail before spending seconds on loading a model
+        self.settings = settings
+        self.llm = llm or create_llm(settings)
+        style = settings.llm.prompt_style
+        self.qa = select_prompt(self.llm, "qa", style)
+        self.condense = select_prompt(self.llm, "condense", style)
+        stop = [*self.qa.stop, *settings.llm.stop]
+        generator = self.llm.bind(stop=stop) if stop else self.llm
+        retriever = IndexRetriever(settings=settings, k=k or settings.search.k, min_score=settings.search.min_score)
+        fit = partial(
+            fit_sources,
+            prompt=self.qa.prompt,
+            count_tokens=self.count_tokens,
+            budget=settings.llm.n_ctx - settings.llm.max_tokens,
+        )
+        self.chain = build_rag_chain(retriever, self.qa.prompt, generator, fit=fit)
+        condense_stop = [*self.condense.stop, *settings.llm.stop, "\n"]
+        self.condense_chain = build_condense_chain(self.condense.prompt, self.llm.bind(stop=condense_stop))
+
+    def count_tokens(self, text: str) -> int:
+        return count_tokens(self.llm, text)
+
+    def standalone_question(self, question: str, history: Sequence[tuple[str, str]]) -> str:
+        """Rewrite a follow-up ("and when does it end?") so retrieval can understand it alone."""
+        turns = "\n".join(f"User: {q}\nAssistant: {a}" for q, a in history[-HISTORY_TURNS:])
+        rewritten = self.condense_chain.invoke({"question": question, "history": turns})
+        return rewritten or question
+
+    def stream(self, question: str, history: Sequence[tuple[str, str]] = ()) -> AnswerStream:
+        standalone = self.standalone_question(question, history) if history else None
+        chunks = self.chain.stream({"question": standalone or question})
+        return AnswerStream(chunks, question, standalone, self)
+
+    def ask(self, question: str, history: Sequence[tuple[str, str]] = ()) -> Answer:
+        stream = self.stream(question, history)
+        for _ in stream:
+            pass
+        assert stream.answer is not None
+        return stream.answer

@@ -1,0 +1,138 @@
+"""The retrieval chain, made of LangChain runnables:
+
+    question -> retriever -> fit sources to the context window -> number and format them
+             -> prompt -> LLM -> output parser
+
+`build_rag_chain` takes every part as an argument, so tests and other commands swap any of them.
+The chain's output is a dict: question, sources (Documents), context, prompt (PromptValue),
+retrieval_ms and answer; streaming it yields the answer token by token after the rest.
+"""
+
+from __future__ import annotations
+
+import time
+from operator import itemgetter
+from typing import Any, Callable
+
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.language_models import BaseLanguageModel
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.prompts import BasePromptTemplate
+from langchain_core.retrievers import BaseRetriever
+from langchain_core.runnables import Runnable, RunnableBranch, RunnableLambda, RunnablePassthrough
+
+from rag.errors import RagError
+from rag.retrieval import SearchHit, search
+from rag.settings import Settings
+
+NO_CONTEXT_ANSWER = "I found nothing relevant to this question in your documents, so I will not guess."
+
+
+class ContextTooLongError(RagError):
+    pass
+
+
+class IndexRetriever(BaseRetriever):
+    """The knowledge base as a LangChain retriever; drops chunks below `min_score`."""
+
+    settings: Settings
+    k: int
+    min_score: float
+
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
+        return [hit_to_document(hit) for hit in search(query, self.settings, self.k) if hit.score >= self.min_score]
+
+
+def hit_to_document(hit: SearchHit) -> Document:
+    return Document(
+        page_content=hit.body,
+        id=hit.chunk_id,
+        metadata={"source": hit.source, "score": hit.score, "rank": hit.rank, **hit.location},
+    )
+
+
+def source_label(document: Document) -> str:
+    """'path (page 2, § Heading, lines 3-9)' for a retrieved chunk."""
+    meta = document.metadata
+    parts = []
+    if "page" in meta:
+        parts.append(f"page {meta['page']}")
+    if "heading" in meta:
+        parts.append(f"§ {meta['heading']}")
+    if "start_line" in meta:
+        parts.append(f"lines {meta['start_line']}-{meta['end_line']}")
+    return f"{meta['source']} ({', '.join(parts)})" if parts else meta["source"]
+
+
+def format_context(sources: list[Document]) -> str:
+    return "\n\n".join(
+        f"[{number}] {source_label(doc)}\n{doc.page_content}" for number, doc in enumerate(sources, start=1)
+    )
+
+
+def fit_sources(
+    sources: list[Document],
+    question: str,
+    prompt: BasePromptTemplate,
+    count_tokens: Callable[[str], int],
+    budget: int,
+) -> list[Document]:
+    """The leading sources, in rank order, whose prompt still fits in `budget` tokens."""
+    def prompt_tokens(kept: list[Document]) -> int:
+        return count_tokens(prompt.format_prompt(context=format_context(kept), question=question).to_string())
+
+    if prompt_tokens([]) > budget:
+        raise ContextTooLongError(
+            f"The question is too long for the model's context window ({budget} tokens after the answer "
+            "budget); shorten it or raise llm.n_ctx."
+        )
+    kept: list[Document] = []
+    for source in sources:
+        if prompt_tokens(kept + [source]) > budget:
+            break
+        kept.append(source)
+    return kept
+
+
+def _timed(retriever: BaseRetriever) -> Runnable:
+    def retrieve(question: str) -> dict[str, Any]:
+        started = time.perf_counter()
+        documents = retriever.invoke(question)
+        return {"sources": documents, "retrieval_ms": (time.perf_counter() - started) * 1000}
+
+    return RunnableLambda(retrieve, name="retrieve")
+
+
+def build_rag_chain(
+    retriever: BaseRetriever,
+    prompt: BasePromptTemplate,
+    llm: BaseLanguageModel,
+    fit: Callable[[list[Document], str], list[Document]] = lambda sources, question: sources,
+    parser: Runnable | None = None,
+    no_context_answer: str = NO_CONTEXT_ANSWER,
+) -> Runnable:
+    """question dict -> dict with sources, prompt and the (streamed) answer."""
+    generate = itemgetter("prompt") | llm | (parser or StrOutputParser())
+    answer = RunnableBranch(
+        (lambda state: not state["sources"], RunnableLambda(lambda _: no_context_answer)),
+        generate,
+    )
+    return (
+        RunnablePassthrough.assign(retrieved=itemgetter("question") | _timed(retriever))
+        | RunnableLambda(_unpack_retrieval)
+        | RunnablePassthrough.assign(sources=lambda state: fit(state["sources"], state["question"]))
+        | RunnablePassthrough.assign(context=lambda state: format_context(state["sources"]))
+        | RunnablePassthrough.assign(prompt=prompt)
+        | RunnablePassthrough.assign(answer=answer)
+    )
+
+
+def _unpack_retrieval(state: dict[str, Any]) -> dict[str, Any]:
+    retrieved = state["retrieved"]
+    return {"question": state["question"], **retrieved}
+
+
+def build_condense_chain(prompt: BasePromptTemplate, llm: BaseLanguageModel) -> Runnable:
+    """{question, history} -> a standalone question."""
+    return prompt | llm | StrOutputParser() | RunnableLambda(lambda text: text.strip().splitlines()[0].strip())

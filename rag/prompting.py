@@ -1,0 +1,150 @@
+"""Model-specific prompts, read from the data files in `prompts/` and chosen per model.
+
+`tasks.toml` says what a task asks (system and user text); each family file (llama2, llama3,
+mistral, gemma, chatml, plain) says how that model family expects a conversation to be written.
+A `ConditionalPromptSelector` picks the family from the configured language model:
+chat models get chat messages (their server applies the template), a GGUF with a chat template
+or a known instruct model gets its family, and a base model gets the plain completion prompt.
+"""
+
+from __future__ import annotations
+
+import functools
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any, Callable
+
+from langchain_classic.chains.prompt_selector import ConditionalPromptSelector, is_chat_model
+from langchain_core.language_models import BaseLanguageModel
+from langchain_core.prompts import BasePromptTemplate, ChatPromptTemplate, PromptTemplate
+
+from rag.errors import ConfigError
+
+FAMILIES = ("llama2", "llama3", "mistral", "gemma", "chatml", "plain")
+TASKS = ("qa", "condense")
+AUTO = "auto"
+CHAT = "chat"
+
+# Markers of a chat template, most specific first: Llama 2's template also contains [INST].
+_TEMPLATE_MARKERS = (
+    ("<start_of_turn>", "gemma"),
+    ("<|start_header_id|>", "llama3"),
+    ("<|im_start|>", "chatml"),
+    ("<<SYS>>", "llama2"),
+    ("[INST]", "mistral"),
+)
+_INSTRUCT_WORDS = ("instruct", "chat", "-it", " it", "hermes")
+
+
+@dataclass(frozen=True)
+class PromptFamily:
+    name: str
+    template: str
+    stop: tuple[str, ...]
+    answer_prefix: dict[str, str] = field(default_factory=dict)
+
+    def render(self, system: str, user: str, task: str) -> str:
+        """The family template around a task; {context}/{question}-style placeholders stay open."""
+        # str.replace, not format: the task text keeps its own placeholders for the prompt template.
+        return (
+            self.template.replace("{system}", system)
+            .replace("{user}", user)
+            .replace("{answer_prefix}", self.answer_prefix.get(task, ""))
+        )
+
+
+@dataclass(frozen=True)
+class SelectedPrompt:
+    prompt: BasePromptTemplate
+    family: str  # one of FAMILIES, or "chat" for chat models
+    stop: tuple[str, ...]
+
+
+def _read_prompt_file(name: str) -> dict[str, Any]:
+    return tomllib.loads(resources.files("prompts").joinpath(f"{name}.toml").read_text(encoding="utf-8"))
+
+
+@functools.cache
+def family(name: str) -> PromptFamily:
+    if name not in FAMILIES:
+        raise ConfigError(f"Unknown prompt_style {name!r}; use one of: {', '.join((AUTO, CHAT) + FAMILIES)}.")
+    data = _read_prompt_file(name)
+    return PromptFamily(data["name"], data["template"], tuple(data.get("stop", ())), data.get("answer_prefix", {}))
+
+
+@functools.cache
+def task(name: str) -> dict[str, str]:
+    return _read_prompt_file("tasks")[name]
+
+
+def text_prompt(family_name: str, task_name: str) -> PromptTemplate:
+    parts = task(task_name)
+    return PromptTemplate.from_template(family(family_name).render(parts["system"], parts["user"], task_name))
+
+
+def chat_prompt(task_name: str) -> ChatPromptTemplate:
+    parts = task(task_name)
+    return ChatPromptTemplate.from_messages([("system", parts["system"]), ("human", parts["user"])])
+
+
+def family_from_gguf_metadata(metadata: dict[str, str]) -> str:
+    """The prompt family a GGUF model expects, from its embedded chat template or its name."""
+    template = metadata.get("tokenizer.chat_template", "")
+    for marker, name in _TEMPLATE_MARKERS:
+        if marker in template:
+            return name
+    title = f" {metadata.get('general.name', '')} {metadata.get('general.basename', '')} ".lower()
+    if not any(word in title for word in _INSTRUCT_WORDS):
+        return "plain"  # a base model: continue text, do not chat
+    return family_from_model_name(title, metadata.get("general.architecture", ""))
+
+
+def family_from_model_name(name: str, architecture: str = "") -> str:
+    """Best guess from a model name such as 'llama-2-7b-chat.Q4_K_M.gguf' or 'mistral:instruct'."""
+    name = name.lower()
+    if "llama-3" in name or "llama3" in name or "llama 3" in name:
+        return "llama3"
+    if "mistral" in name or "mixtral" in name:
+        return "mistral"
+    if "gemma" in name or architecture.startswith("gemma"):
+        return "gemma"
+    if "qwen" in name or "chatml" in name or "hermes" in name or architecture.startswith("qwen"):
+        return "chatml"
+    if "llama" in name or architecture == "llama":
+        return "llama2"
+    return "plain"
+
+
+def model_family(llm: BaseLanguageModel) -> str:
+    """The prompt family of a text LLM: each backend exposes what it knows about its model."""
+    describe = getattr(llm, "rag_prompt_family", None)
+    if callable(describe):
+        return describe()
+    return "plain"
+
+
+def _family_is(name: str) -> Callable[[BaseLanguageModel], bool]:
+    return lambda llm: not is_chat_model(llm) and model_family(llm) == name
+
+
+@functools.cache
+def prompt_selector(task_name: str) -> ConditionalPromptSelector:
+    return ConditionalPromptSelector(
+        default_prompt=text_prompt("plain", task_name),
+        conditionals=[(is_chat_model, chat_prompt(task_name))]
+        + [(_family_is(name), text_prompt(name, task_name)) for name in FAMILIES if name != "plain"],
+    )
+
+
+def select_prompt(llm: BaseLanguageModel, task_name: str, prompt_style: str = AUTO) -> SelectedPrompt:
+    """The prompt for `task_name` in the format `llm` expects; `prompt_style` overrides the choice."""
+    if prompt_style == AUTO:
+        prompt = prompt_selector(task_name).get_prompt(llm)
+        name = CHAT if is_chat_model(llm) else model_family(llm)
+    elif prompt_style == CHAT:
+        prompt, name = chat_prompt(task_name), CHAT
+    else:
+        prompt, name = text_prompt(prompt_style, task_name), family(prompt_style).name
+    stop = () if name == CHAT else family(name).stop
+    return SelectedPrompt(prompt, name, stop)
