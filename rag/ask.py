@@ -19,7 +19,7 @@ from langchain_core.language_models import BaseLanguageModel
 
 from ingest.index import Index
 from rag.backends import count_tokens, create_llm
-from rag.chain import IndexRetriever, build_condense_chain, build_rag_chain, fit_sources
+from rag.chain import IndexRetriever, answer_parser, build_condense_chain, build_rag_chain, fit_sources
 from rag.prompting import select_prompt
 from rag.settings import Settings
 
@@ -120,9 +120,11 @@ class Assistant:
             count_tokens=self.count_tokens,
             budget=settings.llm.n_ctx - settings.llm.max_tokens,
         )
-        self.chain = build_rag_chain(retriever, self.qa.prompt, generator, fit=fit)
-        condense_stop = [*self.condense.stop, *settings.llm.stop, "\n"]
-        self.condense_chain = build_condense_chain(self.condense.prompt, self.llm.bind(stop=condense_stop))
+        parser = answer_parser(self.qa.first_line_only)
+        self.chain = build_rag_chain(retriever, self.qa.prompt, generator, fit=fit, parser=parser)
+        condense_stop = [*self.condense.stop, *settings.llm.stop]
+        condenser = self.llm.bind(stop=condense_stop) if condense_stop else self.llm
+        self.condense_chain = build_condense_chain(self.condense.prompt, condenser)
 
     def count_tokens(self, text: str) -> int:
         return count_tokens(self.llm, text)

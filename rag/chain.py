@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from operator import itemgetter
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
@@ -20,7 +20,13 @@ from langchain_core.language_models import BaseLanguageModel
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import BasePromptTemplate
 from langchain_core.retrievers import BaseRetriever
-from langchain_core.runnables import Runnable, RunnableBranch, RunnableLambda, RunnablePassthrough
+from langchain_core.runnables import (
+    Runnable,
+    RunnableBranch,
+    RunnableGenerator,
+    RunnableLambda,
+    RunnablePassthrough,
+)
 
 from rag.errors import RagError
 from rag.retrieval import SearchHit, search
@@ -133,6 +139,25 @@ def _unpack_retrieval(state: dict[str, Any]) -> dict[str, Any]:
     return {"question": state["question"], **retrieved}
 
 
+def _first_line(chunks: Iterator[str]) -> Iterator[str]:
+    """Stream text up to the end of its first non-blank line, then stop reading (and generating)."""
+    started = False
+    for chunk in chunks:
+        if not started:
+            chunk = chunk.lstrip()
+            started = bool(chunk)
+        line, newline, _ = chunk.partition("\n")
+        if line:
+            yield line
+        if newline and started:
+            return
+
+
+def answer_parser(first_line_only: bool) -> Runnable:
+    parser = StrOutputParser()
+    return parser | RunnableGenerator(_first_line) if first_line_only else parser
+
+
 def build_condense_chain(prompt: BasePromptTemplate, llm: BaseLanguageModel) -> Runnable:
-    """{question, history} -> a standalone question."""
-    return prompt | llm | StrOutputParser() | RunnableLambda(lambda text: text.strip().splitlines()[0].strip())
+    """{question, history} -> a standalone question (its first line; empty if the model gave none)."""
+    return prompt | llm | answer_parser(first_line_only=True) | RunnableLambda(lambda text: text.strip())

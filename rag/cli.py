@@ -283,6 +283,7 @@ def chat(
             continue
         history.append((line, stream.answer.answer.strip()))
         last_sources = stream.answer.sources
+        _print_sources(last_sources)
 
 
 class _RichProgress:

@@ -43,6 +43,7 @@ class PromptFamily:
     template: str
     stop: tuple[str, ...]
     answer_prefix: dict[str, str] = field(default_factory=dict)
+    first_line_only: bool = False
 
     def render(self, system: str, user: str, task: str) -> str:
         """The family template around a task; {context}/{question}-style placeholders stay open."""
@@ -59,6 +60,7 @@ class SelectedPrompt:
     prompt: BasePromptTemplate
     family: str  # one of FAMILIES, or "chat" for chat models
     stop: tuple[str, ...]
+    first_line_only: bool = False
 
 
 def _read_prompt_file(name: str) -> dict[str, Any]:
@@ -70,7 +72,13 @@ def family(name: str) -> PromptFamily:
     if name not in FAMILIES:
         raise ConfigError(f"Unknown prompt_style {name!r}; use one of: {', '.join((AUTO, CHAT) + FAMILIES)}.")
     data = _read_prompt_file(name)
-    return PromptFamily(data["name"], data["template"], tuple(data.get("stop", ())), data.get("answer_prefix", {}))
+    return PromptFamily(
+        data["name"],
+        data["template"],
+        tuple(data.get("stop", ())),
+        data.get("answer_prefix", {}),
+        data.get("first_line_only", False),
+    )
 
 
 @functools.cache
@@ -146,5 +154,6 @@ def select_prompt(llm: BaseLanguageModel, task_name: str, prompt_style: str = AU
         prompt, name = chat_prompt(task_name), CHAT
     else:
         prompt, name = text_prompt(prompt_style, task_name), family(prompt_style).name
-    stop = () if name == CHAT else family(name).stop
-    return SelectedPrompt(prompt, name, stop)
+    if name == CHAT:
+        return SelectedPrompt(prompt, name, ())
+    return SelectedPrompt(prompt, name, family(name).stop, family(name).first_line_only)

@@ -6,6 +6,7 @@ Without `llm.model_path` it runs the packaged Gemma 3 270M, assembled once into 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import sys
 import warnings
@@ -21,6 +22,9 @@ from rag.prompting import family_from_gguf_metadata
 from rag.settings import Settings
 
 
+GGUF_MAGIC = b"GGUF"
+
+
 class RagLlamaCpp(LlamaCpp):
     """LangChain's LlamaCpp, telling rag what the loaded GGUF is and how it counts tokens."""
 
@@ -33,13 +37,14 @@ class RagLlamaCpp(LlamaCpp):
 
 @contextlib.contextmanager
 def _native_stderr_silenced():
-    """llama.cpp prints load-time notices from C, past Python's logging, even with verbose=False."""
+    """llama.cpp prints load-time notices, from C and from its log callback, even with verbose=False."""
     sys.stderr.flush()
     saved = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
     try:
-        yield
+        with contextlib.redirect_stderr(io.StringIO()):
+            yield
     finally:
         os.dup2(saved, 2)
         os.close(saved)
@@ -81,4 +86,11 @@ def create(all_settings: Settings) -> RagLlamaCpp:
                 verbose=False,
             )
     except (ValueError, RuntimeError) as exc:
-        raise RagError(f"llama.cpp cannot load {path} ({exc}); is it a GGUF file this llama.cpp supports?") from exc
+        raise RagError(f"llama.cpp cannot load {path}: {_why_unloadable(path)}") from exc
+
+
+def _why_unloadable(path: Path) -> str:
+    with path.open("rb") as fh:
+        if fh.read(4) != GGUF_MAGIC:
+            return "it is not a GGUF file (convert the model to GGUF first)."
+    return "damaged file, or a model architecture this llama-cpp-python does not support (try upgrading it)."

@@ -1,0 +1,137 @@
+"""End to end with the real packaged Gemma 3 270M through llama.cpp: retrieve, prompt, stream, cite."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from rag.ask import Assistant
+from rag.chain import NO_CONTEXT_ANSWER
+from rag.cli import _display_path, app
+from tests.conftest import SAMPLE_NOTES
+
+WARRANTY_QUESTION = "When does the warranty of the Brandt RO-350 reflow oven end?"
+WARRANTY_FILE = str(SAMPLE_NOTES / "work/vendors/brandt-ro350-manual.pdf")
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def gemma(sample_index):
+    settings, _ = sample_index
+    fast = settings.model_copy(
+        update={"llm": settings.llm.model_copy(update={"temperature": 0.0, "max_tokens": 32, "n_ctx": 1536})}
+    )
+    return Assistant(fast, k=3)
+
+
+def cli(settings, *args: str, **env: str):
+    return runner.invoke(app, list(args), env={"RAG_HOME": str(settings.home), **env})
+
+
+def test_answer_streams_token_by_token_and_cites_the_right_file(gemma):
+    stream = gemma.stream(WARRANTY_QUESTION)
+    tokens = list(stream)
+    answer = stream.answer
+    assert len(tokens) > 1 and "".join(tokens) == answer.answer and answer.answer.strip()
+    assert answer.sources[0].metadata["source"] == WARRANTY_FILE
+    assert answer.sources[0].metadata["page"] == 2
+    assert answer.prompt_family == "plain"  # the packaged model is a base model: no chat template
+    assert f"[1] {WARRANTY_FILE} (page 2)\n" in answer.prompt
+    assert answer.prompt.endswith(f"Question: {WARRANTY_QUESTION}\nAnswer:")
+    assert "\n" not in answer.answer  # the plain family stops a base model at the end of its line
+
+
+def test_off_topic_question_is_not_answered_from_nothing(gemma):
+    answer = gemma.ask("What is the capital of Peru?")
+    assert answer.answer == NO_CONTEXT_ANSWER
+    assert answer.sources == []
+    assert "first_token_ms" not in answer.timings  # the model was never asked
+
+
+def test_context_is_fitted_to_the_model_window_with_its_own_tokenizer(sample_index):
+    settings, _ = sample_index
+    small = settings.model_copy(
+        update={"llm": settings.llm.model_copy(update={"temperature": 0.0, "max_tokens": 16, "n_ctx": 640})}
+    )
+    assistant = Assistant(small, k=5)
+    answer = assistant.ask(WARRANTY_QUESTION)
+    budget = 640 - 16
+    assert assistant.count_tokens(answer.prompt) <= budget
+    assert 1 <= len(answer.sources) < 5
+    # one more source would not have fitted
+    assert answer.sources[0].metadata["source"] == WARRANTY_FILE
+
+
+def test_cli_ask_streams_then_lists_sources(sample_index):
+    settings, _ = sample_index
+    result = cli(settings, "ask", WARRANTY_QUESTION, "-k", "2", RAG_LLM__MAX_TOKENS="24", RAG_LLM__TEMPERATURE="0")
+    assert result.exit_code == 0, result.output
+    answer, sources = result.stdout.split("\nSources:\n")
+    assert answer.strip()
+    assert sources.splitlines()[0].startswith(f"  [1] {_display_path(WARRANTY_FILE)} (page 2)  (score 0.")
+
+
+def test_cli_ask_json_has_every_field(sample_index):
+    settings, _ = sample_index
+    result = cli(settings, "ask", WARRANTY_QUESTION, "--json", "--show-prompt", "-k", "2", RAG_LLM__MAX_TOKENS="24")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert set(payload) == {"question", "standalone_question", "answer", "sources", "prompt_family", "timings", "prompt"}
+    assert payload["sources"][0]["source"] == WARRANTY_FILE
+    assert set(payload["sources"][0]) == {"number", "source", "score", "location", "chunk_id"}
+    assert payload["sources"][0]["location"] == {"page": 2}
+    assert set(payload["timings"]) == {"retrieval_ms", "first_token_ms", "tokens", "tokens_per_s", "total_ms"}
+    assert payload["timings"]["tokens_per_s"] > 0
+    assert payload["prompt"].endswith("\nAnswer:")
+
+
+def test_show_prompt_prints_the_exact_prompt_before_the_answer(sample_index):
+    settings, _ = sample_index
+    result = cli(settings, "ask", WARRANTY_QUESTION, "--show-prompt", "--no-stream", "-k", "1", RAG_LLM__MAX_TOKENS="8")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("--- prompt ---\nYou answer questions using only the numbered sources")
+    assert f"\nQuestion: {WARRANTY_QUESTION}\nAnswer:\n--- answer ---\n" in result.stdout
+
+
+def test_model_problems_are_one_line_errors(sample_index, tmp_path):
+    settings, _ = sample_index
+    missing = cli(settings, "ask", "anything", "--model", str(tmp_path / "nope.gguf"))
+    assert missing.exit_code == 1
+    assert missing.stderr.strip() == f"Error: Model file {tmp_path / 'nope.gguf'} does not exist; set llm.model_path to a GGUF file."
+    not_gguf = tmp_path / "notes.gguf"
+    not_gguf.write_text("this is not a model")
+    broken = cli(settings, "ask", "anything", "--model", str(not_gguf))
+    assert broken.exit_code == 1
+    assert broken.stderr.startswith(f"Error: llama.cpp cannot load {not_gguf}") and len(broken.stderr.splitlines()) == 1
+
+
+def test_question_longer_than_the_context_is_refused(sample_index):
+    settings, _ = sample_index
+    long_question = "Where is the reflow oven warranty? " * 60
+    result = cli(settings, "ask", long_question, RAG_LLM__N_CTX="256", RAG_LLM__MAX_TOKENS="64")
+    assert result.exit_code == 1
+    assert "too long for the model's context window" in result.stderr
+
+
+def test_ask_without_an_index_fails_before_loading_a_model(home):
+    result = runner.invoke(app, ["ask", "anything"], env={"RAG_HOME": str(home)})
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"Error: No index at {home / 'index'}. Run `rag ingest PATH` first."
+
+
+def test_chat_condenses_follow_ups_and_handles_commands(sample_index):
+    settings, _ = sample_index
+    session = "\n".join(
+        [WARRANTY_QUESTION, "/sources", "and what about the door gasket?", "/reset", "/sources", "/bogus", "/exit"]
+    )
+    result = runner.invoke(
+        app, ["chat", "-k", "2"], input=session + "\n",
+        env={"RAG_HOME": str(settings.home), "RAG_LLM__MAX_TOKENS": "24", "RAG_LLM__TEMPERATURE": "0"},
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout.count("\nSources:\n") == 3  # after each answer, and once for /sources
+    assert "(searching for: " in result.stderr  # the follow-up was rewritten with the history
+    assert "Conversation forgotten." in result.stderr and "No sources yet." in result.stderr
+    assert "Unknown command /bogus" in result.stderr

@@ -1,0 +1,120 @@
+"""Every prompt family rendered string by string, and the selector's choice for each kind of model."""
+
+from __future__ import annotations
+
+import pytest
+from langchain_core.language_models.fake_chat_models import FakeListChatModel
+from langchain_core.messages import HumanMessage, SystemMessage
+
+from rag.errors import ConfigError
+from rag.prompting import (
+    FAMILIES,
+    chat_prompt,
+    family_from_gguf_metadata,
+    family_from_model_name,
+    select_prompt,
+    text_prompt,
+)
+
+QA_SYSTEM = (
+    "You answer questions using only the numbered sources below, which come from the user's own documents. "
+    "Cite the sources you use by their number, like [1]. "
+    "If the sources do not contain the answer, say that the documents do not say, and do not guess."
+)
+QA_USER = "Sources:\n\n[1] notes.md\nThe key is under the mat.\n\nQuestion: Where is the key?"
+CONDENSE_SYSTEM = (
+    "Rewrite the user's follow-up question as one standalone question that can be understood without the "
+    "conversation. Keep names, numbers and terms from the conversation that the question refers to. "
+    "Reply with the question only."
+)
+CONDENSE_USER = "Conversation:\nUser: Where is the key?\nAssistant: Under the mat.\n\nFollow-up question: and the spare?"
+QA_INPUT = {"context": "[1] notes.md\nThe key is under the mat.", "question": "Where is the key?"}
+CONDENSE_INPUT = {"history": "User: Where is the key?\nAssistant: Under the mat.", "question": "and the spare?"}
+
+EXPECTED = {
+    "llama2": "[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{user} [/INST]",
+    "llama3": (
+        "<|start_header_id|>system<|end_header_id|>\n\n{system}<|eot_id|>"
+        "<|start_header_id|>user<|end_header_id|>\n\n{user}<|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\n\n"
+    ),
+    "mistral": "[INST] {system}\n\n{user} [/INST]",
+    "gemma": "<start_of_turn>user\n{system}\n\n{user}<end_of_turn>\n<start_of_turn>model\n",
+    "chatml": "<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n",
+}
+
+
+@pytest.mark.parametrize("family", sorted(EXPECTED))
+def test_qa_prompt_of_each_family(family):
+    rendered = text_prompt(family, "qa").format(**QA_INPUT)
+    assert rendered == EXPECTED[family].replace("{system}", QA_SYSTEM).replace("{user}", QA_USER)
+
+
+@pytest.mark.parametrize("family", sorted(EXPECTED))
+def test_condense_prompt_of_each_family(family):
+    rendered = text_prompt(family, "condense").format(**CONDENSE_INPUT)
+    assert rendered == EXPECTED[family].replace("{system}", CONDENSE_SYSTEM).replace("{user}", CONDENSE_USER)
+
+
+def test_plain_prompts_end_where_a_base_model_continues():
+    assert text_prompt("plain", "qa").format(**QA_INPUT) == f"{QA_SYSTEM}\n\n{QA_USER}\nAnswer:"
+    assert (
+        text_prompt("plain", "condense").format(**CONDENSE_INPUT)
+        == f"{CONDENSE_SYSTEM}\n\n{CONDENSE_USER}\nStandalone question:"
+    )
+
+
+def test_chat_prompt_is_messages_for_the_server_template():
+    messages = chat_prompt("qa").format_messages(**QA_INPUT)
+    assert messages == [SystemMessage(content=QA_SYSTEM), HumanMessage(content=QA_USER)]
+
+
+def test_every_family_file_loads_with_its_stops():
+    stops = {name: select_prompt(FakeListChatModel(responses=[]), "qa", name).stop for name in FAMILIES}
+    assert stops == {
+        "llama2": ("</s>", "[INST]"),
+        "llama3": ("<|eot_id|>", "<|end_of_text|>"),
+        "mistral": ("</s>", "[INST]"),
+        "gemma": ("<end_of_turn>", "<start_of_turn>"),
+        "chatml": ("<|im_end|>", "<|im_start|>"),
+        "plain": ("\n",),
+    }
+
+
+@pytest.mark.parametrize(
+    "metadata,family",
+    [
+        ({"tokenizer.chat_template": "{{ '<start_of_turn>' + role }}", "general.architecture": "gemma3"}, "gemma"),
+        ({"tokenizer.chat_template": "<|start_header_id|>{{ role }}<|end_header_id|>"}, "llama3"),
+        ({"tokenizer.chat_template": "{{'<|im_start|>' + message['role']}}"}, "chatml"),
+        ({"tokenizer.chat_template": "[INST] <<SYS>>\\n{{ system }}\\n<</SYS>>"}, "llama2"),
+        ({"tokenizer.chat_template": "{{ '[INST] ' + content + ' [/INST]' }}"}, "mistral"),
+        ({"general.name": "Llama 2 7B Chat", "general.architecture": "llama"}, "llama2"),
+        ({"general.name": "Mistral 7B Instruct v0.2", "general.architecture": "llama"}, "mistral"),
+        ({"general.name": "Gemma 3 270m", "general.architecture": "gemma3"}, "plain"),  # the packaged base model
+        ({"general.name": "Llama 2 7B", "general.architecture": "llama"}, "plain"),
+    ],
+)
+def test_family_from_gguf_metadata(metadata, family):
+    assert family_from_gguf_metadata(metadata) == family
+
+
+@pytest.mark.parametrize(
+    "name,family",
+    [("llama3.1:8b-instruct", "llama3"), ("mistral:instruct", "mistral"), ("qwen2.5:7b", "chatml"),
+     ("gemma2:2b-instruct", "gemma"), ("llama2:7b-chat", "llama2"), ("phi3:mini", "plain")],
+)
+def test_family_from_model_name(name, family):
+    assert family_from_model_name(name) == family
+
+
+def test_selector_gives_chat_models_messages_and_honours_the_override():
+    chat_model = FakeListChatModel(responses=["ok"])
+    chosen = select_prompt(chat_model, "qa")
+    assert chosen.family == "chat" and chosen.stop == ()
+    assert chosen.prompt.format_messages(**QA_INPUT)[0] == SystemMessage(content=QA_SYSTEM)
+    forced = select_prompt(chat_model, "qa", "llama2")
+    assert forced.family == "llama2"
+    assert forced.prompt.format(**QA_INPUT).startswith("[INST] <<SYS>>\n")
+    with pytest.raises(ConfigError, match="Unknown prompt_style 'alpaca'"):
+        select_prompt(chat_model, "qa", "alpaca")
