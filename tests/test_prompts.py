@@ -70,14 +70,15 @@ def test_chat_prompt_is_messages_for_the_server_template():
 
 
 def test_every_family_file_loads_with_its_stops():
-    stops = {name: select_prompt(FakeListChatModel(responses=[]), "qa", name).stop for name in FAMILIES}
-    assert stops == {
+    chosen = {name: select_prompt(FakeListChatModel(responses=[]), "qa", name) for name in FAMILIES}
+    assert {name: c.first_line_only for name, c in chosen.items()} == {name: name == "plain" for name in FAMILIES}
+    assert {name: c.stop for name, c in chosen.items()} == {
         "llama2": ("</s>", "[INST]"),
         "llama3": ("<|eot_id|>", "<|end_of_text|>"),
         "mistral": ("</s>", "[INST]"),
         "gemma": ("<end_of_turn>", "<start_of_turn>"),
         "chatml": ("<|im_end|>", "<|im_start|>"),
-        "plain": ("\n",),
+        "plain": ("\nQuestion:", "\nSources:"),
     }
 
 
@@ -118,3 +119,37 @@ def test_selector_gives_chat_models_messages_and_honours_the_override():
     assert forced.prompt.format(**QA_INPUT).startswith("[INST] <<SYS>>\n")
     with pytest.raises(ConfigError, match="Unknown prompt_style 'alpaca'"):
         select_prompt(chat_model, "qa", "alpaca")
+
+
+@pytest.fixture(scope="module")
+def tiny_llama_files(tmp_path_factory):
+    from tests.tiny_gguf import write_tiny_llama_gguf
+
+    folder = tmp_path_factory.mktemp("models")
+    return {
+        "chat": write_tiny_llama_gguf(
+            folder / "tiny-llama-2-chat.gguf",
+            name="Tiny Llama 2 Chat",
+            chat_template="{{ '[INST] <<SYS>>\\n' + system + '\\n<</SYS>>\\n\\n' + user + ' [/INST]' }}",
+        ),
+        "instruct-by-name": write_tiny_llama_gguf(folder / "tiny-llama-2-instruct.gguf", name="Tiny Llama 2 Instruct"),
+        "base": write_tiny_llama_gguf(folder / "tiny-llama-base.gguf", name="Tiny Llama"),
+    }
+
+
+@pytest.mark.parametrize("kind,family", [("chat", "llama2"), ("instruct-by-name", "llama2"), ("base", "plain")])
+def test_selector_reads_the_real_gguf_a_text_llm_runs(tiny_llama_files, kind, family, tmp_path):
+    from rag.backends import create_llm
+    from rag.settings import load_settings
+
+    settings = load_settings(environ={}, cwd=tmp_path, home=tmp_path, llm={"model_path": str(tiny_llama_files[kind])})
+    llm = create_llm(settings)
+    chosen = select_prompt(llm, "qa")
+    assert chosen.family == family
+    assert chosen.prompt.format(**QA_INPUT) == (
+        EXPECTED["llama2"].replace("{system}", QA_SYSTEM).replace("{user}", QA_USER)
+        if family == "llama2"
+        else f"{QA_SYSTEM}\n\n{QA_USER}\nAnswer:"
+    )
+    assert llm.invoke("Question: hi\nAnswer:", max_tokens=4)  # it really generates
+    assert select_prompt(llm, "qa", "gemma").family == "gemma"  # the override still wins

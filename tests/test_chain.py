@@ -1,0 +1,40 @@
+"""The chain's parts swap freely: here langchain-core's shipped fake LLM stands in for the model,
+so these tests pin the chain's own behaviour (retrieval, fitting, streaming order, parsing)."""
+
+from __future__ import annotations
+
+from langchain_core.language_models.fake import FakeStreamingListLLM
+
+from rag.chain import IndexRetriever, _first_line, build_rag_chain, fit_sources, format_context
+from rag.prompting import text_prompt
+from tests.conftest import SAMPLE_NOTES
+
+
+def test_first_line_skips_leading_blank_lines_and_stops_at_the_next_newline():
+    assert list(_first_line(iter(["\n", "\n Hello", " world\nmore", "never read"]))) == ["Hello", " world"]
+    assert list(_first_line(iter(["  ", "\n"]))) == []
+
+
+def test_chain_streams_sources_before_the_answer_tokens(sample_index):
+    settings, _ = sample_index
+    retriever = IndexRetriever(settings=settings, k=2, min_score=0.3)
+    llm = FakeStreamingListLLM(responses=["It ends on 4 October 2025 [1]."])
+    chain = build_rag_chain(retriever, text_prompt("llama2", "qa"), llm)
+    chunks = list(chain.stream({"question": "When does the Brandt RO-350 warranty end?"}))
+    first_answer = next(i for i, chunk in enumerate(chunks) if "answer" in chunk)
+    before = {key for chunk in chunks[:first_answer] for key in chunk}
+    assert {"sources", "prompt", "context", "retrieval_ms"} <= before
+    assert "".join(c["answer"] for c in chunks if "answer" in c) == "It ends on 4 October 2025 [1]."
+    state = {k: v for c in chunks for k, v in c.items() if k != "answer"}
+    assert state["sources"][0].metadata["source"] == str(SAMPLE_NOTES / "work/vendors/brandt-ro350-manual.pdf")
+    assert state["prompt"].to_string().startswith("[INST] <<SYS>>\n")
+
+
+def test_fit_keeps_sources_in_rank_order_until_the_budget(sample_index):
+    settings, _ = sample_index
+    sources = IndexRetriever(settings=settings, k=5, min_score=0.0).invoke("reflow oven")
+    prompt = text_prompt("plain", "qa")
+    words = lambda text: len(text.split())  # noqa: E731 - any counter will do for the rule itself
+    full = words(prompt.format(context=format_context(sources[:3]), question="q"))
+    kept = fit_sources(sources, "q", prompt, words, budget=full)
+    assert kept == sources[:3]
