@@ -191,12 +191,16 @@ def _print_sources(sources) -> None:
         out.print(f"  [{number}] {escape(label)}  (score {doc.metadata['score']:.2f})")
 
 
+def _print_prompt(prompt: str) -> None:
+    out.print(f"--- prompt ---\n{escape(prompt)}\n--- answer ---")
+
+
 def _stream_answer(stream, show_prompt: bool) -> None:
     """Print tokens as they arrive; the prompt first when asked for."""
     prompt_shown = not show_prompt
     for token in stream:
         if not prompt_shown:
-            out.print(f"--- prompt ---\n{escape(stream.state['prompt'].to_string())}\n--- answer ---")
+            _print_prompt(stream.state["prompt"].to_string())
             prompt_shown = True
         out.print(escape(token), end="")
     out.print()
@@ -224,7 +228,7 @@ def ask(
             out.print_json(json.dumps(payload))
             return
         if show_prompt:
-            out.print(f"--- prompt ---\n{escape(answer.prompt)}\n--- answer ---")
+            _print_prompt(answer.prompt)
         out.print(escape(answer.answer.strip()))
         _print_sources(answer.sources)
         return
