@@ -20,6 +20,7 @@ demo: $(VENV)/.installed-demo
 	$(BIN)/rag ingest data/sample-notes
 	$(BIN)/rag status
 	$(BIN)/rag search "$$RAG_DEMO_QUESTION" -k 3
+	$(BIN)/rag ask "$$RAG_DEMO_QUESTION" -k 3
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest

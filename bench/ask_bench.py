@@ -28,7 +28,7 @@ QUESTIONS = [
 ]
 
 
-def time_rag(assistant, question: str) -> tuple[float, float, str, int]:
+def time_rag(assistant, question: str) -> dict:
     assistant.llm.client.reset()
     started = time.perf_counter()
     stream = assistant.stream(question)
@@ -37,22 +37,32 @@ def time_rag(assistant, question: str) -> tuple[float, float, str, int]:
         first = first or time.perf_counter()
     finished = time.perf_counter()
     answer = stream.answer
-    tokens = answer.timings.get("tokens", 0)
-    return (first - started) * 1000, tokens / (finished - first), answer.prompt, tokens
+    return {
+        "first_token_ms": (first - started) * 1000,
+        "tokens_per_s": answer.timings["tokens"] / (finished - first),
+        "retrieval_ms": answer.timings["retrieval_ms"],
+        "prompt": answer.prompt,
+        "answer": answer.answer,
+    }
 
 
-def time_direct(llama, prompt: str, settings, stop: list[str]) -> tuple[float, float, int]:
+def time_direct(llama, prompt: str, sampling: dict, first_line_only: bool) -> dict:
+    """What a llama-cpp-python user would write: stream, and for a base model keep the first line."""
+    from rag.chain import first_line
+
     llama.reset()
     started = time.perf_counter()
     first = None
-    tokens = 0
-    for _ in llama(
-        prompt, max_tokens=settings.max_tokens, temperature=settings.temperature, stop=stop or None, stream=True
-    ):
+    texts = (part["choices"][0]["text"] for part in llama(prompt, stream=True, **sampling))
+    pieces = []
+    for text in first_line(texts) if first_line_only else texts:
         first = first or time.perf_counter()
-        tokens += 1
+        pieces.append(text)
+    texts.close()
     finished = time.perf_counter()
-    return (first - started) * 1000, tokens / (finished - first), tokens
+    answer = "".join(pieces)
+    tokens = len(llama.tokenize(answer.encode(), add_bos=False))
+    return {"first_token_ms": (first - started) * 1000, "tokens_per_s": tokens / (finished - first), "answer": answer}
 
 
 def main() -> None:
@@ -75,7 +85,8 @@ def main() -> None:
     print("ingesting the sample corpus ...", file=sys.stderr)
     rag.ingest([REPO / "data" / "sample-notes"], settings)
     assistant = Assistant(settings)
-    stop = [*assistant.qa.stop, *settings.llm.stop]
+    # The very sampling parameters LangChain's LlamaCpp sends, so both sides generate the same text.
+    sampling = assistant.llm._get_parameters([*assistant.qa.stop, *settings.llm.stop])
     s = settings.llm
     llama = llama_cpp.Llama(
         model_path=assistant.llm.model_path, n_ctx=s.n_ctx, n_batch=s.n_batch, n_threads=s.n_threads,
@@ -83,26 +94,32 @@ def main() -> None:
     )
     time_rag(assistant, QUESTIONS[0])  # warm-up: first query loads the embedding model
 
-    rag_ttft, rag_tps, direct_ttft, direct_tps = [], [], [], []
+    rag_runs, direct_runs = [], []
     for question in QUESTIONS:
         for _ in range(options.runs):
-            ttft, tps, prompt, _tokens = time_rag(assistant, question)
-            rag_ttft.append(ttft)
-            rag_tps.append(tps)
-            ttft, tps, _ = time_direct(llama, prompt, s, stop)
-            direct_ttft.append(ttft)
-            direct_tps.append(tps)
+            rag_runs.append(time_rag(assistant, question))
+            direct_runs.append(time_direct(llama, rag_runs[-1]["prompt"], sampling, assistant.qa.first_line_only))
+            if direct_runs[-1]["answer"] != rag_runs[-1]["answer"]:
+                print(f"  note: answers differ: {rag_runs[-1]['answer']!r} / {direct_runs[-1]['answer']!r}", file=sys.stderr)
         print(f"  {question[:50]}...", file=sys.stderr)
+
+    def median(runs: list[dict], key: str) -> float:
+        return statistics.median(run[key] for run in runs)
 
     result = {
         "model": Path(assistant.llm.model_path).name,
-        "runs": len(rag_ttft),
-        "rag_first_token_ms": round(statistics.median(rag_ttft), 1),
-        "direct_first_token_ms": round(statistics.median(direct_ttft), 1),
-        "rag_tokens_per_s": round(statistics.median(rag_tps), 1),
-        "direct_tokens_per_s": round(statistics.median(direct_tps), 1),
-        "first_token_overhead_pct": round(100 * (statistics.median(rag_ttft) / statistics.median(direct_ttft) - 1), 1),
-        "throughput_overhead_pct": round(100 * (1 - statistics.median(rag_tps) / statistics.median(direct_tps)), 1),
+        "runs": len(rag_runs),
+        "rag_first_token_ms": round(median(rag_runs, "first_token_ms"), 1),
+        "rag_retrieval_ms": round(median(rag_runs, "retrieval_ms"), 1),
+        "direct_first_token_ms": round(median(direct_runs, "first_token_ms"), 1),
+        "rag_tokens_per_s": round(median(rag_runs, "tokens_per_s"), 1),
+        "direct_tokens_per_s": round(median(direct_runs, "tokens_per_s"), 1),
+        "first_token_overhead_pct": round(
+            100 * (median(rag_runs, "first_token_ms") / median(direct_runs, "first_token_ms") - 1), 1
+        ),
+        "throughput_overhead_pct": round(
+            100 * (1 - median(rag_runs, "tokens_per_s") / median(direct_runs, "tokens_per_s")), 1
+        ),
     }
     print(json.dumps(result))
 

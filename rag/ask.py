@@ -15,11 +15,11 @@ from functools import partial
 from typing import Any, Iterator, Sequence
 
 from langchain_core.documents import Document
-from langchain_core.language_models import BaseLanguageModel
+from langchain_core.language_models import BaseLanguageModel, BaseLLM
 
 from ingest.index import Index
 from rag.backends import count_tokens, create_llm
-from rag.chain import IndexRetriever, answer_parser, build_condense_chain, build_rag_chain, fit_sources
+from rag.chain import FirstLineLLM, IndexRetriever, build_condense_chain, build_rag_chain, fit_sources
 from rag.prompting import select_prompt
 from rag.settings import Settings
 
@@ -112,7 +112,8 @@ class Assistant:
         self.qa = select_prompt(self.llm, "qa", style)
         self.condense = select_prompt(self.llm, "condense", style)
         stop = [*self.qa.stop, *settings.llm.stop]
-        generator = self.llm.bind(stop=stop) if stop else self.llm
+        generator = FirstLineLLM(inner=self.llm) if self.qa.first_line_only else self.llm
+        generator = generator.bind(stop=stop) if stop else generator
         retriever = IndexRetriever(settings=settings, k=k or settings.search.k, min_score=settings.search.min_score)
         fit = partial(
             fit_sources,
@@ -120,10 +121,10 @@ class Assistant:
             count_tokens=self.count_tokens,
             budget=settings.llm.n_ctx - settings.llm.max_tokens,
         )
-        parser = answer_parser(self.qa.first_line_only)
-        self.chain = build_rag_chain(retriever, self.qa.prompt, generator, fit=fit, parser=parser)
+        self.chain = build_rag_chain(retriever, self.qa.prompt, generator, fit=fit)
         condense_stop = [*self.condense.stop, *settings.llm.stop]
-        condenser = self.llm.bind(stop=condense_stop) if condense_stop else self.llm
+        condenser = FirstLineLLM(inner=self.llm) if isinstance(self.llm, BaseLLM) else self.llm
+        condenser = condenser.bind(stop=condense_stop) if condense_stop else condenser
         self.condense_chain = build_condense_chain(self.condense.prompt, condenser)
 
     def count_tokens(self, text: str) -> int:

@@ -14,15 +14,16 @@ import time
 from operator import itemgetter
 from typing import Any, Callable, Iterator
 
-from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.callbacks import CallbackManagerForLLMRun, CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
-from langchain_core.language_models import BaseLanguageModel
+from langchain_core.language_models import LLM, BaseLanguageModel, BaseLLM
 from langchain_core.output_parsers import StrOutputParser
+from langchain_core.outputs import GenerationChunk
 from langchain_core.prompts import BasePromptTemplate
 from langchain_core.retrievers import BaseRetriever
+from langchain_core.runnables.utils import AddableDict
 from langchain_core.runnables import (
     Runnable,
-    RunnableBranch,
     RunnableGenerator,
     RunnableLambda,
     RunnablePassthrough,
@@ -119,18 +120,27 @@ def build_rag_chain(
     no_context_answer: str = NO_CONTEXT_ANSWER,
 ) -> Runnable:
     """question dict -> dict with sources, prompt and the (streamed) answer."""
-    generate = itemgetter("prompt") | llm | (parser or StrOutputParser())
-    answer = RunnableBranch(
-        (lambda state: not state["sources"], RunnableLambda(lambda _: no_context_answer)),
-        generate,
-    )
+    generate = llm | (parser or StrOutputParser())
+
+    def answer(parts: Iterator[dict[str, Any]]) -> Iterator[AddableDict]:
+        # A generator, not a RunnableAssign: that would hand every token across threads.
+        state = AddableDict()
+        for part in parts:  # the previous step streams its dict in pieces
+            state.update(part)
+        yield state
+        if not state["sources"]:
+            yield AddableDict(answer=no_context_answer)
+            return
+        for token in generate.stream(state["prompt"]):
+            yield AddableDict(answer=token)
+
     return (
         RunnablePassthrough.assign(retrieved=itemgetter("question") | _timed(retriever))
         | RunnableLambda(_unpack_retrieval)
         | RunnablePassthrough.assign(sources=lambda state: fit(state["sources"], state["question"]))
         | RunnablePassthrough.assign(context=lambda state: format_context(state["sources"]))
         | RunnablePassthrough.assign(prompt=prompt)
-        | RunnablePassthrough.assign(answer=answer)
+        | RunnableGenerator(answer, name="answer")
     )
 
 
@@ -139,8 +149,8 @@ def _unpack_retrieval(state: dict[str, Any]) -> dict[str, Any]:
     return {"question": state["question"], **retrieved}
 
 
-def _first_line(chunks: Iterator[str]) -> Iterator[str]:
-    """Stream text up to the end of its first non-blank line, then stop reading (and generating)."""
+def first_line(chunks: Iterator[str]) -> Iterator[str]:
+    """Text up to the end of its first non-blank line: all a base model's answer is worth."""
     started = False
     for chunk in chunks:
         if not started:
@@ -153,11 +163,40 @@ def _first_line(chunks: Iterator[str]) -> Iterator[str]:
             return
 
 
-def answer_parser(first_line_only: bool) -> Runnable:
-    parser = StrOutputParser()
-    return parser | RunnableGenerator(_first_line) if first_line_only else parser
+class FirstLineLLM(LLM):
+    """A text LLM whose generation ends with the first non-blank line it writes.
+
+    A stop sequence "\n" cannot do this (a model that starts with a newline would stop before
+    saying anything), and a parser after the LLM cannot stop it: LangChain reads a step's whole
+    input even when the step is done. Closing the inner stream here stops the model itself.
+    """
+
+    inner: BaseLLM
+
+    @property
+    def _llm_type(self) -> str:
+        return f"first-line-{self.inner._llm_type}"
+
+    def _call(self, prompt: str, stop: list[str] | None = None, run_manager=None, **kwargs: Any) -> str:
+        return "".join(self._first_line(prompt, stop, **kwargs))
+
+    def _stream(
+        self, prompt: str, stop: list[str] | None = None, run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any
+    ) -> Iterator[GenerationChunk]:
+        for text in self._first_line(prompt, stop, **kwargs):
+            chunk = GenerationChunk(text=text)
+            if run_manager:
+                run_manager.on_llm_new_token(text, chunk=chunk)
+            yield chunk
+
+    def _first_line(self, prompt: str, stop: list[str] | None, **kwargs: Any) -> Iterator[str]:
+        stream = self.inner.stream(prompt, stop=stop, **kwargs)
+        try:
+            yield from first_line(stream)
+        finally:
+            stream.close()
 
 
 def build_condense_chain(prompt: BasePromptTemplate, llm: BaseLanguageModel) -> Runnable:
-    """{question, history} -> a standalone question (its first line; empty if the model gave none)."""
-    return prompt | llm | answer_parser(first_line_only=True) | RunnableLambda(lambda text: text.strip())
+    """{question, history} -> a standalone question."""
+    return prompt | llm | StrOutputParser() | RunnableLambda(lambda text: text.strip())

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from langchain_core.language_models.fake import FakeStreamingListLLM
 
-from rag.chain import IndexRetriever, _first_line, build_rag_chain, fit_sources, format_context
+from rag.chain import IndexRetriever, first_line, build_rag_chain, fit_sources, format_context
 from rag.prompting import text_prompt
 from tests.conftest import SAMPLE_NOTES
 
 
-def test_first_line_skips_leading_blank_lines_and_stops_at_the_next_newline():
-    assert list(_first_line(iter(["\n", "\n Hello", " world\nmore", "never read"]))) == ["Hello", " world"]
-    assert list(_first_line(iter(["  ", "\n"]))) == []
+def testfirst_line_skips_leading_blank_lines_and_stops_at_the_next_newline():
+    assert list(first_line(iter(["\n", "\n Hello", " world\nmore", "never read"]))) == ["Hello", " world"]
+    assert list(first_line(iter(["  ", "\n"]))) == []
 
 
 def test_chain_streams_sources_before_the_answer_tokens(sample_index):
