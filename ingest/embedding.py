@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from langchain_core.embeddings import Embeddings
 
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 PACKAGED_MODEL_NAMES = {"sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6-v2"}
 # BERT-style encoders wrap every input in [CLS] ... [SEP].
 SPECIAL_TOKENS_PER_INPUT = 2
+PROGRESS_EVERY_BATCHES = 4
 
 
 def resolve_model_path(model: str) -> Path:
@@ -93,7 +94,23 @@ class LocalEmbeddings(Embeddings):
     def dimension(self) -> int:
         return int(self._model.get_sentence_embedding_dimension())
 
-    def encode(self, texts: list[str]) -> "np.ndarray":
+    def encode(self, texts: list[str], on_progress: Callable[[int], None] | None = None) -> "np.ndarray":
+        """Vectors for `texts`, in order; `on_progress(n)` after every n texts embedded."""
+        if on_progress is None:
+            return self._encode(texts)
+        import numpy as np
+
+        # Similar lengths share a batch, so little of each batch is padding.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
+        step = self.batch_size * PROGRESS_EVERY_BATCHES
+        for start in range(0, len(order), step):
+            positions = order[start : start + step]
+            vectors[positions] = self._encode([texts[i] for i in positions])
+            on_progress(len(positions))
+        return vectors
+
+    def _encode(self, texts: list[str]) -> "np.ndarray":
         return self._model.encode(
             texts,
             batch_size=self.batch_size,

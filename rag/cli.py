@@ -301,7 +301,7 @@ class _RichProgress:
             TextColumn("ingesting"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("files, {task.fields[chunks]} chunks"),
+            TextColumn("files, {task.fields[chunks]} chunks embedded"),
             TimeRemainingColumn(),
             console=err,
             transient=True,

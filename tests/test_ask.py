@@ -135,3 +135,42 @@ def test_chat_condenses_follow_ups_and_handles_commands(sample_index):
     assert "(searching for: " in result.stderr  # the follow-up was rewritten with the history
     assert "Conversation forgotten." in result.stderr and "No sources yet." in result.stderr
     assert "Unknown command /bogus" in result.stderr
+
+
+def test_ctrl_c_stops_the_running_answer_but_not_the_chat(sample_index):
+    """A real `rag chat` process, interrupted with SIGINT while it streams an answer."""
+    import os
+    import select
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    settings, _ = sample_index
+    rag_bin = shutil.which("rag", path=str(Path(sys.executable).parent))
+    env = {
+        **os.environ,
+        "RAG_HOME": str(settings.home),
+        # a chat format makes the base model ramble on: plenty of answer to interrupt
+        "RAG_LLM__PROMPT_STYLE": "llama2",
+        "RAG_LLM__MAX_TOKENS": "600",
+        "RAG_LLM__TEMPERATURE": "0",
+    }
+    chat = subprocess.Popen(
+        [rag_bin, "chat", "-k", "1"], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    chat.stdin.write(f"{WARRANTY_QUESTION}\n".encode())
+    chat.stdin.flush()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # wait for the first streamed bytes of the answer
+        if select.select([chat.stdout], [], [], 1)[0] and os.read(chat.stdout.fileno(), 1):
+            break
+    chat.send_signal(signal.SIGINT)
+    chat.stdin.write(b"/sources\n/exit\n")
+    chat.stdin.flush()
+    out, err = chat.communicate(timeout=120)
+    assert chat.returncode == 0, err.decode()
+    assert "(answer stopped)" in err.decode()
+    assert "No sources yet." in err.decode()  # the stopped answer left no half-finished turn behind
