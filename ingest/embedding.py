@@ -92,7 +92,7 @@ class LocalEmbeddings(Embeddings):
 
     @property
     def dimension(self) -> int:
-        return int(self._model.get_sentence_embedding_dimension())
+        return int(self._model.get_embedding_dimension())
 
     def encode(self, texts: list[str], on_progress: Callable[[int], None] | None = None) -> "np.ndarray":
         """Vectors for `texts`, in order; `on_progress(n)` after every n texts embedded."""

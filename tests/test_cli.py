@@ -22,7 +22,7 @@ def rag_cli(*args: str, home: Path):
     return runner.invoke(app, list(args), env={"RAG_HOME": str(home)})
 
 
-@pytest.mark.parametrize("command", [[], ["ingest"], ["search"], ["status"]])
+@pytest.mark.parametrize("command", [[], ["ingest"], ["search"], ["status"], ["ask"], ["chat"]])
 def test_every_command_has_help(command):
     result = runner.invoke(app, [*command, "--help"], prog_name="rag")
     assert result.exit_code == 0
