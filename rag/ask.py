@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from functools import partial
@@ -18,8 +19,9 @@ from langchain_core.documents import Document
 from langchain_core.language_models import BaseLanguageModel, BaseLLM
 
 from ingest.index import Index
-from rag.backends import count_tokens, create_llm
+from rag.backends import count_tokens, create_llm, translate_error
 from rag.chain import FirstLineLLM, IndexRetriever, build_condense_chain, build_rag_chain, fit_sources
+from rag.errors import RagError
 from rag.prompting import select_prompt
 from rag.settings import Settings
 
@@ -133,13 +135,32 @@ class Assistant:
     def standalone_question(self, question: str, history: Sequence[tuple[str, str]]) -> str:
         """Rewrite a follow-up ("and when does it end?") so retrieval can understand it alone."""
         turns = "\n".join(f"User: {q}\nAssistant: {a}" for q, a in history[-HISTORY_TURNS:])
-        rewritten = self.condense_chain.invoke({"question": question, "history": turns})
-        return rewritten or question
+        return self._condense(question, turns) or question
+
+    def _condense(self, question: str, turns: str) -> str:
+        with self._backend_errors():
+            return self.condense_chain.invoke({"question": question, "history": turns})
 
     def stream(self, question: str, history: Sequence[tuple[str, str]] = ()) -> AnswerStream:
         standalone = self.standalone_question(question, history) if history else None
-        chunks = self.chain.stream({"question": standalone or question})
+        chunks = self._explained(self.chain.stream({"question": standalone or question}))
         return AnswerStream(chunks, question, standalone, self)
+
+    def _explained(self, chunks: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        with self._backend_errors():
+            yield from chunks
+
+    @contextlib.contextmanager
+    def _backend_errors(self) -> Iterator[None]:
+        """A backend client's failures (server down, model missing) as one-line RagErrors."""
+        try:
+            yield
+        except RagError:
+            raise
+        except Exception as exc:
+            if explained := translate_error(self.settings, exc):
+                raise explained from exc
+            raise
 
     def ask(self, question: str, history: Sequence[tuple[str, str]] = ()) -> Answer:
         stream = self.stream(question, history)

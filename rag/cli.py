@@ -290,6 +290,33 @@ def chat(
         _print_sources(last_sources)
 
 
+@app.command()
+def models(
+    all_backends: Annotated[bool, typer.Option("--all", help="Check every backend, not just the configured one.")] = False,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Show whether the model backend is reachable or loadable, and which models it has."""
+    from rag.backends import BACKENDS, backend_status
+
+    settings = _settings(None, None, config)
+    names = list(BACKENDS) if all_backends else [settings.llm.backend]
+    statuses = [backend_status(name, settings) for name in names]
+    if as_json:
+        out.print_json(json.dumps([status.to_dict() for status in statuses]))
+    else:
+        for status in statuses:
+            marker = "*" if status.backend == settings.llm.backend else " "
+            state = "ok" if status.ok else "unavailable"
+            out.print(f"{marker} {status.backend:<10} {state:<12} {escape(status.where or status.problem)}")
+            for model in status.models:
+                details = ", ".join(f"{key} {value}" for key, value in model.items() if key != "name" and value != "")
+                out.print(f"    {escape(str(model['name']))}  ({escape(details)})")
+    configured = next(status for status in statuses if status.backend == settings.llm.backend) if not all_backends else None
+    if configured is not None and not configured.ok:
+        raise typer.Exit(1)
+
+
 class _RichProgress:
     """Progress bar on stderr for interactive ingests."""
 

@@ -98,14 +98,20 @@ def chat_prompt(task_name: str) -> ChatPromptTemplate:
 
 def family_from_gguf_metadata(metadata: dict[str, str]) -> str:
     """The prompt family a GGUF model expects, from its embedded chat template or its name."""
-    template = metadata.get("tokenizer.chat_template", "")
-    for marker, name in _TEMPLATE_MARKERS:
-        if marker in template:
-            return name
+    if family := family_from_chat_template(metadata.get("tokenizer.chat_template", "")):
+        return family
     title = f" {metadata.get('general.name', '')} {metadata.get('general.basename', '')} ".lower()
     if not any(word in title for word in _INSTRUCT_WORDS):
         return "plain"  # a base model: continue text, do not chat
     return family_from_model_name(title, metadata.get("general.architecture", ""))
+
+
+def family_from_chat_template(template: str) -> str | None:
+    """The family whose special tokens a chat template (Jinja or Ollama's Go) writes, if known."""
+    for marker, name in _TEMPLATE_MARKERS:
+        if marker in template:
+            return name
+    return None
 
 
 def family_from_model_name(name: str, architecture: str = "") -> str:
@@ -125,11 +131,9 @@ def family_from_model_name(name: str, architecture: str = "") -> str:
 
 
 def model_family(llm: BaseLanguageModel) -> str:
-    """The prompt family of a text LLM: each backend exposes what it knows about its model."""
+    """The prompt family of a text LLM: each backend's models say what they know of themselves."""
     describe = getattr(llm, "rag_prompt_family", None)
-    if callable(describe):
-        return describe()
-    return "plain"
+    return describe() if callable(describe) else "plain"
 
 
 def _family_is(name: str) -> Callable[[BaseLanguageModel], bool]:

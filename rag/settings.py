@@ -10,7 +10,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -55,8 +55,19 @@ class SearchSettings(_Section):
 
 
 class LLMSettings(_Section):
-    backend: str = "llamacpp"
-    model_path: Path | None = Field(None, description="A GGUF file; default: the packaged Gemma 3 270M.")
+    backend: str = Field("llamacpp", description="llamacpp, ollama, gpt4all or llamafile.")
+    model_path: Path | None = Field(
+        None, description="llamacpp and gpt4all: a GGUF file; default: the packaged Gemma 3 270M."
+    )
+    model: str | None = Field(None, description="ollama: the model name, e.g. llama3.2.")
+    base_url: str | None = Field(
+        None, description="ollama / llamafile server; default http://localhost:11434 / http://localhost:8080."
+    )
+    api: Literal["chat", "generate"] = Field(
+        "chat", description="ollama: chat (the server applies the model's template) or generate (rag's prompt)."
+    )
+    keep_alive: str = Field("5m", description="ollama: how long the server keeps the model loaded.")
+    request_timeout: float = Field(300.0, gt=0, description="Seconds to wait for a server's answer.")
     prompt_style: str = Field("auto", description="auto, chat, or a family: llama2 llama3 mistral gemma chatml plain.")
     n_ctx: int = Field(2048, gt=0, description="Context window in tokens: prompt plus answer.")
     n_batch: int = Field(512, gt=0, description="Prompt tokens evaluated per batch.")

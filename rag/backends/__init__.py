@@ -1,15 +1,19 @@
-"""Language-model backends: a plain registry of modules, each with `create(settings)`.
+"""Language-model backends: a plain registry of modules, one per backend.
 
-A backend module is imported only when it is used, so a missing optional dependency of one
-backend never affects another; `create_llm` turns that ImportError into an install hint.
-Backends may return models with the `rag_*` methods of `ModelInfo`, which let the prompt
+Each module has `create(settings)` (a LangChain model), `status(settings)` (where it is and
+which models it has, for `rag models`) and `translate_error(settings, exc)` (its client's
+failures as one-line `RagError`s). A module is imported only when its backend is used, so a
+missing optional dependency of one backend never affects another; it becomes an install hint.
+Models may offer `rag_prompt_family()` and `rag_count_tokens(text)`, which let the prompt
 selector and the context fitting see the real model; others get safe defaults.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
 
 from langchain_core.language_models import BaseLanguageModel
 
@@ -18,35 +22,63 @@ from rag.settings import Settings
 
 BACKENDS: dict[str, str] = {
     "llamacpp": "rag.backends.llamacpp",
+    "ollama": "rag.backends.ollama",
+    "gpt4all": "rag.backends.gpt4all",
+    "llamafile": "rag.backends.llamafile",
 }
 INSTALL_HINTS: dict[str, str] = {
     "llamacpp": "pip install 'rag[llamacpp]' (build flags: see the README)",
+    "ollama": "pip install 'rag[ollama]'",
+    "gpt4all": "pip install 'rag[gpt4all]'",
+    "llamafile": "pip install 'rag[llamafile]'",
 }
 # Without a tokenizer, assume dense text: about 3 characters a token errs on the short side.
 CHARS_PER_TOKEN_ESTIMATE = 3
 
 
-@runtime_checkable
-class ModelInfo(Protocol):
-    def rag_prompt_family(self) -> str: ...
+@dataclass
+class BackendStatus:
+    backend: str
+    ok: bool
+    where: str = ""
+    problem: str = ""
+    models: list[dict[str, Any]] = field(default_factory=list)
+    selected: str | None = None
+    selected_available: bool = False
 
-    def rag_count_tokens(self, text: str) -> int: ...
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def backend_module(name: str) -> ModuleType:
+    if name not in BACKENDS:
+        raise ConfigError(f"Unknown llm.backend {name!r}; use one of: {', '.join(BACKENDS)}.")
+    try:
+        return importlib.import_module(BACKENDS[name])
+    except ImportError as exc:
+        raise RagError(
+            f"The {name} backend needs a package that is not installed ({exc.name}): {INSTALL_HINTS[name]}"
+        ) from exc
 
 
 def create_llm(settings: Settings) -> BaseLanguageModel:
-    backend = settings.llm.backend
-    if backend not in BACKENDS:
-        raise ConfigError(f"Unknown llm.backend {backend!r}; use one of: {', '.join(BACKENDS)}.")
+    return backend_module(settings.llm.backend).create(settings)
+
+
+def translate_error(settings: Settings, exc: Exception) -> RagError | None:
+    """The backend's one-line explanation of a failure of its client, if it has one."""
+    return backend_module(settings.llm.backend).translate_error(settings, exc)
+
+
+def backend_status(name: str, settings: Settings) -> BackendStatus:
     try:
-        module = importlib.import_module(BACKENDS[backend])
-    except ImportError as exc:
-        raise RagError(
-            f"The {backend} backend needs a package that is not installed ({exc.name}): {INSTALL_HINTS[backend]}"
-        ) from exc
-    return module.create(settings)
+        return BackendStatus(backend=name, ok=True, **backend_module(name).status(settings))
+    except RagError as exc:
+        return BackendStatus(backend=name, ok=False, problem=str(exc))
 
 
 def count_tokens(llm: BaseLanguageModel, text: str) -> int:
-    if isinstance(llm, ModelInfo):
-        return llm.rag_count_tokens(text)
+    counter = getattr(llm, "rag_count_tokens", None)
+    if callable(counter):
+        return counter(text)
     return len(text) // CHARS_PER_TOKEN_ESTIMATE + 1

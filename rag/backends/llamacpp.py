@@ -5,24 +5,20 @@ Without `llm.model_path` it runs the packaged Gemma 3 270M, assembled once into 
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
-import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 with warnings.catch_warnings():
     # langchain-community announces its own sunset on import; LlamaCpp itself is what we want.
     warnings.simplefilter("ignore", DeprecationWarning)
     from langchain_community.llms import LlamaCpp
 
-from rag.errors import ModelNotFoundError, RagError
+from rag.backends.gguf_files import is_gguf, native_stderr_silenced, read_metadata, require_readable
+from rag.errors import RagError
 from rag.prompting import family_from_gguf_metadata
 from rag.settings import Settings
-
-
-GGUF_MAGIC = b"GGUF"
 
 
 class RagLlamaCpp(LlamaCpp):
@@ -33,22 +29,6 @@ class RagLlamaCpp(LlamaCpp):
 
     def rag_count_tokens(self, text: str) -> int:
         return len(self.client.tokenize(text.encode("utf-8"), add_bos=True, special=True))
-
-
-@contextlib.contextmanager
-def _native_stderr_silenced():
-    """llama.cpp prints load-time notices, from C and from its log callback, even with verbose=False."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        with contextlib.redirect_stderr(io.StringIO()):
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 def embedded_model_path(cache_dir: Path) -> Path:
@@ -65,13 +45,9 @@ def embedded_model_path(cache_dir: Path) -> Path:
 
 def create(all_settings: Settings) -> RagLlamaCpp:
     settings = all_settings.llm
-    path = settings.model_path.expanduser() if settings.model_path else embedded_model_path(all_settings.cache_path)
-    if not path.is_file():
-        raise ModelNotFoundError(f"Model file {path} does not exist; set llm.model_path to a GGUF file.")
-    if not os.access(path, os.R_OK):
-        raise ModelNotFoundError(f"Model file {path} is not readable; check its permissions.")
+    path = require_readable(model_file(all_settings))
     try:
-        with _native_stderr_silenced():
+        with native_stderr_silenced():
             return RagLlamaCpp(
                 model_path=str(path),
                 n_ctx=settings.n_ctx,
@@ -90,7 +66,39 @@ def create(all_settings: Settings) -> RagLlamaCpp:
 
 
 def _why_unloadable(path: Path) -> str:
-    with path.open("rb") as fh:
-        if fh.read(4) != GGUF_MAGIC:
-            return "it is not a GGUF file (convert the model to GGUF first)."
+    if not is_gguf(path):
+        return "it is not a GGUF file (convert the model to GGUF first)."
     return "damaged file, or a model architecture this llama-cpp-python does not support (try upgrading it)."
+
+
+def model_file(settings: Settings) -> Path:
+    """llm.model_path, or the packaged Gemma 3 270M."""
+    if settings.llm.model_path:
+        return settings.llm.model_path.expanduser()
+    return embedded_model_path(settings.cache_path)
+
+
+def translate_error(settings: Settings, exc: Exception) -> RagError | None:
+    return None
+
+
+def status(settings: Settings) -> dict[str, Any]:
+    path = require_readable(model_file(settings))
+    if not is_gguf(path):
+        raise RagError(f"llama.cpp cannot load {path}: {_why_unloadable(path)}")
+    metadata = read_metadata(path)
+    architecture = metadata.get("general.architecture", "")
+    return {
+        "where": str(path),
+        "models": [
+            {
+                "name": metadata.get("general.name", path.name),
+                "architecture": architecture,
+                "context": metadata.get(f"{architecture}.context_length", ""),
+                "chat_template": "tokenizer.chat_template" in metadata,
+                "family": family_from_gguf_metadata(metadata),
+            }
+        ],
+        "selected": str(path),
+        "selected_available": True,
+    }

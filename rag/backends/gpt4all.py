@@ -1,0 +1,116 @@
+"""GPT4All through LangChain's `GPT4All`, on a local GGUF file; it never downloads a model."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any, Iterator
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from langchain_community.llms import GPT4All
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.outputs import GenerationChunk
+
+from rag.backends.gguf_files import is_gguf, native_stderr_silenced, read_metadata, require_readable
+from rag.errors import RagError
+from rag.prompting import family_from_gguf_metadata
+from rag.settings import Settings
+
+
+class RagGPT4All(GPT4All):
+    """LangChain's GPT4All, streaming for real: its own stream() waits for the whole answer."""
+
+    prompt_family: str = "plain"
+
+    def rag_prompt_family(self) -> str:
+        return self.prompt_family
+
+    def _stream(
+        self, prompt: str, stop: list[str] | None = None, run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any
+    ) -> Iterator[GenerationChunk]:
+        tokens = self.client.generate(prompt, **{**self._default_params(), **kwargs, "streaming": True})
+        try:
+            for text in until_stop(tokens, stop or []):
+                chunk = GenerationChunk(text=text)
+                if run_manager:
+                    run_manager.on_llm_new_token(text, chunk=chunk)
+                yield chunk
+        finally:
+            tokens.close()
+
+
+def until_stop(tokens: Iterator[str], stops: list[str]) -> Iterator[str]:
+    """Pass text through until a stop sequence, holding back what could be the start of one."""
+    hold = max((len(stop) for stop in stops), default=1) - 1
+    pending = ""
+    for token in tokens:
+        pending += token
+        found = [pending.find(stop) for stop in stops if stop in pending]
+        if found:
+            if head := pending[: min(found)]:
+                yield head
+            return
+        if len(pending) > hold:
+            yield pending[: len(pending) - hold]
+            pending = pending[len(pending) - hold :]
+    if pending:
+        yield pending
+
+
+def model_file(settings: Settings) -> Path:
+    from rag.backends.llamacpp import model_file as llamacpp_model_file
+
+    return llamacpp_model_file(settings)
+
+
+def create(settings: Settings) -> RagGPT4All:
+    llm = settings.llm
+    path = require_readable(model_file(settings))
+    if not is_gguf(path):
+        raise RagError(f"GPT4All cannot load {path}: it is not a GGUF file.")
+    try:
+        with native_stderr_silenced():  # it reports each GPU library it does not find
+            return RagGPT4All(
+                model=str(path),
+                allow_download=False,
+                device="cpu",
+                n_threads=llm.n_threads,
+                max_tokens=llm.max_tokens,
+                n_predict=llm.max_tokens,
+                temp=llm.temperature,
+                n_batch=llm.n_batch,
+                seed=llm.seed,
+                streaming=True,
+                prompt_family=family_from_gguf_metadata(read_metadata(path)),
+            )
+    except (ValueError, RuntimeError) as exc:
+        if "Unsupported model architecture" in str(exc):
+            architecture = str(exc).rsplit(":", 1)[-1].strip()
+            reason = f"unsupported model architecture {architecture!r} in gpt4all; use the llamacpp backend for it."
+        else:
+            reason = f"{exc}."
+        raise RagError(f"GPT4All cannot load {path}: {reason}") from exc
+
+
+def translate_error(settings: Settings, exc: Exception) -> RagError | None:
+    return None
+
+
+def status(settings: Settings) -> dict[str, Any]:
+    path = model_file(settings)
+    create(settings)  # the only sure test of "loadable" is loading it
+    metadata = read_metadata(path)
+    return {
+        "where": str(path),
+        "models": [
+            {
+                "name": metadata.get("general.name", path.name),
+                "architecture": metadata.get("general.architecture", ""),
+                "family": family_from_gguf_metadata(metadata),
+            }
+        ],
+        "selected": str(path),
+        "selected_available": True,
+    }
