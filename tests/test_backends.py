@@ -30,7 +30,14 @@ from tests.tiny_gguf import write_tiny_llama_gguf
 
 QUESTION = "When does the warranty of the Brandt RO-350 reflow oven end?"
 EXPECTED_SOURCE = str(SAMPLE_NOTES / "work/vendors/brandt-ro350-manual.pdf")
-LLAMA2_TEMPLATE = "{{ '[INST] <<SYS>>\\n' + system + '\\n<</SYS>>\\n\\n' + user + ' [/INST]' }}"
+# LLaMA 2's chat template, as a Jinja chat template in GGUF metadata writes it
+LLAMA2_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message['role'] == 'system' %}{{ '[INST] <<SYS>>\\n' + message['content'] + '\\n<</SYS>>\\n\\n' }}"
+    "{% elif message['role'] == 'user' %}{% if loop.index0 == 0 %}{{ '[INST] ' }}{% endif %}"
+    "{{ message['content'] + ' [/INST]' }}"
+    "{% else %}{{ ' ' + message['content'] + ' </s>' }}{% endif %}{% endfor %}"
+)
 runner = CliRunner()
 
 
