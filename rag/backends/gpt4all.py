@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 from typing import Any, Iterator
 
 with warnings.catch_warnings():
@@ -13,7 +12,7 @@ with warnings.catch_warnings():
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.outputs import GenerationChunk
 
-from rag.backends.gguf_files import is_gguf, native_stderr_silenced, read_metadata, require_readable
+from rag.backends.gguf_files import is_gguf, model_file, native_stderr_silenced, read_metadata, require_readable
 from rag.errors import RagError
 from rag.prompting import family_from_gguf_metadata
 from rag.settings import Settings
@@ -57,12 +56,6 @@ def until_stop(tokens: Iterator[str], stops: list[str]) -> Iterator[str]:
             pending = pending[len(pending) - hold :]
     if pending:
         yield pending
-
-
-def model_file(settings: Settings) -> Path:
-    from rag.backends.llamacpp import model_file as llamacpp_model_file
-
-    return llamacpp_model_file(settings)
 
 
 def create(settings: Settings) -> RagGPT4All:

