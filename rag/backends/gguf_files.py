@@ -7,6 +7,7 @@ import io
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from rag.errors import ModelNotFoundError
 from rag.settings import Settings
@@ -80,3 +81,25 @@ def read_metadata(path: Path) -> dict[str, str]:
     with native_stderr_silenced():
         model = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
     return dict(model.metadata)
+
+
+def describe_model_file(path: Path) -> dict[str, Any]:
+    """For `rag models`: what a GGUF file is and which prompt family rag gives it."""
+    from rag.prompting import family_from_gguf_metadata
+
+    metadata = read_metadata(path)
+    architecture = metadata.get("general.architecture", "")
+    return {
+        "where": str(path),
+        "models": [
+            {
+                "name": metadata.get("general.name", path.name),
+                "architecture": architecture,
+                "context": metadata.get(f"{architecture}.context_length", ""),
+                "chat_template": "tokenizer.chat_template" in metadata,
+                "family": family_from_gguf_metadata(metadata),
+            }
+        ],
+        "selected": str(path),
+        "selected_available": True,
+    }

@@ -12,7 +12,14 @@ with warnings.catch_warnings():
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.outputs import GenerationChunk
 
-from rag.backends.gguf_files import is_gguf, model_file, native_stderr_silenced, read_metadata, require_readable
+from rag.backends.gguf_files import (
+    describe_model_file,
+    is_gguf,
+    model_file,
+    native_stderr_silenced,
+    read_metadata,
+    require_readable,
+)
 from rag.errors import RagError
 from rag.prompting import family_from_gguf_metadata
 from rag.settings import Settings
@@ -92,18 +99,5 @@ def translate_error(settings: Settings, exc: Exception) -> RagError | None:
 
 
 def status(settings: Settings) -> dict[str, Any]:
-    path = model_file(settings)
     create(settings)  # the only sure test of "loadable" is loading it
-    metadata = read_metadata(path)
-    return {
-        "where": str(path),
-        "models": [
-            {
-                "name": metadata.get("general.name", path.name),
-                "architecture": metadata.get("general.architecture", ""),
-                "family": family_from_gguf_metadata(metadata),
-            }
-        ],
-        "selected": str(path),
-        "selected_available": True,
-    }
+    return describe_model_file(model_file(settings))

@@ -14,7 +14,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     from langchain_community.llms import LlamaCpp
 
-from rag.backends.gguf_files import is_gguf, model_file, native_stderr_silenced, read_metadata, require_readable
+from rag.backends.gguf_files import describe_model_file, is_gguf, model_file, native_stderr_silenced, require_readable
 from rag.errors import RagError
 from rag.prompting import family_from_gguf_metadata
 from rag.settings import Settings
@@ -91,19 +91,4 @@ def status(settings: Settings) -> dict[str, Any]:
     path = require_readable(model_file(settings))
     if not is_gguf(path):
         raise RagError(f"llama.cpp cannot load {path}: {_why_unloadable(path)}")
-    metadata = read_metadata(path)
-    architecture = metadata.get("general.architecture", "")
-    return {
-        "where": str(path),
-        "models": [
-            {
-                "name": metadata.get("general.name", path.name),
-                "architecture": architecture,
-                "context": metadata.get(f"{architecture}.context_length", ""),
-                "chat_template": "tokenizer.chat_template" in metadata,
-                "family": family_from_gguf_metadata(metadata),
-            }
-        ],
-        "selected": str(path),
-        "selected_available": True,
-    }
+    return describe_model_file(path)
