@@ -1,7 +1,8 @@
 """The index owns all on-disk state of a knowledge base, in one directory:
 
     INDEX_DIR/chroma/            Chroma PersistentClient (one collection per knowledge base)
-    INDEX_DIR/manifest.sqlite3   what was ingested from where, and what built the index
+    INDEX_DIR/manifest.sqlite3   what was ingested from where, what built the index, and the
+                                 keyword (FTS5) index of every chunk's text
 
 The manifest records, per collection, the fingerprint of the settings that built it (embedding
 model, dimension, chunking) and, per source file, its size, mtime, content hash and chunk ids.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -26,9 +28,12 @@ if TYPE_CHECKING:
     from chromadb.api.models.Collection import Collection
 
 MANIFEST_FILE = "manifest.sqlite3"
+# Chunk ids per SQL statement: well under SQLite's limit on bound parameters.
+_SQL_BATCH = 500
 CHROMA_DIR = "chroma"
 # Bump when a change to loading or chunking makes existing chunks differ from what a fresh ingest gives.
 CHUNKER_VERSION = 1
+KEYWORD_INDEX_VERSION = 1
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS collections (
@@ -47,7 +52,22 @@ CREATE TABLE IF NOT EXISTS sources (
     ingested_at REAL NOT NULL,
     PRIMARY KEY (collection, path)
 );
+-- The keyword index: every chunk's text in SQLite FTS5, written in the same transactions as
+-- the manifest rows that list the chunks.
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY,
+    collection TEXT NOT NULL,
+    chunk_id TEXT NOT NULL,
+    source TEXT NOT NULL,
+    UNIQUE (collection, chunk_id)
+);
+CREATE INDEX IF NOT EXISTS chunks_by_source ON chunks (collection, source);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunk_words USING fts5(
+    text, tokenize = 'porter unicode61 remove_diacritics 2'
+);
 """
+# FTS5 query syntax is not for users: their words are quoted and OR-ed, and bm25 ranks them.
+_WORD = re.compile(r"\w+")
 
 
 @dataclass
@@ -84,6 +104,7 @@ def settings_fingerprint(settings: Settings) -> dict[str, Any]:
         "chunk_tokens": settings.chunking.chunk_tokens,
         "overlap_tokens": settings.chunking.overlap_tokens,
         "chunker_version": CHUNKER_VERSION,
+        "keyword_index": KEYWORD_INDEX_VERSION,
     }
 
 
@@ -245,15 +266,53 @@ class Index:
                     for r in records
                 ],
             )
+            self._forget_words([*replaced_ids, *ids])
+            for chunk_id, text, metadata in zip(ids, texts, metadatas):
+                rowid = self._db.execute(
+                    "INSERT INTO chunks (collection, chunk_id, source) VALUES (?, ?, ?)",
+                    (self.collection_name, chunk_id, metadata["source"]),
+                ).lastrowid
+                self._db.execute("INSERT INTO chunk_words (rowid, text) VALUES (?, ?)", (rowid, text))
         self._delete_chunks(replaced_ids)
 
     def remove_sources(self, records: Sequence[SourceRecord]) -> None:
+        chunk_ids = [chunk_id for r in records for chunk_id in r.chunk_ids]
         with self._transaction():
             self._db.executemany(
                 "DELETE FROM sources WHERE collection = ? AND path = ?",
                 [(self.collection_name, r.path) for r in records],
             )
-        self._delete_chunks([chunk_id for r in records for chunk_id in r.chunk_ids])
+            self._forget_words(chunk_ids)
+        self._delete_chunks(chunk_ids)
+
+    def _forget_words(self, chunk_ids: Sequence[str]) -> None:
+        """Drop chunks from the keyword index (inside the caller's transaction)."""
+        for start in range(0, len(chunk_ids), _SQL_BATCH):
+            batch = list(chunk_ids[start : start + _SQL_BATCH])
+            marks = ",".join("?" * len(batch))
+            rows = f"SELECT id FROM chunks WHERE collection = ? AND chunk_id IN ({marks})"
+            self._db.execute(f"DELETE FROM chunk_words WHERE rowid IN ({rows})", (self.collection_name, *batch))
+            self._db.execute(
+                f"DELETE FROM chunks WHERE collection = ? AND chunk_id IN ({marks})", (self.collection_name, *batch)
+            )
+
+    def keyword_query(self, query: str, k: int) -> list[tuple[str, float]]:
+        """(chunk id, BM25 score: higher is better) for the `k` best keyword matches."""
+        words = _WORD.findall(query.lower())
+        if not words:
+            return []
+        match = " OR ".join(f'"{word}"' for word in dict.fromkeys(words))
+        rows = self._db.execute(
+            "SELECT chunks.chunk_id, -bm25(chunk_words) AS score FROM chunk_words "
+            "JOIN chunks ON chunks.id = chunk_words.rowid "
+            "WHERE chunk_words MATCH ? AND chunks.collection = ? ORDER BY bm25(chunk_words) LIMIT ?",
+            (match, self.collection_name, k),
+        )
+        return [(chunk_id, score) for chunk_id, score in rows]
+
+    def keyword_chunk_ids(self) -> set[str]:
+        rows = self._db.execute("SELECT chunk_id FROM chunks WHERE collection = ?", (self.collection_name,))
+        return {chunk_id for (chunk_id,) in rows}
 
     def _delete_chunks(self, ids: Sequence[str]) -> None:
         batch = self._client.get_max_batch_size()
@@ -287,6 +346,11 @@ class Index:
         with self._transaction():
             self._db.execute("DELETE FROM sources WHERE collection = ?", (self.collection_name,))
             self._db.execute("DELETE FROM collections WHERE name = ?", (self.collection_name,))
+            self._db.execute(
+                "DELETE FROM chunk_words WHERE rowid IN (SELECT id FROM chunks WHERE collection = ?)",
+                (self.collection_name,),
+            )
+            self._db.execute("DELETE FROM chunks WHERE collection = ?", (self.collection_name,))
 
 
 class _Transaction:

@@ -64,8 +64,9 @@ def notes(tmp_path) -> Path:
 
 
 def assert_index_consistent(settings: Settings) -> None:
-    """Chroma holds exactly the chunks the manifest lists: no duplicate, no orphan."""
+    """Chroma and the keyword index hold exactly the chunks the manifest lists: no duplicate, no orphan."""
     index = Index(settings)
     listed = [chunk_id for record in index.sources().values() for chunk_id in record.chunk_ids]
     assert len(listed) == len(set(listed)), "a chunk id is listed twice in the manifest"
     assert index.chunk_ids() == set(listed)
+    assert index.keyword_chunk_ids() == set(listed)
