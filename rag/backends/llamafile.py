@@ -20,9 +20,13 @@ DEFAULT_URL = "http://localhost:8080"
 
 class RagLlamafile(Llamafile):
     prompt_family: str = "plain"
+    server_context: int | None = None
 
     def rag_prompt_family(self) -> str:
         return self.prompt_family
+
+    def rag_context_window(self) -> int | None:
+        return self.server_context
 
     def rag_count_tokens(self, text: str) -> int:
         # The server's own tokenizer; +1 for the BOS token it adds to a prompt.
@@ -67,6 +71,7 @@ def create(settings: Settings) -> RagLlamafile:
         seed=llm.seed,
         streaming=True,
         prompt_family=family_from_chat_template(properties.get("chat_template", "")) or "plain",
+        server_context=properties.get("default_generation_settings", {}).get("n_ctx"),
     )
 
 
