@@ -11,6 +11,7 @@ Chroma is opened only when vectors are read or written, so an unchanged re-sync 
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 import json
 import re
@@ -85,7 +86,7 @@ class StoredChunk:
     id: str
     text: str
     metadata: dict[str, Any]
-    distance: float
+    embedding: "np.ndarray"
 
 
 @dataclass
@@ -296,17 +297,18 @@ class Index:
                 f"DELETE FROM chunks WHERE collection = ? AND chunk_id IN ({marks})", (self.collection_name, *batch)
             )
 
-    def keyword_query(self, query: str, k: int) -> list[tuple[str, float]]:
-        """(chunk id, BM25 score: higher is better) for the `k` best keyword matches."""
+    def keyword_query(self, query: str, k: int, sources: Sequence[str] | None = None) -> list[tuple[str, float]]:
+        """(chunk id, BM25 score: higher is better) of the `k` best keyword matches."""
         words = _WORD.findall(query.lower())
-        if not words:
+        if not words or sources == []:
             return []
         match = " OR ".join(f'"{word}"' for word in dict.fromkeys(words))
+        source_filter = f" AND chunks.source IN ({','.join('?' * len(sources))})" if sources else ""
         rows = self._db.execute(
-            "SELECT chunks.chunk_id, -bm25(chunk_words) AS score FROM chunk_words "
+            "SELECT chunks.chunk_id, -bm25(chunk_words) FROM chunk_words "
             "JOIN chunks ON chunks.id = chunk_words.rowid "
-            "WHERE chunk_words MATCH ? AND chunks.collection = ? ORDER BY bm25(chunk_words) LIMIT ?",
-            (match, self.collection_name, k),
+            f"WHERE chunk_words MATCH ? AND chunks.collection = ?{source_filter} ORDER BY bm25(chunk_words) LIMIT ?",
+            (match, self.collection_name, *(sources or ()), k),
         )
         return [(chunk_id, score) for chunk_id, score in rows]
 
@@ -319,16 +321,33 @@ class Index:
         for start in range(0, len(ids), batch):
             self._collection.delete(ids=list(ids[start : start + batch]))
 
-    def query(self, embedding: Sequence[float], k: int) -> list[StoredChunk]:
+    def query(
+        self, embedding: Sequence[float], k: int, where: dict[str, Any] | None = None
+    ) -> list[tuple[str, float]]:
+        """(chunk id, cosine similarity) of the `k` nearest chunks, optionally filtered by metadata."""
+        import numpy as np
+
         result = self._collection.query(
-            query_embeddings=[list(embedding)], n_results=k, include=["documents", "metadatas", "distances"]
+            query_embeddings=[np.asarray(embedding, dtype=np.float32)], n_results=k, where=where or None,
+            include=["distances"],
         )
-        return [
-            StoredChunk(chunk_id, text, metadata or {}, distance)
-            for chunk_id, text, metadata, distance in zip(
-                result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0]
+        return [(chunk_id, 1.0 - distance) for chunk_id, distance in zip(result["ids"][0], result["distances"][0])]
+
+    def get_chunks(self, ids: Sequence[str]) -> dict[str, StoredChunk]:
+        """Text, metadata and vector of each chunk id."""
+        if not ids:
+            return {}
+        result = self._collection.get(ids=list(ids), include=["documents", "metadatas", "embeddings"])
+        return {
+            chunk_id: StoredChunk(chunk_id, text, metadata or {}, embedding)
+            for chunk_id, text, metadata, embedding in zip(
+                result["ids"], result["documents"], result["metadatas"], result["embeddings"]
             )
-        ]
+        }
+
+    def matching_sources(self, patterns: Sequence[str]) -> list[str]:
+        """Ingested source paths that match any of the glob patterns."""
+        return [path for path in self.sources() if any(fnmatch.fnmatch(path, pattern) for pattern in patterns)]
 
     def chunk_ids(self) -> set[str]:
         """Every chunk id Chroma holds for this collection (for consistency checks)."""

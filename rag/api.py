@@ -28,9 +28,22 @@ def ingest(
     return sync.ingest(list(paths), settings or load_settings(), dry_run=dry_run, rebuild=rebuild, progress=progress)
 
 
-def search(query: str, settings: Settings | None = None, k: int | None = None) -> list[retrieval.SearchHit]:
-    """The `k` chunks most similar to `query`, best first."""
-    return retrieval.search(query, settings or load_settings(), k)
+def search(
+    query: str,
+    settings: Settings | None = None,
+    k: int | None = None,
+    *,
+    mode: retrieval.Mode | None = None,
+    where: dict | None = None,
+    paths: list[str] | None = None,
+    mmr: bool | None = None,
+) -> retrieval.SearchResult:
+    """The `k` chunks that best match `query`, best first (hybrid search unless `mode` says otherwise).
+
+    `where` keeps chunks with these metadata values (`{"source": "/abs/path.md"}`, `{"page": 2}`);
+    `paths` keeps sources matching any of these glob patterns (absolute).
+    """
+    return retrieval.search(query, settings or load_settings(), k, mode=mode, where=where, paths=paths, mmr=mmr)
 
 
 def status(settings: Settings | None = None) -> index_status.IndexStatus:

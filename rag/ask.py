@@ -23,6 +23,7 @@ from rag.backends import context_window, count_tokens, create_llm, translate_err
 from rag.chain import FirstLineLLM, IndexRetriever, build_condense_chain, build_rag_chain, fit_sources
 from rag.errors import RagError
 from rag.prompting import select_prompt
+from rag.retrieval import LOCATION_KEYS
 from rag.settings import Settings
 
 # Turns of chat history shown to the condense prompt; older turns rarely matter and cost context.
@@ -49,7 +50,8 @@ class Answer:
                     "number": number,
                     "source": doc.metadata["source"],
                     "score": round(doc.metadata["score"], 4),
-                    "location": {k: v for k, v in doc.metadata.items() if k not in ("source", "score", "rank")},
+                    "similarity": doc.metadata["similarity"] and round(doc.metadata["similarity"], 4),
+                    "location": {k: v for k, v in doc.metadata.items() if k in LOCATION_KEYS},
                     "chunk_id": doc.id,
                 }
                 for number, doc in enumerate(self.sources, start=1)

@@ -48,14 +48,18 @@ class IndexRetriever(BaseRetriever):
     min_score: float
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
-        return [hit_to_document(hit) for hit in search(query, self.settings, self.k) if hit.score >= self.min_score]
+        return [
+            hit_to_document(hit)
+            for hit in search(query, self.settings, self.k)
+            if hit.similarity is None or hit.similarity >= self.min_score
+        ]
 
 
 def hit_to_document(hit: SearchHit) -> Document:
     return Document(
         page_content=hit.body,
         id=hit.chunk_id,
-        metadata={"source": hit.source, "score": hit.score, "rank": hit.rank, **hit.location},
+        metadata={"source": hit.source, "score": hit.score, "similarity": hit.similarity, "rank": hit.rank, **hit.location},
     )
 
 

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 
 import rag
-from rag.errors import RagError
+from rag.errors import RagError, UsageError
 from rag.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -61,6 +61,10 @@ ConfigOption = Annotated[
     Optional[Path], typer.Option("--config", help="Settings file (default: ./rag.toml, then the user config dir).")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of text.")]
+ModeOption = Annotated[
+    Optional[str],
+    typer.Option("--mode", help="hybrid (meaning and words, the default), dense (meaning) or keyword (words).", show_default=False),
+]
 
 
 def _settings(index: Path | None, collection: str | None, config: Path | None, **more) -> Settings:
@@ -118,22 +122,71 @@ def _print_skipped(skipped: list[tuple[str, str]], verbose: bool) -> None:
 def search(
     query: Annotated[str, typer.Argument(help="What to look for, in your own words.")],
     k: Annotated[Optional[int], typer.Option("-k", "--top-k", min=1, help="Number of chunks to return.")] = None,
+    mode: ModeOption = None,
+    where: Annotated[
+        Optional[list[str]],
+        typer.Option("--where", help="Keep chunks whose metadata has this value: source=PATH, page=2 (repeatable)."),
+    ] = None,
+    path: Annotated[
+        Optional[list[str]], typer.Option("--path", help="Keep sources matching this glob, e.g. 'notes/work/*' (repeatable).")
+    ] = None,
+    mmr: Annotated[bool, typer.Option("--mmr", help="Diversify the results (maximal marginal relevance).")] = False,
+    explain: Annotated[
+        bool, typer.Option("--explain", help="Show each hit's dense and keyword ranks and scores, and what was dropped.")
+    ] = False,
     as_json: JsonOption = False,
     index: IndexOption = None,
     collection: CollectionOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Find the chunks most relevant to QUERY (retrieval only, no language model)."""
-    hits = rag.search(query, _settings(index, collection, config), k=k)
+    result = rag.search(
+        query,
+        _settings(index, collection, config),
+        k=k,
+        mode=mode,
+        where=_parse_where(where or []),
+        paths=[os.path.abspath(pattern) for pattern in path or []] or None,
+        mmr=mmr or None,
+    )
     if as_json:
-        out.print_json(json.dumps([hit.to_dict() for hit in hits]))
+        payload: object = [hit.to_dict(explain) for hit in result.hits]
+        if explain:
+            payload = {"mode": result.mode, "hits": payload, "dropped": [c.to_dict() for c in result.dropped]}
+        out.print_json(json.dumps(payload))
         return
-    if not hits:
+    if not result.hits:
         err.print("No matching chunks.")
-    for hit in hits:
-        where = f"  {hit.location_label}" if hit.location_label else ""
-        out.print(f"{hit.rank}. [{hit.score:.3f}] {escape(_display_path(hit.source))}{escape(where)}")
+    for hit in result.hits:
+        where_label = f"  {hit.location_label}" if hit.location_label else ""
+        out.print(f"{hit.rank}. [{hit.score:.3f}] {escape(_display_path(hit.source))}{escape(where_label)}")
+        if explain:
+            out.print(f"   {_explain_line(hit.explain)}")
         out.print(f"   {escape(hit.snippet())}")
+    if explain and result.dropped:
+        out.print(f"\nDropped by {result.dropped[0].dropped_by}:")
+        for candidate in result.dropped:
+            out.print(f"   {candidate.chunk_id[:12]}  {_explain_line(candidate)}")
+
+
+def _explain_line(candidate) -> str:
+    def part(name: str, rank: int | None, score: float | None) -> str:
+        return f"{name} #{rank} ({score:.3f})" if rank is not None else f"{name} -"
+
+    return (
+        f"{part('dense', candidate.dense_rank, candidate.dense_score)}, "
+        f"{part('keyword', candidate.keyword_rank, candidate.keyword_score)}, fused {candidate.fused_score:.3f}"
+    )
+
+
+def _parse_where(conditions: list[str]) -> dict[str, object]:
+    parsed: dict[str, object] = {}
+    for condition in conditions:
+        key, equals, value = condition.partition("=")
+        if not equals or not key:
+            raise UsageError(f"--where takes KEY=VALUE, such as source=notes/todo.md or page=2; got {condition!r}.")
+        parsed[key] = os.path.abspath(value) if key == "source" else int(value) if value.isdigit() else value
+    return parsed
 
 
 @app.command()
@@ -172,11 +225,11 @@ PromptStyleOption = Annotated[
 TopKOption = Annotated[Optional[int], typer.Option("-k", "--top-k", min=1, help="Chunks to retrieve.", show_default=False)]
 
 
-def _assistant(index, collection, config, model, prompt_style, k) -> "Assistant":
+def _assistant(index, collection, config, model, prompt_style, k, mode) -> "Assistant":
     from rag.ask import Assistant
 
     llm = {key: value for key, value in (("model_path", model), ("prompt_style", prompt_style)) if value is not None}
-    settings = _settings(index, collection, config, llm=llm or None)
+    settings = _settings(index, collection, config, llm=llm or None, search={"mode": mode} if mode else None)
     return Assistant(settings, k=k)
 
 
@@ -188,7 +241,9 @@ def _print_sources(sources) -> None:
     out.print("\nSources:")
     for number, doc in enumerate(sources, start=1):
         label = source_label(doc).replace(doc.metadata["source"], _display_path(doc.metadata["source"]), 1)
-        out.print(f"  [{number}] {escape(label)}  (score {doc.metadata['score']:.2f})")
+        similarity = doc.metadata["similarity"]
+        relevance = f"  (similarity {similarity:.2f})" if similarity is not None else ""
+        out.print(f"  [{number}] {escape(label)}{relevance}")
 
 
 def _print_prompt(prompt: str) -> None:
@@ -210,6 +265,7 @@ def _stream_answer(stream, show_prompt: bool) -> None:
 def ask(
     question: Annotated[str, typer.Argument(help="Your question, answered from your documents.")],
     k: TopKOption = None,
+    mode: ModeOption = None,
     as_json: JsonOption = False,
     show_prompt: Annotated[bool, typer.Option("--show-prompt", help="Print the exact prompt sent to the model.")] = False,
     no_stream: Annotated[bool, typer.Option("--no-stream", help="Print the answer only when it is complete.")] = False,
@@ -220,7 +276,7 @@ def ask(
     config: ConfigOption = None,
 ) -> None:
     """Answer QUESTION with the local model, from the most relevant chunks, citing them."""
-    assistant = _assistant(index, collection, config, model, prompt_style, k)
+    assistant = _assistant(index, collection, config, model, prompt_style, k, mode)
     if as_json or no_stream:
         answer = assistant.ask(question)
         if as_json:
@@ -243,6 +299,7 @@ CHAT_HELP = "Ask about your documents. /sources shows the last answer's sources,
 @app.command()
 def chat(
     k: TopKOption = None,
+    mode: ModeOption = None,
     model: ModelOption = None,
     prompt_style: PromptStyleOption = None,
     index: IndexOption = None,
@@ -250,7 +307,7 @@ def chat(
     config: ConfigOption = None,
 ) -> None:
     """Talk with your documents: follow-up questions keep the conversation's context."""
-    assistant = _assistant(index, collection, config, model, prompt_style, k)
+    assistant = _assistant(index, collection, config, model, prompt_style, k, mode)
     history: list[tuple[str, str]] = []
     last_sources: list = []
     err.print(CHAT_HELP)

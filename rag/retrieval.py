@@ -1,25 +1,56 @@
-"""Retrieval only: rank stored chunks by similarity to a query."""
+"""Retrieval only: rank stored chunks for a query, by meaning, by words, or both (hybrid).
+
+Hybrid search takes the best candidates of each (Chroma's nearest vectors, SQLite FTS5's BM25),
+fuses them (min-max weighted fusion or reciprocal rank fusion) and, optionally, diversifies the
+result with maximal marginal relevance. Every hit keeps its cosine similarity to the query, so
+"is this relevant at all?" has one scale whatever the mode.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Iterator, Literal
 
-from ingest.index import Index
+from ingest.index import Index, StoredChunk
 from rag.errors import UsageError
-from rag.settings import Settings
+from rag.settings import SearchSettings, Settings
+
+if TYPE_CHECKING:
+    import numpy as np
 
 SNIPPET_CHARS = 240
+# With MMR, the k results are chosen among this many times k of the best candidates.
+MMR_POOL_FACTOR = 4
+LOCATION_KEYS = ("page", "heading", "start_line", "end_line")
+Mode = Literal["dense", "keyword", "hybrid"]
+
+
+@dataclass
+class Candidate:
+    """One chunk as each retriever saw it, and what fusion made of it."""
+
+    chunk_id: str
+    dense_rank: int | None = None
+    dense_score: float | None = None  # cosine similarity
+    keyword_rank: int | None = None
+    keyword_score: float | None = None  # BM25
+    fused_score: float = 0.0
+    dropped_by: str | None = None  # "fusion" or "mmr" for candidates left out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {key: (round(value, 4) if isinstance(value, float) else value) for key, value in self.__dict__.items()}
 
 
 @dataclass
 class SearchHit:
     rank: int
-    score: float  # cosine similarity, 1.0 is identical
+    score: float  # the mode's ranking score: cosine (dense), BM25 (keyword) or fused (hybrid)
     source: str
     text: str
     chunk_id: str
     location: dict[str, Any] = field(default_factory=dict)
+    similarity: float | None = None  # cosine similarity to the query; None in keyword mode
+    explain: Candidate | None = None
 
     @property
     def location_label(self) -> str:
@@ -44,40 +75,213 @@ class SearchHit:
         flat = " ".join(self.body.split())
         return flat if len(flat) <= width else flat[: width - 1].rsplit(" ", 1)[0] + "…"
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
+    def to_dict(self, explain: bool = False) -> dict[str, Any]:
+        result = {
             "rank": self.rank,
             "score": round(self.score, 4),
+            "similarity": None if self.similarity is None else round(self.similarity, 4),
             "source": self.source,
             "location": self.location,
             "chunk_id": self.chunk_id,
             "text": self.body,
         }
+        if explain and self.explain is not None:
+            result["explain"] = self.explain.to_dict()
+        return result
 
 
-LOCATION_KEYS = ("page", "heading", "start_line", "end_line")
+@dataclass
+class SearchResult:
+    """The hits, best first (iterate it like a list), and what fusion or MMR left out."""
+
+    hits: list[SearchHit]
+    dropped: list[Candidate]  # candidates a retriever ranked in its top k that the result left out
+    mode: Mode
+
+    def __iter__(self) -> Iterator[SearchHit]:
+        return iter(self.hits)
+
+    def __len__(self) -> int:
+        return len(self.hits)
+
+    def __getitem__(self, position: int) -> SearchHit:
+        return self.hits[position]
 
 
-def search(query: str, settings: Settings, k: int | None = None) -> list[SearchHit]:
+def fuse(
+    dense: list[tuple[str, float]], keyword: list[tuple[str, float]], settings: SearchSettings
+) -> dict[str, Candidate]:
+    """Candidates from both retrievers with their fused score (higher is better)."""
+    candidates: dict[str, Candidate] = {}
+    for rank, (chunk_id, score) in enumerate(dense, start=1):
+        candidates[chunk_id] = Candidate(chunk_id, dense_rank=rank, dense_score=score)
+    for rank, (chunk_id, score) in enumerate(keyword, start=1):
+        candidate = candidates.setdefault(chunk_id, Candidate(chunk_id))
+        candidate.keyword_rank, candidate.keyword_score = rank, score
+    weight = settings.dense_weight
+    if settings.fusion == "rrf":
+        for c in candidates.values():
+            c.fused_score = sum(
+                w / (settings.rrf_k + rank)
+                for w, rank in ((weight, c.dense_rank), (1 - weight, c.keyword_rank))
+                if rank is not None
+            )
+        return candidates
+    dense_norm = _min_max({c.chunk_id: c.dense_score for c in candidates.values() if c.dense_score is not None})
+    keyword_norm = _min_max({c.chunk_id: c.keyword_score for c in candidates.values() if c.keyword_score is not None})
+    for c in candidates.values():
+        c.fused_score = weight * dense_norm.get(c.chunk_id, 0.0) + (1 - weight) * keyword_norm.get(c.chunk_id, 0.0)
+    return candidates
+
+
+def _min_max(scores: dict[str, float]) -> dict[str, float]:
+    if not scores:
+        return {}
+    low, high = min(scores.values()), max(scores.values())
+    span = high - low
+    return {key: (value - low) / span if span else 1.0 for key, value in scores.items()}
+
+
+def mmr_select(
+    query: "np.ndarray", ranked: list[str], vectors: dict[str, "np.ndarray"], k: int, diversity: float
+) -> list[str]:
+    """Maximal marginal relevance: relevant to the query, unlike what is already chosen."""
+    import numpy as np
+
+    chosen: list[str] = []
+    remaining = list(ranked)
+    while remaining and len(chosen) < k:
+        def value(chunk_id: str) -> float:
+            relevance = float(np.dot(vectors[chunk_id], query))
+            redundancy = max((float(np.dot(vectors[chunk_id], vectors[c])) for c in chosen), default=0.0)
+            return (1 - diversity) * relevance - diversity * redundancy
+
+        best = max(remaining, key=value)
+        chosen.append(best)
+        remaining.remove(best)
+    return chosen
+
+
+@dataclass
+class ChunkFilter:
+    """Metadata equality (`{"source": "/abs/file.md"}`, `{"page": 2}`) and allowed sources (from globs)."""
+
+    equals: dict[str, Any] = field(default_factory=dict)
+    sources: list[str] | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not self.equals and self.sources is None
+
+    @property
+    def impossible(self) -> bool:
+        return self.sources == [] or ("source" in self.equals and self.sources is not None
+                                      and self.equals["source"] not in self.sources)
+
+    def chroma_where(self) -> dict[str, Any] | None:
+        conditions = [{key: value} for key, value in self.equals.items()]
+        if self.sources is not None:
+            conditions.append({"source": {"$in": self.sources}})
+        if len(conditions) > 1:
+            return {"$and": conditions}
+        return conditions[0] if conditions else None
+
+    def keyword_sources(self) -> list[str] | None:
+        if "source" in self.equals:
+            return [self.equals["source"]]
+        return self.sources
+
+    def accepts(self, metadata: dict[str, Any]) -> bool:
+        if self.sources is not None and metadata.get("source") not in self.sources:
+            return False
+        return all(metadata.get(key) == value for key, value in self.equals.items())
+
+
+def search(
+    query: str,
+    settings: Settings,
+    k: int | None = None,
+    *,
+    mode: Mode | None = None,
+    where: dict[str, Any] | None = None,
+    paths: list[str] | None = None,
+    mmr: bool | None = None,
+) -> SearchResult:
+    """The `k` chunks that best match `query`, with what each retriever thought of them.
+
+    `where` keeps chunks whose metadata has these values; `paths` keeps sources matching any of
+    these glob patterns.
+    """
     if not query.strip():
         raise UsageError("The query is empty: give some words to search for.")
+    options = settings.search
+    mode = mode or options.mode
+    k = k or options.k
+    use_mmr = options.mmr if mmr is None else mmr
     index = Index(settings)
     index.require()
     index.check_fingerprint()
+    chunk_filter = ChunkFilter(dict(where or {}), index.matching_sources(paths) if paths else None)
+    if chunk_filter.impossible:
+        return SearchResult([], [], mode)
+
+    pool = max(k, options.candidates)
+    vector = _embed_query(query, settings, index) if mode != "keyword" else None
+    dense = index.query(vector, pool, where=chunk_filter.chroma_where()) if vector is not None else []
+    keyword = index.keyword_query(query, pool, chunk_filter.keyword_sources()) if mode != "dense" else []
+    candidates = fuse(dense, keyword, options)
+    ranked = sorted(candidates, key=lambda chunk_id: _ranking_score(candidates[chunk_id], mode), reverse=True)
+
+    # Metadata and vectors are fetched for as few chunks as the filters and MMR allow.
+    needed = len(ranked) if not chunk_filter.empty else MMR_POOL_FACTOR * k if use_mmr else k
+    stored = index.get_chunks(ranked[:needed])
+    ranked = [chunk_id for chunk_id in ranked[:needed] if chunk_filter.accepts(stored[chunk_id].metadata)]
+    if use_mmr and vector is not None:
+        pool_ids = ranked[: MMR_POOL_FACTOR * k]
+        selected = mmr_select(vector, pool_ids, {c: stored[c].embedding for c in pool_ids}, k, options.mmr_diversity)
+    else:
+        selected = ranked[:k]
+    hits = [_hit(rank, candidates[c], stored[c], vector, mode) for rank, c in enumerate(selected, start=1)]
+    return SearchResult(hits, _dropped(candidates, set(selected), k, "mmr" if use_mmr else "fusion"), mode)
+
+
+def _ranking_score(candidate: Candidate, mode: Mode) -> float:
+    score = {"hybrid": candidate.fused_score, "dense": candidate.dense_score, "keyword": candidate.keyword_score}[mode]
+    return float("-inf") if score is None else score
+
+
+def _dropped(candidates: dict[str, Candidate], selected: set[str], k: int, by: str) -> list[Candidate]:
+    """Chunks one retriever ranked in its own top k that the final result left out."""
+    dropped = []
+    for chunk_id, candidate in candidates.items():
+        in_a_top_k = any(rank is not None and rank <= k for rank in (candidate.dense_rank, candidate.keyword_rank))
+        if in_a_top_k and chunk_id not in selected:
+            candidate.dropped_by = by
+            dropped.append(candidate)
+    return dropped
+
+
+def _embed_query(query: str, settings: Settings, index: Index) -> "np.ndarray":
     from ingest.embedding import LocalEmbeddings
 
-    embedder = LocalEmbeddings(settings.embedding)
-    vector = embedder.embed_query(query)
+    vector = LocalEmbeddings(settings.embedding).encode([query])[0]
     index.check_dimension(len(vector))
-    stored = index.query(vector, k or settings.search.k)
-    return [
-        SearchHit(
-            rank=rank,
-            score=1.0 - chunk.distance,
-            source=chunk.metadata.get("source", ""),
-            text=chunk.text,
-            chunk_id=chunk.id,
-            location={key: chunk.metadata[key] for key in LOCATION_KEYS if key in chunk.metadata},
-        )
-        for rank, chunk in enumerate(stored, start=1)
-    ]
+    return vector
+
+
+def _hit(rank: int, candidate: Candidate, chunk: StoredChunk, vector: "np.ndarray | None", mode: Mode) -> SearchHit:
+    import numpy as np
+
+    similarity = candidate.dense_score
+    if similarity is None and vector is not None:
+        similarity = float(np.dot(chunk.embedding, vector))
+    return SearchHit(
+        rank=rank,
+        score=_ranking_score(candidate, mode) if mode != "dense" else float(similarity),
+        source=chunk.metadata.get("source", ""),
+        text=chunk.text,
+        chunk_id=chunk.id,
+        location={key: chunk.metadata[key] for key in LOCATION_KEYS if key in chunk.metadata},
+        similarity=similarity,
+        explain=candidate,
+    )

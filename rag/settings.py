@@ -50,8 +50,15 @@ class IngestSettings(_Section):
 class SearchSettings(_Section):
     k: int = Field(5, gt=0)
     min_score: float = Field(
-        0.3, description="Chunks scoring below this are not relevant enough to answer from."
+        0.3, description="Chunks less similar to the question (cosine) are not used to answer it."
     )
+    mode: Literal["dense", "keyword", "hybrid"] = "hybrid"
+    fusion: Literal["weighted", "rrf"] = Field("weighted", description="How hybrid search merges its two rankings.")
+    dense_weight: float = Field(0.5, ge=0, le=1, description="The dense ranking's share in the fused score.")
+    rrf_k: int = Field(60, gt=0)
+    candidates: int = Field(50, gt=0, description="Chunks each retriever proposes before fusion.")
+    mmr: bool = Field(False, description="Diversify results with maximal marginal relevance.")
+    mmr_diversity: float = Field(0.3, ge=0, le=1)
 
 
 class LLMSettings(_Section):

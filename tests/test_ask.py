@@ -70,7 +70,7 @@ def test_cli_ask_streams_then_lists_sources(sample_index):
     assert result.exit_code == 0, result.output
     answer, sources = result.stdout.split("\nSources:\n")
     assert answer.strip()
-    assert sources.splitlines()[0].startswith(f"  [1] {_display_path(WARRANTY_FILE)} (page 2)  (score 0.")
+    assert sources.splitlines()[0].startswith(f"  [1] {_display_path(WARRANTY_FILE)} (page 2)  (similarity 0.")
 
 
 def test_cli_ask_json_has_every_field(sample_index):
@@ -80,7 +80,7 @@ def test_cli_ask_json_has_every_field(sample_index):
     payload = json.loads(result.stdout)
     assert set(payload) == {"question", "standalone_question", "answer", "sources", "prompt_family", "timings", "prompt"}
     assert payload["sources"][0]["source"] == WARRANTY_FILE
-    assert set(payload["sources"][0]) == {"number", "source", "score", "location", "chunk_id"}
+    assert set(payload["sources"][0]) == {"number", "source", "score", "similarity", "location", "chunk_id"}
     assert payload["sources"][0]["location"] == {"page": 2}
     assert set(payload["timings"]) == {"retrieval_ms", "first_token_ms", "tokens", "tokens_per_s", "total_ms"}
     assert payload["timings"]["tokens_per_s"] > 0

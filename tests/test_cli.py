@@ -65,9 +65,9 @@ def test_ingest_search_status_round_trip(notes, home):
     assert first.startswith("1. [") and f"{notes / 'work/tools/calibrate.py'}  lines " in first
     assert found.stdout.splitlines()[1].startswith("   ")  # the snippet under it
 
-    hits = json.loads(rag_cli("search", "baud rate", "--json", "-k", "3", home=home).stdout)
+    hits = json.loads(rag_cli("search", "What baud rate does the calibration script use?", "--json", "-k", "3", home=home).stdout)
     assert [hit["rank"] for hit in hits] == [1, 2, 3]
-    assert set(hits[0]) == {"rank", "score", "source", "location", "chunk_id", "text"}
+    assert set(hits[0]) == {"rank", "score", "similarity", "source", "location", "chunk_id", "text"}
     assert hits[0]["source"].endswith("calibrate.py")
 
     status = json.loads(rag_cli("status", "--json", home=home).stdout)
