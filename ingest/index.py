@@ -69,6 +69,16 @@ CREATE VIRTUAL TABLE IF NOT EXISTS chunk_words USING fts5(
 """
 # FTS5 query syntax is not for users: their words are quoted and OR-ed, and bm25 ranks them.
 _WORD = re.compile(r"\w+")
+# Words that carry no topic: matched, they only rank chunks by how much filler they hold.
+_STOPWORDS = frozenset(
+    """a about above after again against all am an and any are as at be because been before being
+    below between both but by can could did do does doing down during each few for from further had
+    has have having he her here hers herself him himself his how i if in into is it its itself just
+    me more most my myself no nor not now of off on once only or other our ours ourselves out over
+    own same she should so some such than that the their theirs them themselves then there these
+    they this those through to too under until up very was we were what when where which while who
+    whom why will with would you your yours yourself yourselves""".split()
+)
 
 
 @dataclass
@@ -299,7 +309,7 @@ class Index:
 
     def keyword_query(self, query: str, k: int, sources: Sequence[str] | None = None) -> list[tuple[str, float]]:
         """(chunk id, BM25 score: higher is better) of the `k` best keyword matches."""
-        words = _WORD.findall(query.lower())
+        words = [word for word in _WORD.findall(query.lower()) if word not in _STOPWORDS]
         if not words or sources == []:
             return []
         match = " OR ".join(f'"{word}"' for word in dict.fromkeys(words))

@@ -12,6 +12,7 @@ from rag.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from rag.ask import Answer
+    from rag.evaluation import ModeReport
 
 
 def ingest(
@@ -59,3 +60,19 @@ def ask(question: str, settings: Settings | None = None, k: int | None = None) -
     from rag.ask import Assistant
 
     return Assistant(settings or load_settings(), k=k).ask(question)
+
+
+def evaluate(
+    data_dir: str | Path,
+    settings: Settings | None = None,
+    *,
+    modes: list[str] | None = None,
+    qrels: str | Path | None = None,
+    progress: sync.IngestProgress | None = None,
+) -> list["ModeReport"]:
+    """Retrieval quality on a BEIR-format dataset, per mode; its corpus gets its own collection."""
+    from rag import evaluation
+
+    dataset = evaluation.load_dataset(Path(data_dir), Path(qrels) if qrels else None)
+    dataset_settings = evaluation.prepare(dataset, settings or load_settings(), progress)
+    return evaluation.evaluate(dataset, dataset_settings, modes or evaluation.MODES)

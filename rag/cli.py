@@ -347,6 +347,36 @@ def chat(
         _print_sources(last_sources)
 
 
+@app.command(name="eval")
+def eval_command(
+    data_dir: Annotated[Path, typer.Argument(help="A BEIR-format folder: corpus.jsonl, queries.jsonl, qrels/test.tsv.")],
+    qrels: Annotated[Optional[Path], typer.Option("--qrels", help="Relevance judgements (default: qrels/test.tsv).")] = None,
+    mode: Annotated[
+        Optional[list[str]], typer.Option("--mode", help="dense, keyword or hybrid (repeatable; default: all three).")
+    ] = None,
+    as_json: JsonOption = False,
+    index: IndexOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Measure retrieval quality on your own questions: nDCG@10, recall, MRR and latency per mode."""
+    reports = rag.evaluate(
+        data_dir,
+        _settings(index, None, config),
+        modes=mode or None,
+        qrels=qrels,
+        progress=_RichProgress() if err.is_terminal else None,
+    )
+    if as_json:
+        out.print_json(json.dumps([report.to_dict() for report in reports]))
+        return
+    out.print(f"{'mode':<9}{'nDCG@10':>9}{'R@10':>8}{'R@100':>8}{'MRR@10':>8}{'p50 ms':>9}{'p95 ms':>9}  queries")
+    for r in reports:
+        out.print(
+            f"{r.mode:<9}{r.ndcg_at_10:>9.4f}{r.recall_at_10:>8.4f}{r.recall_at_100:>8.4f}{r.mrr_at_10:>8.4f}"
+            f"{r.latency_p50_ms:>9.1f}{r.latency_p95_ms:>9.1f}  {r.queries}"
+        )
+
+
 @app.command()
 def models(
     all_backends: Annotated[bool, typer.Option("--all", help="Check every backend, not just the configured one.")] = False,

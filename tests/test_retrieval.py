@@ -1,0 +1,159 @@
+"""Hybrid retrieval, its explanation, filters, and the evaluation metrics."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import rag
+from rag.cli import app
+from rag.evaluation import mrr_at, ndcg_at, recall_at
+from tests.conftest import SAMPLE_NOTES, make_settings
+
+runner = CliRunner()
+
+
+def test_metrics_on_a_hand_made_example():
+    ranked = ["d1", "d2", "d3"]
+    binary = {"d2": 1, "d4": 1}
+    assert ndcg_at(ranked, binary, 10) == pytest.approx((1 / math.log2(3)) / (1 + 1 / math.log2(3)))
+    assert ndcg_at(ranked, binary, 10) == pytest.approx(0.386853, abs=1e-6)
+    assert recall_at(ranked, binary, 10) == 0.5
+    assert recall_at(ranked, binary, 1) == 0.0
+    assert mrr_at(ranked, binary, 10) == 0.5
+    assert mrr_at(ranked, binary, 1) == 0.0
+    graded = {"d1": 2, "d3": 1}
+    assert ndcg_at(["d3", "d1"], graded, 10) == pytest.approx((1 + 2 / math.log2(3)) / (2 + 1 / math.log2(3)))
+    assert ndcg_at(["d1", "d3"], graded, 10) == 1.0
+    assert ndcg_at([], graded, 10) == 0.0
+
+
+# Identifiers only words can find, paraphrases only meaning can find, and near misses for both.
+FIXTURE_CORPUS = {
+    "pump-7731": "Fault code QX-7731 means the coolant pump firmware must be reflashed before restarting.",
+    "pump-7713": "Fault code QX-7713 means a coolant pump sensor cable is loose and must be reseated.",
+    "valve-5520": "Fault code QX-5520 means the coolant valve is stuck; replace the valve actuator.",
+    "cat": "The feline dozed on the rug all afternoon, purring in the sunlight.",
+    "car": "Automobiles need regular oil changes and tyre rotations to keep running smoothly.",
+    "garden": "Tomato seedlings want full sun and water every second day once transplanted.",
+    "invoice": "Invoice INV-2024-0042 was paid on 3 March by bank transfer.",
+    "budget": "The hardware budget for the second quarter is one hundred thousand crowns.",
+}
+FIXTURE_QUERIES = {
+    "q1": ("QX-7731", "pump-7731"),
+    "q2": ("QX-7713", "pump-7713"),
+    "q3": ("INV-2024-0042", "invoice"),
+    "q4": ("a cat sleeping on a mat", "cat"),
+    "q5": ("how to look after a vehicle", "car"),
+    "q6": ("how much money can we spend on equipment", "budget"),
+}
+
+
+def write_beir_fixture(folder: Path) -> Path:
+    folder.mkdir()
+    (folder / "qrels").mkdir()
+    with (folder / "corpus.jsonl").open("w") as fh:
+        for doc_id, text in FIXTURE_CORPUS.items():
+            fh.write(json.dumps({"_id": doc_id, "title": "", "text": text}) + "\n")
+    with (folder / "queries.jsonl").open("w") as fh:
+        for query_id, (text, _) in FIXTURE_QUERIES.items():
+            fh.write(json.dumps({"_id": query_id, "text": text}) + "\n")
+    (folder / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{doc}\t1\n" for q, (_, doc) in FIXTURE_QUERIES.items())
+    )
+    return folder
+
+
+def test_rag_eval_reports_every_mode_and_hybrid_beats_both(home, tmp_path):
+    dataset = write_beir_fixture(tmp_path / "fixture")
+    result = runner.invoke(app, ["eval", str(dataset), "--json"], env={"RAG_HOME": str(home)})
+    assert result.exit_code == 0, result.output
+    reports = {report["mode"]: report for report in json.loads(result.stdout)}
+    assert set(reports) == {"dense", "keyword", "hybrid"}
+    for report in reports.values():
+        assert set(report) == {
+            "mode", "queries", "ndcg_at_10", "recall_at_10", "recall_at_100", "mrr_at_10",
+            "latency_p50_ms", "latency_p95_ms",
+        }
+        assert report["queries"] == 6
+    print({mode: r["ndcg_at_10"] for mode, r in reports.items()})
+    assert reports["hybrid"]["ndcg_at_10"] > reports["dense"]["ndcg_at_10"]
+    assert reports["hybrid"]["ndcg_at_10"] > reports["keyword"]["ndcg_at_10"]
+    assert reports["hybrid"]["mrr_at_10"] == 1.0
+
+    again = runner.invoke(app, ["eval", str(dataset)], env={"RAG_HOME": str(home)})
+    assert again.exit_code == 0
+    assert again.stdout.splitlines()[0].split() == ["mode", "nDCG@10", "R@10", "R@100", "MRR@10", "p50", "ms", "p95", "ms", "queries"]
+    assert rag.status(make_settings(home, collection="eval-fixture")).files == len(FIXTURE_CORPUS)
+
+
+def test_explain_shows_both_rankings_and_what_fusion_dropped(sample_index):
+    settings, _ = sample_index
+    result = runner.invoke(
+        app, ["search", "SERIAL_BAUD 57600", "--explain", "--json", "-k", "2"], env={"RAG_HOME": str(settings.home)}
+    )
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["mode"] == "hybrid"
+    fields = {"chunk_id", "dense_rank", "dense_score", "keyword_rank", "keyword_score", "fused_score", "dropped_by"}
+    for hit in payload["hits"]:
+        assert set(hit["explain"]) == fields
+        assert hit["explain"]["fused_score"] == hit["score"]
+    assert payload["hits"][0]["source"].endswith("calibrate.py")
+    assert payload["hits"][0]["explain"]["keyword_rank"] == 1
+    for dropped in payload["dropped"]:
+        assert set(dropped) == fields and dropped["dropped_by"] == "fusion"
+        assert min(r for r in (dropped["dense_rank"], dropped["keyword_rank"]) if r is not None) <= 2
+    text = runner.invoke(app, ["search", "SERIAL_BAUD 57600", "--explain", "-k", "2"], env={"RAG_HOME": str(settings.home)})
+    assert "   dense #" in text.stdout and "keyword #1 (" in text.stdout
+
+
+@pytest.mark.parametrize("mode", ["dense", "keyword", "hybrid"])
+def test_every_mode_finds_an_identifier_and_keyword_mode_needs_no_model(sample_index, mode):
+    settings, _ = sample_index
+    hits = rag.search("RSH-55921 booking reference", settings, k=3, mode=mode)
+    assert hits[0].source == str(SAMPLE_NOTES / "personal/travel/lofoten-2024.md")
+    assert (hits[0].similarity is None) == (mode == "keyword")
+
+
+def test_filters_by_metadata_and_path_glob(sample_index):
+    settings, _ = sample_index
+    pdf = str(SAMPLE_NOTES / "work/vendors/brandt-ro350-manual.pdf")
+    on_page_3 = rag.search("maintenance", settings, k=5, where={"source": pdf, "page": 3})
+    assert on_page_3.hits and all(h.source == pdf and h.location["page"] == 3 for h in on_page_3)
+    personal = rag.search("budget and money", settings, k=10, paths=[str(SAMPLE_NOTES / "personal" / "*")])
+    assert personal.hits and all(h.source.startswith(str(SAMPLE_NOTES / "personal")) for h in personal)
+    assert rag.search("anything", settings, paths=["/nowhere/*"]).hits == []
+    cli = runner.invoke(
+        app, ["search", "warranty", "--where", f"source={pdf}", "--json"], env={"RAG_HOME": str(settings.home)}
+    )
+    assert {hit["source"] for hit in json.loads(cli.stdout)} == {pdf}
+    bad = runner.invoke(app, ["search", "warranty", "--where", "page"], env={"RAG_HOME": str(settings.home)})
+    assert bad.exit_code == 2 and "--where takes KEY=VALUE" in bad.stderr
+
+
+def test_mmr_trades_redundancy_for_coverage(sample_index):
+    settings, _ = sample_index
+    plain = rag.search("reflow oven", settings, k=4, mode="dense")
+    diverse = rag.search("reflow oven", settings, k=4, mode="dense", mmr=True)
+    assert diverse.hits[0].chunk_id == plain.hits[0].chunk_id  # the best match stays first
+    assert len({h.chunk_id for h in diverse}) == 4
+    assert diverse.dropped and all(c.dropped_by == "mmr" for c in diverse.dropped)
+
+
+def test_keyword_index_follows_the_files(notes, home):
+    settings = make_settings(home)
+    rag.ingest([notes], settings)
+    recipe = notes / "personal/recipes/cardamom-buns.md"
+    assert rag.search("Kardemummabullar", settings, mode="keyword")[0].source == str(recipe)
+    recipe.write_text("# Buns\n\nNow a plain recipe for zucchini bread.\n")
+    rag.ingest([notes], settings)
+    assert rag.search("Kardemummabullar", settings, mode="keyword").hits == []
+    assert rag.search("zucchini", settings, mode="keyword")[0].source == str(recipe)
+    recipe.unlink()
+    rag.ingest([notes], settings)
+    assert rag.search("zucchini", settings, mode="keyword").hits == []
