@@ -70,7 +70,7 @@ def embedding_baseline(home: Path) -> tuple[int, float]:
         path=str(settings.index_path / "chroma"), settings=ChromaSettings(anonymized_telemetry=False)
     )
     texts = client.get_collection(settings.collection).get(include=["documents"])["documents"]
-    embedder = LocalEmbeddings(settings.embedding)
+    embedder = LocalEmbeddings(settings.embedding, settings.cache_path)
     embedder.encode(texts[:8])  # load the model outside the timing, as the ingest's own load is small
     started = time.perf_counter()
     embedder.encode(texts)

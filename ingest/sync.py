@@ -186,7 +186,7 @@ def _apply(
         from ingest.chunking import Chunker
         from ingest.embedding import LocalEmbeddings
 
-        embedder = LocalEmbeddings(settings.embedding)
+        embedder = LocalEmbeddings(settings.embedding, settings.cache_path)
         chunker = Chunker(embedder.token_counter, settings.chunking)
         progress.start(len(to_read))
         try:

@@ -264,7 +264,7 @@ def _dropped(candidates: dict[str, Candidate], selected: set[str], k: int, by: s
 def _embed_query(query: str, settings: Settings, index: Index) -> "np.ndarray":
     from ingest.embedding import LocalEmbeddings
 
-    vector = LocalEmbeddings(settings.embedding).encode([query])[0]
+    vector = LocalEmbeddings(settings.embedding, settings.cache_path).encode([query])[0]
     index.check_dimension(len(vector))
     return vector
 

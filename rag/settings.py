@@ -33,8 +33,11 @@ class EmbeddingSettings(_Section):
         "sentence-transformers/all-MiniLM-L6-v2",
         description="The packaged all-MiniLM-L6-v2, or a local sentence-transformers model folder.",
     )
-    batch_size: int = Field(64, gt=0)
+    batch_size: int = Field(32, gt=0)
     device: str = "cpu"
+    runtime: Literal["onnx", "torch"] = Field(
+        "onnx", description="onnx: ONNX Runtime (faster on CPU, exported once); torch: sentence-transformers."
+    )
 
 
 class ChunkingSettings(_Section):
@@ -93,6 +96,10 @@ class Settings(_Section):
         description="Where rag keeps its data (RAG_HOME).",
     )
     index_dir: Path | None = Field(None, description="Index directory; defaults to HOME/index.")
+    cache_dir: Path = Field(
+        default_factory=lambda: Path(platformdirs.user_cache_dir("rag")),
+        description="Files rag derives once and reuses: the assembled model, the ONNX export.",
+    )
     collection: str = "default"
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
@@ -116,7 +123,7 @@ class Settings(_Section):
 
     @property
     def cache_path(self) -> Path:
-        return self.home.expanduser() / "cache"
+        return self.cache_dir.expanduser()
 
 
 def find_config_file(environ: Mapping[str, str], cwd: Path) -> Path | None:

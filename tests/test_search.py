@@ -56,7 +56,7 @@ def test_markdown_hits_carry_heading_path_and_exact_lines(sample_index):
 
 def test_every_chunk_fits_the_embedding_window_and_cites_real_lines(sample_index):
     settings, _ = sample_index
-    counter = LocalEmbeddings(settings.embedding).token_counter
+    counter = LocalEmbeddings(settings.embedding, settings.cache_path).token_counter
     assert counter.window == 254  # all-MiniLM-L6-v2 reads 256 word pieces, two of them special
     hits = rag.search("anything", settings, k=1000)
     assert len(hits) == sum(1 for _ in hits) > 100

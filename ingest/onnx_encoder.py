@@ -1,0 +1,125 @@
+"""The sentence-transformers model as one ONNX graph (encoder, pooling, normalisation), run with
+ONNX Runtime: faster than torch on a CPU, and its import is light enough for a cold `rag search`.
+
+The graph is exported once from the model's own weights (that step needs torch) and cached.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+
+POOLING_MODES = ("mean", "cls")
+EXPORT_VERSION = 1  # part of the cache key: bump when the exported graph changes
+
+
+def pooling_mode(model_path: Path) -> str | None:
+    """The model's pooling, if the ONNX graph can reproduce it."""
+    config_file = model_path / "1_Pooling" / "config.json"
+    if not config_file.is_file():
+        return None
+    config = json.loads(config_file.read_text())
+    if config.get("pooling_mode_mean_tokens"):
+        return "mean"
+    if config.get("pooling_mode_cls_token"):
+        return "cls"
+    return None
+
+
+def cached_export(model_path: Path, cache_dir: Path) -> Path:
+    """The model's ONNX file, exported on first use."""
+    weights = next(model_path.glob("*.safetensors"), None) or next(model_path.glob("*.bin"))
+    stat = weights.stat()
+    key = hashlib.sha256(f"{model_path}|{stat.st_size}|{stat.st_mtime_ns}|{EXPORT_VERSION}".encode()).hexdigest()[:16]
+    target = cache_dir / "onnx" / f"{model_path.name}-{key}.onnx"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(f".{os.getpid()}.partial")
+        _export(model_path, pooling_mode(model_path) or "mean", partial)
+        os.replace(partial, target)  # atomic: a concurrent process sees all of it or nothing
+    return target
+
+
+def _export(model_path: Path, pooling: str, target: Path) -> None:
+    import torch
+    from transformers import AutoModel
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+
+    class Pooled(torch.nn.Module):
+        def __init__(self, encoder: torch.nn.Module):
+            super().__init__()
+            self.encoder = encoder
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            hidden = self.encoder(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+            if pooling == "cls":
+                pooled = hidden[:, 0]
+            else:
+                mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(pooled, dim=-1)
+
+    model = Pooled(AutoModel.from_pretrained(str(model_path), local_files_only=True).eval())
+    example = torch.ones((1, 8), dtype=torch.int64)
+    dynamic = {0: "batch", 1: "tokens"}
+    with torch.no_grad(), warnings.catch_warnings():
+        # The TorchScript exporter is the one that needs no onnxscript; it says it is legacy.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            (example, example, torch.zeros_like(example)),
+            str(target),
+            input_names=["input_ids", "attention_mask", "token_type_ids"],
+            output_names=["embedding"],
+            dynamic_axes={"input_ids": dynamic, "attention_mask": dynamic, "token_type_ids": dynamic, "embedding": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
+
+
+class OnnxEncoder:
+    def __init__(self, onnx_file: Path, tokenizer_file: Path, max_tokens: int, threads: int | None = None):
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        if threads:
+            options.intra_op_num_threads = threads
+        self._session = onnxruntime.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
+        self._inputs = {i.name for i in self._session.get_inputs()}
+        self._tokenizer = Tokenizer.from_file(str(tokenizer_file))
+        self._tokenizer.enable_truncation(max_tokens)
+        self._tokenizer.enable_padding()
+
+    def __call__(self, texts: list[str], batch_size: int) -> "np.ndarray":
+        import numpy as np
+
+        batches = []
+        for start in range(0, len(texts), batch_size):
+            encodings = self._tokenizer.encode_batch(texts[start : start + batch_size])
+            ids = np.array([e.ids for e in encodings], dtype=np.int64)
+            feed = {
+                "input_ids": ids,
+                "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+                "token_type_ids": np.zeros_like(ids),
+            }
+            batches.append(self._session.run(None, {k: v for k, v in feed.items() if k in self._inputs})[0])
+        return np.concatenate(batches) if batches else np.zeros((0, 0), dtype=np.float32)
+
+
+@functools.lru_cache(maxsize=2)
+def load_encoder(onnx_file: Path, tokenizer_file: Path, max_tokens: int) -> OnnxEncoder:
+    return OnnxEncoder(onnx_file, tokenizer_file, max_tokens)
