@@ -51,7 +51,7 @@ def main() -> None:
     halves = {name: [q for q in dataset.queries if half(q) == name] for name in "AB"}
 
     def ndcg(search_settings, mode: str, ids: list[str]) -> float:
-        (report,) = evaluation.evaluate(dataset, search_settings, [mode], ids)
+        (report,) = evaluation.evaluate(dataset, search_settings, [mode], ids, deep=False)
         return report.ndcg_at_10
 
     tried = []

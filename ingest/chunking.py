@@ -20,6 +20,7 @@ from ingest.embedding import TokenCounter
 from rag.settings import ChunkingSettings
 
 HEADING_SEPARATOR = " > "
+MAX_TITLE_CHARS = 200
 # The heading prefix may take at most this share of a chunk, so long headings leave room for text.
 MAX_PREFIX_SHARE = 0.5
 _HEADING = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.+?)[ \t#]*$")
@@ -71,6 +72,16 @@ def markdown_sections(text: str) -> list[_Section]:
     return sections
 
 
+def titled_text_section(text: str) -> _Section:
+    """Plain text whose first line reads as a title (short, then a blank line) gets that line as
+    its heading, so every chunk of it, not just the first, says what the text is about."""
+    first, _, rest = text.partition("\n")
+    if first.strip() and len(first) <= MAX_TITLE_CHARS and rest.startswith("\n") and rest.strip():
+        blank_lines = len(rest) - len(rest.lstrip("\n"))
+        return _Section([first.strip()], rest.lstrip("\n"), 2 + blank_lines)
+    return _Section([], text, 1)
+
+
 class Chunker:
     def __init__(self, counter: TokenCounter, settings: ChunkingSettings):
         self.counter = counter
@@ -91,9 +102,12 @@ class Chunker:
         if metadata.get("format") == "markdown":
             sections = markdown_sections(document.page_content)
             language = Language.MARKDOWN
-        else:
+        elif metadata.get("format") == "code":
             sections = [_Section([], document.page_content, 1)]
-            language = Language(metadata["language"]) if metadata.get("format") == "code" else None
+            language = Language(metadata["language"])
+        else:
+            sections = [titled_text_section(document.page_content)]
+            language = None
         chunks: list[Chunk] = []
         for section in sections:
             prefix = self._prefix(section.headings)

@@ -33,7 +33,7 @@ MANIFEST_FILE = "manifest.sqlite3"
 _SQL_BATCH = 500
 CHROMA_DIR = "chroma"
 # Bump when a change to loading or chunking makes existing chunks differ from what a fresh ingest gives.
-CHUNKER_VERSION = 1
+CHUNKER_VERSION = 2
 KEYWORD_INDEX_VERSION = 1
 
 _SCHEMA = """

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from rag.errors import UsageError
+from rag.errors import IndexMismatchError, UsageError
 from rag.retrieval import Mode, search
 from rag.settings import Settings
 
@@ -120,7 +120,11 @@ def prepare(dataset: Dataset, settings: Settings, progress=None) -> Settings:
 
     folder = write_corpus(dataset, settings.home.expanduser() / "eval" / dataset.name / "docs")
     dataset_settings = eval_settings(settings, dataset)
-    ingest([folder], dataset_settings, progress=progress)
+    try:
+        ingest([folder], dataset_settings, progress=progress)
+    except IndexMismatchError:
+        # The collection is rag's own copy of the dataset: rebuild it for the current settings.
+        ingest([folder], dataset_settings, rebuild=True, progress=progress)
     return dataset_settings
 
 
@@ -129,10 +133,11 @@ def evaluate(
     settings: Settings,
     modes: Iterable[Mode] = MODES,
     query_ids: Iterable[str] | None = None,
+    deep: bool = True,
 ) -> list[ModeReport]:
-    """Metrics per mode, with `settings` from `prepare`."""
+    """Metrics per mode, with `settings` from `prepare`; `deep=False` skips Recall@100 (faster)."""
     ids = list(query_ids) if query_ids is not None else list(dataset.queries)
-    return [_evaluate_mode(dataset, settings, mode, ids) for mode in modes]
+    return [_evaluate_mode(dataset, settings, mode, ids, deep) for mode in modes]
 
 
 def _ranked_documents(query: str, settings: Settings, chunks: int, mode: Mode) -> list[str]:
@@ -140,7 +145,7 @@ def _ranked_documents(query: str, settings: Settings, chunks: int, mode: Mode) -
     return list(dict.fromkeys(Path(hit.source).stem for hit in result.hits))
 
 
-def _evaluate_mode(dataset: Dataset, settings: Settings, mode: Mode, ids: list[str]) -> ModeReport:
+def _evaluate_mode(dataset: Dataset, settings: Settings, mode: Mode, ids: list[str], deep: bool) -> ModeReport:
     # The top 10 documents come from a search as a user runs one (the configured candidate
     # pool); Recall@100 from a deeper one. Documents have several chunks: ask for enough.
     top_chunks, deep_chunks = 10 * CHUNKS_PER_DOCUMENT, 100 * CHUNKS_PER_DOCUMENT
@@ -154,14 +159,15 @@ def _evaluate_mode(dataset: Dataset, settings: Settings, mode: Mode, ids: list[s
         ndcg[query_id] = ndcg_at(top, relevant, 10)
         recall10.append(recall_at(top, relevant, 10))
         mrr.append(mrr_at(top, relevant, 10))
-        recall100.append(recall_at(_ranked_documents(query, settings, deep_chunks, mode), relevant, 100))
+        if deep:
+            recall100.append(recall_at(_ranked_documents(query, settings, deep_chunks, mode), relevant, 100))
     latencies.sort()
     return ModeReport(
         mode=mode,
         queries=len(ids),
         ndcg_at_10=statistics.fmean(ndcg.values()),
         recall_at_10=statistics.fmean(recall10),
-        recall_at_100=statistics.fmean(recall100),
+        recall_at_100=statistics.fmean(recall100) if recall100 else float("nan"),
         mrr_at_10=statistics.fmean(mrr),
         latency_p50_ms=latencies[len(latencies) // 2],
         latency_p95_ms=latencies[min(len(latencies) - 1, int(len(latencies) * 0.95))],
