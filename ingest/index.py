@@ -96,7 +96,7 @@ class StoredChunk:
     id: str
     text: str
     metadata: dict[str, Any]
-    embedding: "np.ndarray"
+    embedding: "np.ndarray | None"
 
 
 @dataclass
@@ -129,6 +129,7 @@ def fingerprint_differences(stored: dict[str, Any], current: dict[str, Any]) -> 
 
 class Index:
     def __init__(self, settings: Settings):
+        self.created_at: float | None = None
         self.path = settings.index_path
         self.collection_name = settings.collection
         self.fingerprint = settings_fingerprint(settings)
@@ -142,7 +143,8 @@ class Index:
     @functools.cached_property
     def _db(self) -> sqlite3.Connection:
         self.path.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.manifest_path, isolation_level=None)
+        # Not shared at once: the keyword search may run on a worker thread while this one waits.
+        db = sqlite3.connect(self.manifest_path, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         db.executescript(_SCHEMA)
@@ -156,6 +158,11 @@ class Index:
             (self.collection_name,),
         ).fetchone()
         return (json.loads(row[0]), row[1], row[2]) if row else None
+
+    def stored_created_at(self) -> float | None:
+        """When this collection was (re)built; a rebuild changes it."""
+        stored = self._stored_collection()
+        return stored[1] if stored else None
 
     def exists(self) -> bool:
         return self._stored_collection() is not None
@@ -343,17 +350,23 @@ class Index:
         )
         return [(chunk_id, 1.0 - distance) for chunk_id, distance in zip(result["ids"][0], result["distances"][0])]
 
-    def get_chunks(self, ids: Sequence[str]) -> dict[str, StoredChunk]:
-        """Text, metadata and vector of each chunk id."""
+    def get_chunks(self, ids: Sequence[str], vectors: bool = False) -> dict[str, StoredChunk]:
+        """Text and metadata of each chunk id, and its vector if asked (reading vectors costs time)."""
         if not ids:
             return {}
-        result = self._collection.get(ids=list(ids), include=["documents", "metadatas", "embeddings"])
+        include = ["documents", "metadatas", "embeddings"] if vectors else ["documents", "metadatas"]
+        result = self._collection.get(ids=list(ids), include=include)
+        embeddings = result["embeddings"] if vectors else [None] * len(result["ids"])
         return {
             chunk_id: StoredChunk(chunk_id, text, metadata or {}, embedding)
-            for chunk_id, text, metadata, embedding in zip(
-                result["ids"], result["documents"], result["metadatas"], result["embeddings"]
-            )
+            for chunk_id, text, metadata, embedding in zip(result["ids"], result["documents"], result["metadatas"], embeddings)
         }
+
+    def get_vectors(self, ids: Sequence[str]) -> dict[str, "np.ndarray"]:
+        if not ids:
+            return {}
+        result = self._collection.get(ids=list(ids), include=["embeddings"])
+        return dict(zip(result["ids"], result["embeddings"]))
 
     def matching_sources(self, patterns: Sequence[str]) -> list[str]:
         """Ingested source paths that match any of the glob patterns."""

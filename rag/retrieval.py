@@ -8,6 +8,7 @@ result with maximal marginal relevance. Every hit keeps its cosine similarity to
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator, Literal
 
@@ -18,9 +19,13 @@ from rag.settings import SearchSettings, Settings
 if TYPE_CHECKING:
     import numpy as np
 
+    from ingest.embedding import LocalEmbeddings
+
 SNIPPET_CHARS = 240
 # With MMR, the k results are chosen among this many times k of the best candidates.
 MMR_POOL_FACTOR = 4
+_BACKGROUND = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-keyword-search")
+_OPEN: dict[tuple, "Index | LocalEmbeddings"] = {}
 LOCATION_KEYS = ("page", "heading", "start_line", "end_line")
 Mode = Literal["dense", "keyword", "hybrid"]
 
@@ -218,7 +223,7 @@ def search(
     mode = mode or options.mode
     k = k or options.k
     use_mmr = options.mmr if mmr is None else mmr
-    index = Index(settings)
+    index = _open_index(settings)
     index.require()
     index.check_fingerprint()
     chunk_filter = ChunkFilter(dict(where or {}), index.matching_sources(paths) if paths else None)
@@ -226,21 +231,30 @@ def search(
         return SearchResult([], [], mode)
 
     pool = max(k, options.candidates)
+    # The keyword search runs while the query is embedded and Chroma searched: both wait in C.
+    keyword_search = (
+        _BACKGROUND.submit(index.keyword_query, query, pool, chunk_filter.keyword_sources()) if mode != "dense" else None
+    )
     vector = _embed_query(query, settings, index) if mode != "keyword" else None
     dense = index.query(vector, pool, where=chunk_filter.chroma_where()) if vector is not None else []
-    keyword = index.keyword_query(query, pool, chunk_filter.keyword_sources()) if mode != "dense" else []
+    keyword = keyword_search.result() if keyword_search else []
     candidates = fuse(dense, keyword, options)
     ranked = sorted(candidates, key=lambda chunk_id: _ranking_score(candidates[chunk_id], mode), reverse=True)
 
-    # Metadata and vectors are fetched for as few chunks as the filters and MMR allow.
+    # Text, metadata and vectors are read for as few chunks as the filters and MMR allow.
+    use_mmr = use_mmr and vector is not None
     needed = len(ranked) if not chunk_filter.empty else MMR_POOL_FACTOR * k if use_mmr else k
-    stored = index.get_chunks(ranked[:needed])
+    stored = index.get_chunks(ranked[:needed], vectors=use_mmr)
     ranked = [chunk_id for chunk_id in ranked[:needed] if chunk_filter.accepts(stored[chunk_id].metadata)]
-    if use_mmr and vector is not None:
+    if use_mmr:
         pool_ids = ranked[: MMR_POOL_FACTOR * k]
         selected = mmr_select(vector, pool_ids, {c: stored[c].embedding for c in pool_ids}, k, options.mmr_diversity)
     else:
         selected = ranked[:k]
+    if vector is not None:  # keyword-only hits still get their similarity to the query
+        unscored = [c for c in selected if candidates[c].dense_score is None and stored[c].embedding is None]
+        for chunk_id, embedding in index.get_vectors(unscored).items():
+            stored[chunk_id].embedding = embedding
     hits = [_hit(rank, candidates[c], stored[c], vector, mode) for rank, c in enumerate(selected, start=1)]
     return SearchResult(hits, _dropped(candidates, set(selected), k, "mmr" if use_mmr else "fusion"), mode)
 
@@ -261,10 +275,30 @@ def _dropped(candidates: dict[str, Candidate], selected: set[str], k: int, by: s
     return dropped
 
 
-def _embed_query(query: str, settings: Settings, index: Index) -> "np.ndarray":
+def _open_index(settings: Settings) -> Index:
+    """One open index per knowledge base and process: a search then costs no connection set-up.
+
+    A rebuild (here or in another process) makes a new collection; then the index is reopened.
+    """
+    key = (settings.index_path, settings.collection, settings.model_dump_json(include={"embedding", "chunking"}))
+    index = _OPEN.get(key)
+    if index is None or index.created_at != index.stored_created_at():
+        index = _OPEN[key] = Index(settings)
+        index.created_at = index.stored_created_at()
+    return index
+
+
+def _embedder(settings: Settings) -> "LocalEmbeddings":
     from ingest.embedding import LocalEmbeddings
 
-    vector = LocalEmbeddings(settings.embedding, settings.cache_path).encode([query])[0]
+    key = (settings.cache_path, settings.embedding.model_dump_json())
+    if key not in _OPEN:
+        _OPEN[key] = LocalEmbeddings(settings.embedding, settings.cache_path)
+    return _OPEN[key]
+
+
+def _embed_query(query: str, settings: Settings, index: Index) -> "np.ndarray":
+    vector = _embedder(settings).encode([query])[0]
     index.check_dimension(len(vector))
     return vector
 
@@ -273,7 +307,7 @@ def _hit(rank: int, candidate: Candidate, chunk: StoredChunk, vector: "np.ndarra
     import numpy as np
 
     similarity = candidate.dense_score
-    if similarity is None and vector is not None:
+    if similarity is None and vector is not None and chunk.embedding is not None:
         similarity = float(np.dot(chunk.embedding, vector))
     return SearchHit(
         rank=rank,

@@ -157,3 +157,12 @@ def test_keyword_index_follows_the_files(notes, home):
     recipe.unlink()
     rag.ingest([notes], settings)
     assert rag.search("zucchini", settings, mode="keyword").hits == []
+
+
+def test_search_after_a_rebuild_in_the_same_process(notes, home):
+    settings = make_settings(home)
+    rag.ingest([notes], settings)
+    assert rag.search("baud rate", settings, k=1).hits
+    rag.ingest([notes], settings, rebuild=True)
+    hit = rag.search("What baud rate does the calibration script use?", settings, k=1)[0]
+    assert hit.source.endswith("calibrate.py")
