@@ -199,3 +199,18 @@ def test_gpt4all_stream_stops_at_a_stop_sequence_split_across_tokens():
 
     assert list(until_stop(iter(["Hel", "lo [IN", "ST] more"]), ["[INST]", "</s>"])) == ["Hell", "o "]
     assert list(until_stop(iter(["a", "b"]), [])) == ["a", "b"]
+
+
+def test_a_missing_optional_package_is_an_install_hint(sample_index, monkeypatch):
+    import importlib
+    import sys
+
+    # As if langchain-ollama were not installed: importing it fails like a missing package does.
+    monkeypatch.setitem(sys.modules, "langchain_ollama", None)
+    monkeypatch.delitem(sys.modules, "rag.backends.ollama", raising=False)
+    importlib.invalidate_caches()
+    result, _ = cli_error(sample_index, RAG_LLM__BACKEND="ollama", RAG_LLM__MODEL="llama3.2")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: The ollama backend needs a package that is not installed (langchain_ollama): pip install 'rag[ollama]'\n"
+    )
