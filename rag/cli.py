@@ -399,9 +399,8 @@ def models(
             for model in status.models:
                 details = ", ".join(f"{key} {value}" for key, value in model.items() if key != "name" and value != "")
                 out.print(f"    {escape(str(model['name']))}  ({escape(details)})")
-    configured = next(status for status in statuses if status.backend == settings.llm.backend) if not all_backends else None
-    if configured is not None and not configured.ok:
-        raise typer.Exit(1)
+    configured = next(status for status in statuses if status.backend == settings.llm.backend)
+    raise typer.Exit(0 if configured.ok else 1)
 
 
 class _RichProgress:
