@@ -11,6 +11,8 @@ Chroma is opened only when vectors are read or written, so an unchanged re-sync 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import fnmatch
 import functools
 import json
@@ -19,9 +21,9 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
-from rag.errors import IndexMismatchError, NoIndexError
+from rag.errors import IndexBusyError, IndexMismatchError, NoIndexError
 from rag.settings import Settings
 
 if TYPE_CHECKING:
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
     from chromadb.api.models.Collection import Collection
 
 MANIFEST_FILE = "manifest.sqlite3"
+LOCK_FILE = "ingest.lock"
 # Chunk ids per SQL statement: well under SQLite's limit on bound parameters.
 _SQL_BATCH = 500
 CHROMA_DIR = "chroma"
@@ -158,6 +161,27 @@ class Index:
             (self.collection_name,),
         ).fetchone()
         return (json.loads(row[0]), row[1], row[2]) if row else None
+
+    @contextlib.contextmanager
+    def writer_lock(self, wait: bool = True, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+        """Hold the index's single-writer lock: concurrent ingests would interleave their writes.
+
+        An OS file lock, so it is released when the holder exits, however it exits.
+        """
+        self.path.mkdir(parents=True, exist_ok=True)
+        with open(self.path / LOCK_FILE, "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if not wait:
+                    raise IndexBusyError(self.path) from None
+                if on_wait:
+                    on_wait()
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def stored_created_at(self) -> float | None:
         """When this collection was (re)built; a rebuild changes it."""

@@ -8,12 +8,13 @@ because the embedding model, not our code, should dominate the cost of an ingest
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
 
 from ingest.discover import Candidate, discover
 from ingest.index import Index, SourceRecord
@@ -104,8 +105,14 @@ def ingest(
     dry_run: bool = False,
     rebuild: bool = False,
     progress: IngestProgress | None = None,
+    wait: bool = True,
+    on_wait: Callable[[], None] | None = None,
 ) -> IngestReport:
-    """Sync the index with the files under `paths` and report what changed."""
+    """Sync the index with the files under `paths` and report what changed.
+
+    One ingest writes to an index at a time: another one waits for it (`on_wait` is called
+    first), or with `wait=False` fails with IndexBusyError. A dry run reads only and never waits.
+    """
     started = time.perf_counter()
     if not paths:
         raise UsageError("Give at least one file or folder to ingest.")
@@ -113,8 +120,21 @@ def ingest(
     for root in roots:
         if not root.exists():
             raise UsageError(f"Path not found: {root}")
-    found = discover(roots, settings.ingest)
     index = Index(settings)
+    with contextlib.nullcontext() if dry_run else index.writer_lock(wait, on_wait):
+        return _sync(roots, index, settings, dry_run, rebuild, progress, started)
+
+
+def _sync(
+    roots: list[Path],
+    index: Index,
+    settings: Settings,
+    dry_run: bool,
+    rebuild: bool,
+    progress: IngestProgress | None,
+    started: float,
+) -> IngestReport:
+    found = discover(roots, settings.ingest)
     if not rebuild:
         index.check_fingerprint()
     known = {} if rebuild else index.sources()

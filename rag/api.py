@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from ingest import sync
 from rag import retrieval
@@ -22,11 +22,20 @@ def ingest(
     dry_run: bool = False,
     rebuild: bool = False,
     progress: sync.IngestProgress | None = None,
+    wait: bool = True,
+    on_wait: Callable[[], None] | None = None,
 ) -> sync.IngestReport:
-    """Sync the index with the files and folders in `paths`."""
+    """Sync the index with the files and folders in `paths`.
+
+    Another ingest of the same index is waited for (after calling `on_wait`); with `wait=False`
+    that raises `IndexBusyError` instead.
+    """
     if isinstance(paths, (str, Path)):
         paths = [paths]
-    return sync.ingest(list(paths), settings or load_settings(), dry_run=dry_run, rebuild=rebuild, progress=progress)
+    return sync.ingest(
+        list(paths), settings or load_settings(), dry_run=dry_run, rebuild=rebuild, progress=progress,
+        wait=wait, on_wait=on_wait,
+    )
 
 
 def search(

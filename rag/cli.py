@@ -85,6 +85,9 @@ def ingest(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; change nothing.")] = False,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Drop this collection and ingest from scratch.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List every skipped file with its reason.")] = False,
+    no_wait: Annotated[
+        bool, typer.Option("--no-wait", help="Fail at once if another ingest is writing to this index.")
+    ] = False,
     as_json: JsonOption = False,
     index: IndexOption = None,
     collection: CollectionOption = None,
@@ -93,7 +96,10 @@ def ingest(
     """Sync documents into the index: add new files, replace changed ones, drop deleted ones."""
     settings = _settings(index, collection, config)
     progress = _RichProgress() if err.is_terminal and not as_json else None
-    report = rag.ingest(paths, settings, dry_run=dry_run, rebuild=rebuild, progress=progress)
+    report = rag.ingest(
+        paths, settings, dry_run=dry_run, rebuild=rebuild, progress=progress, wait=not no_wait,
+        on_wait=lambda: err.print(f"Another ingest is writing to {settings.index_path}; waiting for it to finish…"),
+    )
     if as_json:
         out.print_json(json.dumps(report.to_dict()))
     else:

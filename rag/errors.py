@@ -34,6 +34,14 @@ class IndexMismatchError(RagError):
         )
 
 
+class IndexBusyError(RagError):
+    def __init__(self, index_path: Path):
+        super().__init__(
+            f"Another `rag ingest` is writing to the index at {index_path}; "
+            "wait for it to finish, or run without --no-wait to wait automatically."
+        )
+
+
 class ModelNotFoundError(RagError):
     pass
 

@@ -1,0 +1,82 @@
+"""Two ingests of one index, and searching while an ingest writes: real processes, real files."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from rag.cli import app
+from tests.conftest import assert_index_consistent, make_settings
+
+runner = CliRunner()
+
+
+def many_notes(folder: Path, count: int) -> Path:
+    folder.mkdir()
+    for number in range(count):
+        (folder / f"note-{number:04d}.txt").write_text(
+            f"Note {number}\n\nMeeting {number} decided that widget batch {number * 7} ships on day {number % 28 + 1}. "
+            + "The committee reviewed supplier quotes, test results and the packaging plan in detail. " * 6
+        )
+    return folder
+
+
+def start_ingest(folder: Path, home: Path) -> subprocess.Popen:
+    rag_bin = shutil.which("rag", path=str(Path(sys.executable).parent))
+    return subprocess.Popen(
+        [rag_bin, "ingest", str(folder)], env={**os.environ, "RAG_HOME": str(home)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def wait_for_lock_holder(home: Path, ingest: subprocess.Popen) -> None:
+    """Until the other process holds the writer lock (its lock file exists and it is still running)."""
+    deadline = time.monotonic() + 60
+    while not (home / "index" / "ingest.lock").exists():
+        assert ingest.poll() is None and time.monotonic() < deadline, "the ingest never started"
+        time.sleep(0.05)
+
+
+def test_a_second_ingest_waits_or_fails_clearly_and_nothing_interleaves(home, tmp_path, notes):
+    big = many_notes(tmp_path / "big", 400)
+    first = start_ingest(big, home)
+    wait_for_lock_holder(home, first)
+
+    refused = runner.invoke(app, ["ingest", "--no-wait", str(notes)], env={"RAG_HOME": str(home)})
+    assert refused.exit_code == 1
+    assert refused.stderr.startswith(f"Error: Another `rag ingest` is writing to the index at {home / 'index'}")
+
+    waited = runner.invoke(app, ["ingest", str(notes)], env={"RAG_HOME": str(home)})
+    assert waited.exit_code == 0, waited.output
+    assert "waiting for it to finish" in waited.stderr  # it found the lock taken and waited
+    assert first.wait(timeout=300) == 0, first.stderr
+    settings = make_settings(home)
+    assert_index_consistent(settings)
+    status = json.loads(runner.invoke(app, ["status", "--json"], env={"RAG_HOME": str(home)}).stdout)
+    assert status["files"] == 400 + 4
+
+
+def test_search_works_while_an_ingest_is_writing(home, tmp_path, notes):
+    runner.invoke(app, ["ingest", str(notes)], env={"RAG_HOME": str(home)})
+    big = many_notes(tmp_path / "big", 400)
+    writer = start_ingest(big, home)
+    wait_for_lock_holder(home, writer)
+    searches = 0
+    while writer.poll() is None and searches < 50:
+        result = runner.invoke(
+            app, ["search", "What baud rate does the calibration script use?", "--json", "-k", "3"],
+            env={"RAG_HOME": str(home)},
+        )
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)[0]["source"].endswith("calibrate.py")
+        searches += 1
+    assert searches > 0, "the ingest ended before a search could run alongside it"
+    assert writer.wait(timeout=300) == 0
+    assert_index_consistent(make_settings(home))
