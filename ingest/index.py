@@ -1,6 +1,7 @@
 """The index owns all on-disk state of a knowledge base, in one directory:
 
-    INDEX_DIR/chroma/            Chroma PersistentClient (one collection per knowledge base)
+    INDEX_DIR/chroma/            Chroma PersistentClient (one collection per knowledge base),
+                                 unless vector_store.url names a Chroma server
     INDEX_DIR/manifest.sqlite3   what was ingested from where, what built the index, and the
                                  keyword (FTS5) index of every chunk's text
 
@@ -19,11 +20,12 @@ import json
 import re
 import sqlite3
 import time
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
-from rag.errors import IndexBusyError, IndexMismatchError, NoIndexError
+from rag.errors import IndexBusyError, IndexMismatchError, NoIndexError, RagError
 from rag.settings import Settings
 
 if TYPE_CHECKING:
@@ -134,6 +136,7 @@ class Index:
     def __init__(self, settings: Settings):
         self.created_at: float | None = None
         self.path = settings.index_path
+        self.server_url = settings.vector_store.url
         self.collection_name = settings.collection
         self.fingerprint = settings_fingerprint(settings)
 
@@ -264,10 +267,24 @@ class Index:
         import chromadb
         from chromadb.config import Settings as ChromaSettings
 
-        return chromadb.PersistentClient(
-            path=str(self.path / CHROMA_DIR),
-            settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False),
-        )
+        chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+        if self.server_url is None:
+            return chromadb.PersistentClient(path=str(self.path / CHROMA_DIR), settings=chroma_settings)
+        url = urllib.parse.urlsplit(self.server_url)
+        try:
+            client = chromadb.HttpClient(
+                host=url.hostname or "localhost",
+                port=url.port or (443 if url.scheme == "https" else 8000),
+                ssl=url.scheme == "https",
+                settings=chroma_settings,
+            )
+            client.heartbeat()
+        except Exception as exc:  # chromadb raises several kinds for "nobody answers"
+            raise RagError(
+                f"No Chroma server answers at {self.server_url}; start one with `chroma run --path DIR --port PORT` "
+                "or unset vector_store.url to use the index on disk."
+            ) from exc
+        return client
 
     @functools.cached_property
     def _collection(self) -> "Collection":
@@ -404,7 +421,7 @@ class Index:
         """Forget this collection entirely: its vectors and its manifest rows."""
         if not self.manifest_path.exists():
             return
-        if (self.path / CHROMA_DIR).exists() and self.collection_name in {
+        if (self.server_url or (self.path / CHROMA_DIR).exists()) and self.collection_name in {
             c.name for c in self._client.list_collections()
         }:
             self._client.delete_collection(self.collection_name)

@@ -60,6 +60,10 @@ CollectionOption = Annotated[
 ConfigOption = Annotated[
     Optional[Path], typer.Option("--config", help="Settings file (default: ./rag.toml, then the user config dir).")
 ]
+ChromaUrlOption = Annotated[
+    Optional[str],
+    typer.Option("--chroma-url", help="Use a Chroma server (e.g. http://localhost:8000) instead of the index on disk.", show_default=False),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of text.")]
 ModeOption = Annotated[
     Optional[str],
@@ -67,8 +71,11 @@ ModeOption = Annotated[
 ]
 
 
-def _settings(index: Path | None, collection: str | None, config: Path | None, **more) -> Settings:
-    return load_settings(config, index_dir=index, collection=collection, **more)
+def _settings(
+    index: Path | None, collection: str | None, config: Path | None, chroma_url: str | None = None, **more
+) -> Settings:
+    vector_store = {"url": chroma_url} if chroma_url else None
+    return load_settings(config, index_dir=index, collection=collection, vector_store=vector_store, **more)
 
 
 def _display_path(path: str) -> str:
@@ -92,9 +99,10 @@ def ingest(
     index: IndexOption = None,
     collection: CollectionOption = None,
     config: ConfigOption = None,
+    chroma_url: ChromaUrlOption = None,
 ) -> None:
     """Sync documents into the index: add new files, replace changed ones, drop deleted ones."""
-    settings = _settings(index, collection, config)
+    settings = _settings(index, collection, config, chroma_url)
     progress = _RichProgress() if err.is_terminal and not as_json else None
     report = rag.ingest(
         paths, settings, dry_run=dry_run, rebuild=rebuild, progress=progress, wait=not no_wait,
@@ -144,11 +152,12 @@ def search(
     index: IndexOption = None,
     collection: CollectionOption = None,
     config: ConfigOption = None,
+    chroma_url: ChromaUrlOption = None,
 ) -> None:
     """Find the chunks most relevant to QUERY (retrieval only, no language model)."""
     result = rag.search(
         query,
-        _settings(index, collection, config),
+        _settings(index, collection, config, chroma_url),
         k=k,
         mode=mode,
         where=_parse_where(where or []),
@@ -201,9 +210,10 @@ def status(
     index: IndexOption = None,
     collection: CollectionOption = None,
     config: ConfigOption = None,
+    chroma_url: ChromaUrlOption = None,
 ) -> None:
     """Show where the index is, what it holds and what built it."""
-    info = rag.status(_settings(index, collection, config))
+    info = rag.status(_settings(index, collection, config, chroma_url))
     if as_json:
         out.print_json(json.dumps(info.to_dict()))
         return
@@ -231,11 +241,11 @@ PromptStyleOption = Annotated[
 TopKOption = Annotated[Optional[int], typer.Option("-k", "--top-k", min=1, help="Chunks to retrieve.", show_default=False)]
 
 
-def _assistant(index, collection, config, model, prompt_style, k, mode) -> "Assistant":
+def _assistant(index, collection, config, chroma_url, model, prompt_style, k, mode) -> "Assistant":
     from rag.ask import Assistant
 
     llm = {key: value for key, value in (("model_path", model), ("prompt_style", prompt_style)) if value is not None}
-    settings = _settings(index, collection, config, llm=llm or None, search={"mode": mode} if mode else None)
+    settings = _settings(index, collection, config, chroma_url, llm=llm or None, search={"mode": mode} if mode else None)
     return Assistant(settings, k=k)
 
 
@@ -280,9 +290,10 @@ def ask(
     index: IndexOption = None,
     collection: CollectionOption = None,
     config: ConfigOption = None,
+    chroma_url: ChromaUrlOption = None,
 ) -> None:
     """Answer QUESTION with the local model, from the most relevant chunks, citing them."""
-    assistant = _assistant(index, collection, config, model, prompt_style, k, mode)
+    assistant = _assistant(index, collection, config, chroma_url, model, prompt_style, k, mode)
     if as_json or no_stream:
         answer = assistant.ask(question)
         if as_json:
@@ -311,9 +322,10 @@ def chat(
     index: IndexOption = None,
     collection: CollectionOption = None,
     config: ConfigOption = None,
+    chroma_url: ChromaUrlOption = None,
 ) -> None:
     """Talk with your documents: follow-up questions keep the conversation's context."""
-    assistant = _assistant(index, collection, config, model, prompt_style, k, mode)
+    assistant = _assistant(index, collection, config, chroma_url, model, prompt_style, k, mode)
     history: list[tuple[str, str]] = []
     last_sources: list = []
     err.print(CHAT_HELP)
@@ -363,11 +375,12 @@ def eval_command(
     as_json: JsonOption = False,
     index: IndexOption = None,
     config: ConfigOption = None,
+    chroma_url: ChromaUrlOption = None,
 ) -> None:
     """Measure retrieval quality on your own questions: nDCG@10, recall, MRR and latency per mode."""
     reports = rag.evaluate(
         data_dir,
-        _settings(index, None, config),
+        _settings(index, None, config, chroma_url),
         modes=mode or None,
         qrels=qrels,
         progress=_RichProgress() if err.is_terminal else None,

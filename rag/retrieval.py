@@ -280,7 +280,7 @@ def _open_index(settings: Settings) -> Index:
 
     A rebuild (here or in another process) makes a new collection; then the index is reopened.
     """
-    key = (settings.index_path, settings.collection, settings.model_dump_json(include={"embedding", "chunking"}))
+    key = (settings.index_path, settings.collection, settings.model_dump_json(include={"embedding", "chunking", "vector_store"}))
     index = _OPEN.get(key)
     if index is None or index.created_at != index.stored_created_at():
         index = _OPEN[key] = Index(settings)

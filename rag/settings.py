@@ -64,6 +64,12 @@ class SearchSettings(_Section):
     mmr_diversity: float = Field(0.3, ge=0, le=1)
 
 
+class VectorStoreSettings(_Section):
+    url: str | None = Field(
+        None, description="A Chroma server, e.g. http://localhost:8000; default: Chroma on disk in the index dir."
+    )
+
+
 class LLMSettings(_Section):
     backend: str = Field("llamacpp", description="llamacpp, ollama, gpt4all or llamafile.")
     model_path: Path | None = Field(
@@ -106,6 +112,7 @@ class Settings(_Section):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     search: SearchSettings = Field(default_factory=SearchSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
+    vector_store: VectorStoreSettings = Field(default_factory=VectorStoreSettings)
 
     @field_validator("collection")
     @classmethod
