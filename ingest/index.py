@@ -17,6 +17,7 @@ import fcntl
 import fnmatch
 import functools
 import json
+import os
 import re
 import sqlite3
 import time
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 MANIFEST_FILE = "manifest.sqlite3"
 LOCK_FILE = "ingest.lock"
+UNFINISHED_PREFIX = "unfinished-ingest."
 # Chunk ids per SQL statement: well under SQLite's limit on bound parameters.
 _SQL_BATCH = 500
 CHROMA_DIR = "chroma"
@@ -113,6 +115,21 @@ class IndexStats:
     last_sync: float | None
 
 
+@dataclass
+class Consistency:
+    unfinished: bool
+    orphan_vectors: list[str]  # chunk ids in Chroma that no manifest row lists
+    orphan_words: list[str]  # chunk ids in the keyword index that no manifest row lists
+    incomplete_sources: list[str]  # files whose listed chunks are not all stored
+
+    @property
+    def ok(self) -> bool:
+        return not (self.unfinished or self.orphan_vectors or self.orphan_words or self.incomplete_sources)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, **self.__dict__}
+
+
 def settings_fingerprint(settings: Settings) -> dict[str, Any]:
     """What must stay the same for old and new chunks to be comparable."""
     return {
@@ -185,6 +202,56 @@ class Index:
                 yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+    # -- crash safety ----------------------------------------------------------------------------
+
+    @property
+    def _unfinished_marker(self) -> Path:
+        return self.path / f"{UNFINISHED_PREFIX}{self.collection_name}"
+
+    def begin_writes(self) -> None:
+        self._unfinished_marker.write_text(f"{os.getpid()}\n")
+
+    def end_writes(self) -> None:
+        self._unfinished_marker.unlink(missing_ok=True)
+
+    def unfinished(self) -> bool:
+        """Whether an ingest stopped (killed, crashed, power lost) before it finished writing."""
+        return self._unfinished_marker.exists()
+
+    def problems(self) -> Consistency:
+        """What disagrees between the manifest, Chroma and the keyword index."""
+        records = self.sources()
+        listed = {chunk_id for record in records.values() for chunk_id in record.chunk_ids}
+        in_chroma = self.chunk_ids()
+        in_keyword_index = self.keyword_chunk_ids() if self.manifest_path.exists() else set()
+        incomplete = sorted(
+            path
+            for path, record in records.items()
+            if not set(record.chunk_ids) <= in_chroma or not set(record.chunk_ids) <= in_keyword_index
+        )
+        return Consistency(
+            unfinished=self.unfinished(),
+            orphan_vectors=sorted(in_chroma - listed),
+            orphan_words=sorted(in_keyword_index - listed),
+            incomplete_sources=incomplete,
+        )
+
+    def reconcile(self) -> Consistency:
+        """Make the three stores agree again: drop what no manifest row lists, and forget files
+        whose chunks are not all there (the next ingest reads them again)."""
+        found = self.problems()
+        records = self.sources()
+        broken = [records[path] for path in found.incomplete_sources]
+        with self._transaction():
+            self._db.executemany(
+                "DELETE FROM sources WHERE collection = ? AND path = ?",
+                [(self.collection_name, r.path) for r in broken],
+            )
+            self._forget_words([*found.orphan_words, *(c for r in broken for c in r.chunk_ids)])
+        self._delete_chunks([*found.orphan_vectors, *(c for r in broken for c in r.chunk_ids)])
+        self.end_writes()
+        return found
 
     def stored_created_at(self) -> float | None:
         """When this collection was (re)built; a rebuild changes it."""

@@ -12,7 +12,7 @@ from rag.privacy import enforce_offline
 
 enforce_offline()
 
-from rag.api import ask, evaluate, ingest, search, status  # noqa: E402
+from rag.api import ask, check, evaluate, ingest, repair, search, status  # noqa: E402
 from rag.errors import RagError  # noqa: E402
 from rag.settings import Settings, load_settings  # noqa: E402
 
@@ -26,4 +26,7 @@ def __getattr__(name: str):
     raise AttributeError(name)
 
 
-__all__ = ["Assistant", "RagError", "Settings", "ask", "evaluate", "ingest", "load_settings", "search", "status"]
+__all__ = [
+    "Assistant", "RagError", "Settings", "ask", "check", "evaluate", "ingest", "load_settings", "repair", "search",
+    "status",
+]

@@ -11,6 +11,7 @@ from rag import index_status
 from rag.settings import Settings, load_settings
 
 if TYPE_CHECKING:
+    from ingest.index import Consistency
     from rag.ask import Answer
     from rag.evaluation import ModeReport
 
@@ -85,3 +86,22 @@ def evaluate(
     dataset = evaluation.load_dataset(Path(data_dir), Path(qrels) if qrels else None)
     dataset_settings = evaluation.prepare(dataset, settings or load_settings(), progress)
     return evaluation.evaluate(dataset, dataset_settings, modes or evaluation.MODES)
+
+
+def check(settings: Settings | None = None) -> "Consistency":
+    """Whether the manifest, Chroma and the keyword index agree (read-only)."""
+    from ingest.index import Index
+
+    index = Index(settings or load_settings())
+    index.require()
+    return index.problems()
+
+
+def repair(settings: Settings | None = None) -> "Consistency":
+    """Make the stores agree again, as the next ingest after a crash would; returns what it found."""
+    from ingest.index import Index
+
+    index = Index(settings or load_settings())
+    index.require()
+    with index.writer_lock():
+        return index.reconcile()

@@ -206,14 +206,21 @@ def _parse_where(conditions: list[str]) -> dict[str, object]:
 
 @app.command()
 def status(
+    check: Annotated[
+        bool, typer.Option("--check", help="Verify that the manifest, Chroma and the keyword index agree.")
+    ] = False,
     as_json: JsonOption = False,
     index: IndexOption = None,
     collection: CollectionOption = None,
     config: ConfigOption = None,
     chroma_url: ChromaUrlOption = None,
 ) -> None:
-    """Show where the index is, what it holds and what built it."""
-    info = rag.status(_settings(index, collection, config, chroma_url))
+    """Show where the index is, what it holds and what built it; --check verifies it."""
+    settings = _settings(index, collection, config, chroma_url)
+    if check:
+        _report_consistency(rag.check(settings), as_json, fixed=False)
+        return
+    info = rag.status(settings)
     if as_json:
         out.print_json(json.dumps(info.to_dict()))
         return
@@ -420,6 +427,35 @@ def models(
                 out.print(f"    {escape(str(model['name']))}  ({escape(details)})")
     configured = next(status for status in statuses if status.backend == settings.llm.backend)
     raise typer.Exit(0 if configured.ok else 1)
+
+
+@app.command()
+def repair(
+    as_json: JsonOption = False,
+    index: IndexOption = None,
+    collection: CollectionOption = None,
+    config: ConfigOption = None,
+    chroma_url: ChromaUrlOption = None,
+) -> None:
+    """Make the index consistent again after an interrupted ingest (the next ingest does it too)."""
+    _report_consistency(rag.repair(_settings(index, collection, config, chroma_url)), as_json, fixed=True)
+
+
+def _report_consistency(found, as_json: bool, fixed: bool) -> None:
+    if as_json:
+        out.print_json(json.dumps(found.to_dict()))
+    elif found.ok:
+        out.print("The index is consistent: the manifest, Chroma and the keyword index agree.")
+    else:
+        verb = "Fixed" if fixed else "Found"
+        if found.unfinished:
+            out.print(f"{verb}: an ingest stopped before it finished.")
+        out.print(f"{verb}: {len(found.orphan_vectors)} vectors and {len(found.orphan_words)} keyword entries no file lists.")
+        out.print(f"{verb}: {len(found.incomplete_sources)} files with chunks missing" + (" (they will be ingested again)." if fixed else "."))
+        if not fixed:
+            err.print("Run `rag repair`, or just `rag ingest` again: it repairs first.")
+    if not fixed and not found.ok:
+        raise typer.Exit(1)
 
 
 class _RichProgress:

@@ -28,10 +28,10 @@ def many_notes(folder: Path, count: int) -> Path:
     return folder
 
 
-def start_ingest(folder: Path, home: Path) -> subprocess.Popen:
+def start_ingest(folder: Path, home: Path, **env: str) -> subprocess.Popen:
     rag_bin = shutil.which("rag", path=str(Path(sys.executable).parent))
     return subprocess.Popen(
-        [rag_bin, "ingest", str(folder)], env={**os.environ, "RAG_HOME": str(home)},
+        [rag_bin, "ingest", str(folder)], env={**os.environ, "RAG_HOME": str(home), **env},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
 
