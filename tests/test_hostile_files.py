@@ -1,0 +1,107 @@
+"""A folder nobody curated: every odd or hostile file is reported with its reason, the rest ingested."""
+
+from __future__ import annotations
+
+import codecs
+import os
+from pathlib import Path
+
+import rag
+from tests.conftest import assert_index_consistent, make_settings
+
+
+def hostile_corpus(root: Path, outside: Path) -> tuple[dict[str, str], set[str]]:
+    """(bad file -> expected reason fragment, good files) in a generated folder."""
+    root.mkdir()
+    good = {
+        "plain note.txt": "Spaces in the name: the archive key is in drawer 7.",
+        "ünïcødé-名前.md": "# Unicode\n\nThe café opens at 07:30.",
+        "name\nwith newline.txt": "A newline in the file name: backups run at 02:00.",
+        "utf16.txt": None,  # written below with a BOM
+    }
+    for name, text in good.items():
+        if text is not None:
+            (root / name).write_text(text)
+    (root / "utf16.txt").write_bytes(codecs.BOM_UTF16_LE + "UTF-16 text: the spare fuse is 5 A.".encode("utf-16-le"))
+    deep = root
+    for level in range(40):
+        deep = deep / f"level{level}"
+    deep.mkdir(parents=True)
+    (deep / "deep.txt").write_text("Forty folders down: the treasure map.")
+
+    bad = {
+        "truncated.pdf": "unreadable PDF",
+        "disguised.txt": "binary content",
+        "empty.md": "empty file",
+        "latin1.txt": "not valid UTF-8",
+        "bad-utf16.txt": "invalid UTF-16",
+        "huge-line.txt": "larger than max_file_mb",
+        "no-text-layer.pdf": "no text layer",
+        "link-outside.md": "outside the ingested folder",
+        "loop": "symlinked folder",
+    }
+    (root / "truncated.pdf").write_bytes(b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n" + b"\x00" * 10)
+    (root / "disguised.txt").write_bytes(os.urandom(4096) + b"\x00")
+    (root / "empty.md").write_bytes(b"")
+    (root / "latin1.txt").write_bytes("Smörgåsbord and crème brûlée".encode("latin-1"))
+    (root / "bad-utf16.txt").write_bytes(codecs.BOM_UTF16_LE + b"\x00\xd8\x41")  # an unpaired surrogate
+    # One line over the size limit (1 MB in this test): never read, so memory stays bounded.
+    with open(root / "huge-line.txt", "w") as fh:
+        fh.write("x" * (2 * 1024 * 1024))
+    (root / "no-text-layer.pdf").write_bytes(_pdf_without_text())
+    outside.write_text("# Outside\n\nNot part of the folder.")
+    (root / "link-outside.md").symlink_to(outside)
+    (root / "loop").symlink_to(root, target_is_directory=True)
+    return bad, set(good) | {"deep.txt"}
+
+
+def _pdf_without_text() -> bytes:
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.rect(20, 20, 100, 60)  # drawing only, as a scanned page without OCR has no text either
+    return bytes(pdf.output())
+
+
+def test_hostile_corpus_reports_every_bad_file_and_ingests_every_good_one(tmp_path, home):
+    bad, good = hostile_corpus(tmp_path / "corpus", tmp_path / "outside.md")
+    settings = make_settings(home, ingest={"max_file_mb": 1})
+    report = rag.ingest([tmp_path / "corpus"], settings)
+
+    reasons = {Path(path).name: reason for path, reason in report.failed + report.skipped}
+    for name, fragment in bad.items():
+        assert fragment in reasons.get(name, ""), (name, reasons.get(name))
+    assert not report.ok  # exit code 1 from the CLI
+    assert {Path(p).name for p in report.added} == good
+    for question, name in [
+        ("Where is the archive key?", "plain note.txt"),
+        ("When does the café open?", "ünïcødé-名前.md"),
+        ("When do backups run?", "name\nwith newline.txt"),
+        ("What size is the spare fuse?", "utf16.txt"),
+        ("treasure map", "deep.txt"),
+    ]:
+        assert Path(rag.search(question, settings, k=1)[0].source).name == name
+    assert_index_consistent(settings)
+
+
+def test_a_file_that_disappears_during_ingest_is_reported(tmp_path, home, monkeypatch):
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "stays.md").write_text("# Stays\n\nThis one stays.")
+    vanishing = folder / "vanishes.md"
+    vanishing.write_text("# Gone\n\nDeleted after it was found.")
+    from ingest import sync
+
+    real_discover = sync.discover
+
+    def discover_then_delete(*args, **kwargs):
+        found = real_discover(*args, **kwargs)
+        vanishing.unlink()  # between discovery and reading, as a sync client might do
+        return found
+
+    monkeypatch.setattr(sync, "discover", discover_then_delete)
+    report = rag.ingest([folder], make_settings(home))
+    assert [Path(p).name for p, _ in report.failed] == ["vanishes.md"]
+    assert "cannot read" in report.failed[0][1]
+    assert [Path(p).name for p in report.added] == ["stays.md"]
