@@ -437,6 +437,21 @@ class Index:
         )
         return [(chunk_id, score) for chunk_id, score in rows]
 
+    def listed(self, chunk_ids: Sequence[str]) -> set[str]:
+        """Those of `chunk_ids` that committed manifest rows list (the keyword table mirrors them).
+
+        Vectors are written before the manifest commits and deleted after it, so Chroma alone can
+        hold a file's next or previous chunks for a moment; this is the consistent view.
+        """
+        if not chunk_ids:
+            return set()
+        marks = ",".join("?" * len(chunk_ids))
+        rows = self._db.execute(
+            f"SELECT chunk_id FROM chunks WHERE collection = ? AND chunk_id IN ({marks})",
+            (self.collection_name, *chunk_ids),
+        )
+        return {chunk_id for (chunk_id,) in rows}
+
     def keyword_chunk_ids(self) -> set[str]:
         rows = self._db.execute("SELECT chunk_id FROM chunks WHERE collection = ?", (self.collection_name,))
         return {chunk_id for (chunk_id,) in rows}

@@ -237,6 +237,9 @@ def search(
     )
     vector = _embed_query(query, settings, index) if mode != "keyword" else None
     dense = index.query(vector, pool, where=chunk_filter.chroma_where()) if vector is not None else []
+    if dense:  # only what the manifest lists: an ingest writing right now is invisible until it commits
+        listed = index.listed([chunk_id for chunk_id, _ in dense])
+        dense = [(chunk_id, score) for chunk_id, score in dense if chunk_id in listed]
     keyword = keyword_search.result() if keyword_search else []
     candidates = fuse(dense, keyword, options)
     ranked = sorted(candidates, key=lambda chunk_id: _ranking_score(candidates[chunk_id], mode), reverse=True)

@@ -80,3 +80,22 @@ def test_search_works_while_an_ingest_is_writing(home, tmp_path, notes):
     assert searches > 0, "the ingest ended before a search could run alongside it"
     assert writer.wait(timeout=300) == 0
     assert_index_consistent(make_settings(home))
+
+
+def test_search_sees_only_what_the_manifest_has_committed(notes, home):
+    """Vectors an unfinished ingest wrote ahead of its manifest commit stay out of results."""
+    import rag
+    from ingest.embedding import LocalEmbeddings
+    from ingest.index import Index
+
+    settings = make_settings(home)
+    rag.ingest([notes], settings)
+    question = "What baud rate does the calibration script use?"
+    vector = LocalEmbeddings(settings.embedding, settings.cache_path).encode([question])[0]
+    Index(settings)._collection.upsert(
+        ids=["uncommitted"], embeddings=[vector], documents=["not yet in the manifest"],
+        metadatas=[{"source": str(notes / "pending.md")}],
+    )
+    hits = rag.search(question, settings, k=5, mode="dense")
+    assert "uncommitted" not in {hit.chunk_id for hit in hits}
+    assert hits[0].source.endswith("calibrate.py")
