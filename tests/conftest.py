@@ -5,9 +5,16 @@ The sample corpus is ingested once per session; tests that change files work on 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -70,3 +77,37 @@ def assert_index_consistent(settings: Settings) -> None:
     assert len(listed) == len(set(listed)), "a chunk id is listed twice in the manifest"
     assert index.chunk_ids() == set(listed)
     assert index.keyword_chunk_ids() == set(listed)
+
+
+def free_port() -> int:
+    with contextlib.closing(socket.socket()) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def installed_command(name: str) -> str:
+    """A console script installed beside the interpreter running the tests."""
+    path = shutil.which(name, path=str(Path(sys.executable).parent))
+    assert path, f"{name} is installed with the test dependencies"
+    return path
+
+
+@contextlib.contextmanager
+def running_server(command: list[str], ready_url: str, timeout: float = 60) -> Iterator[None]:
+    """A real server process, up once `ready_url` answers 200, stopped afterwards."""
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(ready_url, timeout=1):
+                break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                raise RuntimeError(f"{command[0]} did not come up at {ready_url}") from None
+            time.sleep(0.2)
+    try:
+        yield
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

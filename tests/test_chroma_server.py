@@ -4,11 +4,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import shutil
-import subprocess
-import sys
-import time
-import urllib.request
 import zlib
 from pathlib import Path
 
@@ -18,36 +13,19 @@ from typer.testing import CliRunner
 from rag.cli import app
 from rag.settings import load_settings
 from tests import test_search, test_sync
-from tests.conftest import SAMPLE_NOTES
-from tests.test_backends import free_port
+from tests.conftest import SAMPLE_NOTES, free_port, installed_command, running_server
 
 runner = CliRunner()
 
 
 @pytest.fixture(scope="session")
 def chroma_server(tmp_path_factory):
-    chroma = shutil.which("chroma", path=str(Path(sys.executable).parent))
-    assert chroma, "the chromadb wheel provides the chroma command"
     port = free_port()
-    server = subprocess.Popen(
-        [chroma, "run", "--path", str(tmp_path_factory.mktemp("chroma-server")), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    data = tmp_path_factory.mktemp("chroma-server")
+    command = [installed_command("chroma"), "run", "--path", str(data), "--host", "127.0.0.1", "--port", str(port)]
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=1).read()
-            break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        server.kill()
-        pytest.fail("chroma run did not come up")
-    yield url
-    server.terminate()
-    server.wait(timeout=10)
+    with running_server(command, f"{url}/api/v2/heartbeat"):
+        yield url
 
 
 @pytest.fixture

@@ -6,14 +6,13 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from rag.cli import app
-from tests.conftest import SAMPLE_NOTES
+from tests.conftest import SAMPLE_NOTES, installed_command
 
 runner = CliRunner()
 
@@ -118,8 +117,7 @@ def test_verbose_lists_skipped_files(notes, home):
 
 def test_installed_console_script_runs_cold(home, tmp_path):
     """The real entry point in a fresh process, as a user runs it."""
-    rag_bin = shutil.which("rag", path=str(Path(sys.executable).parent))
-    assert rag_bin, "the rag console script is installed next to the interpreter"
+    rag_bin = installed_command("rag")
     notes = tmp_path / "few"
     shutil.copytree(SAMPLE_NOTES / "personal/recipes", notes)
     env = {**os.environ, "RAG_HOME": str(home)}

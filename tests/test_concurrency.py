@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from typer.testing import CliRunner
 
 from rag.cli import app
-from tests.conftest import assert_index_consistent, make_settings
+from tests.conftest import assert_index_consistent, installed_command, make_settings
 
 runner = CliRunner()
 
@@ -29,7 +27,7 @@ def many_notes(folder: Path, count: int) -> Path:
 
 
 def start_ingest(folder: Path, home: Path, **env: str) -> subprocess.Popen:
-    rag_bin = shutil.which("rag", path=str(Path(sys.executable).parent))
+    rag_bin = installed_command("rag")
     return subprocess.Popen(
         [rag_bin, "ingest", str(folder)], env={**os.environ, "RAG_HOME": str(home), **env},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
