@@ -92,3 +92,18 @@ def test_a_chroma_server_that_is_down_is_one_line(notes, home):
     assert result.exit_code == 1
     assert result.stderr.startswith(f"Error: No Chroma server answers at {dead}; start one with `chroma run")
     assert len(result.stderr.splitlines()) == 1
+
+
+def test_ask_and_eval_on_a_chroma_server(chroma_server, server_sample_index, home, tmp_path):
+    from rag.ask import Assistant
+    from tests.test_retrieval import write_beir_fixture
+
+    settings, _ = server_sample_index
+    fast = settings.model_copy(update={"llm": settings.llm.model_copy(update={"temperature": 0.0, "max_tokens": 8})})
+    answer = Assistant(fast, k=2).ask("When does the warranty of the Brandt RO-350 reflow oven end?")
+    assert answer.sources[0].metadata["source"].endswith("brandt-ro350-manual.pdf") and answer.answer
+
+    dataset = write_beir_fixture(tmp_path / "fixture")
+    result = runner.invoke(app, ["eval", str(dataset), "--json", "--chroma-url", chroma_server], env={"RAG_HOME": str(home)})
+    assert result.exit_code == 0, result.output
+    assert {r["mode"]: r["mrr_at_10"] for r in json.loads(result.stdout)}["hybrid"] == 1.0
