@@ -94,7 +94,9 @@ def _consider(path: str, root: str, max_bytes: int, found: Discovery) -> None:
         found.skipped.append((path, f"cannot stat: {exc.strerror or exc}"))
         return
     if stat.st_size > max_bytes:
-        found.skipped.append((path, f"larger than max_file_mb ({stat.st_size / 1048576:.1f} MB)"))
+        found.skipped.append(
+            (path, f"larger than max_file_mb ({stat.st_size / 1048576:.1f} MB); raise ingest.max_file_mb to include it")
+        )
         return
     found.candidates.append(Candidate(path, stat.st_size, stat.st_mtime_ns))
 

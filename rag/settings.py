@@ -47,7 +47,9 @@ class ChunkingSettings(_Section):
 
 class IngestSettings(_Section):
     ignore_files: list[str] = Field(default_factory=lambda: [".gitignore", ".ragignore"])
-    max_file_mb: float = Field(50.0, gt=0)
+    max_file_mb: float = Field(
+        20.0, gt=0, description="Larger files are skipped with a reason: reading them whole would take that memory."
+    )
     # Larger groups sort into batches of more even length (less padding: 512 ingests 25% faster
     # than 128) and still keep memory flat.
     group_chunks: int = Field(1024, gt=0, description="Chunks embedded and written together.")

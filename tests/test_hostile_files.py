@@ -45,9 +45,10 @@ def hostile_corpus(root: Path, outside: Path) -> tuple[dict[str, str], set[str]]
     (root / "empty.md").write_bytes(b"")
     (root / "latin1.txt").write_bytes("Smörgåsbord and crème brûlée".encode("latin-1"))
     (root / "bad-utf16.txt").write_bytes(codecs.BOM_UTF16_LE + b"\x00\xd8\x41")  # an unpaired surrogate
-    # One line over the size limit (1 MB in this test): never read, so memory stays bounded.
+    # A 50 MB single line, over the default size limit: skipped without being read.
     with open(root / "huge-line.txt", "w") as fh:
-        fh.write("x" * (2 * 1024 * 1024))
+        for _ in range(50):
+            fh.write("x" * (1024 * 1024))
     (root / "no-text-layer.pdf").write_bytes(_pdf_without_text())
     outside.write_text("# Outside\n\nNot part of the folder.")
     (root / "link-outside.md").symlink_to(outside)
@@ -66,7 +67,7 @@ def _pdf_without_text() -> bytes:
 
 def test_hostile_corpus_reports_every_bad_file_and_ingests_every_good_one(tmp_path, home):
     bad, good = hostile_corpus(tmp_path / "corpus", tmp_path / "outside.md")
-    settings = make_settings(home, ingest={"max_file_mb": 1})
+    settings = make_settings(home)
     report = rag.ingest([tmp_path / "corpus"], settings)
 
     reasons = {Path(path).name: reason for path, reason in report.failed + report.skipped}
