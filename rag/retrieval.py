@@ -248,7 +248,8 @@ def search(
     use_mmr = use_mmr and vector is not None
     needed = len(ranked) if not chunk_filter.empty else MMR_POOL_FACTOR * k if use_mmr else k
     stored = index.get_chunks(ranked[:needed], vectors=use_mmr)
-    ranked = [chunk_id for chunk_id in ranked[:needed] if chunk_filter.accepts(stored[chunk_id].metadata)]
+    # An id a concurrent ingest deleted since it was ranked is simply no longer there.
+    ranked = [c for c in ranked[:needed] if c in stored and chunk_filter.accepts(stored[c].metadata)]
     if use_mmr:
         pool_ids = ranked[: MMR_POOL_FACTOR * k]
         selected = mmr_select(vector, pool_ids, {c: stored[c].embedding for c in pool_ids}, k, options.mmr_diversity)

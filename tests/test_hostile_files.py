@@ -106,3 +106,27 @@ def test_a_file_that_disappears_during_ingest_is_reported(tmp_path, home, monkey
     assert [Path(p).name for p, _ in report.failed] == ["vanishes.md"]
     assert "cannot read" in report.failed[0][1]
     assert [Path(p).name for p in report.added] == ["stays.md"]
+
+
+def test_an_unreadable_file_is_reported_and_the_rest_ingested(tmp_path, home):
+    """A real permission failure: the ingest runs without root's power to read any file."""
+    import json
+    import subprocess
+
+    from tests.conftest import installed_command
+
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "open.md").write_text("# Open\n\nAnyone may read this note.")
+    locked = folder / "locked.md"
+    locked.write_text("# Locked\n\nNobody may read this note.")
+    locked.chmod(0)
+    without_dac = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"]
+    result = subprocess.run(
+        [*without_dac, installed_command("rag"), "ingest", str(folder), "--json"],
+        env={**os.environ, "RAG_HOME": str(home)}, capture_output=True, text=True,
+    )
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    assert report["failed"] == [{"path": str(locked), "reason": "cannot read: Permission denied"}]
+    assert [Path(p).name for p in report["added"]] == ["open.md"]
