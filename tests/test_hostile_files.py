@@ -37,6 +37,7 @@ def hostile_corpus(root: Path, outside: Path) -> tuple[dict[str, str], set[str]]
         "bad-utf16.txt": "invalid UTF-16",
         "huge-line.txt": "larger than max_file_mb",
         "no-text-layer.pdf": "no text layer",
+        "encrypted.pdf": "encrypted PDF",
         "link-outside.md": "outside the ingested folder",
         "loop": "symlinked folder",
     }
@@ -50,10 +51,28 @@ def hostile_corpus(root: Path, outside: Path) -> tuple[dict[str, str], set[str]]
         for _ in range(50):
             fh.write("x" * (1024 * 1024))
     (root / "no-text-layer.pdf").write_bytes(_pdf_without_text())
+    (root / "encrypted.pdf").write_bytes(_encrypted_pdf())
     outside.write_text("# Outside\n\nNot part of the folder.")
     (root / "link-outside.md").symlink_to(outside)
     (root / "loop").symlink_to(root, target_is_directory=True)
     return bad, set(good) | {"deep.txt"}
+
+
+def _encrypted_pdf() -> bytes:
+    import io
+
+    from fpdf import FPDF
+    from pypdf import PdfReader, PdfWriter
+
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=12)
+    pdf.cell(text="The safe combination is 4-8-15.")
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(bytes(pdf.output()))))
+    writer.encrypt(user_password="hunter2", algorithm="AES-128")
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
 
 
 def _pdf_without_text() -> bytes:
@@ -130,3 +149,34 @@ def test_an_unreadable_file_is_reported_and_the_rest_ingested(tmp_path, home):
     report = json.loads(result.stdout)
     assert report["failed"] == [{"path": str(locked), "reason": "cannot read: Permission denied"}]
     assert [Path(p).name for p in report["added"]] == ["open.md"]
+
+
+def test_a_file_that_changes_during_ingest_is_indexed_as_it_was_read(tmp_path, home, monkeypatch):
+    """Its content is read once: the chunks and the recorded hash describe the same version."""
+    import hashlib
+
+    from ingest import sync
+    from ingest.index import Index
+
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    note = folder / "draft.md"
+    note.write_text("# Draft\n\nThe launch is on Monday.")
+    real_discover = sync.discover
+
+    def discover_then_edit(*args, **kwargs):
+        found = real_discover(*args, **kwargs)
+        note.write_text("# Draft\n\nThe launch moved to Thursday, the ninth.")  # after its stat was taken
+        return found
+
+    monkeypatch.setattr(sync, "discover", discover_then_edit)
+    settings = make_settings(home)
+    first = rag.ingest([folder], settings)
+    assert first.added == [str(note)] and first.ok
+    assert "Thursday" in rag.search("when is the launch", settings, k=1)[0].text
+    assert Index(settings).sources()[str(note)].sha256 == hashlib.sha256(note.read_bytes()).hexdigest()
+
+    monkeypatch.setattr(sync, "discover", real_discover)
+    second = rag.ingest([folder], settings)  # the newer mtime makes it re-hash: same content, nothing to do
+    assert (second.unchanged, second.updated, second.chunks_added) == (1, [], 0)
+    assert_index_consistent(settings)
