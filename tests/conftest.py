@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -95,7 +96,8 @@ def installed_command(name: str) -> str:
 @contextlib.contextmanager
 def running_server(command: list[str], ready_url: str, timeout: float = 60) -> Iterator[None]:
     """A real server process, up once `ready_url` answers 200, stopped afterwards."""
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Its own process group: a launcher (llama-cpp-server runs llama-server) goes with its children.
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -103,11 +105,20 @@ def running_server(command: list[str], ready_url: str, timeout: float = 60) -> I
                 break
         except OSError:
             if server.poll() is not None or time.monotonic() > deadline:
-                server.kill()
+                _stop(server)
                 raise RuntimeError(f"{command[0]} did not come up at {ready_url}") from None
             time.sleep(0.2)
     try:
         yield
     finally:
-        server.terminate()
+        _stop(server)
+
+
+def _stop(server: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.pid, signal.SIGTERM)
+    try:
         server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
