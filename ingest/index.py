@@ -151,11 +151,11 @@ def fingerprint_differences(stored: dict[str, Any], current: dict[str, Any]) -> 
 
 class Index:
     def __init__(self, settings: Settings):
-        self.created_at: float | None = None
         self.path = settings.index_path
         self.server_url = settings.vector_store.url
         self.collection_name = settings.collection
         self.fingerprint = settings_fingerprint(settings)
+        self._built_at_open = self._built_at()
 
     # -- manifest -------------------------------------------------------------------------------
 
@@ -221,7 +221,9 @@ class Index:
 
     def problems(self) -> Consistency:
         """What disagrees between the manifest, Chroma and the keyword index."""
-        records = self.sources()
+        return self._problems(self.sources())
+
+    def _problems(self, records: dict[str, SourceRecord]) -> Consistency:
         listed = {chunk_id for record in records.values() for chunk_id in record.chunk_ids}
         in_chroma = self.chunk_ids()
         in_keyword_index = self.keyword_chunk_ids() if self.manifest_path.exists() else set()
@@ -240,23 +242,22 @@ class Index:
     def reconcile(self) -> Consistency:
         """Make the three stores agree again: drop what no manifest row lists, and forget files
         whose chunks are not all there (the next ingest reads them again)."""
-        found = self.problems()
         records = self.sources()
-        broken = [records[path] for path in found.incomplete_sources]
+        found = self._problems(records)
+        self.remove_sources([records[path] for path in found.incomplete_sources])
         with self._transaction():
-            self._db.executemany(
-                "DELETE FROM sources WHERE collection = ? AND path = ?",
-                [(self.collection_name, r.path) for r in broken],
-            )
-            self._forget_words([*found.orphan_words, *(c for r in broken for c in r.chunk_ids)])
-        self._delete_chunks([*found.orphan_vectors, *(c for r in broken for c in r.chunk_ids)])
+            self._forget_words(found.orphan_words)
+        self._delete_chunks(found.orphan_vectors)
         self.end_writes()
         return found
 
-    def stored_created_at(self) -> float | None:
-        """When this collection was (re)built; a rebuild changes it."""
+    def _built_at(self) -> float | None:
         stored = self._stored_collection()
         return stored[1] if stored else None
+
+    def rebuilt_since_opened(self) -> bool:
+        """Whether the collection was dropped and built anew (here or elsewhere) since this opened."""
+        return self._built_at() != self._built_at_open
 
     def exists(self) -> bool:
         return self._stored_collection() is not None

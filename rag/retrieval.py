@@ -286,9 +286,8 @@ def _open_index(settings: Settings) -> Index:
     """
     key = (settings.index_path, settings.collection, settings.model_dump_json(include={"embedding", "chunking", "vector_store"}))
     index = _OPEN.get(key)
-    if index is None or index.created_at != index.stored_created_at():
+    if index is None or index.rebuilt_since_opened():
         index = _OPEN[key] = Index(settings)
-        index.created_at = index.stored_created_at()
     return index
 
 
