@@ -6,13 +6,17 @@
     for hit in rag.search("when is the offsite?", settings):
         print(hit.score, hit.source, hit.location_label)
     print(rag.ask("when is the offsite?", settings).answer)
+    for record in rag.extract(rag.fields_schema("date:str, people:list[str]"), ["notes/"], settings):
+        print(record.to_dict())
 """
 
 from rag.privacy import enforce_offline
 
 enforce_offline()
 
-from rag.api import ask, check, evaluate, ingest, repair, search, status  # noqa: E402
+from rag.api import (  # noqa: E402
+    ask, check, evaluate, extract, fields_schema, ingest, repair, search, status, summarize,
+)
 from rag.errors import RagError  # noqa: E402
 from rag.settings import Settings, load_settings  # noqa: E402
 
@@ -27,6 +31,6 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "Assistant", "RagError", "Settings", "ask", "check", "evaluate", "ingest", "load_settings", "repair", "search",
-    "status",
+    "Assistant", "RagError", "Settings", "ask", "check", "evaluate", "extract", "fields_schema", "ingest",
+    "load_settings", "repair", "search", "status", "summarize",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
 
 from ingest import sync
 from rag import retrieval
@@ -11,7 +11,10 @@ from rag import index_status
 from rag.settings import Settings, load_settings
 
 if TYPE_CHECKING:
+    from langchain_core.language_models import BaseLanguageModel
+
     from ingest.index import Consistency
+    from rag.batch.jobs import ExtractJob, SummarizeJob
     from rag.ask import Answer
     from rag.evaluation import ModeReport
 
@@ -105,3 +108,53 @@ def repair(settings: Settings | None = None) -> "Consistency":
     index.require()
     with index.writer_lock():
         return index.reconcile()
+
+
+def summarize(
+    sources: Sequence[str] = (),
+    settings: Settings | None = None,
+    *,
+    query: str | None = None,
+    k: int | None = None,
+    combine: bool = False,
+    llm: "BaseLanguageModel | None" = None,
+) -> "SummarizeJob":
+    """A summary per document (`combine=True`: one of them all), as a job to iterate.
+
+    `sources` are files, folders or globs of ingested documents (default: all of them); `query`
+    picks the documents of the `k` best matching chunks instead (or among `sources`). The model
+    loads when iteration starts; each record arrives when its document is done.
+    """
+    from rag.batch import jobs
+
+    return jobs.summarize(settings or load_settings(), sources, query=query, k=k, combine=combine, llm=llm)
+
+
+def extract(
+    schema: dict[str, Any] | str | Path,
+    sources: Sequence[str] = (),
+    settings: Settings | None = None,
+    *,
+    per: Literal["document", "chunk"] = "document",
+    query: str | None = None,
+    k: int | None = None,
+    llm: "BaseLanguageModel | None" = None,
+) -> "ExtractJob":
+    """Records valid for a JSON Schema (a dict, or a schema file's path), one per document or chunk.
+
+    Where the backend can, decoding is constrained to the schema; otherwise an invalid reply is
+    shown to the model, which tries again (batch.max_attempts). A record that still fails comes
+    with `ok == False`, its error and the raw reply. See `summarize` for `sources` and `query`.
+    """
+    from rag.batch import jobs
+    from rag.batch.schema import check_schema, load_schema
+
+    schema = check_schema(schema) if isinstance(schema, dict) else load_schema(Path(schema))
+    return jobs.extract(settings or load_settings(), schema, sources, per=per, query=query, k=k, llm=llm)
+
+
+def fields_schema(fields: str) -> dict[str, Any]:
+    """The JSON Schema of a shorthand such as "name:str, amount:float, tags:list[str]"."""
+    from rag.batch.schema import fields_schema as schema_of_fields
+
+    return schema_of_fields(fields)

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import dataclass, field
 from functools import partial
@@ -19,11 +18,10 @@ from langchain_core.documents import Document
 from langchain_core.language_models import BaseLanguageModel, BaseLLM
 
 from ingest.index import Index
-from rag.backends import context_window, count_tokens, create_llm, translate_error
+from rag.backends import backend_errors, context_window, count_tokens, create_llm
 from rag.chain import FirstLineLLM, IndexRetriever, build_condense_chain, build_rag_chain, fit_sources
-from rag.errors import RagError
 from rag.prompting import select_prompt
-from rag.retrieval import LOCATION_KEYS
+from rag.retrieval import location_of
 from rag.settings import Settings
 
 # Turns of chat history shown to the condense prompt; older turns rarely matter and cost context.
@@ -51,7 +49,7 @@ class Answer:
                     "source": doc.metadata["source"],
                     "score": round(doc.metadata["score"], 4),
                     "similarity": doc.metadata["similarity"] and round(doc.metadata["similarity"], 4),
-                    "location": {k: v for k, v in doc.metadata.items() if k in LOCATION_KEYS},
+                    "location": location_of(doc.metadata),
                     "chunk_id": doc.id,
                 }
                 for number, doc in enumerate(self.sources, start=1)
@@ -140,7 +138,7 @@ class Assistant:
         return self._condense(question, turns) or question
 
     def _condense(self, question: str, turns: str) -> str:
-        with self._backend_errors():
+        with backend_errors(self.settings):
             return self.condense_chain.invoke({"question": question, "history": turns})
 
     def stream(self, question: str, history: Sequence[tuple[str, str]] = ()) -> AnswerStream:
@@ -149,20 +147,8 @@ class Assistant:
         return AnswerStream(chunks, question, standalone, self)
 
     def _explained(self, chunks: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-        with self._backend_errors():
+        with backend_errors(self.settings):
             yield from chunks
-
-    @contextlib.contextmanager
-    def _backend_errors(self) -> Iterator[None]:
-        """A backend client's failures (server down, model missing) as one-line RagErrors."""
-        try:
-            yield
-        except RagError:
-            raise
-        except Exception as exc:
-            if explained := translate_error(self.settings, exc):
-                raise explained from exc
-            raise
 
     def ask(self, question: str, history: Sequence[tuple[str, str]] = ()) -> Answer:
         stream = self.stream(question, history)

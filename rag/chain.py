@@ -30,7 +30,7 @@ from langchain_core.runnables import (
 )
 
 from rag.errors import RagError
-from rag.retrieval import SearchHit, search
+from rag.retrieval import SearchHit, location_label, search
 from rag.settings import Settings
 
 NO_CONTEXT_ANSWER = "I found nothing relevant to this question in your documents, so I will not guess."
@@ -65,15 +65,8 @@ def hit_to_document(hit: SearchHit) -> Document:
 
 def source_label(document: Document) -> str:
     """'path (page 2, § Heading, lines 3-9)' for a retrieved chunk."""
-    meta = document.metadata
-    parts = []
-    if "page" in meta:
-        parts.append(f"page {meta['page']}")
-    if "heading" in meta:
-        parts.append(f"§ {meta['heading']}")
-    if "start_line" in meta:
-        parts.append(f"lines {meta['start_line']}-{meta['end_line']}")
-    return f"{meta['source']} ({', '.join(parts)})" if parts else meta["source"]
+    where = location_label(document.metadata)
+    return f"{document.metadata['source']} ({where})" if where else document.metadata["source"]
 
 
 def format_context(sources: list[Document]) -> str:

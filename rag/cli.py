@@ -248,11 +248,15 @@ PromptStyleOption = Annotated[
 TopKOption = Annotated[Optional[int], typer.Option("-k", "--top-k", min=1, help="Chunks to retrieve.", show_default=False)]
 
 
+def _model_settings(index, collection, config, chroma_url, model, prompt_style, **more) -> Settings:
+    llm = {key: value for key, value in (("model_path", model), ("prompt_style", prompt_style)) if value is not None}
+    return _settings(index, collection, config, chroma_url, llm=llm or None, **more)
+
+
 def _assistant(index, collection, config, chroma_url, model, prompt_style, k, mode) -> "Assistant":
     from rag.ask import Assistant
 
-    llm = {key: value for key, value in (("model_path", model), ("prompt_style", prompt_style)) if value is not None}
-    settings = _settings(index, collection, config, chroma_url, llm=llm or None, search={"mode": mode} if mode else None)
+    settings = _model_settings(index, collection, config, chroma_url, model, prompt_style, search={"mode": mode} if mode else None)
     return Assistant(settings, k=k)
 
 
@@ -403,6 +407,136 @@ def eval_command(
         )
 
 
+SourcesArgument = Annotated[
+    Optional[list[str]],
+    typer.Argument(
+        metavar="[SOURCES]...", help="Ingested files, folders or quoted globs (default: every document).", show_default=False
+    ),
+]
+QueryOption = Annotated[
+    Optional[str], typer.Option("--query", help="Work on what best matches this query (its top -k chunks).", show_default=False)
+]
+OutOption = Annotated[
+    Optional[Path],
+    typer.Option("--out", help="Write records here; running the same command again continues an unfinished job.", show_default=False),
+]
+FormatOption = Annotated[
+    Optional[str], typer.Option("--format", help="jsonl, csv (extract) or md (summarize); default: from --out.", show_default=False)
+]
+RestartOption = Annotated[bool, typer.Option("--restart", help="Start the job over, discarding what --out holds.")]
+
+
+@app.command()
+def summarize(
+    sources: SourcesArgument = None,
+    combine: Annotated[bool, typer.Option("--all", help="One summary of all the selected documents together.")] = False,
+    query: QueryOption = None,
+    k: TopKOption = None,
+    out_file: OutOption = None,
+    fmt: FormatOption = None,
+    restart: RestartOption = False,
+    model: ModelOption = None,
+    prompt_style: PromptStyleOption = None,
+    index: IndexOption = None,
+    collection: CollectionOption = None,
+    config: ConfigOption = None,
+    chroma_url: ChromaUrlOption = None,
+) -> None:
+    """Summarize each selected document (map-reduce over its chunks), or all of them with --all."""
+    settings = _model_settings(index, collection, config, chroma_url, model, prompt_style)
+    _run_job(rag.summarize(sources or [], settings, query=query, k=k, combine=combine), out_file, fmt, restart)
+
+
+@app.command()
+def extract(
+    sources: SourcesArgument = None,
+    schema: Annotated[
+        Optional[Path], typer.Option("--schema", help="A JSON Schema file that every record follows.", show_default=False)
+    ] = None,
+    fields: Annotated[
+        Optional[str],
+        typer.Option("--fields", help='Shorthand for a schema: "name:str, amount:float, tags:list[str]".', show_default=False),
+    ] = None,
+    per: Annotated[str, typer.Option("--per", help="One record per document or per chunk.")] = "document",
+    query: QueryOption = None,
+    k: TopKOption = None,
+    out_file: OutOption = None,
+    fmt: FormatOption = None,
+    restart: RestartOption = False,
+    model: ModelOption = None,
+    prompt_style: PromptStyleOption = None,
+    index: IndexOption = None,
+    collection: CollectionOption = None,
+    config: ConfigOption = None,
+    chroma_url: ChromaUrlOption = None,
+) -> None:
+    """Extract structured records (JSON Schema) from each selected document or chunk, with provenance."""
+    if (schema is None) == (fields is None):
+        raise UsageError('Give the record schema as --schema FILE.json or as --fields "name:str, ..." (one of them).')
+    if per not in ("document", "chunk"):
+        raise UsageError(f"Unknown --per {per!r}; use document or chunk.")
+    settings = _model_settings(index, collection, config, chroma_url, model, prompt_style)
+    job = rag.extract(schema or rag.fields_schema(fields or ""), sources or [], settings, per=per, query=query, k=k)
+    _run_job(job, out_file, fmt, restart)
+
+
+def _run_job(job, out_file: Path | None, fmt: str | None, restart: bool) -> None:
+    """Run a batch job into --out (resumable) or onto stdout; progress and the summary on stderr."""
+    import time
+
+    from rag.batch import output
+    from rag.batch.joblog import JobLog
+
+    chosen = output.output_format(out_file, fmt, job)
+    started = time.perf_counter()
+    progress = _JobProgress(job) if err.is_terminal else None
+    written = failed = 0
+    if out_file is None:
+        if restart:
+            raise UsageError("--restart applies to a job writing --out FILE.")
+        log = None
+        write = lambda record: out.print(escape(output.render(record, job, chosen)), end="")  # noqa: E731
+    else:
+        fingerprint = {**job.fingerprint(), "format": chosen}
+        log = JobLog(out_file, fingerprint, restart=restart, header=output.header(job, chosen))
+        job.skip, job.memo = set(log.done), log.replies
+        if log.done_before:
+            err.print(f"Continuing: {min(log.done_before, len(job))} of {len(job)} items are already in {out_file}.")
+        write = lambda record: log.write(record.key, output.render(record, job, chosen), record.ok)  # noqa: E731
+    try:
+        if progress:
+            progress.start(log.done_before if log else 0)
+        for record in job:
+            if not record.ok and log is None:
+                err.print(f"failed  {escape(output.render(record, job, 'jsonl').strip())}")
+            else:
+                write(record)
+            written, failed = written + record.ok, failed + (not record.ok)
+            if progress:
+                progress.advance()
+    except KeyboardInterrupt:
+        hint = "; run the same command again to continue" if log else ""
+        err.print(f"Stopped after {written + failed} items this run{hint}.")
+        raise typer.Exit(130)
+    finally:
+        if progress:
+            progress.finish()
+        if log:
+            log.close()
+    _job_summary(job, written, failed, time.perf_counter() - started, log)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _job_summary(job, written: int, failed: int, seconds: float, log) -> None:
+    stats = job.model.stats if written + failed else None
+    rate = f", {stats.tokens} tokens at {stats.tokens / max(stats.seconds, 1e-9):.1f} tokens/s" if stats else ""
+    before = f", {log.done_before} done before" if log and log.done_before else ""
+    err.print(f"{job.kind}: {written} written, {failed} failed{before} in {seconds:.1f} s{rate}.")
+    if log and failed:
+        err.print(f"Failed items, with the model's replies, are in {log.errors}.")
+
+
 @app.command()
 def models(
     all_backends: Annotated[bool, typer.Option("--all", help="Check every backend, not just the configured one.")] = False,
@@ -483,6 +617,43 @@ class _RichProgress:
     def advance(self, files: int, chunks: int) -> None:
         self._chunks += chunks
         self._bar.update(self._task, advance=files, chunks=self._chunks)
+
+    def finish(self) -> None:
+        self._bar.stop()
+
+
+class _JobProgress:
+    """Progress bar on stderr for interactive batch jobs: items, time left, generation speed."""
+
+    def __init__(self, job) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._total = len(job)
+        self._tokens = 0
+        self._seconds = 0.0
+        self._bar = Progress(
+            TextColumn(job.kind),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[speed]}"),
+            console=err,
+            transient=True,
+        )
+        self._task = None
+        job.on_call = self._on_call
+
+    def start(self, done: int) -> None:
+        self._task = self._bar.add_task("job", total=self._total, completed=min(done, self._total), speed="")
+        self._bar.start()
+
+    def _on_call(self, call) -> None:
+        self._tokens += call.tokens
+        self._seconds += call.seconds
+        self._bar.update(self._task, speed=f"{self._tokens / max(self._seconds, 1e-9):.1f} tokens/s")
+
+    def advance(self) -> None:
+        self._bar.update(self._task, advance=1)
 
     def finish(self) -> None:
         self._bar.stop()

@@ -10,6 +10,7 @@ or a known instruct model gets its family, and a base model gets the plain compl
 from __future__ import annotations
 
 import functools
+import re
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -22,7 +23,7 @@ from langchain_core.prompts import BasePromptTemplate, ChatPromptTemplate, Promp
 from rag.errors import ConfigError
 
 FAMILIES = ("llama2", "llama3", "mistral", "gemma", "chatml", "plain")
-TASKS = ("qa", "condense")
+TASKS = ("qa", "condense", "summarize", "combine", "extract")
 AUTO = "auto"
 CHAT = "chat"
 
@@ -43,7 +44,7 @@ class PromptFamily:
     template: str
     stop: tuple[str, ...]
     answer_prefix: dict[str, str] = field(default_factory=dict)
-    first_line_only: bool = False
+    first_line_tasks: tuple[str, ...] = ()  # tasks whose answer ends with its first line
 
     def render(self, system: str, user: str, task: str) -> str:
         """The family template around a task; {context}/{question}-style placeholders stay open."""
@@ -77,7 +78,7 @@ def family(name: str) -> PromptFamily:
         data["template"],
         tuple(data.get("stop", ())),
         data.get("answer_prefix", {}),
-        data.get("first_line_only", False),
+        tuple(data.get("first_line_only", ())),
     )
 
 
@@ -149,8 +150,9 @@ def prompt_selector(task_name: str) -> ConditionalPromptSelector:
     )
 
 
-# Stand-ins for a task's placeholders while a model's own chat template renders the task.
-_PLACEHOLDERS = {name: f"\x00{name}\x00" for name in ("context", "question", "history")}
+# A task's placeholders ({context}, {question}, ...), hidden from a model's own chat template
+# while it renders the task, then put back.
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
 def model_template_prompt(llm: BaseLanguageModel, task_name: str) -> PromptTemplate | None:
@@ -158,20 +160,12 @@ def model_template_prompt(llm: BaseLanguageModel, task_name: str) -> PromptTempl
     render = getattr(llm, "rag_render_chat", None)
     if not callable(render):
         return None
-    parts = {role: _hide_placeholders(text) for role, text in task(task_name).items()}
+    parts = {role: _PLACEHOLDER.sub("\x00\\1\x00", text) for role, text in task(task_name).items()}
     rendered = render([{"role": "system", "content": parts["system"]}, {"role": "user", "content": parts["user"]}])
     if rendered is None:
         return None
-    template = rendered.replace("{", "{{").replace("}", "}}")
-    for name, stand_in in _PLACEHOLDERS.items():
-        template = template.replace(stand_in, "{" + name + "}")
+    template = re.sub("\x00(\\w+)\x00", r"{\1}", rendered.replace("{", "{{").replace("}", "}}"))
     return PromptTemplate.from_template(template)
-
-
-def _hide_placeholders(text: str) -> str:
-    for name, stand_in in _PLACEHOLDERS.items():
-        text = text.replace("{" + name + "}", stand_in)
-    return text
 
 
 def select_prompt(llm: BaseLanguageModel, task_name: str, prompt_style: str = AUTO) -> SelectedPrompt:
@@ -189,4 +183,5 @@ def select_prompt(llm: BaseLanguageModel, task_name: str, prompt_style: str = AU
         prompt, name = text_prompt(prompt_style, task_name), family(prompt_style).name
     if name == CHAT:
         return SelectedPrompt(prompt, name, ())
-    return SelectedPrompt(prompt, name, family(name).stop, family(name).first_line_only)
+    chosen = family(name)
+    return SelectedPrompt(prompt, name, chosen.stop, task_name in chosen.first_line_tasks)

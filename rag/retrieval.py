@@ -30,6 +30,31 @@ LOCATION_KEYS = ("page", "heading", "start_line", "end_line")
 Mode = Literal["dense", "keyword", "hybrid"]
 
 
+def location_of(metadata: dict[str, Any]) -> dict[str, Any]:
+    """Where in its file a chunk is: page, heading, lines (those the format has)."""
+    return {key: metadata[key] for key in LOCATION_KEYS if key in metadata}
+
+
+def location_label(location: dict[str, Any]) -> str:
+    """'page 2, § Heading, lines 3-9'."""
+    parts = []
+    if "page" in location:
+        parts.append(f"page {location['page']}")
+    if "heading" in location:
+        parts.append(f"§ {location['heading']}")
+    if "start_line" in location:
+        parts.append(f"lines {location['start_line']}-{location['end_line']}")
+    return ", ".join(parts)
+
+
+def chunk_body(text: str, location: dict[str, Any]) -> str:
+    """The chunk text without the heading path that was prefixed for embedding."""
+    heading = location.get("heading")
+    if heading and text.startswith(heading):
+        return text[len(heading) :].lstrip("\n")
+    return text
+
+
 @dataclass
 class Candidate:
     """One chunk as each retriever saw it, and what fusion made of it."""
@@ -59,22 +84,11 @@ class SearchHit:
 
     @property
     def location_label(self) -> str:
-        parts = []
-        if "page" in self.location:
-            parts.append(f"page {self.location['page']}")
-        if "heading" in self.location:
-            parts.append(f"§ {self.location['heading']}")
-        if "start_line" in self.location:
-            parts.append(f"lines {self.location['start_line']}-{self.location['end_line']}")
-        return ", ".join(parts)
+        return location_label(self.location)
 
     @property
     def body(self) -> str:
-        """The chunk text without the heading path that was prefixed for embedding."""
-        heading = self.location.get("heading")
-        if heading and self.text.startswith(heading):
-            return self.text[len(heading) :].lstrip("\n")
-        return self.text
+        return chunk_body(self.text, self.location)
 
     def snippet(self, width: int = SNIPPET_CHARS) -> str:
         flat = " ".join(self.body.split())
@@ -318,7 +332,7 @@ def _hit(rank: int, candidate: Candidate, chunk: StoredChunk, vector: "np.ndarra
         source=chunk.metadata.get("source", ""),
         text=chunk.text,
         chunk_id=chunk.id,
-        location={key: chunk.metadata[key] for key in LOCATION_KEYS if key in chunk.metadata},
+        location=location_of(chunk.metadata),
         similarity=similarity,
         explain=candidate,
     )

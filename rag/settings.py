@@ -101,6 +101,15 @@ class LLMSettings(_Section):
     seed: int = 0
 
 
+class BatchSettings(_Section):
+    max_tokens: int = Field(
+        384, gt=0, description="Budget in tokens for each summary and each extracted record (instead of llm.max_tokens)."
+    )
+    max_attempts: int = Field(
+        3, gt=0, description="Tries per extracted record: a reply that is not valid JSON for the schema is retried."
+    )
+
+
 class Settings(_Section):
     home: Path = Field(
         default_factory=lambda: Path(platformdirs.user_data_dir("rag")),
@@ -118,6 +127,7 @@ class Settings(_Section):
     search: SearchSettings = Field(default_factory=SearchSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     vector_store: VectorStoreSettings = Field(default_factory=VectorStoreSettings)
+    batch: BatchSettings = Field(default_factory=BatchSettings)
 
     @field_validator("collection")
     @classmethod

@@ -78,7 +78,7 @@ def test_every_family_file_loads_with_its_stops():
         "mistral": ("</s>", "[INST]"),
         "gemma": ("<end_of_turn>", "<start_of_turn>"),
         "chatml": ("<|im_end|>", "<|im_start|>"),
-        "plain": ("\nQuestion:", "\nSources:"),
+        "plain": ("\nQuestion:", "\nSources:", "\nDocument:"),
     }
 
 

@@ -4,19 +4,22 @@ Each module has `create(settings)` (a LangChain model), `status(settings)` (wher
 which models it has, for `rag models`) and `translate_error(settings, exc)` (its client's
 failures as one-line `RagError`s). A module is imported only when its backend is used, so a
 missing optional dependency of one backend never affects another; it becomes an install hint.
-Models may offer `rag_prompt_family()`, `rag_count_tokens(text)`, `rag_context_window()` and
-`rag_render_chat(messages)`, which let the prompt selector and the context fitting see the real
-model; others get safe defaults.
+Models may offer `rag_prompt_family()`, `rag_count_tokens(text)`, `rag_context_window()`,
+`rag_render_chat(messages)` and `rag_json_schema(schema)` (the model constrained to write JSON
+valid for the schema), which let the prompt selector, the context fitting and the batch jobs see
+the real model; others get safe defaults.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
+from typing import Any, Iterator
 
 from langchain_core.language_models import BaseLanguageModel
+from langchain_core.runnables import Runnable
 
 from rag.errors import ConfigError, RagError
 from rag.settings import Settings
@@ -71,6 +74,19 @@ def translate_error(settings: Settings, exc: Exception) -> RagError | None:
     return backend_module(settings.llm.backend).translate_error(settings, exc)
 
 
+@contextlib.contextmanager
+def backend_errors(settings: Settings) -> Iterator[None]:
+    """A backend client's failures (server down, model missing) as one-line RagErrors."""
+    try:
+        yield
+    except RagError:
+        raise
+    except Exception as exc:
+        if explained := translate_error(settings, exc):
+            raise explained from exc
+        raise
+
+
 def backend_status(name: str, settings: Settings) -> BackendStatus:
     try:
         return BackendStatus(backend=name, ok=True, **backend_module(name).status(settings))
@@ -89,3 +105,9 @@ def count_tokens(llm: BaseLanguageModel, text: str) -> int:
     if callable(counter):
         return counter(text)
     return len(text) // CHARS_PER_TOKEN_ESTIMATE + 1
+
+
+def json_schema_constrained(llm: BaseLanguageModel, schema: dict[str, Any]) -> Runnable | None:
+    """`llm` bound to write only JSON valid for `schema` (constrained decoding), where it can."""
+    constrain = getattr(llm, "rag_json_schema", None)
+    return constrain(schema) if callable(constrain) else None

@@ -5,6 +5,7 @@ Without `llm.model_path` it runs the packaged Gemma 3 270M.
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,8 @@ with warnings.catch_warnings():
     # langchain-community announces its own sunset on import; LlamaCpp itself is what we want.
     warnings.simplefilter("ignore", DeprecationWarning)
     from langchain_community.llms import LlamaCpp
+
+from langchain_core.runnables import Runnable
 
 from rag.backends.gguf_files import describe_model_file, is_gguf, model_file, native_stderr_silenced, require_readable
 from rag.errors import RagError
@@ -28,6 +31,17 @@ class RagLlamaCpp(LlamaCpp):
 
     def rag_count_tokens(self, text: str) -> int:
         return len(self.client.tokenize(text.encode("utf-8"), add_bos=True, special=True))
+
+    def rag_json_schema(self, schema: dict[str, Any]) -> Runnable | None:
+        """This model sampling only tokens that keep the output valid for `schema` (a GBNF grammar)."""
+        from llama_cpp import LlamaGrammar
+
+        try:
+            with native_stderr_silenced():
+                grammar = LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+        except Exception:  # the converter raises assorted types on schema features it lacks
+            return None
+        return self.bind(grammar=grammar)
 
     def rag_render_chat(self, messages: list[dict[str, str]]) -> str | None:
         """`messages` through the chat template stored in the GGUF, if it has one."""

@@ -10,6 +10,8 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     from langchain_community.llms import Llamafile
 
+from langchain_core.runnables import Runnable
+
 from rag.backends.http import ServerUnreachable, get_json, post_json
 from rag.errors import RagError
 from rag.prompting import family_from_chat_template
@@ -27,6 +29,17 @@ class RagLlamafile(Llamafile):
 
     def rag_context_window(self) -> int | None:
         return self.server_context
+
+    def rag_json_schema(self, schema: dict[str, Any]) -> Runnable:
+        """The server's own JSON-schema constrained sampling (llama.cpp's `json_schema`)."""
+        return self.bind(json_schema=schema)
+
+    def _get_parameters(self, stop: list[str] | None = None, **kwargs: Any) -> dict[str, Any]:
+        # LangChain's Llamafile drops options it does not know; the server knows json_schema.
+        params = super()._get_parameters(stop=stop, **kwargs)
+        if "json_schema" in kwargs:
+            params["json_schema"] = kwargs["json_schema"]
+        return params
 
     def rag_count_tokens(self, text: str) -> int:
         # The server's own tokenizer; +1 for the BOS token it adds to a prompt.

@@ -8,6 +8,8 @@ from typing import Any
 
 from langchain_ollama import ChatOllama, OllamaLLM
 
+from langchain_core.runnables import Runnable
+
 from rag.backends.http import ServerUnreachable, get_json, post_json
 from rag.errors import ConfigError, RagError
 from rag.prompting import family_from_chat_template, family_from_model_name
@@ -16,7 +18,17 @@ from rag.settings import Settings
 DEFAULT_URL = "http://localhost:11434"
 
 
-class RagOllamaLLM(OllamaLLM):
+class _SchemaFormat:
+    def rag_json_schema(self, schema: dict[str, Any]) -> Runnable:
+        """Ollama's structured outputs: the schema as the request's `format`."""
+        return self.bind(format=schema)
+
+
+class RagChatOllama(_SchemaFormat, ChatOllama):
+    pass
+
+
+class RagOllamaLLM(_SchemaFormat, OllamaLLM):
     prompt_family: str = "plain"
 
     def rag_prompt_family(self) -> str:
@@ -65,7 +77,7 @@ def create(settings: Settings):
         client_kwargs={"timeout": llm.request_timeout},
     )
     if llm.api == "chat":
-        return ChatOllama(**options)
+        return RagChatOllama(**options)
     return RagOllamaLLM(prompt_family=_family(url, llm.model), **options)
 
 

@@ -1,0 +1,386 @@
+"""Batch jobs over the knowledge base: a summary per document (or of everything), or records
+extracted to a JSON Schema per document or per chunk.
+
+    job = rag.extract({"type": "object", ...}, ["notes/"], settings)
+    for record in job:      # one record per item, as each finishes
+        print(record.to_dict() if record.ok else record.error)
+
+Every model call fits the model's context window: a long document is read in parts, whose
+summaries are combined (map-reduce) or whose records are merged. Replies are memoised by prompt,
+so a job resumed after an interruption never asks the model the same thing twice.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, MutableMapping, Sequence
+
+from langchain_core.language_models import BaseLanguageModel
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.runnables import Runnable
+
+from ingest.index import Index
+from rag.backends import backend_errors, context_window, count_tokens, create_llm, json_schema_constrained
+from rag.batch.schema import merge, parse_reply, schema_problem
+from rag.batch.selection import Item, Passage, Per, read_passages, select_items, source_patterns
+from rag.chain import FirstLineLLM
+from rag.errors import ConfigError
+from rag.prompting import SelectedPrompt, select_prompt, task
+from rag.settings import Settings
+
+# Prompt tokens kept free in an extraction prompt for showing the model its invalid reply.
+FEEDBACK_RESERVE_TOKENS = 256
+FEEDBACK_REPLY_CHARS = 600
+ALL_SOURCES_LABEL = "the selected documents"
+
+
+@dataclass
+class CallStats:
+    calls: int = 0
+    tokens: int = 0  # generated
+    seconds: float = 0.0  # spent in the model
+
+    def add(self, other: "CallStats") -> None:
+        self.calls += other.calls
+        self.tokens += other.tokens
+        self.seconds += other.seconds
+
+
+class BatchModel:
+    """The configured model, prompted for batch tasks in its family's format, within its window."""
+
+    def __init__(self, settings: Settings, llm: BaseLanguageModel | None, memo: MutableMapping[str, str]):
+        self.settings = settings
+        budget = settings.batch.max_tokens
+        self.llm = llm or create_llm(settings.model_copy(update={"llm": settings.llm.model_copy(update={"max_tokens": budget})}))
+        self.window = context_window(self.llm, settings.llm.n_ctx)
+        self.memo = memo
+        self.stats = CallStats()
+        self.on_call: Callable[[CallStats], None] | None = None
+        self._prompts: dict[str, SelectedPrompt] = {}
+
+    def prompt(self, task_name: str) -> SelectedPrompt:
+        if task_name not in self._prompts:
+            self._prompts[task_name] = select_prompt(self.llm, task_name, self.settings.llm.prompt_style)
+        return self._prompts[task_name]
+
+    def tokens(self, text: str) -> int:
+        return count_tokens(self.llm, text)
+
+    def room(self, task_name: str, reserve: int = 0, **values: str) -> int:
+        """Tokens left for the task's {text} once the prompt's other parts and the reply are counted."""
+        empty = self.prompt(task_name).prompt.format_prompt(text="", **values).to_string()
+        room = self.window - self.settings.batch.max_tokens - self.tokens(empty) - reserve
+        if room < self.settings.batch.max_tokens:
+            raise ConfigError(
+                f"The model's context window ({self.window} tokens) leaves too little room for the {task_name} "
+                f"prompt and a {self.settings.batch.max_tokens}-token reply; raise llm.n_ctx or lower batch.max_tokens."
+            )
+        return room
+
+    def generate(self, task_name: str, values: dict[str, str], constrained: Runnable | None = None) -> str:
+        selected = self.prompt(task_name)
+        prompt = selected.prompt.format_prompt(**values)
+        key = hashlib.sha256(f"{task_name}\0{constrained is not None}\0{prompt.to_string()}".encode()).hexdigest()
+        if key in self.memo:
+            return self.memo[key]
+        model: Runnable = constrained or (FirstLineLLM(inner=self.llm) if selected.first_line_only else self.llm)
+        if stop := [*selected.stop, *self.settings.llm.stop]:
+            model = model.bind(stop=stop)
+        started = time.perf_counter()
+        with backend_errors(self.settings):
+            reply = (model | StrOutputParser()).invoke(prompt).strip()
+        call = CallStats(1, self.tokens(reply) - self.tokens(""), time.perf_counter() - started)
+        self.memo[key] = reply
+        self.stats.add(call)
+        if self.on_call:
+            self.on_call(call)
+        return reply
+
+
+def pack(texts: Sequence[str], room: int, count: Callable[[str], int], separator: str = "\n\n") -> list[list[str]]:
+    """Consecutive texts grouped so that each group, joined, fits in `room` tokens."""
+    groups: list[list[str]] = []
+    used = room
+    for text in texts:
+        size = count(text) + count(separator)
+        if size > room:
+            raise ConfigError(
+                f"A {size}-token passage does not fit in the {room} tokens the model's context window leaves; "
+                "raise llm.n_ctx, or lower batch.max_tokens or chunking.chunk_tokens."
+            )
+        if used + size > room:
+            groups.append([])
+            used = 0
+        groups[-1].append(text)
+        used += size
+    return groups
+
+
+def passage_texts(passages: Sequence[Passage]) -> list[str]:
+    """Each passage's text, led by its heading where the heading changes."""
+    texts = []
+    heading = None
+    for passage in passages:
+        now = passage.location.get("heading")
+        texts.append(f"{now}\n{passage.text}" if now and now != heading else passage.text)
+        heading = now
+    return texts
+
+
+@dataclass
+class Summary:
+    key: str
+    sources: list[str]
+    summary: str
+    chunk_ids: list[str]
+    stats: CallStats = field(default_factory=CallStats)
+    ok = True
+
+    def to_dict(self) -> dict[str, Any]:
+        if len(self.sources) == 1 and self.key == self.sources[0]:
+            return {"source": self.sources[0], "summary": self.summary, "chunk_ids": self.chunk_ids}
+        return {"scope": "all", "sources": self.sources, "summary": self.summary}
+
+    def markdown(self) -> str:
+        title = self.sources[0] if self.key == self.sources[0] else f"All {len(self.sources)} documents"
+        return f"## {title}\n\n{self.summary}\n\n"
+
+
+@dataclass
+class Extraction:
+    key: str
+    source: str
+    chunk_ids: list[str]
+    location: dict[str, Any]
+    data: Any = None
+    error: str | None = None  # why the record failed, after every attempt
+    raw: str | None = None  # the model's last reply, for a failed record
+    attempts: int = 0
+    constrained: bool = False
+    stats: CallStats = field(default_factory=CallStats)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def provenance(self) -> dict[str, Any]:
+        return {"source": self.source, "location": self.location, "chunk_ids": self.chunk_ids}
+
+    def to_dict(self) -> dict[str, Any]:
+        if not self.ok:
+            return {**self.provenance(), "error": self.error, "raw": self.raw, "attempts": self.attempts}
+        return {**self.provenance(), "data": self.data}
+
+
+class BatchJob:
+    """Planned items (len(job)); iterating runs the model on each item not in `skip`, in order."""
+
+    kind = ""
+
+    def __init__(self, settings: Settings, items: list[Item], selection: dict[str, Any], llm: BaseLanguageModel | None):
+        self.settings = settings
+        self.items = items
+        self.selection = selection
+        self.skip: set[str] = set()
+        self.memo: MutableMapping[str, str] = {}
+        self.on_call: Callable[[CallStats], None] | None = None
+        self._llm = llm
+        self._index = Index(settings)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @functools.cached_property
+    def model(self) -> BatchModel:
+        model = BatchModel(self.settings, self._llm, self.memo)
+        model.on_call = self.on_call
+        return model
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What makes two runs the same job, so that one may continue the other."""
+        llm = self.settings.llm
+        return {
+            "job": self.kind,
+            "index": [str(self.settings.index_path), self.settings.collection],
+            "selection": self.selection,
+            "model": {
+                "backend": llm.backend, "model_path": llm.model_path and str(llm.model_path), "model": llm.model,
+                "base_url": llm.base_url, "api": llm.api, "prompt_style": llm.prompt_style,
+                "temperature": llm.temperature, "seed": llm.seed, "max_tokens": self.settings.batch.max_tokens,
+            },
+        }
+
+    def pending(self) -> list[Item]:
+        return [item for item in self.items if item.key not in self.skip]
+
+    def passages(self, item: Item) -> list[Passage]:
+        return read_passages(self._index, item)
+
+
+class SummarizeJob(BatchJob):
+    kind = "summarize"
+
+    def __init__(self, *args: Any, combine: bool = False, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.combine = combine
+
+    def __len__(self) -> int:
+        return 1 if self.combine else len(self.items)
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {**super().fingerprint(), "combine": self.combine}
+
+    def __iter__(self) -> Iterator[Summary]:
+        if not self.combine:
+            for item in self.pending():
+                yield self.summarize(item)
+            return
+        if "all" in self.skip:
+            return
+        started = _snapshot(self.model.stats)
+        summaries = [self.summarize(item) for item in self.items]
+        labelled = [f"{Path(s.sources[0]).name}: {s.summary}" for s in summaries]
+        summary = self._combine(ALL_SOURCES_LABEL, labelled)
+        chunk_ids = [chunk_id for s in summaries for chunk_id in s.chunk_ids]
+        yield Summary("all", [item.source for item in self.items], summary, chunk_ids, _since(started, self.model.stats))
+
+    def summarize(self, item: Item) -> Summary:
+        started = _snapshot(self.model.stats)
+        passages = self.passages(item)
+        label = Path(item.source).name
+        room = self.model.room("summarize", source=label)
+        parts = ["\n\n".join(group) for group in pack(passage_texts(passages), room, self.model.tokens)]
+        partial = [self.model.generate("summarize", {"source": label, "text": part}) for part in parts]
+        summary = self._combine(label, partial)
+        return Summary(item.key, [item.source], summary, [p.chunk_id for p in passages], _since(started, self.model.stats))
+
+    def _combine(self, label: str, summaries: list[str]) -> str:
+        """One summary of many, combining as many at a time as the context window holds."""
+        room = self.model.room("combine", source=label)
+        while len(summaries) > 1:
+            groups = pack(summaries, room, self.model.tokens)
+            if len(groups) == len(summaries):
+                raise ConfigError(
+                    "The model's context window cannot hold two summaries at once; "
+                    "raise llm.n_ctx or lower batch.max_tokens."
+                )
+            summaries = [self.model.generate("combine", {"source": label, "text": "\n\n".join(g)}) for g in groups]
+        return summaries[0]
+
+
+class ExtractJob(BatchJob):
+    kind = "extract"
+
+    def __init__(self, *args: Any, schema: dict[str, Any], per: Per, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.schema = schema
+        self.per = per
+        self.schema_text = json.dumps(schema, ensure_ascii=False)
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {**super().fingerprint(), "schema": self.schema, "per": self.per}
+
+    @functools.cached_property
+    def constrained(self) -> Runnable | None:
+        return json_schema_constrained(self.model.llm, self.schema)
+
+    def __iter__(self) -> Iterator[Extraction]:
+        for item in self.pending():
+            yield self.extract(item)
+
+    def extract(self, item: Item) -> Extraction:
+        started = _snapshot(self.model.stats)
+        passages = self.passages(item)
+        label = Path(item.source).name
+        room = self.model.room(
+            "extract", reserve=FEEDBACK_RESERVE_TOKENS, schema=self.schema_text, source=label, feedback=""
+        )
+        record = Extraction(
+            item.key, item.source, [p.chunk_id for p in passages], _location(passages), constrained=self.constrained is not None
+        )
+        values = []
+        for group in pack(passage_texts(passages), room, self.model.tokens):
+            value = self._extract_text("\n\n".join(group), label, record)
+            if not record.ok:
+                break
+            values.append(value)
+        else:
+            record.data = merge(values, self.schema) if len(values) > 1 else values[0] if values else None
+            if len(values) > 1 and (problem := schema_problem(record.data, self.schema)):
+                record.error = f"the record merged from the document's {len(values)} parts is invalid: {problem}"
+                record.raw = json.dumps(record.data, ensure_ascii=False)
+        record.stats = _since(started, self.model.stats)
+        return record
+
+    def _extract_text(self, text: str, label: str, record: Extraction) -> Any:
+        """The JSON value for one text: a reply that fails the schema is shown to the model, which tries again."""
+        retry = task("extract")["retry"]
+        feedback = ""
+        for _ in range(self.settings.batch.max_attempts):
+            record.attempts += 1
+            values = {"schema": self.schema_text, "source": label, "text": text, "feedback": feedback}
+            reply = self.model.generate("extract", values, self.constrained)
+            value, problem = parse_reply(reply, self.schema)
+            if problem is None:
+                record.error = record.raw = None
+                return value
+            record.error, record.raw = problem, reply
+            feedback = retry.replace("{reply}", reply[:FEEDBACK_REPLY_CHARS]).replace("{problem}", problem)
+        return None
+
+
+def _location(passages: Sequence[Passage]) -> dict[str, Any]:
+    """A chunk's own location; for a document, the pages and headings its chunks cover."""
+    if len(passages) == 1:
+        return passages[0].location
+    location: dict[str, Any] = {}
+    for key, plural in (("page", "pages"), ("heading", "headings")):
+        if found := list(dict.fromkeys(p.location[key] for p in passages if key in p.location)):
+            location[plural] = found
+    return location
+
+
+def _snapshot(stats: CallStats) -> CallStats:
+    return CallStats(stats.calls, stats.tokens, stats.seconds)
+
+
+def _since(before: CallStats, now: CallStats) -> CallStats:
+    return CallStats(now.calls - before.calls, now.tokens - before.tokens, now.seconds - before.seconds)
+
+
+def summarize(
+    settings: Settings,
+    sources: Sequence[str] = (),
+    *,
+    query: str | None = None,
+    k: int | None = None,
+    combine: bool = False,
+    llm: BaseLanguageModel | None = None,
+) -> SummarizeJob:
+    items = select_items(Index(settings), settings, sources, query=query, k=k)
+    return SummarizeJob(settings, items, _selection(sources, query, k, items), llm, combine=combine)
+
+
+def extract(
+    settings: Settings,
+    schema: dict[str, Any],
+    sources: Sequence[str] = (),
+    *,
+    per: Per = "document",
+    query: str | None = None,
+    k: int | None = None,
+    llm: BaseLanguageModel | None = None,
+) -> ExtractJob:
+    items = select_items(Index(settings), settings, sources, query=query, k=k, per=per)
+    return ExtractJob(settings, items, _selection(sources, query, k, items), llm, schema=schema, per=per)
+
+
+def _selection(sources: Sequence[str], query: str | None, k: int | None, items: list[Item]) -> dict[str, Any]:
+    patterns = source_patterns(sources, [item.source for item in items])
+    return {"sources": patterns, "query": query, "k": k}

@@ -1,0 +1,65 @@
+"""How batch records are written: JSON Lines, CSV or Markdown."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from rag.batch.jobs import BatchJob, ExtractJob, Extraction, Summary
+from rag.errors import UsageError
+
+Format = Literal["jsonl", "csv", "md"]
+FORMATS_BY_SUFFIX: dict[str, Format] = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".md": "md"}
+PROVENANCE_COLUMNS = ["source", "location", "chunk_ids"]
+
+
+def output_format(path: Path | None, requested: str | None, job: BatchJob) -> Format:
+    """The format asked for, else the one the output file's extension names (JSON Lines on stdout)."""
+    if requested is None and path is not None:
+        requested = FORMATS_BY_SUFFIX.get(path.suffix.lower())
+        if requested is None:
+            raise UsageError(f"Cannot tell the format of {path} from its extension; add --format jsonl, csv or md.")
+    chosen = requested or "jsonl"
+    allowed = ("jsonl", "csv") if isinstance(job, ExtractJob) else ("jsonl", "md")
+    if chosen not in allowed:
+        raise UsageError(f"rag {job.kind} writes {' or '.join(allowed)}, not {chosen!r}.")
+    return chosen  # type: ignore[return-value]
+
+
+def header(job: BatchJob, fmt: Format) -> str:
+    return _csv_line(_columns(job)) if fmt == "csv" else ""
+
+
+def render(record: Summary | Extraction, job: BatchJob, fmt: Format) -> str:
+    """The record as written to the output (or, failed, to the errors file: always JSON Lines)."""
+    if fmt == "md" and isinstance(record, Summary):
+        return record.markdown()
+    if fmt == "csv" and isinstance(record, Extraction) and record.ok:
+        row = {**record.provenance(), **_data_columns(record.data)}
+        return _csv_line([_cell(row.get(column)) for column in _columns(job)])
+    return json.dumps(record.to_dict(), ensure_ascii=False) + "\n"
+
+
+def _columns(job: BatchJob) -> list[str]:
+    schema = job.schema if isinstance(job, ExtractJob) else {}
+    properties = list(schema.get("properties", {})) if schema.get("type") == "object" else ["data"]
+    return PROVENANCE_COLUMNS + [name for name in properties if name not in PROVENANCE_COLUMNS]
+
+
+def _data_columns(data: Any) -> dict[str, Any]:
+    return data if isinstance(data, dict) else {"data": data}
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _csv_line(values: list[str]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(values)
+    return buffer.getvalue()

@@ -1,0 +1,108 @@
+"""The JSON Schema of an extraction job: read it, write it from a `--fields` shorthand, check a
+model's reply against it, and merge the records of a document's parts into one."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from rag.errors import UsageError
+
+# "name:str, amount:float, tags:list[str]"; scalar fields may be null (a document may not say).
+_SHORTHAND_TYPES = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}
+# Bounds on shorthand fields: constrained decoding then closes every string and list in time,
+# where a small model could otherwise repeat itself until its token budget ends the JSON mid-way.
+SHORTHAND_MAX_CHARS = 200
+SHORTHAND_MAX_ITEMS = 10
+_FIELD = re.compile(r"^\s*(?P<name>[A-Za-z_][\w-]*)\s*:\s*(?P<type>\w+(\[\w+\])?)\s*$")
+_FENCE = re.compile(r"^```(?:json)?\s*|\s*```$")
+
+
+def load_schema(path: Path) -> dict[str, Any]:
+    try:
+        schema = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"Cannot read the schema file {path}: {exc.strerror or exc}.") from exc
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"The schema file {path} is not JSON ({exc.msg}, line {exc.lineno}).") from exc
+    return check_schema(schema, str(path))
+
+
+def check_schema(schema: Any, origin: str = "the schema") -> dict[str, Any]:
+    from jsonschema import SchemaError, validators
+
+    if not isinstance(schema, dict):
+        raise UsageError(f"{origin} must be a JSON Schema object, such as {{\"type\": \"object\", ...}}.")
+    try:
+        validators.validator_for(schema).check_schema(schema)
+    except SchemaError as exc:
+        raise UsageError(f"{origin} is not a valid JSON Schema: {exc.message}.") from exc
+    return schema
+
+
+def fields_schema(fields: str) -> dict[str, Any]:
+    """The JSON Schema of `--fields "name:str, amount:float, tags:list[str]"`."""
+    properties: dict[str, Any] = {}
+    for part in filter(str.strip, fields.split(",")):
+        match = _FIELD.match(part)
+        kind = match and match["type"]
+        if kind in _SHORTHAND_TYPES:
+            properties[match["name"]] = {**_bounded(kind), "type": [_SHORTHAND_TYPES[kind], "null"]}
+        elif kind and kind.startswith("list[") and kind[5:-1] in _SHORTHAND_TYPES:
+            properties[match["name"]] = {"type": "array", "items": _bounded(kind[5:-1]), "maxItems": SHORTHAND_MAX_ITEMS}
+        else:
+            raise UsageError(
+                f"Cannot read the field {part.strip()!r}: write NAME:TYPE with TYPE one of "
+                f"{', '.join(_SHORTHAND_TYPES)} or list[TYPE], e.g. --fields \"name:str, tags:list[str]\"."
+            )
+    if not properties:
+        raise UsageError('--fields is empty: give at least one NAME:TYPE, e.g. --fields "name:str".')
+    return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
+
+
+def _bounded(kind: str) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": _SHORTHAND_TYPES[kind]}
+    if kind == "str":
+        schema["maxLength"] = SHORTHAND_MAX_CHARS
+    return schema
+
+
+def parse_reply(raw: str, schema: dict[str, Any]) -> tuple[Any, str | None]:
+    """(value, None) when `raw` holds JSON valid for `schema`, else (None, what is wrong)."""
+    text = _FENCE.sub("", raw.strip())
+    starts = [at for at in (text.find("{"), text.find("[")) if at >= 0]
+    if not starts:
+        return None, "the reply holds no JSON value"
+    try:
+        value, _ = json.JSONDecoder().raw_decode(text[min(starts) :])
+    except json.JSONDecodeError as exc:
+        return None, f"the reply is not valid JSON ({exc.msg} at character {exc.pos})"
+    problem = schema_problem(value, schema)
+    return (None, problem) if problem else (value, None)
+
+
+def schema_problem(value: Any, schema: dict[str, Any]) -> str | None:
+    """What makes `value` invalid for `schema`, in one line, or None."""
+    from jsonschema import validators
+    from jsonschema.exceptions import best_match
+
+    error = best_match(validators.validator_for(schema)(schema).iter_errors(value))
+    if error is None:
+        return None
+    where = "/".join(str(part) for part in error.absolute_path)
+    return f"{where}: {error.message}" if where else error.message
+
+
+def merge(values: list[Any], schema: dict[str, Any]) -> Any:
+    """One record from the records of a document's parts: lists are joined (without repeats,
+    up to maxItems), other fields take the first part that says something."""
+    if all(isinstance(value, dict) for value in values):
+        properties = schema.get("properties", {})
+        keys = dict.fromkeys(key for value in values for key in value)
+        return {key: merge([value[key] for value in values if key in value], properties.get(key, {})) for key in keys}
+    if all(isinstance(value, list) for value in values):
+        joined = list({json.dumps(item, sort_keys=True): item for value in values for item in value}.values())
+        return joined[: schema["maxItems"]] if "maxItems" in schema else joined
+    return next((value for value in values if value not in (None, "", [], {})), values[0])

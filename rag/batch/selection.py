@@ -1,0 +1,115 @@
+"""What a batch job works on: ingested documents (or their chunks), chosen by path, folder, glob
+or a search query, read back from the index in document order."""
+
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+from ingest.index import Index, SourceRecord
+from rag import retrieval
+from rag.errors import UsageError
+from rag.settings import Settings
+
+Per = Literal["document", "chunk"]
+# Overlapping chunks repeat up to chunking.overlap_tokens of text; a shorter match is chance.
+MIN_OVERLAP_CHARS = 16
+
+
+@dataclass(frozen=True)
+class Item:
+    """One unit of work: a document, or one chunk of it."""
+
+    key: str  # what the job state records as done: the source path, or the chunk id
+    source: str
+    sha256: str
+    chunk_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A chunk's text as a model should read it, and where it came from."""
+
+    chunk_id: str
+    text: str
+    location: dict[str, Any]
+
+
+def source_patterns(arguments: Sequence[str], ingested: Sequence[str]) -> list[str]:
+    """Glob patterns (absolute) for SOURCES arguments: a file, a folder, or a glob."""
+    patterns = []
+    for argument in arguments:
+        if glob.has_magic(argument):
+            patterns.append(os.path.abspath(os.path.expanduser(argument)))
+            continue
+        path = str(Path(argument).expanduser().resolve())
+        patterns.append(glob.escape(path) if path in ingested else glob.escape(path.rstrip("/")) + "/*")
+    return patterns
+
+
+def select_items(
+    index: Index,
+    settings: Settings,
+    sources: Sequence[str] = (),
+    *,
+    query: str | None = None,
+    k: int | None = None,
+    per: Per = "document",
+) -> list[Item]:
+    """The items in document order (or best match first, with a query)."""
+    index.require()
+    records = index.sources()
+    if not records:
+        raise UsageError("The index holds no documents yet; add some with `rag ingest PATH`.")
+    patterns = source_patterns(sources, list(records))
+    chosen = sorted(records)
+    if patterns:
+        unmatched = [arg for arg, pattern in zip(sources, patterns) if not index.matching_sources([pattern])]
+        if unmatched:
+            raise UsageError(
+                f"No ingested document matches {unmatched[0]!r}; `rag ingest` it first, or check the path "
+                "(a glob needs quotes so the shell leaves it alone)."
+            )
+        chosen = sorted(index.matching_sources(patterns))
+    if query is None:
+        return [item for path in chosen for item in _items(records[path], per)]
+    hits = retrieval.search(query, settings, k, paths=patterns or None)
+    if per == "chunk":
+        return [Item(hit.chunk_id, hit.source, records[hit.source].sha256, (hit.chunk_id,)) for hit in hits]
+    return [_items(records[source], per)[0] for source in dict.fromkeys(hit.source for hit in hits)]
+
+
+def _items(record: SourceRecord, per: Per) -> list[Item]:
+    if per == "chunk":
+        return [Item(chunk_id, record.path, record.sha256, (chunk_id,)) for chunk_id in record.chunk_ids]
+    return [Item(record.path, record.path, record.sha256, tuple(record.chunk_ids))]
+
+
+def read_passages(index: Index, item: Item) -> list[Passage]:
+    """The item's chunks in document order, with the text that overlaps the previous chunk cut."""
+    stored = index.get_chunks(item.chunk_ids)
+    passages: list[Passage] = []
+    for chunk_id in item.chunk_ids:
+        if chunk_id not in stored:
+            continue  # replaced by an ingest since the job was planned
+        chunk = stored[chunk_id]
+        location = retrieval.location_of(chunk.metadata)
+        text = retrieval.chunk_body(chunk.text, location)
+        if passages and passages[-1].location.get("heading") == location.get("heading"):
+            text = without_overlap(passages[-1].text, text)
+        passages.append(Passage(chunk_id, text, location))
+    return passages
+
+
+def without_overlap(previous: str, current: str) -> str:
+    """`current` without the text at its start that repeats the end of `previous`."""
+    probe = current[:MIN_OVERLAP_CHARS]
+    at = previous.find(probe) if len(probe) == MIN_OVERLAP_CHARS else -1
+    while at >= 0:
+        if current.startswith(previous[at:]):
+            return current[len(previous) - at :].lstrip()
+        at = previous.find(probe, at + 1)
+    return current

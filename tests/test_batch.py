@@ -1,0 +1,295 @@
+"""Batch jobs (`rag summarize`, `rag extract`) with the real packaged Gemma 3 270M through llama.cpp,
+on a real index of a small corpus: records valid for their schema, provenance, the errors file,
+and a job killed part way that resumes without losing or repeating an item."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+
+import jsonschema
+import pytest
+from typer.testing import CliRunner
+
+import rag
+from ingest.index import Index
+from rag.batch.schema import fields_schema, merge, parse_reply
+from rag.batch.selection import without_overlap
+from rag.batch.jobs import pack
+from rag.cli import app
+from rag.errors import UsageError
+from tests.conftest import installed_command, make_settings
+
+runner = CliRunner()
+
+DOCUMENTS = {
+    "invoices/acme-2024-03.md": """# Invoice from Acme Tools
+
+Invoice number INV-2024-031, dated 12 March 2024.
+Amount due: 1250 EUR for one soldering station and one hot-air rework station.
+Billing contact: Maria Lind.
+""",
+    "invoices/nordic-2024-04.md": """# Invoice from Nordic Cables
+
+Invoice number NC-7781, dated 3 April 2024.
+Amount due: 480 EUR for forty shielded USB cables.
+Billing contact: Olof Berg.
+""",
+    "notes/standup.txt": """Standup, 5 April 2024
+
+Priya finished the firmware release notes. Jonas is still waiting for the Nordic Cables delivery.
+Decision: the lab move happens on 20 April.
+""",
+}
+INVOICE_FIELDS = "vendor:str, amount:float, people:list[str]"
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """(settings, folder): the small corpus ingested into its own index; settings for quick generation."""
+    folder = tmp_path_factory.mktemp("batch-corpus")
+    for relative, text in DOCUMENTS.items():
+        (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+        (folder / relative).write_text(text)
+    settings = make_settings(
+        tmp_path_factory.mktemp("batch-home"), llm={"temperature": 0.0, "n_ctx": 1024}, batch={"max_tokens": 96}
+    )
+    rag.ingest([folder], settings)
+    return settings, folder
+
+
+def cli(settings, *args: str, **env: str):
+    environment = {"RAG_HOME": str(settings.home), "RAG_LLM__TEMPERATURE": "0", "RAG_LLM__N_CTX": "1024",
+                   "RAG_BATCH__MAX_TOKENS": "96", **env}
+    return runner.invoke(app, list(args), env=environment)
+
+
+def indexed_chunks(settings) -> dict[str, list[str]]:
+    return {path: record.chunk_ids for path, record in Index(settings).sources().items()}
+
+
+def lines(path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+# -- the parts, without a model ------------------------------------------------------------------
+
+
+def test_fields_shorthand_is_a_bounded_schema_where_scalars_may_be_null():
+    assert fields_schema("vendor:str, amount:float, paid:bool, count:int, tags:list[str]") == {
+        "type": "object",
+        "properties": {
+            "vendor": {"type": ["string", "null"], "maxLength": 200},
+            "amount": {"type": ["number", "null"]},
+            "paid": {"type": ["boolean", "null"]},
+            "count": {"type": ["integer", "null"]},
+            "tags": {"type": "array", "items": {"type": "string", "maxLength": 200}, "maxItems": 10},
+        },
+        "required": ["vendor", "amount", "paid", "count", "tags"],
+        "additionalProperties": False,
+    }
+    for bad in ("vendor", "vendor:text", "tags:list[date]", " , "):
+        with pytest.raises(UsageError):
+            fields_schema(bad)
+
+
+def test_replies_are_parsed_and_checked_against_the_schema():
+    schema = fields_schema(INVOICE_FIELDS)
+    good = {"vendor": "Acme", "amount": 12.5, "people": ["Maria"]}
+    assert parse_reply(f"```json\n{json.dumps(good)}\n```", schema) == (good, None)
+    assert parse_reply(f"Sure! {json.dumps(good)} Anything else?", schema) == (good, None)
+    assert parse_reply("I cannot tell.", schema) == (None, "the reply holds no JSON value")
+    assert parse_reply('{"vendor": "Acme", "amount": 1', schema) == (
+        None, "the reply is not valid JSON (Expecting ',' delimiter at character 30)"
+    )
+    assert parse_reply('{"vendor": "Acme", "amount": "lots", "people": []}', schema) == (
+        None, "amount: 'lots' is not of type 'number', 'null'"
+    )
+    assert parse_reply('{"vendor": "Acme", "amount": 1}', schema) == (None, "'people' is a required property")
+
+
+def test_parts_of_a_document_merge_into_one_record():
+    schema = fields_schema(INVOICE_FIELDS)
+    parts = [
+        {"vendor": None, "amount": 10.0, "people": ["Maria", "Olof"]},
+        {"vendor": "Acme", "amount": 99.0, "people": ["Olof", *[f"p{i}" for i in range(20)]]},
+    ]
+    merged = merge(parts, schema)
+    assert merged == {"vendor": "Acme", "amount": 10.0, "people": ["Maria", "Olof", *[f"p{i}" for i in range(8)]]}
+    assert jsonschema.validate(merged, schema) is None
+
+
+def test_overlapping_chunks_are_joined_without_repeating_text():
+    first = "The lab moves on 20 April. Everyone packs their own desk before the move."
+    second = "packs their own desk before the move. The movers arrive at eight."
+    assert without_overlap(first, second) == "The movers arrive at eight."
+    assert without_overlap(first, "Something else entirely, long enough.") == "Something else entirely, long enough."
+
+
+def test_texts_are_packed_into_groups_that_fit():
+    words = [f"w{i} " * 10 for i in range(7)]
+    groups = pack(words, room=25, count=lambda text: len(text.split()))
+    assert [len(group) for group in groups] == [2, 2, 2, 1]
+    assert [text for group in groups for text in group] == words
+
+
+# -- with the real model -------------------------------------------------------------------------
+
+
+def test_extraction_with_gemma_gives_valid_records_with_provenance(corpus):
+    settings, folder = corpus
+    schema = fields_schema(INVOICE_FIELDS)
+    chunks = indexed_chunks(settings)
+    for per in ("document", "chunk"):
+        job = rag.extract(schema, [str(folder / "invoices")], settings, per=per)
+        records = list(job)
+        invoices = sorted(str(folder / name) for name in DOCUMENTS if name.startswith("invoices/"))
+        expected = sum(len(chunks[path]) for path in invoices) if per == "chunk" else len(invoices)
+        assert len(job) == len(records) == expected
+        for record in records:
+            assert record.ok and record.constrained and record.attempts == 1, record.error
+            jsonschema.validate(record.data, schema)
+            assert record.source in invoices
+            assert set(record.chunk_ids) <= set(chunks[record.source])
+            assert record.to_dict() == {
+                "source": record.source, "location": record.location, "chunk_ids": record.chunk_ids, "data": record.data
+            }
+        assert {record.source for record in records} == set(invoices)
+    assert records[0].location["heading"].startswith("Invoice from")  # a chunk knows its section
+
+
+def test_summarize_writes_one_record_per_document_then_one_for_all(corpus, tmp_path):
+    settings, folder = corpus
+    out = tmp_path / "summaries.jsonl"
+    result = cli(settings, "summarize", str(folder), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    records = lines(out)
+    assert sorted(r["source"] for r in records) == sorted(str(folder / name) for name in DOCUMENTS)
+    chunks = indexed_chunks(settings)
+    for record in records:
+        assert record["summary"].strip()
+        assert record["chunk_ids"] == chunks[record["source"]]
+    assert "summarize: 3 written, 0 failed" in result.stderr
+
+    markdown = tmp_path / "all.md"
+    result = cli(settings, "summarize", "--all", str(folder / "invoices"), "--out", str(markdown))
+    assert result.exit_code == 0, result.output
+    text = markdown.read_text()
+    assert text.startswith("## All 2 documents\n\n") and len(text.strip().splitlines()) == 3
+
+    on_stdout = cli(settings, "summarize", "--query", "who sent invoice NC-7781?", "-k", "1")
+    assert on_stdout.exit_code == 0, on_stdout.output
+    assert [json.loads(line)["source"] for line in on_stdout.stdout.splitlines()] == [
+        str(folder / "invoices/nordic-2024-04.md")
+    ]
+
+
+def test_records_that_stay_invalid_go_to_the_errors_file_with_the_raw_reply(corpus, tmp_path):
+    settings, folder = corpus
+    # A schema no value meets, through a keyword (`not`) that a grammar cannot express: every reply
+    # is JSON the grammar allows, every check refuses it, whatever the model learns from the retry.
+    schema = {
+        "type": "object",
+        "properties": {"amount": {"type": "integer", "not": {"type": "integer"}}},
+        "required": ["amount"],
+    }
+    (tmp_path / "schema.json").write_text(json.dumps(schema))
+    out = tmp_path / "amounts.jsonl"
+    result = cli(
+        settings, "extract", "--schema", str(tmp_path / "schema.json"), str(folder / "invoices"), "--out", str(out),
+        RAG_BATCH__MAX_ATTEMPTS="2",
+    )
+    assert result.exit_code == 1, result.output
+    assert out.read_text() == ""
+    failures = lines(tmp_path / "amounts.errors.jsonl")
+    assert sorted(f["source"] for f in failures) == sorted(str(folder / n) for n in DOCUMENTS if n.startswith("invoices/"))
+    for failure in failures:
+        assert failure["attempts"] == 2
+        assert failure["error"].startswith("amount: ") and "should not be valid under {'type': 'integer'}" in failure["error"]
+        assert isinstance(json.loads(failure["raw"])["amount"], int)  # the grammar held
+        assert failure["chunk_ids"]
+    assert "extract: 0 written, 2 failed" in result.stderr and "amounts.errors.jsonl" in result.stderr
+
+
+def test_a_killed_job_resumes_and_writes_every_item_exactly_once(corpus, tmp_path):
+    settings, folder = corpus
+    out = tmp_path / "people.jsonl"
+    command = [
+        installed_command("rag"), "extract", "--fields", "people:list[str], date:str", "--per", "chunk",
+        str(folder), "--out", str(out),
+    ]
+    env = {**os.environ, "RAG_HOME": str(settings.home), "RAG_LLM__TEMPERATURE": "0", "RAG_LLM__N_CTX": "1024",
+           "RAG_BATCH__MAX_TOKENS": "96"}
+    job = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 240
+    # A second record is only written once the first is committed to the job state.
+    while not (out.exists() and out.read_text().count("\n") >= 2) and job.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait()
+    written_before = out.read_text().count("\n")
+    expected = {chunk_id for ids in indexed_chunks(settings).values() for chunk_id in ids}
+    assert 2 <= written_before < len(expected), "the kill landed part way through the job"
+    with out.open("a") as torn:  # as if the process died half way through writing a record
+        torn.write('{"source": "half a rec')
+
+    resumed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    # The last record seen may not have been committed when the kill came: then it is written again.
+    committed = int(re.search(rf"Continuing: (\d+) of {len(expected)} items are already in", resumed.stderr)[1])
+    assert committed in (written_before - 1, written_before)
+    records = lines(out)
+    keys = [record["chunk_ids"][0] for record in records]
+    assert len(keys) == len(set(keys)) and set(keys) == expected
+    assert f"extract: {len(expected) - committed} written, 0 failed, {committed} done before" in resumed.stderr
+
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and lines(out) == records, "a finished job has nothing left to do"
+
+
+def test_a_job_file_is_only_continued_by_the_same_job(corpus, tmp_path):
+    settings, folder = corpus
+    out = tmp_path / "vendors.csv"
+    source = str(folder / "invoices/acme-2024-03.md")
+    first = cli(settings, "extract", "--fields", "vendor:str", source, "--out", str(out))
+    assert first.exit_code == 0, first.output
+    header, row = out.read_text().splitlines()
+    assert header == "source,location,chunk_ids,vendor"
+    assert row.startswith(f"{source},") and len(row.split(",")) >= 4
+
+    other = cli(settings, "extract", "--fields", "vendor:str, amount:float", source, "--out", str(out))
+    assert other.exit_code == 2
+    assert "belongs to a job started with other settings (schema)" in other.stderr
+    assert "--restart" in other.stderr
+
+    restarted = cli(settings, "extract", "--fields", "vendor:str, amount:float", source, "--out", str(out), "--restart")
+    assert restarted.exit_code == 0, restarted.output
+    assert out.read_text().splitlines()[0] == "source,location,chunk_ids,vendor,amount"
+
+    mine = tmp_path / "mine.jsonl"
+    mine.write_text("my own notes\n")
+    refused = cli(settings, "extract", "--fields", "vendor:str", source, "--out", str(mine))
+    assert refused.exit_code == 2 and "already exists" in refused.stderr
+    assert mine.read_text() == "my own notes\n"
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["extract", "--per", "chunk"], "Give the record schema as --schema FILE.json or as --fields"),
+        (["extract", "--fields", "a:str", "--per", "page"], "Unknown --per 'page'"),
+        (["extract", "--fields", "a:str", "no/such/file.md"], "No ingested document matches 'no/such/file.md'"),
+        (["extract", "--fields", "a:str", "--out", "x.txt"], "Cannot tell the format of x.txt"),
+        (["summarize", "--format", "csv"], "rag summarize writes jsonl or md, not 'csv'"),
+        (["extract", "--schema", "missing.json"], "Cannot read the schema file missing.json"),
+    ],
+)
+def test_bad_job_arguments_are_one_line_errors(corpus, args, message):
+    settings, _ = corpus
+    result = cli(settings, *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and "Traceback" not in result.output
