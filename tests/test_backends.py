@@ -14,8 +14,11 @@ import json
 import time
 from pathlib import Path
 
+import jsonschema
 import pytest
 from typer.testing import CliRunner
+
+import rag
 
 from rag.ask import Assistant
 from rag.cli import app
@@ -92,6 +95,28 @@ def test_every_backend_answers_streams_and_cites(backend_settings):
     assert answer.timings["tokens_per_s"] > 0
     if backend_settings.llm.backend == "llamafile":
         assert assistant.llm.rag_context_window() == 2048  # the window the server reports
+
+
+@pytest.mark.parametrize("backend_settings", BACKENDS, indirect=True)
+def test_every_backend_extracts_records_valid_for_the_schema(backend_settings):
+    """Constrained decoding where the engine has it (a llama.cpp grammar, the server's json_schema,
+    Ollama's format): even a random-weight model then writes valid records. GPT4All has none: its
+    replies are checked, retried with the problem shown, and reported when they stay invalid."""
+    schema = {
+        "type": "object",
+        "properties": {"vendor": {"type": "string", "maxLength": 12}, "year": {"type": "integer"}},
+        "required": ["vendor", "year"],
+    }
+    settings = backend_settings.model_copy(update={"batch": backend_settings.batch.model_copy(update={"max_tokens": 48})})
+    job = rag.extract(schema, settings=settings, query=QUESTION, k=1, per="chunk")
+    [record] = list(job)
+    assert record.source == EXPECTED_SOURCE and record.chunk_ids
+    if settings.llm.backend == "gpt4all":
+        assert not record.constrained and not record.ok
+        assert record.attempts == settings.batch.max_attempts and record.raw and record.error
+        return
+    assert record.constrained and record.ok, (record.error, record.raw)
+    jsonschema.validate(record.data, schema)
 
 
 @pytest.mark.parametrize("backend_settings", BACKENDS, indirect=True)

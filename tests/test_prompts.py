@@ -50,6 +50,56 @@ def test_qa_prompt_of_each_family(family):
     assert rendered == EXPECTED[family].replace("{system}", QA_SYSTEM).replace("{user}", QA_USER)
 
 
+SUMMARIZE_SYSTEM = (
+    "Summarize the document below for someone who has not read it. "
+    "Keep the facts that matter: names, dates, numbers, decisions and open questions. "
+    "Write a few plain sentences; do not add anything the document does not say."
+)
+COMBINE_SYSTEM = (
+    "The summaries below each cover one part of the same material, in order. "
+    "Combine them into one summary that keeps the facts that matter: names, dates, numbers, decisions and open "
+    "questions. Write a few plain sentences; do not add anything the summaries do not say."
+)
+EXTRACT_SYSTEM = (
+    "Extract information from the document below as one JSON value that follows the JSON schema. "
+    "Use only what the document says; where it does not say, use null or an empty list. Reply with the JSON only."
+)
+SCHEMA = '{"type": "object", "properties": {"vendor": {"type": "string"}}}'
+BATCH_CASES = {
+    "summarize": (SUMMARIZE_SYSTEM, {"source": "a.md", "text": "Alpha."}, "Document: a.md\n\nAlpha.", "Summary:"),
+    "combine": (COMBINE_SYSTEM, {"source": "a.md", "text": "One.\n\nTwo."}, "Summaries of a.md:\n\nOne.\n\nTwo.", "Summary:"),
+    "extract": (
+        EXTRACT_SYSTEM,
+        {"schema": SCHEMA, "source": "a.md", "text": "Acme bills 5 EUR.", "feedback": ""},
+        f"JSON schema:\n{SCHEMA}\n\nDocument: a.md\n\nAcme bills 5 EUR.",
+        "JSON:",
+    ),
+}
+
+
+@pytest.mark.parametrize("family", sorted(EXPECTED) + ["plain"])
+@pytest.mark.parametrize("task_name", sorted(BATCH_CASES))
+def test_batch_job_prompts_of_each_family(family, task_name):
+    system, values, user, answer_prefix = BATCH_CASES[task_name]
+    rendered = text_prompt(family, task_name).format(**values)
+    if family == "plain":
+        assert rendered == f"{system}\n\n{user}\n{answer_prefix}"
+    else:
+        assert rendered == EXPECTED[family].replace("{system}", system).replace("{user}", user)
+
+
+def test_an_invalid_extraction_is_shown_to_the_model_on_retry():
+    from rag.prompting import task
+
+    feedback = task("extract")["retry"].replace("{reply}", '{"vendor": 5}').replace("{problem}", "vendor: 5 is not of type 'string'")
+    values = {**BATCH_CASES["extract"][1], "feedback": feedback}
+    assert text_prompt("gemma", "extract").format(**values).endswith(
+        "Acme bills 5 EUR.\n\nYour previous reply was:\n{\"vendor\": 5}\n"
+        "It is not valid: vendor: 5 is not of type 'string'. Reply again with corrected JSON only.<end_of_turn>\n"
+        "<start_of_turn>model\n"
+    )
+
+
 @pytest.mark.parametrize("family", sorted(EXPECTED))
 def test_condense_prompt_of_each_family(family):
     rendered = text_prompt(family, "condense").format(**CONDENSE_INPUT)
@@ -72,6 +122,8 @@ def test_chat_prompt_is_messages_for_the_server_template():
 def test_every_family_file_loads_with_its_stops():
     chosen = {name: select_prompt(FakeListChatModel(responses=[]), "qa", name) for name in FAMILIES}
     assert {name: c.first_line_only for name, c in chosen.items()} == {name: name == "plain" for name in FAMILIES}
+    extraction = {name: select_prompt(FakeListChatModel(responses=[]), "extract", name) for name in FAMILIES}
+    assert not any(c.first_line_only for c in extraction.values()), "JSON may take several lines"
     assert {name: c.stop for name, c in chosen.items()} == {
         "llama2": ("</s>", "[INST]"),
         "llama3": ("<|eot_id|>", "<|end_of_text|>"),
