@@ -1,0 +1,127 @@
+"""Batch benchmark: `rag summarize` and `rag extract` over the sample corpus, against the same
+prompts sent straight to llama-cpp-python.
+
+    .venv/bin/python bench/batch_bench.py [--docs 14] [--fields "title:str, people:list[str], date:str"]
+
+Ingests the sample corpus into a temporary index and runs both jobs through the library with the
+packaged Gemma 3 270M (or --model). Every prompt the jobs send is recorded; in the same run they
+are replayed on a bare `llama_cpp.Llama` with the same settings (the same JSON-schema grammar for
+extraction, the same first-line cut for a base model's summary), which is the floor for rag's
+numbers. Prints one JSON line: items per minute and tokens/s per job, and the direct replay's time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "data" / "sample-notes"
+
+
+def recorder():
+    from langchain_core.callbacks import BaseCallbackHandler
+
+    class PromptRecorder(BaseCallbackHandler):
+        def __init__(self) -> None:
+            self.prompts: list[str] = []
+
+        def on_llm_start(self, serialized, prompts, **kwargs) -> None:
+            self.prompts.extend(prompts)
+
+    return PromptRecorder()
+
+
+def run_job(job) -> dict:
+    started = time.perf_counter()
+    records = list(job)
+    seconds = time.perf_counter() - started
+    stats = job.model.stats
+    return {
+        "items": len(records),
+        "failed": sum(not record.ok for record in records),
+        "seconds": round(seconds, 1),
+        "items_per_min": round(len(records) / seconds * 60, 1),
+        "model_calls": stats.calls,
+        "generated_tokens": stats.tokens,
+        "model_seconds": round(stats.seconds, 1),
+        # generated tokens over the model's whole time, prompt evaluation included
+        "tokens_per_s": round(stats.tokens / stats.seconds, 1),
+    }
+
+
+def replay(llama, prompts: list[str], settings, grammar, stop: list[str], first_line_only: bool) -> float:
+    """Seconds for a bare llama.cpp to answer the same prompts the same way."""
+    from rag.chain import first_line
+
+    started = time.perf_counter()
+    for prompt in prompts:  # no reset between prompts: rag's model, too, reuses a shared prompt prefix
+        parts = llama(
+            prompt, stream=True, max_tokens=settings.batch.max_tokens, temperature=settings.llm.temperature,
+            stop=stop or None, grammar=grammar,
+        )
+        texts = (part["choices"][0]["text"] for part in parts)
+        for _ in first_line(texts) if first_line_only else texts:
+            pass
+        if hasattr(texts, "close"):
+            texts.close()
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--docs", type=int, default=14, help="How many sample documents to process.")
+    parser.add_argument("--fields", default="title:str, people:list[str], date:str")
+    parser.add_argument("--model", type=Path, help="A GGUF file (default: the packaged Gemma 3 270M).")
+    args = parser.parse_args()
+
+    sys.path.insert(0, str(REPO))
+    import llama_cpp
+
+    import rag
+    from rag.backends import create_llm
+    from rag.backends.gguf_files import model_file
+    from rag.batch.jobs import BatchModel
+
+    home = Path(tempfile.mkdtemp(prefix="rag-batch-bench-"))
+    settings = rag.load_settings(environ={}, home=home, llm={"model_path": args.model} if args.model else None)
+    rag.ingest([SAMPLE], settings)
+    sources = sorted(str(path) for path in SAMPLE.rglob("*") if path.is_file())[: args.docs]
+    batch_llm = create_llm(
+        settings.model_copy(update={"llm": settings.llm.model_copy(update={"max_tokens": settings.batch.max_tokens})})
+    )
+    schema = rag.fields_schema(args.fields)
+    results = {}
+    for name, make_job in (
+        ("summarize", lambda llm: rag.summarize(sources, settings, llm=llm)),
+        ("extract", lambda llm: rag.extract(schema, sources, settings, llm=llm)),
+    ):
+        prompts = recorder()
+        batch_llm.callbacks = [prompts]
+        results[name] = run_job(make_job(batch_llm))
+        results[name]["prompts"] = prompts.prompts
+    batch_llm.callbacks = None
+
+    model = BatchModel(settings, batch_llm, {})
+    llama = llama_cpp.Llama(
+        model_path=str(model_file(settings)), n_ctx=settings.llm.n_ctx, n_batch=settings.llm.n_batch,
+        seed=settings.llm.seed, verbose=False,
+    )
+    grammar = llama_cpp.LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+    for name, task_grammar in (("summarize", None), ("extract", grammar)):
+        selected = model.prompt(name)
+        direct = replay(
+            llama, results[name].pop("prompts"), settings, task_grammar, [*selected.stop, *settings.llm.stop],
+            selected.first_line_only,
+        )
+        results[name]["direct_llama_cpp_seconds"] = round(direct, 1)
+        results[name]["overhead_percent"] = round((results[name]["seconds"] / direct - 1) * 100, 1)
+    print(json.dumps({"documents": len(sources), "model": str(model_file(settings).name), **results}))
+
+
+if __name__ == "__main__":
+    main()
