@@ -293,3 +293,20 @@ def test_bad_job_arguments_are_one_line_errors(corpus, args, message):
     result = cli(settings, *args)
     assert result.exit_code == 2, result.output
     assert message in result.stderr and "Traceback" not in result.output
+
+
+def test_a_document_changed_after_planning_is_reported_not_skipped(tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    note = folder / "note.md"
+    note.write_text("# Lab move\n\nThe lab moves on 20 April.\n")
+    settings = make_settings(tmp_path / "home", llm={"temperature": 0.0, "n_ctx": 1024}, batch={"max_tokens": 32})
+    rag.ingest([folder], settings)
+    extraction = rag.extract(fields_schema("date:str"), [str(folder)], settings)
+    summary = rag.summarize([str(folder)], settings)
+    note.write_text("# Lab move\n\nThe lab moves on 27 April.\n")
+    rag.ingest([folder], settings)
+    [record] = list(extraction)
+    assert not record.ok and "no longer in the index" in record.error and record.to_dict()["source"] == str(note)
+    [summarized] = list(summary)
+    assert not summarized.ok and summarized.to_dict() == {"sources": [str(note)], "error": summarized.error}

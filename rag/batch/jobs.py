@@ -37,6 +37,7 @@ from rag.settings import Settings
 FEEDBACK_RESERVE_TOKENS = 256
 FEEDBACK_REPLY_CHARS = 600
 ALL_SOURCES_LABEL = "the selected documents"
+GONE = "its chunks are no longer in the index (it changed since the job was planned); run the job again"
 
 
 @dataclass
@@ -140,9 +141,15 @@ class Summary:
     summary: str
     chunk_ids: list[str]
     stats: CallStats = field(default_factory=CallStats)
-    ok = True
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
 
     def to_dict(self) -> dict[str, Any]:
+        if not self.ok:
+            return {"sources": self.sources, "error": self.error}
         if len(self.sources) == 1 and self.key == self.sources[0]:
             return {"source": self.sources[0], "summary": self.summary, "chunk_ids": self.chunk_ids}
         return {"scope": "all", "sources": self.sources, "summary": self.summary}
@@ -183,7 +190,9 @@ class BatchJob:
 
     kind = ""
 
-    def __init__(self, settings: Settings, items: list[Item], selection: dict[str, Any], llm: BaseLanguageModel | None):
+    def __init__(
+        self, settings: Settings, index: Index, items: list[Item], selection: dict[str, Any], llm: BaseLanguageModel | None
+    ):
         self.settings = settings
         self.items = items
         self.selection = selection
@@ -191,7 +200,7 @@ class BatchJob:
         self.memo: MutableMapping[str, str] = {}
         self.on_call: Callable[[CallStats], None] | None = None
         self._llm = llm
-        self._index = Index(settings)
+        self._index = index
 
     def __len__(self) -> int:
         return len(self.items)
@@ -244,7 +253,7 @@ class SummarizeJob(BatchJob):
         if "all" in self.skip:
             return
         started = _snapshot(self.model.stats)
-        summaries = [self.summarize(item) for item in self.items]
+        summaries = [summary for summary in map(self.summarize, self.items) if summary.ok]
         labelled = [f"{Path(s.sources[0]).name}: {s.summary}" for s in summaries]
         summary = self._combine(ALL_SOURCES_LABEL, labelled)
         chunk_ids = [chunk_id for s in summaries for chunk_id in s.chunk_ids]
@@ -253,6 +262,8 @@ class SummarizeJob(BatchJob):
     def summarize(self, item: Item) -> Summary:
         started = _snapshot(self.model.stats)
         passages = self.passages(item)
+        if not passages:
+            return Summary(item.key, [item.source], "", [], error=GONE)
         label = Path(item.source).name
         room = self.model.room("summarize", source=label)
         parts = ["\n\n".join(group) for group in pack(passage_texts(passages), room, self.model.tokens)]
@@ -297,26 +308,33 @@ class ExtractJob(BatchJob):
     def extract(self, item: Item) -> Extraction:
         started = _snapshot(self.model.stats)
         passages = self.passages(item)
-        label = Path(item.source).name
-        room = self.model.room(
-            "extract", reserve=FEEDBACK_RESERVE_TOKENS, schema=self.schema_text, source=label, feedback=""
-        )
         record = Extraction(
             item.key, item.source, [p.chunk_id for p in passages], _location(passages), constrained=self.constrained is not None
         )
-        values = []
-        for group in pack(passage_texts(passages), room, self.model.tokens):
-            value = self._extract_text("\n\n".join(group), label, record)
-            if not record.ok:
-                break
-            values.append(value)
+        if passages:
+            self._fill(record, passages, Path(item.source).name)
         else:
-            record.data = merge(values, self.schema) if len(values) > 1 else values[0] if values else None
-            if len(values) > 1 and (problem := schema_problem(record.data, self.schema)):
-                record.error = f"the record merged from the document's {len(values)} parts is invalid: {problem}"
-                record.raw = json.dumps(record.data, ensure_ascii=False)
+            record.error = GONE
         record.stats = _since(started, self.model.stats)
         return record
+
+    def _fill(self, record: Extraction, passages: list[Passage], label: str) -> None:
+        """The record's data from each part of the document that fits the context, merged."""
+        room = self.model.room(
+            "extract", reserve=FEEDBACK_RESERVE_TOKENS, schema=self.schema_text, source=label, feedback=""
+        )
+        values = []
+        for group in pack(passage_texts(passages), room, self.model.tokens):
+            values.append(self._extract_text("\n\n".join(group), label, record))
+            if not record.ok:
+                return
+        if len(values) == 1:
+            record.data = values[0]
+            return
+        record.data = merge(values, self.schema)
+        if problem := schema_problem(record.data, self.schema):
+            record.error = f"the record merged from the document's {len(values)} parts is invalid: {problem}"
+            record.raw = json.dumps(record.data, ensure_ascii=False)
 
     def _extract_text(self, text: str, label: str, record: Extraction) -> Any:
         """The JSON value for one text: a reply that fails the schema is shown to the model, which tries again."""
@@ -363,8 +381,9 @@ def summarize(
     combine: bool = False,
     llm: BaseLanguageModel | None = None,
 ) -> SummarizeJob:
-    items = select_items(Index(settings), settings, sources, query=query, k=k)
-    return SummarizeJob(settings, items, _selection(sources, query, k, items), llm, combine=combine)
+    index = Index(settings)
+    items = select_items(index, settings, sources, query=query, k=k)
+    return SummarizeJob(settings, index, items, _selection(sources, query, k, items), llm, combine=combine)
 
 
 def extract(
@@ -377,8 +396,9 @@ def extract(
     k: int | None = None,
     llm: BaseLanguageModel | None = None,
 ) -> ExtractJob:
-    items = select_items(Index(settings), settings, sources, query=query, k=k, per=per)
-    return ExtractJob(settings, items, _selection(sources, query, k, items), llm, schema=schema, per=per)
+    index = Index(settings)
+    items = select_items(index, settings, sources, query=query, k=k, per=per)
+    return ExtractJob(settings, index, items, _selection(sources, query, k, items), llm, schema=schema, per=per)
 
 
 def _selection(sources: Sequence[str], query: str | None, k: int | None, items: list[Item]) -> dict[str, Any]:

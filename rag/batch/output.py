@@ -35,9 +35,9 @@ def header(job: BatchJob, fmt: Format) -> str:
 
 def render(record: Summary | Extraction, job: BatchJob, fmt: Format) -> str:
     """The record as written to the output (or, failed, to the errors file: always JSON Lines)."""
-    if fmt == "md" and isinstance(record, Summary):
+    if record.ok and fmt == "md" and isinstance(record, Summary):
         return record.markdown()
-    if fmt == "csv" and isinstance(record, Extraction) and record.ok:
+    if record.ok and fmt == "csv" and isinstance(record, Extraction):
         row = {**record.provenance(), **_data_columns(record.data)}
         return _csv_line([_cell(row.get(column)) for column in _columns(job)])
     return json.dumps(record.to_dict(), ensure_ascii=False) + "\n"

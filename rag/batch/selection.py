@@ -75,7 +75,8 @@ def select_items(
             )
         chosen = sorted(index.matching_sources(patterns))
     if query is None:
-        return [item for path in chosen for item in _items(records[path], per)]
+        # A file without text (an empty note, a scanned PDF) has no chunks: nothing to work on.
+        return [item for path in chosen if records[path].chunk_ids for item in _items(records[path], per)]
     hits = retrieval.search(query, settings, k, paths=patterns or None)
     if per == "chunk":
         return [Item(hit.chunk_id, hit.source, records[hit.source].sha256, (hit.chunk_id,)) for hit in hits]
