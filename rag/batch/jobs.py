@@ -254,10 +254,14 @@ class SummarizeJob(BatchJob):
             return
         started = _snapshot(self.model.stats)
         summaries = [summary for summary in map(self.summarize, self.items) if summary.ok]
+        sources = [item.source for item in self.items]
+        if not summaries:
+            yield Summary("all", sources, "", [], error=GONE)
+            return
         labelled = [f"{Path(s.sources[0]).name}: {s.summary}" for s in summaries]
         summary = self._combine(ALL_SOURCES_LABEL, labelled)
         chunk_ids = [chunk_id for s in summaries for chunk_id in s.chunk_ids]
-        yield Summary("all", [item.source for item in self.items], summary, chunk_ids, _since(started, self.model.stats))
+        yield Summary("all", sources, summary, chunk_ids, _since(started, self.model.stats))
 
     def summarize(self, item: Item) -> Summary:
         started = _snapshot(self.model.stats)
