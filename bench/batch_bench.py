@@ -54,16 +54,13 @@ def run_job(job) -> dict:
     }
 
 
-def replay(llama, prompts: list[str], settings, grammar, stop: list[str], first_line_only: bool) -> float:
+def replay(llama, prompts: list[str], sampling: dict, grammar, stop: list[str], first_line_only: bool) -> float:
     """Seconds for a bare llama.cpp to answer the same prompts the same way."""
     from rag.chain import first_line
 
     started = time.perf_counter()
     for prompt in prompts:  # no reset between prompts: rag's model, too, reuses a shared prompt prefix
-        parts = llama(
-            prompt, stream=True, max_tokens=settings.batch.max_tokens, temperature=settings.llm.temperature,
-            stop=stop or None, grammar=grammar,
-        )
+        parts = llama(prompt, stream=True, stop=stop or None, grammar=grammar, **sampling)
         texts = (part["choices"][0]["text"] for part in parts)
         for _ in first_line(texts) if first_line_only else texts:
             pass
@@ -112,10 +109,12 @@ def main() -> None:
         seed=settings.llm.seed, verbose=False,
     )
     grammar = llama_cpp.LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+    # The sampling parameters LangChain's LlamaCpp sends (its repeat_penalty is not llama.cpp's default).
+    sampling = {key: batch_llm._default_params[key] for key in ("max_tokens", "temperature", "top_p", "top_k", "repeat_penalty")}
     for name, task_grammar in (("summarize", None), ("extract", grammar)):
         selected = model.prompt(name)
         direct = replay(
-            llama, results[name].pop("prompts"), settings, task_grammar, [*selected.stop, *settings.llm.stop],
+            llama, results[name].pop("prompts"), sampling, task_grammar, [*selected.stop, *settings.llm.stop],
             selected.first_line_only,
         )
         results[name]["direct_llama_cpp_seconds"] = round(direct, 1)
