@@ -5,8 +5,10 @@
     .venv/bin/python bench/ingest_bench.py --folder ~/notes
 
 Each `rag ingest` runs as a real CLI process (cold start included); its peak RSS comes from the
-kernel's accounting of that child. The baseline, measured in the same run, is sentence-transformers
-alone encoding exactly the chunk texts the ingest stored: what is left over is our own overhead.
+kernel's accounting of that child. The baseline, measured in the same run, is the embedding model
+alone on ONNX Runtime in float32 (the path of queries and small ingests) encoding exactly the chunk
+texts the ingest stored. A large ingest embeds in bfloat16 where the CPU has it, so it can finish
+before that baseline does.
 Prints one JSON line on stdout; progress goes to stderr.
 """
 
@@ -58,7 +60,7 @@ def run_cli(args: list[str], home: Path) -> tuple[dict, float, float]:
 
 
 def embedding_baseline(home: Path) -> tuple[int, float]:
-    """Seconds for sentence-transformers alone to encode the stored chunk texts."""
+    """Seconds for the embedding model alone (ONNX Runtime, float32) to encode the stored chunk texts."""
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 

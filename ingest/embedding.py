@@ -24,6 +24,9 @@ PACKAGED_MODEL_NAMES = {"sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6
 # BERT-style encoders wrap every input in [CLS] ... [SEP].
 SPECIAL_TOKENS_PER_INPUT = 2
 PROGRESS_EVERY_BATCHES = 4
+# bfloat16 halves the encoder's work on a CPU with native support and moves SciFact's nDCG@10 by
+# 0.0002; torch's import (about 5 s) pays off only on a large ingest.
+BULK_BATCH_SIZE = 16
 
 
 def resolve_model_path(model: str) -> Path:
@@ -65,9 +68,11 @@ class TokenCounter:
 class LocalEmbeddings(Embeddings):
     """A local sentence-transformers model; vectors are L2-normalised.
 
-    Runs on ONNX Runtime (`embedding.runtime = "onnx"`, the default: faster on a CPU, and no
-    torch import for a query) or on sentence-transformers with torch (`"torch"`); both give the
-    same vectors to within float rounding.
+    Runs on ONNX Runtime (`embedding.runtime = "onnx"`: faster on a CPU than torch in float32,
+    and no torch import for a query) or on sentence-transformers with torch (`"torch"`). The
+    default, `"auto"`, is ONNX, except that a bulk encoding (`bulk = True`, set for a large
+    ingest) runs torch in bfloat16 on a CPU with native bfloat16. All give the same vectors to
+    within rounding (cosine >= 0.9999).
     """
 
     def __init__(self, settings: EmbeddingSettings, cache_dir: Path):
@@ -77,6 +82,7 @@ class LocalEmbeddings(Embeddings):
         self.device = settings.device
         self.runtime = settings.runtime
         self.cache_dir = cache_dir
+        self.bulk = False
 
     @functools.cached_property
     def token_counter(self) -> TokenCounter:
@@ -97,7 +103,7 @@ class LocalEmbeddings(Embeddings):
     def _encode_batch(self) -> Callable[[list[str]], "np.ndarray"]:
         from ingest import onnx_encoder
 
-        if self.runtime == "onnx" and self.device == "cpu" and onnx_encoder.pooling_mode(self.model_path):
+        if self.runtime != "torch" and self.device == "cpu" and onnx_encoder.pooling_mode(self.model_path):
             encoder = onnx_encoder.load_encoder(
                 onnx_encoder.cached_export(self.model_path, self.cache_dir),
                 self.model_path / "tokenizer.json",
@@ -109,16 +115,33 @@ class LocalEmbeddings(Embeddings):
             texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
         )
 
+    @functools.cached_property
+    def _encode_bulk(self) -> Callable[[list[str]], "np.ndarray"]:
+        import torch
+
+        model = _load_sentence_transformer(str(self.model_path), self.device, bfloat16=True)
+
+        def encode(texts: list[str]) -> "np.ndarray":
+            vectors = model.encode(texts, batch_size=BULK_BATCH_SIZE, convert_to_tensor=True, show_progress_bar=False)
+            # Normalised in float32: in bfloat16 the lengths come out up to 0.4 % off 1.
+            return torch.nn.functional.normalize(vectors.float(), dim=-1).numpy()
+
+        return encode
+
+    def _uses_bulk_path(self) -> bool:
+        return self.bulk and self.runtime == "auto" and self.device == "cpu" and cpu_has_native_bfloat16()
+
     def encode(self, texts: list[str], on_progress: Callable[[int], None] | None = None) -> "np.ndarray":
         """Vectors for `texts`, in order; `on_progress(n)` after every n texts embedded."""
         import numpy as np
 
+        encode_batch = self._encode_bulk if self._uses_bulk_path() else self._encode_batch
         # Similar lengths share a batch, so little of each batch is padding.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         step = self.batch_size * PROGRESS_EVERY_BATCHES
         parts = []
         for start in range(0, len(order), step):
-            parts.append(self._encode_batch([texts[i] for i in order[start : start + step]]))
+            parts.append(encode_batch([texts[i] for i in order[start : start + step]]))
             if on_progress:
                 on_progress(len(parts[-1]))
         if not parts:
@@ -135,10 +158,26 @@ class LocalEmbeddings(Embeddings):
 
 
 @functools.lru_cache(maxsize=2)
-def _load_sentence_transformer(path: str, device: str):
+def _load_sentence_transformer(path: str, device: str, bfloat16: bool = False):
     from sentence_transformers import SentenceTransformer
     from transformers.utils import logging as transformers_logging
 
     # Its weight-loading bar would land in the middle of our own progress output.
     transformers_logging.disable_progress_bar()
-    return SentenceTransformer(path, device=device, local_files_only=True)
+    model = SentenceTransformer(path, device=device, local_files_only=True)
+    if bfloat16:
+        import torch
+
+        model = model.to(torch.bfloat16)
+    return model
+
+
+@functools.cache
+def cpu_has_native_bfloat16() -> bool:
+    """Whether the CPU computes in bfloat16 itself (AVX512-BF16 or AMX); emulated, it is slower."""
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), [])
+    return "avx512_bf16" in flags or "amx_bf16" in flags

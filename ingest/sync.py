@@ -26,6 +26,10 @@ if TYPE_CHECKING:
     from ingest.chunking import Chunk, Chunker
     from ingest.embedding import LocalEmbeddings
 
+# From about this much to read (some 2,000 chunks of text), the embedder's bulk path repays the
+# seconds it takes to load (see LocalEmbeddings).
+BULK_INGEST_BYTES = 2_000_000
+
 
 
 class IngestProgress(Protocol):
@@ -209,6 +213,7 @@ def _apply(
         from ingest.embedding import LocalEmbeddings
 
         embedder = LocalEmbeddings(settings.embedding, settings.cache_path)
+        embedder.bulk = sum(candidate.size for candidate in to_read) >= BULK_INGEST_BYTES
         chunker = Chunker(embedder.token_counter, settings.chunking)
         progress.start(len(to_read))
         try:

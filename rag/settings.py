@@ -35,8 +35,10 @@ class EmbeddingSettings(_Section):
     )
     batch_size: int = Field(32, gt=0)
     device: str = "cpu"
-    runtime: Literal["onnx", "torch"] = Field(
-        "onnx", description="onnx: ONNX Runtime (faster on CPU, exported once); torch: sentence-transformers."
+    runtime: Literal["auto", "onnx", "torch"] = Field(
+        "auto",
+        description="onnx: ONNX Runtime (faster on CPU, exported once); torch: sentence-transformers; "
+        "auto: ONNX, and torch in bfloat16 for large ingests on CPUs with native bfloat16.",
     )
 
 

@@ -82,3 +82,19 @@ def test_docx_headings_become_the_heading_path(sample_index):
     hit = rag.search("How many days of paid vacation per year do employees get?", settings, k=1)[0]
     assert hit.location["heading"].endswith("Working Hours and Time Off > Vacation")
     assert "28 days" in hit.text
+
+
+def test_every_embedding_path_gives_the_same_vectors(sample_index):
+    """ONNX Runtime (the fused graph), torch in float32, and the bfloat16 bulk path of large ingests."""
+    import numpy as np
+
+    settings, _ = sample_index
+    texts = [question for question, _ in QUESTIONS] + [(SAMPLE_NOTES / path).read_text()[:900] for _, path in QUESTIONS[:3]]
+    onnx = LocalEmbeddings(settings.embedding, settings.cache_path)
+    torch_fp32 = LocalEmbeddings(settings.embedding.model_copy(update={"runtime": "torch"}), settings.cache_path)
+    reference = onnx.encode(texts)
+    assert np.allclose(np.linalg.norm(reference, axis=1), 1.0, atol=1e-5)
+    assert np.min(np.sum(reference * torch_fp32.encode(texts), axis=1)) > 0.99999
+    bulk = onnx._encode_bulk(texts)
+    assert np.allclose(np.linalg.norm(bulk, axis=1), 1.0, atol=1e-5)
+    assert np.min(np.sum(reference * bulk, axis=1)) > 0.999
