@@ -491,26 +491,30 @@ def _run_job(job, out_file: Path | None, fmt: str | None, restart: bool) -> None
     started = time.perf_counter()
     progress = _JobProgress(job) if err.is_terminal else None
     written = failed = 0
-    if out_file is None:
-        if restart:
-            raise UsageError("--restart applies to a job writing --out FILE.")
-        log = None
-        write = lambda record: out.print(escape(output.render(record, job, chosen)), end="")  # noqa: E731
-    else:
+    log = None
+    if out_file is None and restart:
+        raise UsageError("--restart applies to a job writing --out FILE.")
+    if out_file is not None:
         fingerprint = {**job.fingerprint(), "format": chosen}
         log = JobLog(out_file, fingerprint, restart=restart, header=output.header(job, chosen))
         job.skip, job.memo = set(log.done), log.replies
         if log.done_before:
             err.print(f"Continuing: {min(log.done_before, len(job))} of {len(job)} items are already in {out_file}.")
-        write = lambda record: log.write(record.key, output.render(record, job, chosen), record.ok)  # noqa: E731
+
+    def write(record) -> None:
+        text = output.render(record, job, chosen)  # a failed record renders as JSON in any format
+        if log:
+            log.write(record.key, text, record.ok)
+        elif record.ok:
+            out.print(escape(text), end="")
+        else:
+            err.print(f"failed  {escape(text.strip())}")
+
     try:
         if progress:
             progress.start(log.done_before if log else 0)
         for record in job:
-            if not record.ok and log is None:
-                err.print(f"failed  {escape(output.render(record, job, 'jsonl').strip())}")
-            else:
-                write(record)
+            write(record)
             written, failed = written + record.ok, failed + (not record.ok)
             if progress:
                 progress.advance()

@@ -6,9 +6,8 @@ from __future__ import annotations
 import urllib.error
 from typing import Any
 
-from langchain_ollama import ChatOllama, OllamaLLM
-
 from langchain_core.runnables import Runnable
+from langchain_ollama import ChatOllama, OllamaLLM
 
 from rag.backends.http import ServerUnreachable, get_json, post_json
 from rag.errors import ConfigError, RagError

@@ -109,11 +109,6 @@ class JobLog:
         self._db.execute("UPDATE job SET out_size = ?, errors_size = ?", (self._out.tell(), self._errors.tell()))
         self._db.execute("COMMIT")
 
-    def counts(self) -> tuple[int, int]:
-        """(written, failed) items, this run and earlier ones."""
-        rows = dict(self._db.execute("SELECT ok, COUNT(*) FROM items GROUP BY ok").fetchall())
-        return rows.get(1, 0), rows.get(0, 0)
-
     def close(self) -> None:
         self._out.close()
         self._errors.close()

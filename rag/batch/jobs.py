@@ -27,7 +27,7 @@ from langchain_core.runnables import Runnable
 from ingest.index import Index
 from rag.backends import backend_errors, context_window, count_tokens, create_llm, json_schema_constrained
 from rag.batch.schema import merge, parse_reply, schema_problem
-from rag.batch.selection import Item, Passage, Per, read_passages, select_items, source_patterns
+from rag.batch.selection import Item, Passage, Per, read_passages, select_items
 from rag.chain import FirstLineLLM
 from rag.errors import ConfigError
 from rag.prompting import SelectedPrompt, select_prompt, task
@@ -37,6 +37,7 @@ from rag.settings import Settings
 FEEDBACK_RESERVE_TOKENS = 256
 FEEDBACK_REPLY_CHARS = 600
 ALL_SOURCES_LABEL = "the selected documents"
+ALL_KEY = "all"  # the item key of `summarize --all`'s single record
 GONE = "its chunks are no longer in the index (it changed since the job was planned); run the job again"
 
 
@@ -150,12 +151,12 @@ class Summary:
     def to_dict(self) -> dict[str, Any]:
         if not self.ok:
             return {"sources": self.sources, "error": self.error}
-        if len(self.sources) == 1 and self.key == self.sources[0]:
-            return {"source": self.sources[0], "summary": self.summary, "chunk_ids": self.chunk_ids}
-        return {"scope": "all", "sources": self.sources, "summary": self.summary}
+        if self.key == ALL_KEY:
+            return {"scope": "all", "sources": self.sources, "summary": self.summary}
+        return {"source": self.sources[0], "summary": self.summary, "chunk_ids": self.chunk_ids}
 
     def markdown(self) -> str:
-        title = self.sources[0] if self.key == self.sources[0] else f"All {len(self.sources)} documents"
+        title = f"All {len(self.sources)} documents" if self.key == ALL_KEY else self.sources[0]
         return f"## {title}\n\n{self.summary}\n\n"
 
 
@@ -250,18 +251,18 @@ class SummarizeJob(BatchJob):
             for item in self.pending():
                 yield self.summarize(item)
             return
-        if "all" in self.skip:
+        if ALL_KEY in self.skip:
             return
         started = _snapshot(self.model.stats)
         summaries = [summary for summary in map(self.summarize, self.items) if summary.ok]
         sources = [item.source for item in self.items]
         if not summaries:
-            yield Summary("all", sources, "", [], error=GONE)
+            yield Summary(ALL_KEY, sources, "", [], error=GONE)
             return
         labelled = [f"{Path(s.sources[0]).name}: {s.summary}" for s in summaries]
         summary = self._combine(ALL_SOURCES_LABEL, labelled)
         chunk_ids = [chunk_id for s in summaries for chunk_id in s.chunk_ids]
-        yield Summary("all", sources, summary, chunk_ids, _since(started, self.model.stats))
+        yield Summary(ALL_KEY, sources, summary, chunk_ids, _since(started, self.model.stats))
 
     def summarize(self, item: Item) -> Summary:
         started = _snapshot(self.model.stats)
@@ -386,8 +387,9 @@ def summarize(
     llm: BaseLanguageModel | None = None,
 ) -> SummarizeJob:
     index = Index(settings)
-    items = select_items(index, settings, sources, query=query, k=k)
-    return SummarizeJob(settings, index, items, _selection(sources, query, k, items), llm, combine=combine)
+    items, patterns = select_items(index, settings, sources, query=query, k=k)
+    selection = {"sources": patterns, "query": query, "k": k}
+    return SummarizeJob(settings, index, items, selection, llm, combine=combine)
 
 
 def extract(
@@ -401,10 +403,6 @@ def extract(
     llm: BaseLanguageModel | None = None,
 ) -> ExtractJob:
     index = Index(settings)
-    items = select_items(index, settings, sources, query=query, k=k, per=per)
-    return ExtractJob(settings, index, items, _selection(sources, query, k, items), llm, schema=schema, per=per)
-
-
-def _selection(sources: Sequence[str], query: str | None, k: int | None, items: list[Item]) -> dict[str, Any]:
-    patterns = source_patterns(sources, [item.source for item in items])
-    return {"sources": patterns, "query": query, "k": k}
+    items, patterns = select_items(index, settings, sources, query=query, k=k, per=per)
+    selection = {"sources": patterns, "query": query, "k": k}
+    return ExtractJob(settings, index, items, selection, llm, schema=schema, per=per)

@@ -58,8 +58,9 @@ def select_items(
     query: str | None = None,
     k: int | None = None,
     per: Per = "document",
-) -> list[Item]:
-    """The items in document order (or best match first, with a query)."""
+) -> tuple[list[Item], list[str]]:
+    """The items in document order (or best match first, with a query), and the absolute glob
+    patterns the SOURCES arguments stand for."""
     index.require()
     records = index.sources()
     if not records:
@@ -76,11 +77,14 @@ def select_items(
         chosen = sorted(index.matching_sources(patterns))
     if query is None:
         # A file without text (an empty note, a scanned PDF) has no chunks: nothing to work on.
-        return [item for path in chosen if records[path].chunk_ids for item in _items(records[path], per)]
-    hits = retrieval.search(query, settings, k, paths=patterns or None)
-    if per == "chunk":
-        return [Item(hit.chunk_id, hit.source, records[hit.source].sha256, (hit.chunk_id,)) for hit in hits]
-    return [_items(records[source], per)[0] for source in dict.fromkeys(hit.source for hit in hits)]
+        items = [item for path in chosen if records[path].chunk_ids for item in _items(records[path], per)]
+    elif per == "chunk":
+        hits = retrieval.search(query, settings, k, paths=patterns or None)
+        items = [Item(hit.chunk_id, hit.source, records[hit.source].sha256, (hit.chunk_id,)) for hit in hits]
+    else:
+        hits = retrieval.search(query, settings, k, paths=patterns or None)
+        items = [_items(records[source], per)[0] for source in dict.fromkeys(hit.source for hit in hits)]
+    return items, patterns
 
 
 def _items(record: SourceRecord, per: Per) -> list[Item]:
