@@ -35,17 +35,51 @@ def pooling_mode(model_path: Path) -> str | None:
 
 
 def cached_export(model_path: Path, cache_dir: Path) -> Path:
-    """The model's ONNX file, exported on first use."""
-    weights = next(model_path.glob("*.safetensors"), None) or next(model_path.glob("*.bin"))
-    stat = weights.stat()
-    key = hashlib.sha256(f"{model_path}|{stat.st_size}|{stat.st_mtime_ns}|{EXPORT_VERSION}".encode()).hexdigest()[:16]
-    target = cache_dir / "onnx" / f"{model_path.name}-{key}.onnx"
+    """The model's ONNX file, exported on first use.
+
+    Named by the content of the weights, so every install of the same model (a new virtualenv,
+    a fresh clone) shares one export. Making a new export removes those of other export versions,
+    which no install of this code reads again.
+    """
+    folder = cache_dir / "onnx"
+    target = folder / f"{model_path.name}-{_content_digest(model_path, folder)}-v{EXPORT_VERSION}.onnx"
     if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
         partial = target.with_suffix(f".{os.getpid()}.partial")
         _export(model_path, pooling_mode(model_path) or "mean", partial)
         os.replace(partial, target)  # atomic: a concurrent process sees all of it or nothing
+        for stale in folder.glob("*.onnx"):
+            if not stale.name.endswith(f"-v{EXPORT_VERSION}.onnx"):
+                stale.unlink(missing_ok=True)
     return target
+
+
+def _content_digest(model_path: Path, folder: Path) -> str:
+    """A digest of the files the export depends on, memoised per model copy by their sizes and
+    mtimes (hashing 90 MB of weights on every cold query would cost more than the query)."""
+    weights = next(model_path.glob("*.safetensors"), None) or next(model_path.glob("*.bin"))
+    files = [f for f in (weights, model_path / "config.json", model_path / "1_Pooling" / "config.json") if f.is_file()]
+    stats = [f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files]
+    memo_file = folder / "digests.json"
+    try:
+        memo = json.loads(memo_file.read_text())
+    except (OSError, ValueError):
+        memo = {}
+    known = memo.get(str(model_path))
+    if known and known["files"] == stats:
+        return known["digest"]
+    digest = hashlib.sha256()
+    for f in files:
+        with f.open("rb") as fh:
+            digest.update(hashlib.file_digest(fh, "sha256").digest())
+    # Model copies since deleted (an old virtualenv) are forgotten.
+    memo = {path: entry for path, entry in memo.items() if Path(path).exists()}
+    memo[str(model_path)] = {"files": stats, "digest": digest.hexdigest()[:16]}
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = memo_file.with_suffix(f".{os.getpid()}.partial")
+    partial.write_text(json.dumps(memo, indent=1))
+    os.replace(partial, memo_file)
+    return memo[str(model_path)]["digest"]
 
 
 def _export(model_path: Path, pooling: str, target: Path) -> None:

@@ -98,3 +98,31 @@ def test_every_embedding_path_gives_the_same_vectors(sample_index):
     bulk = onnx._encode_bulk(texts)
     assert np.allclose(np.linalg.norm(bulk, axis=1), 1.0, atol=1e-5)
     assert np.min(np.sum(reference * bulk, axis=1)) > 0.999
+
+
+def test_copies_of_a_model_share_one_onnx_export_and_older_exports_are_removed(tmp_path):
+    """A reinstall (new virtualenv, new mtimes) must not leave another 90 MB export behind."""
+    import shutil
+
+    import numpy as np
+
+    from ingest import onnx_encoder
+    from ingest.embedding import resolve_model_path
+
+    packaged = resolve_model_path("sentence-transformers/all-MiniLM-L6-v2")
+    first, second = tmp_path / "venv-a" / "model", tmp_path / "venv-b" / "model"
+    shutil.copytree(packaged, first)
+    shutil.copytree(packaged, second)
+    cache = tmp_path / "cache"
+    (cache / "onnx").mkdir(parents=True)
+    older = [cache / "onnx" / "model-0123456789abcdef.onnx", cache / "onnx" / "model-0123456789abcdef-v1.onnx"]
+    for stale in older:
+        stale.write_bytes(b"an export of an earlier version")
+
+    export = onnx_encoder.cached_export(first, cache)
+    exported_at = export.stat().st_mtime_ns
+    assert onnx_encoder.cached_export(second, cache) == export
+    assert export.stat().st_mtime_ns == exported_at
+    assert sorted((cache / "onnx").glob("*.onnx")) == [export]
+    vector = onnx_encoder.load_encoder(export, second / "tokenizer.json", 256)(["harbor retention cleanup"], 1)
+    assert np.allclose(np.linalg.norm(vector, axis=1), 1.0, atol=1e-5)
