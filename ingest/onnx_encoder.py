@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import numpy as np
+    from tokenizers import Tokenizer
 
 POOLING_MODES = ("mean", "cls")
 EXPORT_VERSION = 2  # part of the cache key: bump when the exported graph changes
@@ -84,31 +85,10 @@ def _content_digest(model_path: Path, folder: Path) -> str:
 
 def _export(model_path: Path, pooling: str, target: Path) -> None:
     import torch
-    from transformers import AutoModel
-    from transformers.utils import logging as transformers_logging
 
-    transformers_logging.disable_progress_bar()
+    from ingest.torch_encoder import load_pooled
 
-    class Pooled(torch.nn.Module):
-        def __init__(self, encoder: torch.nn.Module):
-            super().__init__()
-            self.encoder = encoder
-
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            hidden = self.encoder(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            ).last_hidden_state
-            if pooling == "cls":
-                pooled = hidden[:, 0]
-            else:
-                mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(pooled, dim=-1)
-
-    # Eager attention exports as plain MatMul/Softmax, which ONNX Runtime fuses into its own
-    # attention kernel; the SDPA export's masking ops block every fusion.
-    encoder = AutoModel.from_pretrained(str(model_path), local_files_only=True, attn_implementation="eager").eval()
-    model = Pooled(encoder)
+    model = load_pooled(model_path, pooling)
     unfused = target.with_suffix(".unfused")
     example = torch.ones((1, 8), dtype=torch.int64)
     dynamic = {0: "batch", 1: "tokens"}
@@ -125,7 +105,7 @@ def _export(model_path: Path, pooling: str, target: Path) -> None:
             opset_version=17,
             dynamo=False,
         )
-    _fuse(unfused, target, encoder.config)
+    _fuse(unfused, target, model.encoder.config)
 
 
 def _fuse(unfused: Path, target: Path, config) -> None:
@@ -147,10 +127,19 @@ def _fuse(unfused: Path, target: Path, config) -> None:
     os.replace(unfused, target)
 
 
+def load_tokenizer(tokenizer_file: Path, max_tokens: int, pad_to_multiple_of: int | None = None) -> "Tokenizer":
+    """The model's tokenizer, truncating as sentence-transformers does and padding each batch."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(tokenizer_file))
+    tokenizer.enable_truncation(max_tokens)
+    tokenizer.enable_padding(pad_to_multiple_of=pad_to_multiple_of)
+    return tokenizer
+
+
 class OnnxEncoder:
     def __init__(self, onnx_file: Path, tokenizer_file: Path, max_tokens: int, threads: int | None = None):
         import onnxruntime
-        from tokenizers import Tokenizer
 
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
@@ -158,9 +147,7 @@ class OnnxEncoder:
             options.intra_op_num_threads = threads
         self._session = onnxruntime.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
         self._inputs = {i.name for i in self._session.get_inputs()}
-        self._tokenizer = Tokenizer.from_file(str(tokenizer_file))
-        self._tokenizer.enable_truncation(max_tokens)
-        self._tokenizer.enable_padding()
+        self._tokenizer = load_tokenizer(tokenizer_file, max_tokens)
 
     def __call__(self, texts: list[str], batch_size: int) -> "np.ndarray":
         import numpy as np
