@@ -5,7 +5,8 @@
 Ingests the corpus once (one file per abstract, re-used by later runs through the normal sync),
 splits the test queries into two halves by a fixed hash of their ids, tries the fusion settings
 on half A, and reports every mode with the defaults and with the best setting on both halves:
-the held-out half B says whether a setting only fits these queries. Prints one JSON line.
+the held-out half B says whether a setting only fits these queries. Then times every query once
+more per mode as `rag search` runs it (default k, warm process). Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -32,6 +33,20 @@ def half(query_id: str) -> str:
 
 def with_search(settings, **options):
     return settings.model_copy(update={"search": settings.search.model_copy(update=options)})
+
+
+def warm_latency(settings, queries: list[str], mode: str) -> dict[str, float]:
+    """Median and 95th percentile milliseconds of a search with the default k, after a warm-up."""
+    import rag
+
+    rag.search(queries[0], settings, mode=mode)
+    times = []
+    for query in queries:
+        started = time.perf_counter()
+        rag.search(query, settings, mode=mode)
+        times.append((time.perf_counter() - started) * 1000)
+    times.sort()
+    return {"p50": round(times[len(times) // 2], 2), "p95": round(times[int(len(times) * 0.95)], 2)}
 
 
 def main() -> None:
@@ -78,6 +93,9 @@ def main() -> None:
                 "grid": tried,
                 "ndcg_at_10": {key: value["ndcg_at_10"] for key, value in results.items()},
                 "reports": results,
+                "warm_query_ms": {
+                    mode: warm_latency(prepared, list(dataset.queries.values()), mode) for mode in evaluation.MODES
+                },
                 "mean_hybrid_gain_over_dense": round(
                     statistics.fmean(
                         results[f"default/hybrid/{h}"]["ndcg_at_10"] - results[f"default/dense/{h}"]["ndcg_at_10"]

@@ -50,7 +50,9 @@ def load_pooled(model_path: Path, pooling: str, dtype: torch.dtype = torch.float
     from transformers import AutoModel
     from transformers.utils import logging as transformers_logging
 
+    # Its loading bar and warnings (tracing reads properties that warn) would land in our output.
     transformers_logging.disable_progress_bar()
+    transformers_logging.set_verbosity_error()
     # Eager attention is plain MatMul/Softmax, the pattern ONNX Runtime and oneDNN both fuse;
     # the SDPA kernel's masking blocks it.
     encoder = AutoModel.from_pretrained(str(model_path), local_files_only=True, attn_implementation="eager")
