@@ -126,3 +126,36 @@ def test_copies_of_a_model_share_one_onnx_export_and_older_exports_are_removed(t
     assert sorted((cache / "onnx").glob("*.onnx")) == [export]
     vector = onnx_encoder.load_encoder(export, second / "tokenizer.json", 256)(["harbor retention cleanup"], 1)
     assert np.allclose(np.linalg.norm(vector, axis=1), 1.0, atol=1e-5)
+
+
+def test_a_model_of_another_architecture_embeds_alike_on_every_path(tmp_path):
+    """Users point embedding.model at their own folders: MPNet (all-mpnet-base-v2's architecture) has
+    no fused ONNX graph and no token types. Random weights, built here: nothing is downloaded."""
+    import json
+    import shutil
+
+    import numpy as np
+    import torch
+    from transformers import MPNetConfig, MPNetModel
+
+    from ingest.embedding import resolve_model_path
+    from rag.settings import EmbeddingSettings
+
+    packaged = resolve_model_path("sentence-transformers/all-MiniLM-L6-v2")
+    model = tmp_path / "tiny-mpnet"
+    torch.manual_seed(0)
+    config = MPNetConfig(vocab_size=30527, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128)
+    MPNetModel(config).save_pretrained(model)
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "modules.json", "sentence_bert_config.json"):
+        shutil.copy(packaged / name, model / name)
+    pooling = json.loads((packaged / "1_Pooling" / "config.json").read_text())
+    (model / "1_Pooling").mkdir()
+    (model / "1_Pooling" / "config.json").write_text(json.dumps({**pooling, "word_embedding_dimension": 64}))
+
+    texts = [question for question, _ in QUESTIONS[:4]]
+    settings = EmbeddingSettings(model=str(model))
+    reference = LocalEmbeddings(settings.model_copy(update={"runtime": "torch"}), tmp_path / "cache").encode(texts)
+    onnx = LocalEmbeddings(settings, tmp_path / "cache")
+    assert reference.shape == (4, 64)
+    assert np.min(np.sum(reference * onnx.encode(texts), axis=1)) > 0.99999
+    assert np.min(np.sum(reference * onnx._encode_bulk(texts), axis=1)) > 0.999
