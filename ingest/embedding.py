@@ -24,8 +24,9 @@ PACKAGED_MODEL_NAMES = {"sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6
 # BERT-style encoders wrap every input in [CLS] ... [SEP].
 SPECIAL_TOKENS_PER_INPUT = 2
 PROGRESS_EVERY_BATCHES = 4
-# bfloat16 on a CPU with native support embeds about twice as fast as ONNX Runtime in float32 and
-# moves SciFact's nDCG@10 by 0.0002; torch's import (about 5 s) pays off only on a large ingest.
+# bfloat16 on a CPU with native support embeds about 1.8 times as fast as ONNX Runtime in
+# float32 and moves SciFact's nDCG@10 by 0.0002; torch's import (about 5 s) pays off only on a
+# large ingest.
 BULK_BATCH_SIZE = 16
 
 

@@ -149,6 +149,11 @@ def fingerprint_differences(stored: dict[str, Any], current: dict[str, Any]) -> 
     ]
 
 
+def paths_matching(paths: Iterable[str], patterns: Sequence[str]) -> list[str]:
+    """Those of `paths` that match any of the glob patterns."""
+    return [path for path in paths if any(fnmatch.fnmatch(path, pattern) for pattern in patterns)]
+
+
 class Index:
     def __init__(self, settings: Settings):
         self.path = settings.index_path
@@ -494,7 +499,7 @@ class Index:
 
     def matching_sources(self, patterns: Sequence[str]) -> list[str]:
         """Ingested source paths that match any of the glob patterns."""
-        return [path for path in self.sources() if any(fnmatch.fnmatch(path, pattern) for pattern in patterns)]
+        return paths_matching(self.sources(), patterns)
 
     def chunk_ids(self) -> set[str]:
         """Every chunk id Chroma holds for this collection (for consistency checks)."""

@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 BULK_INGEST_BYTES = 2_000_000
 
 
-
 class IngestProgress(Protocol):
     def start(self, total_files: int) -> None: ...
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 import rag
-from ingest.index import Index
+from ingest.index import UNFINISHED_PREFIX, Index
 from rag.cli import app
 from tests.conftest import assert_index_consistent, make_settings
 from tests.test_concurrency import many_notes, start_ingest
@@ -24,6 +24,7 @@ def test_killed_ingests_leave_an_index_the_next_ingest_completes(home, tmp_path)
     folder = many_notes(tmp_path / "notes", 120)
     rng = random.Random(20261121)
     kills = rounds = interrupted_writes = 0
+    marker = home / "index" / f"{UNFINISHED_PREFIX}default"
     while interrupted_writes < KILLS and rounds < 3 * KILLS:
         rounds += 1
         files = sorted(folder.iterdir())
@@ -34,7 +35,6 @@ def test_killed_ingests_leave_an_index_the_next_ingest_completes(home, tmp_path)
         many_notes_extra(folder, rounds)
         # Small write groups: many commits per run, so kills land before, inside and between them.
         ingest = start_ingest(folder, home, RAG_INGEST__GROUP_CHUNKS="16")
-        marker = home / "index" / "unfinished-ingest.default"
         deadline = time.monotonic() + 60
         while not marker.exists() and ingest.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)  # until it starts writing: the kills that matter land mid-write

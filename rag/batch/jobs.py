@@ -16,7 +16,7 @@ import functools
 import hashlib
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, MutableMapping, Sequence
 
@@ -253,7 +253,7 @@ class SummarizeJob(BatchJob):
             return
         if ALL_KEY in self.skip:
             return
-        started = _snapshot(self.model.stats)
+        started = replace(self.model.stats)
         summaries = [summary for summary in map(self.summarize, self.items) if summary.ok]
         sources = [item.source for item in self.items]
         if not summaries:
@@ -265,7 +265,7 @@ class SummarizeJob(BatchJob):
         yield Summary(ALL_KEY, sources, summary, chunk_ids, _since(started, self.model.stats))
 
     def summarize(self, item: Item) -> Summary:
-        started = _snapshot(self.model.stats)
+        started = replace(self.model.stats)
         passages = self.passages(item)
         if not passages:
             return Summary(item.key, [item.source], "", [], error=GONE)
@@ -311,7 +311,7 @@ class ExtractJob(BatchJob):
             yield self.extract(item)
 
     def extract(self, item: Item) -> Extraction:
-        started = _snapshot(self.model.stats)
+        started = replace(self.model.stats)
         passages = self.passages(item)
         record = Extraction(
             item.key, item.source, [p.chunk_id for p in passages], _location(passages), constrained=self.constrained is not None
@@ -369,10 +369,6 @@ def _location(passages: Sequence[Passage]) -> dict[str, Any]:
     return location
 
 
-def _snapshot(stats: CallStats) -> CallStats:
-    return CallStats(stats.calls, stats.tokens, stats.seconds)
-
-
 def _since(before: CallStats, now: CallStats) -> CallStats:
     return CallStats(now.calls - before.calls, now.tokens - before.tokens, now.seconds - before.seconds)
 
@@ -386,10 +382,7 @@ def summarize(
     combine: bool = False,
     llm: BaseLanguageModel | None = None,
 ) -> SummarizeJob:
-    index = Index(settings)
-    items, patterns = select_items(index, settings, sources, query=query, k=k)
-    selection = {"sources": patterns, "query": query, "k": k}
-    return SummarizeJob(settings, index, items, selection, llm, combine=combine)
+    return SummarizeJob(*_planned(settings, sources, query, k, "document"), llm, combine=combine)
 
 
 def extract(
@@ -402,7 +395,13 @@ def extract(
     k: int | None = None,
     llm: BaseLanguageModel | None = None,
 ) -> ExtractJob:
+    return ExtractJob(*_planned(settings, sources, query, k, per), llm, schema=schema, per=per)
+
+
+def _planned(
+    settings: Settings, sources: Sequence[str], query: str | None, k: int | None, per: Per
+) -> tuple[Settings, Index, list[Item], dict[str, Any]]:
+    """A job's first arguments: the settings, the index, its items and the selection that chose them."""
     index = Index(settings)
     items, patterns = select_items(index, settings, sources, query=query, k=k, per=per)
-    selection = {"sources": patterns, "query": query, "k": k}
-    return ExtractJob(settings, index, items, selection, llm, schema=schema, per=per)
+    return settings, index, items, {"sources": patterns, "query": query, "k": k}

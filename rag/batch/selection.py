@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
-from ingest.index import Index, SourceRecord
+from ingest.index import Index, SourceRecord, paths_matching
 from rag import retrieval
 from rag.errors import UsageError
 from rag.settings import Settings
@@ -66,23 +66,20 @@ def select_items(
     if not records:
         raise UsageError("The index holds no documents yet; add some with `rag ingest PATH`.")
     patterns = source_patterns(sources, list(records))
-    chosen = sorted(records)
-    if patterns:
-        unmatched = [arg for arg, pattern in zip(sources, patterns) if not index.matching_sources([pattern])]
-        if unmatched:
-            raise UsageError(
-                f"No ingested document matches {unmatched[0]!r}; `rag ingest` it first, or check the path "
-                "(a glob needs quotes so the shell leaves it alone)."
-            )
-        chosen = sorted(index.matching_sources(patterns))
+    unmatched = [arg for arg, pattern in zip(sources, patterns) if not paths_matching(records, [pattern])]
+    if unmatched:
+        raise UsageError(
+            f"No ingested document matches {unmatched[0]!r}; `rag ingest` it first, or check the path "
+            "(a glob needs quotes so the shell leaves it alone)."
+        )
     if query is None:
+        chosen = sorted(paths_matching(records, patterns)) if patterns else sorted(records)
         # A file without text (an empty note, a scanned PDF) has no chunks: nothing to work on.
-        items = [item for path in chosen if records[path].chunk_ids for item in _items(records[path], per)]
-    elif per == "chunk":
-        hits = retrieval.search(query, settings, k, paths=patterns or None)
+        return [item for path in chosen if records[path].chunk_ids for item in _items(records[path], per)], patterns
+    hits = retrieval.search(query, settings, k, paths=patterns or None)
+    if per == "chunk":
         items = [Item(hit.chunk_id, hit.source, records[hit.source].sha256, (hit.chunk_id,)) for hit in hits]
     else:
-        hits = retrieval.search(query, settings, k, paths=patterns or None)
         items = [_items(records[source], per)[0] for source in dict.fromkeys(hit.source for hit in hits)]
     return items, patterns
 
