@@ -15,7 +15,7 @@ from rag.privacy import enforce_offline
 enforce_offline()
 
 from rag.api import (  # noqa: E402
-    ask, check, evaluate, extract, fields_schema, ingest, repair, search, status, summarize,
+    ask, check, evaluate, evaluate_answers, extract, fields_schema, ingest, repair, search, status, summarize,
 )
 from rag.errors import RagError  # noqa: E402
 from rag.settings import Settings, load_settings  # noqa: E402
@@ -31,6 +31,6 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "Assistant", "RagError", "Settings", "ask", "check", "evaluate", "extract", "fields_schema", "ingest",
+    "Assistant", "RagError", "Settings", "ask", "check", "evaluate", "evaluate_answers", "extract", "fields_schema", "ingest",
     "load_settings", "repair", "search", "status", "summarize",
 ]

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
 from ingest import sync
 from rag import retrieval
 from rag import index_status
+from rag.errors import UsageError
 from rag.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     from ingest.index import Consistency
     from rag.batch.jobs import ExtractJob, SummarizeJob
     from rag.ask import Answer
+    from rag.answer_eval import AnswerReport, QuestionResult
     from rag.evaluation import ModeReport
 
 
@@ -89,6 +91,36 @@ def evaluate(
     dataset = evaluation.load_dataset(Path(data_dir), Path(qrels) if qrels else None)
     dataset_settings = evaluation.prepare(dataset, settings or load_settings(), progress)
     return evaluation.evaluate(dataset, dataset_settings, modes or evaluation.MODES)
+
+
+def evaluate_answers(
+    qa_file: str | Path,
+    docs_dir: str | Path | None = None,
+    settings: Settings | None = None,
+    *,
+    k: int | None = None,
+    on_result: Callable[["QuestionResult"], None] | None = None,
+    progress: sync.IngestProgress | None = None,
+) -> "AnswerReport":
+    """Answer quality of the ask pipeline on a QA file (see `rag.answer_eval`).
+
+    With `docs_dir`, those documents are synced into a collection of their own first (fast when
+    unchanged) and each question's `source` is a path relative to it; without, the configured
+    knowledge base is asked and a source matches by its path's end.
+    """
+    from rag import answer_eval
+    from rag.ask import Assistant
+
+    settings = settings or load_settings()
+    items = answer_eval.load_qa(Path(qa_file))
+    folder = None
+    if docs_dir is not None:
+        folder = Path(docs_dir).expanduser().resolve()
+        if not folder.is_dir():
+            raise UsageError(f"{folder} is not a folder: give the folder the QA file's sources are relative to.")
+        settings = answer_eval.docs_settings(settings, folder)
+        sync.ingest([folder], settings, progress=progress)
+    return answer_eval.evaluate_answers(items, Assistant(settings, k=k), folder, on_result)
 
 
 def check(settings: Settings | None = None) -> "Consistency":

@@ -21,7 +21,9 @@ from ingest.index import Index
 from rag.backends import backend_errors, context_window, count_tokens, create_llm
 from rag.chain import FirstLineLLM, IndexRetriever, build_condense_chain, build_rag_chain, fit_sources
 from rag.prompting import select_prompt
-from rag.retrieval import location_of
+from rag.evidence import Evidence, quote_evidence
+from rag.grounding import Grounding, check_grounding
+from rag.retrieval import embed_texts, location_of
 from rag.settings import Settings
 
 # Turns of chat history shown to the condense prompt; older turns rarely matter and cost context.
@@ -37,6 +39,13 @@ class Answer:
     prompt_family: str
     standalone_question: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    evidence: list[Evidence] = field(default_factory=list)
+    grounding: Grounding = field(default_factory=Grounding)
+
+    @property
+    def unsupported(self) -> list[str]:
+        """Numbers, dates, codes, names and citations of the answer that no source contains."""
+        return self.grounding.unsupported
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -54,6 +63,8 @@ class Answer:
                 }
                 for number, doc in enumerate(self.sources, start=1)
             ],
+            "evidence": [quote.to_dict() for quote in self.evidence],
+            "unsupported": self.unsupported,
             "prompt_family": self.prompt_family,
             "timings": {key: round(value, 2) for key, value in self.timings.items()},
         }
@@ -83,15 +94,19 @@ class AnswerStream:
                 yield token
         finished = time.perf_counter()
         text = "".join(pieces)
+        sources = self.state.get("sources", [])
         self.answer = Answer(
             question=self._question,
             answer=text,
-            sources=self.state.get("sources", []),
+            sources=sources,
             prompt=self.state["prompt"].to_string() if "prompt" in self.state else "",
             prompt_family=self._assistant.qa.family,
             standalone_question=self.standalone_question,
             timings=self._timings(text, first_token_at, finished),
         )
+        if sources:
+            self.answer.evidence, self.answer.grounding = self._assistant.check(self.standalone_question or self._question, text, sources)
+            self.answer.timings["evidence_ms"] = (time.perf_counter() - finished) * 1000
 
     def _timings(self, text: str, first_token_at: float | None, finished: float) -> dict[str, float]:
         timings = {"retrieval_ms": self.state.get("retrieval_ms", 0.0), "total_ms": (finished - self._started) * 1000}
@@ -116,7 +131,12 @@ class Assistant:
         stop = [*self.qa.stop, *settings.llm.stop]
         generator = FirstLineLLM(inner=self.llm) if self.qa.first_line_only else self.llm
         generator = generator.bind(stop=stop) if stop else generator
-        retriever = IndexRetriever(settings=settings, k=k or settings.search.k, min_score=settings.search.min_score)
+        retriever = IndexRetriever(
+            settings=settings,
+            k=k or settings.search.k,
+            min_score=settings.search.min_score,
+            min_keyword_coverage=settings.search.min_keyword_coverage,
+        )
         fit = partial(
             fit_sources,
             prompt=self.qa.prompt,
@@ -131,6 +151,12 @@ class Assistant:
 
     def count_tokens(self, text: str) -> int:
         return count_tokens(self.llm, text)
+
+    def check(self, question: str, answer: str, sources: list[Document]) -> tuple[list[Evidence], Grounding]:
+        """The quoted evidence for `answer` and its grounding check against `sources`."""
+        evidence = quote_evidence(question, answer, sources, partial(embed_texts, settings=self.settings))
+        grounding = check_grounding(answer, [doc.page_content for doc in sources], question)
+        return evidence, grounding
 
     def standalone_question(self, question: str, history: Sequence[tuple[str, str]]) -> str:
         """Rewrite a follow-up ("and when does it end?") so retrieval can understand it alone."""

@@ -32,6 +32,7 @@ from langchain_core.runnables import (
 from rag.errors import RagError
 from rag.retrieval import SearchHit, location_label, search
 from rag.settings import Settings
+from rag.text import word_coverage
 
 NO_CONTEXT_ANSWER = "I found nothing relevant to this question in your documents, so I will not guess."
 
@@ -41,18 +42,26 @@ class ContextTooLongError(RagError):
 
 
 class IndexRetriever(BaseRetriever):
-    """The knowledge base as a LangChain retriever; drops chunks below `min_score`."""
+    """The knowledge base as a LangChain retriever, with a relevance gate that asks both retrievers.
+
+    A chunk is used when its meaning is close enough to the question (cosine `min_score`) or
+    when it holds most of the question's words (`min_keyword_coverage`): a part number or a rare
+    term found by the keyword index is relevant even where the embedding model sees little.
+    """
 
     settings: Settings
     k: int
     min_score: float
+    min_keyword_coverage: float = 1.0
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
-        return [
-            hit_to_document(hit)
-            for hit in search(query, self.settings, self.k)
-            if hit.similarity is None or hit.similarity >= self.min_score
-        ]
+        return [hit_to_document(hit) for hit in search(query, self.settings, self.k) if self.relevant(query, hit)]
+
+    def relevant(self, query: str, hit: SearchHit) -> bool:
+        if hit.similarity is None or hit.similarity >= self.min_score:
+            return True
+        matched_words = hit.explain is not None and hit.explain.keyword_rank is not None
+        return matched_words and word_coverage(query, hit.text) >= self.min_keyword_coverage
 
 
 def hit_to_document(hit: SearchHit) -> Document:
@@ -180,11 +189,15 @@ class FirstLineLLM(LLM):
     def _stream(
         self, prompt: str, stop: list[str] | None = None, run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any
     ) -> Iterator[GenerationChunk]:
+        said_something = False
         for text in self._first_line(prompt, stop, **kwargs):
             chunk = GenerationChunk(text=text)
             if run_manager:
                 run_manager.on_llm_new_token(text, chunk=chunk)
+            said_something = True
             yield chunk
+        if not said_something:  # a model that wrote only blank lines gave an empty answer, not an error
+            yield GenerationChunk(text="")
 
     def _first_line(self, prompt: str, stop: list[str] | None, **kwargs: Any) -> Iterator[str]:
         stream = self.inner.stream(prompt, stop=stop, **kwargs)

@@ -273,6 +273,24 @@ def _print_sources(sources) -> None:
         out.print(f"  [{number}] {escape(label)}{relevance}")
 
 
+def _print_checks(answer) -> None:
+    """The quoted evidence under an answer, then the grounding check's warning."""
+    if answer.evidence:
+        out.print("\nEvidence:")
+        for quote in answer.evidence:
+            where = f" ({quote.location_label})" if quote.location_label else ""
+            out.print(f"  [{quote.source_number}] \"{escape(quote.text)}\"{escape(where)}")
+    if answer.grounding.all_unsupported:
+        out.print(f"Warning: nothing this answer states is in its sources ({escape(', '.join(answer.unsupported))}); do not rely on it, read the evidence.")
+    elif answer.unsupported:
+        out.print(f"Not in the sources: {escape(', '.join(answer.unsupported))}")
+
+
+def _print_answer_footer(answer) -> None:
+    _print_checks(answer)
+    _print_sources(answer.sources)
+
+
 def _print_prompt(prompt: str) -> None:
     out.print(f"--- prompt ---\n{escape(prompt)}\n--- answer ---")
 
@@ -314,11 +332,11 @@ def ask(
         if show_prompt:
             _print_prompt(answer.prompt)
         out.print(escape(answer.answer.strip()))
-        _print_sources(answer.sources)
+        _print_answer_footer(answer)
         return
     stream = assistant.stream(question)
     _stream_answer(stream, show_prompt)
-    _print_sources(stream.answer.sources)
+    _print_answer_footer(stream.answer)
 
 
 CHAT_HELP = "Ask about your documents. /sources shows the last answer's sources, /reset forgets the conversation, /exit leaves."
@@ -373,22 +391,44 @@ def chat(
             continue
         history.append((line, stream.answer.answer.strip()))
         last_sources = stream.answer.sources
-        _print_sources(last_sources)
+        _print_answer_footer(stream.answer)
 
 
 @app.command(name="eval")
 def eval_command(
-    data_dir: Annotated[Path, typer.Argument(help="A BEIR-format folder: corpus.jsonl, queries.jsonl, qrels/test.tsv.")],
+    data_dir: Annotated[
+        Optional[Path],
+        typer.Argument(
+            help="A BEIR-format folder (corpus.jsonl, queries.jsonl, qrels/test.tsv); with --answers, the folder the "
+            "QA file's sources are relative to (default: the configured knowledge base).",
+            show_default=False,
+        ),
+    ] = None,
+    answers: Annotated[
+        Optional[Path],
+        typer.Option("--answers", help="Evaluate answers instead: a QA file (JSONL: id, question, answers, source).", show_default=False),
+    ] = None,
     qrels: Annotated[Optional[Path], typer.Option("--qrels", help="Relevance judgements (default: qrels/test.tsv).")] = None,
     mode: Annotated[
         Optional[list[str]], typer.Option("--mode", help="dense, keyword or hybrid (repeatable; default: all three).")
     ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="With --answers: one line per question.")] = False,
+    k: TopKOption = None,
+    model: ModelOption = None,
+    prompt_style: PromptStyleOption = None,
     as_json: JsonOption = False,
     index: IndexOption = None,
     config: ConfigOption = None,
     chroma_url: ChromaUrlOption = None,
 ) -> None:
-    """Measure retrieval quality on your own questions: nDCG@10, recall, MRR and latency per mode."""
+    """Measure retrieval quality (nDCG@10, recall, MRR, latency per mode), or with --answers answer quality."""
+    if answers is not None:
+        search = {"mode": mode[-1]} if mode else None
+        settings = _model_settings(index, None, config, chroma_url, model, prompt_style, search=search)
+        _eval_answers(answers, data_dir, settings, k, verbose, as_json)
+        return
+    if data_dir is None:
+        raise UsageError("Give a BEIR folder to measure retrieval, or --answers QA.jsonl [DOCS_DIR] to measure answers.")
     reports = rag.evaluate(
         data_dir,
         _settings(index, None, config, chroma_url),
@@ -405,6 +445,37 @@ def eval_command(
             f"{r.mode:<9}{r.ndcg_at_10:>9.4f}{r.recall_at_10:>8.4f}{r.recall_at_100:>8.4f}{r.mrr_at_10:>8.4f}"
             f"{r.latency_p50_ms:>9.1f}{r.latency_p95_ms:>9.1f}  {r.queries}"
         )
+
+
+ANSWER_METRICS = (
+    ("answer accuracy", "accuracy"),
+    ("token F1", "f1"),
+    ("gold source cited", "gold_cited"),
+    ("evidence accuracy", "evidence_accuracy"),
+    ("answered when answerable", "answered_when_answerable"),
+    ("declined when unanswerable", "declined_when_unanswerable"),
+    ("wrong answers flagged", "flagged_when_wrong"),
+    ("right answers flagged", "flagged_when_right"),
+)
+
+
+def _eval_answers(qa_file: Path, docs_dir: Path | None, settings: Settings, k: int | None, verbose: bool, as_json: bool) -> None:
+    def show(result) -> None:
+        if verbose and not as_json:
+            verdict = "ok  " if result.correct else "decl" if result.declined else "----" if result.answerable else "ans?"
+            flagged = f"  unsupported: {', '.join(result.unsupported)}" if result.unsupported else ""
+            out.print(f"{verdict} {result.id:<6} {escape(result.answer[:100])}{escape(flagged)}")
+
+    report = rag.evaluate_answers(
+        qa_file, docs_dir, settings, k=k, on_result=show, progress=_RichProgress() if err.is_terminal else None
+    )
+    if as_json:
+        out.print_json(json.dumps(report.to_dict(per_question=verbose)))
+        return
+    out.print(f"{report.questions} questions ({report.answerable} answerable, {report.unanswerable} not answerable)")
+    for label, key in ANSWER_METRICS:
+        out.print(f"{label + ':':<28}{getattr(report, key):.3f}")
+    out.print(f"{'latency p50 / p95:':<28}{report.latency_p50_ms / 1000:.2f} s / {report.latency_p95_ms / 1000:.2f} s")
 
 
 SourcesArgument = Annotated[

@@ -314,6 +314,11 @@ def _embedder(settings: Settings) -> "LocalEmbeddings":
     return _OPEN[key]
 
 
+def embed_texts(texts: list[str], settings: Settings) -> "np.ndarray":
+    """Unit vectors of `texts` by the knowledge base's embedding model (loaded once per process)."""
+    return _embedder(settings).encode(texts)
+
+
 def _embed_query(query: str, settings: Settings, index: Index) -> "np.ndarray":
     vector = _embedder(settings).encode([query])[0]
     index.check_dimension(len(vector))

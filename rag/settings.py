@@ -62,6 +62,12 @@ class SearchSettings(_Section):
     min_score: float = Field(
         0.3, description="Chunks less similar to the question (cosine) are not used to answer it."
     )
+    min_keyword_coverage: float = Field(
+        0.75,
+        ge=0,
+        le=1,
+        description="A chunk that holds this share of the question's words is used to answer it, however low its cosine.",
+    )
     mode: Literal["dense", "keyword", "hybrid"] = "hybrid"
     fusion: Literal["weighted", "rrf"] = Field("weighted", description="How hybrid search merges its two rankings.")
     dense_weight: float = Field(0.5, ge=0, le=1, description="The dense ranking's share in the fused score.")

@@ -1,0 +1,249 @@
+"""Quoted evidence: the sentences of an answer's sources that support it, with where they are.
+
+Model-independent: every sentence of the retrieved chunks is scored against the question (by
+meaning, with the same embedding model as retrieval, and by the question's rarer words) and
+against the answer (the answer's own words and numbers), and the best are quoted verbatim with
+their citation. Whatever the model wrote, even a wrong answer, the user sees the passage to check.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+from rag.grounding import dates_in
+from rag.retrieval import location_label, location_of
+from rag.text import content_words, fold
+
+if TYPE_CHECKING:
+    import numpy as np
+    from langchain_core.documents import Document
+
+# How much each signal counts; chosen by measurement on data/sample-notes-qa.jsonl (bench/answers.py).
+MEANING_WEIGHT = 0.45
+QUESTION_WORDS_WEIGHT = 0.35
+ANSWER_WORDS_WEIGHT = 0.2
+# A sentence of a higher-ranked source wins a near tie.
+RANK_PENALTY = 0.02
+# A passage of the kind of fact the question asks for (a date for "when") gains this much.
+KIND_BONUS = 0.1
+# A passage that only repeats the question's words (a title, "Subject: ...") loses this much.
+NOTHING_NEW_PENALTY = 0.1
+# Two sentences quoted together must beat either alone by this much.
+PAIR_PENALTY = 0.03
+MAX_QUOTES = 2
+# A second quote must score at least this share of the best one.
+RUNNER_UP_SHARE = 0.85
+MAX_SENTENCE_CHARS = 400
+MIN_SENTENCE_CHARS = 8
+
+# A sentence ends at . ! ? followed by space and a capital, digit or quote, or at a line that
+# starts a list item, a table row, a new field ("Who: ...") or follows a blank line.
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[A-Z0-9])")
+_NEW_UNIT_LINE = re.compile(r"^\s*([-*+•|>#]|\d+[.)]\s|[A-Z][\w /()-]{0,30}:\s|$)")
+_ASKS_TIME = re.compile(r"\b(what|which) time\b|\bat what hour\b", re.IGNORECASE)
+_ASKS_DATE = re.compile(r"\bwhen\b|\b(what|which) (date|day|month|year)\b|\bdeadline\b|\bdue\b", re.IGNORECASE)
+_ASKS_NUMBER = re.compile(
+    r"\bhow (many|much|long|old|far|big|often|large|high)\b|\b(number|code|reference|id|serial|version|port|rate|"
+    r"price|cost|fee|temperature|voltage|percentage|size|budget|amount|extension|value)\b",
+    re.IGNORECASE,
+)
+_TIME = re.compile(r"\b\d{1,2}[:.]\d{2}\b")
+_DIGITS = re.compile(r"[\w-]*\d[\w.,-]*")
+
+
+@dataclass
+class Evidence:
+    """One quoted sentence: its text as the source has it, the source's number and location."""
+
+    text: str
+    source_number: int  # 1-based, as cited in the answer
+    source: str
+    location: dict[str, Any]
+    score: float
+
+    @property
+    def location_label(self) -> str:
+        return location_label(self.location)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "source_number": self.source_number,
+            "source": self.source,
+            "location": self.location,
+            "score": round(self.score, 4),
+        }
+
+
+@dataclass
+class _Passage:
+    """One sentence, or two adjacent ones, of a source chunk's body."""
+
+    text: str
+    source_number: int
+    document: "Document"
+    start: int
+    end: int
+
+
+def sentence_spans(body: str) -> list[tuple[int, int]]:
+    """(start, end) character spans of the sentences of a chunk body.
+
+    Wrapped lines (a PDF's, a text file's) are joined; a line that starts a list item, a table
+    row or a "Field: value" pair starts a new sentence, as does a blank line.
+    """
+    units: list[tuple[int, int]] = []
+    offset = 0
+    for line in body.split("\n"):
+        end = offset + len(line)
+        if line.strip():
+            if units and not _NEW_UNIT_LINE.match(line) and not _ends_unit(body[units[-1][0] : units[-1][1]]):
+                units[-1] = (units[-1][0], end)
+            else:
+                units.append((offset, end))
+        else:
+            units.append((end, end))  # a blank line ends the unit before it
+        offset = end + 1
+    spans = []
+    for start, end in units:
+        piece = body[start:end]
+        cursor = 0
+        for match in _SENTENCE_END.finditer(piece):
+            spans.append((start + cursor, start + match.start()))
+            cursor = match.end()
+        spans.append((start + cursor, end))
+    return [(start, end) for start, end in spans if len(body[start:end].strip()) >= MIN_SENTENCE_CHARS]
+
+
+def _ends_unit(text: str) -> bool:
+    return text.rstrip().endswith((".", "!", "?", ":", ";"))
+
+
+def _passages(sources: Sequence["Document"]) -> tuple[list[_Passage], int]:
+    """Every sentence, then every pair of adjacent sentences (an answer may be the line after
+    "Notes:" or the code under a comment), of `sources`; and how many are single sentences.
+
+    A sentence that recurs in several parts of the sources (a page header, a title) is boilerplate
+    and left out; one that recurs in overlapping chunks of the same part is quoted once."""
+    spans = [(number, doc, sentence_spans(doc.page_content)) for number, doc in enumerate(sources, start=1)]
+    parts_of: dict[str, set[tuple]] = {}
+    for _, doc, doc_spans in spans:
+        part = (doc.metadata.get("source"), doc.metadata.get("page"), doc.metadata.get("heading"))
+        for start, end in doc_spans:
+            parts_of.setdefault(fold(doc.page_content[start:end]), set()).add(part)
+    singles, pairs = [], []
+    quoted: set[str] = set()
+    for number, doc, doc_spans in spans:
+        body = doc.page_content
+        kept = []
+        for start, end in doc_spans:
+            key = fold(body[start:end])
+            if len(parts_of[key]) == 1 and key not in quoted:
+                kept.append((start, end))
+                quoted.add(key)
+        for position, (start, end) in enumerate(kept):
+            singles.append(_passage(number, doc, start, end))
+            if position + 1 < len(kept):
+                pairs.append(_passage(number, doc, start, kept[position + 1][1]))
+    return singles + pairs, len(singles)
+
+
+def _passage(number: int, document: "Document", start: int, end: int) -> _Passage:
+    text = " ".join(document.page_content[start:end].split())
+    if len(text) > MAX_SENTENCE_CHARS:
+        text = text[: MAX_SENTENCE_CHARS - 1].rsplit(" ", 1)[0] + "…"
+    return _Passage(text, number, document, start, end)
+
+
+def _word_share(wanted: set[str], passage_words: set[str], weights: dict[str, float]) -> float:
+    """The weighted share of `wanted` words that the passage has."""
+    total = sum(weights.get(word, 1.0) for word in wanted)
+    if not total:
+        return 0.0
+    return sum(weights.get(word, 1.0) for word in wanted & passage_words) / total
+
+
+def expected_kind(question: str) -> str | None:
+    """What kind of fact the question asks for: a date, a time, or a number or code."""
+    if _ASKS_TIME.search(question):
+        return "time"
+    if _ASKS_DATE.search(question):
+        return "date"
+    if _ASKS_NUMBER.search(question):
+        return "number"
+    return None
+
+
+def _has_kind(kind: str | None, text: str, question: str) -> bool:
+    if kind == "time":
+        return _TIME.search(text) is not None
+    if kind == "date":
+        return bool(dates_in(text)) or _TIME.search(text) is not None
+    if kind == "number":
+        return any(token not in question for token in _DIGITS.findall(text))
+    return False
+
+
+def quote_evidence(
+    question: str,
+    answer: str,
+    sources: Sequence["Document"],
+    embed: Callable[[list[str]], "np.ndarray"],
+    max_quotes: int = MAX_QUOTES,
+) -> list[Evidence]:
+    """The sentences of `sources` that best support `answer` to `question`, best first."""
+    import numpy as np
+
+    passages, single_count = _passages(sources)
+    if not passages:
+        return []
+    words = [set(content_words(p.text)) for p in passages]
+    # Rare words say more: weight each by its inverse frequency among the sentences.
+    frequency: dict[str, int] = {}
+    for passage_words in words[:single_count]:
+        for word in passage_words:
+            frequency[word] = frequency.get(word, 0) + 1
+    weights = {word: math.log(1 + single_count / count) for word, count in frequency.items()}
+    question_words = set(content_words(question))
+    answer_words = set(content_words(answer)) - question_words
+    kind = expected_kind(question)
+    vectors = embed([question] + [p.text for p in passages])
+    meaning = np.asarray(vectors[1:]) @ np.asarray(vectors[0])
+    scored = []
+    for position, (passage, passage_words, similarity) in enumerate(zip(passages, words, meaning)):
+        score = (
+            MEANING_WEIGHT * float(similarity)
+            + QUESTION_WORDS_WEIGHT * _word_share(question_words, passage_words, weights)
+            + ANSWER_WORDS_WEIGHT * _word_share(answer_words, passage_words, weights)
+            + KIND_BONUS * _has_kind(kind, passage.text, question)
+            - NOTHING_NEW_PENALTY * (not passage_words - question_words)
+            - PAIR_PENALTY * (position >= single_count)
+            - RANK_PENALTY * (passage.source_number - 1)
+        )
+        scored.append((score, passage))
+    scored.sort(key=lambda pair: pair[0], reverse=True)
+    best = scored[0][0]
+    chosen: list[tuple[float, _Passage]] = []
+    for score, passage in scored:
+        if len(chosen) == max_quotes or score < best * RUNNER_UP_SHARE:
+            break
+        if not any(_overlaps(passage, other) for _, other in chosen):
+            chosen.append((score, passage))
+    return [_evidence(score, passage) for score, passage in chosen]
+
+
+def _overlaps(one: _Passage, other: _Passage) -> bool:
+    return one.document is other.document and one.start < other.end and other.start < one.end
+
+
+def _evidence(score: float, passage: _Passage) -> Evidence:
+    metadata = passage.document.metadata
+    location = location_of(metadata)
+    if "start_line" in location:
+        body = passage.document.page_content
+        line = location["start_line"] + body.count("\n", 0, passage.start)
+        location = {**location, "start_line": line, "end_line": line + body.count("\n", passage.start, passage.end)}
+    return Evidence(passage.text, passage.source_number, metadata["source"], location, score)

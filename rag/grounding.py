@@ -1,0 +1,178 @@
+"""The grounding check: facts in an answer that none of its sources contain.
+
+A small model's typical error is a fact it made up: a date, an amount, a part number, a name.
+Those are checkable without understanding the answer: each number, date, code and name in it
+must occur in one of the sources it was given (a date in any spelling of the same day), and
+every citation marker [n] must point to a source that exists.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from rag.text import STOPWORDS, fold
+
+MONTHS = {
+    name: number
+    for number, names in enumerate(
+        (("january", "jan"), ("february", "feb"), ("march", "mar"), ("april", "apr"), ("may",), ("june", "jun"),
+         ("july", "jul"), ("august", "aug"), ("september", "sep", "sept"), ("october", "oct"),
+         ("november", "nov"), ("december", "dec")),
+        start=1,
+    )
+    for name in names
+}
+_MONTH = r"(?:" + "|".join(sorted(MONTHS, key=len, reverse=True)) + r")\.?"
+_DAY = r"(?:[0-3]?\d)(?:st|nd|rd|th)?"
+_DATE_PATTERNS = (
+    ("ymd", re.compile(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b")),
+    ("slash", re.compile(r"\b(\d{1,2})[/.](\d{1,2})[/.](\d{4}|\d{2})\b")),
+    ("dmy", re.compile(rf"\b({_DAY})(?:\s+of)?\s+({_MONTH})(?:,?\s+(\d{{4}}))?\b", re.IGNORECASE)),
+    ("mdy", re.compile(rf"\b({_MONTH})\s+({_DAY})(?:,?\s+(\d{{4}}))?\b", re.IGNORECASE)),
+    ("my", re.compile(rf"\b({_MONTH})\s+(\d{{4}})\b", re.IGNORECASE)),
+)
+# A code: letters and digits mixed, or capitals joined by - _ / (PO-2023-0877, RO-350, LQ-Lab, v2.4.1).
+_CODE = re.compile(r"\b(?=[\w./-]*\d)(?=[\w./-]*[A-Za-z])[A-Za-z0-9]+(?:[-_/.][A-Za-z0-9]+)*\b|\b[A-Z]{2,}(?:[-_/][A-Za-z0-9]+)+\b")
+_NUMBER = re.compile(r"(?<![\w.,])\d{1,3}(?:[,  ]\d{3})+(?:\.\d+)?(?![\w])|(?<![\w.,])\d+(?:[.,]\d+)?(?![\w])")
+# Names: a run of capitalised words; a run that opens a sentence needs two words to count.
+_NAME = re.compile(r"\b[A-Z][\w'’-]*[a-z][\w'’-]*(?:\s+(?:[A-Z][\w'’-]+|of|de|von|van|der))*\s*")
+_CITATION = re.compile(r"\[(\d+)\]")
+_WEEKDAYS = {"monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"}
+
+
+@dataclass
+class Grounding:
+    """What the check found: the facts it looked at and those no source has."""
+
+    checked: list[str] = field(default_factory=list)
+    unsupported: list[str] = field(default_factory=list)
+
+    @property
+    def all_unsupported(self) -> bool:
+        return bool(self.checked) and len(self.unsupported) == len(self.checked)
+
+
+def _dates(text: str) -> list[tuple[str, tuple[int | None, int | None, int | None], tuple[int, int]]]:
+    """(as written, (year, month, day), span) for every date in `text`; ambiguous slashes give both readings."""
+    found = []
+    taken: list[tuple[int, int]] = []
+    for kind, pattern in _DATE_PATTERNS:
+        for match in pattern.finditer(text):
+            span = match.span()
+            if any(start < span[1] and span[0] < end for start, end in taken):
+                continue
+            for value in _date_values(kind, match.groups()):
+                found.append((match.group(0), value, span))
+            taken.append(span)
+    return found
+
+
+def dates_in(text: str) -> list[tuple[int | None, int | None, int | None]]:
+    """The dates `text` mentions, as (year, month, day) with None for a part it does not say."""
+    return [value for _, value, _ in _dates(text)]
+
+
+def _date_values(kind: str, groups: tuple[str | None, ...]) -> list[tuple[int | None, int | None, int | None]]:
+    def day(text: str | None) -> int | None:
+        return int(re.sub(r"\D", "", text)) if text else None
+
+    def month(text: str) -> int:
+        return MONTHS[text.lower().rstrip(".")]
+
+    if kind == "ymd":
+        return [(int(groups[0]), int(groups[1]), int(groups[2]))]
+    if kind == "slash":
+        year = int(groups[2]) + (2000 if len(groups[2]) == 2 else 0)
+        first, second = int(groups[0]), int(groups[1])
+        readings = {(year, second, first), (year, first, second)}
+        return [value for value in readings if 1 <= value[1] <= 12 and 1 <= value[2] <= 31]
+    if kind == "dmy":
+        return [(int(groups[2]) if groups[2] else None, month(groups[1]), day(groups[0]))]
+    if kind == "mdy":
+        return [(int(groups[2]) if groups[2] else None, month(groups[0]), day(groups[1]))]
+    return [(int(groups[1]), month(groups[0]), None)]
+
+
+def _same_date(claim: tuple, known: Iterable[tuple]) -> bool:
+    """A date agrees with a source's where both say a part (a year-less "4 October" matches "4 October 2025")."""
+    return any(all(a is None or b is None or a == b for a, b in zip(claim, date)) and claim[1] == date[1] for date in known)
+
+
+def _number_value(text: str) -> str:
+    """'14,750' and '14 750' -> '14750'; '2.4' stays; '2,5' (a decimal comma) -> '2.5'."""
+    text = text.replace("\u202f", " ").replace("\xa0", " ")
+    if re.fullmatch(r"\d{1,3}(?:[, ]\d{3})+(?:\.\d+)?", text):
+        return re.sub(r"[, ]", "", text)
+    return text.replace(",", ".")
+
+
+def _numbers(text: str) -> set[str]:
+    return {_number_value(match.group(0)) for match in _NUMBER.finditer(text)}
+
+
+def check_grounding(answer: str, sources: list[str], question: str = "") -> Grounding:
+    """The numbers, dates, codes and names of `answer` that occur in none of `sources`, and
+    citation markers that point to no source. Words taken from the question are not claims."""
+    result = Grounding()
+    corpus = "\n".join(sources)
+    folded_corpus = fold(corpus)
+    folded_question = fold(question)
+    known_dates = dates_in(corpus)
+    known_numbers = _numbers(corpus)
+    spans: list[tuple[int, int]] = []
+
+    def claim(text: str, supported: bool, span: tuple[int, int]) -> None:
+        spans.append(span)
+        if text not in result.checked:
+            result.checked.append(text)
+            if not supported:
+                result.unsupported.append(text)
+
+    def free(span: tuple[int, int]) -> bool:
+        return not any(start < span[1] and span[0] < end for start, end in spans)
+
+    dates: dict[str, tuple[tuple[int, int], list]] = {}
+    for written, value, span in _dates(answer):
+        dates.setdefault(written, (span, []))[1].append(value)
+    for written, (span, values) in dates.items():
+        claim(written, any(_same_date(value, known_dates) for value in values), span)
+    for match in _CITATION.finditer(answer):
+        number = int(match.group(1))
+        if not 1 <= number <= len(sources):
+            claim(match.group(0), False, match.span())
+        else:
+            spans.append(match.span())
+    for match in _CODE.finditer(answer):
+        if free(match.span()) and not re.fullmatch(r"[\d.,]+", match.group(0)):
+            code = match.group(0)
+            claim(code, fold(code) in folded_corpus or fold(code) in folded_question, match.span())
+    for match in _NUMBER.finditer(answer):
+        if free(match.span()):
+            number = match.group(0)
+            claim(number, _number_value(number) in known_numbers or number in question, match.span())
+    for match in _NAME.finditer(answer):
+        name = match.group(0).strip()
+        if not free(match.span()) or not _is_name(name, answer, match.start()):
+            continue
+        folded = fold(name)
+        claim(name, folded in folded_corpus or folded in folded_question or _each_word_known(folded, folded_corpus), match.span())
+    return result
+
+
+def _is_name(name: str, answer: str, start: int) -> bool:
+    words = name.split()
+    if all(word.lower() in STOPWORDS or word.lower() in MONTHS or word.lower() in _WEEKDAYS for word in words):
+        return False
+    opens_sentence = start == 0 or re.search(r"[.!?:\n]\s*$", answer[:start]) is not None
+    return len(words) >= 2 or not opens_sentence
+
+
+def _each_word_known(folded_name: str, folded_corpus: str) -> bool:
+    """A name rearranged or shortened from the sources' ("Ms Lindqvist") is still theirs."""
+    return all(
+        word in STOPWORDS or re.search(rf"\b{re.escape(word)}\b", folded_corpus)
+        for word in folded_name.split()
+        if word not in ("of", "de", "von", "van", "der")
+    )
