@@ -33,6 +33,8 @@ _DECLINES = re.compile(
     re.IGNORECASE,
 )
 
+_CITATION_MARKER = re.compile(r"\[\d+\]")
+
 
 @dataclass(frozen=True)
 class QAItem:
@@ -129,8 +131,8 @@ def contains_answer(text: str, accepted: Iterable[str]) -> bool:
 
 
 def token_f1(answer: str, accepted: Iterable[str]) -> float:
-    """SQuAD's token F1 against the best-matching accepted answer."""
-    predicted = Counter(words(answer))
+    """SQuAD's token F1 against the best-matching accepted answer (citation markers left out)."""
+    predicted = Counter(words(_CITATION_MARKER.sub(" ", answer)))
     best = 0.0
     for candidate in accepted:
         gold = Counter(words(candidate))

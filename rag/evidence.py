@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from rag.grounding import dates_in
 from rag.retrieval import location_label, location_of
-from rag.text import content_words, fold
+from rag.text import content_words, fold, stem
 
 if TYPE_CHECKING:
     import numpy as np
@@ -38,6 +38,8 @@ MAX_QUOTES = 2
 RUNNER_UP_SHARE = 0.85
 MAX_SENTENCE_CHARS = 400
 MIN_SENTENCE_CHARS = 8
+# A line at least this long that ends without punctuation is taken to be hard-wrapped prose.
+WRAPPED_LINE_CHARS = 50
 
 # A sentence ends at . ! ? followed by space and a capital, digit or quote, or at a line that
 # starts a list item, a table row, a new field ("Who: ...") or follows a blank line.
@@ -100,7 +102,7 @@ def sentence_spans(body: str) -> list[tuple[int, int]]:
     for line in body.split("\n"):
         end = offset + len(line)
         if line.strip():
-            if units and not _NEW_UNIT_LINE.match(line) and not _ends_unit(body[units[-1][0] : units[-1][1]]):
+            if units and _continues(body[units[-1][0] : units[-1][1]], line):
                 units[-1] = (units[-1][0], end)
             else:
                 units.append((offset, end))
@@ -118,8 +120,15 @@ def sentence_spans(body: str) -> list[tuple[int, int]]:
     return [(start, end) for start, end in spans if len(body[start:end].strip()) >= MIN_SENTENCE_CHARS]
 
 
-def _ends_unit(text: str) -> bool:
-    return text.rstrip().endswith((".", "!", "?", ":", ";"))
+def _continues(unit: str, line: str) -> bool:
+    """Whether `line` wraps the sentence of `unit` (a PDF's or a text file's hard-wrapped prose).
+
+    Not after a full stop or a colon, not a list item or a field, and not a capitalised line
+    after a short one: that short line is a title of its own."""
+    if _NEW_UNIT_LINE.match(line) or unit.rstrip().endswith((".", "!", "?", ":", ";")):
+        return False
+    last_line = unit[unit.rfind("\n") + 1 :]
+    return line.lstrip()[:1].islower() or len(last_line.strip()) >= WRAPPED_LINE_CHARS
 
 
 def _passages(sources: Sequence["Document"]) -> tuple[list[_Passage], int]:
@@ -156,6 +165,10 @@ def _passage(number: int, document: "Document", start: int, end: int) -> _Passag
     if len(text) > MAX_SENTENCE_CHARS:
         text = text[: MAX_SENTENCE_CHARS - 1].rsplit(" ", 1)[0] + "…"
     return _Passage(text, number, document, start, end)
+
+
+def _stems(text: str) -> set[str]:
+    return {stem(word) for word in content_words(text)}
 
 
 def _word_share(wanted: set[str], passage_words: set[str], weights: dict[str, float]) -> float:
@@ -200,15 +213,15 @@ def quote_evidence(
     passages, single_count = _passages(sources)
     if not passages:
         return []
-    words = [set(content_words(p.text)) for p in passages]
+    words = [_stems(p.text) for p in passages]
     # Rare words say more: weight each by its inverse frequency among the sentences.
     frequency: dict[str, int] = {}
     for passage_words in words[:single_count]:
         for word in passage_words:
             frequency[word] = frequency.get(word, 0) + 1
     weights = {word: math.log(1 + single_count / count) for word, count in frequency.items()}
-    question_words = set(content_words(question))
-    answer_words = set(content_words(answer)) - question_words
+    question_words = _stems(question)
+    answer_words = _stems(answer) - question_words
     kind = expected_kind(question)
     vectors = embed([question] + [p.text for p in passages])
     meaning = np.asarray(vectors[1:]) @ np.asarray(vectors[0])

@@ -153,20 +153,24 @@ def check_grounding(answer: str, sources: list[str], question: str = "") -> Grou
             number = match.group(0)
             claim(number, _number_value(number) in known_numbers or number in question, match.span())
     for match in _NAME.finditer(answer):
-        name = match.group(0).strip()
-        if not free(match.span()) or not _is_name(name, answer, match.start()):
+        name = _name_in(match.group(0).strip(), answer, match.start())
+        if not name or not free(match.span()):
             continue
         folded = fold(name)
         claim(name, folded in folded_corpus or folded in folded_question or _each_word_known(folded, folded_corpus), match.span())
     return result
 
 
-def _is_name(name: str, answer: str, start: int) -> bool:
-    words = name.split()
-    if all(word.lower() in STOPWORDS or word.lower() in MONTHS or word.lower() in _WEEKDAYS for word in words):
-        return False
-    opens_sentence = start == 0 or re.search(r"[.!?:\n]\s*$", answer[:start]) is not None
-    return len(words) >= 2 or not opens_sentence
+def _name_in(words_run: str, answer: str, start: int) -> str | None:
+    """The name in a run of capitalised words; a sentence's first word is capitalised anyway."""
+    words = words_run.split()
+    if start == 0 or re.search(r"[.!?:\n]\s*$", answer[:start]):
+        words = words[1:]
+    while words and words[0].lower() in ("of", "de", "von", "van", "der"):
+        words = words[1:]
+    if not words or all(w.lower() in STOPWORDS or w.lower() in MONTHS or w.lower() in _WEEKDAYS for w in words):
+        return None
+    return " ".join(words)
 
 
 def _each_word_known(folded_name: str, folded_corpus: str) -> bool:

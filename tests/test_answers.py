@@ -1,0 +1,232 @@
+"""Answers people can check: quoted evidence, the grounding check, the relevance gate and the
+answer evaluation, on the real index of the sample notes with the real embedding model.
+
+Where a test needs an answer it can predict, langchain-core's own fake LLM writes it; the rest of
+the pipeline (retrieval, fitting, evidence, grounding) is the real one.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from langchain_core.language_models.fake import FakeStreamingListLLM
+from typer.testing import CliRunner
+
+from rag.answer_eval import contains_answer, evaluate_answers, is_declined, load_qa, token_f1
+from rag.ask import Assistant
+from rag.chain import NO_CONTEXT_ANSWER, IndexRetriever
+from rag.cli import app
+from rag.errors import UsageError
+from rag.evidence import quote_evidence, sentence_spans
+from rag.grounding import check_grounding
+from rag.retrieval import embed_texts
+from rag.text import fold
+from tests.conftest import REPO, SAMPLE_NOTES
+
+runner = CliRunner()
+WARRANTY_QUESTION = "When does the warranty of the Brandt RO-350 reflow oven end?"
+MANUAL = str(SAMPLE_NOTES / "work/vendors/brandt-ro350-manual.pdf")
+
+
+def retriever(settings, k: int = 5) -> IndexRetriever:
+    search = settings.search
+    return IndexRetriever(settings=settings, k=k, min_score=search.min_score, min_keyword_coverage=search.min_keyword_coverage)
+
+
+def evidence_for(settings, question: str, answer: str = ""):
+    sources = retriever(settings).invoke(question)
+    return sources, quote_evidence(question, answer, sources, lambda texts: embed_texts(texts, settings))
+
+
+def fake_assistant(settings, *answers: str) -> Assistant:
+    return Assistant(settings, llm=FakeStreamingListLLM(responses=list(answers)), k=3)
+
+
+def test_sentences_join_wrapped_lines_and_split_list_items():
+    body = "The warranty is valid for 24 months\nfrom delivery. It covers parts.\n- Item one: 5\n- Item two: 6\n\nSee:\nA new paragraph."
+    sentences = [body[start:end] for start, end in sentence_spans(body)]
+    assert sentences == [  # "See:" is too short to quote alone
+        "The warranty is valid for 24 months\nfrom delivery.", "It covers parts.", "- Item one: 5", "- Item two: 6",
+        "A new paragraph.",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("question", "expected_source", "accepted"),
+    [
+        (WARRANTY_QUESTION, "work/vendors/brandt-ro350-manual.pdf", "4 October 2025"),
+        ("How many days of paid vacation do employees get?", "work/hr/onboarding-guide.docx", "28 days"),
+        ("Which VLAN must lab equipment use?", "work/intranet/office-it-essentials.html", "240"),
+        ("What baud rate does the Tern-4 service port use in the humidity calibration script?", "work/tools/calibrate.py", "57600"),
+    ],
+)
+def test_evidence_quotes_the_answer_verbatim_from_a_source_whatever_the_model_said(sample_index, question, expected_source, accepted):
+    settings, _ = sample_index
+    sources, evidence = evidence_for(settings, question, answer="I think it was 12/28/2024.")  # a wrong answer
+    assert evidence and contains_answer(" ".join(quote.text for quote in evidence), [accepted])
+    for quote in evidence:
+        cited = sources[quote.source_number - 1]
+        assert quote.source == cited.metadata["source"]
+        assert fold(quote.text) in fold(cited.page_content)  # verbatim, up to whitespace
+    assert any(quote.source == str(SAMPLE_NOTES / expected_source) for quote in evidence)
+
+
+def test_evidence_locations_are_the_page_the_heading_and_the_lines_of_the_quote(sample_index):
+    settings, _ = sample_index
+    _, pdf = evidence_for(settings, WARRANTY_QUESTION)
+    assert pdf[0].source == MANUAL and pdf[0].location == {"page": 2}
+
+    _, markdown = evidence_for(settings, "How much is the annual fee for the allotment in 2024?")
+    quote = next(q for q in markdown if q.source.endswith("allotment-plan-2024.md"))
+    assert quote.location["heading"].startswith("Allotment Plan 2024")
+    assert quote_is_in_its_lines(quote) and "SEK 1,450" in quote.text
+
+    _, code = evidence_for(settings, "What baud rate does the Tern-4 service port use in the humidity calibration script?")
+    quote = next(q for q in code if "57600" in q.text)
+    assert quote_is_in_its_lines(quote) and quote.location["end_line"] > quote.location["start_line"]
+
+
+def quote_is_in_its_lines(quote) -> bool:
+    """The quote lies in its line span, and the span's first and last lines each hold part of it."""
+    lines = Path(quote.source).read_text().splitlines()[quote.location["start_line"] - 1 : quote.location["end_line"]]
+    text = fold(quote.text)
+    if len(lines) == 1:
+        return text in fold(lines[0])
+    return text in fold(" ".join(lines)) and fold(lines[0]).split()[-1] in text and fold(lines[-1]).split()[0] in text
+
+
+def test_grounding_flags_a_planted_wrong_number_and_passes_the_right_one(sample_index):
+    settings, _ = sample_index
+    sources = [doc.page_content for doc in retriever(settings).invoke(WARRANTY_QUESTION)]
+    right = check_grounding("The warranty ends on 4 October 2025 [1].", sources, WARRANTY_QUESTION)
+    assert right.checked == ["4 October 2025"] and right.unsupported == []
+    also_right = check_grounding("It ends on 2025-10-04, 24 months after delivery.", sources, WARRANTY_QUESTION)
+    assert also_right.unsupported == []
+    wrong = check_grounding("It ended on 12/28/2024, see [7].", sources, WARRANTY_QUESTION)
+    assert wrong.unsupported == ["12/28/2024", "[7]"] and wrong.all_unsupported
+    made_up = check_grounding("Call Siemens Service on 0800 123 456 and quote PO-2023-0878.", sources, WARRANTY_QUESTION)
+    assert made_up.unsupported == ["PO-2023-0878", "0800", "123 456", "Siemens Service"]
+
+
+def test_an_answer_carries_its_evidence_and_its_unsupported_facts(sample_index):
+    settings, _ = sample_index
+    answer = fake_assistant(settings, "It ended on 12/28/2024.").ask(WARRANTY_QUESTION)
+    assert answer.unsupported == ["12/28/2024"] and answer.grounding.all_unsupported
+    assert "4 October 2025" in answer.evidence[0].text and answer.evidence[0].location == {"page": 2}
+    payload = answer.to_dict()
+    assert payload["unsupported"] == ["12/28/2024"]
+    assert payload["evidence"][0] == {
+        "text": answer.evidence[0].text, "source_number": 1, "source": MANUAL, "location": {"page": 2},
+        "score": round(answer.evidence[0].score, 4),
+    }
+
+
+def test_cli_shows_evidence_and_the_grounding_warning_under_the_answer(sample_index, monkeypatch):
+    settings, _ = sample_index
+    import rag.ask
+
+    monkeypatch.setattr(rag.ask, "create_llm", lambda _: FakeStreamingListLLM(responses=["It ended on 12/28/2024."]))
+    result = runner.invoke(app, ["ask", WARRANTY_QUESTION, "-k", "2"], env={"RAG_HOME": str(settings.home)})
+    assert result.exit_code == 0, result.output
+    answer, rest = result.stdout.split("\nEvidence:\n")
+    assert answer == "It ended on 12/28/2024.\n"
+    evidence, sources = rest.split("\nSources:\n")
+    first = evidence.splitlines()[0]
+    assert first.startswith('  [1] "') and "4 October 2025" in first and first.endswith('" (page 2)')
+    assert evidence.splitlines()[-1] == (
+        "Warning: nothing this answer states is in its sources (12/28/2024); do not rely on it, read the evidence."
+    )
+    assert sources.startswith("  [1] ")
+
+
+def test_gate_answers_a_keyword_only_question_and_declines_an_off_topic_one(sample_index):
+    settings, _ = sample_index
+    keyword_only = "What is the part number of the flux filter cartridge?"
+    sources = retriever(settings).invoke(keyword_only)
+    assert sources, "the keyword index finds the page although no chunk's cosine reaches min_score"
+    assert max(doc.metadata["similarity"] for doc in sources) < settings.search.min_score
+    assert any("BTS-FF-0412" in doc.page_content for doc in sources)
+    assistant = fake_assistant(settings, "BTS-FF-0412 [1]", "never asked")
+    assert assistant.ask(keyword_only).answer == "BTS-FF-0412 [1]"
+    declined = assistant.ask("What is the capital of Peru?")
+    assert declined.answer == NO_CONTEXT_ANSWER and declined.sources == [] and declined.evidence == []
+
+
+def test_the_gate_keeps_every_answerable_question_of_the_qa_set_and_declines_the_off_topic_ones(sample_index):
+    settings, _ = sample_index
+    items = load_qa(REPO / "data" / "sample-notes-qa.jsonl")
+    gate = retriever(settings)
+    declined = [item.id for item in items if item.answerable and not gate.invoke(item.question)]
+    assert declined == []
+    off_topic = ["What is the capital of Peru?", "How many moons does Mars have?", "Who wrote Moby-Dick?"]
+    assert [question for question in off_topic if gate.invoke(question)] == []
+
+
+def test_answer_metrics_by_hand():
+    assert token_f1("It ends on 4 October 2025.", ["4 October 2025"]) == pytest.approx(2 * (3 / 6) * 1 / (3 / 6 + 1))
+    assert token_f1("no idea", ["4 October 2025"]) == 0.0
+    assert contains_answer("Port  8883\n(TLS)", ["port 8883"])
+    assert is_declined("The documents do not say.") and is_declined(NO_CONTEXT_ANSWER) and not is_declined("28 days.")
+
+
+def test_eval_answers_on_a_hand_made_qa_set_gives_hand_computed_figures(sample_index, tmp_path):
+    settings, _ = sample_index
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text(
+        "\n".join(
+            json.dumps(item)
+            for item in [
+                {"id": "a", "question": WARRANTY_QUESTION, "answers": ["4 October 2025"], "source": "work/vendors/brandt-ro350-manual.pdf"},
+                {"id": "b", "question": "How many days of paid vacation do employees get?", "answers": ["28 days"], "source": "work/hr/onboarding-guide.docx"},
+                {"id": "c", "question": "What is the booking reference for the cabin in Reine?", "answers": ["RSH-55921"], "source": "personal/travel/lofoten-2024.md"},
+                {"id": "d", "question": "What is the capital of Peru?", "answers": [], "source": None},
+            ]
+        )
+        + "\n"
+    )
+    # right; wrong with a made-up number; declined although answerable; (d never reaches the model)
+    assistant = fake_assistant(settings, "It ends on 4 October 2025 [1].", "93 days of paid vacation.", "The documents do not say.")
+    report = evaluate_answers(load_qa(qa), assistant, SAMPLE_NOTES)
+    assert (report.questions, report.answerable, report.unanswerable) == (4, 3, 1)
+    assert report.accuracy == pytest.approx(1 / 3)
+    # token F1: 3 of 6 answer words against all 3 gold words; 1 of 5 against 1 of 2; nothing
+    assert report.f1 == pytest.approx((2 * 0.5 * 1 / 1.5 + 2 * (1 / 5) * (1 / 2) / (1 / 5 + 1 / 2) + 0) / 3)
+    assert report.gold_cited == 1.0
+    assert report.answered_when_answerable == pytest.approx(2 / 3)
+    assert report.declined_when_unanswerable == 1.0
+    assert report.flagged_when_wrong == 1.0  # "93" is in no source
+    assert report.flagged_when_right == 0.0
+    by_id = {result.id: result for result in report.results}
+    assert by_id["b"].unsupported == ["93"] and by_id["c"].declined and by_id["d"].answer == NO_CONTEXT_ANSWER
+    assert report.evidence_accuracy == 1.0
+
+
+def test_bad_qa_files_are_one_line_errors(tmp_path):
+    bad = tmp_path / "qa.jsonl"
+    bad.write_text('{"id": "a", "question": "q", "answers": ["x"]}\nnot json\n')
+    with pytest.raises(UsageError, match=r"qa.jsonl, line 2 is not JSON"):
+        load_qa(bad)
+    bad.write_text('{"id": "a", "question": "q", "answers": "x"}\n')
+    with pytest.raises(UsageError, match=r'"answers" must be a list of strings'):
+        load_qa(bad)
+    result = runner.invoke(app, ["eval", "--answers", str(tmp_path / "missing.jsonl")], env={"RAG_HOME": str(tmp_path)})
+    assert result.exit_code == 2 and result.stderr.startswith("Error: Cannot read the QA file")
+
+
+def test_cli_eval_answers_with_the_real_model(sample_index, tmp_path):
+    settings, _ = sample_index
+    qa = tmp_path / "qa.jsonl"
+    lines = (REPO / "data" / "sample-notes-qa.jsonl").read_text().splitlines()
+    qa.write_text("\n".join([lines[0], lines[-1]]) + "\n")  # the warranty question and an unanswerable one
+    result = runner.invoke(
+        app, ["eval", "--answers", str(qa), str(SAMPLE_NOTES), "--json", "-v", "-k", "3"],
+        env={"RAG_HOME": str(settings.home), "RAG_LLM__MAX_TOKENS": "32"},
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert (report["questions"], report["answerable"], report["unanswerable"]) == (2, 1, 1)
+    assert report["gold_cited"] == 1.0 and report["evidence_accuracy"] == 1.0
+    assert [r["id"] for r in report["results"]] == ["q01", json.loads(lines[-1])["id"]]
+    assert report["latency_p50_ms"] > 0
