@@ -63,6 +63,8 @@ class QuestionResult:
     evidence: list[str]
     sources: list[str]
     latency_ms: float
+    first_token_ms: float | None  # None where the model was not asked (the gate declined)
+    tokens_per_s: float | None
 
     def to_dict(self) -> dict[str, Any]:
         return {key: round(value, 4) if isinstance(value, float) else value for key, value in asdict(self).items()}
@@ -83,6 +85,8 @@ class AnswerReport:
     flagged_when_right: float  # right answers flagged anyway (false alarms)
     latency_p50_ms: float
     latency_p95_ms: float
+    first_token_p50_ms: float  # of the questions that reached the model
+    tokens_per_s_p50: float
     results: list[QuestionResult] = field(default_factory=list, repr=False)
 
     def to_dict(self, per_question: bool = False) -> dict[str, Any]:
@@ -167,7 +171,14 @@ def judge(item: QAItem, answer: "Answer", docs_dir: Path | None) -> QuestionResu
         evidence=evidence,
         sources=sources,
         latency_ms=answer.timings.get("total_ms", 0.0),
+        first_token_ms=answer.timings.get("first_token_ms"),
+        tokens_per_s=answer.timings.get("tokens_per_s"),
     )
+
+
+def _median(values: list[float | None]) -> float:
+    known = [value for value in values if value is not None]
+    return statistics.median(known) if known else float("nan")
 
 
 def _share(values: list[bool]) -> float:
@@ -194,6 +205,8 @@ def summarize(results: list[QuestionResult]) -> AnswerReport:
         flagged_when_right=_share([bool(r.unsupported) for r in right]),
         latency_p50_ms=latencies[len(latencies) // 2],
         latency_p95_ms=latencies[min(len(latencies) - 1, int(len(latencies) * 0.95))],
+        first_token_p50_ms=_median([r.first_token_ms for r in results]),
+        tokens_per_s_p50=_median([r.tokens_per_s for r in results]),
         results=results,
     )
 

@@ -28,6 +28,9 @@ from rag.settings import Settings
 
 # Turns of chat history shown to the condense prompt; older turns rarely matter and cost context.
 HISTORY_TURNS = 4
+# Sentences quoted again before the question (qa_quotes), and the most prompt tokens kept for them.
+PROMPT_QUOTES = 3
+QUOTES_RESERVE_TOKENS = 320
 
 
 @dataclass
@@ -126,7 +129,7 @@ class Assistant:
         self.settings = settings
         self.llm = llm or create_llm(settings)
         style = settings.llm.prompt_style
-        self.qa = select_prompt(self.llm, "qa", style)
+        self.qa = select_prompt(self.llm, settings.llm.qa_prompt, style)
         self.condense = select_prompt(self.llm, "condense", style)
         stop = [*self.qa.stop, *settings.llm.stop]
         generator = FirstLineLLM(inner=self.llm) if self.qa.first_line_only else self.llm
@@ -137,13 +140,15 @@ class Assistant:
             min_score=settings.search.min_score,
             min_keyword_coverage=settings.search.min_keyword_coverage,
         )
+        budget = context_window(self.llm, settings.llm.n_ctx) - settings.llm.max_tokens
+        quoting = "quotes" in self.qa.prompt.input_variables
+        self.quotes_budget = min(QUOTES_RESERVE_TOKENS, budget // 4) if quoting else 0
         fit = partial(
-            fit_sources,
-            prompt=self.qa.prompt,
-            count_tokens=self.count_tokens,
-            budget=context_window(self.llm, settings.llm.n_ctx) - settings.llm.max_tokens,
+            fit_sources, prompt=self.qa.prompt, count_tokens=self.count_tokens, budget=budget - self.quotes_budget
         )
-        self.chain = build_rag_chain(retriever, self.qa.prompt, generator, fit=fit)
+        self.chain = build_rag_chain(
+            retriever, self.qa.prompt, generator, fit=fit, quotes=self._prompt_quotes if quoting else None
+        )
         condense_stop = [*self.condense.stop, *settings.llm.stop]
         condenser = FirstLineLLM(inner=self.llm) if isinstance(self.llm, BaseLLM) else self.llm
         condenser = condenser.bind(stop=condense_stop) if condense_stop else condenser
@@ -151,6 +156,17 @@ class Assistant:
 
     def count_tokens(self, text: str) -> int:
         return count_tokens(self.llm, text)
+
+    def _prompt_quotes(self, question: str, sources: list[Document]) -> str:
+        """The sentences that best match the question, for the prompt: "[n] sentence" lines."""
+        quotes = quote_evidence(question, "", sources, partial(embed_texts, settings=self.settings), max_quotes=PROMPT_QUOTES)
+        lines: list[str] = []
+        for quote in quotes:  # as many as the room kept for them holds
+            line = f"[{quote.source_number}] {quote.text}"
+            if self.count_tokens("\n".join(lines + [line])) > self.quotes_budget:
+                break
+            lines.append(line)
+        return "\n".join(lines)
 
     def check(self, question: str, answer: str, sources: list[Document]) -> tuple[list[Evidence], Grounding]:
         """The quoted evidence for `answer` and its grounding check against `sources`."""

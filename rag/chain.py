@@ -92,8 +92,11 @@ def fit_sources(
     budget: int,
 ) -> list[Document]:
     """The leading sources, in rank order, whose prompt still fits in `budget` tokens."""
+    # Other parts of the prompt (the quoted sentences) are left empty here: `budget` leaves room for them.
+    blanks = {name: "" for name in prompt.input_variables if name not in ("context", "question")}
+
     def prompt_tokens(kept: list[Document]) -> int:
-        return count_tokens(prompt.format_prompt(context=format_context(kept), question=question).to_string())
+        return count_tokens(prompt.format_prompt(context=format_context(kept), question=question, **blanks).to_string())
 
     if prompt_tokens([]) > budget:
         raise ContextTooLongError(
@@ -124,8 +127,11 @@ def build_rag_chain(
     fit: Callable[[list[Document], str], list[Document]] = lambda sources, question: sources,
     parser: Runnable | None = None,
     no_context_answer: str = NO_CONTEXT_ANSWER,
+    quotes: Callable[[str, list[Document]], str] | None = None,
 ) -> Runnable:
-    """question dict -> dict with sources, prompt and the (streamed) answer."""
+    """question dict -> dict with sources, prompt and the (streamed) answer.
+
+    `quotes(question, sources)` fills the prompt's {quotes}, where it has one."""
     generate = llm | (parser or StrOutputParser())
 
     def answer(parts: Iterator[dict[str, Any]]) -> Iterator[AddableDict]:
@@ -145,6 +151,7 @@ def build_rag_chain(
         | RunnableLambda(_unpack_retrieval)
         | RunnablePassthrough.assign(sources=lambda state: fit(state["sources"], state["question"]))
         | RunnablePassthrough.assign(context=lambda state: format_context(state["sources"]))
+        | RunnablePassthrough.assign(quotes=lambda state: quotes(state["question"], state["sources"]) if quotes else "")
         | RunnablePassthrough.assign(prompt=prompt)
         | RunnableGenerator(answer, name="answer")
     )

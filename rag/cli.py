@@ -239,7 +239,13 @@ def status(
 
 
 ModelOption = Annotated[
-    Optional[Path], typer.Option("--model", help="A GGUF model file (default: the packaged Gemma 3 270M).", show_default=False)
+    Optional[Path],
+    typer.Option(
+        "--model",
+        help="A GGUF model file, or a packaged model: qwen2.5-coder-0.5b-instruct (the default), gemma-3-270m, "
+        "smollm2-135m-instruct.",
+        show_default=False,
+    ),
 ]
 PromptStyleOption = Annotated[
     Optional[str],
@@ -249,7 +255,15 @@ TopKOption = Annotated[Optional[int], typer.Option("-k", "--top-k", min=1, help=
 
 
 def _model_settings(index, collection, config, chroma_url, model, prompt_style, **more) -> Settings:
-    llm = {key: value for key, value in (("model_path", model), ("prompt_style", prompt_style)) if value is not None}
+    from rag.backends.packaged_models import PACKAGED_MODELS
+
+    packaged = model is not None and str(model) in PACKAGED_MODELS and not model.exists()
+    model_key = "model" if packaged else "model_path"
+    llm = {
+        key: value
+        for key, value in ((model_key, str(model) if packaged else model), ("prompt_style", prompt_style))
+        if value is not None
+    }
     return _settings(index, collection, config, chroma_url, llm=llm or None, **more)
 
 

@@ -23,7 +23,7 @@ from langchain_core.prompts import BasePromptTemplate, ChatPromptTemplate, Promp
 from rag.errors import ConfigError
 
 FAMILIES = ("llama2", "llama3", "mistral", "gemma", "chatml", "plain")
-TASKS = ("qa", "condense", "summarize", "combine", "extract")
+TASKS = ("qa", "qa_quotes", "condense", "summarize", "combine", "extract")
 AUTO = "auto"
 CHAT = "chat"
 
@@ -52,8 +52,16 @@ class PromptFamily:
         return (
             self.template.replace("{system}", system)
             .replace("{user}", user)
-            .replace("{answer_prefix}", self.answer_prefix.get(task, ""))
+            .replace("{answer_prefix}", self.answer_prefix.get(task, self.answer_prefix.get(base_task(task), "")))
         )
+
+    def first_line_only(self, task: str) -> bool:
+        return task in self.first_line_tasks or base_task(task) in self.first_line_tasks
+
+
+def base_task(name: str) -> str:
+    """The task a variant varies ("qa" for "qa_quotes"): it shares the family's answer prefix."""
+    return name.split("_", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -184,4 +192,4 @@ def select_prompt(llm: BaseLanguageModel, task_name: str, prompt_style: str = AU
     if name == CHAT:
         return SelectedPrompt(prompt, name, ())
     chosen = family(name)
-    return SelectedPrompt(prompt, name, chosen.stop, task_name in chosen.first_line_tasks)
+    return SelectedPrompt(prompt, name, chosen.stop, chosen.first_line_only(task_name))

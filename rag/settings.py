@@ -88,7 +88,11 @@ class LLMSettings(_Section):
     model_path: Path | None = Field(
         None, description="llamacpp and gpt4all: a GGUF file; default: the packaged Gemma 3 270M."
     )
-    model: str | None = Field(None, description="ollama: the model name, e.g. llama3.2.")
+    model: str | None = Field(
+        None,
+        description="ollama: the model name, e.g. llama3.2; llamacpp and gpt4all without model_path: a packaged model "
+        "(qwen2.5-coder-0.5b-instruct, the default; gemma-3-270m; smollm2-135m-instruct).",
+    )
     base_url: str | None = Field(
         None, description="ollama / llamafile server; default http://localhost:11434 / http://localhost:8080."
     )
@@ -98,6 +102,11 @@ class LLMSettings(_Section):
     keep_alive: str = Field("5m", description="ollama: how long the server keeps the model loaded.")
     request_timeout: float = Field(300.0, gt=0, description="Seconds to wait for a server's answer.")
     prompt_style: str = Field("auto", description="auto, chat, or a family: llama2 llama3 mistral gemma chatml plain.")
+    qa_prompt: Literal["qa", "qa_quotes"] = Field(
+        "qa_quotes",
+        description="The question-answering task of prompts/tasks.toml: qa (sources, then the question) or "
+        "qa_quotes (the sources' best-matching sentences quoted again before the question).",
+    )
     n_ctx: int = Field(2048, gt=0, description="Context window in tokens: prompt plus answer.")
     n_batch: int = Field(512, gt=0, description="Prompt tokens evaluated per batch.")
     n_gpu_layers: int = Field(0, description="Layers offloaded to the GPU (-1: all); needs a GPU build.")

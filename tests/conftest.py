@@ -25,6 +25,10 @@ SAMPLE_NOTES = REPO / "data" / "sample-notes"
 # No user config or shell setting may leak into the tests.
 for _name in [n for n in os.environ if n.startswith("RAG_")]:
     del os.environ[_name]
+# Tests that only need some generation use the fastest packaged model (in-process and in every
+# `rag` process they start); tests/test_default_model.py runs the default end to end.
+TEST_MODEL = "gemma-3-270m"
+os.environ["RAG_LLM__MODEL"] = TEST_MODEL
 
 import rag  # noqa: E402
 from ingest.index import Index  # noqa: E402
@@ -37,7 +41,7 @@ def _isolated_config_dir(tmp_path_factory):
 
 
 def make_settings(home: Path, **overrides) -> Settings:
-    return load_settings(environ={}, cwd=home, home=home, **overrides)
+    return load_settings(environ={"RAG_LLM__MODEL": TEST_MODEL}, cwd=home, home=home, **overrides)
 
 
 @pytest.fixture(scope="session")

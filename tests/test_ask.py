@@ -78,11 +78,13 @@ def test_cli_ask_json_has_every_field(sample_index):
     result = cli(settings, "ask", WARRANTY_QUESTION, "--json", "--show-prompt", "-k", "2", RAG_LLM__MAX_TOKENS="24")
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
-    assert set(payload) == {"question", "standalone_question", "answer", "sources", "prompt_family", "timings", "prompt"}
+    assert set(payload) == {
+        "question", "standalone_question", "answer", "sources", "evidence", "unsupported", "prompt_family", "timings", "prompt",
+    }
     assert payload["sources"][0]["source"] == WARRANTY_FILE
     assert set(payload["sources"][0]) == {"number", "source", "score", "similarity", "location", "chunk_id"}
     assert payload["sources"][0]["location"] == {"page": 2}
-    assert set(payload["timings"]) == {"retrieval_ms", "first_token_ms", "tokens", "tokens_per_s", "total_ms"}
+    assert set(payload["timings"]) == {"retrieval_ms", "first_token_ms", "tokens", "tokens_per_s", "total_ms", "evidence_ms"}
     assert payload["timings"]["tokens_per_s"] > 0
     assert payload["prompt"].endswith("\nAnswer:")
 
