@@ -562,6 +562,7 @@ def extract(
         raise UsageError(f"Unknown --per {per!r}; use document or chunk.")
     settings = _model_settings(index, collection, config, chroma_url, model, prompt_style)
     job = rag.extract(schema or rag.fields_schema(fields or ""), sources or [], settings, per=per, query=query, k=k)
+    job.on_notice = lambda notice: err.print(escape(notice))
     _run_job(job, out_file, fmt, restart)
 
 

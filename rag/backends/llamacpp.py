@@ -5,7 +5,6 @@ Without `llm.model_path` it runs the packaged Gemma 3 270M.
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 from typing import Any
@@ -33,15 +32,27 @@ class RagLlamaCpp(LlamaCpp):
         return len(self.client.tokenize(text.encode("utf-8"), add_bos=True, special=True))
 
     def rag_json_schema(self, schema: dict[str, Any]) -> Runnable | None:
-        """This model sampling only tokens that keep the output valid for `schema` (a GBNF grammar)."""
-        from llama_cpp import LlamaGrammar
+        """This model sampling only tokens that keep the output valid for `schema` (a GBNF grammar made
+        from the schema as `rag.batch.grammar` normalises it); None where no grammar can be had."""
+        import llama_cpp
 
-        try:
-            with native_stderr_silenced():
-                grammar = LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
-        except Exception:  # the converter raises assorted types on schema features it lacks
+        from rag.batch.grammar import GrammarError, gbnf, plan
+
+        normalised = plan(schema).schema
+        if normalised is None:
             return None
-        return self.bind(grammar=grammar)
+        try:
+            text = gbnf(normalised)
+        except GrammarError:
+            return None
+        # LlamaGrammar.from_string does not parse; llama.cpp does when sampling starts, and a grammar it
+        # refuses would fail every item. Parse it once here.
+        with native_stderr_silenced():
+            sampler = llama_cpp.llama_sampler_init_grammar(self.client._model.vocab, text.encode("utf-8"), b"root")
+        if not sampler:
+            return None
+        llama_cpp.llama_sampler_free(sampler)
+        return self.bind(grammar=llama_cpp.LlamaGrammar.from_string(text, verbose=False))
 
     def rag_render_chat(self, messages: list[dict[str, str]]) -> str | None:
         """`messages` through the chat template stored in the GGUF, if it has one."""

@@ -30,9 +30,13 @@ class RagLlamafile(Llamafile):
     def rag_context_window(self) -> int | None:
         return self.server_context
 
-    def rag_json_schema(self, schema: dict[str, Any]) -> Runnable:
-        """The server's own JSON-schema constrained sampling (llama.cpp's `json_schema`)."""
-        return self.bind(json_schema=schema)
+    def rag_json_schema(self, schema: dict[str, Any]) -> Runnable | None:
+        """The server's own JSON-schema constrained sampling (llama.cpp's `json_schema`), given the schema
+        as `rag.batch.grammar` normalises it: its converter has the same blind spots as llama-cpp-python's."""
+        from rag.batch.grammar import plan
+
+        normalised = plan(schema).schema
+        return None if normalised is None else self.bind(json_schema=normalised)
 
     def _get_parameters(self, stop: list[str] | None = None, **kwargs: Any) -> dict[str, Any]:
         # LangChain's Llamafile drops options it does not know; the server knows json_schema.

@@ -18,9 +18,13 @@ DEFAULT_URL = "http://localhost:11434"
 
 
 class _SchemaFormat:
-    def rag_json_schema(self, schema: dict[str, Any]) -> Runnable:
-        """Ollama's structured outputs: the schema as the request's `format`."""
-        return self.bind(format=schema)
+    def rag_json_schema(self, schema: dict[str, Any]) -> Runnable | None:
+        """Ollama's structured outputs: the schema as the request's `format`, as `rag.batch.grammar`
+        normalises it (Ollama makes its grammar with llama.cpp's converter)."""
+        from rag.batch.grammar import plan
+
+        normalised = plan(schema).schema
+        return None if normalised is None else self.bind(format=normalised)
 
 
 class RagChatOllama(_SchemaFormat, ChatOllama):

@@ -16,6 +16,7 @@ import functools
 import hashlib
 import json
 import time
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, MutableMapping, Sequence
@@ -26,6 +27,7 @@ from langchain_core.runnables import Runnable
 
 from ingest.index import Index
 from rag.backends import backend_errors, context_window, count_tokens, create_llm, json_schema_constrained
+from rag.batch.grammar import Plan, plan
 from rag.batch.schema import merge, parse_reply, schema_problem
 from rag.batch.selection import Item, Passage, Per, read_passages, select_items
 from rag.chain import FirstLineLLM
@@ -298,13 +300,45 @@ class ExtractJob(BatchJob):
         self.schema = schema
         self.per = per
         self.schema_text = json.dumps(schema, ensure_ascii=False)
+        # What the job says once about how far the model is held to the schema (`notices`): by default
+        # a warning; set `on_notice` to another callable (the CLI prints them), or None.
+        self.notices: list[str] = []
+        self.on_notice: Callable[[str], None] | None = _warn
 
     def fingerprint(self) -> dict[str, Any]:
         return {**super().fingerprint(), "schema": self.schema, "per": self.per}
 
     @functools.cached_property
+    def grammar_plan(self) -> Plan:
+        """The schema as the backends constrain the model by, and the keywords that leaves unenforced."""
+        return plan(self.schema)
+
+    @property
+    def unenforced(self) -> list[str]:
+        """The schema's keywords the model's constrained decoding does not enforce (replies are checked for them)."""
+        return self.grammar_plan.unenforced
+
+    @functools.cached_property
     def constrained(self) -> Runnable | None:
-        return json_schema_constrained(self.model.llm, self.schema)
+        constrained = json_schema_constrained(self.model.llm, self.schema)
+        if notice := self._constraint_notice(constrained is not None):
+            self.notices.append(notice)
+            if self.on_notice:
+                self.on_notice(notice)
+        return constrained
+
+    def _constraint_notice(self, constrained: bool) -> str | None:
+        attempts = self.settings.batch.max_attempts
+        checked = f"replies are checked against the schema, and an invalid one retried (batch.max_attempts: {attempts})"
+        if not constrained:
+            if not callable(getattr(self.model.llm, "rag_json_schema", None)):
+                who = "the model given" if self._llm is not None else f"the {self.settings.llm.backend} backend"
+                return f"{self.kind}: {who} has no constrained decoding; {checked}."
+            why = self.grammar_plan.problem or "the grammar converter cannot read this schema"
+            return f"{self.kind}: no grammar for this schema ({why}); {checked}."
+        if self.unenforced:
+            return f"{self.kind}: the model's grammar does not enforce {', '.join(self.unenforced)}; {checked}."
+        return None
 
     def __iter__(self) -> Iterator[Extraction]:
         for item in self.pending():
@@ -356,6 +390,10 @@ class ExtractJob(BatchJob):
             record.error, record.raw = problem, reply
             feedback = retry.replace("{reply}", reply[:FEEDBACK_REPLY_CHARS]).replace("{problem}", problem)
         return None
+
+
+def _warn(notice: str) -> None:
+    warnings.warn(notice, UserWarning, stacklevel=3)
 
 
 def _location(passages: Sequence[Passage]) -> dict[str, Any]:
