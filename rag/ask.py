@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Iterator, Sequence
@@ -22,7 +23,7 @@ from rag.backends import backend_errors, context_window, count_tokens, create_ll
 from rag.chain import FirstLineLLM, IndexRetriever, build_condense_chain, build_rag_chain, fit_sources
 from rag.prompting import select_prompt
 from rag.evidence import Evidence, quote_evidence
-from rag.grounding import Grounding, check_grounding
+from rag.grounding import Grounding, check_grounding, unmentioned
 from rag.retrieval import embed_texts, location_of
 from rag.settings import Settings
 
@@ -113,7 +114,7 @@ class AnswerStream:
 
     def _timings(self, text: str, first_token_at: float | None, finished: float) -> dict[str, float]:
         timings = {"retrieval_ms": self.state.get("retrieval_ms", 0.0), "total_ms": (finished - self._started) * 1000}
-        if first_token_at is not None and self.state.get("sources"):
+        if first_token_at is not None and self.state.get("sources") and not self.state.get("declined"):
             generated = self._assistant.count_tokens(text) - self._assistant.count_tokens("")
             timings["first_token_ms"] = (first_token_at - self._started) * 1000
             timings["tokens"] = generated
@@ -147,7 +148,8 @@ class Assistant:
             fit_sources, prompt=self.qa.prompt, count_tokens=self.count_tokens, budget=budget - self.quotes_budget
         )
         self.chain = build_rag_chain(
-            retriever, self.qa.prompt, generator, fit=fit, quotes=self._prompt_quotes if quoting else None
+            retriever, self.qa.prompt, generator, fit=fit, quotes=self._prompt_quotes if quoting else None,
+            decline=self._unmentioned,
         )
         condense_stop = [*self.condense.stop, *settings.llm.stop]
         condenser = FirstLineLLM(inner=self.llm) if isinstance(self.llm, BaseLLM) else self.llm
@@ -168,11 +170,19 @@ class Assistant:
             lines.append(line)
         return "\n".join(lines)
 
+    def _unmentioned(self, question: str, sources: list[Document]) -> str | None:
+        """The answer when the question asks about a code or name that no source mentions."""
+        missing = unmentioned(question, [checkable_text(doc) for doc in sources])
+        if not missing:
+            return None
+        return f"None of the passages found mentions {' or '.join(missing)}, so I will not guess."
+
     def check(self, question: str, answer: str, sources: list[Document]) -> tuple[list[Evidence], Grounding]:
         """The quoted evidence for `answer` and its grounding check against `sources`."""
         evidence = quote_evidence(question, answer, sources, partial(embed_texts, settings=self.settings))
-        grounding = check_grounding(answer, [doc.page_content for doc in sources], question)
+        grounding = check_grounding(answer, [checkable_text(doc) for doc in sources], question)
         return evidence, grounding
+
 
     def standalone_question(self, question: str, history: Sequence[tuple[str, str]]) -> str:
         """Rewrite a follow-up ("and when does it end?") so retrieval can understand it alone."""
@@ -198,3 +208,9 @@ class Assistant:
             pass
         assert stream.answer is not None
         return stream.answer
+
+
+def checkable_text(document: Document) -> str:
+    """What a source says, for the grounding check: its file's name and heading path count too."""
+    metadata = document.metadata
+    return "\n".join([Path(metadata["source"]).name, metadata.get("heading", ""), document.page_content])

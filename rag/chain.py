@@ -128,10 +128,12 @@ def build_rag_chain(
     parser: Runnable | None = None,
     no_context_answer: str = NO_CONTEXT_ANSWER,
     quotes: Callable[[str, list[Document]], str] | None = None,
+    decline: Callable[[str, list[Document]], str | None] = lambda question, sources: None,
 ) -> Runnable:
     """question dict -> dict with sources, prompt and the (streamed) answer.
 
-    `quotes(question, sources)` fills the prompt's {quotes}, where it has one."""
+    `quotes(question, sources)` fills the prompt's {quotes}, where it has one; `decline(question,
+    sources)` may answer instead of the model (why the sources cannot answer), or return None."""
     generate = llm | (parser or StrOutputParser())
 
     def answer(parts: Iterator[dict[str, Any]]) -> Iterator[AddableDict]:
@@ -142,6 +144,9 @@ def build_rag_chain(
         yield state
         if not state["sources"]:
             yield AddableDict(answer=no_context_answer)
+            return
+        if declined := decline(state["question"], state["sources"]):
+            yield AddableDict(declined=True, answer=declined)
             return
         for token in generate.stream(state["prompt"]):
             yield AddableDict(answer=token)

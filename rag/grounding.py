@@ -48,6 +48,7 @@ class Grounding:
 
     checked: list[str] = field(default_factory=list)
     unsupported: list[str] = field(default_factory=list)
+    kinds: dict[str, str] = field(default_factory=dict)  # claim -> date, citation, code, number or name
 
     @property
     def all_unsupported(self) -> bool:
@@ -123,10 +124,11 @@ def check_grounding(answer: str, sources: list[str], question: str = "") -> Grou
     known_numbers = _numbers(corpus)
     spans: list[tuple[int, int]] = []
 
-    def claim(text: str, supported: bool, span: tuple[int, int]) -> None:
+    def claim(kind: str, text: str, supported: bool, span: tuple[int, int]) -> None:
         spans.append(span)
         if text not in result.checked:
             result.checked.append(text)
+            result.kinds[text] = kind
             if not supported:
                 result.unsupported.append(text)
 
@@ -137,33 +139,42 @@ def check_grounding(answer: str, sources: list[str], question: str = "") -> Grou
     for written, value, span in _dates(answer):
         dates.setdefault(written, (span, []))[1].append(value)
     for written, (span, values) in dates.items():
-        claim(written, any(_same_date(value, known_dates) for value in values), span)
+        claim("date", written, any(_same_date(value, known_dates) for value in values), span)
     for match in _CITATION.finditer(answer):
         number = int(match.group(1))
         if not 1 <= number <= len(sources):
-            claim(match.group(0), False, match.span())
+            claim("citation", match.group(0), False, match.span())
         else:
             spans.append(match.span())
     for match in _CODE.finditer(answer):
         if free(match.span()) and not re.fullmatch(r"[\d.,]+", match.group(0)):
             code = match.group(0)
-            claim(code, fold(code) in folded_corpus or fold(code) in folded_question, match.span())
+            claim("code", code, fold(code) in folded_corpus or fold(code) in folded_question, match.span())
     for match in _NUMBER.finditer(answer):
         if free(match.span()):
             number = match.group(0)
-            claim(number, _number_value(number) in known_numbers or number in question, match.span())
+            claim("number", number, _number_value(number) in known_numbers or number in question, match.span())
     for match in _NAME.finditer(answer):
         name = _name_in(match.group(0).strip(), answer, match.start())
         if not name or not free(match.span()):
             continue
         folded = fold(name)
-        claim(name, folded in folded_corpus or folded in folded_question or _each_word_known(folded, folded_corpus), match.span())
+        supported = folded in folded_corpus or folded in folded_question or _each_word_known(folded, folded_corpus)
+        claim("name", name, supported, match.span())
     return result
+
+
+def unmentioned(question: str, sources: list[str]) -> list[str]:
+    """The codes and names a question asks about that none of the sources mentions ("RO-450")."""
+    found = check_grounding(question, sources)
+    return [claim for claim in found.unsupported if found.kinds[claim] in ("code", "name")]
 
 
 def _name_in(words_run: str, answer: str, start: int) -> str | None:
     """The name in a run of capitalised words; a sentence's first word is capitalised anyway."""
     words = words_run.split()
+    if words:
+        words[-1] = re.sub(r"['’]s$", "", words[-1])  # Dad's -> Dad
     if start == 0 or re.search(r"[.!?:\n]\s*$", answer[:start]):
         words = words[1:]
     while words and words[0].lower() in ("of", "de", "von", "van", "der"):

@@ -7,6 +7,7 @@ the pipeline (retrieval, fitting, evidence, grounding) is the real one.
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 
@@ -125,9 +126,8 @@ def test_an_answer_carries_its_evidence_and_its_unsupported_facts(sample_index):
 
 def test_cli_shows_evidence_and_the_grounding_warning_under_the_answer(sample_index, monkeypatch):
     settings, _ = sample_index
-    import rag.ask
-
-    monkeypatch.setattr(rag.ask, "create_llm", lambda _: FakeStreamingListLLM(responses=["It ended on 12/28/2024."]))
+    ask_module = importlib.import_module("rag.ask")  # the module, not the function rag.ask
+    monkeypatch.setattr(ask_module, "create_llm", lambda _: FakeStreamingListLLM(responses=["It ended on 12/28/2024."]))
     result = runner.invoke(app, ["ask", WARRANTY_QUESTION, "-k", "2"], env={"RAG_HOME": str(settings.home)})
     assert result.exit_code == 0, result.output
     answer, rest = result.stdout.split("\nEvidence:\n")
@@ -152,6 +152,15 @@ def test_gate_answers_a_keyword_only_question_and_declines_an_off_topic_one(samp
     assert assistant.ask(keyword_only).answer == "BTS-FF-0412 [1]"
     declined = assistant.ask("What is the capital of Peru?")
     assert declined.answer == NO_CONTEXT_ANSWER and declined.sources == [] and declined.evidence == []
+
+
+def test_a_question_about_a_code_or_name_no_source_mentions_is_declined_without_the_model(sample_index):
+    settings, _ = sample_index
+    assistant = fake_assistant(settings, "It ends on 4 October 2025 [1].")
+    unknown_model = assistant.ask("When does the warranty of the Brandt RO-450 reflow oven end?")
+    assert unknown_model.answer == "None of the passages found mentions RO-450, so I will not guess."
+    assert unknown_model.sources and "first_token_ms" not in unknown_model.timings  # found passages, asked no model
+    assert assistant.ask(WARRANTY_QUESTION).answer == "It ends on 4 October 2025 [1]."  # the model it names is there
 
 
 def test_the_gate_keeps_every_answerable_question_of_the_qa_set_and_declines_the_off_topic_ones(sample_index):
