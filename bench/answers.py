@@ -21,10 +21,12 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-# (packaged model, qa prompt, prompt style): the base model also gets its few-shot-free plain
-# prompt both ways, the instruct models their own chat templates ("auto").
+# (packaged model, qa prompt, prompt style): every model with each question prompt in the format
+# the selector picks for it ("auto": the base model's plain prompt, the instruct models' own chat
+# templates); the few-shot prompt is for the base model.
 CANDIDATES = [
     ("gemma-3-270m", "qa", "auto"),
+    ("gemma-3-270m", "qa_fewshot", "auto"),
     ("gemma-3-270m", "qa_quotes", "auto"),
     ("smollm2-135m-instruct", "qa", "auto"),
     ("smollm2-135m-instruct", "qa_quotes", "auto"),

@@ -23,7 +23,7 @@ from langchain_core.prompts import BasePromptTemplate, ChatPromptTemplate, Promp
 from rag.errors import ConfigError
 
 FAMILIES = ("llama2", "llama3", "mistral", "gemma", "chatml", "plain")
-TASKS = ("qa", "qa_quotes", "condense", "summarize", "combine", "extract")
+TASKS = ("qa", "qa_quotes", "qa_fewshot", "condense", "summarize", "combine", "extract")
 AUTO = "auto"
 CHAT = "chat"
 

@@ -102,10 +102,11 @@ class LLMSettings(_Section):
     keep_alive: str = Field("5m", description="ollama: how long the server keeps the model loaded.")
     request_timeout: float = Field(300.0, gt=0, description="Seconds to wait for a server's answer.")
     prompt_style: str = Field("auto", description="auto, chat, or a family: llama2 llama3 mistral gemma chatml plain.")
-    qa_prompt: Literal["qa", "qa_quotes"] = Field(
+    qa_prompt: Literal["qa", "qa_quotes", "qa_fewshot"] = Field(
         "qa_quotes",
-        description="The question-answering task of prompts/tasks.toml: qa (sources, then the question) or "
-        "qa_quotes (the sources' best-matching sentences quoted again before the question).",
+        description="The question-answering task of prompts/tasks.toml: qa (sources, then the question), "
+        "qa_quotes (the sources' best-matching sentences quoted again before the question) or qa_fewshot "
+        "(two worked examples first, for base models).",
     )
     n_ctx: int = Field(2048, gt=0, description="Context window in tokens: prompt plus answer.")
     n_batch: int = Field(512, gt=0, description="Prompt tokens evaluated per batch.")
@@ -163,6 +164,12 @@ class Settings(_Section):
     @property
     def cache_path(self) -> Path:
         return self.cache_dir.expanduser()
+
+
+def debug_enabled(environ: Mapping[str, str] | None = None) -> bool:
+    """RAG_DEBUG=1: an unexpected error shows its traceback instead of one line."""
+    value = (os.environ if environ is None else environ).get(f"{ENV_PREFIX}DEBUG", "")
+    return value.strip().lower() not in ("", "0", "false", "no", "off")
 
 
 def find_config_file(environ: Mapping[str, str], cwd: Path) -> Path | None:
