@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from langchain_core.language_models.fake import FakeListLLM
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
 
@@ -48,6 +49,35 @@ EXPECTED = {
 def test_qa_prompt_of_each_family(family):
     rendered = text_prompt(family, "qa").format(**QA_INPUT)
     assert rendered == EXPECTED[family].replace("{system}", QA_SYSTEM).replace("{user}", QA_USER)
+
+
+QUOTES_USER = (
+    "Sources:\n\n[1] notes.md\nThe key is under the mat.\n\n"
+    "The sentences of the sources that best match the question:\n[1] The key is under the mat.\n\n"
+    "Question: Where is the key?"
+)
+FEWSHOT_USER = (
+    "Two examples of answers copied from the sources:\n\n"
+    "Sources:\n\n[1] garden/plot.md\nThe shed key hangs on the hook behind the door. The water tap is shared with plot 44.\n\n"
+    "Question: Where is the shed key?\nAnswer: On the hook behind the door [1].\n\n"
+    "Sources:\n\n[1] car/service.txt\nService booked for 12 May 2024 at the Volvo workshop in Uppsala; the cost is SEK 3,200.\n\n"
+    "Question: How much does the car service cost?\nAnswer: SEK 3,200 [1].\n\n"
+    "Now the real sources and question.\n\n" + QA_USER
+)
+
+
+@pytest.mark.parametrize("family", sorted(EXPECTED))
+def test_qa_variants_of_each_family(family):
+    quotes = text_prompt(family, "qa_quotes").format(**QA_INPUT, quotes="[1] The key is under the mat.")
+    assert quotes == EXPECTED[family].replace("{system}", QA_SYSTEM).replace("{user}", QUOTES_USER)
+    fewshot = text_prompt(family, "qa_fewshot").format(**QA_INPUT)
+    assert fewshot == EXPECTED[family].replace("{system}", QA_SYSTEM).replace("{user}", FEWSHOT_USER)
+
+
+def test_qa_variants_share_the_plain_family_answer_line():
+    for task_name in ("qa", "qa_quotes", "qa_fewshot"):
+        assert text_prompt("plain", task_name).template.endswith("\n\nQuestion: {question}\nAnswer:")
+        assert select_prompt(FakeListLLM(responses=[""]), task_name, "plain").first_line_only
 
 
 SUMMARIZE_SYSTEM = (
