@@ -85,7 +85,7 @@ def main() -> None:
     from rag.batch.jobs import BatchModel
 
     home = Path(tempfile.mkdtemp(prefix="rag-batch-bench-"))
-    settings = rag.load_settings(environ={}, home=home, llm={"model_path": args.model} if args.model else None)
+    settings = rag.load_settings(environ={}, home=home, llm={"model_path": args.model} if args.model else {"model": "gemma-3-270m"})
     rag.ingest([SAMPLE], settings)
     sources = sorted(str(path) for path in SAMPLE.rglob("*") if path.is_file())[: args.docs]
     batch_llm = create_llm(
