@@ -2,12 +2,15 @@
 
     INDEX_DIR/chroma/            Chroma PersistentClient (one collection per knowledge base),
                                  unless vector_store.url names a Chroma server
-    INDEX_DIR/manifest.sqlite3   what was ingested from where, what built the index, and the
-                                 keyword (FTS5) index of every chunk's text
+    INDEX_DIR/manifest.sqlite3   what was ingested from where, what built the index, where its
+                                 vectors live, and the keyword (FTS5) index of every chunk's text
 
 The manifest records, per collection, the fingerprint of the settings that built it (embedding
-model, dimension, chunking) and, per source file, its size, mtime, content hash and chunk ids.
-Chroma is opened only when vectors are read or written, so an unchanged re-sync stays fast.
+model, dimension, chunking), where its vectors are (Chroma on disk, or the URL of the Chroma
+server it was created on) and, per source file, its size, mtime, content hash and chunk ids.
+Every later command uses the recorded vector store; one pointed at another is refused, since
+the manifest and the vectors it lists must be read together. Chroma is opened only when vectors
+are read or written, so an unchanged re-sync stays fast.
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
-from rag.errors import IndexBusyError, IndexMismatchError, NoIndexError, RagError
+from rag.errors import (
+    IndexBusyError, IndexMismatchError, NoIndexError, RagError, VectorsMissingError, VectorStoreMismatchError,
+)
 from rag.settings import Settings
 
 if TYPE_CHECKING:
@@ -39,6 +44,12 @@ UNFINISHED_PREFIX = "unfinished-ingest."
 # Chunk ids per SQL statement: well under SQLite's limit on bound parameters.
 _SQL_BATCH = 500
 CHROMA_DIR = "chroma"
+# The recorded location of vectors kept by Chroma on disk in INDEX_DIR/chroma (else a server's URL).
+ON_DISK = "disk"
+# In the unfinished-ingest marker: the collection was being dropped for a rebuild.
+REBUILDING = "rebuilding"
+# The metadata a stored chunk can carry (ingest.chunking and ingest.sync write them): what a filter can name.
+CHUNK_METADATA_KEYS = ("source", "page", "heading", "start_line", "end_line", "chunk_index")
 # Bump when a change to loading or chunking makes existing chunks differ from what a fresh ingest gives.
 CHUNKER_VERSION = 2
 KEYWORD_INDEX_VERSION = 1
@@ -70,6 +81,12 @@ CREATE TABLE IF NOT EXISTS chunks (
     UNIQUE (collection, chunk_id)
 );
 CREATE INDEX IF NOT EXISTS chunks_by_source ON chunks (collection, source);
+-- Where each collection's vectors live, recorded when it is created: 'disk' or a Chroma server's
+-- URL. A collection without a row was created before this was recorded (it is on disk).
+CREATE TABLE IF NOT EXISTS vector_stores (
+    collection TEXT PRIMARY KEY,
+    location TEXT NOT NULL
+);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunk_words USING fts5(
     text, tokenize = 'porter unicode61 remove_diacritics 2'
 );
@@ -86,6 +103,14 @@ _STOPWORDS = frozenset(
     they this those through to too under until up very was we were what when where which while who
     whom why will with would you your yours yourself yourselves""".split()
 )
+
+
+@dataclass
+class _StoredCollection:
+    fingerprint: dict[str, Any]
+    created_at: float
+    last_sync: float | None
+    vector_store: str | None  # ON_DISK, a server URL, or None: not recorded (an older index)
 
 
 @dataclass
@@ -149,6 +174,10 @@ def fingerprint_differences(stored: dict[str, Any], current: dict[str, Any]) -> 
     ]
 
 
+def _normalized_url(url: str | None) -> str | None:
+    return (url.strip().rstrip("/") or None) if url else None
+
+
 def paths_matching(paths: Iterable[str], patterns: Sequence[str]) -> list[str]:
     """Those of `paths` that match any of the glob patterns."""
     return [path for path in paths if any(fnmatch.fnmatch(path, pattern) for pattern in patterns)]
@@ -157,10 +186,31 @@ def paths_matching(paths: Iterable[str], patterns: Sequence[str]) -> list[str]:
 class Index:
     def __init__(self, settings: Settings):
         self.path = settings.index_path
-        self.server_url = settings.vector_store.url
         self.collection_name = settings.collection
         self.fingerprint = settings_fingerprint(settings)
-        self._built_at_open = self._built_at()
+        stored = self._stored_collection()
+        self._built_at_open = stored.created_at if stored else None
+        self._location_recorded = bool(stored and stored.vector_store)
+        self.server_url = self._vector_store_url(stored, _normalized_url(settings.vector_store.url))
+
+    def _vector_store_url(self, stored: _StoredCollection | None, requested: str | None) -> str | None:
+        """The Chroma server to use (None: Chroma on disk): where the collection's vectors are.
+
+        A new collection is created where the settings say. An existing one is used where it was
+        created, unless the settings name another place: that is refused, because this manifest
+        read with another store's vectors would look broken, and "repairing" it would empty it.
+        """
+        recorded = stored.vector_store if stored else None
+        if recorded is None:  # a new collection, or one from before the record: as the settings say
+            return requested
+        in_use = None if recorded == ON_DISK else recorded
+        if requested is not None and requested != in_use:
+            raise VectorStoreMismatchError(self.path, self.collection_name, in_use, requested)
+        return in_use
+
+    def vector_store_label(self) -> str:
+        """Where this index's vectors are, in words."""
+        return f"the Chroma server {self.server_url}" if self.server_url else f"Chroma on disk in {self.path / CHROMA_DIR}"
 
     # -- manifest -------------------------------------------------------------------------------
 
@@ -178,14 +228,15 @@ class Index:
         db.executescript(_SCHEMA)
         return db
 
-    def _stored_collection(self) -> tuple[dict[str, Any], float, float | None] | None:
+    def _stored_collection(self) -> _StoredCollection | None:
         if not self.manifest_path.exists():
             return None
         row = self._db.execute(
-            "SELECT fingerprint, created_at, last_sync FROM collections WHERE name = ?",
+            "SELECT fingerprint, created_at, last_sync, vector_stores.location FROM collections "
+            "LEFT JOIN vector_stores ON vector_stores.collection = collections.name WHERE name = ?",
             (self.collection_name,),
         ).fetchone()
-        return (json.loads(row[0]), row[1], row[2]) if row else None
+        return _StoredCollection(json.loads(row[0]), row[1], row[2], row[3]) if row else None
 
     @contextlib.contextmanager
     def writer_lock(self, wait: bool = True, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
@@ -224,13 +275,31 @@ class Index:
         """Whether an ingest stopped (killed, crashed, power lost) before it finished writing."""
         return self._unfinished_marker.exists()
 
+    def _rebuild_unfinished(self) -> bool:
+        """Whether the unfinished ingest was a rebuild, which drops the vectors before the manifest rows."""
+        try:
+            return REBUILDING in self._unfinished_marker.read_text().split()
+        except OSError:
+            return False
+
     def problems(self) -> Consistency:
-        """What disagrees between the manifest, Chroma and the keyword index."""
+        """What disagrees between the manifest, Chroma and the keyword index.
+
+        Raises VectorsMissingError when the vector store holds none of the chunks the manifest
+        lists: no crash leaves that, and no repair can fix it.
+        """
         return self._problems(self.sources())
 
     def _problems(self, records: dict[str, SourceRecord]) -> Consistency:
         listed = {chunk_id for record in records.values() for chunk_id in record.chunk_ids}
         in_chroma = self.chunk_ids()
+        if listed and not listed & in_chroma and not self._rebuild_unfinished():
+            # Writes go vectors first, and deletes come after the manifest's: a store that holds
+            # none of the listed chunks is the wrong one, or lost; forgetting every file is no fix.
+            raise VectorsMissingError(
+                self.path, self.collection_name, self.vector_store_label(), len(listed), len(records),
+                recorded=self._location_recorded,
+            )
         in_keyword_index = self.keyword_chunk_ids() if self.manifest_path.exists() else set()
         incomplete = sorted(
             path
@@ -246,7 +315,10 @@ class Index:
 
     def reconcile(self) -> Consistency:
         """Make the three stores agree again: drop what no manifest row lists, and forget files
-        whose chunks are not all there (the next ingest reads them again)."""
+        whose chunks are not all there (the next ingest reads them again).
+
+        Refused (VectorsMissingError) when the vector store holds none of the listed chunks.
+        """
         records = self.sources()
         found = self._problems(records)
         self.remove_sources([records[path] for path in found.incomplete_sources])
@@ -258,7 +330,7 @@ class Index:
 
     def _built_at(self) -> float | None:
         stored = self._stored_collection()
-        return stored[1] if stored else None
+        return stored.created_at if stored else None
 
     def rebuilt_since_opened(self) -> bool:
         """Whether the collection was dropped and built anew (here or elsewhere) since this opened."""
@@ -276,24 +348,30 @@ class Index:
         stored = self._stored_collection()
         if stored is None:
             return
-        differences = fingerprint_differences(stored[0], self.fingerprint)
+        differences = fingerprint_differences(stored.fingerprint, self.fingerprint)
         if differences:
             raise IndexMismatchError(self.path, differences)
 
     def check_dimension(self, dimension: int) -> None:
         stored = self._stored_collection()
-        if stored is not None and stored[0].get("embedding_dimension") not in (None, dimension):
+        if stored is not None and stored.fingerprint.get("embedding_dimension") not in (None, dimension):
             raise IndexMismatchError(
-                self.path, [f"embedding_dimension {stored[0]['embedding_dimension']}, now {dimension}"]
+                self.path, [f"embedding_dimension {stored.fingerprint['embedding_dimension']}, now {dimension}"]
             )
 
     def create(self, embedding_dimension: int) -> None:
+        """Record the collection: what builds it, and where its vectors live from now on."""
         fingerprint = {**self.fingerprint, "embedding_dimension": embedding_dimension}
-        self._db.execute(
-            "INSERT INTO collections (name, fingerprint, created_at) VALUES (?, ?, ?) "
-            "ON CONFLICT(name) DO UPDATE SET fingerprint = excluded.fingerprint",
-            (self.collection_name, json.dumps(fingerprint, sort_keys=True), time.time()),
-        )
+        with self._transaction():
+            self._db.execute(
+                "INSERT INTO collections (name, fingerprint, created_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET fingerprint = excluded.fingerprint",
+                (self.collection_name, json.dumps(fingerprint, sort_keys=True), time.time()),
+            )
+            self._db.execute(
+                "INSERT OR REPLACE INTO vector_stores (collection, location) VALUES (?, ?)",
+                (self.collection_name, self.server_url or ON_DISK),
+            )
 
     def sources(self) -> dict[str, SourceRecord]:
         if not self.manifest_path.exists():
@@ -328,7 +406,7 @@ class Index:
             "SELECT COUNT(*), COALESCE(SUM(json_array_length(chunk_ids)), 0) FROM sources WHERE collection = ?",
             (self.collection_name,),
         ).fetchone()
-        return IndexStats(files, chunks, stored[0], stored[1], stored[2])
+        return IndexStats(files, chunks, stored.fingerprint, stored.created_at, stored.last_sync)
 
     def _transaction(self):
         return _Transaction(self._db)
@@ -353,6 +431,11 @@ class Index:
             )
             client.heartbeat()
         except Exception as exc:  # chromadb raises several kinds for "nobody answers"
+            if self._location_recorded:  # the index's own server: the disk is no alternative
+                raise RagError(
+                    f"No Chroma server answers at {self.server_url}, where the index at {self.path} keeps its "
+                    "vectors; start it with `chroma run --path DIR --port PORT`."
+                ) from exc
             raise RagError(
                 f"No Chroma server answers at {self.server_url}; start one with `chroma run --path DIR --port PORT` "
                 "or unset vector_store.url to use the index on disk."
@@ -506,9 +589,12 @@ class Index:
         return set(self._collection.get(include=[])["ids"])
 
     def drop(self) -> None:
-        """Forget this collection entirely: its vectors and its manifest rows."""
+        """Forget this collection entirely: its vectors and its manifest rows (part of a write:
+        between begin_writes and end_writes)."""
         if not self.manifest_path.exists():
             return
+        # The vectors go first: killed before the manifest rows, the next ingest must know why they are gone.
+        self._unfinished_marker.write_text(f"{os.getpid()}\n{REBUILDING}\n")
         if (self.server_url or (self.path / CHROMA_DIR).exists()) and self.collection_name in {
             c.name for c in self._client.list_collections()
         }:
@@ -517,6 +603,7 @@ class Index:
         with self._transaction():
             self._db.execute("DELETE FROM sources WHERE collection = ?", (self.collection_name,))
             self._db.execute("DELETE FROM collections WHERE name = ?", (self.collection_name,))
+            self._db.execute("DELETE FROM vector_stores WHERE collection = ?", (self.collection_name,))
             self._db.execute(
                 "DELETE FROM chunk_words WHERE rowid IN (SELECT id FROM chunks WHERE collection = ?)",
                 (self.collection_name,),

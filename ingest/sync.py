@@ -122,7 +122,7 @@ def ingest(
             raise UsageError(f"Path not found: {root}")
     index = Index(settings)
     with contextlib.nullcontext() if dry_run else index.writer_lock(wait, on_wait):
-        if not dry_run and index.unfinished():
+        if not dry_run and not rebuild and index.unfinished():  # a rebuild drops it all anyway
             index.reconcile()
         return _sync(roots, index, settings, dry_run, rebuild, progress, started)
 

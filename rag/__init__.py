@@ -8,29 +8,69 @@
     print(rag.ask("when is the offsite?", settings).answer)
     for record in rag.extract(rag.fields_schema("date:str, people:list[str]"), ["notes/"], settings):
         print(record.to_dict())
+
+The API is imported when first used, not with the package: `ingest` imports the leaf modules
+`rag.errors` and `rag.settings`, and `import rag.errors` must not pull in the whole API (or
+LangChain) to do so.
 """
+
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING, Any
 
 from rag.privacy import enforce_offline
 
 enforce_offline()
 
-from rag.api import (  # noqa: E402
-    ask, check, evaluate, evaluate_answers, extract, fields_schema, ingest, repair, search, status, summarize,
-)
-from rag.errors import RagError  # noqa: E402
-from rag.settings import Settings, load_settings  # noqa: E402
-
-
-def __getattr__(name: str):
-    # The assistant pulls in LangChain's model classes: only load them when asked for.
-    if name == "Assistant":
-        from rag.ask import Assistant
-
-        return Assistant
-    raise AttributeError(name)
-
+# Public name -> the module that defines it.
+_EXPORTS = {
+    **dict.fromkeys(
+        ("ask", "check", "evaluate", "evaluate_answers", "extract", "fields_schema", "ingest", "repair", "search",
+         "status", "summarize"),
+        "rag.api",
+    ),
+    "Assistant": "rag.ask",
+    "RagError": "rag.errors",
+    "Settings": "rag.settings",
+    "load_settings": "rag.settings",
+}
 
 __all__ = [
     "Assistant", "RagError", "Settings", "ask", "check", "evaluate", "evaluate_answers", "extract", "fields_schema", "ingest",
     "load_settings", "repair", "search", "status", "summarize",
 ]
+
+if TYPE_CHECKING:
+    from rag.api import (
+        ask, check, evaluate, evaluate_answers, extract, fields_schema, ingest, repair, search, status, summarize,
+    )
+    from rag.ask import Assistant
+    from rag.errors import RagError
+    from rag.settings import Settings, load_settings
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+class _Package(types.ModuleType):
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Importing the submodule rag.ask would bind it as `rag.ask`, hiding the function of that name.
+        if isinstance(value, types.ModuleType) and name in _EXPORTS:
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

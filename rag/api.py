@@ -124,7 +124,10 @@ def evaluate_answers(
 
 
 def check(settings: Settings | None = None) -> "Consistency":
-    """Whether the manifest, Chroma and the keyword index agree (read-only)."""
+    """Whether the manifest, Chroma and the keyword index agree (read-only).
+
+    Raises `VectorsMissingError` when the vector store holds none of the chunks the manifest lists.
+    """
     from ingest.index import Index
 
     index = Index(settings or load_settings())
@@ -133,7 +136,10 @@ def check(settings: Settings | None = None) -> "Consistency":
 
 
 def repair(settings: Settings | None = None) -> "Consistency":
-    """Make the stores agree again, as the next ingest after a crash would; returns what it found."""
+    """Make the stores agree again, as the next ingest after a crash would; returns what it found.
+
+    Never forgets every file because the vector store looks empty: that raises `VectorsMissingError`.
+    """
     from ingest.index import Index
 
     index = Index(settings or load_settings())

@@ -8,28 +8,39 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import sys
 from collections import Counter
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
-import click
 import typer
 from typer.core import TyperGroup
+from typer.exceptions import TyperException
 from rich.console import Console
 from rich.markup import escape
 
 import rag
+from ingest.index import CHUNK_METADATA_KEYS
 from rag.errors import RagError, UsageError
-from rag.settings import Settings, load_settings
+from rag.settings import Settings, debug_enabled, load_settings
 
 if TYPE_CHECKING:
     from rag.ask import Assistant
 
-class _RagGroup(TyperGroup):
-    """Maps every user-facing error to one line on stderr and its exit code."""
+DEBUG_HINT = "Set RAG_DEBUG=1 to see the traceback."
 
-    def invoke(self, ctx: click.Context):
+
+class _RagGroup(TyperGroup):
+    """Maps every error to one line on stderr and its exit code.
+
+    A RagError says what to do; anything else is a bug, shown as its type and message with a hint
+    (RAG_DEBUG=1 shows the traceback instead). A reader that closed stdout (`rag search ... | head
+    -1`) got what it wanted: that ends quietly.
+    """
+
+    def invoke(self, ctx: typer.Context):
         try:
             return super().invoke(ctx)
         except RagError as exc:
@@ -38,6 +49,35 @@ class _RagGroup(TyperGroup):
         except KeyboardInterrupt:
             err.print("Interrupted.")
             ctx.exit(130)
+        except (typer.Exit, typer.Abort, TyperException):  # exits, and usage errors typer shows itself
+            raise
+        except Exception as exc:
+            if isinstance(exc, BrokenPipeError) and _stdout_closed():
+                _discard_stdout()
+                ctx.exit(0)
+            if debug_enabled():
+                raise
+            detail = f": {exc}" if str(exc) else ""
+            err.print(f"Error: {type(exc).__name__}{escape(detail)}")
+            err.print(DEBUG_HINT)
+            ctx.exit(1)
+
+
+def _stdout_closed() -> bool:
+    """Whether stdout is a pipe whose reader has gone (not some socket's broken pipe)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):  # no real file behind stdout
+        return False
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so that the flush at exit does not fail again (Python's docs, signal)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 app = typer.Typer(
@@ -48,7 +88,16 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-out = Console(highlight=False, soft_wrap=True)
+
+
+class _Stdout(Console):
+    def on_broken_pipe(self) -> None:
+        # Rich ends the process with exit code 1; the reader closing the pipe is no failure.
+        _discard_stdout()
+        raise typer.Exit(0)
+
+
+out = _Stdout(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 IndexOption = Annotated[
@@ -65,8 +114,50 @@ ChromaUrlOption = Annotated[
     typer.Option("--chroma-url", help="Use a Chroma server (e.g. http://localhost:8000) instead of the index on disk.", show_default=False),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of text.")]
+
+
+class SearchMode(str, Enum):
+    """rag.settings.SearchSettings.mode: typer refuses other values (exit 2) and lists these in --help."""
+
+    hybrid = "hybrid"
+    dense = "dense"
+    keyword = "keyword"
+
+
+class PromptStyle(str, Enum):
+    """llm.prompt_style: auto, chat, or one of rag.prompting.FAMILIES (a test keeps them equal)."""
+
+    auto = "auto"
+    chat = "chat"
+    llama2 = "llama2"
+    llama3 = "llama3"
+    mistral = "mistral"
+    gemma = "gemma"
+    chatml = "chatml"
+    plain = "plain"
+
+
+class Per(str, Enum):
+    document = "document"
+    chunk = "chunk"
+
+
+class SummaryFormat(str, Enum):
+    jsonl = "jsonl"
+    md = "md"
+
+
+class ExtractFormat(str, Enum):
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+def _value(choice: Enum | None) -> str | None:
+    return None if choice is None else choice.value
+
+
 ModeOption = Annotated[
-    Optional[str],
+    Optional[SearchMode],
     typer.Option("--mode", help="hybrid (meaning and words, the default), dense (meaning) or keyword (words).", show_default=False),
 ]
 
@@ -159,7 +250,7 @@ def search(
         query,
         _settings(index, collection, config, chroma_url),
         k=k,
-        mode=mode,
+        mode=_value(mode),
         where=_parse_where(where or []),
         paths=[os.path.abspath(pattern) for pattern in path or []] or None,
         mmr=mmr or None,
@@ -200,6 +291,8 @@ def _parse_where(conditions: list[str]) -> dict[str, object]:
         key, equals, value = condition.partition("=")
         if not equals or not key:
             raise UsageError(f"--where takes KEY=VALUE, such as source=notes/todo.md or page=2; got {condition!r}.")
+        if key not in CHUNK_METADATA_KEYS:
+            raise UsageError(f"--where {key}=...: chunks have no {key!r}; use one of: {', '.join(CHUNK_METADATA_KEYS)}.")
         parsed[key] = os.path.abspath(value) if key == "source" else int(value) if value.isdigit() else value
     return parsed
 
@@ -248,8 +341,8 @@ ModelOption = Annotated[
     ),
 ]
 PromptStyleOption = Annotated[
-    Optional[str],
-    typer.Option("--prompt-style", help="auto, chat, llama2, llama3, mistral, gemma, chatml or plain.", show_default=False),
+    Optional[PromptStyle],
+    typer.Option("--prompt-style", help="auto, chat, or the prompt format of a model family.", show_default=False),
 ]
 TopKOption = Annotated[Optional[int], typer.Option("-k", "--top-k", min=1, help="Chunks to retrieve.", show_default=False)]
 
@@ -261,7 +354,7 @@ def _model_settings(index, collection, config, chroma_url, model, prompt_style, 
     model_key = "model" if packaged else "model_path"
     llm = {
         key: value
-        for key, value in ((model_key, str(model) if packaged else model), ("prompt_style", prompt_style))
+        for key, value in ((model_key, str(model) if packaged else model), ("prompt_style", _value(prompt_style)))
         if value is not None
     }
     return _settings(index, collection, config, chroma_url, llm=llm or None, **more)
@@ -270,7 +363,9 @@ def _model_settings(index, collection, config, chroma_url, model, prompt_style, 
 def _assistant(index, collection, config, chroma_url, model, prompt_style, k, mode) -> "Assistant":
     from rag.ask import Assistant
 
-    settings = _model_settings(index, collection, config, chroma_url, model, prompt_style, search={"mode": mode} if mode else None)
+    settings = _model_settings(
+        index, collection, config, chroma_url, model, prompt_style, search={"mode": mode.value} if mode else None
+    )
     return Assistant(settings, k=k)
 
 
@@ -424,7 +519,7 @@ def eval_command(
     ] = None,
     qrels: Annotated[Optional[Path], typer.Option("--qrels", help="Relevance judgements (default: qrels/test.tsv).")] = None,
     mode: Annotated[
-        Optional[list[str]], typer.Option("--mode", help="dense, keyword or hybrid (repeatable; default: all three).")
+        Optional[list[SearchMode]], typer.Option("--mode", help="dense, keyword or hybrid (repeatable; default: all three).")
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="With --answers: one line per question.")] = False,
     k: TopKOption = None,
@@ -437,7 +532,7 @@ def eval_command(
 ) -> None:
     """Measure retrieval quality (nDCG@10, recall, MRR, latency per mode), or with --answers answer quality."""
     if answers is not None:
-        search = {"mode": mode[-1]} if mode else None
+        search = {"mode": mode[-1].value} if mode else None
         settings = _model_settings(index, None, config, chroma_url, model, prompt_style, search=search)
         _eval_answers(answers, data_dir, settings, k, verbose, as_json)
         return
@@ -446,7 +541,7 @@ def eval_command(
     reports = rag.evaluate(
         data_dir,
         _settings(index, None, config, chroma_url),
-        modes=mode or None,
+        modes=[choice.value for choice in mode or []] or None,
         qrels=qrels,
         progress=_RichProgress() if err.is_terminal else None,
     )
@@ -505,8 +600,11 @@ OutOption = Annotated[
     Optional[Path],
     typer.Option("--out", help="Write records here; running the same command again continues an unfinished job.", show_default=False),
 ]
-FormatOption = Annotated[
-    Optional[str], typer.Option("--format", help="jsonl, csv (extract) or md (summarize); default: from --out.", show_default=False)
+SummaryFormatOption = Annotated[
+    Optional[SummaryFormat], typer.Option("--format", help="Output format; default: from --out, else jsonl.", show_default=False)
+]
+ExtractFormatOption = Annotated[
+    Optional[ExtractFormat], typer.Option("--format", help="Output format; default: from --out, else jsonl.", show_default=False)
 ]
 RestartOption = Annotated[bool, typer.Option("--restart", help="Start the job over, discarding what --out holds.")]
 
@@ -518,7 +616,7 @@ def summarize(
     query: QueryOption = None,
     k: TopKOption = None,
     out_file: OutOption = None,
-    fmt: FormatOption = None,
+    fmt: SummaryFormatOption = None,
     restart: RestartOption = False,
     model: ModelOption = None,
     prompt_style: PromptStyleOption = None,
@@ -529,7 +627,7 @@ def summarize(
 ) -> None:
     """Summarize each selected document (map-reduce over its chunks), or all of them with --all."""
     settings = _model_settings(index, collection, config, chroma_url, model, prompt_style)
-    _run_job(rag.summarize(sources or [], settings, query=query, k=k, combine=combine), out_file, fmt, restart)
+    _run_job(rag.summarize(sources or [], settings, query=query, k=k, combine=combine), out_file, _value(fmt), restart)
 
 
 @app.command()
@@ -542,11 +640,11 @@ def extract(
         Optional[str],
         typer.Option("--fields", help='Shorthand for a schema: "name:str, amount:float, tags:list[str]".', show_default=False),
     ] = None,
-    per: Annotated[str, typer.Option("--per", help="One record per document or per chunk.")] = "document",
+    per: Annotated[Per, typer.Option("--per", help="One record per document or per chunk.")] = Per.document,
     query: QueryOption = None,
     k: TopKOption = None,
     out_file: OutOption = None,
-    fmt: FormatOption = None,
+    fmt: ExtractFormatOption = None,
     restart: RestartOption = False,
     model: ModelOption = None,
     prompt_style: PromptStyleOption = None,
@@ -558,12 +656,10 @@ def extract(
     """Extract structured records (JSON Schema) from each selected document or chunk, with provenance."""
     if (schema is None) == (fields is None):
         raise UsageError('Give the record schema as --schema FILE.json or as --fields "name:str, ..." (one of them).')
-    if per not in ("document", "chunk"):
-        raise UsageError(f"Unknown --per {per!r}; use document or chunk.")
     settings = _model_settings(index, collection, config, chroma_url, model, prompt_style)
-    job = rag.extract(schema or rag.fields_schema(fields or ""), sources or [], settings, per=per, query=query, k=k)
+    job = rag.extract(schema or rag.fields_schema(fields or ""), sources or [], settings, per=per.value, query=query, k=k)
     job.on_notice = lambda notice: err.print(escape(notice))
-    _run_job(job, out_file, fmt, restart)
+    _run_job(job, out_file, _value(fmt), restart)
 
 
 def _run_job(job, out_file: Path | None, fmt: str | None, restart: bool) -> None:
@@ -750,4 +846,17 @@ class _JobProgress:
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    finally:
+        _flush_stdout()
+
+
+def _flush_stdout() -> None:
+    """Flush what is left for stdout now, where a closed pipe can still end quietly."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _discard_stdout()
+    except (OSError, ValueError):
+        pass

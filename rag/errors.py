@@ -19,10 +19,13 @@ class ConfigError(UsageError):
     pass
 
 
+def _index_label(index_path: Path, collection: str) -> str:
+    return f"{index_path}" if collection == "default" else f"{index_path} (collection {collection!r})"
+
+
 class NoIndexError(RagError):
     def __init__(self, index_path: Path, collection: str):
-        where = f"{index_path}" if collection == "default" else f"{index_path} (collection {collection!r})"
-        super().__init__(f"No index at {where}. Run `rag ingest PATH` first.")
+        super().__init__(f"No index at {_index_label(index_path, collection)}. Run `rag ingest PATH` first.")
 
 
 class IndexMismatchError(RagError):
@@ -31,6 +34,40 @@ class IndexMismatchError(RagError):
             f"The index at {index_path} was built with other settings ({'; '.join(differences)}). "
             "Run `rag ingest --rebuild PATH...` to rebuild it with the current settings, "
             "or restore the settings it was built with."
+        )
+
+
+class VectorStoreMismatchError(RagError):
+    """The command names another vector store than the one the index keeps its vectors in."""
+
+    def __init__(self, index_path: Path, collection: str, recorded_url: str | None, requested_url: str):
+        index = _index_label(index_path, collection)
+        if recorded_url is None:
+            super().__init__(
+                f"The index at {index} keeps its vectors on disk, not in the Chroma server {requested_url}; "
+                "run without --chroma-url or vector_store.url to use it, or give another --index or --collection "
+                "for a new index on that server."
+            )
+        else:
+            super().__init__(
+                f"The index at {index} keeps its vectors in the Chroma server {recorded_url}, not {requested_url}; "
+                "run without --chroma-url or vector_store.url to use it, or give another --index or --collection "
+                "for a new index on that server."
+            )
+
+
+class VectorsMissingError(RagError):
+    """The vector store holds none of the chunks the manifest lists: repairing would forget every file."""
+
+    def __init__(self, index_path: Path, collection: str, store: str, chunks: int, files: int, recorded: bool):
+        elsewhere = (
+            "restore them there, or if they are lost, run `rag ingest --rebuild PATH...`"
+            if recorded  # the index says where they were written: pointing it elsewhere is refused
+            else "if they are in a Chroma server, give its --chroma-url; if they are lost, run `rag ingest --rebuild PATH...`"
+        )
+        super().__init__(
+            f"The index at {_index_label(index_path, collection)} lists {chunks} chunks of {files} files, and "
+            f"{store} holds none of them, so there is nothing to repair and nothing was changed: {elsewhere}."
         )
 
 

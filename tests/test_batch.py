@@ -281,10 +281,11 @@ def test_a_job_file_is_only_continued_by_the_same_job(corpus, tmp_path):
     "args,message",
     [
         (["extract", "--per", "chunk"], "Give the record schema as --schema FILE.json or as --fields"),
-        (["extract", "--fields", "a:str", "--per", "page"], "Unknown --per 'page'"),
+        (["extract", "--fields", "a:str", "--per", "page"], "Invalid value for '--per'"),
         (["extract", "--fields", "a:str", "no/such/file.md"], "No ingested document matches 'no/such/file.md'"),
         (["extract", "--fields", "a:str", "--out", "x.txt"], "Cannot tell the format of x.txt"),
-        (["summarize", "--format", "csv"], "rag summarize writes jsonl or md, not 'csv'"),
+        (["summarize", "--format", "csv"], "Invalid value for '--format'"),
+        (["summarize", "--out", "x.csv"], "rag summarize writes jsonl or md, not 'csv'"),
         (["extract", "--schema", "missing.json"], "Cannot read the schema file missing.json"),
     ],
 )

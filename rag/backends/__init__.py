@@ -54,19 +54,32 @@ class BackendStatus:
         return dict(self.__dict__)
 
 
+def missing_package(name: str, exc: ImportError) -> RagError:
+    """The install hint for backend `name`, whose package could not be imported."""
+    # LangChain re-raises a failed import as a plain ImportError; the one it caught names the package.
+    cause: BaseException | None = exc
+    while cause is not None and not getattr(cause, "name", None):
+        cause = cause.__cause__ or cause.__context__
+    package = f" ({cause.name})" if cause is not None else ""
+    return RagError(f"The {name} backend needs a package that is not installed{package}: {INSTALL_HINTS[name]}")
+
+
 def backend_module(name: str) -> ModuleType:
     if name not in BACKENDS:
         raise ConfigError(f"Unknown llm.backend {name!r}; use one of: {', '.join(BACKENDS)}.")
     try:
         return importlib.import_module(BACKENDS[name])
     except ImportError as exc:
-        raise RagError(
-            f"The {name} backend needs a package that is not installed ({exc.name}): {INSTALL_HINTS[name]}"
-        ) from exc
+        raise missing_package(name, exc) from exc
 
 
 def create_llm(settings: Settings) -> BaseLanguageModel:
-    return backend_module(settings.llm.backend).create(settings)
+    name = settings.llm.backend
+    module = backend_module(name)
+    try:
+        return module.create(settings)
+    except ImportError as exc:  # a client that imports its engine only when a model is made (GPT4All)
+        raise missing_package(name, exc) from exc
 
 
 def translate_error(settings: Settings, exc: Exception) -> RagError | None:
@@ -89,7 +102,11 @@ def backend_errors(settings: Settings) -> Iterator[None]:
 
 def backend_status(name: str, settings: Settings) -> BackendStatus:
     try:
-        return BackendStatus(backend=name, ok=True, **backend_module(name).status(settings))
+        module = backend_module(name)
+        try:
+            return BackendStatus(backend=name, ok=True, **module.status(settings))
+        except ImportError as exc:  # as in create_llm: the engine is imported when a model is made
+            raise missing_package(name, exc) from exc
     except RagError as exc:
         return BackendStatus(backend=name, ok=False, problem=str(exc))
 
