@@ -84,6 +84,17 @@ def assert_index_consistent(settings: Settings) -> None:
     assert index.keyword_chunk_ids() == set(listed)
 
 
+@pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory):
+    """A real `chroma run` server for the session; each test keeps to collections of its own."""
+    port = free_port()
+    data = tmp_path_factory.mktemp("chroma-server")
+    command = [installed_command("chroma"), "run", "--path", str(data), "--host", "127.0.0.1", "--port", str(port)]
+    url = f"http://127.0.0.1:{port}"
+    with running_server(command, f"{url}/api/v2/heartbeat"):
+        yield url
+
+
 def free_port() -> int:
     with contextlib.closing(socket.socket()) as sock:
         sock.bind(("127.0.0.1", 0))

@@ -13,19 +13,9 @@ from typer.testing import CliRunner
 from rag.cli import app
 from rag.settings import load_settings
 from tests import test_search, test_sync
-from tests.conftest import SAMPLE_NOTES, free_port, installed_command, running_server
+from tests.conftest import SAMPLE_NOTES, free_port
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="session")
-def chroma_server(tmp_path_factory):
-    port = free_port()
-    data = tmp_path_factory.mktemp("chroma-server")
-    command = [installed_command("chroma"), "run", "--path", str(data), "--host", "127.0.0.1", "--port", str(port)]
-    url = f"http://127.0.0.1:{port}"
-    with running_server(command, f"{url}/api/v2/heartbeat"):
-        yield url
 
 
 @pytest.fixture

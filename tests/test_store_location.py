@@ -24,16 +24,6 @@ runner = CliRunner()
 QUESTION = "baud rate of the service port"
 
 
-@pytest.fixture(scope="module")
-def chroma_server(tmp_path_factory):
-    port = free_port()
-    data = tmp_path_factory.mktemp("chroma-server")
-    command = [installed_command("chroma"), "run", "--path", str(data), "--host", "127.0.0.1", "--port", str(port)]
-    url = f"http://127.0.0.1:{port}"
-    with running_server(command, f"{url}/api/v2/heartbeat"):
-        yield url
-
-
 def collection_for(home: Path) -> str:
     """Each test's index has its own manifest, so it gets its own collection on the shared server."""
     return f"kb-{zlib.crc32(str(home).encode()):08x}"
