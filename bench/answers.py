@@ -58,8 +58,8 @@ def run_candidate(model: str, qa_prompt: str, style: str, qa: Path, docs: Path, 
     if returncode != 0:
         return {**result, "error": stderr.strip().splitlines()[-1] if stderr.strip() else f"exit {returncode}"}
     report = json.loads(stdout)
-    report.pop("results")
-    return {**result, **report, "peak_rss_mb": usage.ru_maxrss / 1024}
+    answers = report.pop("results")
+    return {**result, **report, "peak_rss_mb": usage.ru_maxrss / 1024, "results": answers}
 
 
 def main() -> None:
@@ -68,6 +68,7 @@ def main() -> None:
     parser.add_argument("--docs", type=Path, default=REPO / "data" / "sample-notes")
     parser.add_argument("--only", nargs="*", help="MODEL[:QA_PROMPT[:STYLE]] candidates instead of the default list")
     parser.add_argument("--limit", type=int, help="the first N questions only (a quicker, noisier run)")
+    parser.add_argument("--answers", type=Path, help="also write every candidate's per-question results here (JSONL)")
     args = parser.parse_args()
     candidates = CANDIDATES
     if args.only:
@@ -82,6 +83,10 @@ def main() -> None:
         rows = []
         for model, qa_prompt, style in candidates:
             row = run_candidate(model, qa_prompt, style, qa, args.docs.resolve(), home)
+            answers = row.pop("results", [])
+            if args.answers:
+                with args.answers.open("a") as fh:
+                    fh.write(json.dumps({**row, "results": answers}) + "\n")
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
     print(f"{'model':<30}{'prompt':<11}" + "".join(f"{short:>7}" for _, short in COLUMNS) + f"{'TTFT ms':>9}{'tok/s':>7}{'p50 s':>7}{'RSS MB':>8}")

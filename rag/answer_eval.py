@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 _DECLINES = re.compile(
     r"\b(?:do(?:es)? not|don't|doesn't|did not|cannot|can't|could not|unable to)\s+(?:say|mention|state|contain|"
     r"specify|provide|include|find|answer|know|determine|tell)|\bno (?:information|mention|answer|relevant)\b|"
-    r"\bnot (?:mentioned|stated|specified|provided|given|found|say)\b|\bnothing relevant\b|\bnot in the (?:sources|documents)\b",
+    r"\bnot (?:mentioned|stated|specified|provided|given|found|say)\b|\bnothing relevant\b|\bnot in the (?:sources|documents)\b|"
+    r"\bwill not guess\b",
     re.IGNORECASE,
 )
 

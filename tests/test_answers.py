@@ -178,6 +178,7 @@ def test_answer_metrics_by_hand():
     assert token_f1("no idea", ["4 October 2025"]) == 0.0
     assert contains_answer("Port  8883\n(TLS)", ["port 8883"])
     assert is_declined("The documents do not say.") and is_declined(NO_CONTEXT_ANSWER) and not is_declined("28 days.")
+    assert is_declined("None of the passages found mentions RO-450, so I will not guess.")
 
 
 def test_eval_answers_on_a_hand_made_qa_set_gives_hand_computed_figures(sample_index, tmp_path):
