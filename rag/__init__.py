@@ -6,8 +6,11 @@
     for hit in rag.search("when is the offsite?", settings):
         print(hit.score, hit.source, hit.location_label)
     print(rag.ask("when is the offsite?", settings).answer)
+    chat = rag.Conversation(rag.Assistant(settings))       # follow-ups keep the conversation's context
+    docs = rag.retriever(settings, k=4).invoke("offsite")  # a LangChain retriever for your own chains
     for record in rag.extract(rag.fields_schema("date:str, people:list[str]"), ["notes/"], settings):
         print(record.to_dict())
+    rag.run_job(rag.summarize(["notes/"], settings), "summaries.jsonl")  # resumable: run again to continue
 
 The API is imported when first used, not with the package: `ingest` imports the leaf modules
 `rag.errors` and `rag.settings`, and `import rag.errors` must not pull in the whole API (or
@@ -28,26 +31,34 @@ enforce_offline()
 # Public name -> the module that defines it.
 _EXPORTS = {
     **dict.fromkeys(
-        ("ask", "check", "evaluate", "evaluate_answers", "extract", "fields_schema", "ingest", "repair", "search",
-         "status", "summarize"),
+        ("ask", "check", "embeddings", "evaluate", "evaluate_answers", "extract", "fields_schema", "ingest", "repair",
+         "retriever", "search", "status", "summarize"),
         "rag.api",
     ),
     "Assistant": "rag.ask",
+    "Conversation": "rag.ask",
+    "IndexRetriever": "rag.chain",
+    "JobResult": "rag.batch.run",
+    "run_job": "rag.batch.run",
     "RagError": "rag.errors",
     "Settings": "rag.settings",
     "load_settings": "rag.settings",
 }
 
 __all__ = [
-    "Assistant", "RagError", "Settings", "ask", "check", "evaluate", "evaluate_answers", "extract", "fields_schema", "ingest",
-    "load_settings", "repair", "search", "status", "summarize",
+    "Assistant", "Conversation", "IndexRetriever", "JobResult", "RagError", "Settings", "ask", "check", "embeddings",
+    "evaluate", "evaluate_answers", "extract", "fields_schema", "ingest", "load_settings", "repair", "retriever",
+    "run_job", "search", "status", "summarize",
 ]
 
 if TYPE_CHECKING:
     from rag.api import (
-        ask, check, evaluate, evaluate_answers, extract, fields_schema, ingest, repair, search, status, summarize,
+        ask, check, embeddings, evaluate, evaluate_answers, extract, fields_schema, ingest, repair, retriever, search,
+        status, summarize,
     )
-    from rag.ask import Assistant
+    from rag.ask import Assistant, Conversation
+    from rag.batch.run import JobResult, run_job
+    from rag.chain import IndexRetriever
     from rag.errors import RagError
     from rag.settings import Settings, load_settings
 

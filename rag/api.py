@@ -14,10 +14,12 @@ from rag.settings import Settings, load_settings
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseLanguageModel
 
+    from ingest.embedding import LocalEmbeddings
     from ingest.index import Consistency
     from rag.batch.jobs import ExtractJob, SummarizeJob
     from rag.ask import Answer
     from rag.answer_eval import AnswerReport, QuestionResult
+    from rag.chain import IndexRetriever
     from rag.evaluation import ModeReport
 
 
@@ -60,6 +62,43 @@ def search(
     `paths` keeps sources matching any of these glob patterns (absolute).
     """
     return retrieval.search(query, settings or load_settings(), k, mode=mode, where=where, paths=paths, mmr=mmr)
+
+
+def retriever(
+    settings: Settings | None = None,
+    k: int | None = None,
+    *,
+    mode: retrieval.Mode | None = None,
+    where: dict | None = None,
+    paths: list[str] | None = None,
+) -> "IndexRetriever":
+    """The knowledge base as a LangChain retriever (a `BaseRetriever`), for chains of your own.
+
+    `invoke(question)` gives the Documents `rag ask` would answer from: the `k` best chunks of a
+    `search` (its `mode`, `where` and `paths`), less those the relevance gate (search.min_score,
+    search.min_keyword_coverage) finds unrelated. Metadata: source, score, similarity, rank, and
+    page, heading and lines where the format has them.
+    """
+    from rag.chain import IndexRetriever
+
+    settings = settings or load_settings()
+    return IndexRetriever(
+        settings=settings,
+        k=k or settings.search.k,
+        min_score=settings.search.min_score,
+        min_keyword_coverage=settings.search.min_keyword_coverage,
+        mode=mode,
+        where=where,
+        paths=paths,
+    )
+
+
+def embeddings(settings: Settings | None = None) -> "LocalEmbeddings":
+    """The knowledge base's embedding model as a LangChain `Embeddings` (unit vectors, offline).
+
+    The same instance `search` uses, loaded once per process.
+    """
+    return retrieval._embedder(settings or load_settings())
 
 
 def status(settings: Settings | None = None) -> index_status.IndexStatus:

@@ -214,3 +214,65 @@ def checkable_text(document: Document) -> str:
     """What a source says, for the grounding check: its file's name and heading path count too."""
     metadata = document.metadata
     return "\n".join([Path(metadata["source"]).name, metadata.get("heading", ""), document.page_content])
+
+
+class Conversation:
+    """A chat with the knowledge base, as `rag chat` holds it: follow-ups are read with the turns before.
+
+        chat = Conversation(Assistant(settings))
+        chat.ask("When does the oven warranty end?").answer
+        stream = chat.stream("and the door gasket?")   # condensed with the history into a standalone question
+        for token in stream:
+            print(token, end="")
+        chat.last_sources, chat.history                # the last answer's sources; (question, answer) turns
+        chat.reset()                                   # forget the conversation
+
+    A turn is remembered once its answer is complete; an answer stopped part way is forgotten.
+    """
+
+    def __init__(self, assistant: Assistant):
+        self.assistant = assistant
+        self.history: list[tuple[str, str]] = []
+        self.last_sources: list[Document] = []
+
+    def stream(self, question: str) -> "ConversationStream":
+        return ConversationStream(self.assistant.stream(question, self.history), self)
+
+    def ask(self, question: str) -> Answer:
+        stream = self.stream(question)
+        for _ in stream:
+            pass
+        assert stream.answer is not None
+        return stream.answer
+
+    def reset(self) -> None:
+        self.history, self.last_sources = [], []
+
+    def remember(self, answer: Answer) -> None:
+        self.history.append((answer.question, answer.answer.strip()))
+        self.last_sources = answer.sources
+
+
+class ConversationStream:
+    """An `AnswerStream` whose complete answer becomes a turn of its conversation."""
+
+    def __init__(self, stream: AnswerStream, conversation: Conversation):
+        self._stream = stream
+        self._conversation = conversation
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._stream
+        assert self._stream.answer is not None
+        self._conversation.remember(self._stream.answer)
+
+    @property
+    def answer(self) -> Answer | None:
+        return self._stream.answer
+
+    @property
+    def standalone_question(self) -> str | None:
+        return self._stream.standalone_question
+
+    @property
+    def state(self) -> dict[str, Any]:
+        return self._stream.state

@@ -30,7 +30,7 @@ from langchain_core.runnables import (
 )
 
 from rag.errors import RagError
-from rag.retrieval import SearchHit, location_label, search
+from rag.retrieval import Mode, SearchHit, location_label, search
 from rag.settings import Settings
 from rag.text import word_coverage
 
@@ -47,15 +47,21 @@ class IndexRetriever(BaseRetriever):
     A chunk is used when its meaning is close enough to the question (cosine `min_score`) or
     when it holds most of the question's words (`min_keyword_coverage`): a part number or a rare
     term found by the keyword index is relevant even where the embedding model sees little.
+    `mode`, `where` and `paths` are `search`'s (None: search.mode, no filter). `rag.retriever`
+    makes one with the settings' defaults.
     """
 
     settings: Settings
     k: int
     min_score: float
     min_keyword_coverage: float = 1.0
+    mode: Mode | None = None
+    where: dict[str, Any] | None = None
+    paths: list[str] | None = None
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
-        return [hit_to_document(hit) for hit in search(query, self.settings, self.k) if self.relevant(query, hit)]
+        hits = search(query, self.settings, self.k, mode=self.mode, where=self.where, paths=self.paths)
+        return [hit_to_document(hit) for hit in hits if self.relevant(query, hit)]
 
     def relevant(self, query: str, hit: SearchHit) -> bool:
         if hit.similarity is None or hit.similarity >= self.min_score:

@@ -463,9 +463,9 @@ def chat(
     chroma_url: ChromaUrlOption = None,
 ) -> None:
     """Talk with your documents: follow-up questions keep the conversation's context."""
-    assistant = _assistant(index, collection, config, chroma_url, model, prompt_style, k, mode)
-    history: list[tuple[str, str]] = []
-    last_sources: list = []
+    from rag.ask import Conversation
+
+    conversation = Conversation(_assistant(index, collection, config, chroma_url, model, prompt_style, k, mode))
     err.print(CHAT_HELP)
     while True:
         try:
@@ -480,16 +480,16 @@ def chat(
         if line in ("/exit", "/quit"):
             return
         if line == "/reset":
-            history, last_sources = [], []
+            conversation.reset()
             err.print("Conversation forgotten.")
             continue
         if line == "/sources":
-            _print_sources(last_sources) if last_sources else err.print("No sources yet.")
+            _print_sources(conversation.last_sources) if conversation.last_sources else err.print("No sources yet.")
             continue
         if line.startswith("/"):
             err.print(f"Unknown command {line.split()[0]}. {CHAT_HELP}")
             continue
-        stream = assistant.stream(line, history)
+        stream = conversation.stream(line)  # the turn is remembered once its answer is complete
         if stream.standalone_question:
             err.print(f"(searching for: {escape(stream.standalone_question)})")
         try:
@@ -498,8 +498,6 @@ def chat(
             out.print()
             err.print("(answer stopped)")
             continue
-        history.append((line, stream.answer.answer.strip()))
-        last_sources = stream.answer.sources
         _print_answer_footer(stream.answer)
 
 
@@ -663,64 +661,65 @@ def extract(
 
 
 def _run_job(job, out_file: Path | None, fmt: str | None, restart: bool) -> None:
-    """Run a batch job into --out (resumable) or onto stdout; progress and the summary on stderr."""
+    """Run a batch job into --out (resumable, by `rag.run_job`) or onto stdout; progress and the summary on stderr."""
     import time
 
     from rag.batch import output
-    from rag.batch.joblog import JobLog
+    from rag.batch.run import JobResult
 
-    chosen = output.output_format(out_file, fmt, job)
-    started = time.perf_counter()
+    if out_file is None:
+        chosen = output.output_format(None, fmt, job)
+        if restart:
+            raise UsageError("--restart applies to a job writing --out FILE.")
     progress = _JobProgress(job) if err.is_terminal else None
-    written = failed = 0
-    log = None
-    if out_file is None and restart:
-        raise UsageError("--restart applies to a job writing --out FILE.")
-    if out_file is not None:
-        fingerprint = {**job.fingerprint(), "format": chosen}
-        log = JobLog(out_file, fingerprint, restart=restart, header=output.header(job, chosen))
-        job.skip, job.memo = set(log.done), log.replies
-        if log.done_before:
-            err.print(f"Continuing: {min(log.done_before, len(job))} of {len(job)} items are already in {out_file}.")
+    done = Counter()
 
-    def write(record) -> None:
-        text = output.render(record, job, chosen)  # a failed record renders as JSON in any format
-        if log:
-            log.write(record.key, text, record.ok)
-        elif record.ok:
-            out.print(escape(text), end="")
-        else:
-            err.print(f"failed  {escape(text.strip())}")
+    def start(done_before: int) -> None:
+        if done_before:
+            err.print(f"Continuing: {min(done_before, len(job))} of {len(job)} items are already in {out_file}.")
+        if progress:
+            progress.start(done_before)
+
+    def count(record) -> None:
+        done[record.ok] += 1
+        if progress:
+            progress.advance()
 
     try:
-        if progress:
-            progress.start(log.done_before if log else 0)
-        for record in job:
-            write(record)
-            written, failed = written + record.ok, failed + (not record.ok)
-            if progress:
-                progress.advance()
+        if out_file is not None:
+            result = rag.run_job(job, out_file, format=fmt, restart=restart, on_start=start, on_record=count)
+        else:
+            started = time.perf_counter()
+            start(0)
+            for record in job:
+                text = output.render(record, job, chosen)  # a failed record renders as JSON in any format
+                if record.ok:
+                    out.print(escape(text), end="")
+                else:
+                    err.print(f"failed  {escape(text.strip())}")
+                count(record)
+            written, failed = done[True], done[False]
+            stats = job.model.stats if written + failed else None
+            result = JobResult(job.kind, len(job), written, failed, 0, time.perf_counter() - started, stats=stats)
     except KeyboardInterrupt:
-        hint = "; run the same command again to continue" if log else ""
-        err.print(f"Stopped after {written + failed} items this run{hint}.")
+        hint = "; run the same command again to continue" if out_file is not None else ""
+        err.print(f"Stopped after {done.total()} items this run{hint}.")
         raise typer.Exit(130)
     finally:
         if progress:
             progress.finish()
-        if log:
-            log.close()
-    _job_summary(job, written, failed, time.perf_counter() - started, log)
-    if failed:
+    _job_summary(result)
+    if result.failed:
         raise typer.Exit(1)
 
 
-def _job_summary(job, written: int, failed: int, seconds: float, log) -> None:
-    stats = job.model.stats if written + failed else None
+def _job_summary(result) -> None:
+    stats = result.stats
     rate = f", {stats.tokens} tokens at {stats.tokens / max(stats.seconds, 1e-9):.1f} tokens/s" if stats else ""
-    before = f", {log.done_before} done before" if log and log.done_before else ""
-    err.print(f"{job.kind}: {written} written, {failed} failed{before} in {seconds:.1f} s{rate}.")
-    if log and failed:
-        err.print(f"Failed items, with the model's replies, are in {log.errors}.")
+    before = f", {result.done_before} done before" if result.done_before else ""
+    err.print(f"{result.kind}: {result.written} written, {result.failed} failed{before} in {result.seconds:.1f} s{rate}.")
+    if result.failed and result.errors:
+        err.print(f"Failed items, with the model's replies, are in {result.errors}.")
 
 
 @app.command()

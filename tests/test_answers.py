@@ -45,6 +45,7 @@ def fake_assistant(settings, *answers: str) -> Assistant:
     return Assistant(settings, llm=FakeStreamingListLLM(responses=list(answers)), k=3)
 
 
+@pytest.mark.fast
 def test_sentences_join_wrapped_lines_and_split_list_items():
     body = "The warranty is valid for 24 months\nfrom delivery. It covers parts.\n- Item one: 5\n- Item two: 6\n\nSee:\nA new paragraph."
     sentences = [body[start:end] for start, end in sentence_spans(body)]
@@ -173,6 +174,7 @@ def test_the_gate_keeps_every_answerable_question_of_the_qa_set_and_declines_the
     assert [question for question in off_topic if gate.invoke(question)] == []
 
 
+@pytest.mark.fast
 def test_answer_metrics_by_hand():
     assert token_f1("It ends on 4 October 2025.", ["4 October 2025"]) == pytest.approx(2 * (3 / 6) * 1 / (3 / 6 + 1))
     assert token_f1("no idea", ["4 October 2025"]) == 0.0
@@ -213,6 +215,7 @@ def test_eval_answers_on_a_hand_made_qa_set_gives_hand_computed_figures(sample_i
     assert report.evidence_accuracy == 1.0
 
 
+@pytest.mark.fast
 def test_bad_qa_files_are_one_line_errors(tmp_path):
     bad = tmp_path / "qa.jsonl"
     bad.write_text('{"id": "a", "question": "q", "answers": ["x"]}\nnot json\n')

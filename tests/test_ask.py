@@ -117,6 +117,7 @@ def test_question_longer_than_the_context_is_refused(sample_index):
     assert "too long for the model's context window" in result.stderr
 
 
+@pytest.mark.fast
 def test_ask_without_an_index_fails_before_loading_a_model(home):
     result = runner.invoke(app, ["ask", "anything"], env={"RAG_HOME": str(home)})
     assert result.exit_code == 1

@@ -177,12 +177,16 @@ def test_models_all_reports_down_servers_quickly(sample_index, tmp_path):
     started = time.monotonic()
     result = runner.invoke(app, ["models", "--all", "--json"], env=env)
     elapsed = time.monotonic() - started
+    assert result.exit_code == 0, result.output  # the configured backend (llamacpp) is fine
     statuses = {status["backend"]: status for status in json.loads(result.stdout)}
     assert statuses["llamacpp"]["ok"] and statuses["llamacpp"]["models"][0]["architecture"] == "gemma3"
     assert not statuses["ollama"]["ok"] and "not running" in statuses["ollama"]["problem"]
     assert not statuses["llamafile"]["ok"] and "No llamafile" in statuses["llamafile"]["problem"]
     assert not statuses["gpt4all"]["ok"]
-    print(f"rag models --all with two dead servers: {elapsed:.2f}s")  # measured in bench, not asserted
+    print(f"rag models --all with two dead servers: {elapsed:.2f}s")  # timed properly in bench
+    # A refused connection is answered at once: far below llm.request_timeout (300 s), which a
+    # wait on a dead server, or retries of it, would take.
+    assert elapsed < 30, f"rag models --all took {elapsed:.1f}s with two servers down"
 
 
 def test_unknown_backend_is_a_usage_error(sample_index):
@@ -191,6 +195,7 @@ def test_unknown_backend_is_a_usage_error(sample_index):
     assert "Unknown llm.backend 'vllm'" in result.stderr
 
 
+@pytest.mark.fast
 def test_gpt4all_stream_stops_at_a_stop_sequence_split_across_tokens():
     from rag.backends.gpt4all import until_stop
 

@@ -79,6 +79,7 @@ def lines(path) -> list[dict]:
 # -- the parts, without a model ------------------------------------------------------------------
 
 
+@pytest.mark.fast
 def test_fields_shorthand_is_a_bounded_schema_where_scalars_may_be_null():
     assert fields_schema("vendor:str, amount:float, paid:bool, count:int, tags:list[str]") == {
         "type": "object",
@@ -97,6 +98,7 @@ def test_fields_shorthand_is_a_bounded_schema_where_scalars_may_be_null():
             fields_schema(bad)
 
 
+@pytest.mark.fast
 def test_replies_are_parsed_and_checked_against_the_schema():
     schema = fields_schema(INVOICE_FIELDS)
     good = {"vendor": "Acme", "amount": 12.5, "people": ["Maria"]}
@@ -112,6 +114,7 @@ def test_replies_are_parsed_and_checked_against_the_schema():
     assert parse_reply('{"vendor": "Acme", "amount": 1}', schema) == (None, "'people' is a required property")
 
 
+@pytest.mark.fast
 def test_parts_of_a_document_merge_into_one_record():
     schema = fields_schema(INVOICE_FIELDS)
     parts = [
@@ -123,6 +126,7 @@ def test_parts_of_a_document_merge_into_one_record():
     assert jsonschema.validate(merged, schema) is None
 
 
+@pytest.mark.fast
 def test_overlapping_chunks_are_joined_without_repeating_text():
     first = "The lab moves on 20 April. Everyone packs their own desk before the move."
     second = "packs their own desk before the move. The movers arrive at eight."
@@ -130,6 +134,7 @@ def test_overlapping_chunks_are_joined_without_repeating_text():
     assert without_overlap(first, "Something else entirely, long enough.") == "Something else entirely, long enough."
 
 
+@pytest.mark.fast
 def test_texts_are_packed_into_groups_that_fit():
     words = [f"w{i} " * 10 for i in range(7)]
     groups = pack(words, room=25, count=lambda text: len(text.split()))

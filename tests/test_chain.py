@@ -3,6 +3,7 @@ so these tests pin the chain's own behaviour (retrieval, fitting, streaming orde
 
 from __future__ import annotations
 
+import pytest
 from langchain_core.language_models.fake import FakeStreamingListLLM
 
 from rag.chain import IndexRetriever, first_line, build_rag_chain, fit_sources, format_context
@@ -10,6 +11,7 @@ from rag.prompting import text_prompt
 from tests.conftest import SAMPLE_NOTES
 
 
+@pytest.mark.fast
 def testfirst_line_skips_leading_blank_lines_and_stops_at_the_next_newline():
     assert list(first_line(iter(["\n", "\n Hello", " world\nmore", "never read"]))) == ["Hello", " world"]
     assert list(first_line(iter(["  ", "\n"]))) == []

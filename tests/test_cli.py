@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import shutil
 import subprocess
 from pathlib import Path
 
+import click
 import pytest
+import typer.main
 from typer.testing import CliRunner
 
 from rag.cli import app
@@ -21,16 +24,47 @@ def rag_cli(*args: str, home: Path):
     return runner.invoke(app, list(args), env={"RAG_HOME": str(home)})
 
 
-@pytest.mark.parametrize("command", [[], ["ingest"], ["search"], ["status"], ["ask"], ["chat"]])
+# Every command the app registers, found from the app itself: a new command is checked without a list to update.
+COMMANDS = typer.main.get_command(app).commands
+DOCSTRINGS = {
+    command.name or typer.main.get_command_name(command.callback.__name__): inspect.getdoc(command.callback)
+    for command in app.registered_commands
+}
+
+
+@pytest.mark.fast
+def test_the_commands_are_found():
+    assert {"ingest", "search", "status", "ask", "chat", "eval", "summarize", "extract", "models", "repair"} <= set(COMMANDS)
+    assert set(DOCSTRINGS) <= set(COMMANDS) and all(DOCSTRINGS.values()), "every command has a docstring"
+
+
+def _squashed(text: str) -> str:
+    return "".join(text.split())  # help text is wrapped (at spaces and hyphens) to the terminal's width
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("command", [[], *([name] for name in sorted(COMMANDS))], ids=lambda c: " ".join(c) or "rag")
 def test_every_command_has_help(command):
     result = runner.invoke(app, [*command, "--help"], prog_name="rag")
-    assert result.exit_code == 0
-    assert "Usage: rag" in result.stdout
+    assert result.exit_code == 0, result.output
+    assert f"Usage: rag {' '.join(command)}".rstrip() in result.stdout
     assert "--help" in result.stdout
-    if command:
+    if not command:
+        for name in COMMANDS:
+            assert f"  {name} " in result.stdout, f"rag --help does not list {name}"
+        return
+    name = command[0]
+    if name in DOCSTRINGS:
+        summary = DOCSTRINGS[name].splitlines()[0]
+        assert _squashed(summary) in _squashed(result.stdout), f"rag {name} --help lacks its docstring's first line"
+    for option in COMMANDS[name].params:
+        if isinstance(option, click.Option) and not option.hidden:
+            assert option.opts[0] in result.stdout, f"rag {name} --help lacks {option.opts[0]}"
+    if name in ("ingest", "search", "status", "ask", "chat"):
         assert "--index" in result.stdout and "--collection" in result.stdout
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("command", [["search", "anything"], ["status"]])
 def test_without_an_index_commands_say_to_ingest_first(command, home):
     result = rag_cli(*command, home=home)
@@ -39,6 +73,7 @@ def test_without_an_index_commands_say_to_ingest_first(command, home):
     assert result.stdout == ""
 
 
+@pytest.mark.fast
 def test_usage_errors_exit_2(home, tmp_path):
     missing = rag_cli("ingest", str(tmp_path / "nope"), home=home)
     assert missing.exit_code == 2 and "Path not found" in missing.stderr

@@ -43,6 +43,7 @@ def small_index(tmp_path_factory):
 # -- option values ---------------------------------------------------------------------------------
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize(
     "args,option",
     [
@@ -65,6 +66,7 @@ def test_a_bad_choice_is_a_usage_error_naming_the_choices(args, option, home):
     assert not (home / "index").exists()  # refused before anything was opened
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize(
     "command,listed",
     [
@@ -83,6 +85,7 @@ def test_help_lists_the_choices(command, listed):
     assert listed in result.stdout
 
 
+@pytest.mark.fast
 def test_the_choices_are_the_values_the_library_takes():
     from rag.prompting import AUTO, CHAT, FAMILIES
 
@@ -100,6 +103,7 @@ def test_a_good_choice_still_works(small_index):
 # -- --where -----------------------------------------------------------------------------------------
 
 
+@pytest.mark.fast
 def test_where_on_a_key_chunks_never_have_is_refused_with_the_keys():
     result = runner.invoke(app, ["search", "oven", "--where", "foo=bar"])
     assert result.exit_code == 2
@@ -122,6 +126,7 @@ def test_the_where_keys_are_those_chunks_carry(small_index):
 # -- unexpected errors ---------------------------------------------------------------------------------
 
 
+@pytest.mark.fast
 def test_an_unexpected_error_is_one_line_and_a_hint(monkeypatch, home):
     def broken(*args, **kwargs):
         raise KeyError("bogus")
@@ -134,6 +139,7 @@ def test_an_unexpected_error_is_one_line_and_a_hint(monkeypatch, home):
     assert result.stdout == ""
 
 
+@pytest.mark.fast
 def test_a_broken_pipe_that_is_not_stdout_is_an_unexpected_error(monkeypatch, home):
     def broken(*args, **kwargs):
         raise BrokenPipeError(32, "Broken pipe")  # a socket's, say: stdout is fine
@@ -168,6 +174,7 @@ def test_rag_debug_shows_the_traceback(home, debug):
         assert result.stderr == f"Error: KeyError: 'bogus'\n{DEBUG_HINT}\n"
 
 
+@pytest.mark.fast
 def test_rag_errors_and_exit_codes_are_unchanged(home, tmp_path):
     missing = runner.invoke(app, ["status"], env={"RAG_HOME": str(home)})
     assert missing.exit_code == 1 and missing.stderr.startswith("Error: No index at") and DEBUG_HINT not in missing.stderr

@@ -49,6 +49,7 @@ def test_models_names_the_default_packaged_model(sample_index, default_model):
     assert model["architecture"] == "qwen2" and model["family"] == "chatml" and model["chat_template"]
 
 
+@pytest.mark.fast
 def test_a_packaged_model_is_joined_from_its_parts_and_checked(tmp_path):
     parts = (("tests", "tiny_gguf.py"), ("tests", "conftest.py"))
     content = b"".join((REPO / "tests" / name).read_bytes() for _, name in parts)

@@ -64,6 +64,7 @@ MANY = [f"x{n}" for n in range(50)]
 # -- the normalised schema, without a model --------------------------------------------------------
 
 
+@pytest.mark.fast
 def test_the_shorthand_becomes_one_schema_per_type_each_with_its_bounds():
     schema = fields_schema("title:str, port:int, ratio:float, ok:bool, tags:list[str], ports:list[int]")
     normalised = plan(schema)
@@ -84,6 +85,7 @@ def test_the_shorthand_becomes_one_schema_per_type_each_with_its_bounds():
     }
 
 
+@pytest.mark.fast
 def test_a_type_list_keeps_for_each_type_only_its_own_keywords():
     normalised = plan({"type": ["string", "integer", "array", "null"], "minLength": 2, "maxLength": 5, "maxItems": 3})
     assert normalised.schema == {
@@ -96,6 +98,7 @@ def test_a_type_list_keeps_for_each_type_only_its_own_keywords():
     }
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize(
     "nullable",
     [
@@ -112,6 +115,7 @@ def test_every_spelling_of_a_nullable_bounded_string_keeps_its_bound(nullable):
     assert normalised.unenforced == []  # a string and null never overlap: oneOf is exact
 
 
+@pytest.mark.fast
 def test_enum_and_const_keep_only_the_values_the_rest_of_the_schema_allows():
     assert plan({"type": ["string", "null"], "maxLength": 3, "enum": ["abc", "abcd", None, 3]}).schema == {
         "enum": ["abc", None]
@@ -124,6 +128,7 @@ def test_enum_and_const_keep_only_the_values_the_rest_of_the_schema_allows():
     assert nothing.schema is None and "enum" in nothing.problem
 
 
+@pytest.mark.fast
 def test_an_integer_between_close_bounds_is_its_list_of_values_and_other_numeric_bounds_are_reported():
     assert plan({"type": ["integer", "null"], "minimum": 1, "exclusiveMaximum": 4}).schema == {
         "anyOf": [{"enum": [1, 2, 3]}, NULL]
@@ -137,6 +142,7 @@ def test_an_integer_between_close_bounds_is_its_list_of_values_and_other_numeric
     assert wide.unenforced == ["minimum at n", "maximum at x"]
 
 
+@pytest.mark.fast
 def test_nested_objects_arrays_of_objects_and_references_are_normalised_throughout():
     schema = {
         "$defs": {"name": {"type": ["string", "null"], "maxLength": 20}},
@@ -178,6 +184,7 @@ def test_nested_objects_arrays_of_objects_and_references_are_normalised_througho
     assert schema["properties"]["meta"]["required"] == ["source", "page"], "the job's own schema is left alone"
 
 
+@pytest.mark.fast
 def test_keywords_no_grammar_enforces_are_listed_once_and_dropped():
     schema = {
         "type": "object",
@@ -201,6 +208,7 @@ def test_keywords_no_grammar_enforces_are_listed_once_and_dropped():
     assert normalised.schema["properties"]["code"] == STRING
 
 
+@pytest.mark.fast
 def test_a_schema_no_value_meets_or_that_reaches_outside_has_no_grammar():
     assert plan({"type": "string", "minLength": 5, "maxLength": 2}).schema is None
     outside = plan({"type": "object", "properties": {"a": {"$ref": "https://example.com/a.json"}}})
@@ -214,6 +222,7 @@ RECURSIVE = {
 }
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize(
     "schema",
     [
@@ -249,11 +258,13 @@ def test_every_schema_gets_a_grammar_from_a_valid_normalised_schema(schema):
     assert "root ::= " in gbnf(normalised.schema)
 
 
+@pytest.mark.fast
 def test_a_schema_merged_into_itself_without_end_has_no_grammar():
     endless = plan({"allOf": [{"$ref": "#/$defs/a"}], "$defs": {"a": {"allOf": [{"$ref": "#/$defs/a"}]}}})
     assert endless.schema is None and "refers to itself" in endless.problem
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize(
     "pattern,rewritten,matches,misses",
     [
@@ -270,11 +281,13 @@ def test_patterns_are_rewritten_to_match_only_what_a_json_string_holds_unescaped
     assert not any(re.fullmatch(rewritten[1:-1], text) for text in misses)
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("pattern", ["[0-9]+", "^[ -~]+$", "^(?:a)$", r"^\w+\b$", '^a"b$', "^a{x}$", "^(a|)$", r"^\\$"])
 def test_patterns_a_grammar_cannot_keep_to_are_left_to_validation(pattern):
     assert grammar_pattern(pattern) is None
 
 
+@pytest.mark.fast
 def test_the_grammar_has_the_bounds_and_no_raw_control_characters_in_strings():
     text = gbnf(plan(fields_schema("title:str, tags:list[str]")).schema)
     rules = dict(line.split(" ::= ", 1) for line in text.splitlines())
@@ -285,6 +298,7 @@ def test_the_grammar_has_the_bounds_and_no_raw_control_characters_in_strings():
     assert "string" not in rules  # nothing unbounded is left
 
 
+@pytest.mark.fast
 def test_literals_are_written_as_their_json_text():
     text = gbnf(plan({"enum": ['say "hi"', "C:\\temp", "two\nlines", "café"]}).schema)
     assert (

@@ -36,21 +36,25 @@ def _python(code: str, **env: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.fast
 def test_every_module_is_found():
     assert {"rag", "rag.api", "rag.cli", "rag.backends.llamacpp", "rag.batch.jobs", "ingest.index", "prompts"} <= set(MODULES)
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("module", MODULES)
 def test_each_module_imports_first_in_a_fresh_interpreter(module):
     result = _python(f"import {module}")
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.fast
 def test_the_classic_cycle_is_gone():
     result = _python("from ingest.index import Index; from ingest.loaders import loader_for; print('ok')")
     assert result.returncode == 0 and result.stdout == "ok\n", result.stderr
 
 
+@pytest.mark.fast
 def test_errors_do_not_load_langchain_or_the_api():
     result = _python(
         "import json, sys, rag.errors; "
@@ -61,6 +65,7 @@ def test_errors_do_not_load_langchain_or_the_api():
     assert json.loads(result.stdout) == []
 
 
+@pytest.mark.fast
 def test_the_lazy_package_still_offers_its_api_and_goes_offline():
     result = _python(
         "import os, rag; "

@@ -69,6 +69,7 @@ def test_ingest_search_and_ask_stay_on_the_machine(loopback_only, notes, home):
     assert loopback_only == []
 
 
+@pytest.mark.fast
 def test_the_guard_really_catches_outbound_connections(loopback_only):
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("192.0.2.1", 80), timeout=1)  # TEST-NET-1: never routed anyway

@@ -45,6 +45,7 @@ EXPECTED = {
 }
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("family", sorted(EXPECTED))
 def test_qa_prompt_of_each_family(family):
     rendered = text_prompt(family, "qa").format(**QA_INPUT)
@@ -66,6 +67,7 @@ FEWSHOT_USER = (
 )
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("family", sorted(EXPECTED))
 def test_qa_variants_of_each_family(family):
     quotes = text_prompt(family, "qa_quotes").format(**QA_INPUT, quotes="[1] The key is under the mat.")
@@ -74,6 +76,7 @@ def test_qa_variants_of_each_family(family):
     assert fewshot == EXPECTED[family].replace("{system}", QA_SYSTEM).replace("{user}", FEWSHOT_USER)
 
 
+@pytest.mark.fast
 def test_qa_variants_share_the_plain_family_answer_line():
     for task_name in ("qa", "qa_quotes", "qa_fewshot"):
         assert text_prompt("plain", task_name).template.endswith("\n\nQuestion: {question}\nAnswer:")
@@ -107,6 +110,7 @@ BATCH_CASES = {
 }
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("family", sorted(EXPECTED) + ["plain"])
 @pytest.mark.parametrize("task_name", sorted(BATCH_CASES))
 def test_batch_job_prompts_of_each_family(family, task_name):
@@ -118,10 +122,17 @@ def test_batch_job_prompts_of_each_family(family, task_name):
         assert rendered == EXPECTED[family].replace("{system}", system).replace("{user}", user)
 
 
+@pytest.mark.fast
 def test_an_invalid_extraction_is_shown_to_the_model_on_retry():
     from rag.prompting import task
 
-    feedback = task("extract")["retry"].replace("{reply}", '{"vendor": 5}').replace("{problem}", "vendor: 5 is not of type 'string'")
+    assert task("extract")["retry"] == (
+        "\n\nYour previous reply was:\n{reply}\nIt is not valid: {problem}. Reply again with corrected JSON only."
+    )
+    feedback = (
+        "\n\nYour previous reply was:\n{\"vendor\": 5}\n"
+        "It is not valid: vendor: 5 is not of type 'string'. Reply again with corrected JSON only."
+    )
     values = {**BATCH_CASES["extract"][1], "feedback": feedback}
     assert text_prompt("gemma", "extract").format(**values).endswith(
         "Acme bills 5 EUR.\n\nYour previous reply was:\n{\"vendor\": 5}\n"
@@ -130,12 +141,14 @@ def test_an_invalid_extraction_is_shown_to_the_model_on_retry():
     )
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize("family", sorted(EXPECTED))
 def test_condense_prompt_of_each_family(family):
     rendered = text_prompt(family, "condense").format(**CONDENSE_INPUT)
     assert rendered == EXPECTED[family].replace("{system}", CONDENSE_SYSTEM).replace("{user}", CONDENSE_USER)
 
 
+@pytest.mark.fast
 def test_plain_prompts_end_where_a_base_model_continues():
     assert text_prompt("plain", "qa").format(**QA_INPUT) == f"{QA_SYSTEM}\n\n{QA_USER}\nAnswer:"
     assert (
@@ -144,11 +157,13 @@ def test_plain_prompts_end_where_a_base_model_continues():
     )
 
 
+@pytest.mark.fast
 def test_chat_prompt_is_messages_for_the_server_template():
     messages = chat_prompt("qa").format_messages(**QA_INPUT)
     assert messages == [SystemMessage(content=QA_SYSTEM), HumanMessage(content=QA_USER)]
 
 
+@pytest.mark.fast
 def test_every_family_file_loads_with_its_stops():
     chosen = {name: select_prompt(FakeListChatModel(responses=[]), "qa", name) for name in FAMILIES}
     assert {name: c.first_line_only for name, c in chosen.items()} == {name: name == "plain" for name in FAMILIES}
@@ -164,6 +179,7 @@ def test_every_family_file_loads_with_its_stops():
     }
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize(
     "metadata,family",
     [
@@ -182,6 +198,7 @@ def test_family_from_gguf_metadata(metadata, family):
     assert family_from_gguf_metadata(metadata) == family
 
 
+@pytest.mark.fast
 @pytest.mark.parametrize(
     "name,family",
     [("llama3.1:8b-instruct", "llama3"), ("mistral:instruct", "mistral"), ("qwen2.5:7b", "chatml"),
@@ -191,6 +208,7 @@ def test_family_from_model_name(name, family):
     assert family_from_model_name(name) == family
 
 
+@pytest.mark.fast
 def test_selector_gives_chat_models_messages_and_honours_the_override():
     chat_model = FakeListChatModel(responses=["ok"])
     chosen = select_prompt(chat_model, "qa")

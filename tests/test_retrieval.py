@@ -17,6 +17,7 @@ from tests.conftest import SAMPLE_NOTES, make_settings
 runner = CliRunner()
 
 
+@pytest.mark.fast
 def test_metrics_on_a_hand_made_example():
     ranked = ["d1", "d2", "d3"]
     binary = {"d2": 1, "d4": 1}
@@ -30,6 +31,36 @@ def test_metrics_on_a_hand_made_example():
     assert ndcg_at(["d3", "d1"], graded, 10) == pytest.approx((1 + 2 / math.log2(3)) / (2 + 1 / math.log2(3)))
     assert ndcg_at(["d1", "d3"], graded, 10) == 1.0
     assert ndcg_at([], graded, 10) == 0.0
+
+
+@pytest.mark.fast
+def test_fusion_by_weighted_scores_and_by_reciprocal_rank():
+    from rag.retrieval import fuse
+    from rag.settings import SearchSettings
+
+    dense, keyword = [("a", 0.9), ("b", 0.5), ("c", 0.1)], [("c", 8.0), ("d", 2.0)]
+    weighted = fuse(dense, keyword, SearchSettings(dense_weight=0.5))  # min-max: a 1, b 0.5, c 0; c 1, d 0
+    assert {c: pytest.approx(v.fused_score) for c, v in weighted.items()} == {"a": 0.5, "b": 0.25, "c": 0.5, "d": 0.0}
+    assert (weighted["c"].dense_rank, weighted["c"].keyword_rank, weighted["d"].dense_rank) == (3, 1, None)
+    rrf = fuse(dense, keyword, SearchSettings(fusion="rrf", dense_weight=0.5, rrf_k=60))
+    assert {c: pytest.approx(v.fused_score) for c, v in rrf.items()} == {
+        "a": 0.5 / 61, "b": 0.5 / 62, "c": 0.5 / 63 + 0.5 / 61, "d": 0.5 / 62,
+    }
+
+
+@pytest.mark.fast
+def test_mmr_picks_the_unlike_chunk_over_a_copy_once_diversity_counts():
+    import numpy as np
+
+    from rag.retrieval import mmr_select
+
+    query = np.array([1.0, 0.0])
+    vectors = {"a": np.array([1.0, 0.0]), "copy-of-a": np.array([1.0, 0.0]), "b": np.array([0.8, 0.6])}
+    ranked = ["a", "copy-of-a", "b"]
+    assert mmr_select(query, ranked, vectors, 2, diversity=0.0) == ["a", "copy-of-a"]  # relevance only
+    # copy-of-a: 0.4 * 1 - 0.6 * 1 = -0.2; b: 0.4 * 0.8 - 0.6 * 0.8 = -0.16
+    assert mmr_select(query, ranked, vectors, 2, diversity=0.6) == ["a", "b"]
+    assert mmr_select(query, ranked, vectors, 5, diversity=0.6) == ["a", "b", "copy-of-a"]
 
 
 # Identifiers only words can find, paraphrases only meaning can find, and near misses for both.

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import re
+import tomllib
+import typing
+
 import pytest
+from pydantic import BaseModel
 
 from rag.errors import ConfigError
-from rag.settings import load_settings
+from rag.settings import Settings, load_settings
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.fast
 
 
 def test_defaults(tmp_path):
@@ -72,3 +80,53 @@ def test_privacy_environment_is_forced_on_import():
 
     assert os.environ["HF_HUB_OFFLINE"] == "1"
     assert os.environ["LANGCHAIN_TRACING_V2"] == "false"
+
+
+# -- the README documents every setting ----------------------------------------------------------------
+
+
+def _section_model(annotation) -> type[BaseModel] | None:
+    """The settings section a field holds (also behind Optional), or None for a plain value."""
+    for candidate in (annotation, *typing.get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def setting_keys(model: type[BaseModel] = Settings, section: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
+    """Every setting, as (section..., key), recursively through the sections."""
+    keys: set[tuple[str, ...]] = set()
+    for name, field in model.model_fields.items():
+        nested = _section_model(field.annotation)
+        keys |= setting_keys(nested, (*section, name)) if nested else {(*section, name)}
+    return keys
+
+
+def readme_settings_block() -> str:
+    """The TOML block of the README's Settings section."""
+    section = (REPO / "README.md").read_text().split("\n## Settings\n", 1)[1].split("\n## ", 1)[0]
+    return section.split("```toml\n", 1)[1].split("\n```", 1)[0]
+
+
+def documented_keys(block: str) -> set[tuple[str, ...]]:
+    """Each `key = ` line, under the `[section]` header above it."""
+    keys, section = set(), ()
+    for line in block.splitlines():
+        if header := re.fullmatch(r"\[([\w.]+)\]\s*(#.*)?", line):
+            section = tuple(header[1].split("."))
+        elif key := re.match(r"(\w+) = ", line):
+            keys.add((*section, key[1]))
+    return keys
+
+
+def test_every_setting_is_in_the_readme():
+    assert {("collection",), ("llm", "backend"), ("search", "k")} <= setting_keys()  # the walk finds them
+    missing = setting_keys() - documented_keys(readme_settings_block())
+    assert not missing, f"README's Settings block lacks {sorted('.'.join(key) for key in missing)}"
+
+
+def test_the_readme_settings_block_is_valid_settings():
+    """Nothing in it is misspelt, stale or refused: it loads as a rag.toml would."""
+    block = readme_settings_block()
+    assert documented_keys(block) <= setting_keys()
+    Settings.model_validate(tomllib.loads(block))
