@@ -109,13 +109,19 @@ def test_every_backend_extracts_records_valid_for_the_schema(backend_settings):
     }
     settings = backend_settings.model_copy(update={"batch": backend_settings.batch.model_copy(update={"max_tokens": 48})})
     job = rag.extract(schema, settings=settings, query=QUESTION, k=1, per="chunk")
+    job.on_notice = None  # the job's notices are kept in job.notices
     [record] = list(job)
     assert record.source == EXPECTED_SOURCE and record.chunk_ids
     if settings.llm.backend == "gpt4all":
+        assert job.notices == [
+            "extract: the gpt4all backend has no constrained decoding; replies are checked against the schema, "
+            "and an invalid one retried (batch.max_attempts: 3)."
+        ]
         assert not record.constrained and not record.ok
         assert record.attempts == settings.batch.max_attempts and record.raw and record.error
         return
     assert record.constrained and record.ok, (record.error, record.raw)
+    assert job.notices == []  # every keyword of this schema is enforced by the grammar
     jsonschema.validate(record.data, schema)
 
 
