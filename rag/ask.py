@@ -25,6 +25,7 @@ from rag.prompting import select_prompt
 from rag.evidence import Evidence, quote_evidence
 from rag.grounding import Grounding, check_grounding, unmentioned
 from rag.retrieval import embed_texts, location_of
+from rag.text import content_words, stem
 from rag.settings import Settings
 
 # Turns of chat history shown to the condense prompt; older turns rarely matter and cost context.
@@ -187,7 +188,12 @@ class Assistant:
     def standalone_question(self, question: str, history: Sequence[tuple[str, str]]) -> str:
         """Rewrite a follow-up ("and when does it end?") so retrieval can understand it alone."""
         turns = "\n".join(f"User: {q}\nAssistant: {a}" for q, a in history[-HISTORY_TURNS:])
-        return self._condense(question, turns) or question
+        rewritten = self._condense(question, turns)
+        if resolves_follow_up(rewritten, question, history):
+            return rewritten
+        # A small model often answers instead, or repeats the follow-up as it was: then the last
+        # question and the follow-up together are what retrieval and the model get.
+        return f"{history[-1][0]} {question}"
 
     def _condense(self, question: str, turns: str) -> str:
         with backend_errors(self.settings):
@@ -276,3 +282,12 @@ class ConversationStream:
     @property
     def state(self) -> dict[str, Any]:
         return self._stream.state
+
+
+def resolves_follow_up(rewritten: str, question: str, history: Sequence[tuple[str, str]]) -> bool:
+    """Whether a condensed question is one, and names something of the conversation the follow-up did not."""
+    if not rewritten.strip().endswith("?") or any(rewritten.strip() == answer.strip() for _, answer in history):
+        return False
+    said = {stem(word) for turn in history for word in content_words(" ".join(turn))}
+    added = {stem(word) for word in content_words(rewritten)} - {stem(word) for word in content_words(question)}
+    return bool(added & said)

@@ -16,7 +16,7 @@ from langchain_core.language_models.fake import FakeStreamingListLLM
 from typer.testing import CliRunner
 
 from rag.answer_eval import contains_answer, evaluate_answers, is_declined, load_qa, token_f1
-from rag.ask import Assistant
+from rag.ask import Assistant, resolves_follow_up
 from rag.chain import NO_CONTEXT_ANSWER, IndexRetriever
 from rag.cli import app
 from rag.errors import UsageError
@@ -243,3 +243,21 @@ def test_cli_eval_answers_with_the_real_model(sample_index, tmp_path):
     assert report["gold_cited"] == 1.0 and report["evidence_accuracy"] == 1.0
     assert [r["id"] for r in report["results"]] == ["q01", json.loads(lines[-1])["id"]]
     assert report["latency_p50_ms"] > 0
+
+
+@pytest.mark.fast
+def test_a_follow_up_rewrite_is_used_only_when_it_names_something_from_the_conversation():
+    history = [("Which VLAN must lab equipment use?", "VLAN 240.")]
+    assert resolves_follow_up("Which network must lab equipment register for?", "and what must I register?", history)
+    assert not resolves_follow_up("What must I register?", "and what must I register?", history)  # repeated
+    assert not resolves_follow_up("VLAN 240.", "and what must I register?", history)  # an answer, not a question
+    assert not resolves_follow_up("Lab equipment uses VLAN 240", "and what must I register?", history)
+
+
+def test_chat_searches_the_last_question_with_a_follow_up_the_model_could_not_rewrite(sample_index):
+    settings, _ = sample_index
+    assistant = fake_assistant(settings, "VLAN 240 is for lab equipment.", "Register the MAC address [1].")
+    stream = assistant.stream("and what must I register first?", [("Which VLAN must lab equipment use?", "VLAN 240.")])
+    list(stream)
+    assert stream.standalone_question == "Which VLAN must lab equipment use? and what must I register first?"
+    assert stream.answer.answer == "Register the MAC address [1]."
