@@ -65,7 +65,6 @@ def main() -> None:
         write_note(folder / f"note-{number:04d}.txt", number, 0)
     # Small write groups: many commits per run, so kills land before, inside and between them.
     env = {**os.environ, "RAG_HOME": str(home), "RAG_INGEST__GROUP_CHUNKS": "16"}
-    import rag  # noqa: F401  (first: ingest.index imported on its own meets a circular import)
     from ingest.index import UNFINISHED_PREFIX
 
     marker = home / "index" / f"{UNFINISHED_PREFIX}default"

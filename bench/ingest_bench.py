@@ -62,13 +62,16 @@ def run_cli(args: list[str], home: Path) -> tuple[dict, float, float]:
 
 
 def stored_texts(settings) -> list[str]:
-    import chromadb
-    from chromadb.config import Settings as ChromaSettings
+    """Every chunk text the index's vector store holds, in chunk id order."""
+    from ingest.index import Index
 
-    client = chromadb.PersistentClient(
-        path=str(settings.index_path / "chroma"), settings=ChromaSettings(anonymized_telemetry=False)
-    )
-    return client.get_collection(settings.collection).get(include=["documents"])["documents"]
+    store = Index(settings).store
+    ids = sorted(store.ids())
+    texts: list[str] = []
+    for start in range(0, len(ids), 1000):
+        chunks = store.get(ids[start : start + 1000])
+        texts.extend(chunks[chunk_id].text for chunk_id in ids[start : start + 1000] if chunk_id in chunks)
+    return texts
 
 
 def embedding_baseline(embedder, texts: list[str]) -> float:

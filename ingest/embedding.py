@@ -45,6 +45,19 @@ def resolve_model_path(model: str) -> Path:
     )
 
 
+def max_seq_length(model_path: Path) -> int:
+    """Word pieces the model reads, special tokens included (256 for all-MiniLM-L6-v2), from its config files."""
+    config = model_path / "sentence_bert_config.json"
+    if config.is_file():
+        return int(json.loads(config.read_text())["max_seq_length"])
+    return int(json.loads((model_path / "config.json").read_text())["max_position_embeddings"])
+
+
+def model_window(model: str) -> int:
+    """Content tokens the embedding model reads (TokenCounter.window), without loading tokenizer or torch."""
+    return max_seq_length(resolve_model_path(model)) - SPECIAL_TOKENS_PER_INPUT
+
+
 class TokenCounter:
     """Counts tokens exactly as the embedding model will see them."""
 
@@ -95,10 +108,7 @@ class LocalEmbeddings(Embeddings):
         return TokenCounter(tokenizer, self._max_seq_length() - SPECIAL_TOKENS_PER_INPUT)
 
     def _max_seq_length(self) -> int:
-        config = self.model_path / "sentence_bert_config.json"
-        if config.is_file():
-            return int(json.loads(config.read_text())["max_seq_length"])
-        return int(json.loads((self.model_path / "config.json").read_text())["max_position_embeddings"])
+        return max_seq_length(self.model_path)
 
     @functools.cached_property
     def _encode_batch(self) -> Callable[[list[str]], "np.ndarray"]:

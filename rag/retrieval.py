@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator, Literal
 
-from ingest.index import Index, StoredChunk
+from ingest.index import ChunkFilter, Index, StoredChunk
 from rag.errors import UsageError
 from rag.settings import SearchSettings, Settings
 
@@ -181,41 +181,6 @@ def mmr_select(
     return chosen
 
 
-@dataclass
-class ChunkFilter:
-    """Metadata equality (`{"source": "/abs/file.md"}`, `{"page": 2}`) and allowed sources (from globs)."""
-
-    equals: dict[str, Any] = field(default_factory=dict)
-    sources: list[str] | None = None
-
-    @property
-    def empty(self) -> bool:
-        return not self.equals and self.sources is None
-
-    @property
-    def impossible(self) -> bool:
-        return self.sources == [] or ("source" in self.equals and self.sources is not None
-                                      and self.equals["source"] not in self.sources)
-
-    def chroma_where(self) -> dict[str, Any] | None:
-        conditions = [{key: value} for key, value in self.equals.items()]
-        if self.sources is not None:
-            conditions.append({"source": {"$in": self.sources}})
-        if len(conditions) > 1:
-            return {"$and": conditions}
-        return conditions[0] if conditions else None
-
-    def keyword_sources(self) -> list[str] | None:
-        if "source" in self.equals:
-            return [self.equals["source"]]
-        return self.sources
-
-    def accepts(self, metadata: dict[str, Any]) -> bool:
-        if self.sources is not None and metadata.get("source") not in self.sources:
-            return False
-        return all(metadata.get(key) == value for key, value in self.equals.items())
-
-
 def search(
     query: str,
     settings: Settings,
@@ -250,7 +215,7 @@ def search(
         _BACKGROUND.submit(index.keyword_query, query, pool, chunk_filter.keyword_sources()) if mode != "dense" else None
     )
     vector = _embed_query(query, settings, index) if mode != "keyword" else None
-    dense = index.query(vector, pool, where=chunk_filter.chroma_where()) if vector is not None else []
+    dense = index.query(vector, pool, chunk_filter) if vector is not None else []
     if dense:  # only what the manifest lists: an ingest writing right now is invisible until it commits
         listed = index.listed([chunk_id for chunk_id, _ in dense])
         dense = [(chunk_id, score) for chunk_id, score in dense if chunk_id in listed]

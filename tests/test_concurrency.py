@@ -90,9 +90,8 @@ def test_search_sees_only_what_the_manifest_has_committed(notes, home):
     rag.ingest([notes], settings)
     question = "What baud rate does the calibration script use?"
     vector = LocalEmbeddings(settings.embedding, settings.cache_path).encode([question])[0]
-    Index(settings)._collection.upsert(
-        ids=["uncommitted"], embeddings=[vector], documents=["not yet in the manifest"],
-        metadatas=[{"source": str(notes / "pending.md")}],
+    Index(settings).store.add(
+        ["uncommitted"], [vector], ["not yet in the manifest"], [{"source": str(notes / "pending.md")}]
     )
     hits = rag.search(question, settings, k=5, mode="dense")
     assert "uncommitted" not in {hit.chunk_id for hit in hits}

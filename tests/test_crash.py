@@ -87,8 +87,8 @@ def test_repair_fixes_what_a_crash_left_and_check_reports_it(notes, home):
     # What an ingest killed between its Chroma write and its manifest commit leaves behind:
     records = index.sources()
     victim = next(iter(records.values()))
-    index._collection.upsert(ids=["orphan-chunk"], embeddings=[[0.0] * 384], documents=["orphan"], metadatas=[{"source": "x"}])
-    index._collection.delete(ids=victim.chunk_ids[:1])  # and a file whose chunks are not all there
+    index.store.add(["orphan-chunk"], [[0.0] * 384], ["orphan"], [{"source": "x"}])
+    index.store.delete(victim.chunk_ids[:1])  # and a file whose chunks are not all there
     index.begin_writes()
 
     check = runner.invoke(app, ["status", "--check", "--json"], env={"RAG_HOME": str(home)})

@@ -1,0 +1,399 @@
+"""The index owns all on-disk state of a knowledge base, in one directory:
+
+    INDEX_DIR/chroma/            Chroma PersistentClient (one collection per knowledge base),
+                                 unless vector_store.url names a Chroma server
+    INDEX_DIR/manifest.sqlite3   what was ingested from where, what built the index, where its
+                                 vectors live, and the keyword (FTS5) index of every chunk's text
+
+The manifest records, per collection, the fingerprint of the settings that built it (embedding
+model, dimension, chunking), where its vectors are (Chroma on disk, or the URL of the Chroma
+server it was created on) and, per source file, its size, mtime, content hash and chunk ids.
+Every later command uses the recorded vector store; one pointed at another is refused, since
+the manifest and the vectors it lists must be read together. Chroma is opened only when vectors
+are read or written, so an unchanged re-sync stays fast.
+
+This module is the facade, `Index`: the writer lock, the unfinished-ingest marker, the write
+order (vectors, then the manifest and keywords in one transaction, then deletes), the
+consistency check and its repair, the fingerprint, and the recorded vector-store location. The
+parts it composes:
+
+    manifest.py   the SQLite manifest (collections, sources, vector-store locations)
+    keywords.py   the FTS5 keyword index, in the same database
+    store.py      the vector-store protocol and the chunk filter
+    chroma.py     the Chroma store (on disk or a server): the only module that imports chromadb
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import os
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
+
+from ingest.index import keywords
+from ingest.index.chroma import CHROMA_DIR, ChromaStore
+from ingest.index.keywords import KEYWORD_INDEX_VERSION, KeywordIndex
+from ingest.index.manifest import (
+    MANIFEST_FILE, Manifest, SourceRecord, StoredCollection, Transaction, connect, paths_matching,
+)
+from ingest.index.store import CHUNK_METADATA_KEYS, ChunkFilter, StoredChunk, VectorStore
+from rag.errors import IndexBusyError, IndexMismatchError, NoIndexError, VectorsMissingError, VectorStoreMismatchError
+from rag.settings import Settings
+
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = [
+    "CHROMA_DIR", "CHUNKER_VERSION", "CHUNK_METADATA_KEYS", "KEYWORD_INDEX_VERSION", "LOCK_FILE", "MANIFEST_FILE",
+    "ON_DISK", "REBUILDING", "UNFINISHED_PREFIX", "ChromaStore", "ChunkFilter", "Consistency", "Index", "IndexStats",
+    "SourceRecord", "StoredChunk", "VectorStore", "fingerprint_differences", "paths_matching",
+    "settings_fingerprint",
+]
+
+LOCK_FILE = "ingest.lock"
+UNFINISHED_PREFIX = "unfinished-ingest."
+# The recorded location of vectors kept by Chroma on disk in INDEX_DIR/chroma (else a server's URL).
+ON_DISK = "disk"
+# In the unfinished-ingest marker: the collection was being dropped for a rebuild.
+REBUILDING = "rebuilding"
+# Bump when a change to loading or chunking makes existing chunks differ from what a fresh ingest gives.
+CHUNKER_VERSION = 2
+
+
+@dataclass
+class IndexStats:
+    files: int
+    chunks: int
+    fingerprint: dict[str, Any]
+    created_at: float
+    last_sync: float | None
+
+
+@dataclass
+class Consistency:
+    unfinished: bool
+    orphan_vectors: list[str]  # chunk ids in Chroma that no manifest row lists
+    orphan_words: list[str]  # chunk ids in the keyword index that no manifest row lists
+    incomplete_sources: list[str]  # files whose listed chunks are not all stored
+
+    @property
+    def ok(self) -> bool:
+        return not (self.unfinished or self.orphan_vectors or self.orphan_words or self.incomplete_sources)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, **self.__dict__}
+
+
+def settings_fingerprint(settings: Settings) -> dict[str, Any]:
+    """What must stay the same for old and new chunks to be comparable."""
+    return {
+        "embedding_model": settings.embedding.model,
+        "chunk_tokens": settings.chunking.chunk_tokens,
+        "overlap_tokens": settings.chunking.overlap_tokens,
+        "chunker_version": CHUNKER_VERSION,
+        "keyword_index": KEYWORD_INDEX_VERSION,
+    }
+
+
+def fingerprint_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    return [
+        f"{key} {stored.get(key)!r}, now {current.get(key)!r}"
+        for key in sorted(set(stored) | set(current))
+        if key != "embedding_dimension" and stored.get(key) != current.get(key)
+    ]
+
+
+def _normalized_url(url: str | None) -> str | None:
+    return (url.strip().rstrip("/") or None) if url else None
+
+
+class Index:
+    def __init__(self, settings: Settings):
+        self.path = settings.index_path
+        self.collection_name = settings.collection
+        self.fingerprint = settings_fingerprint(settings)
+        # One SQLite database holds both; it is opened at its first use, like the vector store.
+        self._manifest = Manifest(lambda: self._db, self.collection_name)
+        self._keywords = KeywordIndex(lambda: self._db, self.collection_name)
+        stored = self._stored_collection()
+        self._built_at_open = stored.created_at if stored else None
+        self._location_recorded = bool(stored and stored.vector_store)
+        self.server_url = self._vector_store_url(stored, _normalized_url(settings.vector_store.url))
+        # The vectors. Opened at their first use: commands that read only the manifest never touch them.
+        self.store: VectorStore = ChromaStore(
+            self.collection_name, self.path, self.server_url, recorded=self._location_recorded
+        )
+
+    def _vector_store_url(self, stored: StoredCollection | None, requested: str | None) -> str | None:
+        """The Chroma server to use (None: Chroma on disk): where the collection's vectors are.
+
+        A new collection is created where the settings say. An existing one is used where it was
+        created, unless the settings name another place: that is refused, because this manifest
+        read with another store's vectors would look broken, and "repairing" it would empty it.
+        """
+        recorded = stored.vector_store if stored else None
+        if recorded is None:  # a new collection, or one from before the record: as the settings say
+            return requested
+        in_use = None if recorded == ON_DISK else recorded
+        if requested is not None and requested != in_use:
+            raise VectorStoreMismatchError(self.path, self.collection_name, in_use, requested)
+        return in_use
+
+    def vector_store_label(self) -> str:
+        """Where this index's vectors are, in words."""
+        return self.store.label()
+
+    # -- manifest and keyword index (one SQLite database) ----------------------------------------
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.path / MANIFEST_FILE
+
+    @functools.cached_property
+    def _db(self) -> sqlite3.Connection:
+        self.path.mkdir(parents=True, exist_ok=True)
+        return connect(self.manifest_path, keywords.SCHEMA)
+
+    def _transaction(self) -> Transaction:
+        return Transaction(self._db)
+
+    def _stored_collection(self) -> StoredCollection | None:
+        if not self.manifest_path.exists():
+            return None
+        return self._manifest.collection_record()
+
+    @contextlib.contextmanager
+    def writer_lock(self, wait: bool = True, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+        """Hold the index's single-writer lock: concurrent ingests would interleave their writes.
+
+        An OS file lock, so it is released when the holder exits, however it exits.
+        """
+        self.path.mkdir(parents=True, exist_ok=True)
+        with open(self.path / LOCK_FILE, "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if not wait:
+                    raise IndexBusyError(self.path) from None
+                if on_wait:
+                    on_wait()
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    # -- crash safety ----------------------------------------------------------------------------
+
+    @property
+    def _unfinished_marker(self) -> Path:
+        return self.path / f"{UNFINISHED_PREFIX}{self.collection_name}"
+
+    def begin_writes(self) -> None:
+        self._unfinished_marker.write_text(f"{os.getpid()}\n")
+
+    def end_writes(self) -> None:
+        self._unfinished_marker.unlink(missing_ok=True)
+
+    def unfinished(self) -> bool:
+        """Whether an ingest stopped (killed, crashed, power lost) before it finished writing."""
+        return self._unfinished_marker.exists()
+
+    def _rebuild_unfinished(self) -> bool:
+        """Whether the unfinished ingest was a rebuild, which drops the vectors before the manifest rows."""
+        try:
+            return REBUILDING in self._unfinished_marker.read_text().split()
+        except OSError:
+            return False
+
+    def problems(self) -> Consistency:
+        """What disagrees between the manifest, Chroma and the keyword index.
+
+        Raises VectorsMissingError when the vector store holds none of the chunks the manifest
+        lists: no crash leaves that, and no repair can fix it.
+        """
+        return self._problems(self.sources())
+
+    def _problems(self, records: dict[str, SourceRecord]) -> Consistency:
+        listed = {chunk_id for record in records.values() for chunk_id in record.chunk_ids}
+        in_chroma = self.chunk_ids()
+        if listed and not listed & in_chroma and not self._rebuild_unfinished():
+            # Writes go vectors first, and deletes come after the manifest's: a store that holds
+            # none of the listed chunks is the wrong one, or lost; forgetting every file is no fix.
+            raise VectorsMissingError(
+                self.path, self.collection_name, self.vector_store_label(), len(listed), len(records),
+                recorded=self._location_recorded,
+            )
+        in_keyword_index = self.keyword_chunk_ids() if self.manifest_path.exists() else set()
+        incomplete = sorted(
+            path
+            for path, record in records.items()
+            if not set(record.chunk_ids) <= in_chroma or not set(record.chunk_ids) <= in_keyword_index
+        )
+        return Consistency(
+            unfinished=self.unfinished(),
+            orphan_vectors=sorted(in_chroma - listed),
+            orphan_words=sorted(in_keyword_index - listed),
+            incomplete_sources=incomplete,
+        )
+
+    def reconcile(self) -> Consistency:
+        """Make the three stores agree again: drop what no manifest row lists, and forget files
+        whose chunks are not all there (the next ingest reads them again).
+
+        Refused (VectorsMissingError) when the vector store holds none of the listed chunks.
+        """
+        records = self.sources()
+        found = self._problems(records)
+        self.remove_sources([records[path] for path in found.incomplete_sources])
+        with self._transaction():
+            self._keywords.forget(found.orphan_words)
+        self.store.delete(found.orphan_vectors)
+        self.end_writes()
+        return found
+
+    # -- what built the collection ------------------------------------------------------------------
+
+    def _built_at(self) -> float | None:
+        stored = self._stored_collection()
+        return stored.created_at if stored else None
+
+    def rebuilt_since_opened(self) -> bool:
+        """Whether the collection was dropped and built anew (here or elsewhere) since this opened."""
+        return self._built_at() != self._built_at_open
+
+    def exists(self) -> bool:
+        return self._stored_collection() is not None
+
+    def require(self) -> None:
+        """Raise the 'run rag ingest first' error unless the index exists."""
+        if not self.exists():
+            raise NoIndexError(self.path, self.collection_name)
+
+    def check_fingerprint(self) -> None:
+        stored = self._stored_collection()
+        if stored is None:
+            return
+        differences = fingerprint_differences(stored.fingerprint, self.fingerprint)
+        if differences:
+            raise IndexMismatchError(self.path, differences)
+
+    def check_dimension(self, dimension: int) -> None:
+        stored = self._stored_collection()
+        if stored is not None and stored.fingerprint.get("embedding_dimension") not in (None, dimension):
+            raise IndexMismatchError(
+                self.path, [f"embedding_dimension {stored.fingerprint['embedding_dimension']}, now {dimension}"]
+            )
+
+    def create(self, embedding_dimension: int) -> None:
+        """Record the collection: what builds it, and where its vectors live from now on."""
+        with self._transaction():
+            self._manifest.record_collection(
+                {**self.fingerprint, "embedding_dimension": embedding_dimension}, self.server_url or ON_DISK
+            )
+
+    # -- sources ------------------------------------------------------------------------------------
+
+    def sources(self) -> dict[str, SourceRecord]:
+        if not self.manifest_path.exists():
+            return {}
+        return self._manifest.sources()
+
+    def touch_sources(self, records: Iterable[SourceRecord]) -> None:
+        """Record a new size/mtime for files whose content did not change."""
+        with self._transaction():
+            self._manifest.touch_sources(records)
+
+    def mark_synced(self) -> None:
+        self._manifest.mark_synced()
+
+    def stats(self) -> IndexStats:
+        stored = self._stored_collection()
+        if stored is None:
+            raise NoIndexError(self.path, self.collection_name)
+        files, chunks = self._manifest.counts()
+        return IndexStats(files, chunks, stored.fingerprint, stored.created_at, stored.last_sync)
+
+    def matching_sources(self, patterns: Sequence[str]) -> list[str]:
+        """Ingested source paths that match any of the glob patterns."""
+        return paths_matching(self.sources(), patterns)
+
+    # -- writes: vectors, then manifest and keywords, then deletes -------------------------------
+
+    def write_sources(
+        self,
+        records: Sequence[SourceRecord],
+        ids: Sequence[str],
+        texts: Sequence[str],
+        metadatas: Sequence[dict[str, Any]],
+        embeddings: "np.ndarray",
+        replaced_ids: Sequence[str],
+    ) -> None:
+        """Store new chunks, then the manifest rows that point at them, then drop replaced chunks.
+
+        In that order an interruption can leave unreferenced chunks behind, never a manifest row
+        pointing at chunks that are missing.
+        """
+        self.store.add(ids, embeddings, texts, metadatas)
+        with self._transaction():
+            self._manifest.put_sources(records)
+            self._keywords.forget([*replaced_ids, *ids])
+            self._keywords.add(ids, texts, [metadata["source"] for metadata in metadatas])
+        self.store.delete(replaced_ids)
+
+    def remove_sources(self, records: Sequence[SourceRecord]) -> None:
+        chunk_ids = [chunk_id for r in records for chunk_id in r.chunk_ids]
+        with self._transaction():
+            self._manifest.delete_sources(records)
+            self._keywords.forget(chunk_ids)
+        self.store.delete(chunk_ids)
+
+    def drop(self) -> None:
+        """Forget this collection entirely: its vectors and its manifest rows (part of a write:
+        between begin_writes and end_writes)."""
+        if not self.manifest_path.exists():
+            return
+        # The vectors go first: killed before the manifest rows, the next ingest must know why they are gone.
+        self._unfinished_marker.write_text(f"{os.getpid()}\n{REBUILDING}\n")
+        self.store.drop()
+        with self._transaction():
+            self._manifest.forget_collection()
+            self._keywords.forget_collection()
+
+    # -- reads ----------------------------------------------------------------------------------------
+
+    def keyword_query(self, query: str, k: int, sources: Sequence[str] | None = None) -> list[tuple[str, float]]:
+        """(chunk id, BM25 score: higher is better) of the `k` best keyword matches."""
+        return self._keywords.query(query, k, sources)
+
+    def listed(self, chunk_ids: Sequence[str]) -> set[str]:
+        """Those of `chunk_ids` that committed manifest rows list (the keyword table mirrors them).
+
+        Vectors are written before the manifest commits and deleted after it, so Chroma alone can
+        hold a file's next or previous chunks for a moment; this is the consistent view.
+        """
+        return self._keywords.listed(chunk_ids)
+
+    def keyword_chunk_ids(self) -> set[str]:
+        return self._keywords.chunk_ids()
+
+    def query(
+        self, embedding: Sequence[float], k: int, chunk_filter: ChunkFilter | None = None
+    ) -> list[tuple[str, float]]:
+        """(chunk id, cosine similarity) of the `k` nearest chunks, optionally filtered by metadata."""
+        return self.store.query(embedding, k, chunk_filter)
+
+    def get_chunks(self, ids: Sequence[str], vectors: bool = False) -> dict[str, StoredChunk]:
+        """Text and metadata of each chunk id, and its vector if asked (reading vectors costs time)."""
+        return self.store.get(ids, vectors=vectors)
+
+    def get_vectors(self, ids: Sequence[str]) -> dict[str, "np.ndarray"]:
+        return self.store.get_vectors(ids)
+
+    def chunk_ids(self) -> set[str]:
+        """Every chunk id the vector store holds for this collection (for consistency checks)."""
+        return self.store.ids()

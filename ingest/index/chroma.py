@@ -1,0 +1,146 @@
+"""The Chroma vector store: Chroma on disk (PersistentClient in INDEX_DIR/chroma) or a Chroma
+server (HttpClient). The only module that knows Chroma's API; chromadb is imported when a
+store is first used, so commands that never touch vectors never load it.
+"""
+
+from __future__ import annotations
+
+import functools
+import urllib.parse
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+from ingest.index.store import ChunkFilter, StoredChunk
+from rag.errors import RagError
+
+if TYPE_CHECKING:
+    import numpy as np
+    from chromadb.api.models.Collection import Collection
+
+CHROMA_DIR = "chroma"
+
+
+def chroma_where(chunk_filter: ChunkFilter | None) -> dict[str, Any] | None:
+    """The filter in Chroma's `where` syntax (None: no filter)."""
+    if chunk_filter is None:
+        return None
+    conditions = [{key: value} for key, value in chunk_filter.equals.items()]
+    if chunk_filter.sources is not None:
+        conditions.append({"source": {"$in": chunk_filter.sources}})
+    if len(conditions) > 1:
+        return {"$and": conditions}
+    return conditions[0] if conditions else None
+
+
+class ChromaStore:
+    """One Chroma collection, on disk in `index_path`/chroma or on the server at `url`.
+
+    `recorded`: the index recorded this server as its own (then an unreachable server gets no
+    "use the disk instead" hint).
+    """
+
+    def __init__(self, collection: str, index_path: Path, url: str | None = None, *, recorded: bool = False):
+        self.collection_name = collection
+        self.index_path = index_path
+        self.directory = index_path / CHROMA_DIR
+        self.url = url
+        self.recorded = recorded
+
+    def label(self) -> str:
+        return f"the Chroma server {self.url}" if self.url else f"Chroma on disk in {self.directory}"
+
+    @functools.cached_property
+    def _client(self):
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+
+        chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+        if self.url is None:
+            return chromadb.PersistentClient(path=str(self.directory), settings=chroma_settings)
+        url = urllib.parse.urlsplit(self.url)
+        try:
+            client = chromadb.HttpClient(
+                host=url.hostname or "localhost",
+                port=url.port or (443 if url.scheme == "https" else 8000),
+                ssl=url.scheme == "https",
+                settings=chroma_settings,
+            )
+            client.heartbeat()
+        except Exception as exc:  # chromadb raises several kinds for "nobody answers"
+            if self.recorded:  # the index's own server: the disk is no alternative
+                raise RagError(
+                    f"No Chroma server answers at {self.url}, where the index at {self.index_path} keeps its "
+                    "vectors; start it with `chroma run --path DIR --port PORT`."
+                ) from exc
+            raise RagError(
+                f"No Chroma server answers at {self.url}; start one with `chroma run --path DIR --port PORT` "
+                "or unset vector_store.url to use the index on disk."
+            ) from exc
+        return client
+
+    @functools.cached_property
+    def _collection(self) -> "Collection":
+        # embedding_function=None: vectors always come from our embedder, never Chroma's default.
+        return self._client.get_or_create_collection(
+            self.collection_name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
+        )
+
+    def add(
+        self, ids: Sequence[str], embeddings: Any, texts: Sequence[str], metadatas: Sequence[dict[str, Any]]
+    ) -> None:
+        batch = self._client.get_max_batch_size()
+        for start in range(0, len(ids), batch):
+            end = start + batch
+            self._collection.upsert(
+                ids=list(ids[start:end]),
+                embeddings=embeddings[start:end],
+                documents=list(texts[start:end]),
+                metadatas=list(metadatas[start:end]),
+            )
+
+    def delete(self, ids: Sequence[str]) -> None:
+        batch = self._client.get_max_batch_size()
+        for start in range(0, len(ids), batch):
+            self._collection.delete(ids=list(ids[start : start + batch]))
+
+    def get(self, ids: Sequence[str], vectors: bool = False) -> dict[str, StoredChunk]:
+        if not ids:
+            return {}
+        include = ["documents", "metadatas", "embeddings"] if vectors else ["documents", "metadatas"]
+        result = self._collection.get(ids=list(ids), include=include)
+        embeddings = result["embeddings"] if vectors else [None] * len(result["ids"])
+        return {
+            chunk_id: StoredChunk(chunk_id, text, metadata or {}, embedding)
+            for chunk_id, text, metadata, embedding in zip(result["ids"], result["documents"], result["metadatas"], embeddings)
+        }
+
+    def get_vectors(self, ids: Sequence[str]) -> dict[str, "np.ndarray"]:
+        if not ids:
+            return {}
+        result = self._collection.get(ids=list(ids), include=["embeddings"])
+        return dict(zip(result["ids"], result["embeddings"]))
+
+    def query(
+        self, embedding: Sequence[float], k: int, chunk_filter: ChunkFilter | None = None
+    ) -> list[tuple[str, float]]:
+        import numpy as np
+
+        result = self._collection.query(
+            query_embeddings=[np.asarray(embedding, dtype=np.float32)], n_results=k,
+            where=chroma_where(chunk_filter) or None, include=["distances"],
+        )
+        return [(chunk_id, 1.0 - distance) for chunk_id, distance in zip(result["ids"][0], result["distances"][0])]
+
+    def ids(self) -> set[str]:
+        return set(self._collection.get(include=[])["ids"])
+
+    def count(self) -> int:
+        return self._collection.count()
+
+    def drop(self) -> None:
+        # Chroma on disk that was never opened holds nothing: opening it would only create it.
+        if (self.url or self.directory.exists()) and self.collection_name in {
+            c.name for c in self._client.list_collections()
+        }:
+            self._client.delete_collection(self.collection_name)
+            self.__dict__.pop("_collection", None)

@@ -1,0 +1,171 @@
+"""The sync manifest, in SQLite (INDEX_DIR/manifest.sqlite3): per collection, the fingerprint of
+the settings that built it and where its vectors live; per source file, its size, mtime,
+content hash and chunk ids.
+
+The keyword index (ingest/index/keywords.py) lives in the same database, so one transaction
+(`Transaction`) commits a file's manifest row and its words together; the Index facade opens the
+connection (`connect`) and says when transactions begin and end.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+MANIFEST_FILE = "manifest.sqlite3"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS collections (
+    name TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    last_sync REAL
+);
+CREATE TABLE IF NOT EXISTS sources (
+    collection TEXT NOT NULL,
+    path TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    chunk_ids TEXT NOT NULL,
+    ingested_at REAL NOT NULL,
+    PRIMARY KEY (collection, path)
+);
+-- Where each collection's vectors live, recorded when it is created: 'disk' or a Chroma server's
+-- URL. A collection without a row was created before this was recorded (it is on disk).
+CREATE TABLE IF NOT EXISTS vector_stores (
+    collection TEXT PRIMARY KEY,
+    location TEXT NOT NULL
+);
+"""
+
+
+@dataclass
+class StoredCollection:
+    fingerprint: dict[str, Any]
+    created_at: float
+    last_sync: float | None
+    vector_store: str | None  # ON_DISK, a server URL, or None: not recorded (an older index)
+
+
+@dataclass
+class SourceRecord:
+    path: str
+    size: int
+    mtime_ns: int
+    sha256: str
+    chunk_ids: list[str]
+    ingested_at: float
+
+
+def connect(path: Path, *schemas: str) -> sqlite3.Connection:
+    """The database at `path`, with the manifest's tables and those of `schemas` created."""
+    # Not shared at once: the keyword search may run on a worker thread while this one waits.
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.executescript(SCHEMA + "".join(schemas))
+    return db
+
+
+class Transaction:
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def paths_matching(paths: Iterable[str], patterns: Sequence[str]) -> list[str]:
+    """Those of `paths` that match any of the glob patterns."""
+    return [path for path in paths if any(fnmatch.fnmatch(path, pattern) for pattern in patterns)]
+
+
+class Manifest:
+    """One collection's rows. Writes run inside the caller's transaction unless said otherwise.
+
+    `connection` returns the shared connection, opened at its first use (see `connect`).
+    """
+
+    def __init__(self, connection: Callable[[], sqlite3.Connection], collection: str):
+        self._connection = connection
+        self.collection = collection
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        return self._connection()
+
+    def collection_record(self) -> StoredCollection | None:
+        row = self.db.execute(
+            "SELECT fingerprint, created_at, last_sync, vector_stores.location FROM collections "
+            "LEFT JOIN vector_stores ON vector_stores.collection = collections.name WHERE name = ?",
+            (self.collection,),
+        ).fetchone()
+        return StoredCollection(json.loads(row[0]), row[1], row[2], row[3]) if row else None
+
+    def record_collection(self, fingerprint: dict[str, Any], location: str) -> None:
+        """What builds the collection (its creation time is kept), and where its vectors live."""
+        self.db.execute(
+            "INSERT INTO collections (name, fingerprint, created_at) VALUES (?, ?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET fingerprint = excluded.fingerprint",
+            (self.collection, json.dumps(fingerprint, sort_keys=True), time.time()),
+        )
+        self.db.execute(
+            "INSERT OR REPLACE INTO vector_stores (collection, location) VALUES (?, ?)", (self.collection, location)
+        )
+
+    def sources(self) -> dict[str, SourceRecord]:
+        rows = self.db.execute(
+            "SELECT path, size, mtime_ns, sha256, chunk_ids, ingested_at FROM sources WHERE collection = ?",
+            (self.collection,),
+        )
+        return {
+            path: SourceRecord(path, size, mtime_ns, sha256, json.loads(ids), at)
+            for path, size, mtime_ns, sha256, ids, at in rows
+        }
+
+    def touch_sources(self, records: Iterable[SourceRecord]) -> None:
+        self.db.executemany(
+            "UPDATE sources SET size = ?, mtime_ns = ? WHERE collection = ? AND path = ?",
+            [(r.size, r.mtime_ns, self.collection, r.path) for r in records],
+        )
+
+    def put_sources(self, records: Sequence[SourceRecord]) -> None:
+        self.db.executemany(
+            "INSERT OR REPLACE INTO sources (collection, path, size, mtime_ns, sha256, chunk_ids, ingested_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (self.collection, r.path, r.size, r.mtime_ns, r.sha256, json.dumps(r.chunk_ids), r.ingested_at)
+                for r in records
+            ],
+        )
+
+    def delete_sources(self, records: Sequence[SourceRecord]) -> None:
+        self.db.executemany(
+            "DELETE FROM sources WHERE collection = ? AND path = ?", [(self.collection, r.path) for r in records]
+        )
+
+    def mark_synced(self) -> None:
+        """Record the time of this sync (its own statement, outside any transaction)."""
+        self.db.execute("UPDATE collections SET last_sync = ? WHERE name = ?", (time.time(), self.collection))
+
+    def counts(self) -> tuple[int, int]:
+        """(files, chunks) the manifest lists."""
+        files, chunks = self.db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(json_array_length(chunk_ids)), 0) FROM sources WHERE collection = ?",
+            (self.collection,),
+        ).fetchone()
+        return files, chunks
+
+    def forget_collection(self) -> None:
+        self.db.execute("DELETE FROM sources WHERE collection = ?", (self.collection,))
+        self.db.execute("DELETE FROM collections WHERE name = ?", (self.collection,))
+        self.db.execute("DELETE FROM vector_stores WHERE collection = ?", (self.collection,))
