@@ -6,6 +6,8 @@ and an exit code in `main`, the only place that does so.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import os
 import select
@@ -13,7 +15,7 @@ import sys
 from collections import Counter
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional
 
 import typer
 from typer.core import TyperGroup
@@ -45,6 +47,7 @@ class _RagGroup(TyperGroup):
             return super().invoke(ctx)
         except RagError as exc:
             err.print(f"Error: {escape(str(exc))}")
+            _json_error(ctx, str(exc), exc.exit_code)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             err.print("Interrupted.")
@@ -60,7 +63,27 @@ class _RagGroup(TyperGroup):
             detail = f": {exc}" if str(exc) else ""
             err.print(f"Error: {type(exc).__name__}{escape(detail)}")
             err.print(DEBUG_HINT)
+            _json_error(ctx, f"{type(exc).__name__}{detail}", 1)
             ctx.exit(1)
+
+
+# ctx.meta is shared by the group's context and the command's, which is gone once its error reaches the group.
+JSON_REQUESTED = "rag.json"
+
+
+def _remember_json(ctx: typer.Context, value: bool) -> bool:
+    """--json's callback: lets the group know, when the command fails, that stdout should still get JSON."""
+    ctx.meta[JSON_REQUESTED] = value
+    return value
+
+
+def _json_error(ctx: typer.Context, message: str, exit_code: int) -> None:
+    """A failing --json command still prints one JSON document on stdout (the error line stays on stderr)."""
+    if ctx.meta.get(JSON_REQUESTED):
+        try:
+            out.print_json(json.dumps({"error": message, "exit_code": exit_code}))
+        except (BrokenPipeError, OSError, ValueError, typer.Exit):  # nobody is reading stdout
+            pass
 
 
 def _stdout_closed() -> bool:
@@ -113,7 +136,9 @@ ChromaUrlOption = Annotated[
     Optional[str],
     typer.Option("--chroma-url", help="Use a Chroma server (e.g. http://localhost:8000) instead of the index on disk.", show_default=False),
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of text.")]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print one JSON document instead of text.", callback=_remember_json)
+]
 
 
 class SearchMode(str, Enum):
@@ -162,11 +187,97 @@ ModeOption = Annotated[
 ]
 
 
-def _settings(
-    index: Path | None, collection: str | None, config: Path | None, chroma_url: str | None = None, **more
+ModelOption = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--model",
+        help="A GGUF model file, or a packaged model: qwen2.5-coder-0.5b-instruct (the default), gemma-3-270m, "
+        "smollm2-135m-instruct.",
+        show_default=False,
+    ),
+]
+PromptStyleOption = Annotated[
+    Optional[PromptStyle],
+    typer.Option("--prompt-style", help="auto, chat, or the prompt format of a model family.", show_default=False),
+]
+
+KNOWLEDGE_BASE_OPTIONS = {"index": IndexOption, "collection": CollectionOption, "config": ConfigOption, "chroma_url": ChromaUrlOption}
+MODEL_OPTIONS = {"model": ModelOption, "prompt_style": PromptStyleOption}
+
+
+def command_settings(
+    config: Path | None = None,
+    *,
+    index: Path | None = None,
+    collection: str | None = None,
+    chroma_url: str | None = None,
+    model: Path | None = None,
+    prompt_style: PromptStyle | None = None,
+    check_model: bool = False,
 ) -> Settings:
-    vector_store = {"url": chroma_url} if chroma_url else None
-    return load_settings(config, index_dir=index, collection=collection, vector_store=vector_store, **more)
+    """The settings the shared options make: each given option is the top layer over env and config file."""
+    from rag.backends.packaged_models import PACKAGED_MODELS
+
+    packaged = model is not None and str(model) in PACKAGED_MODELS and not model.exists()
+    model_key = "model" if packaged else "model_path"
+    llm = {
+        key: value
+        for key, value in ((model_key, str(model) if packaged else model), ("prompt_style", _value(prompt_style)))
+        if value is not None
+    }
+    return load_settings(
+        config,
+        index_dir=index,
+        collection=collection,
+        vector_store={"url": chroma_url} if chroma_url else None,
+        llm=llm or None,
+        check_model=check_model,
+    )
+
+
+def knowledge_base(
+    *, only: tuple[str, ...] | None = None, model: bool = False, check_model: bool = True
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a command the knowledge-base options and hand it the `Settings` they make as `settings`.
+
+    The options (--index, --collection, --config, --chroma-url; `only` names a subset; with model=True
+    also --model and --prompt-style) are added to the command's signature after its own, where typer
+    finds them, so a command declares only its own options and takes a `settings` parameter instead.
+    check_model also refuses settings the embedding model cannot honour, for commands that chunk or
+    embed (load_settings(check_model=True)).
+    """
+    added = {**(MODEL_OPTIONS if model else {}), **{name: KNOWLEDGE_BASE_OPTIONS[name] for name in only or KNOWLEDGE_BASE_OPTIONS}}
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        signature = inspect.signature(command, eval_str=True)
+        if "settings" not in signature.parameters or set(added) & set(signature.parameters):
+            raise TypeError(f"{command.__name__} must take `settings` and none of {', '.join(added)}")
+        own = [parameter for parameter in signature.parameters.values() if parameter.name != "settings"]
+        shared = [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
+            for name, annotation in added.items()
+        ]
+
+        @functools.wraps(command)
+        def with_settings(*args: Any, **kwargs: Any) -> Any:
+            options = {name: kwargs.pop(name, None) for name in added}
+            config = options.pop("config", None)
+            return command(*args, settings=command_settings(config, check_model=check_model, **options), **kwargs)
+
+        parameters = [*own, *shared]
+        with_settings.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+        with_settings.__annotations__ = {parameter.name: parameter.annotation for parameter in parameters}
+        with_settings.shared_options = tuple(added)  # type: ignore[attr-defined]
+        return with_settings
+
+    return decorate
+
+
+def _with_mode(settings: Settings, mode: SearchMode | None) -> Settings:
+    """--mode, the top layer over search.mode (validated on assignment)."""
+    if mode is not None:
+        settings.search.mode = mode.value
+    return settings
 
 
 def _display_path(path: str) -> str:
@@ -178,6 +289,7 @@ def _display_path(path: str) -> str:
 
 
 @app.command()
+@knowledge_base()
 def ingest(
     paths: Annotated[list[Path], typer.Argument(metavar="PATH...", help="Files or folders to ingest (folders recursively).", show_default=False)],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; change nothing.")] = False,
@@ -187,13 +299,10 @@ def ingest(
         bool, typer.Option("--no-wait", help="Fail at once if another ingest is writing to this index.")
     ] = False,
     as_json: JsonOption = False,
-    index: IndexOption = None,
-    collection: CollectionOption = None,
-    config: ConfigOption = None,
-    chroma_url: ChromaUrlOption = None,
+    *,
+    settings: Settings,
 ) -> None:
     """Sync documents into the index: add new files, replace changed ones, drop deleted ones."""
-    settings = _settings(index, collection, config, chroma_url)
     progress = _RichProgress() if err.is_terminal and not as_json else None
     report = rag.ingest(
         paths, settings, dry_run=dry_run, rebuild=rebuild, progress=progress, wait=not no_wait,
@@ -224,6 +333,7 @@ def _print_skipped(skipped: list[tuple[str, str]], verbose: bool) -> None:
 
 
 @app.command()
+@knowledge_base()
 def search(
     query: Annotated[str, typer.Argument(help="What to look for, in your own words.")],
     k: Annotated[Optional[int], typer.Option("-k", "--top-k", min=1, help="Number of chunks to return.")] = None,
@@ -240,15 +350,13 @@ def search(
         bool, typer.Option("--explain", help="Show each hit's dense and keyword ranks and scores, and what was dropped.")
     ] = False,
     as_json: JsonOption = False,
-    index: IndexOption = None,
-    collection: CollectionOption = None,
-    config: ConfigOption = None,
-    chroma_url: ChromaUrlOption = None,
+    *,
+    settings: Settings,
 ) -> None:
     """Find the chunks most relevant to QUERY (retrieval only, no language model)."""
     result = rag.search(
         query,
-        _settings(index, collection, config, chroma_url),
+        settings,
         k=k,
         mode=_value(mode),
         where=_parse_where(where or []),
@@ -298,18 +406,16 @@ def _parse_where(conditions: list[str]) -> dict[str, object]:
 
 
 @app.command()
+@knowledge_base(check_model=False)
 def status(
     check: Annotated[
         bool, typer.Option("--check", help="Verify that the manifest, Chroma and the keyword index agree.")
     ] = False,
     as_json: JsonOption = False,
-    index: IndexOption = None,
-    collection: CollectionOption = None,
-    config: ConfigOption = None,
-    chroma_url: ChromaUrlOption = None,
+    *,
+    settings: Settings,
 ) -> None:
     """Show where the index is, what it holds and what built it; --check verifies it."""
-    settings = _settings(index, collection, config, chroma_url)
     if check:
         _report_consistency(rag.check(settings), as_json, fixed=False)
         return
@@ -331,42 +437,13 @@ def status(
         out.print(f"{label + ':':<17}{escape(value)}")
 
 
-ModelOption = Annotated[
-    Optional[Path],
-    typer.Option(
-        "--model",
-        help="A GGUF model file, or a packaged model: qwen2.5-coder-0.5b-instruct (the default), gemma-3-270m, "
-        "smollm2-135m-instruct.",
-        show_default=False,
-    ),
-]
-PromptStyleOption = Annotated[
-    Optional[PromptStyle],
-    typer.Option("--prompt-style", help="auto, chat, or the prompt format of a model family.", show_default=False),
-]
 TopKOption = Annotated[Optional[int], typer.Option("-k", "--top-k", min=1, help="Chunks to retrieve.", show_default=False)]
 
 
-def _model_settings(index, collection, config, chroma_url, model, prompt_style, **more) -> Settings:
-    from rag.backends.packaged_models import PACKAGED_MODELS
-
-    packaged = model is not None and str(model) in PACKAGED_MODELS and not model.exists()
-    model_key = "model" if packaged else "model_path"
-    llm = {
-        key: value
-        for key, value in ((model_key, str(model) if packaged else model), ("prompt_style", _value(prompt_style)))
-        if value is not None
-    }
-    return _settings(index, collection, config, chroma_url, llm=llm or None, **more)
-
-
-def _assistant(index, collection, config, chroma_url, model, prompt_style, k, mode) -> "Assistant":
+def _assistant(settings: Settings, k: int | None, mode: SearchMode | None) -> "Assistant":
     from rag.ask import Assistant
 
-    settings = _model_settings(
-        index, collection, config, chroma_url, model, prompt_style, search={"mode": mode.value} if mode else None
-    )
-    return Assistant(settings, k=k)
+    return Assistant(_with_mode(settings, mode), k=k)
 
 
 def _print_sources(sources) -> None:
@@ -416,6 +493,7 @@ def _stream_answer(stream, show_prompt: bool) -> None:
 
 
 @app.command()
+@knowledge_base(model=True)
 def ask(
     question: Annotated[str, typer.Argument(help="Your question, answered from your documents.")],
     k: TopKOption = None,
@@ -423,15 +501,11 @@ def ask(
     as_json: JsonOption = False,
     show_prompt: Annotated[bool, typer.Option("--show-prompt", help="Print the exact prompt sent to the model.")] = False,
     no_stream: Annotated[bool, typer.Option("--no-stream", help="Print the answer only when it is complete.")] = False,
-    model: ModelOption = None,
-    prompt_style: PromptStyleOption = None,
-    index: IndexOption = None,
-    collection: CollectionOption = None,
-    config: ConfigOption = None,
-    chroma_url: ChromaUrlOption = None,
+    *,
+    settings: Settings,
 ) -> None:
     """Answer QUESTION with the local model, from the most relevant chunks, citing them."""
-    assistant = _assistant(index, collection, config, chroma_url, model, prompt_style, k, mode)
+    assistant = _assistant(settings, k, mode)
     if as_json or no_stream:
         answer = assistant.ask(question)
         if as_json:
@@ -452,20 +526,17 @@ CHAT_HELP = "Ask about your documents. /sources shows the last answer's sources,
 
 
 @app.command()
+@knowledge_base(model=True)
 def chat(
     k: TopKOption = None,
     mode: ModeOption = None,
-    model: ModelOption = None,
-    prompt_style: PromptStyleOption = None,
-    index: IndexOption = None,
-    collection: CollectionOption = None,
-    config: ConfigOption = None,
-    chroma_url: ChromaUrlOption = None,
+    *,
+    settings: Settings,
 ) -> None:
     """Talk with your documents: follow-up questions keep the conversation's context."""
     from rag.ask import Conversation
 
-    conversation = Conversation(_assistant(index, collection, config, chroma_url, model, prompt_style, k, mode))
+    conversation = Conversation(_assistant(settings, k, mode))
     err.print(CHAT_HELP)
     while True:
         try:
@@ -502,6 +573,7 @@ def chat(
 
 
 @app.command(name="eval")
+@knowledge_base(only=("index", "config", "chroma_url"), model=True)
 def eval_command(
     data_dir: Annotated[
         Optional[Path],
@@ -521,24 +593,19 @@ def eval_command(
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="With --answers: one line per question.")] = False,
     k: TopKOption = None,
-    model: ModelOption = None,
-    prompt_style: PromptStyleOption = None,
     as_json: JsonOption = False,
-    index: IndexOption = None,
-    config: ConfigOption = None,
-    chroma_url: ChromaUrlOption = None,
+    *,
+    settings: Settings,
 ) -> None:
     """Measure retrieval quality (nDCG@10, recall, MRR, latency per mode), or with --answers answer quality."""
     if answers is not None:
-        search = {"mode": mode[-1].value} if mode else None
-        settings = _model_settings(index, None, config, chroma_url, model, prompt_style, search=search)
-        _eval_answers(answers, data_dir, settings, k, verbose, as_json)
+        _eval_answers(answers, data_dir, _with_mode(settings, mode[-1] if mode else None), k, verbose, as_json)
         return
     if data_dir is None:
         raise UsageError("Give a BEIR folder to measure retrieval, or --answers QA.jsonl [DOCS_DIR] to measure answers.")
     reports = rag.evaluate(
         data_dir,
-        _settings(index, None, config, chroma_url),
+        settings,
         modes=[choice.value for choice in mode or []] or None,
         qrels=qrels,
         progress=_RichProgress() if err.is_terminal else None,
@@ -608,6 +675,7 @@ RestartOption = Annotated[bool, typer.Option("--restart", help="Start the job ov
 
 
 @app.command()
+@knowledge_base(model=True)
 def summarize(
     sources: SourcesArgument = None,
     combine: Annotated[bool, typer.Option("--all", help="One summary of all the selected documents together.")] = False,
@@ -616,19 +684,15 @@ def summarize(
     out_file: OutOption = None,
     fmt: SummaryFormatOption = None,
     restart: RestartOption = False,
-    model: ModelOption = None,
-    prompt_style: PromptStyleOption = None,
-    index: IndexOption = None,
-    collection: CollectionOption = None,
-    config: ConfigOption = None,
-    chroma_url: ChromaUrlOption = None,
+    *,
+    settings: Settings,
 ) -> None:
     """Summarize each selected document (map-reduce over its chunks), or all of them with --all."""
-    settings = _model_settings(index, collection, config, chroma_url, model, prompt_style)
     _run_job(rag.summarize(sources or [], settings, query=query, k=k, combine=combine), out_file, _value(fmt), restart)
 
 
 @app.command()
+@knowledge_base(model=True)
 def extract(
     sources: SourcesArgument = None,
     schema: Annotated[
@@ -644,17 +708,12 @@ def extract(
     out_file: OutOption = None,
     fmt: ExtractFormatOption = None,
     restart: RestartOption = False,
-    model: ModelOption = None,
-    prompt_style: PromptStyleOption = None,
-    index: IndexOption = None,
-    collection: CollectionOption = None,
-    config: ConfigOption = None,
-    chroma_url: ChromaUrlOption = None,
+    *,
+    settings: Settings,
 ) -> None:
     """Extract structured records (JSON Schema) from each selected document or chunk, with provenance."""
     if (schema is None) == (fields is None):
         raise UsageError('Give the record schema as --schema FILE.json or as --fields "name:str, ..." (one of them).')
-    settings = _model_settings(index, collection, config, chroma_url, model, prompt_style)
     job = rag.extract(schema or rag.fields_schema(fields or ""), sources or [], settings, per=per.value, query=query, k=k)
     job.on_notice = lambda notice: err.print(escape(notice))
     _run_job(job, out_file, _value(fmt), restart)
@@ -723,15 +782,16 @@ def _job_summary(result) -> None:
 
 
 @app.command()
+@knowledge_base(only=("config",), check_model=False)
 def models(
     all_backends: Annotated[bool, typer.Option("--all", help="Check every backend, not just the configured one.")] = False,
     as_json: JsonOption = False,
-    config: ConfigOption = None,
+    *,
+    settings: Settings,
 ) -> None:
     """Show whether the model backend is reachable or loadable, and which models it has."""
     from rag.backends import BACKENDS, backend_status
 
-    settings = _settings(None, None, config)
     names = list(BACKENDS) if all_backends else [settings.llm.backend]
     statuses = [backend_status(name, settings) for name in names]
     if as_json:
@@ -749,15 +809,14 @@ def models(
 
 
 @app.command()
+@knowledge_base(check_model=False)
 def repair(
     as_json: JsonOption = False,
-    index: IndexOption = None,
-    collection: CollectionOption = None,
-    config: ConfigOption = None,
-    chroma_url: ChromaUrlOption = None,
+    *,
+    settings: Settings,
 ) -> None:
     """Make the index consistent again after an interrupted ingest (the next ingest does it too)."""
-    _report_consistency(rag.repair(_settings(index, collection, config, chroma_url)), as_json, fixed=True)
+    _report_consistency(rag.repair(settings), as_json, fixed=True)
 
 
 def _report_consistency(found, as_json: bool, fixed: bool) -> None:

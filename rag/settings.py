@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from rag.errors import ConfigError
 
@@ -44,7 +44,15 @@ class EmbeddingSettings(_Section):
 
 class ChunkingSettings(_Section):
     chunk_tokens: int = Field(200, gt=16, description="Largest chunk, heading prefix included, in embedding-model tokens.")
-    overlap_tokens: int = Field(32, ge=0)
+    overlap_tokens: int = Field(32, ge=0, description="Tokens a chunk repeats from the one before; less than chunk_tokens.")
+
+    @field_validator("overlap_tokens")
+    @classmethod
+    def _overlap_below_chunk(cls, overlap: int, info: ValidationInfo) -> int:
+        chunk_tokens = info.data.get("chunk_tokens")  # absent when it was itself refused
+        if chunk_tokens is not None and overlap >= chunk_tokens:
+            raise ValueError(f"must be less than chunking.chunk_tokens ({chunk_tokens}); got {overlap}")
+        return overlap
 
 
 class IngestSettings(_Section):
@@ -60,7 +68,7 @@ class IngestSettings(_Section):
 class SearchSettings(_Section):
     k: int = Field(5, gt=0)
     min_score: float = Field(
-        0.3, description="Chunks less similar to the question (cosine) are not used to answer it."
+        0.3, ge=-1, le=1, description="Chunks less similar to the question (cosine) are not used to answer it."
     )
     min_keyword_coverage: float = Field(
         0.75,
@@ -227,12 +235,15 @@ def load_settings(
     *,
     environ: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    check_model: bool = False,
     **overrides: Any,
 ) -> Settings:
     """Build the settings from every layer.
 
     `overrides` are the highest layer (CLI flags); nested sections take dicts,
     e.g. `load_settings(chunking={"chunk_tokens": 128})`. Overrides that are None are ignored.
+    `check_model` also refuses settings the embedding model cannot honour (it reads the model's
+    config files: no tokenizer, no torch), for commands that chunk or embed.
     """
     environ = os.environ if environ is None else environ
     path = config_file or find_config_file(environ, cwd or Path.cwd())
@@ -240,11 +251,37 @@ def load_settings(
     data: dict[str, Any] = {}
     for layer in layers:
         data = _merge(data, layer)
+    source = f" (config file {path})" if path else ""
     try:
-        return Settings.model_validate(data)
+        settings = Settings.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
-        source = f" (config file {path})" if path else ""
         raise ConfigError(f"Invalid settings{source}: {problems}") from exc
+    if check_model and (problem := model_problem(settings)):
+        raise ConfigError(f"Invalid settings{source}: {problem}")
+    return settings
+
+
+def model_problem(settings: Settings) -> str | None:
+    """'section.key: message' for a setting beyond what the embedding model can do, else None.
+
+    The chunker would otherwise cut chunks silently at the model's window. A model that cannot be
+    found is left to the command that loads it, which says so.
+    """
+    from ingest.embedding import SPECIAL_TOKENS_PER_INPUT, model_window
+    from rag.errors import ModelNotFoundError
+
+    try:
+        window = model_window(settings.embedding.model)
+    except (ModelNotFoundError, OSError, KeyError, ValueError):
+        return None
+    chunk_tokens = settings.chunking.chunk_tokens
+    if chunk_tokens > window:
+        return (
+            f"chunking.chunk_tokens: {chunk_tokens} is beyond the embedding model's window of {window} tokens "
+            f"({settings.embedding.model} reads {window + SPECIAL_TOKENS_PER_INPUT} word pieces, "
+            f"{SPECIAL_TOKENS_PER_INPUT} of them special); use at most {window}"
+        )
+    return None

@@ -1,0 +1,237 @@
+"""The options the commands share, settings that contradict each other or the model, JSON on failure."""
+
+from __future__ import annotations
+
+import json
+import pytest
+import typer
+import typer.main
+from typer.testing import CliRunner
+
+from rag.cli import KNOWLEDGE_BASE_OPTIONS, MODEL_OPTIONS, app, knowledge_base
+from rag.settings import Settings
+
+pytestmark = pytest.mark.fast
+runner = CliRunner()
+COMMANDS = typer.main.get_command(app).commands
+FOUR = ("--index", "--collection", "--config", "--chroma-url")
+MODEL = ("--model", "--prompt-style")
+# What each command took before the options were shared: eval has its own collection, models only a config.
+EXPECTED = {
+    "ingest": FOUR,
+    "search": FOUR,
+    "status": FOUR,
+    "repair": FOUR,
+    "ask": FOUR + MODEL,
+    "chat": FOUR + MODEL,
+    "summarize": FOUR + MODEL,
+    "extract": FOUR + MODEL,
+    "eval": ("--index", "--config", "--chroma-url") + MODEL,
+    "models": ("--config",),
+}
+
+
+def _options(command) -> set[str]:
+    # typer vendors its own click: its options are no click.Option
+    return {opt for param in command.params if param.param_type_name == "option" for opt in param.opts}
+
+
+def test_every_command_is_accounted_for():
+    assert set(COMMANDS) == set(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_every_command_takes_its_shared_options_from_the_decorator(name):
+    command = COMMANDS[name]
+    assert set(EXPECTED[name]) <= _options(command)
+    assert command.callback.shared_options == tuple(
+        key for key in (*MODEL_OPTIONS, *KNOWLEDGE_BASE_OPTIONS) if f"--{key.replace('_', '-')}" in EXPECTED[name]
+    )
+    assert "settings" not in {param.name for param in command.params}  # handed over, not an option
+    help_text = runner.invoke(app, [name, "--help"], prog_name="rag").stdout
+    for option in EXPECTED[name]:
+        assert option in help_text
+
+
+# A command of its own, to see what the decorator hands it.
+probe = typer.Typer()
+
+
+@probe.command()
+@knowledge_base(model=True)
+def show(
+    word: str,
+    loud: bool = typer.Option(False, "--loud"),
+    *,
+    settings: Settings,
+) -> None:
+    print(json.dumps({
+        "word": word,
+        "loud": loud,
+        "index": str(settings.index_path),
+        "collection": settings.collection,
+        "url": settings.vector_store.url,
+        "k": settings.search.k,
+        "model": settings.llm.model,
+        "model_path": str(settings.llm.model_path),
+        "prompt_style": settings.llm.prompt_style,
+    }))
+
+
+def _probe(*args: str, env: dict[str, str] | None = None) -> dict:
+    result = runner.invoke(probe, list(args), env=env)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_the_decorator_hands_the_command_settings_from_its_options(tmp_path):
+    got = _probe(
+        "hello", "--loud", "--index", str(tmp_path / "idx"), "--collection", "notes",
+        "--chroma-url", "http://localhost:8000", "--model", "gemma-3-270m", "--prompt-style", "chatml",
+        env={"RAG_HOME": str(tmp_path)},
+    )
+    assert got["word"] == "hello" and got["loud"] is True  # the command's own options still arrive
+    assert got["index"] == str(tmp_path / "idx") and got["collection"] == "notes"
+    assert got["url"] == "http://localhost:8000"
+    assert got["model"] == "gemma-3-270m" and got["prompt_style"] == "chatml"
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"")
+    assert _probe("x", "--model", str(gguf), env={"RAG_HOME": str(tmp_path)})["model_path"] == str(gguf)
+
+
+def test_the_decorator_keeps_env_and_config_file_layers(tmp_path):
+    config = tmp_path / "kb.toml"
+    config.write_text('collection = "from-file"\n[search]\nk = 7\n')
+    env = {"RAG_HOME": str(tmp_path), "RAG_COLLECTION": "from-env", "RAG_VECTOR_STORE__URL": "http://h:1"}
+    got = _probe("x", "--config", str(config), env=env)
+    assert got["collection"] == "from-env" and got["k"] == 7 and got["url"] == "http://h:1"
+    assert got["index"] == str(tmp_path / "index")
+    assert _probe("x", "--config", str(config), "--collection", "from-flag", env=env)["collection"] == "from-flag"
+    assert _probe("x", env={**env, "RAG_CONFIG": str(config)})["k"] == 7
+
+
+def test_the_decorator_refuses_a_command_that_cannot_take_settings():
+    def no_settings(word: str) -> None: ...
+
+    def clashes(index: str, *, settings: Settings) -> None: ...
+
+    for command in (no_settings, clashes):
+        with pytest.raises(TypeError):
+            knowledge_base()(command)
+
+
+# -- contradictions ---------------------------------------------------------------------------------
+
+CONTRADICTIONS = [
+    ("[chunking]\nchunk_tokens = 200\noverlap_tokens = 300\n", "chunking.overlap_tokens: Value error, must be less than chunking.chunk_tokens (200); got 300"),
+    ("[chunking]\nchunk_tokens = 100\noverlap_tokens = 100\n", "chunking.overlap_tokens:"),
+    ("[search]\nmin_score = 2.5\n", "search.min_score: Input should be less than or equal to 1"),
+    ("[search]\nmin_score = -1.5\n", "search.min_score: Input should be greater than or equal to -1"),
+    ("[search]\nmin_keyword_coverage = 1.5\n", "search.min_keyword_coverage: Input should be less than or equal to 1"),
+]
+
+
+@pytest.mark.parametrize("toml,message", CONTRADICTIONS)
+@pytest.mark.parametrize("command", [["search", "oven"], ["status"], ["ingest", "."], ["ask", "oven"], ["models"]])
+def test_contradicting_settings_are_refused_naming_the_key(toml, message, command, tmp_path):
+    config = tmp_path / "rag.toml"
+    config.write_text(toml)
+    result = runner.invoke(app, [*command, "--config", str(config)], env={"RAG_HOME": str(tmp_path / "home")})
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == result.stderr.strip().splitlines()[0]  # one line
+    assert result.stderr.startswith(f"Error: Invalid settings (config file {config}): ")
+    assert message in result.stderr
+    assert not (tmp_path / "home").exists()
+
+
+def test_a_contradiction_from_the_environment_is_refused_too(tmp_path):
+    env = {"RAG_HOME": str(tmp_path), "RAG_CHUNKING__OVERLAP_TOKENS": "250"}
+    result = runner.invoke(app, ["status"], env=env)
+    assert result.exit_code == 2
+    assert "chunking.overlap_tokens: Value error, must be less than chunking.chunk_tokens (200); got 250" in result.stderr
+
+
+@pytest.mark.parametrize("command", [["ingest", "."], ["search", "oven"], ["ask", "oven"], ["summarize"]])
+def test_chunks_beyond_the_model_window_are_refused(command, tmp_path):
+    env = {"RAG_HOME": str(tmp_path / "home"), "RAG_CHUNKING__CHUNK_TOKENS": "1000"}
+    result = runner.invoke(app, command, env=env)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == (
+        "Error: Invalid settings: chunking.chunk_tokens: 1000 is beyond the embedding model's window of 254 tokens "
+        "(sentence-transformers/all-MiniLM-L6-v2 reads 256 word pieces, 2 of them special); use at most 254"
+    )
+    assert not (tmp_path / "home").exists()
+
+
+def test_the_window_check_reads_config_files_only():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from rag.settings import load_settings, model_problem; "
+        "s = load_settings(environ={}, chunking={'chunk_tokens': 1000}); "
+        "assert 'chunking.chunk_tokens' in model_problem(s); "
+        "assert model_problem(load_settings(environ={}, chunking={'chunk_tokens': 254})) is None; "
+        "print(sorted(m for m in ('torch', 'sentence_transformers', 'tokenizers', 'onnxruntime') if m in sys.modules))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"
+
+
+def test_inspecting_commands_do_not_check_the_window(tmp_path):
+    """status and repair still open an index whatever the chunking settings, to show or fix it."""
+    env = {"RAG_HOME": str(tmp_path), "RAG_CHUNKING__CHUNK_TOKENS": "1000"}
+    result = runner.invoke(app, ["status"], env=env)
+    assert result.exit_code == 1 and "No index at" in result.stderr
+
+
+def test_an_unknown_embedding_model_is_left_to_the_command_that_loads_it(tmp_path):
+    from rag.settings import load_settings
+
+    settings = load_settings(environ={}, cwd=tmp_path, check_model=True, embedding={"model": str(tmp_path / "none")})
+    assert settings.chunking.chunk_tokens == 200
+
+
+# -- --json on failure --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command,exit_code,message",
+    [
+        (["status", "--json"], 1, "No index at {home}/index. Run `rag ingest PATH` first."),
+        (["search", "oven", "--json"], 1, "No index at {home}/index. Run `rag ingest PATH` first."),
+        (["repair", "--json"], 1, "No index at {home}/index. Run `rag ingest PATH` first."),
+        (["ingest", "{empty}", "--json"], 2, "Nothing to ingest"),
+        (["search", "oven", "--where", "colour=red", "--json"], 2, "--where colour=...: chunks have no 'colour'"),
+        (["status", "--json", "--collection", "a"], 2, "Invalid settings: collection: Value error"),
+    ],
+)
+def test_a_failing_json_command_prints_json_on_stdout(command, exit_code, message, tmp_path):
+    home, empty = tmp_path / "home", tmp_path / "empty"
+    home.mkdir()
+    empty.mkdir()
+    args = [part.format(empty=empty) for part in command]
+    result = runner.invoke(app, args, env={"RAG_HOME": str(home)})
+    assert result.exit_code == exit_code, result.output
+    payload = json.loads(result.stdout)
+    assert set(payload) == {"error", "exit_code"} and payload["exit_code"] == exit_code
+    assert payload["error"].startswith(message.format(home=home))
+    assert result.stderr.startswith(f"Error: {payload['error']}")  # stderr keeps the line
+
+
+def test_without_json_stdout_stays_empty_on_failure(tmp_path):
+    result = runner.invoke(app, ["status"], env={"RAG_HOME": str(tmp_path)})
+    assert result.exit_code == 1 and result.stdout == ""
+
+
+def test_an_unexpected_error_under_json_is_json_too(tmp_path, monkeypatch):
+    import rag
+
+    def broken(settings):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(rag, "status", broken)
+    result = runner.invoke(app, ["status", "--json"], env={"RAG_HOME": str(tmp_path)})
+    assert result.exit_code == 1
+    assert json.loads(result.stdout) == {"error": "ZeroDivisionError: division by zero", "exit_code": 1}
+    assert "RAG_DEBUG=1" in result.stderr
