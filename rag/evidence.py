@@ -135,14 +135,16 @@ def _passages(sources: Sequence["Document"]) -> tuple[list[_Passage], int]:
     """Every sentence, then every pair of adjacent sentences (an answer may be the line after
     "Notes:" or the code under a comment), of `sources`; and how many are single sentences.
 
-    A sentence that recurs in several parts of the sources (a page header, a title) is boilerplate
-    and left out; one that recurs in overlapping chunks of the same part is quoted once."""
+    A sentence that recurs in several parts (pages, sections) of one file is boilerplate (a page
+    header, the title) and left out; one that recurs in overlapping chunks, or in a copy of the
+    file elsewhere, is quoted once."""
     spans = [(number, doc, sentence_spans(doc.page_content)) for number, doc in enumerate(sources, start=1)]
     parts_of: dict[str, set[tuple]] = {}
     for _, doc, doc_spans in spans:
         part = (doc.metadata.get("source"), doc.metadata.get("page"), doc.metadata.get("heading"))
         for start, end in doc_spans:
             parts_of.setdefault(fold(doc.page_content[start:end]), set()).add(part)
+    boilerplate = {key for key, parts in parts_of.items() if len({source for source, _, _ in parts}) < len(parts)}
     singles, pairs = [], []
     quoted: set[str] = set()
     for number, doc, doc_spans in spans:
@@ -150,7 +152,7 @@ def _passages(sources: Sequence["Document"]) -> tuple[list[_Passage], int]:
         kept = []
         for start, end in doc_spans:
             key = fold(body[start:end])
-            if len(parts_of[key]) == 1 and key not in quoted:
+            if key not in boilerplate and key not in quoted:
                 kept.append((start, end))
                 quoted.add(key)
         for position, (start, end) in enumerate(kept):

@@ -261,3 +261,23 @@ def test_chat_searches_the_last_question_with_a_follow_up_the_model_could_not_re
     list(stream)
     assert stream.standalone_question == "Which VLAN must lab equipment use? and what must I register first?"
     assert stream.answer.answer == "Register the MAC address [1]."
+
+
+def test_a_copy_of_a_document_elsewhere_does_not_hide_its_sentences(tmp_path):
+    """A page header recurs on every page of a file and is left out; a sentence recurring because
+    the same file was ingested from two folders is the evidence all the same (quoted once)."""
+    import shutil
+
+    import rag
+    from tests.conftest import make_settings
+
+    for folder in ("a", "b"):
+        (tmp_path / "docs" / folder).mkdir(parents=True)
+        shutil.copy2(MANUAL, tmp_path / "docs" / folder / "manual.pdf")
+    settings = make_settings(tmp_path / "home")
+    rag.ingest([tmp_path / "docs"], settings)
+    sources, evidence = evidence_for(settings, WARRANTY_QUESTION)
+    assert {Path(doc.metadata["source"]).parent.name for doc in sources[:2]} == {"a", "b"}
+    assert "4 October 2025" in evidence[0].text
+    assert len({fold(quote.text) for quote in evidence}) == len(evidence)
+    assert not any(quote.text.startswith("Brandt RO-350 Benchtop Reflow Oven - Operator Manual") for quote in evidence)
