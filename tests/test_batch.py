@@ -22,23 +22,13 @@ from rag.batch.selection import without_overlap
 from rag.batch.jobs import pack
 from rag.cli import app
 from rag.errors import UsageError
+from tests.helpers import INVOICES
 from tests.conftest import installed_command, make_settings
 
 runner = CliRunner()
 
 DOCUMENTS = {
-    "invoices/acme-2024-03.md": """# Invoice from Acme Tools
-
-Invoice number INV-2024-031, dated 12 March 2024.
-Amount due: 1250 EUR for one soldering station and one hot-air rework station.
-Billing contact: Maria Lind.
-""",
-    "invoices/nordic-2024-04.md": """# Invoice from Nordic Cables
-
-Invoice number NC-7781, dated 3 April 2024.
-Amount due: 480 EUR for forty shielded USB cables.
-Billing contact: Olof Berg.
-""",
+    **INVOICES,
     "notes/standup.txt": """Standup, 5 April 2024
 
 Priya finished the firmware release notes. Jonas is still waiting for the Nordic Cables delivery.

@@ -17,21 +17,11 @@ from pydantic import Field
 
 import rag
 from rag.errors import UsageError
+from tests.helpers import INVOICES
 from tests.conftest import REPO, make_settings
 
 DOCUMENTS = {
-    "invoices/acme-2024-03.md": """# Invoice from Acme Tools
-
-Invoice number INV-2024-031, dated 12 March 2024.
-Amount due: 1250 EUR for one soldering station and one hot-air rework station.
-Billing contact: Maria Lind.
-""",
-    "invoices/nordic-2024-04.md": """# Invoice from Nordic Cables
-
-Invoice number NC-7781, dated 3 April 2024.
-Amount due: 480 EUR for forty shielded USB cables.
-Billing contact: Olof Berg.
-""",
+    **INVOICES,
     "lab/oven.md": """# Reflow oven
 
 The Brandt RO-350 reflow oven was bought in March 2023. Its warranty ends on 31 March 2026;

@@ -8,8 +8,9 @@ rows that list the chunks, so it mirrors exactly what the manifest has committed
 from __future__ import annotations
 
 import re
-import sqlite3
-from typing import Callable, Sequence
+from typing import Sequence
+
+from ingest.index.manifest import CollectionTables
 
 # Bump when a change to the keyword index makes an existing one differ from what a fresh ingest gives.
 KEYWORD_INDEX_VERSION = 1
@@ -45,19 +46,8 @@ _STOPWORDS = frozenset(
 )
 
 
-class KeywordIndex:
-    """One collection's chunks in the keyword index.
-
-    `connection` returns the manifest's connection, opened at its first use.
-    """
-
-    def __init__(self, connection: Callable[[], sqlite3.Connection], collection: str):
-        self._connection = connection
-        self.collection = collection
-
-    @property
-    def db(self) -> sqlite3.Connection:
-        return self._connection()
+class KeywordIndex(CollectionTables):
+    """One collection's chunks in the keyword index (in the manifest's SQLite file)."""
 
     def add(self, ids: Sequence[str], texts: Sequence[str], sources: Sequence[str]) -> None:
         for chunk_id, text, source in zip(ids, texts, sources):

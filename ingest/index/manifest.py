@@ -89,11 +89,9 @@ def paths_matching(paths: Iterable[str], patterns: Sequence[str]) -> list[str]:
     return [path for path in paths if any(fnmatch.fnmatch(path, pattern) for pattern in patterns)]
 
 
-class Manifest:
-    """One collection's rows. Writes run inside the caller's transaction unless said otherwise.
-
-    `connection` returns the shared connection, opened at its first use (see `connect`).
-    """
+class CollectionTables:
+    """One collection's rows in the index's SQLite file; `connection` returns the shared
+    connection, opened at its first use (see `connect`)."""
 
     def __init__(self, connection: Callable[[], sqlite3.Connection], collection: str):
         self._connection = connection
@@ -102,6 +100,10 @@ class Manifest:
     @property
     def db(self) -> sqlite3.Connection:
         return self._connection()
+
+
+class Manifest(CollectionTables):
+    """One collection's rows. Writes run inside the caller's transaction unless said otherwise."""
 
     def collection_record(self) -> StoredCollection | None:
         row = self.db.execute(
