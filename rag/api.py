@@ -81,16 +81,7 @@ def retriever(
     """
     from rag.chain import IndexRetriever
 
-    settings = settings or load_settings()
-    return IndexRetriever(
-        settings=settings,
-        k=k or settings.search.k,
-        min_score=settings.search.min_score,
-        min_keyword_coverage=settings.search.min_keyword_coverage,
-        mode=mode,
-        where=where,
-        paths=paths,
-    )
+    return IndexRetriever.from_settings(settings or load_settings(), k, mode=mode, where=where, paths=paths)
 
 
 def embeddings(settings: Settings | None = None) -> "LocalEmbeddings":
@@ -98,7 +89,7 @@ def embeddings(settings: Settings | None = None) -> "LocalEmbeddings":
 
     The same instance `search` uses, loaded once per process.
     """
-    return retrieval._embedder(settings or load_settings())
+    return retrieval.embedder(settings or load_settings())
 
 
 def status(settings: Settings | None = None) -> index_status.IndexStatus:

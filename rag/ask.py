@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from langchain_core.documents import Document
 from langchain_core.language_models import BaseLanguageModel, BaseLLM
@@ -25,8 +25,11 @@ from rag.prompting import select_prompt
 from rag.evidence import Evidence, quote_evidence
 from rag.grounding import Grounding, check_grounding, unmentioned
 from rag.retrieval import embed_texts, location_of
-from rag.text import content_words, stem
+from rag.text import stems
 from rag.settings import Settings
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # Turns of chat history shown to the condense prompt; older turns rarely matter and cost context.
 HISTORY_TURNS = 4
@@ -129,6 +132,7 @@ class Assistant:
     def __init__(self, settings: Settings, llm: BaseLanguageModel | None = None, k: int | None = None):
         Index(settings).require()  # fail before spending seconds on loading a model
         self.settings = settings
+        self._embedded: tuple[list[str], Any] = ([], None)
         self.llm = llm or create_llm(settings)
         style = settings.llm.prompt_style
         self.qa = select_prompt(self.llm, settings.llm.qa_prompt, style)
@@ -136,12 +140,7 @@ class Assistant:
         stop = [*self.qa.stop, *settings.llm.stop]
         generator = FirstLineLLM(inner=self.llm) if self.qa.first_line_only else self.llm
         generator = generator.bind(stop=stop) if stop else generator
-        retriever = IndexRetriever(
-            settings=settings,
-            k=k or settings.search.k,
-            min_score=settings.search.min_score,
-            min_keyword_coverage=settings.search.min_keyword_coverage,
-        )
+        retriever = IndexRetriever.from_settings(settings, k)
         budget = context_window(self.llm, settings.llm.n_ctx) - settings.llm.max_tokens
         quoting = "quotes" in self.qa.prompt.input_variables
         self.quotes_budget = min(QUOTES_RESERVE_TOKENS, budget // 4) if quoting else 0
@@ -162,7 +161,7 @@ class Assistant:
 
     def _prompt_quotes(self, question: str, sources: list[Document]) -> str:
         """The sentences that best match the question, for the prompt: "[n] sentence" lines."""
-        quotes = quote_evidence(question, "", sources, partial(embed_texts, settings=self.settings), max_quotes=PROMPT_QUOTES)
+        quotes = quote_evidence(question, "", sources, self._embed, max_quotes=PROMPT_QUOTES)
         lines: list[str] = []
         for quote in quotes:  # as many as the room kept for them holds
             line = f"[{quote.source_number}] {quote.text}"
@@ -180,10 +179,15 @@ class Assistant:
 
     def check(self, question: str, answer: str, sources: list[Document]) -> tuple[list[Evidence], Grounding]:
         """The quoted evidence for `answer` and its grounding check against `sources`."""
-        evidence = quote_evidence(question, answer, sources, partial(embed_texts, settings=self.settings))
+        evidence = quote_evidence(question, answer, sources, self._embed)
         grounding = check_grounding(answer, [checkable_text(doc) for doc in sources], question)
         return evidence, grounding
 
+    def _embed(self, texts: list[str]) -> "np.ndarray":
+        """Embeddings of `texts`; the prompt's quotes and the answer's evidence embed the same sentences."""
+        if self._embedded[0] != texts:
+            self._embedded = (texts, embed_texts(texts, self.settings))
+        return self._embedded[1]
 
     def standalone_question(self, question: str, history: Sequence[tuple[str, str]]) -> str:
         """Rewrite a follow-up ("and when does it end?") so retrieval can understand it alone."""
@@ -209,11 +213,15 @@ class Assistant:
             yield from chunks
 
     def ask(self, question: str, history: Sequence[tuple[str, str]] = ()) -> Answer:
-        stream = self.stream(question, history)
-        for _ in stream:
-            pass
-        assert stream.answer is not None
-        return stream.answer
+        return complete(self.stream(question, history))
+
+
+def complete(stream: "AnswerStream | ConversationStream") -> Answer:
+    """The answer of a stream, read to its end."""
+    for _ in stream:
+        pass
+    assert stream.answer is not None
+    return stream.answer
 
 
 def checkable_text(document: Document) -> str:
@@ -245,11 +253,7 @@ class Conversation:
         return ConversationStream(self.assistant.stream(question, self.history), self)
 
     def ask(self, question: str) -> Answer:
-        stream = self.stream(question)
-        for _ in stream:
-            pass
-        assert stream.answer is not None
-        return stream.answer
+        return complete(self.stream(question))
 
     def reset(self) -> None:
         self.history, self.last_sources = [], []
@@ -288,6 +292,5 @@ def resolves_follow_up(rewritten: str, question: str, history: Sequence[tuple[st
     """Whether a condensed question is one, and names something of the conversation the follow-up did not."""
     if not rewritten.strip().endswith("?") or any(rewritten.strip() == answer.strip() for _, answer in history):
         return False
-    said = {stem(word) for turn in history for word in content_words(" ".join(turn))}
-    added = {stem(word) for word in content_words(rewritten)} - {stem(word) for word in content_words(question)}
-    return bool(added & said)
+    said = stems(" ".join(" ".join(turn) for turn in history))
+    return bool((stems(rewritten) - stems(question)) & said)

@@ -59,6 +59,18 @@ class IndexRetriever(BaseRetriever):
     where: dict[str, Any] | None = None
     paths: list[str] | None = None
 
+    @classmethod
+    def from_settings(cls, settings: Settings, k: int | None = None, **search_options: Any) -> "IndexRetriever":
+        """The retriever with the settings' k and relevance gate; `search_options`: mode, where, paths."""
+        gate = settings.search
+        return cls(
+            settings=settings,
+            k=k or gate.k,
+            min_score=gate.min_score,
+            min_keyword_coverage=gate.min_keyword_coverage,
+            **search_options,
+        )
+
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
         hits = search(query, self.settings, self.k, mode=self.mode, where=self.where, paths=self.paths)
         return [hit_to_document(hit) for hit in hits if self.relevant(query, hit)]

@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from rag.grounding import dates_in
 from rag.retrieval import location_label, location_of
-from rag.text import content_words, fold, stem
+from rag.text import fold, stems
 
 if TYPE_CHECKING:
     import numpy as np
     from langchain_core.documents import Document
 
-# How much each signal counts; chosen by measurement on data/sample-notes-qa.jsonl (bench/answers.py).
+# How much each signal counts: set by hand, checked against the evidence accuracy that
+# bench/answers.py measures on data/sample-notes-qa.jsonl.
 MEANING_WEIGHT = 0.45
 QUESTION_WORDS_WEIGHT = 0.35
 ANSWER_WORDS_WEIGHT = 0.2
@@ -169,10 +170,6 @@ def _passage(number: int, document: "Document", start: int, end: int) -> _Passag
     return _Passage(text, number, document, start, end)
 
 
-def _stems(text: str) -> set[str]:
-    return {stem(word) for word in content_words(text)}
-
-
 def _word_share(wanted: set[str], passage_words: set[str], weights: dict[str, float]) -> float:
     """The weighted share of `wanted` words that the passage has."""
     total = sum(weights.get(word, 1.0) for word in wanted)
@@ -215,15 +212,15 @@ def quote_evidence(
     passages, single_count = _passages(sources)
     if not passages:
         return []
-    words = [_stems(p.text) for p in passages]
+    words = [stems(p.text) for p in passages]
     # Rare words say more: weight each by its inverse frequency among the sentences.
     frequency: dict[str, int] = {}
     for passage_words in words[:single_count]:
         for word in passage_words:
             frequency[word] = frequency.get(word, 0) + 1
     weights = {word: math.log(1 + single_count / count) for word, count in frequency.items()}
-    question_words = _stems(question)
-    answer_words = _stems(answer) - question_words
+    question_words = stems(question)
+    answer_words = stems(answer) - question_words
     kind = expected_kind(question)
     vectors = embed([question] + [p.text for p in passages])
     meaning = np.asarray(vectors[1:]) @ np.asarray(vectors[0])

@@ -92,7 +92,8 @@ def family(name: str) -> PromptFamily:
 
 @functools.cache
 def task(name: str) -> dict[str, str]:
-    return _read_prompt_file("tasks")[name]
+    tasks = _read_prompt_file("tasks")
+    return {**tasks[base_task(name)], **tasks[name]}
 
 
 def text_prompt(family_name: str, task_name: str) -> PromptTemplate:

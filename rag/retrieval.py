@@ -270,7 +270,7 @@ def _open_index(settings: Settings) -> Index:
     return index
 
 
-def _embedder(settings: Settings) -> "LocalEmbeddings":
+def embedder(settings: Settings) -> "LocalEmbeddings":
     from ingest.embedding import LocalEmbeddings
 
     key = (settings.cache_path, settings.embedding.model_dump_json())
@@ -281,11 +281,11 @@ def _embedder(settings: Settings) -> "LocalEmbeddings":
 
 def embed_texts(texts: list[str], settings: Settings) -> "np.ndarray":
     """Unit vectors of `texts` by the knowledge base's embedding model (loaded once per process)."""
-    return _embedder(settings).encode(texts)
+    return embedder(settings).encode(texts)
 
 
 def _embed_query(query: str, settings: Settings, index: Index) -> "np.ndarray":
-    vector = _embedder(settings).encode([query])[0]
+    vector = embedder(settings).encode([query])[0]
     index.check_dimension(len(vector))
     return vector
 

@@ -36,9 +36,14 @@ def stem(word: str) -> str:
     return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
 
 
+def stems(text: str) -> set[str]:
+    """The stems of the content words of `text`."""
+    return {stem(word) for word in content_words(text)}
+
+
 def word_coverage(question: str, text: str) -> float:
     """The share of the question's content words (stemmed) that `text` contains."""
-    wanted = {stem(word) for word in content_words(question)}
+    wanted = stems(question)
     if not wanted:
         return 0.0
     return len(wanted & {stem(word) for word in words(text)}) / len(wanted)

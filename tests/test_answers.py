@@ -32,8 +32,7 @@ MANUAL = str(SAMPLE_NOTES / "work/vendors/brandt-ro350-manual.pdf")
 
 
 def retriever(settings, k: int = 5) -> IndexRetriever:
-    search = settings.search
-    return IndexRetriever(settings=settings, k=k, min_score=search.min_score, min_keyword_coverage=search.min_keyword_coverage)
+    return IndexRetriever.from_settings(settings, k)
 
 
 def evidence_for(settings, question: str, answer: str = ""):
