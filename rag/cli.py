@@ -205,6 +205,13 @@ KNOWLEDGE_BASE_OPTIONS = {"index": IndexOption, "collection": CollectionOption, 
 MODEL_OPTIONS = {"model": ModelOption, "prompt_style": PromptStyleOption}
 
 
+def _is_packaged_model(model: Path) -> bool:
+    # Imported only when --model is given: rag.backends costs every other command 0.4 s.
+    from rag.backends.packaged_models import PACKAGED_MODELS
+
+    return str(model) in PACKAGED_MODELS and not model.exists()
+
+
 def command_settings(
     config: Path | None = None,
     *,
@@ -216,9 +223,7 @@ def command_settings(
     check_model: bool = False,
 ) -> Settings:
     """The settings the shared options make: each given option is the top layer over env and config file."""
-    from rag.backends.packaged_models import PACKAGED_MODELS
-
-    packaged = model is not None and str(model) in PACKAGED_MODELS and not model.exists()
+    packaged = model is not None and _is_packaged_model(model)
     model_key = "model" if packaged else "model_path"
     llm = {
         key: value

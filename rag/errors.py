@@ -42,18 +42,15 @@ class VectorStoreMismatchError(RagError):
 
     def __init__(self, index_path: Path, collection: str, recorded_url: str | None, requested_url: str):
         index = _index_label(index_path, collection)
-        if recorded_url is None:
-            super().__init__(
-                f"The index at {index} keeps its vectors on disk, not in the Chroma server {requested_url}; "
-                "run without --chroma-url or vector_store.url to use it, or give another --index or --collection "
-                "for a new index on that server."
-            )
-        else:
-            super().__init__(
-                f"The index at {index} keeps its vectors in the Chroma server {recorded_url}, not {requested_url}; "
-                "run without --chroma-url or vector_store.url to use it, or give another --index or --collection "
-                "for a new index on that server."
-            )
+        where = (
+            f"on disk, not in the Chroma server {requested_url}"
+            if recorded_url is None
+            else f"in the Chroma server {recorded_url}, not {requested_url}"
+        )
+        super().__init__(
+            f"The index at {index} keeps its vectors {where}; run without --chroma-url or vector_store.url to use it, "
+            "or give another --index or --collection for a new index on that server."
+        )
 
 
 class VectorsMissingError(RagError):
