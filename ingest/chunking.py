@@ -2,19 +2,35 @@
 
 Sizes are measured in the embedding model's own tokens: all-MiniLM-L6-v2 reads 256 word pieces
 and silently drops the rest, so a chunk measured in characters could lose its tail unseen.
-Markdown is split along headings first and each chunk is prefixed with its heading path, so a
-chunk deep in a section still says what it is about.
+
+Markdown is parsed by a CommonMark parser (markdown-it), so a heading is what CommonMark calls
+one (never a `#` comment inside a code block, however the fences around it look) and blocks are
+kept whole where they fit: a code block or table larger than a chunk is split on its lines or
+rows, each piece fenced again or headed by the table's header and separator rows. Every chunk is
+prefixed with its heading path, so a chunk deep in a section still says what it is about.
+
+Chunk text stays line for line with the file: markup is reduced where it stands and line breaks
+are kept, so `start_line`/`end_line` cite exactly. The only lines that are not the file's are the
+fence or table header repeated at the top (and a fence at the bottom) of a continued code block
+or table.
 """
 
 from __future__ import annotations
 
+import ast
+import bisect
 import functools
+import math
 import re
-from dataclasses import dataclass, field
+import tomllib
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+import yaml
 from langchain_core.documents import Document
 from langchain_text_splitters import Language, RecursiveCharacterTextSplitter
+from markdown_it import MarkdownIt
+from mdit_py_plugins.front_matter import front_matter_plugin
 
 from ingest.embedding import TokenCounter
 from rag.settings import ChunkingSettings
@@ -23,8 +39,55 @@ HEADING_SEPARATOR = " > "
 MAX_TITLE_CHARS = 200
 # The heading prefix may take at most this share of a chunk, so long headings leave room for text.
 MAX_PREFIX_SHARE = 0.5
-_HEADING = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.+?)[ \t#]*$")
-_FENCE = re.compile(r"^ {0,3}(```|~~~)")
+# A chunk with less text than this beyond its heading path (a lone fence, a title, "See below.")
+# answers nothing and, being short, scores high on the words it has; it joins a neighbour instead.
+MIN_TEXT_CHARS = 20
+
+# all-MiniLM-L6-v2's uncased tokenizer decomposes every Hangul syllable into its two or three jamo,
+# word pieces that carry no meaning for the model, so Korean measured in tokens fills a chunk
+# with one line. The embedding cannot read Korean either way; what the chunk size still serves is
+# the keyword index, the reader and the LLM, all of which read syllables. A syllable counts as
+# half a token: a chunk then holds about as much Korean as it holds English (two syllables are
+# roughly one English word piece), and the embedding still sees the heading path and the opening.
+HANGUL = re.compile(r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]+")
+TOKENS_PER_HANGUL_SYLLABLE = 0.5
+
+# Encoded data (images in JSON examples, data URIs) is hundreds of characters nobody searches for.
+# A run this long of base64 characters mixing cases and digits is no word, path or hash.
+_DATA_URI = re.compile(r"(data:[\w.+-]+/[\w.+-]+;base64,)[A-Za-z0-9+/=]{8,}")
+_BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{100,}={0,2}")
+ELIDED = "…"
+
+# HTML (or JSX) markup in prose, reduced to its text; code spans are matched first so that
+# `<model name>` inside backticks stays as written. Newlines inside a match are kept.
+_MARKUP = re.compile(
+    r"""(?P<code>(?P<ticks>`+)(?:[^`\n]|\n(?!\n))*?(?P=ticks))
+    | <!--.*?-->
+    | \{/\*.*?\*/\}
+    | <(?P<element>script|style)\b.*?</(?P=element)\s*>
+    | (?P<tag></?[A-Za-z][\w.:-]*(?:\s+(?:[^<>"'{}]|"[^"]*"|'[^']*'|\{(?:[^{}]|\{[^{}]*\})*\})*)?\s*/?>)
+    | </?>""",
+    re.S | re.X | re.I,
+)
+# Attributes whose values are text a reader sees: an image's alt text, a component's title (Mintlify's
+# <Step title=...>, <Tab title=...>) or the parameter a <ParamField path=... type=...> documents.
+_TEXT_ATTRIBUTES = re.compile(r"""\b(?:alt|title|label|path|body|query|type)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
+_HTML_TEXT_ATTRIBUTES = re.compile(r"""\b(?:alt|title)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
+_EMBED_TEXT_ATTRIBUTES = re.compile(r"""\balt\s*=\s*(?:"([^"]*)"|'([^']*)')""")
+_SOURCE_ATTRIBUTE = re.compile(r"\ssrc\s*=")
+# MyST markup lines that are no text: `(label)=` targets and `:::{directive}` colon fences.
+_MYST_TARGET = re.compile(r"^\([\w.:-]+\)=\s*$")
+_MYST_COLON_FENCE = re.compile(r"^\s*:{3,}(\{[\w-]+\})?")
+_MYST_OPTION = re.compile(r"^\s*:[\w-]+:(\s|$)")
+_MDX_ESM = re.compile(r"^(import|export)\s")
+_TOML_FRONT_MATTER = re.compile(r"\A\+\+\+\n(.*?\n)\+\+\+[ \t]*(\n|\Z)", re.S)
+_FENCE_OPENER = re.compile(r"^\s*(`{3,}|~{3,})")
+
+# reStructuredText section adornment: a line of one punctuation character repeated.
+_RST_ADORNMENT = re.compile(r"""^([!-/:-@\[-`{-~])\1{2,}\s*$""")
+# A man page rendered to text starts with "LS(1)   User Commands   LS(1)" (tab- or space-filled).
+_MAN_HEADER = re.compile(r"^(\S+\(\w+\))\s.*\S\s+\1\s*$")
+_MAN_SECTION = re.compile(r"^[A-Z][A-Z0-9 ,/&()-]{1,39}$")
 
 
 @dataclass
@@ -33,53 +96,312 @@ class Chunk:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
-class _Section:
-    headings: list[str]
-    body: str
-    first_line: int  # 1-based line number of the body's first line in the document
+def text_chars(text: str) -> str:
+    """The letters and digits of text: what is left of it once markup and punctuation are gone."""
+    return "".join(char for char in text if char.isalnum())
 
 
-def markdown_sections(text: str) -> list[_Section]:
-    """Split Markdown at ATX headings (ignoring '#' lines inside code fences), keeping line numbers.
+def drop_encoded_data(text: str) -> str:
+    """Text with base64 payloads and data URIs elided, on the lines where they stood."""
+    text = _DATA_URI.sub(lambda match: match.group(1) + ELIDED, text)
+    return _BASE64_RUN.sub(lambda match: ELIDED if _looks_encoded(match.group()) else match.group(), text)
 
-    langchain's MarkdownHeaderTextSplitter rewrites whitespace and drops line positions, which
-    citations need.
+
+def _looks_encoded(run: str) -> bool:
+    return all(any(test(char) for char in run) for test in (str.isupper, str.islower, str.isdigit))
+
+
+def reduce_markup(text: str, component_attributes: bool = False) -> str:
+    """HTML/JSX tags and comments replaced by their text, keeping every line break.
+
+    `component_attributes`: keep the text attributes of tags (MDX components say things there).
     """
-    sections: list[_Section] = []
-    path: list[tuple[int, str]] = []
-    body: list[str] = []
-    first_line = 1
-    in_fence = False
+    attributes = _TEXT_ATTRIBUTES if component_attributes else _HTML_TEXT_ATTRIBUTES
 
-    def close_section() -> None:
-        if "".join(body).strip():
-            sections.append(_Section([title for _, title in path], "\n".join(body), first_line))
+    def reduce(match: re.Match) -> str:
+        if match.group("code"):
+            return match.group()
+        tag = match.group("tag") or ""
+        # An embed (<YouTube src=...>, <iframe>) has a title for the player, not for the reader.
+        found = (_EMBED_TEXT_ATTRIBUTES if _SOURCE_ATTRIBUTE.search(tag) else attributes).findall(tag)
+        kept = " ".join(a or b for a, b in found)
+        newlines = match.group().count("\n")
+        # A space where an inline tag stood, so the words on either side stay apart.
+        return kept + "\n" * newlines if kept or newlines else " "
 
-    for number, line in enumerate(text.split("\n"), start=1):
-        if _FENCE.match(line):
-            in_fence = not in_fence
-        heading = None if in_fence else _HEADING.match(line)
-        if heading is None:
-            body.append(line)
+    return _MARKUP.sub(reduce, text)
+
+
+@functools.cache
+def markdown_parser(mdx: bool = False) -> MarkdownIt:
+    """CommonMark with tables and front matter; for MDX without indented code and HTML blocks.
+
+    MDX has no indented code (components nest by indenting), and its JSX tags are not HTML
+    blocks: an HTML block runs to the next blank line and would swallow the fence after
+    `<CodeGroup>`.
+    """
+    parser = MarkdownIt("commonmark").enable("table").use(front_matter_plugin)
+    if mdx:
+        parser.disable(["code", "html_block"])
+    return parser
+
+
+@dataclass
+class _Block:
+    kind: str  # "text", "code" (fenced), "indented" (indented code) or "table"
+    headings: tuple[str, ...]
+    start: int  # 0-based first line
+    end: int  # 0-based line after the last
+
+
+@dataclass
+class _Piece:
+    """A span of the document's prepared text [start, end) in characters, with its heading path.
+
+    `before`/`after` are lines that are not in the file: the fence or table header of a
+    continued block.
+    """
+
+    headings: tuple[str, ...]
+    start: int
+    end: int
+    before: str = ""
+    after: str = ""
+
+
+@dataclass
+class _Prepared:
+    """A document's text as it is chunked (line for line the file's), with its Markdown blocks or,
+    for other formats, its sections."""
+
+    text: str
+    sections: list[tuple[tuple[str, ...], int, int]] = field(default_factory=list)  # (headings, start, end) chars
+    blocks: list[_Block] = field(default_factory=list)  # Markdown only
+
+    @functools.cached_property
+    def lines(self) -> list[str]:
+        return self.text.split("\n")
+
+    @functools.cached_property
+    def line_starts(self) -> list[int]:
+        return [0] + [match.end() for match in re.finditer("\n", self.text)]
+
+    def offset(self, line: int) -> int:
+        """Character offset of a 0-based line (the end of the text past the last)."""
+        return self.line_starts[line] if line < len(self.line_starts) else len(self.text)
+
+    def line_of(self, offset: int) -> int:
+        return bisect.bisect_right(self.line_starts, offset) - 1
+
+
+def prepare_markdown(text: str, mdx: bool = False) -> tuple[str, str | None]:
+    """(text with front matter, markup and encoded data blanked on their lines, front matter title)."""
+    title = None
+    if toml := _TOML_FRONT_MATTER.match(text):
+        try:
+            title = tomllib.loads(toml.group(1)).get("title")
+        except tomllib.TOMLDecodeError:
+            pass
+        text = "\n" * toml.group().count("\n") + text[toml.end() :]
+    lines = drop_encoded_data(text).split("\n")
+    code_lines = set()
+    for token in markdown_parser(mdx).parse("\n".join(lines)):
+        if token.map is None:
             continue
-        close_section()
-        level = len(heading.group(1))
-        path = [(lvl, title) for lvl, title in path if lvl < level] + [(level, heading.group(2).strip())]
-        body = []
-        first_line = number + 1
-    close_section()
+        if token.type == "front_matter":
+            title = _front_matter_title(token.content)
+            lines[token.map[0] : token.map[1]] = [""] * (token.map[1] - token.map[0])
+        elif token.type == "fence" and token.info.startswith("{"):
+            # A MyST directive ({note}, {eval-rst}) holds prose: its fence lines are markup.
+            start, end = token.map
+            if end - 1 > start and _closes_fence(lines[end - 1], token.markup):
+                lines[end - 1] = ""
+            for number in _directive_markup_lines(lines, start, end):
+                lines[number] = ""
+        elif token.type in ("fence", "code_block"):
+            code_lines.update(range(*token.map))
+    prose_runs = _runs([number for number in range(len(lines)) if number not in code_lines])
+    for start, end in prose_runs:
+        original = lines[start:end]
+        run = ["" if _MYST_TARGET.match(line) else _MYST_COLON_FENCE.sub("", line) for line in original]
+        if mdx:
+            run = _blank_esm(run)
+        reduced = reduce_markup("\n".join(run), component_attributes=mdx).split("\n")
+        # A line left blank by a removed tag is blank; a line untouched stays exactly the file's.
+        lines[start:end] = [line if line == kept else line.rstrip() for line, kept in zip(reduced, original)]
+    return "\n".join(lines), str(title).strip() if title is not None else None
+
+
+def _directive_markup_lines(lines: list[str], start: int, end: int) -> list[int]:
+    """The opening line of a MyST directive and its options (a `---` YAML block or `:key: value` lines)."""
+    markup = [start]
+    number = start + 1
+    if number < end and lines[number].strip() == "---":
+        closing = next((n for n in range(number + 1, end) if lines[n].strip() == "---"), None)
+        if closing is not None:
+            return markup + list(range(number, closing + 1))
+    while number < end and _MYST_OPTION.match(lines[number]):
+        markup.append(number)
+        number += 1
+    return markup
+
+
+def _front_matter_title(content: str) -> Any:
+    try:
+        data = yaml.safe_load(content)
+    except yaml.YAMLError:
+        return None
+    return data.get("title") if isinstance(data, dict) else None
+
+
+def _runs(numbers: list[int]) -> list[tuple[int, int]]:
+    """[start, end) ranges of consecutive numbers."""
+    runs: list[tuple[int, int]] = []
+    for number in numbers:
+        if runs and runs[-1][1] == number:
+            runs[-1] = (runs[-1][0], number + 1)
+        else:
+            runs.append((number, number + 1))
+    return runs
+
+
+def _blank_esm(lines: list[str]) -> list[str]:
+    """MDX import/export statements (they run to the next blank line) as blank lines."""
+    out, in_statement = [], False
+    for line in lines:
+        in_statement = bool(line.strip()) and (in_statement or bool(_MDX_ESM.match(line)))
+        out.append("" if in_statement else line)
+    return out
+
+
+def markdown_outline(text: str, mdx: bool, title: str | None) -> list[_Block]:
+    """The blocks of prepared Markdown, each with the heading path in force, from the parser's tokens."""
+    tokens = markdown_parser(mdx).parse(text)
+    root = (title,) if title else ()  # an empty title heads nothing
+    stack: list[tuple[int, str]] = []
+    blocks: list[_Block] = []
+    for index, token in enumerate(tokens):
+        if token.level != 0 or token.map is None or token.nesting == -1:
+            continue
+        start, end = token.map
+        if token.type == "heading_open":
+            level, heading = int(token.tag[1]), " ".join(tokens[index + 1].content.split())
+            stack = [(lvl, name) for lvl, name in stack if lvl < level] + [(level, heading)]
+            continue
+        path = [name for _, name in stack]
+        if title and path and path[0] == title:
+            path = path[1:]  # a page that repeats its front matter title as its first heading
+        headings = root + tuple(path)
+        if token.type == "fence":
+            blocks.append(_Block("code", headings, start, end))
+        elif token.type == "code_block":
+            blocks.append(_Block("indented", headings, start, end))
+        elif token.type == "table_open":
+            blocks.append(_Block("table", headings, start, end))
+        elif token.type not in ("hr", "front_matter"):
+            blocks.append(_Block("text", headings, start, end))
+    return blocks
+
+
+def _closes_fence(line: str, opener: str) -> bool:
+    """Whether line closes a fence opened with `opener` (its run of backticks or tildes)."""
+    stripped = line.strip()
+    return len(stripped) >= len(opener) and stripped == opener[0] * len(stripped)
+
+
+def rst_sections(text: str) -> list[tuple[tuple[str, ...], int, int]]:
+    """(heading path, first line, line after the last) of each reStructuredText section body, 0-based.
+
+    A title is a line underlined (and optionally overlined) with one punctuation character at
+    least as long as it; levels follow the order in which adornment styles first appear, as
+    docutils assigns them.
+    """
+    lines = text.split("\n")
+    styles: list[tuple[str, bool]] = []
+    stack: list[tuple[int, str]] = []
+    sections: list[tuple[tuple[str, ...], int, int]] = []
+    body_start, number = 0, 0
+    while number < len(lines):
+        title_line = _rst_title_at(lines, number)
+        if title_line is None:
+            number += 1
+            continue
+        title, style, title_end = title_line
+        sections.append((tuple(name for _, name in stack), body_start, number))
+        if style not in styles:
+            styles.append(style)
+        level = styles.index(style)
+        stack = [(lvl, name) for lvl, name in stack if lvl < level] + [(level, title)]
+        body_start = number = title_end
+    sections.append((tuple(name for _, name in stack), body_start, len(lines)))
     return sections
 
 
-def titled_text_section(text: str) -> _Section:
+def _rst_title_at(lines: list[str], number: int) -> tuple[str, tuple[str, bool], int] | None:
+    """(title, (adornment character, overlined), line after the title) if a title starts here."""
+    if number > 0 and lines[number - 1].strip():
+        return None
+    over = _RST_ADORNMENT.match(lines[number])
+    if over and number + 2 < len(lines):
+        title, under = lines[number + 1].strip(), _RST_ADORNMENT.match(lines[number + 2])
+        if title and under and under.group(1) == over.group(1) and len(lines[number + 2].rstrip()) >= len(title):
+            return title, (over.group(1), True), number + 3
+    line = lines[number]
+    if over or not line.strip() or line[0].isspace() or number + 1 >= len(lines):
+        return None
+    under = _RST_ADORNMENT.match(lines[number + 1])
+    if under and len(lines[number + 1].rstrip()) >= len(line.rstrip()):
+        return line.strip(), (under.group(1), False), number + 2
+    return None
+
+
+def man_page_sections(text: str) -> list[tuple[tuple[str, ...], int, int]] | None:
+    """Sections of a man page rendered as text (NAME, SYNOPSIS, ...), under the page's name, or None.
+
+    The header line ("LS(1)  User Commands  LS(1)") is no text of any section.
+    """
+    lines = text.split("\n")
+    header = _MAN_HEADER.match(lines[0])
+    if header is None:
+        return None
+    page = header.group(1)
+    sections: list[tuple[tuple[str, ...], int, int]] = []
+    heading, body_start = (page,), 1
+    for number in range(1, len(lines)):
+        if _MAN_SECTION.match(lines[number]) and not lines[number - 1].strip():
+            sections.append((heading, body_start, number))
+            heading, body_start = (page, lines[number].strip()), number + 1
+    sections.append((heading, body_start, len(lines)))
+    return sections
+
+
+def titled_text_sections(text: str) -> list[tuple[tuple[str, ...], int, int]]:
     """Plain text whose first line reads as a title (short, then a blank line) gets that line as
     its heading, so every chunk of it, not just the first, says what the text is about."""
-    first, _, rest = text.partition("\n")
-    if first.strip() and len(first) <= MAX_TITLE_CHARS and rest.startswith("\n") and rest.strip():
-        blank_lines = len(rest) - len(rest.lstrip("\n"))
-        return _Section([first.strip()], rest.lstrip("\n"), 2 + blank_lines)
-    return _Section([], text, 1)
+    lines = text.split("\n")
+    first = lines[0].strip()
+    if first and len(first) <= MAX_TITLE_CHARS and len(lines) > 2 and not lines[1].strip():
+        return [((first,), 1, len(lines))]
+    return [((), 0, len(lines))]
+
+
+def python_outline(source: str) -> list[tuple[int, int, str]]:
+    """(first line, last line, "class Foo" / "def bar") of every class and function, 1-based, outer first."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return []
+    outline = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            keyword = {ast.ClassDef: "class", ast.FunctionDef: "def", ast.AsyncFunctionDef: "async def"}[type(node)]
+            first = min([node.lineno] + [decorator.lineno for decorator in node.decorator_list])
+            outline.append((first, node.end_lineno or node.lineno, f"{keyword} {node.name}"))
+    return sorted(outline, key=lambda entry: (entry[0], -entry[1]))
+
+
+def enclosing_definitions(outline: list[tuple[int, int, str]], line: int) -> tuple[str, ...]:
+    return tuple(name for first, last, name in outline if first <= line <= last)
 
 
 class Chunker:
@@ -87,6 +409,14 @@ class Chunker:
         self.counter = counter
         self.chunk_tokens = min(settings.chunk_tokens, counter.window)
         self.overlap_tokens = settings.overlap_tokens
+        self.size = functools.lru_cache(maxsize=1 << 16)(self._size)
+
+    def _size(self, text: str) -> int:
+        """Tokens of text as the chunk budget counts them (see TOKENS_PER_HANGUL_SYLLABLE)."""
+        syllables = sum(len(run) for run in HANGUL.findall(text))
+        if not syllables:
+            return self.counter.count(text)
+        return self.counter.count(HANGUL.sub(" ", text)) + math.ceil(syllables * TOKENS_PER_HANGUL_SYLLABLE)
 
     def split(self, documents: list[Document]) -> list[Chunk]:
         chunks: list[Chunk] = []
@@ -98,42 +428,154 @@ class Chunker:
 
     def _split_document(self, document: Document) -> list[Chunk]:
         metadata = document.metadata
-        base = {key: metadata[key] for key in ("page",) if key in metadata}
-        if metadata.get("format") == "markdown":
-            sections = markdown_sections(document.page_content)
-            language = Language.MARKDOWN
-        elif metadata.get("format") == "code":
-            sections = [_Section([], document.page_content, 1)]
-            language = Language(metadata["language"])
+        prepared, language = self._prepare(document)
+        if prepared.blocks:
+            pieces = self._pack_blocks(prepared)
         else:
-            sections = [titled_text_section(document.page_content)]
+            pieces = [
+                piece
+                for headings, start, end in prepared.sections
+                for piece in self._split_span(prepared, headings, start, end, language)
+            ]
+        if metadata.get("language") == "python":
+            outline = python_outline(prepared.text)
+            pieces = [
+                replace(piece, headings=enclosing_definitions(outline, self._first_text_line(prepared, piece)))
+                for piece in pieces
+            ]
+        pieces = self._join_small(prepared, pieces)
+        base = {key: metadata[key] for key in ("page",) if key in metadata}
+        return [self._chunk(prepared, piece, base, bool(metadata.get("has_lines"))) for piece in pieces]
+
+    def _prepare(self, document: Document) -> tuple[_Prepared, Language | None]:
+        metadata, text = document.metadata, document.page_content
+        title = metadata.get("title")  # a loader's page title heads what comes before the first heading
+        if metadata.get("format") == "markdown":
+            mdx = metadata.get("dialect") == "mdx"
+            text, front_matter_title = prepare_markdown(text, mdx)
+            prepared = _Prepared(text)
+            prepared.blocks = markdown_outline(text, mdx, front_matter_title)
+            if title and not front_matter_title:
+                for block in prepared.blocks:
+                    block.headings = block.headings or (title,)
+            return prepared, Language.MARKDOWN
+        prepared = _Prepared(drop_encoded_data(text))
+        if metadata.get("format") == "code" and metadata["language"] == "rst":
+            line_sections, language = rst_sections(prepared.text), Language.RST
+        elif metadata.get("format") == "code":
+            line_sections, language = [((), 0, len(prepared.line_starts))], Language(metadata["language"])
+        else:
+            line_sections = man_page_sections(prepared.text) or titled_text_sections(prepared.text)
             language = None
-        chunks: list[Chunk] = []
-        for section in sections:
-            prefix = self._prefix(section.headings)
-            section_meta = dict(base)
-            if section.headings:
-                section_meta["heading"] = HEADING_SEPARATOR.join(section.headings)
-            budget = self.chunk_tokens - self.counter.count(prefix)
-            for piece, offset in self._split_text(section.body, budget, language):
-                piece_meta = dict(section_meta)
-                if metadata.get("has_lines"):
-                    start = section.first_line + section.body.count("\n", 0, offset)
-                    piece_meta["start_line"] = start
-                    piece_meta["end_line"] = start + piece.count("\n")
-                chunks.append(Chunk(prefix + piece, piece_meta))
-        return chunks
+        prepared.sections = [
+            (headings, prepared.offset(start), prepared.offset(end)) for headings, start, end in line_sections
+        ]
+        return prepared, language
 
-    def _prefix(self, headings: list[str]) -> str:
-        if not headings:
-            return ""
-        prefix = HEADING_SEPARATOR.join(headings)
-        prefix, _ = self.counter.truncate(prefix, int(self.chunk_tokens * MAX_PREFIX_SHARE))
-        return prefix + "\n\n"
+    def _first_text_line(self, prepared: _Prepared, piece: _Piece) -> int:
+        """1-based line of the piece's first non-blank character."""
+        body = prepared.text[piece.start : piece.end]
+        return prepared.line_of(piece.start + len(body) - len(body.lstrip())) + 1
 
-    def _split_text(self, text: str, budget: int, language: Language | None) -> list[tuple[str, int]]:
-        """(piece, character offset in text) pairs, each piece at most `budget` tokens."""
-        pieces: list[tuple[str, int]] = []
+    def _budget(self, headings: tuple[str, ...]) -> int:
+        return self.chunk_tokens - self.size(self._prefix(headings))
+
+    def _pack_blocks(self, prepared: _Prepared) -> list[_Piece]:
+        """Consecutive blocks of a section gathered into pieces up to the budget; a block too big alone is split."""
+        pieces: list[_Piece] = []
+        current: list[_Block] = []
+
+        def flush() -> None:
+            if current:
+                start, end = prepared.offset(current[0].start), prepared.offset(current[-1].end)
+                pieces.append(_Piece(current[0].headings, start, end))
+                current.clear()
+
+        for block in prepared.blocks:
+            budget = self._budget(block.headings)
+            block_text = prepared.text[prepared.offset(block.start) : prepared.offset(block.end)]
+            if not block_text.strip():
+                continue
+            if current and current[0].headings == block.headings:
+                joined = prepared.text[prepared.offset(current[0].start) : prepared.offset(block.end)]
+                if self.size(joined) <= budget:
+                    current.append(block)
+                    continue
+            flush()
+            if self.size(block_text) <= budget:
+                current.append(block)
+            else:
+                pieces.extend(self._split_block(prepared, block, budget))
+        flush()
+        return pieces
+
+    def _split_block(self, prepared: _Prepared, block: _Block, budget: int) -> list[_Piece]:
+        lines = prepared.lines
+        if block.kind == "table":
+            header = "\n".join(lines[block.start : block.start + 2])
+            return self._split_lines(prepared, block, block.start + 2, block.end, budget, head=(block.start, header))
+        if block.kind == "code":
+            fence = _FENCE_OPENER.match(lines[block.start]).group(1)
+            closed = block.end - 1 > block.start and _closes_fence(lines[block.end - 1], fence)
+            last = block.end - 1 if closed else block.end
+            return self._split_lines(
+                prepared, block, block.start + 1, last, budget,
+                head=(block.start, lines[block.start].strip()), tail=(last if closed else None, fence),
+            )
+        if block.kind == "indented":
+            return self._split_lines(prepared, block, block.start, block.end, budget)
+        start, end = prepared.offset(block.start), prepared.offset(block.end)
+        return self._split_span(prepared, block.headings, start, end, Language.MARKDOWN)
+
+    def _split_lines(
+        self,
+        prepared: _Prepared,
+        block: _Block,
+        first: int,
+        end: int,
+        budget: int,
+        head: tuple[int, str] | None = None,
+        tail: tuple[int | None, str] | None = None,
+    ) -> list[_Piece]:
+        """A block split between lines [first, end); `head` (line, text) and `tail` repeat around each piece.
+
+        The head's own line opens the first piece and the tail's own line (if the file has one)
+        closes the last; elsewhere they are added as lines not in the file.
+        """
+        room = budget - self.size(head[1] if head else "") - self.size(tail[1] if tail else "")
+        lines = prepared.lines
+        groups: list[tuple[int, int]] = []
+        for number in range(first, end):
+            if groups and self.size("\n".join(lines[groups[-1][0] : number + 1])) <= room:
+                groups[-1] = (groups[-1][0], number + 1)
+            else:
+                groups.append((number, number + 1))
+        pieces: list[_Piece] = []
+        for index, (start, stop) in enumerate(groups):
+            if stop - start == 1 and self.size(lines[start]) > room:
+                # One line longer than a chunk: cut like prose, without the fence or header around it.
+                pieces.extend(self._split_span(prepared, block.headings, *self._span(prepared, start, stop), None))
+                continue
+            is_first, is_last = index == 0, index == len(groups) - 1
+            before = head[1] + "\n" if head and not is_first else ""
+            after = "\n" + tail[1] if tail and not (is_last and tail[0] is not None) else ""
+            real_start = head[0] if head and is_first else start
+            real_end = tail[0] + 1 if tail and is_last and tail[0] is not None else stop
+            pieces.append(_Piece(block.headings, *self._span(prepared, real_start, real_end), before, after))
+        return pieces
+
+    @staticmethod
+    def _span(prepared: _Prepared, start: int, end: int) -> tuple[int, int]:
+        """Character offsets of lines [start, end)."""
+        return prepared.offset(start), prepared.offset(end)
+
+    def _split_span(
+        self, prepared: _Prepared, headings: tuple[str, ...], start: int, end: int, language: Language | None
+    ) -> list[_Piece]:
+        """Pieces of prepared.text[start:end], each at most the budget."""
+        text = prepared.text[start:end]
+        budget = self._budget(headings)
+        pieces: list[_Piece] = []
         cursor = 0
         for chunk in self._splitter(budget, language).split_text(text):
             # Chunks come in order and overlap, so each starts after the previous one's start.
@@ -143,20 +585,97 @@ class Chunker:
             rest = chunk
             # The splitter adds token counts of pieces, which can undercount their join.
             while rest:
-                head, rest = self.counter.truncate(rest, budget)
-                stripped = head.lstrip()
-                if stripped.strip():
-                    pieces.append((stripped.rstrip(), offset + len(head) - len(stripped)))
+                head, rest = self._truncate(rest, budget)
+                stripped = head.strip()
+                if stripped:
+                    lead = len(head) - len(head.lstrip())
+                    pieces.append(_Piece(headings, start + offset + lead, start + offset + lead + len(stripped)))
                 offset += len(head)
         return pieces
+
+    def _truncate(self, text: str, budget: int) -> tuple[str, str]:
+        if not HANGUL.search(text):
+            return self.counter.truncate(text, budget)
+        if self.size(text) <= budget:
+            return text, ""
+        low, high = 1, len(text)  # the longest prefix within budget, by bisection on characters
+        while low < high:
+            middle = (low + high + 1) // 2
+            low, high = (middle, high) if self.size(text[:middle]) <= budget else (low, middle - 1)
+        return text[:low], text[low:]
+
+    def _join_small(self, prepared: _Prepared, pieces: list[_Piece]) -> list[_Piece]:
+        """Pieces with under MIN_TEXT_CHARS of text joined to the next piece, or else the previous one.
+
+        A joined piece keeps the heading path both parts share. One that can join neither (its
+        neighbours are full) stays if it has any text at all: better small than lost.
+        """
+        pieces = list(pieces)
+        index = 0
+        while index < len(pieces):
+            piece = pieces[index]
+            if len(text_chars(self._body(prepared, piece))) >= MIN_TEXT_CHARS:
+                index += 1
+                continue
+            for neighbour in (index + 1, index - 1):
+                if 0 <= neighbour < len(pieces) and (joined := self._joined(prepared, piece, pieces[neighbour])):
+                    pieces[min(index, neighbour)] = joined
+                    del pieces[max(index, neighbour)]
+                    index = min(index, neighbour)
+                    break
+            else:
+                if not text_chars(self._body(prepared, piece)):
+                    del pieces[index]
+                else:
+                    index += 1
+        return pieces
+
+    def _joined(self, prepared: _Prepared, one: _Piece, other: _Piece) -> _Piece | None:
+        first, second = sorted((one, other), key=lambda piece: piece.start)
+        if first.after or second.before or first.end > second.start:
+            return None
+        headings = _common_prefix(first.headings, second.headings)
+        joined = _Piece(headings, first.start, second.end, first.before, second.after)
+        return joined if self.size(self._body(prepared, joined)) <= self._budget(headings) else None
+
+    def _body(self, prepared: _Prepared, piece: _Piece) -> str:
+        return piece.before + prepared.text[piece.start : piece.end].strip("\n") + piece.after
+
+    def _chunk(self, prepared: _Prepared, piece: _Piece, base: dict[str, Any], has_lines: bool) -> Chunk:
+        real = prepared.text[piece.start : piece.end]
+        start = piece.start + len(real) - len(real.lstrip("\n"))
+        real = real.strip("\n").rstrip()
+        metadata = dict(base)
+        if piece.headings:
+            metadata["heading"] = HEADING_SEPARATOR.join(piece.headings)
+        if has_lines:
+            metadata["start_line"] = prepared.line_of(start) + 1
+            metadata["end_line"] = metadata["start_line"] + real.count("\n")
+        return Chunk(self._prefix(piece.headings) + piece.before + real + piece.after, metadata)
+
+    def _prefix(self, headings: tuple[str, ...]) -> str:
+        if not headings:
+            return ""
+        prefix = HEADING_SEPARATOR.join(headings)
+        prefix, _ = self.counter.truncate(prefix, int(self.chunk_tokens * MAX_PREFIX_SHARE))
+        return prefix + "\n\n"
 
     @functools.lru_cache(maxsize=64)
     def _splitter(self, budget: int, language: Language | None) -> RecursiveCharacterTextSplitter:
         options = dict(
             chunk_size=budget,
             chunk_overlap=min(self.overlap_tokens, budget // 4),
-            length_function=self.counter.count,
+            length_function=self.size,
         )
         if language is None:
             return RecursiveCharacterTextSplitter(**options)
         return RecursiveCharacterTextSplitter.from_language(language, **options)
+
+
+def _common_prefix(one: tuple[str, ...], other: tuple[str, ...]) -> tuple[str, ...]:
+    shared = []
+    for a, b in zip(one, other):
+        if a != b:
+            break
+        shared.append(a)
+    return tuple(shared)

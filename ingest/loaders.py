@@ -32,6 +32,9 @@ CODE_LANGUAGES = {
 # Source-like text without a language-aware splitter of its own.
 PLAIN_CODE_SUFFIXES = {".sh", ".bash", ".zsh", ".sql", ".toml", ".yaml", ".yml", ".ini", ".cfg", ".css"}
 SNIFF_BYTES = 8192
+PREFERRED_LEGACY_ENCODING = "cp1252"
+# A .docx without a title is located by its opening words, this many characters at most.
+DOCX_OPENING_CHARS = 60
 
 
 def decode_text(data: bytes) -> str:
@@ -46,11 +49,30 @@ def decode_text(data: bytes) -> str:
         try:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
-            raise LoadError(f"not valid UTF-8 (byte {exc.start}); convert it to UTF-8") from exc
+            text = _decode_other_encoding(data, exc)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text.strip():
         raise LoadError("empty file, no text to index")
     return text
+
+
+def _decode_other_encoding(data: bytes, utf8_error: UnicodeDecodeError) -> str:
+    """Text in a legacy encoding (Latin-1, Windows-1251, Shift JIS ...), as charset_normalizer reads it."""
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data).best()
+    # Western text decodes equally cleanly in several code pages, and on a short text
+    # charset_normalizer's pick among them is arbitrary ("Smörgåsbord" comes out as Big5, French
+    # as Windows-1250 with "č" for "è"). Windows-1252, the superset of Latin-1 most such files
+    # were written in, wins whenever it reads the bytes as cleanly as the best guess.
+    western = from_bytes(data, cp_isolation=[PREFERRED_LEGACY_ENCODING]).best()
+    if western is not None and (best is None or western.chaos <= best.chaos):
+        return str(western)
+    if best is None:
+        raise LoadError(
+            f"not valid UTF-8 (byte {utf8_error.start}) and no other text encoding fits; convert it to UTF-8"
+        ) from utf8_error
+    return str(best)
 
 
 def _text_document(data: bytes, **metadata: str) -> list[Document]:
@@ -59,6 +81,11 @@ def _text_document(data: bytes, **metadata: str) -> list[Document]:
 
 def load_markdown(data: bytes) -> list[Document]:
     return _text_document(data, format="markdown")
+
+
+def load_mdx(data: bytes) -> list[Document]:
+    """MDX: Markdown with JSX components, which the chunker reduces to their text."""
+    return _text_document(data, format="markdown", dialect="mdx")
 
 
 def load_plain(data: bytes) -> list[Document]:
@@ -104,8 +131,15 @@ def load_pdf(data: bytes) -> list[Document]:
     return documents
 
 
-_NOISE_TAGS = ["script", "style", "nav", "header", "footer", "noscript", "template", "svg", "form", "aside"]
+_NOISE_TAGS = ["script", "style", "nav", "header", "footer", "noscript", "template", "svg", "form", "aside", "button"]
+# Landmarks that hold a site's furniture rather than the page's text.
+_NOISE_ROLES = ["navigation", "banner", "contentinfo", "search", "menubar", "toolbar"]
 _BLOCK_TAGS = ["p", "div", "li", "br", "pre", "blockquote", "section", "article", "dd", "dt", "tr", "table"]
+# Texinfo and Sphinx pages open and close with a bar such as "Next: Types, Previous: Intro, Up: Top".
+_NAVIGATION_BAR = re.compile(r"^\s*(Next|Previous|Prev|Up)\s*:.*\b(Next|Previous|Prev|Up)\s*:", re.S)
+_NAVIGATION_BAR_MAX_CHARS = 300
+# Stands in for a <pre> block while the page's lines are tidied (NUL is in no HTML text).
+_CODE_PLACEHOLDER = "\x00code-block-"
 
 
 def load_html(data: bytes) -> list[Document]:
@@ -115,6 +149,23 @@ def load_html(data: bytes) -> list[Document]:
     title = soup.title.get_text(" ", strip=True) if soup.title else ""
     for tag in soup(_NOISE_TAGS + ["title", "head"]):
         tag.decompose()
+    for tag in soup.find_all(attrs={"role": _NOISE_ROLES}):
+        tag.decompose()
+    for tag in soup.find_all(["div", "p", "table"]):
+        if tag.decomposed:
+            continue
+        text = tag.get_text(" ", strip=True)
+        if len(text) <= _NAVIGATION_BAR_MAX_CHARS and _NAVIGATION_BAR.match(text):
+            tag.decompose()
+    # Code keeps its lines and reads as code, so the chunker never takes a "# comment" for a heading.
+    code_blocks: list[str] = []
+    for block in soup.find_all("pre"):
+        code = block.get_text().strip("\n")
+        fence = "`" * max(3, 1 + max((len(run) for run in re.findall("`+", code)), default=0))
+        code_blocks.append(f"{fence}\n{code}\n{fence}")
+        block.replace_with(f"\n\n{_CODE_PLACEHOLDER}{len(code_blocks) - 1}\n\n")
+    for span in soup.find_all("code"):
+        span.replace_with(f"`{span.get_text()}`")
     for heading in soup.find_all(re.compile(r"^h[1-6]$")):
         heading.replace_with(f"\n\n{'#' * int(heading.name[1])} {heading.get_text(' ', strip=True)}\n\n")
     for row in soup.find_all("tr"):
@@ -125,6 +176,7 @@ def load_html(data: bytes) -> list[Document]:
     for block in soup.find_all(_BLOCK_TAGS):
         block.append("\n")
     text = _tidy_lines(soup.get_text())
+    text = re.sub(rf"^{_CODE_PLACEHOLDER}(\d+)$", lambda match: code_blocks[int(match.group(1))], text, flags=re.M)
     if not text:
         raise LoadError("HTML page has no text")
     return [Document(page_content=text, metadata={"format": "markdown", "title": title} if title else {"format": "markdown"})]
@@ -158,7 +210,16 @@ def load_docx(data: bytes) -> list[Document]:
     text = _tidy_lines("\n".join(lines))
     if not text:
         raise LoadError(".docx document has no text")
-    return [Document(page_content=text, metadata={"format": "markdown"})]
+    # Where a chunk before the first heading is: the document's title, or else how it opens.
+    title = (document.core_properties.title or "").strip() or _opening_words(text)
+    return [Document(page_content=text, metadata={"format": "markdown", "title": title})]
+
+
+def _opening_words(text: str) -> str:
+    first = text.split("\n", 1)[0].lstrip("#- ").strip()
+    if len(first) <= DOCX_OPENING_CHARS:
+        return first
+    return first[:DOCX_OPENING_CHARS].rsplit(" ", 1)[0] + " …"
 
 
 def _heading_level(style_name: str) -> int:
@@ -175,7 +236,7 @@ def _tidy_lines(text: str) -> str:
 
 
 LOADERS: dict[str, Loader] = {
-    ".md": load_markdown, ".markdown": load_markdown,
+    ".md": load_markdown, ".markdown": load_markdown, ".mdx": load_mdx,
     ".txt": load_plain, ".text": load_plain,
     ".rst": load_rst,
     ".pdf": load_pdf,

@@ -33,7 +33,6 @@ def hostile_corpus(root: Path, outside: Path) -> tuple[dict[str, str], set[str]]
         "truncated.pdf": "unreadable PDF",
         "disguised.txt": "binary content",
         "empty.md": "empty file",
-        "latin1.txt": "not valid UTF-8",
         "bad-utf16.txt": "invalid UTF-16",
         "huge-line.txt": "larger than max_file_mb",
         "no-text-layer.pdf": "no text layer",
@@ -44,7 +43,7 @@ def hostile_corpus(root: Path, outside: Path) -> tuple[dict[str, str], set[str]]
     (root / "truncated.pdf").write_bytes(b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n" + b"\x00" * 10)
     (root / "disguised.txt").write_bytes(os.urandom(4096) + b"\x00")
     (root / "empty.md").write_bytes(b"")
-    (root / "latin1.txt").write_bytes("Smörgåsbord and crème brûlée".encode("latin-1"))
+    (root / "latin1.txt").write_bytes("Smörgåsbord and crème brûlée".encode("latin-1"))  # good, but not UTF-8
     (root / "bad-utf16.txt").write_bytes(codecs.BOM_UTF16_LE + b"\x00\xd8\x41")  # an unpaired surrogate
     # A 50 MB single line, over the default size limit: skipped without being read.
     with open(root / "huge-line.txt", "w") as fh:
@@ -55,7 +54,7 @@ def hostile_corpus(root: Path, outside: Path) -> tuple[dict[str, str], set[str]]
     outside.write_text("# Outside\n\nNot part of the folder.")
     (root / "link-outside.md").symlink_to(outside)
     (root / "loop").symlink_to(root, target_is_directory=True)
-    return bad, set(good) | {"deep.txt"}
+    return bad, set(good) | {"deep.txt", "latin1.txt"}  # latin1.txt: read in its own encoding
 
 
 def _encrypted_pdf() -> bytes:
