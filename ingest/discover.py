@@ -1,7 +1,8 @@
 """Find the files to ingest under the paths a user gave, honouring ignore files.
 
 Only `stat` is used here: deciding what to skip must not read file contents, so an unchanged
-re-sync never opens a file.
+re-sync never opens a file. Whole folders that hold no documents (build output, caches,
+installed dependencies) are skipped at the folder, as one entry, not file by file.
 """
 
 from __future__ import annotations
@@ -14,6 +15,18 @@ import pathspec
 
 from ingest.loaders import loader_for
 from rag.settings import IngestSettings
+
+# Folder names that hold what tools generate or install, never documents someone wrote.
+GENERATED_FOLDERS = frozenset({"__pycache__", "node_modules", "bower_components", "site-packages", "htmlcov"})
+GENERATED_FOLDER_SUFFIXES = (".egg-info",)
+# A file inside a folder that marks the whole folder as generated: a Python virtualenv, a cache.
+GENERATED_FOLDER_MARKERS = ("pyvenv.cfg", "CACHEDIR.TAG")
+# Names of build output only beside a project file: a documentation section is often called "build".
+BUILD_OUTPUT_FOLDERS = frozenset({"build", "dist", "target", "_build"})
+PROJECT_FILES = (
+    "pyproject.toml", "setup.py", "setup.cfg", "package.json", "Cargo.toml", "pom.xml", "build.gradle",
+    "build.gradle.kts", "CMakeLists.txt", "meson.build", "Makefile", "conf.py",
+)
 
 
 @dataclass(frozen=True)
@@ -31,12 +44,21 @@ class Discovery:
 
 @dataclass
 class _IgnoreRules:
+    """One ignore file: its patterns in file order, one per line (blank lines are kept as comments)."""
+
     base: str
+    label: str  # the ignore file, as the reason names it
     spec: pathspec.GitIgnoreSpec
 
-    def matches(self, path: str, is_dir: bool) -> bool:
+    def verdict(self, path: str, is_dir: bool) -> str | None | bool:
+        """The reason `path` is ignored, False when a `!pattern` keeps it, None when no line matches."""
         relative = os.path.relpath(path, self.base).replace(os.sep, "/")
-        return self.spec.match_file(relative + "/" if is_dir else relative)
+        result = self.spec.check_file(relative + "/" if is_dir else relative)
+        if result.include is None or result.index is None:
+            return None
+        if not result.include:
+            return False
+        return f"ignored by {self.label} (line {result.index + 1}: {self.spec.patterns[result.index].pattern})"
 
 
 def discover(roots: list[Path], settings: IngestSettings) -> Discovery:
@@ -54,12 +76,17 @@ def _walk(root: str, ignore_files: list[str], max_bytes: int, found: Discovery) 
     rules_by_dir: dict[str, list[_IgnoreRules]] = {}
     for directory, subdirs, files in os.walk(root, topdown=True, followlinks=False):
         inherited = rules_by_dir.get(os.path.dirname(directory), []) if directory != root else []
-        rules = inherited + _read_ignore_rules(directory, ignore_files)
+        rules = inherited + _read_ignore_rules(directory, root, ignore_files)
         rules_by_dir[directory] = rules
 
-        def ignored(name: str, is_dir: bool) -> bool:
+        def ignored(name: str, is_dir: bool) -> str | None:
+            # As git does: the ignore file nearest the path decides, and in it the last matching line.
             path = os.path.join(directory, name)
-            return any(rule.matches(path, is_dir) for rule in rules)
+            for rule in reversed(rules):
+                verdict = rule.verdict(path, is_dir)
+                if verdict is not None:
+                    return verdict or None
+            return None
 
         kept_dirs = []
         for name in sorted(subdirs):
@@ -68,15 +95,34 @@ def _walk(root: str, ignore_files: list[str], max_bytes: int, found: Discovery) 
                 found.skipped.append((path, "hidden folder"))
             elif os.path.islink(path):
                 found.skipped.append((path, "symlinked folder (not followed)"))
-            elif not ignored(name, True):
+            elif reason := ignored(name, True) or _build_folder(path, name):
+                found.skipped.append((path, reason))
+            else:
                 kept_dirs.append(name)
         subdirs[:] = kept_dirs
         for name in sorted(files):
             path = os.path.join(directory, name)
             if name.startswith("."):
                 found.skipped.append((path, "hidden file"))
-            elif not ignored(name, False):
+            elif reason := ignored(name, False):
+                found.skipped.append((path, reason))
+            else:
                 _consider(path, root, max_bytes, found)
+
+
+def _build_folder(path: str, name: str) -> str | None:
+    """Why the folder holds no documents (None: it may), judged by its name and the files in and beside it."""
+    if name in GENERATED_FOLDERS or name.endswith(GENERATED_FOLDER_SUFFIXES):
+        what = name
+    elif name in BUILD_OUTPUT_FOLDERS and (
+        project := next((f for f in PROJECT_FILES if os.path.isfile(os.path.join(path, os.pardir, f))), None)
+    ):
+        what = f"{name} beside {project}"
+    else:
+        what = next((f for f in GENERATED_FOLDER_MARKERS if os.path.isfile(os.path.join(path, f))), None)
+        if what is None:
+            return None
+    return f"build or dependency folder ({what}); give it as a PATH to ingest it"
 
 
 def _consider(path: str, root: str, max_bytes: int, found: Discovery) -> None:
@@ -93,6 +139,9 @@ def _consider(path: str, root: str, max_bytes: int, found: Discovery) -> None:
     except OSError as exc:
         found.skipped.append((path, f"cannot stat: {exc.strerror or exc}"))
         return
+    if stat.st_size == 0:
+        found.skipped.append((path, "empty file"))
+        return
     if stat.st_size > max_bytes:
         found.skipped.append(
             (path, f"larger than max_file_mb ({stat.st_size / 1048576:.1f} MB); raise ingest.max_file_mb to include it")
@@ -101,12 +150,14 @@ def _consider(path: str, root: str, max_bytes: int, found: Discovery) -> None:
     found.candidates.append(Candidate(path, stat.st_size, stat.st_mtime_ns))
 
 
-def _read_ignore_rules(directory: str, ignore_files: list[str]) -> list[_IgnoreRules]:
+def _read_ignore_rules(directory: str, root: str, ignore_files: list[str]) -> list[_IgnoreRules]:
     rules = []
     for name in ignore_files:
         path = os.path.join(directory, name)
         if os.path.isfile(path):
             with open(path, encoding="utf-8", errors="replace") as fh:
-                spec = pathspec.GitIgnoreSpec.from_lines(fh)
-            rules.append(_IgnoreRules(directory, spec))
+                # A blank line would yield no pattern; as a comment it keeps pattern i on line i + 1.
+                lines = [line.rstrip("\n") or "#" for line in fh]
+            label = os.path.relpath(path, root).replace(os.sep, "/")
+            rules.append(_IgnoreRules(directory, label, pathspec.GitIgnoreSpec.from_lines(lines)))
     return rules

@@ -1,49 +1,69 @@
 """`rag ingest`: make the index match the files, like rsync.
 
 Unchanged files (same size and mtime) are skipped without being read; a file whose size or
-mtime changed is hashed, and re-chunked only if its content changed; files gone from an
-ingested folder lose their chunks. Chunks of many files are embedded together in large batches,
-because the embedding model, not our code, should dominate the cost of an ingest.
+mtime changed is hashed, and re-chunked only if its content changed; a new file with the content
+of a file gone in the same sync (renamed or moved) takes over its vectors instead of being
+embedded again; files gone from an ingested folder lose their chunks. Chunks of many files are
+embedded together in large batches, because the embedding model, not our code, should dominate
+the cost of an ingest.
+
+A dry run takes the same steps (it loads and chunks every file the real run would) and stops
+short of embedding and writing, so what it reports is what the real run will do.
 """
 
 from __future__ import annotations
 
+import codecs
 import contextlib
+import functools
 import hashlib
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from ingest.discover import Candidate, discover
 from ingest.index import Index, SourceRecord
 from ingest.loaders import loader_for
+from ingest.scripts import UnreadScripts
 from rag.errors import LoadError, UsageError
 from rag.settings import Settings
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from ingest.chunking import Chunk, Chunker
     from ingest.embedding import LocalEmbeddings
 
 # From about this much to read (some 2,000 chunks of text), the embedder's bulk path repays the
 # seconds it takes to load (see LocalEmbeddings).
 BULK_INGEST_BYTES = 2_000_000
+# Files or folders named in the error that asks for --all; a count says how many more there are.
+PLACES_NAMED = 3
 
 
 class IngestProgress(Protocol):
-    def start(self, total_files: int) -> None: ...
+    """What an ingest tells a progress display as it works.
 
-    def advance(self, files: int, chunks: int) -> None: ...
+    `start`: how many files it will read and their total size. `advance`: files read since the
+    last call, chunks embedded, and bytes of files whose work is done. A file's bytes are done
+    as its chunks are embedded (at once when it has none to embed), so the rate of done bytes
+    estimates the time left, embedding being most of it.
+    """
+
+    def start(self, total_files: int, total_bytes: int) -> None: ...
+
+    def advance(self, files: int, chunks: int, done_bytes: int) -> None: ...
 
     def finish(self) -> None: ...
 
 
 class _Silent:
-    def start(self, total_files: int) -> None:
+    def start(self, total_files: int, total_bytes: int) -> None:
         pass
 
-    def advance(self, files: int, chunks: int) -> None:
+    def advance(self, files: int, chunks: int, done_bytes: int) -> None:
         pass
 
     def finish(self) -> None:
@@ -62,6 +82,10 @@ class IngestReport:
     chunks_removed: int = 0
     seconds: float = 0.0
     dry_run: bool = False
+    # (old path, new path) of files whose unchanged content moved: their chunks moved with them,
+    # not embedded again, and are counted in neither chunks_added nor chunks_removed.
+    renamed: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # about the whole ingest, e.g. scripts the model cannot read
 
     @property
     def ok(self) -> bool:
@@ -69,8 +93,9 @@ class IngestReport:
 
     def summary(self) -> str:
         verb = "Would sync" if self.dry_run else "Synced"
+        renamed = f"{len(self.renamed)} renamed, " if self.renamed else ""
         return (
-            f"{verb}: {len(self.added)} added, {len(self.updated)} updated, {len(self.removed)} removed, "
+            f"{verb}: {len(self.added)} added, {len(self.updated)} updated, {renamed}{len(self.removed)} removed, "
             f"{self.unchanged} unchanged, {len(self.failed)} failed, {len(self.skipped)} skipped "
             f"({self.chunks_added} chunks added, {self.chunks_removed} removed) in {self.seconds:.2f}s"
         )
@@ -87,15 +112,9 @@ class IngestReport:
             "chunks_removed": self.chunks_removed,
             "seconds": round(self.seconds, 3),
             "dry_run": self.dry_run,
+            "renamed": [{"from": old, "to": new} for old, new in self.renamed],
+            "warnings": self.warnings,
         }
-
-
-@dataclass
-class _Prepared:
-    record: SourceRecord
-    chunks: list["Chunk"]
-    replaced_ids: list[str]
-    is_new: bool
 
 
 def ingest(
@@ -104,11 +123,17 @@ def ingest(
     *,
     dry_run: bool = False,
     rebuild: bool = False,
+    rebuild_all: bool = False,
     progress: IngestProgress | None = None,
     wait: bool = True,
     on_wait: Callable[[], None] | None = None,
 ) -> IngestReport:
     """Sync the index with the files under `paths` and report what changed.
+
+    `rebuild`: drop the chunks of every file under `paths` and ingest them again; files from
+    other folders stay. When the settings that built the collection changed, all of it must be
+    embedded again: then the collection is dropped, which `rebuild_all` must allow when it holds
+    files from outside `paths` (they are removed, and reported so).
 
     One ingest writes to an index at a time: another one waits for it (`on_wait` is called
     first), or with `wait=False` fails with IndexBusyError. A dry run reads only and never waits.
@@ -120,11 +145,44 @@ def ingest(
     for root in roots:
         if not root.exists():
             raise UsageError(f"Path not found: {root}")
+    rebuild = rebuild or rebuild_all
     index = Index(settings)
     with contextlib.nullcontext() if dry_run else index.writer_lock(wait, on_wait):
-        if not dry_run and not rebuild and index.unfinished():  # a rebuild drops it all anyway
+        drop_collection = rebuild and _rebuild_drops_collection(index, roots, rebuild_all)
+        if not dry_run and not drop_collection and index.unfinished():  # a dropped collection needs no repair
             index.reconcile()
-        return _sync(roots, index, settings, dry_run, rebuild, progress, started)
+        report = _sync(roots, index, settings, dry_run, rebuild, drop_collection, progress or _Silent())
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _rebuild_drops_collection(index: Index, roots: list[Path], rebuild_all: bool) -> bool:
+    """Whether a rebuild of `roots` drops the whole collection rather than the files under them.
+
+    It does when asked to, when those files are all the collection holds, and when the settings
+    changed, since then every chunk must be embedded again: files from other folders would go
+    with it, which is refused unless asked for.
+    """
+    if rebuild_all:
+        return True
+    outside = sorted(path for path in index.sources() if not _under_roots(path, roots))
+    if not outside:
+        return True
+    differences = index.settings_differences()
+    if not differences:
+        return False
+    if len(outside) <= PLACES_NAMED:
+        places, where = outside, ""
+    else:
+        parents = {os.path.dirname(path) for path in outside}
+        places, where = sorted(f for f in parents if not any(f.startswith(other + os.sep) for other in parents)), "in "
+    more = f" and {len(places) - PLACES_NAMED} more" if len(places) > PLACES_NAMED else ""
+    raise UsageError(
+        f"The index at {index.path} was built with other settings ({'; '.join(differences)}), so a rebuild "
+        f"embeds the whole collection again, and it holds {len(outside)} files from outside the paths given "
+        f"({where}{', '.join(places[:PLACES_NAMED])}{more}). Give those paths too, or add --all to drop them "
+        "from the collection."
+    )
 
 
 def _sync(
@@ -133,37 +191,46 @@ def _sync(
     settings: Settings,
     dry_run: bool,
     rebuild: bool,
-    progress: IngestProgress | None,
-    started: float,
+    drop_collection: bool,
+    progress: IngestProgress,
 ) -> IngestReport:
     found = discover(roots, settings.ingest)
-    if not rebuild:
+    if not drop_collection:
         index.check_fingerprint()
-    known = {} if rebuild else index.sources()
-
-    report = IngestReport(skipped=found.skipped, dry_run=dry_run)
-    seen = {c.path for c in found.candidates}
-    removals = [r for path, r in known.items() if path not in seen and _under_roots(path, roots)]
-    to_read = [c for c in found.candidates if _stat_changed(c, known.get(c.path))]
-    report.unchanged = len(found.candidates) - len(to_read)
-    if not found.candidates and not removals and not any(_under_roots(p, roots) for p in known):
+    previous = index.sources()
+    if not found.candidates and not any(_under_roots(path, roots) for path in previous):
         raise UsageError(
             f"Nothing to ingest in {', '.join(map(str, roots))}: no supported files "
             f"({len(found.skipped)} skipped). Supported types: .md .txt .rst .pdf .html .docx and source code."
         )
+    known = {} if drop_collection else previous
+    seen = {candidate.path for candidate in found.candidates}
+    vanished = [record for path, record in known.items() if path not in seen and _under_roots(path, roots)]
+    to_read = found.candidates if rebuild else [c for c in found.candidates if _stat_changed(c, known.get(c.path))]
 
-    if dry_run:
-        _plan(to_read, known, report)
-    else:
+    report = IngestReport(skipped=list(found.skipped), unchanged=len(found.candidates) - len(to_read), dry_run=dry_run)
+    files = _FileSync(index, settings, report, progress, dry_run, known, vanished, reuse=not rebuild)
+    if not dry_run:
         # Marked unfinished until the end: an ingest killed midway is reconciled by the next one.
         index.begin_writes()
-        if rebuild:
+        if drop_collection:
             index.drop()
-        _apply(to_read, known, removals, index, settings, report, progress or _Silent())
+    files.run(to_read)
+    if warning := files.unread_scripts.warning():
+        report.warnings.append(warning)
+    gone = files.gone()
+    if not dry_run:
+        if gone:
+            index.remove_sources(gone)
+        if index.exists():
+            index.mark_synced()
         index.end_writes()
-    report.removed = sorted(r.path for r in removals)
-    report.chunks_removed += sum(len(r.chunk_ids) for r in removals)
-    report.seconds = time.perf_counter() - started
+    report.removed = sorted(record.path for record in gone)
+    report.chunks_removed += sum(len(record.chunk_ids) for record in gone)
+    if drop_collection:  # every chunk went with the collection; the files not ingested again are gone
+        ingested = set(report.added)
+        report.removed = sorted(path for path in previous if path not in ingested)
+        report.chunks_removed = sum(len(record.chunk_ids) for record in previous.values())
     return report
 
 
@@ -179,133 +246,235 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _plan(to_read: list[Candidate], known: dict[str, SourceRecord], report: IngestReport) -> None:
-    for candidate in to_read:
-        record = known.get(candidate.path)
-        if record is None:
-            report.added.append(candidate.path)
-            continue
-        try:
-            changed = _sha256(Path(candidate.path).read_bytes()) != record.sha256
-        except OSError as exc:
-            report.failed.append((candidate.path, f"cannot read: {exc.strerror or exc}"))
-            continue
-        if changed:
-            report.updated.append(candidate.path)
-        else:
-            report.unchanged += 1
+def _chunk_id(path: str, sha256: str, position: int) -> str:
+    return hashlib.sha1(f"{path}\0{sha256}\0{position}".encode()).hexdigest()
 
 
-def _apply(
-    to_read: list[Candidate],
-    known: dict[str, SourceRecord],
-    removals: list[SourceRecord],
-    index: Index,
-    settings: Settings,
-    report: IngestReport,
-    progress: IngestProgress,
-) -> None:
-    if removals:
-        index.remove_sources(removals)
-    if to_read:
-        from ingest.chunking import Chunker
+def _blank(data: bytes) -> bool:
+    return not data.removeprefix(codecs.BOM_UTF8).strip()
+
+
+@dataclass
+class _Prepared:
+    """One file's chunks, ready to write. `previous`: the row they replace, the same path's or,
+    for a renamed file, its old path's (whose vectors these are)."""
+
+    record: SourceRecord
+    size: int
+    texts: list[str]
+    metadatas: list[dict[str, Any]]
+    previous: SourceRecord | None
+    renamed: bool = False
+    vectors: "np.ndarray | None" = None  # None: to be embedded
+
+
+class _FileSync:
+    """Reads, chunks and writes the files to read, in groups, and counts what it did.
+
+    A dry run counts each file as it is prepared; a real run counts it once it is written.
+    """
+
+    def __init__(
+        self,
+        index: Index,
+        settings: Settings,
+        report: IngestReport,
+        progress: IngestProgress,
+        dry_run: bool,
+        known: dict[str, SourceRecord],
+        vanished: list[SourceRecord],
+        reuse: bool,
+    ):
+        self.index = index
+        self.settings = settings
+        self.report = report
+        self.progress = progress
+        self.dry_run = dry_run
+        self.known = known
+        # False for a rebuild, whose point is to embed again: no content hash or vectors are reused.
+        self.reuse = reuse
+        self._vanished = {record.path: record for record in vanished}
+        self._vanished_by_sha: dict[str, list[SourceRecord]] = {}
+        for record in vanished:
+            self._vanished_by_sha.setdefault(record.sha256, []).append(record)
+        self.unread_scripts = UnreadScripts(settings.embedding.model)
+        self._emptied: list[SourceRecord] = []  # ingested before, nothing to index now
+        self._touched: list[SourceRecord] = []
+        self._pending: list[_Prepared] = []
+        self._pending_chunks = 0
+
+    def gone(self) -> list[SourceRecord]:
+        """The ingested files to remove: gone from disk (and not renamed), or now without text."""
+        return [*self._vanished.values(), *self._emptied]
+
+    # Made at first use: an unchanged re-sync imports neither the chunker nor the embedder.
+    @functools.cached_property
+    def embedder(self) -> "LocalEmbeddings":
         from ingest.embedding import LocalEmbeddings
 
-        embedder = LocalEmbeddings(settings.embedding, settings.cache_path)
-        embedder.bulk = sum(candidate.size for candidate in to_read) >= BULK_INGEST_BYTES
-        chunker = Chunker(embedder.token_counter, settings.chunking)
-        progress.start(len(to_read))
+        return LocalEmbeddings(self.settings.embedding, self.settings.cache_path)
+
+    @functools.cached_property
+    def chunker(self) -> "Chunker":
+        from ingest.chunking import Chunker
+
+        return Chunker(self.embedder.token_counter, self.settings.chunking)
+
+    def run(self, to_read: list[Candidate]) -> None:
+        if not to_read:
+            return
+        total_bytes = sum(candidate.size for candidate in to_read)
+        self.embedder.bulk = total_bytes >= BULK_INGEST_BYTES
+        self.progress.start(len(to_read), total_bytes)
         try:
-            _ingest_files(to_read, known, index, embedder, chunker, settings.ingest.group_chunks, report, progress)
+            for candidate in to_read:
+                self._prepare(candidate)
+                if self._pending_chunks >= self.settings.ingest.group_chunks:
+                    self._write_pending()
+            self._write_pending()
+            if self._touched and not self.dry_run:
+                self.index.touch_sources(self._touched)
         finally:
-            progress.finish()
-    if index.exists():
-        index.mark_synced()
+            self.progress.finish()
 
-
-def _ingest_files(
-    to_read: list[Candidate],
-    known: dict[str, SourceRecord],
-    index: Index,
-    embedder: "LocalEmbeddings",
-    chunker: "Chunker",
-    group_chunks: int,
-    report: IngestReport,
-    progress: IngestProgress,
-) -> None:
-    group: list[_Prepared] = []
-    touched: list[SourceRecord] = []
-    for candidate in to_read:
-        previous = known.get(candidate.path)
+    def _prepare(self, candidate: Candidate) -> None:
+        previous = self.known.get(candidate.path)
         try:
             data = Path(candidate.path).read_bytes()
         except OSError as exc:
-            report.failed.append((candidate.path, f"cannot read: {exc.strerror or exc}"))
-            progress.advance(1, 0)
-            continue
+            return self._settle(candidate, failed=f"cannot read: {exc.strerror or exc}")
         sha256 = _sha256(data)
+        # The stat taken at discovery: a file changed since is read again by the next sync.
         record = SourceRecord(candidate.path, candidate.size, candidate.mtime_ns, sha256, [], time.time())
-        if previous is not None and previous.sha256 == sha256:
+        if self.reuse and previous is not None and previous.sha256 == sha256:
             record.chunk_ids, record.ingested_at = previous.chunk_ids, previous.ingested_at
-            touched.append(record)
-            report.unchanged += 1
-            progress.advance(1, 0)
-            continue
+            self._touched.append(record)
+            self.report.unchanged += 1
+            return self._settle(candidate)
+        if _blank(data):
+            return self._settle(candidate, skipped="empty file (only whitespace)", previous=previous)
+        if previous is None and self.reuse and (moved := self._moved_here(candidate.path, sha256)) is not None:
+            if (renamed := self._moved_chunks(record, candidate.size, moved)) is not None:
+                return self._queue(renamed)
         try:
-            chunks = _load_and_split(candidate.path, data, chunker)
+            chunks = _load_and_split(candidate.path, data, self.chunker)
         except LoadError as exc:
-            report.failed.append((candidate.path, str(exc)))
-            progress.advance(1, 0)
-            continue
+            return self._settle(candidate, failed=str(exc))
         except Exception as exc:  # a parser bug on one odd file must not stop the whole ingest
-            report.failed.append((candidate.path, f"could not be parsed ({type(exc).__name__}: {exc})"))
-            progress.advance(1, 0)
-            continue
+            return self._settle(candidate, failed=f"could not be parsed ({type(exc).__name__}: {exc})")
+        if not chunks:
+            return self._settle(candidate, skipped="no text to index", previous=previous)
         record.chunk_ids = [_chunk_id(candidate.path, sha256, i) for i in range(len(chunks))]
-        group.append(_Prepared(record, chunks, previous.chunk_ids if previous else [], previous is None))
-        if sum(len(p.chunks) for p in group) >= group_chunks:
-            _write_group(group, index, embedder, report, progress)
-            group = []
-    if group:
-        _write_group(group, index, embedder, report, progress)
-    if touched:
-        index.touch_sources(touched)
+        texts = [chunk.text for chunk in chunks]
+        self.unread_scripts.check(candidate.path, "\n".join(texts))
+        metadatas = [{**chunk.metadata, "source": candidate.path} for chunk in chunks]
+        self._queue(_Prepared(record, candidate.size, texts, metadatas, previous))
+
+    def _settle(
+        self, candidate: Candidate, *, failed: str = "", skipped: str = "", previous: SourceRecord | None = None
+    ) -> None:
+        """A file done with without writing chunks: unchanged, failed (it keeps its chunks) or
+        skipped (with nothing to index, it loses them)."""
+        if failed:
+            self.report.failed.append((candidate.path, failed))
+        if skipped:
+            self.report.skipped.append((candidate.path, skipped))
+            if previous is not None:
+                self._emptied.append(previous)
+        self.progress.advance(1, 0, candidate.size)
+
+    def _moved_here(self, path: str, sha256: str) -> SourceRecord | None:
+        """A vanished file with this content, read by the same loader (a new suffix can chunk differently)."""
+        loader = loader_for(Path(path))
+        for record in self._vanished_by_sha.get(sha256, []):
+            if record.path in self._vanished and loader_for(Path(record.path)) is loader:
+                return record
+        return None
+
+    def _moved_chunks(self, record: SourceRecord, size: int, moved: SourceRecord) -> _Prepared | None:
+        """The moved file's stored chunks under the new path (None: they are not all stored, so it
+        is embedded). A dry run reads no vectors: it counts the move the real run makes."""
+        import numpy as np
+
+        texts: list[str] = []
+        metadatas: list[dict[str, Any]] = []
+        vectors = None
+        if not self.dry_run:
+            stored = self.index.get_chunks(moved.chunk_ids, vectors=True)
+            if len(stored) != len(moved.chunk_ids):
+                return None
+            chunks = [stored[chunk_id] for chunk_id in moved.chunk_ids]
+            texts = [chunk.text for chunk in chunks]
+            metadatas = [{**chunk.metadata, "source": record.path} for chunk in chunks]
+            vectors = np.asarray([chunk.embedding for chunk in chunks], dtype=np.float32)
+        del self._vanished[moved.path]
+        record.chunk_ids = [_chunk_id(record.path, record.sha256, i) for i in range(len(moved.chunk_ids))]
+        return _Prepared(record, size, texts, metadatas, moved, renamed=True, vectors=vectors)
+
+    def _queue(self, prepared: _Prepared) -> None:
+        if self.dry_run:
+            self._count(prepared)
+            self.progress.advance(1, 0, prepared.size)
+            return
+        self._pending.append(prepared)
+        self._pending_chunks += len(prepared.texts)
+        self.progress.advance(1, 0, prepared.size if prepared.vectors is not None else 0)
+
+    def _count(self, prepared: _Prepared) -> None:
+        report, path, previous = self.report, prepared.record.path, prepared.previous
+        if prepared.renamed:
+            assert previous is not None
+            report.renamed.append((previous.path, path))
+            return
+        (report.updated if previous else report.added).append(path)
+        report.chunks_added += len(prepared.record.chunk_ids)
+        report.chunks_removed += len(previous.chunk_ids) if previous else 0
+
+    def _write_pending(self) -> None:
+        if not self._pending:
+            return
+        import numpy as np
+
+        group, self._pending, self._pending_chunks = self._pending, [], 0
+        self._embed([prepared for prepared in group if prepared.vectors is None])
+        vectors = np.concatenate([prepared.vectors for prepared in group])
+        if not self.index.exists():
+            self.index.create(embedding_dimension=int(vectors.shape[1]))
+        else:
+            self.index.check_dimension(int(vectors.shape[1]))
+        self.index.write_sources(
+            [prepared.record for prepared in group],
+            [chunk_id for prepared in group for chunk_id in prepared.record.chunk_ids],
+            [text for prepared in group for text in prepared.texts],
+            [metadata for prepared in group for metadata in prepared.metadatas],
+            vectors,
+            [chunk_id for prepared in group if prepared.previous for chunk_id in prepared.previous.chunk_ids],
+            superseded=[prepared.previous for prepared in group if prepared.renamed and prepared.previous],
+        )
+        for prepared in group:
+            self._count(prepared)
+
+    def _embed(self, group: list[_Prepared]) -> None:
+        texts = [text for prepared in group for text in prepared.texts]
+        if not texts:
+            return
+        bytes_per_chunk = sum(prepared.size for prepared in group) / len(texts)
+        embedded = 0
+
+        def on_progress(count: int) -> None:
+            nonlocal embedded
+            done_before = round(embedded * bytes_per_chunk)
+            embedded += count
+            self.progress.advance(0, count, round(embedded * bytes_per_chunk) - done_before)
+
+        vectors = self.embedder.encode(texts, on_progress=on_progress)
+        start = 0
+        for prepared in group:
+            prepared.vectors = vectors[start : start + len(prepared.texts)]
+            start += len(prepared.texts)
 
 
 def _load_and_split(path: str, data: bytes, chunker: "Chunker") -> list["Chunk"]:
     loader = loader_for(Path(path))
     assert loader is not None, "discovery only yields files that have a loader"
-    chunks = chunker.split(loader(data))
-    if not chunks:
-        raise LoadError("no text to index")
-    return chunks
-
-
-def _chunk_id(path: str, sha256: str, position: int) -> str:
-    return hashlib.sha1(f"{path}\0{sha256}\0{position}".encode()).hexdigest()
-
-
-def _write_group(
-    group: list[_Prepared],
-    index: Index,
-    embedder: "LocalEmbeddings",
-    report: IngestReport,
-    progress: IngestProgress,
-) -> None:
-    texts = [chunk.text for prepared in group for chunk in prepared.chunks]
-    vectors = embedder.encode(texts, on_progress=lambda embedded: progress.advance(0, embedded))
-    if not index.exists():
-        index.create(embedding_dimension=int(vectors.shape[1]))
-    else:
-        index.check_dimension(int(vectors.shape[1]))
-    ids = [chunk_id for prepared in group for chunk_id in prepared.record.chunk_ids]
-    metadatas = [
-        {**chunk.metadata, "source": prepared.record.path} for prepared in group for chunk in prepared.chunks
-    ]
-    replaced = [chunk_id for prepared in group for chunk_id in prepared.replaced_ids]
-    index.write_sources([p.record for p in group], ids, texts, metadatas, vectors, replaced)
-    for prepared in group:
-        (report.added if prepared.is_new else report.updated).append(prepared.record.path)
-        report.chunks_added += len(prepared.chunks)
-        report.chunks_removed += len(prepared.replaced_ids)
-        progress.advance(1, 0)
+    return chunker.split(loader(data))

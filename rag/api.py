@@ -29,11 +29,15 @@ def ingest(
     *,
     dry_run: bool = False,
     rebuild: bool = False,
+    rebuild_all: bool = False,
     progress: sync.IngestProgress | None = None,
     wait: bool = True,
     on_wait: Callable[[], None] | None = None,
 ) -> sync.IngestReport:
     """Sync the index with the files and folders in `paths`.
+
+    `rebuild` embeds the files under `paths` again; with `rebuild_all` the whole collection is
+    dropped first, files from other folders too.
 
     Another ingest of the same index is waited for (after calling `on_wait`); with `wait=False`
     that raises `IndexBusyError` instead.
@@ -41,8 +45,8 @@ def ingest(
     if isinstance(paths, (str, Path)):
         paths = [paths]
     return sync.ingest(
-        list(paths), settings or load_settings(), dry_run=dry_run, rebuild=rebuild, progress=progress,
-        wait=wait, on_wait=on_wait,
+        list(paths), settings or load_settings(), dry_run=dry_run, rebuild=rebuild, rebuild_all=rebuild_all,
+        progress=progress, wait=wait, on_wait=on_wait,
     )
 
 

@@ -29,6 +29,8 @@ from langchain_core.runnables import (
     RunnablePassthrough,
 )
 
+from ingest.index.keywords import term_coverage
+from ingest.scripts import unread_share
 from rag.errors import RagError
 from rag.retrieval import Mode, SearchHit, location_label, search
 from rag.settings import Settings
@@ -47,14 +49,17 @@ class IndexRetriever(BaseRetriever):
     A chunk is used when its meaning is close enough to the question (cosine `min_score`) or
     when it holds most of the question's words (`min_keyword_coverage`): a part number or a rare
     term found by the keyword index is relevant even where the embedding model sees little.
-    `mode`, `where` and `paths` are `search`'s (None: search.mode, no filter). `rag.retriever`
-    makes one with the settings' defaults.
+    A question the embedding model cannot read (`max_unread_share` of its letters or more, as
+    all-MiniLM-L6-v2 reads Chinese or Korean) has a cosine that says nothing, close to every
+    chunk in the same script: then only the words count. `mode`, `where` and `paths` are
+    `search`'s (None: search.mode, no filter). `rag.retriever` makes one with the settings' defaults.
     """
 
     settings: Settings
     k: int
     min_score: float
     min_keyword_coverage: float = 1.0
+    max_unread_share: float = 1.0
     mode: Mode | None = None
     where: dict[str, Any] | None = None
     paths: list[str] | None = None
@@ -68,18 +73,30 @@ class IndexRetriever(BaseRetriever):
             k=k or gate.k,
             min_score=gate.min_score,
             min_keyword_coverage=gate.min_keyword_coverage,
+            max_unread_share=gate.max_unread_share,
             **search_options,
         )
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
         hits = search(query, self.settings, self.k, mode=self.mode, where=self.where, paths=self.paths)
-        return [hit_to_document(hit) for hit in hits if self.relevant(query, hit)]
+        # Keyword-mode hits have no cosine to judge: then the model need not even be looked at.
+        readable = any(hit.similarity is not None for hit in hits) and self.readable(query)
+        return [hit_to_document(hit) for hit in hits if self.relevant(query, hit, readable)]
 
-    def relevant(self, query: str, hit: SearchHit) -> bool:
-        if hit.similarity is None or hit.similarity >= self.min_score:
+    def readable(self, query: str) -> bool:
+        """Whether the embedding model reads enough of `query` for its cosine to mean something."""
+        return unread_share(query, self.settings.embedding.model) < self.max_unread_share
+
+    def relevant(self, query: str, hit: SearchHit, readable: bool | None = None) -> bool:
+        """Whether `hit` may answer `query`; `readable`: `self.readable(query)`, when known."""
+        if hit.similarity is None:
+            return True
+        readable = self.readable(query) if readable is None else readable
+        if readable and hit.similarity >= self.min_score:
             return True
         matched_words = hit.explain is not None and hit.explain.keyword_rank is not None
-        return matched_words and word_coverage(query, hit.text) >= self.min_keyword_coverage
+        coverage = word_coverage(query, hit.text) if readable else term_coverage(query, hit.text)
+        return matched_words and coverage >= self.min_keyword_coverage
 
 
 def hit_to_document(hit: SearchHit) -> Document:

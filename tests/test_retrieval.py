@@ -39,12 +39,14 @@ def test_fusion_by_weighted_scores_and_by_reciprocal_rank():
     from rag.settings import SearchSettings
 
     dense, keyword = [("a", 0.9), ("b", 0.5), ("c", 0.1)], [("c", 8.0), ("d", 2.0)]
-    weighted = fuse(dense, keyword, SearchSettings(dense_weight=0.5))  # min-max: a 1, b 0.5, c 0; c 1, d 0
-    assert {c: pytest.approx(v.fused_score) for c, v in weighted.items()} == {"a": 0.5, "b": 0.25, "c": 0.5, "d": 0.0}
+    # min-max: a 1, b 0.5, c 0 and c 1, d 0; each ranking weighed by its separation, 1 minus the mean of
+    # its top 10 scaled scores (empty places count as its lowest): 1 - 1.5/10 = 0.85 and 1 - 1/10 = 0.9
+    weighted = fuse(dense, keyword, SearchSettings(dense_weight=0.5))
+    assert {c: pytest.approx(v.fused_score) for c, v in weighted.items()} == {"a": 0.425, "b": 0.2125, "c": 0.45, "d": 0.0}
     assert (weighted["c"].dense_rank, weighted["c"].keyword_rank, weighted["d"].dense_rank) == (3, 1, None)
     rrf = fuse(dense, keyword, SearchSettings(fusion="rrf", dense_weight=0.5, rrf_k=60))
     assert {c: pytest.approx(v.fused_score) for c, v in rrf.items()} == {
-        "a": 0.5 / 61, "b": 0.5 / 62, "c": 0.5 / 63 + 0.5 / 61, "d": 0.5 / 62,
+        "a": 0.425 / 61, "b": 0.425 / 62, "c": 0.425 / 63 + 0.45 / 61, "d": 0.45 / 62,
     }
 
 

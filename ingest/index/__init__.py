@@ -274,11 +274,13 @@ class Index:
         if not self.exists():
             raise NoIndexError(self.path, self.collection_name)
 
-    def check_fingerprint(self) -> None:
+    def settings_differences(self) -> list[str]:
+        """How the settings that built the collection differ from the current ones (empty: they agree)."""
         stored = self._stored_collection()
-        if stored is None:
-            return
-        differences = fingerprint_differences(stored.fingerprint, self.fingerprint)
+        return fingerprint_differences(stored.fingerprint, self.fingerprint) if stored else []
+
+    def check_fingerprint(self) -> None:
+        differences = self.settings_differences()
         if differences:
             raise IndexMismatchError(self.path, differences)
 
@@ -332,18 +334,23 @@ class Index:
         metadatas: Sequence[dict[str, Any]],
         embeddings: "np.ndarray",
         replaced_ids: Sequence[str],
+        superseded: Sequence[SourceRecord] = (),
     ) -> None:
         """Store new chunks, then the manifest rows that point at them, then drop replaced chunks.
 
-        In that order an interruption can leave unreferenced chunks behind, never a manifest row
-        pointing at chunks that are missing.
+        `superseded`: sources whose rows go in the same transaction, as the old path of a renamed
+        file does (their chunks are among `replaced_ids`). In that order an interruption can leave
+        unreferenced chunks behind, never a manifest row pointing at chunks that are missing.
         """
         self.store.add(ids, embeddings, texts, metadatas)
         with self._transaction():
+            self._manifest.delete_sources(superseded)
             self._manifest.put_sources(records)
             self._keywords.forget([*replaced_ids, *ids])
             self._keywords.add(ids, texts, [metadata["source"] for metadata in metadatas])
-        self.store.delete(replaced_ids)
+        # A file ingested again with the same content gets the same chunk ids: those stay.
+        written = set(ids)
+        self.store.delete([chunk_id for chunk_id in replaced_ids if chunk_id not in written])
 
     def remove_sources(self, records: Sequence[SourceRecord]) -> None:
         chunk_ids = [chunk_id for r in records for chunk_id in r.chunk_ids]

@@ -3,14 +3,25 @@
 It lives in the manifest's database and is written in the same transactions as the manifest
 rows that list the chunks, so it mirrors exactly what the manifest has committed (which makes
 `listed` the consistent view of which chunks exist). Writes run inside the caller's transaction.
+
+FTS5's unicode61 tokenizer takes a run of Chinese, Japanese or Korean letters for one word, so
+the words inside it could not be found. Such runs are indexed (and queried) as their overlapping
+character bigrams, next to unicode61's words for everything else: 大型语言模型 becomes 大型 型语
+语言 言模 模型, and any word of two letters or more inside it matches. Text without these scripts
+is indexed exactly as before. (FTS5's trigram tokenizer was measured too: it cannot match the
+two-letter words most Chinese and Korean words are.)
 """
 
 from __future__ import annotations
 
 import re
+import sqlite3
+import threading
 from typing import Sequence
 
 from ingest.index.manifest import CollectionTables
+from ingest.scripts import CJK_RUN
+from rag.text import stem, stems, words
 
 # Bump when a change to the keyword index makes an existing one differ from what a fresh ingest gives.
 KEYWORD_INDEX_VERSION = 1
@@ -28,10 +39,12 @@ CREATE TABLE IF NOT EXISTS chunks (
     UNIQUE (collection, chunk_id)
 );
 CREATE INDEX IF NOT EXISTS chunks_by_source ON chunks (collection, source);
-CREATE VIRTUAL TABLE IF NOT EXISTS chunk_words USING fts5(
+CREATE VIRTUAL TABLE IF NOT EXISTS chunk_terms USING fts5(
     text, tokenize = 'porter unicode61 remove_diacritics 2'
 );
 """
+# The table of indexes made before CJK bigrams: its texts move to chunk_terms the first time.
+_UNSEGMENTED_TABLE = "chunk_words"
 # FTS5 query syntax is not for users: their words are quoted and OR-ed, and bm25 ranks them.
 _WORD = re.compile(r"\w+")
 # Words that carry no topic: matched, they only rank chunks by how much filler they hold.
@@ -44,10 +57,112 @@ _STOPWORDS = frozenset(
     they this those through to too under until up very was we were what when where which while who
     whom why will with would you your yours yourself yourselves""".split()
 )
+# Chinese question and function words, longest first: like English stopwords they say nothing
+# about which passage answers a question, and 什么/如何/哪里 would make any chunk look half matched.
+_CHINESE_FUNCTION_WORDS = re.compile(
+    "为什么|怎么样|有什么|是什么|有哪些|是哪些|是不是|什么|怎么|怎样|如何|哪里|哪儿|哪些|哪个|为何|是否|"
+    "请问|可以|能否|我们|你们|他们|这个|那个|这些|那些|一下|吗|呢|吧|的|了|是|在|和|与|或|谁|几|请|您|你|我"
+)
+# Korean question words, and the particles and endings that close a word (only there: 이 and
+# 로 begin 이점 and 로컬).
+_KOREAN_FUNCTION_WORDS = frozenset("무엇 어떻게 어떤 어디 언제 왜 누가 누구 얼마나 몇 무슨".split())
+_KOREAN_ENDING = re.compile(
+    "(?:무엇인가요|인가요|한가요|입니까|습니까|하나요|있나요|할까요|하려면|하는|하면|하기|합니다|하세요|인지|나요|까요|이란|란|"
+    "에서|으로|은|는|이|가|을|를|의|에|로|와|과|도|만)$"
+)
+
+
+def cjk_bigrams(run: str) -> list[str]:
+    """The overlapping letter pairs of a run of CJK letters (a lone letter stands for itself)."""
+    return [run] if len(run) == 1 else [run[i : i + 2] for i in range(len(run) - 1)]
+
+
+def index_text(text: str) -> str:
+    """`text` as the keyword index reads it: each run of CJK letters as its bigrams, the rest as it is."""
+    return CJK_RUN.sub(lambda run: f" {' '.join(cjk_bigrams(run.group()))} ", text)
+
+
+def query_terms(query: str) -> list[str]:
+    """The terms of `query` the keyword index looks for: its words and the bigrams of its CJK runs,
+    less stopwords and function words, once each."""
+    return _terms(CJK_RUN.sub(lambda run: f" {' '.join(_content_parts(run.group()))} ", query))
+
+
+def _terms(text: str) -> list[str]:
+    return list(dict.fromkeys(word for word in _WORD.findall(index_text(text).lower()) if word not in _STOPWORDS))
+
+
+def term_coverage(question: str, text: str) -> float:
+    """The share of the question's content that `text` holds, as the keyword index matches it.
+
+    Each content word of the question outside CJK runs counts once (stemmed, as `rag.text`
+    compares words); each letter of its CJK runs, less function words, counts once, and is found
+    when a bigram it is part of is in `text` (a lone letter: when `text` holds it).
+    """
+    found_terms = set(_terms(text))
+    found_words = {stem(word) for word in words(CJK_RUN.sub(" ", text))}
+    wanted_words = stems(CJK_RUN.sub(" ", question))
+    wanted_letters = covered_letters = 0
+    for run in (part for run in CJK_RUN.findall(question) for part in _content_parts(run)):
+        covered = set()
+        for start, bigram in enumerate(cjk_bigrams(run)):
+            if bigram in found_terms or (len(run) == 1 and run in text):
+                covered.update((start, start + len(bigram) - 1))
+        wanted_letters += len(run)
+        covered_letters += len(covered)
+    wanted = len(wanted_words) + wanted_letters
+    return (len(wanted_words & found_words) + covered_letters) / wanted if wanted else 0.0
+
+
+def _content_parts(run: str) -> list[str]:
+    """A CJK run of a question without its function words, as the runs left between them."""
+    if "\uac00" <= run[0] <= "\ud7af":  # Hangul: a word, spaces around it
+        content = _KOREAN_ENDING.sub("", run)
+        return [] if not content or content in _KOREAN_FUNCTION_WORDS else [content]
+    return [part for part in _CHINESE_FUNCTION_WORDS.split(run) if part]
+
+
+def _move_unsegmented(db: sqlite3.Connection) -> None:
+    """Re-index the texts of an index made before CJK bigrams, once, in one transaction."""
+    own_transaction = not db.in_transaction
+    if own_transaction:
+        db.execute("BEGIN IMMEDIATE")
+    try:
+        if _has_table(db, _UNSEGMENTED_TABLE):  # another connection may have moved them meanwhile
+            # OR REPLACE: an older rag opening this file again would have made the old table anew.
+            db.executemany(
+                "INSERT OR REPLACE INTO chunk_terms (rowid, text) VALUES (?, ?)",
+                ((rowid, index_text(text)) for rowid, text in db.execute(f"SELECT rowid, text FROM {_UNSEGMENTED_TABLE}")),
+            )
+            db.execute(f"DROP TABLE {_UNSEGMENTED_TABLE}")
+    except BaseException:
+        if own_transaction:
+            db.execute("ROLLBACK")
+        raise
+    if own_transaction:
+        db.execute("COMMIT")
+
+
+def _has_table(db: sqlite3.Connection, name: str) -> bool:
+    return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
 
 
 class KeywordIndex(CollectionTables):
     """One collection's chunks in the keyword index (in the manifest's SQLite file)."""
+
+    _checked: sqlite3.Connection | None = None
+    _checking = threading.Lock()  # the search's keyword half runs on a worker thread
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """The connection, once an index from before CJK bigrams has been re-indexed."""
+        db = super().db
+        if db is not self._checked:
+            with self._checking:
+                if db is not self._checked and _has_table(db, _UNSEGMENTED_TABLE):
+                    _move_unsegmented(db)
+                self._checked = db
+        return db
 
     def add(self, ids: Sequence[str], texts: Sequence[str], sources: Sequence[str]) -> None:
         for chunk_id, text, source in zip(ids, texts, sources):
@@ -55,35 +170,35 @@ class KeywordIndex(CollectionTables):
                 "INSERT INTO chunks (collection, chunk_id, source) VALUES (?, ?, ?)",
                 (self.collection, chunk_id, source),
             ).lastrowid
-            self.db.execute("INSERT INTO chunk_words (rowid, text) VALUES (?, ?)", (rowid, text))
+            self.db.execute("INSERT INTO chunk_terms (rowid, text) VALUES (?, ?)", (rowid, index_text(text)))
 
     def forget(self, chunk_ids: Sequence[str]) -> None:
         for start in range(0, len(chunk_ids), _SQL_BATCH):
             batch = list(chunk_ids[start : start + _SQL_BATCH])
             marks = ",".join("?" * len(batch))
             rows = f"SELECT id FROM chunks WHERE collection = ? AND chunk_id IN ({marks})"
-            self.db.execute(f"DELETE FROM chunk_words WHERE rowid IN ({rows})", (self.collection, *batch))
+            self.db.execute(f"DELETE FROM chunk_terms WHERE rowid IN ({rows})", (self.collection, *batch))
             self.db.execute(
                 f"DELETE FROM chunks WHERE collection = ? AND chunk_id IN ({marks})", (self.collection, *batch)
             )
 
     def forget_collection(self) -> None:
         self.db.execute(
-            "DELETE FROM chunk_words WHERE rowid IN (SELECT id FROM chunks WHERE collection = ?)", (self.collection,)
+            "DELETE FROM chunk_terms WHERE rowid IN (SELECT id FROM chunks WHERE collection = ?)", (self.collection,)
         )
         self.db.execute("DELETE FROM chunks WHERE collection = ?", (self.collection,))
 
     def query(self, query: str, k: int, sources: Sequence[str] | None = None) -> list[tuple[str, float]]:
         """(chunk id, BM25 score: higher is better) of the `k` best keyword matches."""
-        words = [word for word in _WORD.findall(query.lower()) if word not in _STOPWORDS]
-        if not words or sources == []:
+        terms = query_terms(query)
+        if not terms or sources == []:
             return []
-        match = " OR ".join(f'"{word}"' for word in dict.fromkeys(words))
+        match = " OR ".join(f'"{term}"' for term in terms)
         source_filter = f" AND chunks.source IN ({','.join('?' * len(sources))})" if sources else ""
         rows = self.db.execute(
-            "SELECT chunks.chunk_id, -bm25(chunk_words) FROM chunk_words "
-            "JOIN chunks ON chunks.id = chunk_words.rowid "
-            f"WHERE chunk_words MATCH ? AND chunks.collection = ?{source_filter} ORDER BY bm25(chunk_words) LIMIT ?",
+            "SELECT chunks.chunk_id, -bm25(chunk_terms) FROM chunk_terms "
+            "JOIN chunks ON chunks.id = chunk_terms.rowid "
+            f"WHERE chunk_terms MATCH ? AND chunks.collection = ?{source_filter} ORDER BY bm25(chunk_terms) LIMIT ?",
             (match, self.collection, *(sources or ()), k),
         )
         return [(chunk_id, score) for chunk_id, score in rows]

@@ -1,0 +1,145 @@
+"""Which writing systems a text uses, and which of its letters the embedding model cannot read.
+
+A model reads a letter when its tokenizer turns it into a word piece of its own vocabulary. It
+cannot when the piece is `[UNK]` (all-MiniLM-L6-v2 maps most Chinese characters there) or when the
+letter falls apart into pieces smaller than itself: the same model decomposes every Hangul syllable
+into jamo, with no `[UNK]` at all, so an `[UNK]` count alone would call Korean readable. A list of
+script ranges would be wrong the other way: it cannot tell a multilingual model from an English one.
+The tokenizer says what the model at hand sees.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+
+# Han, kana, Hangul: scripts written without spaces between words (Korean puts spaces between
+# phrases, each a word with its particles attached), so their words are found inside runs.
+CJK_RUN = re.compile(
+    "[\u1100-\u11ff\u3041-\u30fa\u30fc-\u30ff\u3130-\u318f\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
+    "\ua960-\ua97f\uac00-\ud7af\ud7b0-\ud7ff\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f]+"
+)
+# A document is in a script the model does not read when that script is at least this share of
+# its letters (an English page quoting a Chinese name is not) ...
+SCRIPT_PRESENCE = 0.05
+# ... and the model cannot read at least this share of the script's letters (all-MiniLM-L6-v2 has
+# about a fifth of the Han characters of a Chinese text in its vocabulary, and no Hangul).
+SCRIPT_UNREAD = 0.5
+# Characters of a document read to judge it: enough to know its scripts, and a huge file costs no more.
+SAMPLE_CHARS = 20_000
+# Unicode's first word for a character's script, as a reader calls it.
+_SCRIPT_NAMES = {"CJK": "Han (Chinese, Japanese kanji)", "HANGUL": "Hangul (Korean)", "HIRAGANA": "kana (Japanese)",
+                 "KATAKANA": "kana (Japanese)"}
+EMBEDDING_MODEL_SETTING = "embedding.model"
+
+
+def script_of(char: str) -> str:
+    """The script of a letter, in words ('Hangul (Korean)', 'Cyrillic'); 'Unknown' if Unicode has no name for it."""
+    first_word = unicodedata.name(char, "UNKNOWN").split(" ", 1)[0]
+    return _SCRIPT_NAMES.get(first_word, first_word.capitalize())
+
+
+@dataclass
+class Readability:
+    """How much of a text's letters (and digits) the embedding model reads."""
+
+    letters: Counter = field(default_factory=Counter)  # script -> letters
+    unread: Counter = field(default_factory=Counter)  # script -> letters the model cannot read
+
+    @property
+    def unread_share(self) -> float:
+        total = sum(self.letters.values())
+        return sum(self.unread.values()) / total if total else 0.0
+
+    def scripts_not_read(self) -> list[str]:
+        """The scripts a good part of the text is written in that the model mostly cannot read."""
+        total = sum(self.letters.values())
+        return [
+            script
+            for script, count in self.letters.most_common()
+            if count >= SCRIPT_PRESENCE * total and self.unread[script] >= SCRIPT_UNREAD * count
+        ]
+
+
+def readability(text: str, tokenizer: "Tokenizer") -> Readability:
+    """Which letters of `text` the tokenizer maps to `[UNK]` or splits into pieces smaller than a letter."""
+    encoding = tokenizer.encode(text, add_special_tokens=False)
+    unknown_id = _unknown_id(tokenizer)
+    pieces_per_span = Counter(encoding.offsets)
+    unread_positions = set()
+    for token_id, (start, end) in zip(encoding.ids, encoding.offsets):
+        if token_id == unknown_id or (end - start == 1 and pieces_per_span[(start, end)] > 1):
+            unread_positions.update(range(start, end))
+    result = Readability()
+    for position, char in enumerate(text):
+        if char.isalnum():
+            script = script_of(char)
+            result.letters[script] += 1
+            if position in unread_positions:
+                result.unread[script] += 1
+    return result
+
+
+def _unknown_id(tokenizer: "Tokenizer") -> int | None:
+    """The id of the tokenizer's unknown token: WordPiece names it, SentencePiece models call it <unk>."""
+    for token in (getattr(tokenizer.model, "unk_token", None), "[UNK]", "<unk>"):
+        if token and (token_id := tokenizer.token_to_id(token)) is not None:
+            return token_id
+    return None
+
+
+@functools.lru_cache(maxsize=4)
+def model_tokenizer(model: str) -> "Tokenizer":
+    """The embedding model's tokenizer (from its tokenizer.json: no torch), without padding or truncation."""
+    from tokenizers import Tokenizer
+
+    from ingest.embedding import resolve_model_path
+
+    tokenizer = Tokenizer.from_file(str(resolve_model_path(model) / "tokenizer.json"))
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    return tokenizer
+
+
+def unread_share(text: str, model: str) -> float:
+    """The share of the letters of `text` that the embedding model `model` cannot read."""
+    return readability(text, model_tokenizer(model)).unread_share
+
+
+class UnreadScripts:
+    """Collects, over one ingest, the documents written in scripts the embedding model does not
+    read, and words the one warning about them."""
+
+    def __init__(self, model: str):
+        self.model = model
+        self.sources: dict[str, list[str]] = {}  # script -> the documents in it
+
+    def check(self, source: str, text: str) -> None:
+        """Note `source` if the embedding model cannot read a script a good part of `text` (its
+        text, or its chunks' texts joined) is written in."""
+        not_read = readability(text[:SAMPLE_CHARS], model_tokenizer(self.model)).scripts_not_read()
+        if not_read:
+            self.sources.setdefault(not_read[0], []).append(source)
+
+    def warning(self) -> str | None:
+        """One message for the whole ingest, or None when every document is readable."""
+        if not self.sources:
+            return None
+        files = sum(len(paths) for paths in self.sources.values())
+        scripts = "; ".join(
+            f"{script}: {', '.join(paths[:3])}{f' and {len(paths) - 3} more' if len(paths) > 3 else ''}"
+            for script, paths in self.sources.items()
+        )
+        return (
+            f"{files} file{'s' if files > 1 else ''} written in a script the embedding model {self.model} cannot read "
+            f"({scripts}). Search by meaning will not work for them; keyword search still does. Set "
+            f"{EMBEDDING_MODEL_SETTING} to a local multilingual sentence-transformers model folder "
+            "(e.g. paraphrase-multilingual-MiniLM-L12-v2), then `rag ingest --rebuild PATH...`."
+        )
