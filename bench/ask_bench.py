@@ -89,10 +89,10 @@ def main() -> None:
     assistant = Assistant(settings)
     # The very sampling parameters LangChain's LlamaCpp sends, so both sides generate the same text.
     sampling = assistant.llm._get_parameters([*assistant.qa.stop, *settings.llm.stop])
-    s = settings.llm
+    s, engine = settings.llm, settings.llm.llamacpp
     llama = llama_cpp.Llama(
-        model_path=assistant.llm.model_path, n_ctx=s.n_ctx, n_batch=s.n_batch, n_threads=s.n_threads,
-        n_gpu_layers=s.n_gpu_layers, seed=s.seed, verbose=False,
+        model_path=assistant.llm.model_path, n_ctx=s.n_ctx, n_batch=engine.n_batch, n_threads=engine.n_threads,
+        n_gpu_layers=engine.n_gpu_layers, seed=s.seed, verbose=False,
     )
     time_rag(assistant, QUESTIONS[0])  # warm-up: first query loads the embedding model
 

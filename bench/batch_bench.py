@@ -105,7 +105,7 @@ def main() -> None:
 
     model = BatchModel(settings, batch_llm, {})
     llama = llama_cpp.Llama(
-        model_path=str(model_file(settings)), n_ctx=settings.llm.n_ctx, n_batch=settings.llm.n_batch,
+        model_path=str(model_file(settings)), n_ctx=settings.llm.n_ctx, n_batch=settings.llm.llamacpp.n_batch,
         seed=settings.llm.seed, verbose=False,
     )
     grammar = llama_cpp.LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)

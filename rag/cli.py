@@ -298,7 +298,12 @@ def _display_path(path: str) -> str:
 def ingest(
     paths: Annotated[list[Path], typer.Argument(metavar="PATH...", help="Files or folders to ingest (folders recursively).", show_default=False)],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; change nothing.")] = False,
-    rebuild: Annotated[bool, typer.Option("--rebuild", help="Drop this collection and ingest from scratch.")] = False,
+    rebuild: Annotated[
+        bool, typer.Option("--rebuild", help="Drop the chunks of the files under PATH and ingest them again (other folders' files stay).")
+    ] = False,
+    rebuild_all: Annotated[
+        bool, typer.Option("--all", help="With --rebuild: drop the whole collection, files from other folders too.")
+    ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List every skipped file with its reason.")] = False,
     no_wait: Annotated[
         bool, typer.Option("--no-wait", help="Fail at once if another ingest is writing to this index.")
@@ -308,23 +313,39 @@ def ingest(
     settings: Settings,
 ) -> None:
     """Sync documents into the index: add new files, replace changed ones, drop deleted ones."""
+    if rebuild_all and not rebuild:
+        raise UsageError("--all goes with --rebuild: `rag ingest --rebuild --all PATH...` drops the whole collection first.")
     progress = _RichProgress() if err.is_terminal and not as_json else None
     report = rag.ingest(
-        paths, settings, dry_run=dry_run, rebuild=rebuild, progress=progress, wait=not no_wait,
+        paths, settings, dry_run=dry_run, rebuild=rebuild, rebuild_all=rebuild_all, progress=progress,
+        wait=not no_wait,
         on_wait=lambda: err.print(f"Another ingest is writing to {settings.index_path}; waiting for it to finish…"),
     )
     if as_json:
         out.print_json(json.dumps(report.to_dict()))
     else:
         if dry_run:
-            for verb, items in (("add", report.added), ("update", report.updated), ("remove", report.removed)):
-                for path in items:
-                    out.print(f"{verb:<7}{escape(_display_path(path))}")
+            _print_plan(report)
         _print_skipped(report.skipped, verbose)
-        for path, reason in report.failed:
-            err.print(f"failed  {escape(_display_path(path))}: {escape(reason)}")
+        if not dry_run:
+            for path, reason in report.failed:
+                err.print(f"failed  {escape(_display_path(path))}: {escape(reason)}")
+        for warning in report.warnings:
+            err.print(f"Warning: {escape(warning)}")
         out.print(report.summary())
     raise typer.Exit(0 if report.ok else 1)
+
+
+def _print_plan(report) -> None:
+    for verb, items in (("add", report.added), ("update", report.updated)):
+        for path in items:
+            out.print(f"{verb:<7}{escape(_display_path(path))}")
+    for old, new in report.renamed:
+        out.print(f"rename {escape(_display_path(old))} -> {escape(_display_path(new))}")
+    for path in report.removed:
+        out.print(f"remove {escape(_display_path(path))}")
+    for path, reason in report.failed:
+        out.print(f"fail   {escape(_display_path(path))}: {escape(reason)}")
 
 
 def _print_skipped(skipped: list[tuple[str, str]], verbose: bool) -> None:
@@ -677,6 +698,22 @@ ExtractFormatOption = Annotated[
     Optional[ExtractFormat], typer.Option("--format", help="Output format; default: from --out, else jsonl.", show_default=False)
 ]
 RestartOption = Annotated[bool, typer.Option("--restart", help="Start the job over, discarding what --out holds.")]
+ParallelOption = Annotated[
+    Optional[int],
+    typer.Option(
+        "--parallel",
+        min=1,
+        max=64,
+        help="Requests in flight against a server backend (default batch.parallel); records keep their order.",
+        show_default=False,
+    ),
+]
+
+
+def _with_parallel(settings: Settings, parallel: int | None) -> Settings:
+    if parallel is None:
+        return settings
+    return settings.model_copy(update={"batch": settings.batch.model_copy(update={"parallel": parallel})})
 
 
 @app.command()
@@ -689,11 +726,13 @@ def summarize(
     out_file: OutOption = None,
     fmt: SummaryFormatOption = None,
     restart: RestartOption = False,
+    parallel: ParallelOption = None,
     *,
     settings: Settings,
 ) -> None:
     """Summarize each selected document (map-reduce over its chunks), or all of them with --all."""
-    _run_job(rag.summarize(sources or [], settings, query=query, k=k, combine=combine), out_file, _value(fmt), restart)
+    job = rag.summarize(sources or [], _with_parallel(settings, parallel), query=query, k=k, combine=combine)
+    _run_job(job, out_file, _value(fmt), restart)
 
 
 @app.command()
@@ -713,14 +752,15 @@ def extract(
     out_file: OutOption = None,
     fmt: ExtractFormatOption = None,
     restart: RestartOption = False,
+    parallel: ParallelOption = None,
     *,
     settings: Settings,
 ) -> None:
     """Extract structured records (JSON Schema) from each selected document or chunk, with provenance."""
     if (schema is None) == (fields is None):
         raise UsageError('Give the record schema as --schema FILE.json or as --fields "name:str, ..." (one of them).')
-    job = rag.extract(schema or rag.fields_schema(fields or ""), sources or [], settings, per=per.value, query=query, k=k)
-    job.on_notice = lambda notice: err.print(escape(notice))
+    record_schema = schema or rag.fields_schema(fields or "")
+    job = rag.extract(record_schema, sources or [], _with_parallel(settings, parallel), per=per.value, query=query, k=k)
     _run_job(job, out_file, _value(fmt), restart)
 
 
@@ -731,6 +771,7 @@ def _run_job(job, out_file: Path | None, fmt: str | None, restart: bool) -> None
     from rag.batch import output
     from rag.batch.run import JobResult
 
+    job.on_notice = lambda notice: err.print(escape(notice))
     if out_file is None:
         chosen = output.output_format(None, fmt, job)
         if restart:
@@ -842,30 +883,34 @@ def _report_consistency(found, as_json: bool, fixed: bool) -> None:
 
 
 class _RichProgress:
-    """Progress bar on stderr for interactive ingests."""
+    """Progress bar on stderr for interactive ingests: files read, chunks embedded, time left.
+
+    The bar measures bytes whose work is done (see IngestProgress), which is what the time
+    left is estimated from.
+    """
 
     def __init__(self) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self._chunks = 0
+        self._files = self._chunks = 0
         self._bar = Progress(
             TextColumn("ingesting"),
             BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("files, {task.fields[chunks]} chunks embedded"),
+            TextColumn("{task.fields[files]}/{task.fields[total_files]} files, {task.fields[chunks]} chunks embedded"),
             TimeRemainingColumn(),
             console=err,
             transient=True,
         )
         self._task = None
 
-    def start(self, total_files: int) -> None:
-        self._task = self._bar.add_task("ingest", total=total_files, chunks=0)
+    def start(self, total_files: int, total_bytes: int) -> None:
+        self._task = self._bar.add_task("ingest", total=max(total_bytes, 1), files=0, total_files=total_files, chunks=0)
         self._bar.start()
 
-    def advance(self, files: int, chunks: int) -> None:
+    def advance(self, files: int, chunks: int, done_bytes: int) -> None:
+        self._files += files
         self._chunks += chunks
-        self._bar.update(self._task, advance=files, chunks=self._chunks)
+        self._bar.update(self._task, advance=done_bytes, files=self._files, chunks=self._chunks)
 
     def finish(self) -> None:
         self._bar.stop()

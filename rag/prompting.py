@@ -20,6 +20,7 @@ from langchain_classic.chains.prompt_selector import ConditionalPromptSelector, 
 from langchain_core.language_models import BaseLanguageModel
 from langchain_core.prompts import BasePromptTemplate, ChatPromptTemplate, PromptTemplate
 
+from rag.backends.base import traits
 from rag.errors import ConfigError
 
 FAMILIES = ("llama2", "llama3", "mistral", "gemma", "chatml", "plain")
@@ -142,8 +143,7 @@ def family_from_model_name(name: str, architecture: str = "") -> str:
 
 def model_family(llm: BaseLanguageModel) -> str:
     """The prompt family of a text LLM: each backend's models say what they know of themselves."""
-    describe = getattr(llm, "rag_prompt_family", None)
-    return describe() if callable(describe) else "plain"
+    return traits(llm).rag_prompt_family()
 
 
 def _family_is(name: str) -> Callable[[BaseLanguageModel], bool]:
@@ -166,11 +166,8 @@ _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 def model_template_prompt(llm: BaseLanguageModel, task_name: str) -> PromptTemplate | None:
     """The task rendered by the chat template the model file carries, when the backend has one."""
-    render = getattr(llm, "rag_render_chat", None)
-    if not callable(render):
-        return None
     parts = {role: _PLACEHOLDER.sub("\x00\\1\x00", text) for role, text in task(task_name).items()}
-    rendered = render([{"role": "system", "content": parts["system"]}, {"role": "user", "content": parts["user"]}])
+    rendered = traits(llm).rag_render_chat([{"role": "system", "content": parts["system"]}, {"role": "user", "content": parts["user"]}])
     if rendered is None:
         return None
     template = re.sub("\x00(\\w+)\x00", r"{\1}", rendered.replace("{", "{{").replace("}", "}}"))

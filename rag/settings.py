@@ -13,7 +13,16 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from rag.errors import ConfigError
 
@@ -76,6 +85,14 @@ class SearchSettings(_Section):
         le=1,
         description="A chunk that holds this share of the question's words is used to answer it, however low its cosine.",
     )
+    max_unread_share: float = Field(
+        0.3,
+        ge=0,
+        le=1,
+        description="A question with at least this share of its letters unread by the embedding model ([UNK], or "
+        "split into pieces smaller than a letter, as all-MiniLM-L6-v2 does with Chinese and Korean) is not judged "
+        "by its cosine: only chunks holding min_keyword_coverage of its words answer it.",
+    )
     mode: Literal["dense", "keyword", "hybrid"] = "hybrid"
     fusion: Literal["weighted", "rrf"] = Field("weighted", description="How hybrid search merges its two rankings.")
     dense_weight: float = Field(0.5, ge=0, le=1, description="The dense ranking's share in the fused score.")
@@ -91,24 +108,70 @@ class VectorStoreSettings(_Section):
     )
 
 
+def _runtime(default: Any, **kwargs: Any) -> Any:
+    """A setting that changes how a model runs but not what it writes (left out of batch-job fingerprints)."""
+    return Field(default, json_schema_extra={"affects_output": False}, **kwargs)
+
+
+class LlamaCppSettings(_Section):
+    n_batch: int = _runtime(512, gt=0, description="Prompt tokens evaluated per batch.")
+    n_gpu_layers: int = _runtime(0, description="Layers offloaded to the GPU (-1: all); needs a GPU build.")
+    f16_kv: bool = Field(True, description="Keep the key/value cache in half precision.")
+    n_threads: int | None = _runtime(None, gt=0, description="CPU threads; default: llama.cpp's choice.")
+
+
+class GPT4AllSettings(_Section):
+    n_batch: int = _runtime(512, gt=0, description="Prompt tokens evaluated per batch.")
+    n_threads: int | None = _runtime(None, gt=0, description="CPU threads; default: GPT4All's choice.")
+
+
+class _ServerSettings(_Section):
+    base_url: str = Field(description="Where the server listens.")
+    request_timeout: float = _runtime(300.0, gt=0, description="Seconds to wait for the server's answer.")
+
+
+class OllamaSettings(_ServerSettings):
+    base_url: str = Field("http://localhost:11434", description="Where `ollama serve` listens.")
+    api: Literal["chat", "generate"] = Field(
+        "chat", description="chat (the server applies the model's template) or generate (rag's prompt)."
+    )
+    keep_alive: str = _runtime("5m", description="How long the server keeps the model loaded.")
+
+
+class LlamafileSettings(_ServerSettings):
+    base_url: str = Field("http://localhost:8080", description="A llamafile or llama.cpp server.")
+
+
+class OpenAISettings(_ServerSettings):
+    base_url: str = Field(
+        "http://localhost:8080/v1",
+        description="An OpenAI-compatible server's /v1 address: llama-server, vLLM, LM Studio, Ollama's /v1 ...",
+    )
+    api_key: SecretStr | None = Field(None, description="Sent as a bearer token; never printed. Or api_key_file.")
+    api_key_file: Path | None = Field(None, description="A file holding the API key (its first line).")
+    structured_output: Literal["auto", "json_schema", "none"] = Field(
+        "auto",
+        description="Batch extraction: json_schema sends the schema as response_format; none checks and retries; "
+        "auto asks the server once whether it accepts response_format.",
+    )
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> "OpenAISettings":
+        if self.api_key is not None and self.api_key_file is not None:
+            raise ValueError("set api_key or api_key_file, not both")
+        return self
+
+
 class LLMSettings(_Section):
-    backend: str = Field("llamacpp", description="llamacpp, ollama, gpt4all or llamafile.")
+    backend: str = Field("llamacpp", description="llamacpp, ollama, gpt4all, llamafile or openai.")
     model_path: Path | None = Field(
-        None, description="llamacpp and gpt4all: a GGUF file; default: the packaged Gemma 3 270M."
+        None, description="llamacpp and gpt4all: a GGUF file; default: the packaged model `model` names."
     )
     model: str | None = Field(
         None,
-        description="ollama: the model name, e.g. llama3.2; llamacpp and gpt4all without model_path: a packaged model "
-        "(qwen2.5-coder-0.5b-instruct, the default; gemma-3-270m; smollm2-135m-instruct).",
+        description="ollama and openai: the served model's name; llamacpp and gpt4all without model_path: a packaged "
+        "model (qwen2.5-coder-0.5b-instruct, the default; gemma-3-270m; smollm2-135m-instruct).",
     )
-    base_url: str | None = Field(
-        None, description="ollama / llamafile server; default http://localhost:11434 / http://localhost:8080."
-    )
-    api: Literal["chat", "generate"] = Field(
-        "chat", description="ollama: chat (the server applies the model's template) or generate (rag's prompt)."
-    )
-    keep_alive: str = Field("5m", description="ollama: how long the server keeps the model loaded.")
-    request_timeout: float = Field(300.0, gt=0, description="Seconds to wait for a server's answer.")
     prompt_style: str = Field("auto", description="auto, chat, or a family: llama2 llama3 mistral gemma chatml plain.")
     qa_prompt: Literal["qa", "qa_quotes", "qa_fewshot"] = Field(
         "qa_quotes",
@@ -117,14 +180,85 @@ class LLMSettings(_Section):
         "(two worked examples first, for base models).",
     )
     n_ctx: int = Field(2048, gt=0, description="Context window in tokens: prompt plus answer.")
-    n_batch: int = Field(512, gt=0, description="Prompt tokens evaluated per batch.")
-    n_gpu_layers: int = Field(0, description="Layers offloaded to the GPU (-1: all); needs a GPU build.")
-    f16_kv: bool = Field(True, description="Keep the key/value cache in half precision.")
-    n_threads: int | None = Field(None, gt=0, description="CPU threads; default: llama.cpp's choice.")
     temperature: float = Field(0.1, ge=0)
     max_tokens: int = Field(256, gt=0, description="Answer budget in tokens.")
     stop: list[str] = Field(default_factory=list, description="Stop sequences added to the prompt family's.")
     seed: int = 0
+    # One section per backend, named as the backend; only the active one's is read.
+    llamacpp: LlamaCppSettings = Field(default_factory=LlamaCppSettings)
+    ollama: OllamaSettings = Field(default_factory=OllamaSettings)
+    gpt4all: GPT4AllSettings = Field(default_factory=GPT4AllSettings)
+    llamafile: LlamafileSettings = Field(default_factory=LlamafileSettings)
+    openai: OpenAISettings = Field(default_factory=OpenAISettings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_backend_keys(cls, data: Any) -> Any:
+        """A backend's key written directly under [llm] (as before the sections) is read as that of every
+        backend section that has it, so older config files and RAG_LLM__BASE_URL keep working."""
+        if not isinstance(data, Mapping):
+            return data
+        flat = {key: value for key, value in data.items() if key not in cls.model_fields}
+        merged = {key: value for key, value in data.items() if key in cls.model_fields}
+        claimed: set[str] = set()
+        for name in backend_names():
+            keys = {key: value for key, value in flat.items() if key in cls.model_fields[name].annotation.model_fields}
+            if keys:
+                section = merged.get(name)
+                explicit = section.model_dump(exclude_unset=True) if isinstance(section, BaseModel) else section or {}
+                merged[name] = {**keys, **explicit}
+                claimed |= keys.keys()
+        # A key no section has stays, for the usual "extra inputs are not permitted" error naming it.
+        unknown = {key: value for key, value in flat.items() if key not in claimed}
+        return {**merged, **unknown}
+
+    @field_validator("model")
+    @classmethod
+    def _empty_is_unset(cls, name: str | None) -> str | None:
+        return name or None  # RAG_LLM__MODEL= unsets a model set in a config file
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, name: str) -> str:
+        if name not in backend_names():
+            raise ValueError(f"unknown backend {name!r}; use one of: {', '.join(backend_names())}")
+        return name
+
+    @property
+    def active(self) -> _Section:
+        """The settings section of the backend in use."""
+        return getattr(self, self.backend)
+
+    def output_settings(self) -> dict[str, Any]:
+        """What decides what the active backend writes: the model, its sampling and the active section, less
+        the settings that only change how it runs (timeouts, threads); batch jobs compare these to resume."""
+        common = ("backend", "model_path", "model", "prompt_style", "temperature", "seed", "stop")
+        section = self.active
+        return {
+            **{key: json_value(getattr(self, key)) for key in common},
+            self.backend: {
+                key: json_value(getattr(section, key))
+                for key, field in type(section).model_fields.items()
+                if (field.json_schema_extra or {}).get("affects_output", True) and key not in SECRET_KEYS
+            },
+        }
+
+
+def backend_names() -> list[str]:
+    """The backends there are: each has a settings section of its name in LLMSettings."""
+    return [name for name, field in LLMSettings.model_fields.items() if _is_section(field.annotation)]
+
+
+def _is_section(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, _Section)
+
+
+# Keys that never go into a fingerprint, a log or an output.
+SECRET_KEYS = ("api_key", "api_key_file")
+
+
+def json_value(value: Any) -> Any:
+    return str(value) if isinstance(value, Path) else value
 
 
 class BatchSettings(_Section):
@@ -133,6 +267,13 @@ class BatchSettings(_Section):
     )
     max_attempts: int = Field(
         3, gt=0, description="Tries per extracted record: a reply that is not valid JSON for the schema is retried."
+    )
+    parallel: int = Field(
+        1,
+        gt=0,
+        le=64,
+        description="Requests kept in flight against a server backend (openai, ollama, llamafile); give the server "
+        "as many slots. llamacpp and gpt4all in this process run one at a time.",
     )
 
 

@@ -22,6 +22,7 @@ import rag
 
 from rag.ask import Assistant
 from rag.cli import app
+from rag.settings import LLMSettings
 from tests.conftest import SAMPLE_NOTES, free_port, installed_command, running_server
 from tests.tiny_gguf import LLAMA2_CHAT_TEMPLATE, write_tiny_llama_gguf
 
@@ -42,7 +43,7 @@ def llama_server(tiny_model):
     port = free_port()
     command = [
         installed_command("llama-cpp-server"), "-m", str(tiny_model), "--host", "127.0.0.1", "--port", str(port),
-        "--ctx-size", "2048", "--", "--threads", "1", "--parallel", "1",
+        "--ctx-size", "2048", "--", "--threads", "1", "--parallel", "1", "--alias", "tiny-llama",
     ]
     url = f"http://127.0.0.1:{port}"
     with running_server(command, f"{url}/health"):  # 200 only once the model is loaded
@@ -57,32 +58,45 @@ def ollama_server(tiny_model):
         yield server.url
 
 
-BACKENDS = ["llamacpp", "gpt4all", "llamafile", "ollama-chat", "ollama-generate"]
+BACKENDS = ["llamacpp", "gpt4all", "llamafile", "ollama-chat", "ollama-generate", "openai"]
+
+
+def backend_llm_settings(kind: str, request) -> dict:
+    """The [llm] settings of one backend under test, as a config file would hold them."""
+    llm = {"temperature": 0.0, "max_tokens": 12, "n_ctx": 2048}
+    if kind in ("llamacpp", "gpt4all"):
+        return llm | {"backend": kind, "model_path": str(request.getfixturevalue("tiny_model")), kind: {"n_threads": 1}}
+    if kind in ("llamafile", "openai"):
+        url = request.getfixturevalue("llama_server")
+        if kind == "llamafile":
+            return llm | {"backend": kind, kind: {"base_url": url}}
+        return llm | {"backend": kind, "model": "tiny-llama", kind: {"base_url": f"{url}/v1"}}
+    server = {"base_url": request.getfixturevalue("ollama_server"), "api": kind.removeprefix("ollama-")}
+    return llm | {"backend": "ollama", "model": "tiny-llama", "ollama": server}
+
+
+def as_environment(llm: dict, prefix: str = "RAG_LLM") -> dict[str, str]:
+    """The same settings as RAG_LLM__... variables."""
+    env: dict[str, str] = {}
+    for key, value in llm.items():
+        name = f"{prefix}__{key.upper()}"
+        env |= as_environment(value, name) if isinstance(value, dict) else {name: str(value)}
+    return env
 
 
 @pytest.fixture
-def backend_settings(request, sample_index, tiny_model):
+def backend_settings(request, sample_index):
     settings, _ = sample_index
-    kind = request.param
-    llm = {"temperature": 0.0, "max_tokens": 12, "n_ctx": 2048, "n_threads": 1}
-    if kind in ("llamacpp", "gpt4all"):
-        llm |= {"backend": kind, "model_path": tiny_model}
-    elif kind == "llamafile":
-        llm |= {"backend": "llamafile", "base_url": request.getfixturevalue("llama_server")}
-    else:
-        llm |= {
-            "backend": "ollama",
-            "model": "tiny-llama",
-            "base_url": request.getfixturevalue("ollama_server"),
-            "api": kind.removeprefix("ollama-"),
-        }
-    return settings.model_copy(update={"llm": settings.llm.model_copy(update=llm)})
+    llm = backend_llm_settings(request.param, request)
+    return settings.model_copy(update={"llm": LLMSettings.model_validate(llm)})
 
 
 @pytest.mark.parametrize("backend_settings", BACKENDS, indirect=True)
 def test_every_backend_answers_streams_and_cites(backend_settings):
     assistant = Assistant(backend_settings, k=2)
-    expected_family = "chat" if backend_settings.llm.api == "chat" and backend_settings.llm.backend == "ollama" else "llama2"
+    llm = backend_settings.llm
+    chat = llm.backend == "openai" or (llm.backend == "ollama" and llm.ollama.api == "chat")
+    expected_family = "chat" if chat else "llama2"
     assert assistant.qa.family == expected_family  # the model's own format, read from the real engine
     stream = assistant.stream(QUESTION)
     tokens = list(stream)
@@ -126,13 +140,10 @@ def test_every_backend_extracts_records_valid_for_the_schema(backend_settings):
 
 
 @pytest.mark.parametrize("backend_settings", BACKENDS, indirect=True)
-def test_every_backend_runs_the_cli_and_models(backend_settings, monkeypatch):
+def test_every_backend_runs_the_cli_and_models(backend_settings, request):
     llm = backend_settings.llm
-    env = {"RAG_HOME": str(backend_settings.home), "RAG_LLM__BACKEND": llm.backend, "RAG_LLM__MAX_TOKENS": "8"}
-    for key in ("model_path", "model", "base_url", "api", "n_threads"):
-        value = getattr(llm, key)
-        if value is not None:
-            env[f"RAG_LLM__{key.upper()}"] = str(value)
+    env = {"RAG_HOME": str(backend_settings.home), **as_environment(backend_llm_settings(request.node.callspec.params["backend_settings"], request))}
+    env["RAG_LLM__MAX_TOKENS"] = "8"
     asked = runner.invoke(app, ["ask", QUESTION, "--json", "-k", "1"], env=env)
     assert asked.exit_code == 0, asked.output
     assert json.loads(asked.stdout)["sources"][0]["source"] == EXPECTED_SOURCE
@@ -151,17 +162,17 @@ def cli_error(sample_index, **env: str):
 
 def test_ollama_not_running_and_model_not_pulled(sample_index, ollama_server):
     dead = f"http://127.0.0.1:{free_port()}"
-    result, _ = cli_error(sample_index, RAG_LLM__BACKEND="ollama", RAG_LLM__MODEL="tiny-llama", RAG_LLM__BASE_URL=dead)
+    result, _ = cli_error(sample_index, RAG_LLM__BACKEND="ollama", RAG_LLM__MODEL="tiny-llama", RAG_LLM__OLLAMA__BASE_URL=dead)
     assert result.exit_code == 1
     assert result.stderr == f"Error: Ollama is not running at {dead}; start it with `ollama serve`.\n"
-    result, _ = cli_error(sample_index, RAG_LLM__BACKEND="ollama", RAG_LLM__MODEL="llama3.2", RAG_LLM__BASE_URL=ollama_server)
+    result, _ = cli_error(sample_index, RAG_LLM__BACKEND="ollama", RAG_LLM__MODEL="llama3.2", RAG_LLM__OLLAMA__BASE_URL=ollama_server)
     assert result.exit_code == 1
     assert result.stderr == "Error: Model llama3.2 is not pulled; run `ollama pull llama3.2`.\n"
 
 
 def test_llamafile_server_not_answering(sample_index):
     dead = f"http://127.0.0.1:{free_port()}"
-    result, _ = cli_error(sample_index, RAG_LLM__BACKEND="llamafile", RAG_LLM__BASE_URL=dead)
+    result, _ = cli_error(sample_index, RAG_LLM__BACKEND="llamafile", RAG_LLM__LLAMAFILE__BASE_URL=dead)
     assert result.exit_code == 1
     assert result.stderr.startswith(f"Error: No llamafile or llama.cpp server answers at {dead}; start one")
 
@@ -176,6 +187,7 @@ def test_gpt4all_says_it_cannot_run_gemma3(sample_index):
 
 def test_models_all_reports_down_servers_quickly(sample_index, tmp_path):
     settings, _ = sample_index
+    # The flat key of config files written before the per-backend sections: every server backend's.
     env = {
         "RAG_HOME": str(settings.home),
         "RAG_LLM__BASE_URL": f"http://127.0.0.1:{free_port()}",
@@ -188,17 +200,18 @@ def test_models_all_reports_down_servers_quickly(sample_index, tmp_path):
     assert statuses["llamacpp"]["ok"] and statuses["llamacpp"]["models"][0]["architecture"] == "gemma3"
     assert not statuses["ollama"]["ok"] and "not running" in statuses["ollama"]["problem"]
     assert not statuses["llamafile"]["ok"] and "No llamafile" in statuses["llamafile"]["problem"]
+    assert not statuses["openai"]["ok"] and "No OpenAI-compatible server" in statuses["openai"]["problem"]
     assert not statuses["gpt4all"]["ok"]
-    print(f"rag models --all with two dead servers: {elapsed:.2f}s")  # timed properly in bench
+    print(f"rag models --all with three dead servers: {elapsed:.2f}s")  # timed properly in bench
     # A refused connection is answered at once: far below llm.request_timeout (300 s), which a
     # wait on a dead server, or retries of it, would take.
-    assert elapsed < 30, f"rag models --all took {elapsed:.1f}s with two servers down"
+    assert elapsed < 30, f"rag models --all took {elapsed:.1f}s with three servers down"
 
 
 def test_unknown_backend_is_a_usage_error(sample_index):
     result, _ = cli_error(sample_index, RAG_LLM__BACKEND="vllm")
     assert result.exit_code == 2
-    assert "Unknown llm.backend 'vllm'" in result.stderr
+    assert result.stderr.startswith("Error: Invalid settings: llm.backend: Value error, unknown backend 'vllm'; use one of:")
 
 
 @pytest.mark.fast
@@ -222,3 +235,45 @@ def test_a_missing_optional_package_is_an_install_hint(sample_index, monkeypatch
     assert result.stderr == (
         "Error: The ollama backend needs a package that is not installed (langchain_ollama): pip install 'rag[ollama]'\n"
     )
+
+
+def test_openai_dead_server_is_one_line_at_once(sample_index):
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    result, elapsed = cli_error(sample_index, RAG_LLM__BACKEND="openai", RAG_LLM__OPENAI__BASE_URL=dead)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: No OpenAI-compatible server answers at {dead}; start one (e.g. `llama-server -m model.gguf`) "
+        "or set llm.openai.base_url to its /v1 address.\n"
+    )
+    # A refused connection needs no waiting: the promise is under 2 s, not llm.openai.request_timeout
+    # (300 s) or the openai client's retries with back-off.
+    assert elapsed < 2, f"a dead server took {elapsed:.1f}s to report"
+
+
+def test_openai_api_key_from_a_file_is_sent_and_never_shown(sample_index, tiny_model, tmp_path):
+    key = "sk-local-7f3a9c"
+    port = free_port()
+    command = [
+        installed_command("llama-cpp-server"), "-m", str(tiny_model), "--host", "127.0.0.1", "--port", str(port),
+        "--ctx-size", "512", "--", "--threads", "1", "--api-key", key,
+    ]
+    url = f"http://127.0.0.1:{port}/v1"
+    key_file = tmp_path / "key.txt"
+    key_file.write_text(key + "\n")
+    with running_server(command, f"http://127.0.0.1:{port}/health"):
+        result, _ = cli_error(sample_index, RAG_LLM__BACKEND="openai", RAG_LLM__OPENAI__BASE_URL=url)
+        assert result.exit_code == 1
+        assert result.stderr == (
+            f"Error: The server at {url} refused the API key; set llm.openai.api_key or llm.openai.api_key_file.\n"
+        )
+        env = {
+            "RAG_HOME": str(sample_index[0].home), "RAG_LLM__BACKEND": "openai", "RAG_LLM__MODEL": "",
+            "RAG_LLM__OPENAI__BASE_URL": url, "RAG_LLM__OPENAI__API_KEY_FILE": str(key_file), "RAG_LLM__MAX_TOKENS": "4",
+        }
+        asked = runner.invoke(app, ["ask", QUESTION, "--json", "-k", "1"], env=env)
+        assert asked.exit_code == 0, asked.output
+        listed = runner.invoke(app, ["models", "--json"], env=env)
+        assert listed.exit_code == 0, listed.output
+    assert key not in asked.output + listed.output
+    settings = rag.load_settings(environ={"RAG_LLM__OPENAI__API_KEY": key}, home=tmp_path)
+    assert key not in repr(settings) + str(settings.model_dump()) + json.dumps(settings.llm.output_settings())

@@ -109,12 +109,13 @@ def readme_settings_block() -> str:
 
 
 def documented_keys(block: str) -> set[tuple[str, ...]]:
-    """Each `key = ` line, under the `[section]` header above it."""
+    """Each `key = ` line, under the `[section]` header above it; `# key = ` documents an alternative
+    to the key above it, which cannot be set together with it."""
     keys, section = set(), ()
     for line in block.splitlines():
         if header := re.fullmatch(r"\[([\w.]+)\]\s*(#.*)?", line):
             section = tuple(header[1].split("."))
-        elif key := re.match(r"(\w+) = ", line):
+        elif key := re.match(r"(?:# )?(\w+) = ", line):
             keys.add((*section, key[1]))
     return keys
 

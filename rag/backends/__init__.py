@@ -1,43 +1,35 @@
-"""Language-model backends: a plain registry of modules, one per backend.
+"""Language-model backends: a registry of `BackendSpec`s, one module per backend (see base.py).
 
-Each module has `create(settings)` (a LangChain model), `status(settings)` (where it is and
-which models it has, for `rag models`) and `translate_error(settings, exc)` (its client's
-failures as one-line `RagError`s). A module is imported only when its backend is used, so a
-missing optional dependency of one backend never affects another; it becomes an install hint.
-Models may offer `rag_prompt_family()`, `rag_count_tokens(text)`, `rag_context_window()`,
-`rag_render_chat(messages)` and `rag_json_schema(schema)` (the model constrained to write JSON
-valid for the schema), which let the prompt selector, the context fitting and the batch jobs see
-the real model; others get safe defaults.
+A module is imported only when its backend is used, so a missing optional dependency of one
+backend never affects another; it becomes an install hint. Adding a backend: a module that
+satisfies `base.Backend`, a settings section of its name in `rag.settings.LLMSettings`, a spec
+here, an extra in pyproject.toml.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib
 from dataclasses import dataclass, field
-from types import ModuleType
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
-from langchain_core.language_models import BaseLanguageModel
-from langchain_core.runnables import Runnable
-
+from rag.backends.base import Backend, BackendSpec, traits
 from rag.errors import ConfigError, RagError
 from rag.settings import Settings
 
-BACKENDS: dict[str, str] = {
-    "llamacpp": "rag.backends.llamacpp",
-    "ollama": "rag.backends.ollama",
-    "gpt4all": "rag.backends.gpt4all",
-    "llamafile": "rag.backends.llamafile",
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseLanguageModel
+    from langchain_core.runnables import Runnable
+
+BACKENDS: dict[str, BackendSpec] = {
+    spec.name: spec
+    for spec in (
+        BackendSpec("llamacpp", "rag.backends.llamacpp", extra="llamacpp"),
+        BackendSpec("ollama", "rag.backends.ollama", extra="ollama"),
+        BackendSpec("gpt4all", "rag.backends.gpt4all", extra="gpt4all"),
+        BackendSpec("llamafile", "rag.backends.llamafile", extra="llamafile"),
+        BackendSpec("openai", "rag.backends.openai", extra="openai"),
+    )
 }
-INSTALL_HINTS: dict[str, str] = {
-    "llamacpp": "pip install 'rag[llamacpp]' (build flags: see the README)",
-    "ollama": "pip install 'rag[ollama]'",
-    "gpt4all": "pip install 'rag[gpt4all]'",
-    "llamafile": "pip install 'rag[llamafile]'",
-}
-# Without a tokenizer, assume dense text: about 3 characters a token errs on the short side.
-CHARS_PER_TOKEN_ESTIMATE = 3
 
 
 @dataclass
@@ -54,37 +46,18 @@ class BackendStatus:
         return dict(self.__dict__)
 
 
-def missing_package(name: str, exc: ImportError) -> RagError:
-    """The install hint for backend `name`, whose package could not be imported."""
-    # LangChain re-raises a failed import as a plain ImportError; the one it caught names the package.
-    cause: BaseException | None = exc
-    while cause is not None and not getattr(cause, "name", None):
-        cause = cause.__cause__ or cause.__context__
-    package = f" ({cause.name})" if cause is not None else ""
-    return RagError(f"The {name} backend needs a package that is not installed{package}: {INSTALL_HINTS[name]}")
-
-
-def backend_module(name: str) -> ModuleType:
+def backend(name: str) -> Backend:
     if name not in BACKENDS:
         raise ConfigError(f"Unknown llm.backend {name!r}; use one of: {', '.join(BACKENDS)}.")
-    try:
-        return importlib.import_module(BACKENDS[name])
-    except ImportError as exc:
-        raise missing_package(name, exc) from exc
+    return BACKENDS[name].load()
 
 
 def create_llm(settings: Settings) -> BaseLanguageModel:
     name = settings.llm.backend
-    module = backend_module(name)
     try:
-        return module.create(settings)
+        return backend(name).create(settings)
     except ImportError as exc:  # a client that imports its engine only when a model is made (GPT4All)
-        raise missing_package(name, exc) from exc
-
-
-def translate_error(settings: Settings, exc: Exception) -> RagError | None:
-    """The backend's one-line explanation of a failure of its client, if it has one."""
-    return backend_module(settings.llm.backend).translate_error(settings, exc)
+        raise BACKENDS[name].missing_package(exc) from exc
 
 
 @contextlib.contextmanager
@@ -95,36 +68,31 @@ def backend_errors(settings: Settings) -> Iterator[None]:
     except RagError:
         raise
     except Exception as exc:
-        if explained := translate_error(settings, exc):
+        if explained := backend(settings.llm.backend).translate_error(settings, exc):
             raise explained from exc
         raise
 
 
 def backend_status(name: str, settings: Settings) -> BackendStatus:
     try:
-        module = backend_module(name)
         try:
-            return BackendStatus(backend=name, ok=True, **module.status(settings))
+            return BackendStatus(backend=name, ok=True, **backend(name).status(settings))
         except ImportError as exc:  # as in create_llm: the engine is imported when a model is made
-            raise missing_package(name, exc) from exc
+            raise BACKENDS[name].missing_package(exc) from exc
     except RagError as exc:
         return BackendStatus(backend=name, ok=False, problem=str(exc))
 
 
 def context_window(llm: BaseLanguageModel, configured: int) -> int:
     """Tokens the model can attend to: llm.n_ctx, or less where the engine has a smaller window."""
-    window = getattr(llm, "rag_context_window", None)
-    return min(configured, window()) if callable(window) and window() else configured
+    window = traits(llm).rag_context_window()
+    return min(configured, window) if window else configured
 
 
 def count_tokens(llm: BaseLanguageModel, text: str) -> int:
-    counter = getattr(llm, "rag_count_tokens", None)
-    if callable(counter):
-        return counter(text)
-    return len(text) // CHARS_PER_TOKEN_ESTIMATE + 1
+    return traits(llm).rag_count_tokens(text)
 
 
 def json_schema_constrained(llm: BaseLanguageModel, schema: dict[str, Any]) -> Runnable | None:
     """`llm` bound to write only JSON valid for `schema` (constrained decoding), where it can."""
-    constrain = getattr(llm, "rag_json_schema", None)
-    return constrain(schema) if callable(constrain) else None
+    return traits(llm).rag_json_schema(schema)

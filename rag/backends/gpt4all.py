@@ -12,6 +12,7 @@ with warnings.catch_warnings():
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.outputs import GenerationChunk
 
+from rag.backends.base import ModelTraits
 from rag.backends.gguf_files import (
     describe_model_file,
     is_gguf,
@@ -29,7 +30,7 @@ from rag.settings import Settings
 GPT4ALL_CONTEXT = 2048
 
 
-class RagGPT4All(GPT4All):
+class RagGPT4All(ModelTraits, GPT4All):
     """LangChain's GPT4All, streaming for real: its own stream() waits for the whole answer."""
 
     prompt_family: str = "plain"
@@ -83,11 +84,11 @@ def create(settings: Settings) -> RagGPT4All:
                 model=str(path),
                 allow_download=False,
                 device="cpu",
-                n_threads=llm.n_threads,
+                n_threads=llm.gpt4all.n_threads,
                 max_tokens=llm.max_tokens,
                 n_predict=llm.max_tokens,
                 temp=llm.temperature,
-                n_batch=llm.n_batch,
+                n_batch=llm.gpt4all.n_batch,
                 seed=llm.seed,
                 streaming=True,
                 prompt_family=family_from_gguf_metadata(read_metadata(path)),

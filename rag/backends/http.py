@@ -15,13 +15,18 @@ class ServerUnreachable(Exception):
     pass
 
 
-def get_json(url: str, timeout: float = PROBE_TIMEOUT_S) -> Any:
-    return _request(urllib.request.Request(url), timeout)
+def get_json(url: str, timeout: float = PROBE_TIMEOUT_S, headers: dict[str, str] | None = None) -> Any:
+    return _request(urllib.request.Request(url, headers=headers or {}), timeout)
 
 
-def post_json(url: str, payload: dict[str, Any], timeout: float = PROBE_TIMEOUT_S) -> Any:
+def post_json(
+    url: str, payload: dict[str, Any], timeout: float = PROBE_TIMEOUT_S, headers: dict[str, str] | None = None
+) -> Any:
     request = urllib.request.Request(
-        url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}, method="POST"
+        url,
+        data=json.dumps(payload).encode(),
+        headers={"Content-Type": "application/json", **(headers or {})},
+        method="POST",
     )
     return _request(request, timeout)
 

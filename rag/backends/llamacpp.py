@@ -1,6 +1,6 @@
 """llama.cpp through llama-cpp-python and LangChain's `LlamaCpp` (the default backend).
 
-Without `llm.model_path` it runs the packaged Gemma 3 270M.
+Without `llm.model_path` it runs the packaged model `llm.model` names.
 """
 
 from __future__ import annotations
@@ -16,14 +16,18 @@ with warnings.catch_warnings():
 
 from langchain_core.runnables import Runnable
 
+from rag.backends.base import ModelTraits
 from rag.backends.gguf_files import describe_model_file, is_gguf, model_file, native_stderr_silenced, require_readable
 from rag.errors import RagError
 from rag.prompting import family_from_gguf_metadata
 from rag.settings import Settings
 
 
-class RagLlamaCpp(LlamaCpp):
+class RagLlamaCpp(ModelTraits, LlamaCpp):
     """LangChain's LlamaCpp, telling rag what the loaded GGUF is and how it counts tokens."""
+
+    def rag_constrains_json(self) -> bool:
+        return True
 
     def rag_prompt_family(self) -> str:
         return family_from_gguf_metadata(self.client.metadata)
@@ -81,17 +85,17 @@ class RagLlamaCpp(LlamaCpp):
 
 
 def create(all_settings: Settings) -> RagLlamaCpp:
-    settings = all_settings.llm
+    settings, engine = all_settings.llm, all_settings.llm.llamacpp
     path = require_readable(model_file(all_settings))
     try:
         with native_stderr_silenced():
             return RagLlamaCpp(
                 model_path=str(path),
                 n_ctx=settings.n_ctx,
-                n_batch=settings.n_batch,
-                n_gpu_layers=settings.n_gpu_layers,
-                f16_kv=settings.f16_kv,
-                n_threads=settings.n_threads,
+                n_batch=engine.n_batch,
+                n_gpu_layers=engine.n_gpu_layers,
+                f16_kv=engine.f16_kv,
+                n_threads=engine.n_threads,
                 temperature=settings.temperature,
                 max_tokens=settings.max_tokens,
                 seed=settings.seed,

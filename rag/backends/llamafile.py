@@ -12,17 +12,21 @@ with warnings.catch_warnings():
 
 from langchain_core.runnables import Runnable
 
+from rag.backends.base import ModelTraits
 from rag.backends.http import ServerUnreachable, get_json, post_json
 from rag.errors import RagError
 from rag.prompting import family_from_chat_template
 from rag.settings import Settings
 
-DEFAULT_URL = "http://localhost:8080"
-
-
-class RagLlamafile(Llamafile):
+class RagLlamafile(ModelTraits, Llamafile):
     prompt_family: str = "plain"
     server_context: int | None = None
+
+    def rag_parallel_requests(self) -> bool:
+        return True
+
+    def rag_constrains_json(self) -> bool:
+        return True
 
     def rag_prompt_family(self) -> str:
         return self.prompt_family
@@ -51,7 +55,7 @@ class RagLlamafile(Llamafile):
 
 
 def base_url(settings: Settings) -> str:
-    return (settings.llm.base_url or DEFAULT_URL).rstrip("/")
+    return settings.llm.llamafile.base_url.rstrip("/")
 
 
 def not_answering(url: str) -> RagError:
@@ -82,7 +86,7 @@ def create(settings: Settings) -> RagLlamafile:
     properties = server_properties(url)
     return RagLlamafile(
         base_url=url,
-        request_timeout=int(llm.request_timeout),
+        request_timeout=int(llm.llamafile.request_timeout),
         temperature=llm.temperature,
         n_predict=llm.max_tokens,
         seed=llm.seed,

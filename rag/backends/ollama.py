@@ -1,5 +1,5 @@
 """Ollama through langchain-ollama: `ChatOllama` (the server applies the model's chat template)
-or, with `llm.api = "generate"`, `OllamaLLM` fed rag's prompt for the model's family."""
+or, with `llm.ollama.api = "generate"`, `OllamaLLM` fed rag's prompt for the model's family."""
 
 from __future__ import annotations
 
@@ -9,15 +9,20 @@ from typing import Any
 from langchain_core.runnables import Runnable
 from langchain_ollama import ChatOllama, OllamaLLM
 
+from rag.backends.base import ModelTraits
 from rag.backends.http import ServerUnreachable, get_json, post_json
 from rag.errors import ConfigError, RagError
 from rag.prompting import family_from_chat_template, family_from_model_name
 from rag.settings import Settings
 
-DEFAULT_URL = "http://localhost:11434"
 
+class _SchemaFormat(ModelTraits):
+    def rag_parallel_requests(self) -> bool:
+        return True
 
-class _SchemaFormat:
+    def rag_constrains_json(self) -> bool:
+        return True
+
     def rag_json_schema(self, schema: dict[str, Any]) -> Runnable | None:
         """Ollama's structured outputs: the schema as the request's `format`, as `rag.batch.grammar`
         normalises it (Ollama makes its grammar with llama.cpp's converter)."""
@@ -39,7 +44,7 @@ class RagOllamaLLM(_SchemaFormat, OllamaLLM):
 
 
 def base_url(settings: Settings) -> str:
-    return (settings.llm.base_url or DEFAULT_URL).rstrip("/")
+    return settings.llm.ollama.base_url.rstrip("/")
 
 
 def not_running(url: str) -> RagError:
@@ -76,10 +81,10 @@ def create(settings: Settings):
         num_predict=llm.max_tokens,
         temperature=llm.temperature,
         seed=llm.seed,
-        keep_alive=llm.keep_alive,
-        client_kwargs={"timeout": llm.request_timeout},
+        keep_alive=llm.ollama.keep_alive,
+        client_kwargs={"timeout": llm.ollama.request_timeout},
     )
-    if llm.api == "chat":
+    if llm.ollama.api == "chat":
         return RagChatOllama(**options)
     return RagOllamaLLM(prompt_family=_family(url, llm.model), **options)
 

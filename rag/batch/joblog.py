@@ -13,6 +13,7 @@ import io
 import json
 import os
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any, Callable, Iterator, MutableMapping
 
@@ -60,7 +61,9 @@ class JobLog:
                 f"{out} already exists and no unfinished job belongs to it; add --restart to replace it, "
                 "or choose another --out."
             )
-        self._db = sqlite3.connect(self.state, isolation_level=None)
+        # Replies are stored from the worker threads of a parallel job too; `_db_lock` takes them in turn.
+        self._db = sqlite3.connect(self.state, isolation_level=None, check_same_thread=False)
+        self._db_lock = threading.Lock()
         self._db.executescript(_SCHEMA)
         wanted = json.dumps(fingerprint, sort_keys=True)
         row = self._db.execute("SELECT fingerprint, out_size, errors_size FROM job").fetchone()
@@ -93,7 +96,7 @@ class JobLog:
     @property
     def replies(self) -> MutableMapping[str, str]:
         """The model's replies by prompt, kept with the job (see BatchModel.generate)."""
-        return _Replies(self._db)
+        return _Replies(self._db, self._db_lock)
 
     def write(self, key: str, text: str, ok: bool) -> None:
         (self._out if ok else self._errors).write(text.encode())
@@ -104,10 +107,11 @@ class JobLog:
         for handle in (self._out, self._errors):
             handle.flush()
             os.fsync(handle.fileno())
-        self._db.execute("BEGIN IMMEDIATE")
-        record()
-        self._db.execute("UPDATE job SET out_size = ?, errors_size = ?", (self._out.tell(), self._errors.tell()))
-        self._db.execute("COMMIT")
+        with self._db_lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            record()
+            self._db.execute("UPDATE job SET out_size = ?, errors_size = ?", (self._out.tell(), self._errors.tell()))
+            self._db.execute("COMMIT")
 
     def close(self) -> None:
         self._out.close()
@@ -125,26 +129,31 @@ class JobLog:
 
 
 class _Replies(MutableMapping[str, str]):
-    def __init__(self, db: sqlite3.Connection):
+    def __init__(self, db: sqlite3.Connection, lock: threading.Lock):
         self._db = db
+        self._lock = lock
+
+    def _run(self, sql: str, *parameters: str) -> list[tuple]:
+        with self._lock:
+            return self._db.execute(sql, parameters).fetchall()
 
     def __getitem__(self, prompt: str) -> str:
-        row = self._db.execute("SELECT reply FROM replies WHERE prompt = ?", (prompt,)).fetchone()
-        if row is None:
+        rows = self._run("SELECT reply FROM replies WHERE prompt = ?", prompt)
+        if not rows:
             raise KeyError(prompt)
-        return row[0]
+        return rows[0][0]
 
     def __setitem__(self, prompt: str, reply: str) -> None:
-        self._db.execute("INSERT OR REPLACE INTO replies VALUES (?, ?)", (prompt, reply))
+        self._run("INSERT OR REPLACE INTO replies VALUES (?, ?)", prompt, reply)
 
     def __delitem__(self, prompt: str) -> None:
-        self._db.execute("DELETE FROM replies WHERE prompt = ?", (prompt,))
+        self._run("DELETE FROM replies WHERE prompt = ?", prompt)
 
     def __iter__(self) -> Iterator[str]:
-        return (prompt for (prompt,) in self._db.execute("SELECT prompt FROM replies"))
+        return iter([prompt for (prompt,) in self._run("SELECT prompt FROM replies")])
 
     def __len__(self) -> int:
-        return self._db.execute("SELECT COUNT(*) FROM replies").fetchone()[0]
+        return self._run("SELECT COUNT(*) FROM replies")[0][0]
 
 
 def _reopen(path: Path, committed: int) -> io.BufferedWriter:

@@ -12,14 +12,18 @@ so a job resumed after an interruption never asks the model the same thing twice
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
+import threading
 import time
 import warnings
-from dataclasses import dataclass, field, replace
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, MutableMapping, Sequence
+from typing import Any, Callable, Iterator, MutableMapping, Sequence, TypeVar
 
 from langchain_core.language_models import BaseLanguageModel
 from langchain_core.output_parsers import StrOutputParser
@@ -27,6 +31,7 @@ from langchain_core.runnables import Runnable
 
 from ingest.index import Index
 from rag.backends import backend_errors, context_window, count_tokens, create_llm, json_schema_constrained
+from rag.backends.base import traits
 from rag.batch.grammar import Plan, plan
 from rag.batch.schema import merge, parse_reply, schema_problem
 from rag.batch.selection import Item, Passage, Per, read_passages, select_items
@@ -40,6 +45,7 @@ FEEDBACK_RESERVE_TOKENS = 256
 FEEDBACK_REPLY_CHARS = 600
 ALL_SOURCES_LABEL = "the selected documents"
 ALL_KEY = "all"  # the item key of `summarize --all`'s single record
+R = TypeVar("R")
 GONE = "its chunks are no longer in the index (it changed since the job was planned); run the job again"
 
 
@@ -67,6 +73,21 @@ class BatchModel:
         self.stats = CallStats()
         self.on_call: Callable[[CallStats], None] | None = None
         self._prompts: dict[str, SelectedPrompt] = {}
+        # Items may run on several threads at once (batch.parallel): each counts its own calls.
+        self._lock = threading.Lock()
+        self._counting = threading.local()
+
+    @contextlib.contextmanager
+    def counting(self) -> Iterator[CallStats]:
+        """The model calls made inside, on this thread; they count in an enclosing `counting` too."""
+        outer = getattr(self._counting, "stats", None)
+        stats = self._counting.stats = CallStats()
+        try:
+            yield stats
+        finally:
+            self._counting.stats = outer
+            if outer is not None:
+                outer.add(stats)
 
     def prompt(self, task_name: str) -> SelectedPrompt:
         if task_name not in self._prompts:
@@ -91,8 +112,9 @@ class BatchModel:
         selected = self.prompt(task_name)
         prompt = selected.prompt.format_prompt(**values)
         key = hashlib.sha256(f"{task_name}\0{constrained is not None}\0{prompt.to_string()}".encode()).hexdigest()
-        if key in self.memo:
-            return self.memo[key]
+        with self._lock:
+            if key in self.memo:
+                return self.memo[key]
         model: Runnable = constrained or (FirstLineLLM(inner=self.llm) if selected.first_line_only else self.llm)
         if stop := [*selected.stop, *self.settings.llm.stop]:
             model = model.bind(stop=stop)
@@ -100,10 +122,13 @@ class BatchModel:
         with backend_errors(self.settings):
             reply = (model | StrOutputParser()).invoke(prompt).strip()
         call = CallStats(1, self.tokens(reply) - self.tokens(""), time.perf_counter() - started)
-        self.memo[key] = reply
-        self.stats.add(call)
-        if self.on_call:
-            self.on_call(call)
+        if counted := getattr(self._counting, "stats", None):
+            counted.add(call)
+        with self._lock:
+            self.memo[key] = reply
+            self.stats.add(call)
+            if self.on_call:
+                self.on_call(call)
         return reply
 
 
@@ -202,6 +227,10 @@ class BatchJob:
         self.skip: set[str] = set()
         self.memo: MutableMapping[str, str] = {}
         self.on_call: Callable[[CallStats], None] | None = None
+        # What the job says once about how it runs (constrained decoding, parallel requests), in `notices`:
+        # by default a warning; set `on_notice` to another callable (the CLI prints them), or None.
+        self.notices: list[str] = []
+        self.on_notice: Callable[[str], None] | None = _warn
         self._llm = llm
         self._index = index
 
@@ -216,20 +245,53 @@ class BatchJob:
 
     def fingerprint(self) -> dict[str, Any]:
         """What makes two runs the same job, so that one may continue the other."""
-        llm = self.settings.llm
         return {
             "job": self.kind,
             "index": [str(self.settings.index_path), self.settings.collection],
             "selection": self.selection,
-            "model": {
-                "backend": llm.backend, "model_path": llm.model_path and str(llm.model_path), "model": llm.model,
-                "base_url": llm.base_url, "api": llm.api, "prompt_style": llm.prompt_style,
-                "temperature": llm.temperature, "seed": llm.seed, "max_tokens": self.settings.batch.max_tokens,
-            },
+            "model": {**self.settings.llm.output_settings(), "max_tokens": self.settings.batch.max_tokens},
         }
 
     def pending(self) -> list[Item]:
         return [item for item in self.items if item.key not in self.skip]
+
+    def notice(self, text: str) -> None:
+        self.notices.append(text)
+        if self.on_notice:
+            self.on_notice(text)
+
+    @functools.cached_property
+    def parallel(self) -> int:
+        """Requests kept in flight: batch.parallel, where the model takes requests in parallel."""
+        wanted = self.settings.batch.parallel
+        if wanted > 1 and not traits(self.model.llm).rag_parallel_requests():
+            who = "the model given" if self._llm is not None else f"the {self.settings.llm.backend} backend"
+            self.notice(f"{self.kind}: {who} runs one request at a time in this process; batch.parallel {wanted} is not used.")
+            return 1
+        return wanted
+
+    def in_order(self, items: Sequence[Item], work: Callable[[Item, list[Passage]], R]) -> Iterator[R]:
+        """work(item, its passages) for each item, `parallel` of them at a time, yielded in the items' order.
+
+        Passages are read here, on the calling thread (the index's connections belong to it); only the
+        model calls run on the worker threads.
+        """
+        if self.parallel == 1:
+            for item in items:
+                yield work(item, self.passages(item))
+            return
+        pool = ThreadPoolExecutor(self.parallel, thread_name_prefix=f"rag-{self.kind}")
+        # Twice the workers queued, so the next request is ready as soon as one finishes.
+        window: deque[Future[R]] = deque()
+        try:
+            for item in items:
+                window.append(pool.submit(work, item, self.passages(item)))
+                if len(window) >= 2 * self.parallel:
+                    yield window.popleft().result()
+            while window:
+                yield window.popleft().result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def passages(self, item: Item) -> list[Passage]:
         return read_passages(self._index, item)
@@ -250,33 +312,37 @@ class SummarizeJob(BatchJob):
 
     def __iter__(self) -> Iterator[Summary]:
         if not self.combine:
-            for item in self.pending():
-                yield self.summarize(item)
+            yield from self.in_order(self.pending(), self._summarize)
             return
         if ALL_KEY in self.skip:
             return
-        started = replace(self.model.stats)
-        summaries = [summary for summary in map(self.summarize, self.items) if summary.ok]
+        parts = list(self.in_order(self.items, self._summarize))
+        summaries = [summary for summary in parts if summary.ok]
         sources = [item.source for item in self.items]
         if not summaries:
             yield Summary(ALL_KEY, sources, "", [], error=GONE)
             return
         labelled = [f"{Path(s.sources[0]).name}: {s.summary}" for s in summaries]
-        summary = self._combine(ALL_SOURCES_LABEL, labelled)
+        with self.model.counting() as stats:
+            summary = self._combine(ALL_SOURCES_LABEL, labelled)
+        for part in parts:
+            stats.add(part.stats)
         chunk_ids = [chunk_id for s in summaries for chunk_id in s.chunk_ids]
-        yield Summary(ALL_KEY, sources, summary, chunk_ids, _since(started, self.model.stats))
+        yield Summary(ALL_KEY, sources, summary, chunk_ids, stats)
 
     def summarize(self, item: Item) -> Summary:
-        started = replace(self.model.stats)
-        passages = self.passages(item)
+        return self._summarize(item, self.passages(item))
+
+    def _summarize(self, item: Item, passages: list[Passage]) -> Summary:
         if not passages:
             return Summary(item.key, [item.source], "", [], error=GONE)
         label = Path(item.source).name
-        room = self.model.room("summarize", source=label)
-        parts = ["\n\n".join(group) for group in pack(passage_texts(passages), room, self.model.tokens)]
-        partial = [self.model.generate("summarize", {"source": label, "text": part}) for part in parts]
-        summary = self._combine(label, partial)
-        return Summary(item.key, [item.source], summary, [p.chunk_id for p in passages], _since(started, self.model.stats))
+        with self.model.counting() as stats:
+            room = self.model.room("summarize", source=label)
+            parts = ["\n\n".join(group) for group in pack(passage_texts(passages), room, self.model.tokens)]
+            partial = [self.model.generate("summarize", {"source": label, "text": part}) for part in parts]
+            summary = self._combine(label, partial)
+        return Summary(item.key, [item.source], summary, [p.chunk_id for p in passages], stats)
 
     def _combine(self, label: str, summaries: list[str]) -> str:
         """One summary of many, combining as many at a time as the context window holds."""
@@ -300,10 +366,6 @@ class ExtractJob(BatchJob):
         self.schema = schema
         self.per = per
         self.schema_text = json.dumps(schema, ensure_ascii=False)
-        # What the job says once about how far the model is held to the schema (`notices`): by default
-        # a warning; set `on_notice` to another callable (the CLI prints them), or None.
-        self.notices: list[str] = []
-        self.on_notice: Callable[[str], None] | None = _warn
 
     def fingerprint(self) -> dict[str, Any]:
         return {**super().fingerprint(), "schema": self.schema, "per": self.per}
@@ -322,16 +384,14 @@ class ExtractJob(BatchJob):
     def constrained(self) -> Runnable | None:
         constrained = json_schema_constrained(self.model.llm, self.schema)
         if notice := self._constraint_notice(constrained is not None):
-            self.notices.append(notice)
-            if self.on_notice:
-                self.on_notice(notice)
+            self.notice(notice)
         return constrained
 
     def _constraint_notice(self, constrained: bool) -> str | None:
         attempts = self.settings.batch.max_attempts
         checked = f"replies are checked against the schema, and an invalid one retried (batch.max_attempts: {attempts})"
         if not constrained:
-            if not callable(getattr(self.model.llm, "rag_json_schema", None)):
+            if not traits(self.model.llm).rag_constrains_json():
                 who = "the model given" if self._llm is not None else f"the {self.settings.llm.backend} backend"
                 return f"{self.kind}: {who} has no constrained decoding; {checked}."
             why = self.grammar_plan.problem or "the grammar converter cannot read this schema"
@@ -341,20 +401,22 @@ class ExtractJob(BatchJob):
         return None
 
     def __iter__(self) -> Iterator[Extraction]:
-        for item in self.pending():
-            yield self.extract(item)
+        self.constrained  # decided (and said) once, before any worker thread asks
+        yield from self.in_order(self.pending(), self._extract)
 
     def extract(self, item: Item) -> Extraction:
-        started = replace(self.model.stats)
-        passages = self.passages(item)
+        return self._extract(item, self.passages(item))
+
+    def _extract(self, item: Item, passages: list[Passage]) -> Extraction:
         record = Extraction(
             item.key, item.source, [p.chunk_id for p in passages], _location(passages), constrained=self.constrained is not None
         )
-        if passages:
-            self._fill(record, passages, Path(item.source).name)
-        else:
-            record.error = GONE
-        record.stats = _since(started, self.model.stats)
+        with self.model.counting() as stats:
+            if passages:
+                self._fill(record, passages, Path(item.source).name)
+            else:
+                record.error = GONE
+        record.stats = stats
         return record
 
     def _fill(self, record: Extraction, passages: list[Passage], label: str) -> None:
@@ -405,10 +467,6 @@ def _location(passages: Sequence[Passage]) -> dict[str, Any]:
         if found := list(dict.fromkeys(p.location[key] for p in passages if key in p.location)):
             location[plural] = found
     return location
-
-
-def _since(before: CallStats, now: CallStats) -> CallStats:
-    return CallStats(now.calls - before.calls, now.tokens - before.tokens, now.seconds - before.seconds)
 
 
 def summarize(

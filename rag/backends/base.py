@@ -1,0 +1,105 @@
+"""The contract between rag and a language-model backend, and what rag reads from a model.
+
+A backend is a module, imported only when it is used, that satisfies `Backend`; `BackendSpec`
+names it, its pip extra (for the install hint) and, by its name, its settings section
+(`LLMSettings.<name>`), without importing it. The models a backend creates mix in `ModelTraits`
+and override what their engine knows; any other LangChain model gets the defaults.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+from rag.errors import RagError
+from rag.settings import Settings
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseLanguageModel
+    from langchain_core.runnables import Runnable
+
+# Without a tokenizer, assume dense text: about 3 characters a token errs on the short side.
+CHARS_PER_TOKEN_ESTIMATE = 3
+
+
+class Backend(Protocol):
+    def create(self, settings: Settings) -> BaseLanguageModel:
+        """The LangChain model the settings describe, ready to generate; RagError with the fix if it cannot be."""
+
+    def status(self, settings: Settings) -> dict[str, Any]:
+        """Where it is and which models it has (`where`, `models`, `selected`, `selected_available`), for
+        `rag models`; RagError when it is unreachable or unloadable."""
+
+    def translate_error(self, settings: Settings, exc: Exception) -> RagError | None:
+        """A failure of the backend's client as a one-line RagError, or None if it is not one of its own."""
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    name: str
+    module: str
+    extra: str
+
+    @property
+    def install_hint(self) -> str:
+        return f"pip install 'rag[{self.extra}]'"
+
+    def load(self) -> Backend:
+        try:
+            return cast(Backend, importlib.import_module(self.module))
+        except ImportError as exc:
+            raise self.missing_package(exc) from exc
+
+    def missing_package(self, exc: ImportError) -> RagError:
+        """The install hint, for a package of this backend that could not be imported."""
+        # LangChain re-raises a failed import as a plain ImportError; the one it caught names the package.
+        cause: BaseException | None = exc
+        while cause is not None and not getattr(cause, "name", None):
+            cause = cause.__cause__ or cause.__context__
+        package = f" ({cause.name})" if cause is not None else ""
+        return RagError(f"The {self.name} backend needs a package that is not installed{package}: {self.install_hint}")
+
+
+class ModelTraits:
+    """What rag asks of a model beyond LangChain's interface, answered as well as nothing is known.
+
+    The prompt selector reads the family and the chat template, context fitting the tokenizer and the
+    window, batch extraction the constrained decoding. Named `rag_*` so that they never meet a field of
+    a LangChain model they are mixed into.
+    """
+
+    def rag_prompt_family(self) -> str:
+        """The prompt family of a text model (rag.prompting.FAMILIES); chat models apply their own template."""
+        return "plain"
+
+    def rag_count_tokens(self, text: str) -> int:
+        return len(text) // CHARS_PER_TOKEN_ESTIMATE + 1
+
+    def rag_context_window(self) -> int | None:
+        """The engine's window where it is smaller than llm.n_ctx says, else None."""
+        return None
+
+    def rag_render_chat(self, messages: list[dict[str, str]]) -> str | None:
+        """A system and a user message rendered by the model's own chat template, if rag can drive it."""
+        return None
+
+    def rag_parallel_requests(self) -> bool:
+        """Whether requests from several threads at once are safe and can run together (a server's slots);
+        an engine in this process generates one at a time."""
+        return False
+
+    def rag_constrains_json(self) -> bool:
+        """Whether rag_json_schema can constrain this model at all (a batch job says so once if not)."""
+        return False
+
+    def rag_json_schema(self, schema: dict[str, Any]) -> Runnable | None:
+        """This model constrained to write JSON valid for `schema`, where it can be for this schema."""
+        return None
+
+
+_NOTHING_KNOWN = ModelTraits()
+
+
+def traits(llm: BaseLanguageModel) -> ModelTraits:
+    return llm if isinstance(llm, ModelTraits) else _NOTHING_KNOWN
