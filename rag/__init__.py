@@ -31,7 +31,7 @@ enforce_offline()
 # Public name -> the module that defines it.
 _EXPORTS = {
     **dict.fromkeys(
-        ("ask", "check", "embeddings", "evaluate", "evaluate_answers", "extract", "fields_schema", "ingest", "repair",
+        ("ask", "check", "collections", "embeddings", "evaluate", "evaluate_answers", "extract", "fields_schema", "ingest", "repair",
          "retriever", "search", "status", "summarize"),
         "rag.api",
     ),
@@ -46,14 +46,15 @@ _EXPORTS = {
 }
 
 __all__ = [
-    "Assistant", "Conversation", "IndexRetriever", "JobResult", "RagError", "Settings", "ask", "check", "embeddings",
+    "Assistant", "Conversation", "IndexRetriever", "JobResult", "RagError", "Settings", "ask", "check", "collections",
+    "embeddings",
     "evaluate", "evaluate_answers", "extract", "fields_schema", "ingest", "load_settings", "repair", "retriever",
     "run_job", "search", "status", "summarize",
 ]
 
 if TYPE_CHECKING:
     from rag.api import (
-        ask, check, embeddings, evaluate, evaluate_answers, extract, fields_schema, ingest, repair, retriever, search,
+        ask, check, collections, embeddings, evaluate, evaluate_answers, extract, fields_schema, ingest, repair, retriever, search,
         status, summarize,
     )
     from rag.ask import Assistant, Conversation

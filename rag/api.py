@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
 
 from ingest import sync
+from ingest.index import CollectionSummary, Index
 from rag import retrieval
 from rag import index_status
 from rag.errors import UsageError
@@ -101,6 +102,11 @@ def status(settings: Settings | None = None) -> index_status.IndexStatus:
     return index_status.status(settings or load_settings())
 
 
+def collections(settings: Settings | None = None) -> list[CollectionSummary]:
+    """Every collection the index directory holds: name, files, chunks, where its vectors are, last sync."""
+    return Index(settings or load_settings()).collections()
+
+
 def ask(question: str, settings: Settings | None = None, k: int | None = None) -> "Answer":
     """Answer `question` from the knowledge base with the configured model.
 
@@ -162,8 +168,6 @@ def check(settings: Settings | None = None) -> "Consistency":
 
     Raises `VectorsMissingError` when the vector store holds none of the chunks the manifest lists.
     """
-    from ingest.index import Index
-
     index = Index(settings or load_settings())
     index.require()
     return index.problems()
@@ -174,8 +178,6 @@ def repair(settings: Settings | None = None) -> "Consistency":
 
     Never forgets every file because the vector store looks empty: that raises `VectorsMissingError`.
     """
-    from ingest.index import Index
-
     index = Index(settings or load_settings())
     index.require()
     with index.writer_lock():

@@ -463,6 +463,31 @@ def status(
         out.print(f"{label + ':':<17}{escape(value)}")
 
 
+@app.command()
+@knowledge_base(only=("index", "config"), check_model=False)
+def collections(
+    as_json: JsonOption = False,
+    *,
+    settings: Settings,
+) -> None:
+    """List the collections the index holds, with their files, chunks and where their vectors are."""
+    from rag.index_status import iso_time
+
+    found = rag.collections(settings)
+    if as_json:
+        out.print_json(json.dumps([collection.to_dict() for collection in found]))
+        return
+    if not found:
+        err.print(f"No collections in the index at {escape(str(settings.index_path))}. Run `rag ingest PATH` first.")
+        return
+    for collection in found:
+        synced = iso_time(collection.last_sync) or "never"
+        out.print(
+            f"{escape(collection.name):<20} {collection.files:>6} files {collection.chunks:>8} chunks  "
+            f"vectors: {escape(collection.vector_store)}  last sync: {synced}"
+        )
+
+
 TopKOption = Annotated[Optional[int], typer.Option("-k", "--top-k", min=1, help="Chunks to retrieve.", show_default=False)]
 
 

@@ -24,8 +24,15 @@ def _index_label(index_path: Path, collection: str) -> str:
 
 
 class NoIndexError(RagError):
-    def __init__(self, index_path: Path, collection: str):
-        super().__init__(f"No index at {_index_label(index_path, collection)}. Run `rag ingest PATH` first.")
+    def __init__(self, index_path: Path, collection: str, others: list[str] | None = None):
+        if others:
+            names = ", ".join(others)
+            super().__init__(
+                f"No collection {collection!r} in the index at {index_path}; it holds {names}. "
+                "Pass --collection NAME (`rag collections` lists them), or run `rag ingest PATH` to create it."
+            )
+        else:
+            super().__init__(f"No index at {_index_label(index_path, collection)}. Run `rag ingest PATH` first.")
 
 
 class IndexMismatchError(RagError):

@@ -53,6 +53,10 @@ _ASKS_NUMBER = re.compile(
     r"price|cost|fee|temperature|voltage|percentage|size|budget|amount|extension|value)\b",
     re.IGNORECASE,
 )
+# What a split block adds to its pieces (see added_lines).
+_FENCE_LINE = re.compile(r" {0,3}(`{3,}|~{3,})\s*")
+_FENCE_OPENER = re.compile(r" {0,3}(`{3,}|~{3,})")
+_TABLE_SEPARATOR = re.compile(r"\s*\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)*\|?\s*")
 _TIME = re.compile(r"\b\d{1,2}[:.]\d{2}\b")
 _DIGITS = re.compile(r"[\w-]*\d[\w.,-]*")
 
@@ -121,6 +125,68 @@ def sentence_spans(body: str) -> list[tuple[int, int]]:
     return [(start, end) for start, end in spans if len(body[start:end].strip()) >= MIN_SENTENCE_CHARS]
 
 
+def added_lines(body: str, start_line: int, end_line: int) -> tuple[int, int]:
+    """(top, bottom): how many lines at the top and at the bottom of a chunk body are not its
+    file's lines `start_line`-`end_line`.
+
+    They are what a split block adds to its pieces (ingest/chunking.py): at the top a continued
+    table's header and separator rows or a continued code block's opening fence, at the bottom
+    the closing fence every piece of a split code block ends with. The body has that many lines
+    more than it cites, and only one split of them fits those shapes, but for one more line and a
+    fence at each end: the fence at the bottom is the added one when the fence at the top opens
+    one block down to it (a piece of a code block), the one at the top when its block closes
+    sooner (the file's closing fence, then what followed the block). The chunker makes no chunk
+    this reads otherwise than it was made.
+    """
+    lines = body.split("\n")
+    extra = len(lines) - (end_line - start_line + 1)
+    if extra <= 0 or extra >= len(lines):  # none added, or a location that is not this body's
+        return 0, 0
+    all_at_top = _added_top(lines[:extra])
+    one_at_bottom = _FENCE_LINE.fullmatch(lines[-1]) is not None and _added_top(lines[: extra - 1])
+    if all_at_top and one_at_bottom:
+        return (0, 1) if _fence_closes_at(lines) == len(lines) - 1 else (1, 0)
+    return (extra - 1, 1) if one_at_bottom else (extra, 0)
+
+
+def _added_top(lines: list[str]) -> bool:
+    """Whether lines are what a split block adds at the top of a piece: nothing, a fence, a table's
+    header and separator rows."""
+    if len(lines) == 1:
+        return _FENCE_OPENER.match(lines[0]) is not None
+    if len(lines) == 2:
+        return "|" in lines[0] and _TABLE_SEPARATOR.fullmatch(lines[1]) is not None
+    return not lines
+
+
+def _fence_closes_at(lines: list[str]) -> int | None:
+    """The line that closes the code block the first line opens, if any."""
+    opener = _FENCE_OPENER.match(lines[0])
+    if opener is None:
+        return None
+    fence = opener.group(1)
+    for number, line in enumerate(lines[1:], start=1):
+        stripped = line.strip()
+        if len(line) - len(line.lstrip(" ")) <= 3 and len(stripped) >= len(fence) and stripped == fence[0] * len(stripped):
+            return number
+    return None
+
+
+def cited_span(document: "Document") -> tuple[int, int]:
+    """(start, end) characters of the part of a chunk body that is its file's cited lines."""
+    body, metadata = document.page_content, document.metadata
+    if "start_line" not in metadata or "end_line" not in metadata:
+        return 0, len(body)
+    top, bottom = added_lines(body, metadata["start_line"], metadata["end_line"])
+    start = 0
+    for _ in range(top):
+        start = body.index("\n", start) + 1
+    end = len(body)
+    for _ in range(bottom):
+        end = body.rindex("\n", 0, end)
+    return start, max(start, end)
+
+
 def _continues(unit: str, line: str) -> bool:
     """Whether `line` wraps the sentence of `unit` (a PDF's or a text file's hard-wrapped prose).
 
@@ -139,7 +205,7 @@ def _passages(sources: Sequence["Document"]) -> tuple[list[_Passage], int]:
     A sentence that recurs in several parts (pages, sections) of one file is boilerplate (a page
     header, the title) and left out; one that recurs in overlapping chunks, or in a copy of the
     file elsewhere, is quoted once."""
-    spans = [(number, doc, sentence_spans(doc.page_content)) for number, doc in enumerate(sources, start=1)]
+    spans = [(number, doc, _cited_sentences(doc)) for number, doc in enumerate(sources, start=1)]
     parts_of: dict[str, set[tuple]] = {}
     for _, doc, doc_spans in spans:
         part = (doc.metadata.get("source"), doc.metadata.get("page"), doc.metadata.get("heading"))
@@ -161,6 +227,13 @@ def _passages(sources: Sequence["Document"]) -> tuple[list[_Passage], int]:
             if position + 1 < len(kept):
                 pairs.append(_passage(number, doc, start, kept[position + 1][1]))
     return singles + pairs, len(singles)
+
+
+def _cited_sentences(document: "Document") -> list[tuple[int, int]]:
+    """Sentence spans of a chunk body's cited lines: a line a split block added (a table header
+    repeated, a fence) is not where it stands in the file, and is not quoted from there."""
+    start, end = cited_span(document)
+    return [(start + first, start + last) for first, last in sentence_spans(document.page_content[start:end])]
 
 
 def _passage(number: int, document: "Document", start: int, end: int) -> _Passage:
@@ -254,8 +327,9 @@ def _overlaps(one: _Passage, other: _Passage) -> bool:
 def _evidence(score: float, passage: _Passage) -> Evidence:
     metadata = passage.document.metadata
     location = location_of(metadata)
-    if "start_line" in location:
+    if "start_line" in location and "end_line" in location:
         body = passage.document.page_content
-        line = location["start_line"] + body.count("\n", 0, passage.start)
+        first_cited, _ = cited_span(passage.document)
+        line = location["start_line"] + body.count("\n", first_cited, passage.start)
         location = {**location, "start_line": line, "end_line": line + body.count("\n", passage.start, passage.end)}
     return Evidence(passage.text, passage.source_number, metadata["source"], location, score)

@@ -27,7 +27,7 @@ class IndexStatus:
         return dict(self.__dict__)
 
 
-def _iso(timestamp: float | None) -> str | None:
+def iso_time(timestamp: float | None) -> str | None:
     if timestamp is None:
         return None
     return dt.datetime.fromtimestamp(timestamp).astimezone().isoformat(timespec="seconds")
@@ -45,6 +45,6 @@ def status(settings: Settings) -> IndexStatus:
         embedding_dimension=fingerprint.get("embedding_dimension"),
         chunk_tokens=fingerprint.get("chunk_tokens", 0),
         overlap_tokens=fingerprint.get("overlap_tokens", 0),
-        created_at=_iso(stats.created_at) or "",
-        last_sync=_iso(stats.last_sync),
+        created_at=iso_time(stats.created_at) or "",
+        last_sync=iso_time(stats.last_sync),
     )

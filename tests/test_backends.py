@@ -255,7 +255,7 @@ def test_openai_api_key_from_a_file_is_sent_and_never_shown(sample_index, tiny_m
     port = free_port()
     command = [
         installed_command("llama-cpp-server"), "-m", str(tiny_model), "--host", "127.0.0.1", "--port", str(port),
-        "--ctx-size", "512", "--", "--threads", "1", "--api-key", key,
+        "--ctx-size", "2048", "--", "--threads", "1", "--api-key", key,
     ]
     url = f"http://127.0.0.1:{port}/v1"
     key_file = tmp_path / "key.txt"

@@ -172,7 +172,8 @@ def test_a_long_code_block_is_split_on_lines_and_fenced_again(counter):
         seen.extend(lines[1:-1])
         assert set(lines[1:-1]) <= set(file_lines(text, chunk).split("\n"))
     assert seen == code
-    assert chunks[0].metadata["start_line"] == 3 and chunks[-1].metadata["end_line"] == 34
+    # Every piece closes with a fence of its own: the file's closing fence (line 34) is cited by none.
+    assert chunks[0].metadata["start_line"] == 3 and chunks[-1].metadata["end_line"] == 33
 
 
 def test_base64_blobs_and_data_uris_are_dropped(chunker):

@@ -235,3 +235,26 @@ def test_an_unexpected_error_under_json_is_json_too(tmp_path, monkeypatch):
     assert result.exit_code == 1
     assert json.loads(result.stdout) == {"error": "ZeroDivisionError: division by zero", "exit_code": 1}
     assert "RAG_DEBUG=1" in result.stderr
+
+
+def test_collections_are_listed_and_a_missing_one_names_those_there(tmp_path):
+    home = tmp_path / "home"
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "oven.md").write_text("# Oven\n\nThe reflow oven's warranty ends on 4 October 2025.\n")
+    env = {"RAG_HOME": str(home)}
+    for name in ("work", "personal"):
+        assert runner.invoke(app, ["ingest", str(notes), "--collection", name], env=env).exit_code == 0
+    listed = runner.invoke(app, ["collections", "--json"], env=env)
+    assert listed.exit_code == 0, listed.output
+    assert [(c["name"], c["files"], c["chunks"], c["vector_store"]) for c in json.loads(listed.stdout)] == [
+        ("personal", 1, 1, "disk"), ("work", 1, 1, "disk"),
+    ]
+    text = runner.invoke(app, ["collections"], env=env)
+    assert text.stdout.splitlines()[0].startswith("personal                  1 files        1 chunks  vectors: disk")
+    missing = runner.invoke(app, ["status"], env=env)  # the default collection was never made
+    assert missing.exit_code == 1
+    assert missing.stderr == (
+        f"Error: No collection 'default' in the index at {home / 'index'}; it holds personal, work. "
+        "Pass --collection NAME (`rag collections` lists them), or run `rag ingest PATH` to create it.\n"
+    )

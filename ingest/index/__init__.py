@@ -111,6 +111,18 @@ def _normalized_url(url: str | None) -> str | None:
     return (url.strip().rstrip("/") or None) if url else None
 
 
+@dataclass
+class CollectionSummary:
+    name: str
+    files: int
+    chunks: int
+    vector_store: str  # "disk" or a Chroma server's URL
+    last_sync: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
 class Index:
     def __init__(self, settings: Settings):
         self.path = settings.index_path
@@ -272,7 +284,16 @@ class Index:
     def require(self) -> None:
         """Raise the 'run rag ingest first' error unless the index exists."""
         if not self.exists():
-            raise NoIndexError(self.path, self.collection_name)
+            raise NoIndexError(self.path, self.collection_name, [c.name for c in self.collections()])
+
+    def collections(self) -> list[CollectionSummary]:
+        """Every collection the index directory holds (this one or not), by name."""
+        if not self.manifest_path.exists():
+            return []
+        return [
+            CollectionSummary(name, files, chunks, location or ON_DISK, last_sync)
+            for name, files, chunks, location, last_sync in self._manifest.all_collections()
+        ]
 
     def settings_differences(self) -> list[str]:
         """How the settings that built the collection differ from the current ones (empty: they agree)."""
@@ -316,7 +337,7 @@ class Index:
     def stats(self) -> IndexStats:
         stored = self._stored_collection()
         if stored is None:
-            raise NoIndexError(self.path, self.collection_name)
+            self.require()  # raises: the collection does not exist
         files, chunks = self._manifest.counts()
         return IndexStats(files, chunks, stored.fingerprint, stored.created_at, stored.last_sync)
 

@@ -159,6 +159,16 @@ class Manifest(CollectionTables):
         """Record the time of this sync (its own statement, outside any transaction)."""
         self.db.execute("UPDATE collections SET last_sync = ? WHERE name = ?", (time.time(), self.collection))
 
+    def all_collections(self) -> list[tuple[str, int, int, str | None, float | None]]:
+        """(name, files, chunks, vector-store location, last sync) of every collection of the index."""
+        return self.db.execute(
+            "SELECT name, COUNT(sources.path), COALESCE(SUM(json_array_length(sources.chunk_ids)), 0), "
+            "vector_stores.location, collections.last_sync FROM collections "
+            "LEFT JOIN sources ON sources.collection = collections.name "
+            "LEFT JOIN vector_stores ON vector_stores.collection = collections.name "
+            "GROUP BY collections.name ORDER BY collections.name"
+        ).fetchall()
+
     def counts(self) -> tuple[int, int]:
         """(files, chunks) the manifest lists."""
         files, chunks = self.db.execute(

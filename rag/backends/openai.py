@@ -119,13 +119,14 @@ def _selected(settings: Settings, models: list[dict[str, Any]]) -> str:
     return name
 
 
-def _context(url: str, model: dict[str, Any]) -> int | None:
+def _context(settings: Settings, model: dict[str, Any]) -> int | None:
     """The window per request: vLLM lists it with the model; llama-server has it per slot in /props."""
     if isinstance(model.get("max_model_len"), int):
         return model["max_model_len"]
-    root = url.removesuffix("/v1")
+    root = base_url(settings).removesuffix("/v1")
     try:
-        return get_json(f"{root}/props").get("default_generation_settings", {}).get("n_ctx")
+        properties = get_json(f"{root}/props", headers=_headers(settings.llm.openai))
+        return properties.get("default_generation_settings", {}).get("n_ctx")
     except (ServerUnreachable, urllib.error.HTTPError, AttributeError):
         return None
 
@@ -165,7 +166,7 @@ def create(settings: Settings) -> RagChatOpenAI:
         # Only the configured server: no proxy from the environment sees the documents.
         http_client=httpx.Client(trust_env=False),
         http_async_client=httpx.AsyncClient(trust_env=False),
-        server_context=_context(url, next(m for m in models if m["id"] == name)),
+        server_context=_context(settings, next(m for m in models if m["id"] == name)),
         structured_output=section.structured_output,
     )
     model._probe = functools.cache(lambda: accepts_json_schema(settings, name))
@@ -197,7 +198,7 @@ def status(settings: Settings) -> dict[str, Any]:
         selected = None
     rows = []
     for model in models:
-        row = {"name": model["id"], "context": _context(url, model) or "", "owned_by": model.get("owned_by", "")}
+        row = {"name": model["id"], "context": _context(settings, model) or "", "owned_by": model.get("owned_by", "")}
         if model["id"] == selected:
             row["structured_output"] = _structured_output(settings, selected)
         rows.append(row)
