@@ -222,7 +222,7 @@ def test_models_all_lists_every_backend_with_gpt4all_missing(without_gpt4all, ho
     env = {"RAG_HOME": str(home), "RAG_LLM__BASE_URL": f"http://127.0.0.1:{free_port()}"}
     result = runner.invoke(app, ["models", "--all"], env=env)
     assert result.exit_code == 0, result.output  # the configured backend (llamacpp) is fine
-    assert re.findall(r"^[* ] (\w+)", result.stdout, re.M) == ["llamacpp", "ollama", "gpt4all", "llamafile"]
+    assert re.findall(r"^[* ] (\w+)", result.stdout, re.M) == ["llamacpp", "ollama", "gpt4all", "llamafile", "openai"]
     gpt4all = [line for line in result.stdout.splitlines() if re.match(r"^[* ] gpt4all ", line)]
     assert len(gpt4all) == 1
     assert re.fullmatch(r"  gpt4all\s+unavailable\s+" + re.escape(GPT4ALL_HINT), gpt4all[0]), gpt4all[0]
