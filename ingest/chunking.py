@@ -11,13 +11,13 @@ prefixed with its heading path, so a chunk deep in a section still says what it 
 
 Chunk text stays line for line with the file: markup is reduced where it stands and line breaks
 are kept, so `start_line`/`end_line` cite exactly. The only lines that are not the file's lines at
-`start_line`-`end_line` are those a split block adds around its pieces, and each says what it is:
-a piece of a table after the first starts with the table's header and separator rows; a piece of
-a code block after the first starts with the block's opening fence, and every piece of a split code
-block ends with a closing fence that is not cited (the file's own closing fence is left out of the
-last piece's lines, so that a piece ending with a fence has always one line more than it cites).
-So a chunk body has `end_line - start_line + 1` lines plus the added ones, one at the bottom when
-it ends with a fence, the rest at the top: rag/evidence.py cites its sentences by that rule.
+`start_line`-`end_line` are those a split block adds to its pieces: a piece of a table after the
+first starts with the table's header and separator rows; a piece of a code block after the first
+starts with the block's opening fence, and every piece of a split code block ends with a closing
+fence (the file's own closing fence is cited by none, unless a short text after the block joins
+the last piece). rag.evidence.added_lines tells them from the chunk body and its line count, so
+that quoted evidence cites the lines of each sentence; a join that rule would misread is not
+made (`_cites_exactly`).
 """
 
 from __future__ import annotations

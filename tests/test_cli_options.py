@@ -28,6 +28,7 @@ EXPECTED = {
     "extract": FOUR + MODEL,
     "eval": ("--index", "--config", "--chroma-url") + MODEL,
     "models": ("--config",),
+    "collections": ("--index", "--config"),  # lists every collection of the index
 }
 
 
