@@ -75,14 +75,50 @@ def load_dataset(folder: Path, qrels_file: Path | None = None) -> Dataset:
         if not required.is_file():
             raise UsageError(f"{required} is missing: rag eval needs a BEIR folder (corpus.jsonl, queries.jsonl, qrels/*.tsv).")
     corpus = {}
-    for doc in _jsonl(folder / "corpus.jsonl"):
+    for _, doc in _jsonl(folder / "corpus.jsonl", ("_id",)):
         corpus[str(doc["_id"])] = f"{doc.get('title', '')}\n\n{doc.get('text', '')}".strip()
-    queries = {str(q["_id"]): q["text"] for q in _jsonl(folder / "queries.jsonl")}
+    queries = {str(q["_id"]): str(q["text"]) for _, q in _jsonl(folder / "queries.jsonl", ("_id", "text"))}
+    qrels = _read_qrels(qrels_file)
+    _require_known(qrels, corpus, queries, qrels_file)
+    return Dataset(folder.name, corpus, {q: queries[q] for q in qrels}, qrels)
+
+
+QRELS_COLUMNS = ("query-id", "corpus-id", "score")
+# How many unknown ids an error shows.
+SHOWN_IDS = 3
+
+
+def _read_qrels(path: Path) -> dict[str, dict[str, int]]:
     qrels: dict[str, dict[str, int]] = {}
-    with qrels_file.open(newline="") as fh:
-        for row in csv.DictReader(fh, delimiter="\t"):
-            qrels.setdefault(row["query-id"], {})[row["corpus-id"]] = int(row["score"])
-    return Dataset(folder.name, corpus, {q: queries[q] for q in qrels if q in queries}, qrels)
+    with path.open(newline="") as fh:
+        reader = csv.DictReader(fh, delimiter="\t")
+        if not set(QRELS_COLUMNS) <= set(reader.fieldnames or ()):
+            raise UsageError(
+                f"{path} needs the header line {'<TAB>'.join(QRELS_COLUMNS)} (BEIR's qrels format); "
+                f"its first line is {'<TAB>'.join(reader.fieldnames or ['(empty)'])}."
+            )
+        for row in reader:
+            try:
+                score = int(row["score"])
+            except (TypeError, ValueError):
+                raise UsageError(f"{path}:{reader.line_num}: score {row['score']!r} is not a whole number.") from None
+            qrels.setdefault(row["query-id"], {})[row["corpus-id"]] = score
+    return qrels
+
+
+def _require_known(qrels: dict[str, dict[str, int]], corpus: Mapping[str, str], queries: Mapping[str, str], path: Path) -> None:
+    """Judgements of documents or queries the dataset lacks would skew every figure unseen: refuse them."""
+    unknown_queries = sorted(q for q in qrels if q not in queries)
+    unknown_documents = sorted({doc for judged in qrels.values() for doc in judged if doc not in corpus})
+    problems = [
+        f"{len(ids)} {what} {where} lacks ({', '.join(ids[:SHOWN_IDS])}{', ...' if len(ids) > SHOWN_IDS else ''})"
+        for ids, what, where in (
+            (unknown_queries, "queries", "queries.jsonl"), (unknown_documents, "documents", "corpus.jsonl")
+        )
+        if ids
+    ]
+    if problems:
+        raise UsageError(f"{path} judges {' and '.join(problems)}: give the qrels file of this dataset (--qrels).")
 
 
 def _default_qrels(folder: Path) -> Path:
@@ -92,11 +128,20 @@ def _default_qrels(folder: Path) -> Path:
     return folder / "qrels" / "test.tsv"
 
 
-def _jsonl(path: Path) -> Iterable[dict]:
+def _jsonl(path: Path, required: tuple[str, ...]) -> Iterable[tuple[int, dict]]:
+    """(line number, object) for each non-empty line; a line that is not an object with `required` keys is refused."""
     with path.open() as fh:
-        for line in fh:
-            if line.strip():
-                yield json.loads(line)
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise UsageError(f"{path}:{number}: not valid JSON ({exc.msg}); each line holds one JSON object.") from None
+            missing = [key for key in required if not isinstance(value, dict) or key not in value]
+            if missing:
+                raise UsageError(f"{path}:{number}: a line without {', '.join(repr(key) for key in missing)}.")
+            yield number, value
 
 
 def write_corpus(dataset: Dataset, folder: Path) -> Path:

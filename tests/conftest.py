@@ -14,13 +14,15 @@ import subprocess
 import sys
 import time
 import urllib.request
+import zlib
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 
+from tests.helpers import SAMPLE_NOTES  # noqa: E402 (imports nothing of rag)
+
 REPO = Path(__file__).resolve().parents[1]
-SAMPLE_NOTES = REPO / "data" / "sample-notes"
 
 # No user config or shell setting may leak into the tests.
 for _name in [n for n in os.environ if n.startswith("RAG_")]:
@@ -42,6 +44,23 @@ def _isolated_config_dir(tmp_path_factory):
 
 def make_settings(home: Path, **overrides) -> Settings:
     return load_settings(environ={"RAG_LLM__MODEL": TEST_MODEL}, cwd=home, home=home, **overrides)
+
+
+@pytest.fixture(params=["disk", "server"])
+def store(request) -> Callable[..., Settings]:
+    """`make_settings` for Chroma on disk, then for a real `chroma run` server: tests that take it run on both.
+
+    Each test home gets its own collection names on the shared server, as each has its own manifest.
+    """
+    if request.param == "disk":
+        return make_settings
+    url = request.getfixturevalue("chroma_server")
+
+    def on_server(home: Path, **overrides) -> Settings:
+        collection = f"{overrides.pop('collection', 'default')}-{zlib.crc32(str(home).encode()):08x}"
+        return make_settings(home, collection=collection, vector_store={"url": url}, **overrides)
+
+    return on_server
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+SAMPLE_NOTES = Path(__file__).resolve().parents[1] / "data" / "sample-notes"
+
 # Two small invoices, for batch jobs that extract the same fields from each.
 INVOICES = {
     "invoices/acme-2024-03.md": """# Invoice from Acme Tools
@@ -17,3 +22,67 @@ Amount due: 480 EUR for forty shielded USB cables.
 Billing contact: Olof Berg.
 """,
 }
+
+
+# Questions about the sample notes, each with the file that answers it (relative to the notes).
+QUESTIONS = [
+    ("At what time does the nightly harbor-retention partition cleanup job run?", "work/runbooks/harbor-ingest-runbook.md"),
+    ("Below what battery voltage does a Tern-4 logger refuse an over-the-air update?", "work/design/tern4-ota-updates.md"),
+    ("How much did finance approve for the Q2 test-equipment budget?", "work/meetings/2024-03-12-platform-sync.md"),
+    ("What oven temperature are the cardamom buns baked at?", "personal/recipes/cardamom-buns.md"),
+    ("What is the booking reference for the Rorbu cabin in Reine?", "personal/travel/lofoten-2024.md"),
+    ("When is the library loan of The Long Tide due back?", "personal/reading-list-2024.md"),
+    ("What soil pH did the 2023 soil test of the allotment show?", "personal/garden/allotment-plan-2024.md"),
+    ("When is Dad's hip operation booked?", "personal/journal/2024-06-02.txt"),
+    ("What price per board did Ostra Kretskort quote for the main boards?", "work/calls/phone-log-2024-04.txt"),
+    ("What is the default value of TERNLOG_CACHE_DIR?", "work/docs/ternlog-install.rst"),
+    ("When does the warranty of the Brandt RO-350 reflow oven end?", "work/vendors/brandt-ro350-manual.pdf"),
+    ("Which VLAN must lab equipment use on the office network?", "work/intranet/office-it-essentials.html"),
+    ("How many days of paid vacation per year do employees get?", "work/hr/onboarding-guide.docx"),
+    ("What baud rate does the calibration script use for the service port?", "work/tools/calibrate.py"),
+]
+
+
+def assert_ranks_first(settings, question: str, expected: str) -> None:
+    import rag  # after conftest has cleared the environment
+
+    hits = rag.search(question, settings, k=3)
+    assert hits[0].source == str(SAMPLE_NOTES / expected), [(h.source, h.score) for h in hits]
+    assert [h.rank for h in hits] == [1, 2, 3]
+    assert hits[0].score >= hits[1].score >= hits[2].score
+
+
+# Identifiers only words can find, paraphrases only meaning can find, and near misses for both.
+FIXTURE_CORPUS = {
+    "pump-7731": "Fault code QX-7731 means the coolant pump firmware must be reflashed before restarting.",
+    "pump-7713": "Fault code QX-7713 means a coolant pump sensor cable is loose and must be reseated.",
+    "valve-5520": "Fault code QX-5520 means the coolant valve is stuck; replace the valve actuator.",
+    "cat": "The feline dozed on the rug all afternoon, purring in the sunlight.",
+    "car": "Automobiles need regular oil changes and tyre rotations to keep running smoothly.",
+    "garden": "Tomato seedlings want full sun and water every second day once transplanted.",
+    "invoice": "Invoice INV-2024-0042 was paid on 3 March by bank transfer.",
+    "budget": "The hardware budget for the second quarter is one hundred thousand crowns.",
+}
+FIXTURE_QUERIES = {
+    "q1": ("QX-7731", "pump-7731"),
+    "q2": ("QX-7713", "pump-7713"),
+    "q3": ("INV-2024-0042", "invoice"),
+    "q4": ("a cat sleeping on a mat", "cat"),
+    "q5": ("how to look after a vehicle", "car"),
+    "q6": ("how much money can we spend on equipment", "budget"),
+}
+
+
+def write_beir_fixture(folder: Path) -> Path:
+    folder.mkdir()
+    (folder / "qrels").mkdir()
+    with (folder / "corpus.jsonl").open("w") as fh:
+        for doc_id, text in FIXTURE_CORPUS.items():
+            fh.write(json.dumps({"_id": doc_id, "title": "", "text": text}) + "\n")
+    with (folder / "queries.jsonl").open("w") as fh:
+        for query_id, (text, _) in FIXTURE_QUERIES.items():
+            fh.write(json.dumps({"_id": query_id, "text": text}) + "\n")
+    (folder / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{doc}\t1\n" for q, (_, doc) in FIXTURE_QUERIES.items())
+    )
+    return folder

@@ -5,6 +5,7 @@ that resumes with every item exactly once."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -33,21 +34,16 @@ SCHEMA = {
     },
     "required": ["vendor", "year"],
 }
+VENDORS = ["Acme Tools", "Nordic Cables", "Brandt Thermal", "Lindqvist Instruments", "Ostra Kretskort", "Gotland Greenhouse"]
+ITEMS = ["a bench power supply", "forty shielded USB cables", "a benchtop reflow oven", "two oscilloscopes"]
+# orders/: the documents both runs of the comparison extract; archive/: more of them, so that a job over
+# everything is still running when it is killed.
 NOTES = {
     **INVOICES,
     **{
-        f"orders/order-{number}.md": f"# Order {number}\n\nOrdered from {vendor} in {year}: {item}.\n"
-        for number, (vendor, year, item) in enumerate(
-            [
-                ("Acme Tools", 2021, "a bench power supply"),
-                ("Nordic Cables", 2022, "forty shielded USB cables"),
-                ("Brandt Thermal", 2023, "a benchtop reflow oven"),
-                ("Lindqvist Instruments", 2020, "two oscilloscopes"),
-                ("Ostra Kretskort", 2024, "a batch of PCBs"),
-                ("Gotland Greenhouse", 2019, "tomato seedlings"),
-            ],
-            start=1,
-        )
+        f"{'orders' if number <= 4 else 'archive'}/order-{number:02}.md":
+        f"# Order {number}\n\nOrdered from {VENDORS[number % 6]} in {2000 + number}: {ITEMS[number % 4]}.\n"
+        for number in range(1, 11)
     },
 }
 
@@ -94,12 +90,12 @@ def test_parallel_requests_give_the_records_of_one_at_a_time_in_input_order(serv
     runs = {}
     for parallel in (1, SLOTS):
         out = tmp_path / f"orders-{parallel}.jsonl"
-        result = runner.invoke(app, extract_command(folder, out, parallel), env=env)
+        result = runner.invoke(app, extract_command(folder / "orders", out, parallel), env=env)
         assert result.exit_code == 0, result.output
         runs[parallel] = records(out)
     sequential, parallel = runs[1], runs[SLOTS]
     sources = [record["source"] for record in sequential]
-    assert sources == sorted(sources) and len(sources) == len(NOTES)  # every document once, in the job's order
+    assert sources == sorted(sources) and len(sources) == 4  # every document once, in the job's order
     assert [record["source"] for record in parallel] == sources
     for record in parallel:
         jsonschema.validate(record["data"], rag.fields_schema("vendor:str, year:int"))
@@ -107,7 +103,7 @@ def test_parallel_requests_give_the_records_of_one_at_a_time_in_input_order(serv
     # promise identical floating point across batch sizes; greedy decoding makes that differ only where two
     # tokens are all but tied. Most records are the same.
     same = sum(a["data"] == b["data"] for a, b in zip(sequential, parallel))
-    assert same >= len(NOTES) - 1, [(a["data"], b["data"]) for a, b in zip(sequential, parallel) if a != b]
+    assert same >= len(sources) - 1, [(a["data"], b["data"]) for a, b in zip(sequential, parallel) if a != b]
 
 
 def test_a_killed_parallel_job_resumes_with_every_item_exactly_once(served, tmp_path):
@@ -117,12 +113,13 @@ def test_a_killed_parallel_job_resumes_with_every_item_exactly_once(served, tmp_
     environment = {**os.environ, **env}
     job = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.monotonic() + 240
-    while not (out.exists() and out.read_text().count("\n") >= 3) and job.poll() is None and time.monotonic() < deadline:
+    while not (out.exists() and out.read_text().count("\n") >= 2) and job.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
-    os.killpg(job.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):  # asserted below: it had not finished
+        os.killpg(job.pid, signal.SIGKILL)
     job.wait()
     written_before = out.read_text().count("\n")
-    assert 3 <= written_before < len(NOTES), "the kill landed part way through the job"
+    assert 2 <= written_before < len(NOTES), "the kill landed part way through the job"
 
     resumed = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr

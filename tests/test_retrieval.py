@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -13,6 +12,7 @@ import rag
 from rag.cli import app
 from rag.evaluation import mrr_at, ndcg_at, recall_at
 from tests.conftest import SAMPLE_NOTES, make_settings
+from tests.helpers import FIXTURE_CORPUS, write_beir_fixture
 
 runner = CliRunner()
 
@@ -65,40 +65,35 @@ def test_mmr_picks_the_unlike_chunk_over_a_copy_once_diversity_counts():
     assert mmr_select(query, ranked, vectors, 5, diversity=0.6) == ["a", "b", "copy-of-a"]
 
 
-# Identifiers only words can find, paraphrases only meaning can find, and near misses for both.
-FIXTURE_CORPUS = {
-    "pump-7731": "Fault code QX-7731 means the coolant pump firmware must be reflashed before restarting.",
-    "pump-7713": "Fault code QX-7713 means a coolant pump sensor cable is loose and must be reseated.",
-    "valve-5520": "Fault code QX-5520 means the coolant valve is stuck; replace the valve actuator.",
-    "cat": "The feline dozed on the rug all afternoon, purring in the sunlight.",
-    "car": "Automobiles need regular oil changes and tyre rotations to keep running smoothly.",
-    "garden": "Tomato seedlings want full sun and water every second day once transplanted.",
-    "invoice": "Invoice INV-2024-0042 was paid on 3 March by bank transfer.",
-    "budget": "The hardware budget for the second quarter is one hundred thousand crowns.",
-}
-FIXTURE_QUERIES = {
-    "q1": ("QX-7731", "pump-7731"),
-    "q2": ("QX-7713", "pump-7713"),
-    "q3": ("INV-2024-0042", "invoice"),
-    "q4": ("a cat sleeping on a mat", "cat"),
-    "q5": ("how to look after a vehicle", "car"),
-    "q6": ("how much money can we spend on equipment", "budget"),
-}
 
 
-def write_beir_fixture(folder: Path) -> Path:
-    folder.mkdir()
-    (folder / "qrels").mkdir()
-    with (folder / "corpus.jsonl").open("w") as fh:
-        for doc_id, text in FIXTURE_CORPUS.items():
-            fh.write(json.dumps({"_id": doc_id, "title": "", "text": text}) + "\n")
-    with (folder / "queries.jsonl").open("w") as fh:
-        for query_id, (text, _) in FIXTURE_QUERIES.items():
-            fh.write(json.dumps({"_id": query_id, "text": text}) + "\n")
-    (folder / "qrels" / "test.tsv").write_text(
-        "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{doc}\t1\n" for q, (_, doc) in FIXTURE_QUERIES.items())
-    )
-    return folder
+@pytest.mark.fast
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda f: (f / "queries.jsonl").write_text('{"_id": "q1", "text": "QX-7731"}\n{"_id": "q2", "text": \n'),
+         "queries.jsonl:2: not valid JSON (Expecting value); each line holds one JSON object."),
+        (lambda f: (f / "corpus.jsonl").write_text('{"title": "no id", "text": "a"}\n'),
+         "corpus.jsonl:1: a line without '_id'."),
+        (lambda f: (f / "qrels" / "test.tsv").write_text("q1\tpump-7731\t1\n"),
+         "test.tsv needs the header line query-id<TAB>corpus-id<TAB>score (BEIR's qrels format); "
+         "its first line is q1<TAB>pump-7731<TAB>1."),
+        (lambda f: (f / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\tpump-7731\thigh\n"),
+         "test.tsv:2: score 'high' is not a whole number."),
+        (lambda f: (f / "qrels" / "test.tsv").write_text(
+            "query-id\tcorpus-id\tscore\nq1\tpump-7731\t1\nq9\tpump-7731\t1\nq1\tpump-0000\t1\n"),
+         "test.tsv judges 1 queries queries.jsonl lacks (q9) and 1 documents corpus.jsonl lacks (pump-0000): "
+         "give the qrels file of this dataset (--qrels)."),
+    ],
+    ids=["bad-json", "no-id", "qrels-without-header", "bad-score", "unknown-ids"],
+)
+def test_a_damaged_beir_folder_is_one_line_naming_the_place(tmp_path, damage, message):
+    dataset = write_beir_fixture(tmp_path / "fixture")
+    damage(dataset)
+    result = runner.invoke(app, ["eval", str(dataset)], env={"RAG_HOME": str(tmp_path / "home")})
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("Error: ") and result.stderr.endswith(message + "\n"), result.stderr
+    assert not (tmp_path / "home").exists(), "nothing was ingested"
 
 
 def test_rag_eval_reports_every_mode_and_hybrid_beats_both(home, tmp_path):

@@ -9,32 +9,13 @@ import pytest
 import rag
 from ingest.embedding import LocalEmbeddings
 from tests.conftest import SAMPLE_NOTES
+from tests.helpers import QUESTIONS, assert_ranks_first
 
-QUESTIONS = [
-    ("At what time does the nightly harbor-retention partition cleanup job run?", "work/runbooks/harbor-ingest-runbook.md"),
-    ("Below what battery voltage does a Tern-4 logger refuse an over-the-air update?", "work/design/tern4-ota-updates.md"),
-    ("How much did finance approve for the Q2 test-equipment budget?", "work/meetings/2024-03-12-platform-sync.md"),
-    ("What oven temperature are the cardamom buns baked at?", "personal/recipes/cardamom-buns.md"),
-    ("What is the booking reference for the Rorbu cabin in Reine?", "personal/travel/lofoten-2024.md"),
-    ("When is the library loan of The Long Tide due back?", "personal/reading-list-2024.md"),
-    ("What soil pH did the 2023 soil test of the allotment show?", "personal/garden/allotment-plan-2024.md"),
-    ("When is Dad's hip operation booked?", "personal/journal/2024-06-02.txt"),
-    ("What price per board did Ostra Kretskort quote for the main boards?", "work/calls/phone-log-2024-04.txt"),
-    ("What is the default value of TERNLOG_CACHE_DIR?", "work/docs/ternlog-install.rst"),
-    ("When does the warranty of the Brandt RO-350 reflow oven end?", "work/vendors/brandt-ro350-manual.pdf"),
-    ("Which VLAN must lab equipment use on the office network?", "work/intranet/office-it-essentials.html"),
-    ("How many days of paid vacation per year do employees get?", "work/hr/onboarding-guide.docx"),
-    ("What baud rate does the calibration script use for the service port?", "work/tools/calibrate.py"),
-]
 
 
 @pytest.mark.parametrize("question,expected", QUESTIONS, ids=[Path(f).name for _, f in QUESTIONS])
 def test_search_ranks_the_right_file_first(sample_index, question, expected):
-    settings, _ = sample_index
-    hits = rag.search(question, settings, k=3)
-    assert hits[0].source == str(SAMPLE_NOTES / expected), [(h.source, h.score) for h in hits]
-    assert [h.rank for h in hits] == [1, 2, 3]
-    assert hits[0].score >= hits[1].score >= hits[2].score
+    assert_ranks_first(sample_index[0], question, expected)
 
 
 def test_pdf_hits_carry_their_page(sample_index):

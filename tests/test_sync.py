@@ -29,8 +29,8 @@ def test_sample_corpus_ingests_completely(sample_index):
     assert_index_consistent(settings)
 
 
-def test_resync_adds_replaces_and_removes_exactly(notes, home):
-    settings = make_settings(home)
+def test_resync_adds_replaces_and_removes_exactly(store, notes, home):
+    settings = store(home)
     first = rag.ingest([notes], settings)
     assert len(first.added) == 4
 
@@ -60,8 +60,8 @@ def test_resync_adds_replaces_and_removes_exactly(notes, home):
     assert "Kardemummabullar" not in " ".join(hit.text for hit in hits)
 
 
-def test_unchanged_files_are_skipped_and_touch_is_not_a_change(notes, home):
-    settings = make_settings(home)
+def test_unchanged_files_are_skipped_and_touch_is_not_a_change(store, notes, home):
+    settings = store(home)
     rag.ingest([notes], settings)
     chunk_ids = Index(settings).chunk_ids()
 
@@ -76,8 +76,8 @@ def test_unchanged_files_are_skipped_and_touch_is_not_a_change(notes, home):
     assert Index(settings).chunk_ids() == chunk_ids
 
 
-def test_dry_run_reports_the_plan_and_changes_nothing(notes, home):
-    settings = make_settings(home)
+def test_dry_run_reports_the_plan_and_changes_nothing(store, notes, home):
+    settings = store(home)
     fresh = rag.ingest([notes], settings, dry_run=True)
     assert len(fresh.added) == 4 and fresh.dry_run
     assert not Index(settings).exists()
@@ -95,9 +95,9 @@ def test_dry_run_reports_the_plan_and_changes_nothing(notes, home):
     assert (Index(settings).sources(), Index(settings).chunk_ids()) == before
 
 
-def test_changed_settings_are_refused_until_rebuild(notes, home):
-    rag.ingest([notes], make_settings(home))
-    smaller_chunks = make_settings(home, chunking={"chunk_tokens": 100})
+def test_changed_settings_are_refused_until_rebuild(store, notes, home):
+    rag.ingest([notes], store(home))
+    smaller_chunks = store(home, chunking={"chunk_tokens": 100})
     with pytest.raises(IndexMismatchError, match=r"chunk_tokens 200, now 100.*--rebuild"):
         rag.ingest([notes], smaller_chunks)
     with pytest.raises(IndexMismatchError):
@@ -125,8 +125,8 @@ def test_bad_files_are_reported_and_the_rest_ingested(notes, home):
     assert rag.search("baud rate of the service port", make_settings(home), k=1)[0].source.endswith("calibrate.py")
 
 
-def test_a_file_that_breaks_keeps_its_previous_chunks(notes, home):
-    settings = make_settings(home)
+def test_a_file_that_breaks_keeps_its_previous_chunks(store, notes, home):
+    settings = store(home)
     rag.ingest([notes], settings)
     log = notes / "work/calls/phone-log-2024-04.txt"
     old_ids = Index(settings).sources()[str(log)].chunk_ids
@@ -159,8 +159,8 @@ def test_ignore_files_hidden_files_and_symlinks(notes, home, tmp_path):
     assert "outside the ingested folder" in skipped[str(notes / "link-out.md")]
 
 
-def test_deleting_a_whole_folder_removes_its_chunks_only(notes, home, tmp_path):
-    settings = make_settings(home)
+def test_deleting_a_whole_folder_removes_its_chunks_only(store, notes, home, tmp_path):
+    settings = store(home)
     other = tmp_path / "other"
     other.mkdir()
     (other / "keep.md").write_text("# Keep\n\nThe spare key is under the blue flowerpot.\n")
@@ -174,9 +174,9 @@ def test_deleting_a_whole_folder_removes_its_chunks_only(notes, home, tmp_path):
     assert_index_consistent(settings)
 
 
-def test_collections_are_separate_knowledge_bases(notes, home, tmp_path):
-    recipes = make_settings(home, collection="recipes")
+def test_collections_are_separate_knowledge_bases(store, notes, home, tmp_path):
+    recipes = store(home, collection="recipes")
     rag.ingest([notes / "personal/recipes"], recipes)
-    rag.ingest([notes / "work"], make_settings(home))
+    rag.ingest([notes / "work"], store(home))
     assert {Path(h.source).name for h in rag.search("anything", recipes, k=50)} == {"cardamom-buns.md"}
-    assert Index(make_settings(home)).stats().files == 2
+    assert Index(store(home)).stats().files == 2

@@ -225,7 +225,7 @@ class BatchJob:
         self.items = items
         self.selection = selection
         self.skip: set[str] = set()
-        self.memo: MutableMapping[str, str] = {}
+        self._memo: MutableMapping[str, str] = {}
         self.on_call: Callable[[CallStats], None] | None = None
         # What the job says once about how it runs (constrained decoding, parallel requests), in `notices`:
         # by default a warning; set `on_notice` to another callable (the CLI prints them), or None.
@@ -236,6 +236,17 @@ class BatchJob:
 
     def __len__(self) -> int:
         return len(self.items)
+
+    @property
+    def memo(self) -> MutableMapping[str, str]:
+        """The model's replies by prompt: a job resumed with those of an earlier run asks nothing twice."""
+        return self._memo
+
+    @memo.setter
+    def memo(self, replies: MutableMapping[str, str]) -> None:
+        self._memo = replies
+        if "model" in vars(self):  # a model made already takes them too
+            self.model.memo = replies
 
     @functools.cached_property
     def model(self) -> BatchModel:

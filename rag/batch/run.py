@@ -1,4 +1,4 @@
-"""Run a batch job into a file, resumably: what `rag summarize/extract --out FILE` does.
+"""Run a batch job into a file, resumably: what `rag summarize/extract --out FILE` does (`stream_job`: without a file).
 
     job = rag.extract(rag.fields_schema("vendor:str, amount:float"), ["invoices/"], settings)
     result = rag.run_job(job, "vendors.csv")     # run it again after an interruption: it continues
@@ -72,18 +72,12 @@ def run_job(
     chosen = output.output_format(out, format, job)
     started = time.perf_counter()
     fingerprint = {**job.fingerprint(), "format": chosen}
-    written = failed = 0
     with JobLog(out, fingerprint, restart=restart, header=output.header(job, chosen)) as log:
         job.skip, job.memo = set(log.done), log.replies
-        if "model" in vars(job):  # a model made already (job.model is cached) takes the job's replies too
-            job.model.memo = job.memo
         if on_start:
             on_start(log.done_before)
-        for record in job:
-            log.write(record.key, output.render(record, job, chosen), record.ok)  # a failed record: JSON Lines
-            written, failed = written + record.ok, failed + (not record.ok)
-            if on_record:
-                on_record(record)
+        # A failed record goes to the errors file, as JSON Lines.
+        written, failed = _run(job, chosen, lambda record, text: log.write(record.key, text, record.ok), on_record)
     return JobResult(
         kind=job.kind,
         total=len(job),
@@ -95,3 +89,35 @@ def run_job(
         errors=log.errors if log.errors.exists() else None,
         stats=job.model.stats if written + failed else None,
     )
+
+
+def stream_job(
+    job: BatchJob,
+    write: Callable[[Summary | Extraction, str], None],
+    *,
+    format: str | None = None,
+    on_record: Callable[[Summary | Extraction], None] | None = None,
+) -> JobResult:
+    """Run `job` without a file: `write(record, text)` gets each record rendered in `format` (jsonl, csv
+    or md; a failed record as JSON), as it finishes. Nothing is kept for a later run to continue."""
+    chosen = output.output_format(None, format, job)
+    started = time.perf_counter()
+    written, failed = _run(job, chosen, write, on_record)
+    stats = job.model.stats if written + failed else None
+    return JobResult(job.kind, len(job), written, failed, 0, time.perf_counter() - started, stats=stats)
+
+
+def _run(
+    job: BatchJob,
+    chosen: str,
+    write: Callable[[Summary | Extraction, str], None],
+    on_record: Callable[[Summary | Extraction], None] | None,
+) -> tuple[int, int]:
+    """(written, failed): each record rendered and written as it finishes."""
+    written = failed = 0
+    for record in job:
+        write(record, output.render(record, job, chosen))
+        written, failed = written + record.ok, failed + (not record.ok)
+        if on_record:
+            on_record(record)
+    return written, failed
