@@ -158,6 +158,8 @@ def parallel_mode(args, counts: list[int]) -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     slots = max(counts)
+    # A stopped bench (timeout sends SIGTERM) still stops its server, in the finally below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     server = subprocess.Popen(
         [shutil.which("llama-cpp-server", path=str(Path(sys.executable).parent)), "-m", str(model_file(local)),
          "--host", "127.0.0.1", "--port", str(port), "--ctx-size", str(local.llm.n_ctx * slots), "--",

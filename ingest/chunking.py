@@ -42,6 +42,9 @@ from rag.evidence import added_lines
 from rag.settings import ChunkingSettings
 
 HEADING_SEPARATOR = " > "
+# What a loader knows of a whole document, copied to each of its chunks: where it is (a PDF page, a
+# slide, a sheet, a message in a mailbox, an attachment) and a mail's subject, sender and date.
+DOCUMENT_METADATA_KEYS = ("page", "slide", "sheet", "message", "attachment", "subject", "sender", "date")
 MAX_TITLE_CHARS = 200
 # The heading prefix may take at most this share of a chunk, so long headings leave room for text.
 MAX_PREFIX_SHARE = 0.5
@@ -450,8 +453,12 @@ class Chunker:
                 for piece in pieces
             ]
         pieces = self._join_small(prepared, pieces)
-        base = {key: metadata[key] for key in ("page",) if key in metadata}
-        return [self._chunk(prepared, piece, base, bool(metadata.get("has_lines"))) for piece in pieces]
+        base = {key: metadata[key] for key in DOCUMENT_METADATA_KEYS if key in metadata}
+        chunks = [self._chunk(prepared, piece, base, bool(metadata.get("has_lines"))) for piece in pieces]
+        if "line_units" in metadata:
+            for chunk, piece in zip(chunks, pieces):
+                chunk.metadata.update(self._units(prepared, piece, *metadata["line_units"]))
+        return chunks
 
     def _prepare(self, document: Document) -> tuple[_Prepared, Language | None]:
         metadata, text = document.metadata, document.page_content
@@ -678,6 +685,20 @@ class Chunker:
             metadata["start_line"] = prepared.line_of(start) + 1
             metadata["end_line"] = metadata["start_line"] + real.count("\n")
         return Chunk(self._prefix(piece.headings) + piece.before + real + piece.after, metadata)
+
+    @staticmethod
+    def _units(prepared: _Prepared, piece: _Piece, key: str, unit_of_line: list[int | None]) -> dict[str, int]:
+        """The first and last unit (notebook cell, table row) the piece's lines belong to: `key` and `end_key`.
+
+        A loader whose text is not the file's lines (a notebook, a sheet) numbers each line with
+        the unit it came from (None for lines of no unit, such as a table's header), in
+        `line_units` = (key, one entry per line).
+        """
+        real = prepared.text[piece.start : piece.end]
+        first = prepared.line_of(piece.start + len(real) - len(real.lstrip("\n")))
+        last = first + real.strip("\n").rstrip().count("\n")
+        units = [unit for unit in unit_of_line[first : last + 1] if unit is not None]
+        return {key: min(units), f"end_{key}": max(units)} if units else {}
 
     def _prefix(self, headings: tuple[str, ...]) -> str:
         if not headings:

@@ -66,17 +66,17 @@ def discover(roots: list[Path], settings: IngestSettings) -> Discovery:
     max_bytes = int(settings.max_file_mb * 1024 * 1024)
     for root in roots:
         if root.is_dir():
-            _walk(str(root), settings.ignore_files, max_bytes, found)
+            _walk(str(root), settings, max_bytes, found)
         else:  # a file named explicitly is taken even if hidden or ignored
-            _consider(str(root), str(root.parent), max_bytes, found)
+            _consider(str(root), str(root.parent), settings, max_bytes, found)
     return found
 
 
-def _walk(root: str, ignore_files: list[str], max_bytes: int, found: Discovery) -> None:
+def _walk(root: str, settings: IngestSettings, max_bytes: int, found: Discovery) -> None:
     rules_by_dir: dict[str, list[_IgnoreRules]] = {}
     for directory, subdirs, files in os.walk(root, topdown=True, followlinks=False):
         inherited = rules_by_dir.get(os.path.dirname(directory), []) if directory != root else []
-        rules = inherited + _read_ignore_rules(directory, root, ignore_files)
+        rules = inherited + _read_ignore_rules(directory, root, settings.ignore_files)
         rules_by_dir[directory] = rules
 
         def ignored(name: str, is_dir: bool) -> str | None:
@@ -107,7 +107,7 @@ def _walk(root: str, ignore_files: list[str], max_bytes: int, found: Discovery) 
             elif reason := ignored(name, False):
                 found.skipped.append((path, reason))
             else:
-                _consider(path, root, max_bytes, found)
+                _consider(path, root, settings, max_bytes, found)
 
 
 def _build_folder(path: str, name: str) -> str | None:
@@ -125,9 +125,10 @@ def _build_folder(path: str, name: str) -> str | None:
     return f"build or dependency folder ({what}); give it as a PATH to ingest it"
 
 
-def _consider(path: str, root: str, max_bytes: int, found: Discovery) -> None:
-    if loader_for(Path(path)) is None:
-        found.skipped.append((path, f"unsupported file type {Path(path).suffix or '(no extension)'}"))
+def _consider(path: str, root: str, settings: IngestSettings, max_bytes: int, found: Discovery) -> None:
+    # By name alone (a file without a suffix is taken as text): its content is judged when it is read.
+    if loader_for(Path(path), settings.loaders) is None:
+        found.skipped.append((path, f"unsupported file type {Path(path).suffix}"))
         return
     if os.path.islink(path):
         target = os.path.realpath(path)

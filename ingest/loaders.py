@@ -2,17 +2,25 @@
 
 Every loader takes the bytes already read (so the content hash and the text always describe the
 same version of the file) and raises `LoadError` with a reason a person can act on.
-Structured formats (HTML, .docx) are rendered as Markdown so their headings chunk like Markdown.
+Structured formats (HTML, .docx, notebooks, slides, e-books, mail) are rendered as Markdown so
+their headings chunk like Markdown, and tables (.csv, .tsv, .xlsx) as Markdown tables, which the
+chunker splits between rows, repeating the header. Each document carries what locates it in the
+file (page, slide, sheet, message, attachment; cells and rows line by line, see
+Chunker._units). A format's library is imported when a file of it is read.
 """
 
 from __future__ import annotations
 
 import codecs
+import csv
+import datetime
+import email
+import email.policy
 import io
 import logging
 import re
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Iterable, Mapping
 
 from langchain_core.documents import Document
 
@@ -31,10 +39,21 @@ CODE_LANGUAGES = {
 }
 # Source-like text without a language-aware splitter of its own.
 PLAIN_CODE_SUFFIXES = {".sh", ".bash", ".zsh", ".sql", ".toml", ".yaml", ".yml", ".ini", ".cfg", ".css"}
+# Data, logs and markup read as plain text (their lines cited).
+PLAIN_TEXT_SUFFIXES = {".json", ".jsonl", ".ndjson", ".xml", ".log", ".org", ".adoc", ".asciidoc"}
 SNIFF_BYTES = 8192
 PREFERRED_LEGACY_ENCODING = "cp1252"
 # A .docx without a title is located by its opening words, this many characters at most.
 DOCX_OPENING_CHARS = 60
+BINARY_CONTENT = "binary content, not text"
+# A notebook output is kept to its opening lines (a long one is mostly data), and dropped whole
+# past this size, where even its opening is a dump rather than a result worth reading.
+OUTPUT_KEPT_LINES = 10
+OUTPUT_KEPT_CHARS = 1000
+OUTPUT_DROPPED_CHARS = 20_000
+_FENCE_LINE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+# Terminal colours in tracebacks and logs printed by a notebook.
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def decode_text(data: bytes) -> str:
@@ -45,7 +64,7 @@ def decode_text(data: bytes) -> str:
             raise LoadError(f"invalid UTF-16 text at byte {exc.start}") from exc
     else:
         if b"\x00" in data[:SNIFF_BYTES]:
-            raise LoadError("binary content, not text")
+            raise LoadError(BINARY_CONTENT)
         try:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
@@ -142,6 +161,12 @@ _NAVIGATION_BAR_MAX_CHARS = 300
 _CODE_PLACEHOLDER = "\x00code-block-"
 
 
+def _fenced(text: str, info: str = "") -> str:
+    """Text as a fenced code block, the fence longer than any run of backticks in it."""
+    fence = "`" * max(3, 1 + max((len(run) for run in re.findall("`+", text)), default=0))
+    return f"{fence}{info}\n{text}\n{fence}"
+
+
 def load_html(data: bytes) -> list[Document]:
     from bs4 import BeautifulSoup
 
@@ -160,9 +185,7 @@ def load_html(data: bytes) -> list[Document]:
     # Code keeps its lines and reads as code, so the chunker never takes a "# comment" for a heading.
     code_blocks: list[str] = []
     for block in soup.find_all("pre"):
-        code = block.get_text().strip("\n")
-        fence = "`" * max(3, 1 + max((len(run) for run in re.findall("`+", code)), default=0))
-        code_blocks.append(f"{fence}\n{code}\n{fence}")
+        code_blocks.append(_fenced(block.get_text().strip("\n")))
         block.replace_with(f"\n\n{_CODE_PLACEHOLDER}{len(code_blocks) - 1}\n\n")
     for span in soup.find_all("code"):
         span.replace_with(f"`{span.get_text()}`")
@@ -235,17 +258,428 @@ def _tidy_lines(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
+def load_untyped(data: bytes) -> list[Document]:
+    """A file without an extension (README, AUTHORS, LICENSE): read as text when its content is text."""
+    try:
+        return load_plain(data)
+    except LoadError as exc:
+        if str(exc) != BINARY_CONTENT:
+            raise
+        raise LoadError(
+            f"{BINARY_CONTENT} (a file without an extension is read as text); ignore it in .ragignore"
+        ) from exc
+
+
+def load_notebook(data: bytes) -> list[Document]:
+    """A Jupyter notebook: its Markdown cells as Markdown, code cells fenced, each followed by its
+    text outputs (kept short); images and widgets are dropped. Every line is located by its cell."""
+    import nbformat
+
+    invalid: dict[str, Any] = {}
+    try:
+        # Older notebooks (v3) are upgraded; a schema violation is kept in `invalid` rather than logged.
+        notebook = nbformat.reads(data.decode("utf-8-sig"), as_version=4, capture_validation_error=invalid)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:  # ValueError: not UTF-8, not JSON
+        raise LoadError(f"unreadable notebook ({type(exc).__name__}: {exc})") from exc
+    metadata = notebook.get("metadata", {})
+    language = metadata.get("language_info", {}).get("name") or metadata.get("kernelspec", {}).get("language", "")
+    lines: list[str] = []
+    cell_of_line: list[int | None] = []
+    for number, cell in enumerate(notebook.get("cells", []), start=1):
+        source = cell.get("source", "").strip("\n")
+        if cell.get("cell_type") == "markdown":
+            parts = [_close_open_fence(source)] if source.strip() else []
+        elif cell.get("cell_type") == "code":
+            parts = [_fenced(source, language)] if source.strip() else []
+            parts += [_fenced(text, "text") for text in _output_texts(cell)]
+        else:  # raw cells hold conversion directives for nbconvert, not text
+            continue
+        if not parts:
+            continue
+        cell_lines = "\n\n".join(parts).split("\n")
+        if lines:
+            lines.append("")
+            cell_of_line.append(None)
+        lines.extend(cell_lines)
+        cell_of_line.extend([number] * len(cell_lines))
+    if not lines:
+        raise LoadError("notebook has no text in its cells")
+    metadata = {"format": "markdown", "line_units": ("cell", cell_of_line)}
+    return [Document(page_content="\n".join(lines), metadata=metadata)]
+
+
+def _close_open_fence(markdown: str) -> str:
+    """Markdown with a code fence it leaves open closed: Jupyter renders each cell alone, and here an
+    open fence would take every cell after it for code."""
+    opener = ""
+    for line in markdown.split("\n"):
+        if match := _FENCE_LINE.match(line):
+            run = match.group(1)
+            if not opener:
+                opener = run
+            elif run[0] == opener[0] and len(run) >= len(opener) and not line.strip()[len(run):]:
+                opener = ""
+    return f"{markdown}\n{opener}" if opener else markdown
+
+
+def _output_texts(cell: Mapping[str, Any]) -> Iterable[str]:
+    """The text of a code cell's outputs worth reading: streams, plain-text results, errors (not their tracebacks)."""
+    for output in cell.get("outputs", []):
+        kind = output.get("output_type")
+        if kind == "stream":
+            text = output.get("text", "")
+        elif kind in ("execute_result", "display_data"):
+            text = output.get("data", {}).get("text/plain", "")
+        elif kind == "error":
+            text = f"{output.get('ename', 'Error')}: {output.get('evalue', '')}"
+        else:
+            continue
+        text = _ANSI_ESCAPE.sub("", text if isinstance(text, str) else "".join(text))
+        # A progress bar redraws its line with carriage returns: what was left on screen is the last draw.
+        text = "\n".join(line.rsplit("\r", 1)[-1] for line in text.strip("\n").split("\n"))
+        if not text.strip() or len(text) > OUTPUT_DROPPED_CHARS:
+            continue
+        kept = "\n".join(text.split("\n")[:OUTPUT_KEPT_LINES])[:OUTPUT_KEPT_CHARS]
+        yield kept if kept == text else kept + "\n…"
+
+
+def load_csv(data: bytes) -> list[Document]:
+    text = decode_text(data)
+    try:
+        dialect: Any = csv.Sniffer().sniff(text[:SNIFF_BYTES], delimiters=",;\t|")
+    except csv.Error:  # one column, or too irregular to tell: the standard comma
+        dialect = csv.excel
+    return _delimited(text, dialect)
+
+
+def load_tsv(data: bytes) -> list[Document]:
+    return _delimited(decode_text(data), csv.excel_tab)
+
+
+def _delimited(text: str, dialect: Any) -> list[Document]:
+    try:
+        rows = list(enumerate(csv.reader(io.StringIO(text), dialect), start=1))
+    except csv.Error as exc:
+        raise LoadError(f"unreadable table ({exc})") from exc
+    if (table := _table_document(rows)) is None:
+        raise LoadError("table has no cells")
+    return [table]
+
+
+def load_xlsx(data: bytes) -> list[Document]:
+    """An Excel workbook: each worksheet a table headed by the sheet's name, located by sheet and rows."""
+    import zipfile
+
+    import openpyxl
+    from openpyxl.utils.exceptions import InvalidFileException
+
+    try:
+        # data_only: a formula cell reads as the value Excel last computed, not as its formula.
+        workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except (InvalidFileException, zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+        raise LoadError(f"unreadable .xlsx ({type(exc).__name__}: {exc})") from exc
+    documents = []
+    try:
+        for sheet in workbook.worksheets:
+            rows = [
+                (number, [_cell_text(value) for value in values])
+                for number, values in enumerate(sheet.iter_rows(min_row=1, values_only=True), start=1)
+            ]
+            if (table := _table_document(rows, sheet=sheet.title, title=sheet.title)) is not None:
+                documents.append(table)
+    finally:
+        workbook.close()
+    if not documents:
+        raise LoadError("workbook has no cell values")
+    return documents
+
+
+def _cell_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime.datetime) and value.time() == datetime.time():
+        return value.date().isoformat()
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # Excel stores every number as a float: 3, not 3.0
+    return str(value)
+
+
+def _table_document(rows: list[tuple[int, list[str]]], **metadata: Any) -> Document | None:
+    """Numbered rows as a Markdown table under the first non-empty one, each line located by its row
+    (None: every row is empty).
+
+    The chunker splits a table between rows and repeats its header and separator in every piece.
+    """
+    rows = [(number, _trim_trailing_empty(cells)) for number, cells in rows]
+    rows = [(number, cells) for number, cells in rows if cells]
+    if not rows:
+        return None
+    (_, header), body = rows[0], rows[1:]
+    width = max(len(cells) for _, cells in rows)
+    lines = [_table_line(header, width), "|" + " --- |" * width]
+    row_of_line: list[int | None] = [None, None]  # the header is in every piece; it is no row of one
+    for number, cells in body:
+        lines.append(_table_line(cells, width))
+        row_of_line.append(number)
+    metadata = {"format": "markdown", "line_units": ("row", row_of_line), **metadata}
+    return Document(page_content="\n".join(lines), metadata=metadata)
+
+
+def _trim_trailing_empty(cells: list[str]) -> list[str]:
+    cells = [" ".join(cell.split()) for cell in cells]
+    while cells and not cells[-1]:
+        cells.pop()
+    return cells
+
+
+def _table_line(cells: list[str], width: int) -> str:
+    padded = [cell.replace("|", "\\|") for cell in cells] + [""] * (width - len(cells))
+    return "| " + " | ".join(padded) + " |"
+
+
+def load_pptx(data: bytes) -> list[Document]:
+    """A PowerPoint deck: one document per slide, under its title, with the speaker notes as a "Notes" section."""
+    import pptx
+    from pptx.exc import PackageNotFoundError
+
+    try:
+        deck = pptx.Presentation(io.BytesIO(data))
+    except (PackageNotFoundError, KeyError, ValueError, OSError) as exc:
+        raise LoadError(f"unreadable .pptx ({type(exc).__name__}: {exc})") from exc
+    documents = []
+    for number, slide in enumerate(deck.slides, start=1):
+        title_shape = slide.shapes.title
+        title = _slide_text(title_shape.text_frame.text) if title_shape is not None else ""
+        lines = [f"# {' '.join(title.split())}", ""] if title else []
+        for shape in _shapes(slide.shapes):
+            if title_shape is not None and shape.shape_id == title_shape.shape_id:
+                continue
+            if shape.has_text_frame:
+                lines.extend(_slide_text(paragraph.text) for paragraph in shape.text_frame.paragraphs)
+            elif getattr(shape, "has_table", False):
+                lines.extend(" | ".join(_slide_text(cell.text) for cell in row.cells) for row in shape.table.rows)
+            lines.append("")
+        if slide.has_notes_slide and (notes := _slide_text(slide.notes_slide.notes_text_frame.text).strip()):
+            lines.extend(["## Notes", "", notes])
+        if text := _tidy_lines("\n".join(lines)):
+            documents.append(Document(page_content=text, metadata={"format": "markdown", "slide": number}))
+    if not documents:
+        raise LoadError("presentation has no text on its slides")
+    return documents
+
+
+def _slide_text(text: str) -> str:
+    return text.replace("\x0b", "\n")  # PowerPoint's line break inside a paragraph
+
+
+def _shapes(shapes: Iterable[Any]) -> Iterable[Any]:
+    """Shapes in reading order, those inside groups included."""
+    for shape in shapes:
+        if hasattr(shape, "shapes"):  # a group
+            yield from _shapes(shape.shapes)
+        else:
+            yield shape
+
+
+def load_epub(data: bytes) -> list[Document]:
+    """An EPUB e-book: each chapter (spine document) rendered as HTML is, headed by its table-of-contents title."""
+    import warnings
+    import zipfile
+
+    from ebooklib import ITEM_DOCUMENT, epub
+
+    try:
+        with warnings.catch_warnings():  # ebooklib warns about its own future defaults
+            warnings.simplefilter("ignore")
+            book = epub.read_epub(io.BytesIO(data), options={"ignore_ncx": True})
+    except (epub.EpubException, zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+        raise LoadError(f"unreadable .epub ({type(exc).__name__}: {exc})") from exc
+    titles: dict[str, str] = {}
+    for href, title in _toc_entries(book.toc):
+        if href and title and title.strip():
+            titles.setdefault(href.split("#", 1)[0], title.strip())  # a file's first entry names it
+    documents = []
+    for item_id, _linear in book.spine:
+        item = book.get_item_with_id(item_id)
+        if item is None or item.get_type() != ITEM_DOCUMENT:
+            continue
+        try:
+            chapter = load_html(item.get_content())[0]
+        except LoadError:  # a cover or a page holding only an image
+            continue
+        # The title heads what comes before the chapter's first heading (all of it, if it has none).
+        if title := titles.get(item.get_name()):
+            chapter.metadata["title"] = title
+        documents.append(chapter)
+    if not documents:
+        raise LoadError(".epub has no text in its chapters")
+    return documents
+
+
+def _toc_entries(toc: Iterable[Any]) -> Iterable[tuple[str, str]]:
+    """(chapter file, title) of every entry of an e-book's nested table of contents, in order."""
+    for entry in toc:
+        if isinstance(entry, tuple):  # (section, its entries)
+            section, children = entry
+            yield getattr(section, "href", "") or "", section.title
+            yield from _toc_entries(children)
+        else:
+            yield entry.href or "", entry.title
+
+
+def load_odt(data: bytes) -> list[Document]:
+    """An OpenDocument text (LibreOffice Writer): headings, paragraphs, lists and tables as Markdown."""
+    import zipfile
+
+    from odf import dc, teletype
+    from odf.namespaces import TABLENS, TEXTNS
+    from odf.opendocument import load
+    from odf.table import TableRow
+
+    try:
+        document = load(io.BytesIO(data))
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+        raise LoadError(f"unreadable .odt ({type(exc).__name__}: {exc})") from exc
+    lines: list[str] = []
+
+    def render(element: Any, in_list: bool = False) -> None:
+        for child in element.childNodes:
+            if child.nodeType != child.ELEMENT_NODE:
+                continue
+            if child.qname == (TEXTNS, "h"):
+                level = min(int(child.getAttribute("outlinelevel") or 1), 6)
+                lines.extend(["", f"{'#' * level} {' '.join(teletype.extractText(child).split())}", ""])
+            elif child.qname == (TEXTNS, "p"):
+                text = teletype.extractText(child).strip()
+                lines.extend([f"- {text}"] if in_list and text else [text, ""])
+            elif child.qname == (TEXTNS, "list"):
+                render(child, in_list=True)
+                lines.append("")
+            elif child.qname == (TABLENS, "table"):
+                for row in child.getElementsByType(TableRow):
+                    lines.append(" | ".join(teletype.extractText(cell).strip() for cell in row.childNodes))
+                lines.append("")
+            else:  # sections, list items, frames: their paragraphs in order
+                render(child, in_list)
+
+    render(document.text)
+    text = _tidy_lines("\n".join(lines))
+    if not text:
+        raise LoadError(".odt document has no text")
+    titles = document.meta.getElementsByType(dc.Title)
+    title = (teletype.extractText(titles[0]).strip() if titles else "") or _opening_words(text)
+    return [Document(page_content=text, metadata={"format": "markdown", "title": title})]
+
+
+def load_rtf(data: bytes) -> list[Document]:
+    from striprtf.striprtf import rtf_to_text
+
+    text = decode_text(data)
+    if not text.lstrip().startswith("{\\rtf"):
+        raise LoadError("not an RTF document (it does not start with {\\rtf)")
+    plain = _tidy_lines(rtf_to_text(text, errors="replace"))
+    if not plain:
+        raise LoadError("RTF document has no text")
+    return [Document(page_content=plain, metadata={"format": "text"})]
+
+
+# mboxo and mboxrd, as the mailbox module reads them: each message starts with a "From " line.
+_MBOX_SEPARATOR = re.compile(rb"^From [^\n]*\n", re.M)
+
+
+def load_eml(data: bytes) -> list[Document]:
+    return _mail_documents(email.message_from_bytes(data, policy=email.policy.default), {})
+
+
+def load_mbox(data: bytes) -> list[Document]:
+    """A mailbox: its messages in order, each located by its number in the file."""
+    messages = [part for part in _MBOX_SEPARATOR.split(data) if part.strip()]
+    documents = []
+    for number, raw in enumerate(messages, start=1):
+        message = email.message_from_bytes(raw, policy=email.policy.default)
+        documents.extend(_mail_documents(message, {"message": number}))
+    if not documents:
+        raise LoadError("mailbox has no messages with text")
+    return documents
+
+
+def _mail_documents(message: Any, where: dict[str, Any]) -> list[Document]:
+    """A mail's body under a heading of its subject, sender and date, then each attachment of a
+    supported type as documents of their own, located inside the mail."""
+    headers = {"subject": "subject", "sender": "from", "date": "date"}
+    fields = {key: " ".join(str(message.get(header, "")).split()) for key, header in headers.items()}
+    fields = {key: value for key, value in fields.items() if value}
+    heading = fields.get("subject", "(no subject)")
+    details = [f"{label} {fields[key]}" for key, label in (("sender", "from"), ("date", "on")) if key in fields]
+    if details:
+        heading += f" ({', '.join(details)})"
+    metadata = {**where, **fields}
+    attachments: list[tuple[str, Document]] = []
+    unread = []  # said in the mail's text, so that a search for the file finds why it is missing
+    for part in message.iter_attachments():
+        name = part.get_filename() or ""
+        # By its suffix only: an attachment without one is no README but a part nobody named.
+        if not Path(name).suffix or (loader := loader_for(Path(name))) is None:
+            continue
+        try:
+            attachments.extend((name, document) for document in loader(part.get_payload(decode=True) or b""))
+        except LoadError as exc:
+            unread.append(f"Attachment {name} not indexed: {exc}")
+    documents = []
+    body = message.get_body(preferencelist=("plain", "html"))
+    html = body is not None and body.get_content_subtype() == "html"
+    text = body.get_content().replace("\r\n", "\n").strip() if body is not None else ""
+    if html:
+        try:
+            text = load_html(text.encode("utf-8"))[0].page_content
+        except LoadError:
+            text = ""
+    if text := "\n\n".join(part for part in [text, *unread] if part):
+        if html:  # Markdown, the mail's heading over the headings of its body
+            documents.append(Document(page_content=f"# {heading}\n\n{text}", metadata={"format": "markdown", **metadata}))
+        else:  # plain text, whose first line (a short one before a blank line) heads every chunk
+            documents.append(Document(page_content=f"{heading}\n\n{text}", metadata={"format": "text", **metadata}))
+    for name, document in attachments:
+        document.metadata = {**metadata, "attachment": name, **document.metadata}
+        documents.append(document)
+    if not documents:
+        raise LoadError("mail has no text and no attachment of a supported type")
+    return documents
+
+
+NAMED_LOADERS: dict[str, Loader] = {
+    "markdown": load_markdown, "mdx": load_mdx, "text": load_plain, "rst": load_rst, "pdf": load_pdf,
+    "html": load_html, "docx": load_docx, "notebook": load_notebook, "csv": load_csv, "tsv": load_tsv,
+    "xlsx": load_xlsx, "pptx": load_pptx, "epub": load_epub, "odt": load_odt, "rtf": load_rtf,
+    "eml": load_eml, "mbox": load_mbox,
+    # Source code by language, one loader each (a file renamed between two suffixes of one language
+    # keeps its chunks).
+    **{language: code_loader(language) for language in dict.fromkeys(CODE_LANGUAGES.values())},
+}
+
 LOADERS: dict[str, Loader] = {
     ".md": load_markdown, ".markdown": load_markdown, ".mdx": load_mdx,
     ".txt": load_plain, ".text": load_plain,
+    **{suffix: load_plain for suffix in PLAIN_TEXT_SUFFIXES},
     ".rst": load_rst,
     ".pdf": load_pdf,
-    ".html": load_html, ".htm": load_html,
+    ".html": load_html, ".htm": load_html, ".xhtml": load_html,
     ".docx": load_docx,
-    **{suffix: code_loader(language) for suffix, language in CODE_LANGUAGES.items()},
+    ".ipynb": load_notebook,
+    ".csv": load_csv, ".tsv": load_tsv, ".xlsx": load_xlsx, ".xlsm": load_xlsx,
+    ".pptx": load_pptx, ".epub": load_epub, ".odt": load_odt, ".rtf": load_rtf,
+    ".eml": load_eml, ".mbox": load_mbox,
+    **{suffix: NAMED_LOADERS[language] for suffix, language in CODE_LANGUAGES.items()},
     **{suffix: code_loader(None) for suffix in PLAIN_CODE_SUFFIXES},
 }
 
 
-def loader_for(path: Path) -> Loader | None:
-    return LOADERS.get(path.suffix.lower())
+def loader_for(path: Path, extra_loaders: Mapping[str, str] | None = None) -> Loader | None:
+    """The loader for a file: by `[ingest] loaders` (suffix -> loader name), else by its suffix; a
+    file without one (README, AUTHORS) is read as text."""
+    suffix = path.suffix.lower()
+    if extra_loaders and suffix in extra_loaders:
+        return NAMED_LOADERS[extra_loaders[suffix]]
+    return LOADERS.get(suffix) if suffix else load_untyped

@@ -357,7 +357,7 @@ class _FileSync:
             if (renamed := self._moved_chunks(record, candidate.size, moved)) is not None:
                 return self._queue(renamed)
         try:
-            chunks = _load_and_split(candidate.path, data, self.chunker)
+            chunks = _load_and_split(candidate.path, data, self.chunker, self.settings.ingest.loaders)
         except LoadError as exc:
             return self._settle(candidate, failed=str(exc))
         except Exception as exc:  # a parser bug on one odd file must not stop the whole ingest
@@ -385,9 +385,10 @@ class _FileSync:
 
     def _moved_here(self, path: str, sha256: str) -> SourceRecord | None:
         """A vanished file with this content, read by the same loader (a new suffix can chunk differently)."""
-        loader = loader_for(Path(path))
+        loaders = self.settings.ingest.loaders
+        loader = loader_for(Path(path), loaders)
         for record in self._vanished_by_sha.get(sha256, []):
-            if record.path in self._vanished and loader_for(Path(record.path)) is loader:
+            if record.path in self._vanished and loader_for(Path(record.path), loaders) is loader:
                 return record
         return None
 
@@ -474,7 +475,7 @@ class _FileSync:
             start += len(prepared.texts)
 
 
-def _load_and_split(path: str, data: bytes, chunker: "Chunker") -> list["Chunk"]:
-    loader = loader_for(Path(path))
+def _load_and_split(path: str, data: bytes, chunker: "Chunker", extra_loaders: dict[str, str]) -> list["Chunk"]:
+    loader = loader_for(Path(path), extra_loaders)
     assert loader is not None, "discovery only yields files that have a loader"
     return chunker.split(loader(data))

@@ -27,7 +27,10 @@ SNIPPET_CHARS = 240
 MMR_POOL_FACTOR = 4
 _BACKGROUND = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-keyword-search")
 _OPEN: dict[tuple, "Index | LocalEmbeddings"] = {}
-LOCATION_KEYS = ("page", "heading", "start_line", "end_line")
+LOCATION_KEYS = (
+    "message", "attachment", "page", "slide", "sheet", "row", "end_row", "cell", "end_cell", "heading", "start_line",
+    "end_line",
+)
 Mode = Literal["dense", "keyword", "hybrid"]
 # How well a ranking separates is judged on its best candidates, as many as a reader looks at.
 SEPARATION_TOP = 10
@@ -39,10 +42,15 @@ def location_of(metadata: dict[str, Any]) -> dict[str, Any]:
 
 
 def location_label(location: dict[str, Any]) -> str:
-    """'page 2, § Heading, lines 3-9'."""
+    """'page 2, § Heading, lines 3-9'; 'message 3, attachment a.pdf, page 1'; 'sheet Sales, rows 2-40'."""
     parts = []
-    if "page" in location:
-        parts.append(f"page {location['page']}")
+    for key in ("message", "attachment", "page", "slide", "sheet"):
+        if key in location:
+            parts.append(f"{key} {location[key]}")
+    for key, plural in (("row", "rows"), ("cell", "cells")):
+        if key in location:
+            first, last = location[key], location.get(f"end_{key}", location[key])
+            parts.append(f"{key} {first}" if first == last else f"{plural} {first}-{last}")
     if "heading" in location:
         parts.append(f"§ {location['heading']}")
     if "start_line" in location:

@@ -72,6 +72,22 @@ class IngestSettings(_Section):
     # Larger groups sort into batches of more even length (less padding: 512 ingests 25% faster
     # than 128) and still keep memory flat.
     group_chunks: int = Field(1024, gt=0, description="Chunks embedded and written together.")
+    loaders: dict[str, str] = Field(
+        default_factory=dict,
+        description='More file suffixes and the loader that reads each: {".mdown" = "markdown", ".conf" = "text"}.',
+    )
+
+    @field_validator("loaders")
+    @classmethod
+    def _known_loaders(cls, loaders: dict[str, str]) -> dict[str, str]:
+        from ingest.loaders import NAMED_LOADERS  # only when the setting is given: it imports LangChain
+
+        for suffix, name in loaders.items():
+            if Path(f"file{suffix}").suffix != suffix:  # what a file's name is matched by: its last suffix
+                raise ValueError(f"{suffix!r} is no file suffix; write one suffix with its dot, as in \".mdown\"")
+            if name not in NAMED_LOADERS:
+                raise ValueError(f"unknown loader {name!r} for {suffix!r}; use one of: {', '.join(NAMED_LOADERS)}")
+        return {suffix.lower(): name for suffix, name in loaders.items()}
 
 
 class SearchSettings(_Section):
