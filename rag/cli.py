@@ -191,8 +191,9 @@ ModelOption = Annotated[
     Optional[Path],
     typer.Option(
         "--model",
-        help="A GGUF model file, or a packaged model: qwen2.5-coder-0.5b-instruct (the default), gemma-3-270m, "
-        "smollm2-135m-instruct.",
+        help="A GGUF model file; a model another app downloaded (ollama:NAME[:TAG], lmstudio:PUBLISHER/REPO[/FILE], "
+        "gpt4all:FILE, hf:ORG/NAME[/FILE]; see rag models --local); or a packaged model: qwen2.5-coder-0.5b-instruct "
+        "(the default), gemma-3-270m, smollm2-135m-instruct.",
         show_default=False,
     ),
 ]
@@ -791,16 +792,11 @@ def extract(
 
 def _run_job(job, out_file: Path | None, fmt: str | None, restart: bool) -> None:
     """Run a batch job into --out (resumable, by `rag.run_job`) or onto stdout; progress and the summary on stderr."""
-    import time
-
-    from rag.batch import output
-    from rag.batch.run import JobResult
+    from rag.batch.run import stream_job
 
     job.on_notice = lambda notice: err.print(escape(notice))
-    if out_file is None:
-        chosen = output.output_format(None, fmt, job)
-        if restart:
-            raise UsageError("--restart applies to a job writing --out FILE.")
+    if out_file is None and restart:
+        raise UsageError("--restart applies to a job writing --out FILE.")
     progress = _JobProgress(job) if err.is_terminal else None
     done = Counter()
 
@@ -815,22 +811,18 @@ def _run_job(job, out_file: Path | None, fmt: str | None, restart: bool) -> None
         if progress:
             progress.advance()
 
+    def print_record(record, text: str) -> None:
+        if record.ok:
+            out.print(escape(text), end="")
+        else:
+            err.print(f"failed  {escape(text.strip())}")
+
     try:
         if out_file is not None:
             result = rag.run_job(job, out_file, format=fmt, restart=restart, on_start=start, on_record=count)
         else:
-            started = time.perf_counter()
             start(0)
-            for record in job:
-                text = output.render(record, job, chosen)  # a failed record renders as JSON in any format
-                if record.ok:
-                    out.print(escape(text), end="")
-                else:
-                    err.print(f"failed  {escape(text.strip())}")
-                count(record)
-            written, failed = done[True], done[False]
-            stats = job.model.stats if written + failed else None
-            result = JobResult(job.kind, len(job), written, failed, 0, time.perf_counter() - started, stats=stats)
+            result = stream_job(job, print_record, format=fmt, on_record=count)
     except KeyboardInterrupt:
         hint = "; run the same command again to continue" if out_file is not None else ""
         err.print(f"Stopped after {done.total()} items this run{hint}.")
@@ -856,11 +848,18 @@ def _job_summary(result) -> None:
 @knowledge_base(only=("config",), check_model=False)
 def models(
     all_backends: Annotated[bool, typer.Option("--all", help="Check every backend, not just the configured one.")] = False,
+    local: Annotated[
+        bool,
+        typer.Option("--local", help="List the GGUF models Ollama, LM Studio, GPT4All and the Hugging Face cache have on disk."),
+    ] = False,
     as_json: JsonOption = False,
     *,
     settings: Settings,
 ) -> None:
     """Show whether the model backend is reachable or loadable, and which models it has."""
+    if local:
+        _print_local_models(as_json)
+        return
     from rag.backends import BACKENDS, backend_status
 
     names = list(BACKENDS) if all_backends else [settings.llm.backend]
@@ -877,6 +876,37 @@ def models(
                 out.print(f"    {escape(str(model['name']))}  ({escape(details)})")
     configured = next(status for status in statuses if status.backend == settings.llm.backend)
     raise typer.Exit(0 if configured.ok else 1)
+
+
+def _print_local_models(as_json: bool) -> None:
+    """Other apps' models, each under the --model name that runs it; a store that is not there is left out."""
+    from rag.backends.local_models import local_models, model_stores
+
+    found = local_models()
+    if as_json:
+        out.print_json(json.dumps([model.to_dict() for model in found]))
+        return
+    if not found:
+        looked = ", ".join(str(folder) for store in model_stores() for folder in store.folders)
+        err.print(f"No GGUF models found; looked in {escape(looked)}.")
+        return
+    width = max(len(model.reference) for model in found)
+    for model in found:
+        details = [
+            _size(model.size), model.architecture, model.quantization,
+            f"context {model.context}" if model.context else "", "chat template" if model.chat_template else "",
+        ]
+        out.print(f"{escape(f'{model.reference:<{width}}')}  {escape(', '.join(detail for detail in details if detail))}")
+
+
+def _size(size: float) -> str:
+    if size < 1000:
+        return f"{size:.0f} B"
+    for unit in ("KB", "MB"):
+        size /= 1000
+        if size < 1000:
+            return f"{size:.1f} {unit}"
+    return f"{size / 1000:.1f} GB"
 
 
 @app.command()
@@ -905,6 +935,32 @@ def _report_consistency(found, as_json: bool, fixed: bool) -> None:
             err.print("Run `rag repair`, or just `rag ingest` again: it repairs first.")
     if not fixed and not found.ok:
         raise typer.Exit(1)
+
+
+@app.command()
+@knowledge_base(model=True)
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on; anything but loopback needs --token.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")] = 8000,
+    token: Annotated[
+        Optional[str],
+        typer.Option("--token", envvar="RAG_SERVER_TOKEN", help="Clients must send `Authorization: Bearer TOKEN`.", show_default=False),
+    ] = None,
+    cors_origin: Annotated[
+        Optional[list[str]],
+        typer.Option("--cors-origin", help="Let web pages from this origin call the API (repeatable; default: none).", show_default=False),
+    ] = None,
+    mcp: Annotated[bool, typer.Option("--mcp", help="Serve MCP over stdin/stdout instead of HTTP (for a desktop assistant).")] = False,
+    *,
+    settings: Settings,
+) -> None:
+    """Serve the knowledge base: an OpenAI-compatible API with citations, native routes, a web page, MCP."""
+    from rag import server
+
+    if mcp:
+        server.serve_mcp(settings)
+    else:
+        server.serve(settings, host=host, port=port, token=token, cors_origins=cors_origin or ())
 
 
 class _RichProgress:

@@ -29,6 +29,7 @@ EXPECTED = {
     "eval": ("--index", "--config", "--chroma-url") + MODEL,
     "models": ("--config",),
     "collections": ("--index", "--config"),  # lists every collection of the index
+    "serve": FOUR + MODEL,
 }
 
 

@@ -1,0 +1,283 @@
+"""The HTTP app: the native routes, the OpenAI-compatible ones (openai_routes.py), MCP over
+streamable HTTP at /mcp (mcp.py) and the web page (static/index.html).
+
+Every error is one line of JSON, `{"error": {"message", "type", "code"}}` (the shape OpenAI clients
+read), with the status code that says what happened. With a token, every route but `/health` and
+the page itself (static HTML that holds no data and asks for the token) needs
+`Authorization: Bearer TOKEN`. No CORS headers unless origins are configured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import threading
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable, Literal, Sequence
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from rag.errors import IndexBusyError, NoIndexError, RagError, UsageError
+from rag.server.service import (
+    AnswerOptions, ChunkNotFoundError, KnowledgeService, UnknownCollectionError, citation_suffix, sources_payload,
+)
+
+STATIC = Path(__file__).parent / "static"
+# Open without the token: the health check, and the page, which asks for the token itself.
+OPEN_PATHS = ("/health", "/")
+
+
+def error_body(message: str, kind: str, code: int) -> dict[str, Any]:
+    return {"error": {"message": message, "type": kind, "code": code}}
+
+
+def error_response(message: str, kind: str, code: int, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(error_body(message, kind, code), status_code=code, headers=headers)
+
+
+def status_of(exc: RagError) -> int:
+    if isinstance(exc, (UnknownCollectionError, ChunkNotFoundError, NoIndexError)):
+        return 404
+    if isinstance(exc, IndexBusyError):
+        return 409
+    if isinstance(exc, UsageError):
+        return 400
+    return 500
+
+
+def rag_error_body(exc: BaseException) -> tuple[dict[str, Any], int]:
+    """An exception as the error body and status code; anything but a RagError is a bug, named by its type."""
+    if isinstance(exc, RagError):
+        code = status_of(exc)
+        return error_body(str(exc), type(exc).__name__, code), code
+    detail = f": {exc}" if str(exc) else ""
+    return error_body(f"{type(exc).__name__}{detail}", "internal_error", 500), 500
+
+
+class BearerTokenGuard:
+    """401 for a request without `Authorization: Bearer TOKEN`, except on the open paths."""
+
+    def __init__(self, app: ASGIApp, token: str):
+        self.app = app
+        self.expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or scope["method"] == "OPTIONS":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(b"authorization", b"")
+        if hmac.compare_digest(given, self.expected):  # constant time: the token cannot be guessed byte by byte
+            await self.app(scope, receive, send)
+            return
+        message = "Missing or wrong token: send the header `Authorization: Bearer TOKEN` (the token rag serve was given)."
+        response = error_response(message, "unauthorized", 401, {"WWW-Authenticate": "Bearer"})
+        await response(scope, receive, send)
+
+
+def sse(data: Any, event: str | None = None) -> str:
+    """One server-sent event."""
+    head = f"event: {event}\n" if event else ""
+    return f"{head}data: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+class SearchRequest(BaseModel):
+    """The options of `rag search`, by the same names."""
+
+    query: str
+    k: int | None = Field(None, ge=1)
+    mode: Literal["hybrid", "dense", "keyword"] | None = None
+    where: dict[str, str | int] | None = None
+    paths: list[str] | None = None
+    mmr: bool = False
+    explain: bool = False
+    collection: str | None = None
+
+
+class AskRequest(BaseModel):
+    question: str
+    history: list[tuple[str, str]] = Field(default_factory=list, description="(question, answer) turns before it.")
+    collection: str | None = None
+    k: int | None = Field(None, ge=1)
+    max_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0)
+
+
+class IngestRequest(BaseModel):
+    paths: list[str] = Field(min_length=1, description="Files and folders on the server's machine.")
+    dry_run: bool = False
+
+
+class _ProgressEvents:
+    """An ingest's progress (rag's IngestProgress) as events for the request's event loop."""
+
+    def __init__(self, send: Callable[[str | None, Any], None]):
+        self.send = send
+
+    def start(self, total_files: int, total_bytes: int) -> None:
+        self.send("start", {"files": total_files, "bytes": total_bytes})
+
+    def advance(self, files: int, chunks: int, done_bytes: int) -> None:
+        self.send("progress", {"files": files, "chunks": chunks, "done_bytes": done_bytes})
+
+    def finish(self) -> None:
+        pass
+
+
+async def ingest_events(service: KnowledgeService, request: IngestRequest) -> AsyncIterator[str]:
+    """SSE for /api/ingest: `start`, `progress` as files are embedded, then the `report` (or an `error`)."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[str | None, Any]] = asyncio.Queue()
+
+    def send(name: str | None, data: Any) -> None:
+        loop.call_soon_threadsafe(queue.put_nowait, (name, data))
+
+    def work() -> None:
+        try:
+            report = service.ingest(request.paths, _ProgressEvents(send), request.dry_run)
+            send("report", report.to_dict())
+        except Exception as exc:  # reported to the client that asked
+            send("error", rag_error_body(exc)[0])
+        finally:
+            send(None, None)
+
+    # Its own thread, not the model's: answers and searches go on while it embeds.
+    threading.Thread(target=work, name="rag-ingest", daemon=True).start()
+    while True:
+        name, data = await queue.get()
+        if name is None:
+            return
+        yield sse(data, name)
+
+
+def search_payload(service: KnowledgeService, request: SearchRequest) -> Any:
+    """What `rag search --json` prints: the hits, or with explain the mode, the hits and what was dropped."""
+    result = service.search(
+        request.query, request.collection, k=request.k, mode=request.mode, where=request.where, paths=request.paths,
+        mmr=request.mmr or None,
+    )
+    hits = [hit.to_dict(request.explain) for hit in result.hits]
+    if not request.explain:
+        return hits
+    return {"mode": result.mode, "hits": hits, "dropped": [candidate.to_dict() for candidate in result.dropped]}
+
+
+async def answer_events(service: KnowledgeService, request: AskRequest) -> AsyncIterator[str]:
+    """SSE for /api/ask: `token` events, then `sources`, `evidence` and the complete `answer`."""
+    options = AnswerOptions(k=request.k, max_tokens=request.max_tokens, temperature=request.temperature)
+    turn = service.answer_turn(request.question, request.history, request.collection, options)
+    try:
+        async for token in turn.tokens():
+            yield sse({"text": token}, "token")
+    except Exception as exc:  # the status line is sent: the error travels as an event
+        yield sse(rag_error_body(exc)[0], "error")
+        return
+    answer = turn.stream.answer
+    suffix = citation_suffix(answer, bool(turn.stream.state.get("declined")))
+    if suffix:
+        yield sse({"text": suffix}, "token")
+    yield sse(sources_payload(answer), "sources")
+    yield sse([quote.to_dict() for quote in answer.evidence], "evidence")
+    yield sse({**answer.to_dict(), "answer": answer.answer + suffix}, "answer")
+
+
+def event_stream(events: AsyncIterator[str]) -> StreamingResponse:
+    # no-cache and no proxy buffering: each token should reach the reader as it is generated
+    return StreamingResponse(
+        events, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
+
+
+def create_app(
+    service: KnowledgeService, token: str | None = None, cors_origins: Sequence[str] = (), host: str = "127.0.0.1"
+) -> FastAPI:
+    """The app over a loaded service; `token` guards every route but /health and the page.
+
+    `host` is where it listens: on loopback, /mcp also refuses requests whose Host header names
+    another machine (DNS rebinding); elsewhere the token guards it.
+    """
+    from rag.server.mcp import mcp_server
+    from rag.server.openai_routes import openai_router
+
+    mcp_http = mcp_server(service).streamable_http_app(streamable_http_path="/mcp", host=host)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with mcp_http.router.lifespan_context(mcp_http):  # the MCP session manager's task group
+            yield
+
+    app = FastAPI(title="rag", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)  # no CDN docs page
+
+    @app.exception_handler(RagError)
+    async def on_rag_error(request: Request, exc: RagError) -> JSONResponse:
+        body, code = rag_error_body(exc)
+        return JSONResponse(body, status_code=code)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'] if part != 'body') or 'body'}: {error['msg']}" for error in exc.errors()
+        )
+        return error_response(f"Invalid request: {problems}", "invalid_request_error", 400)
+
+    @app.exception_handler(HTTPException)
+    async def on_http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return error_response(str(exc.detail), "invalid_request_error" if exc.status_code < 500 else "server_error", exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def on_bug(request: Request, exc: Exception) -> JSONResponse:
+        body, code = rag_error_body(exc)
+        return JSONResponse(body, status_code=code)
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        # async and lock-free: answers at once whatever the model is doing
+        return {"status": "ok", "generating": service.generating, "waiting": service.waiting}
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    @app.post("/api/search")
+    def search(request: SearchRequest) -> Any:  # sync: FastAPI runs it on a worker thread, off the event loop
+        return search_payload(service, request)
+
+    @app.post("/api/ask")
+    def ask(request: AskRequest) -> StreamingResponse:
+        service.settings_for(request.collection)  # an unknown collection is a 404, before the stream starts
+        return event_stream(answer_events(service, request))
+
+    @app.get("/api/status")
+    def status(collection: str | None = None) -> dict[str, Any]:
+        return service.status(collection)
+
+    @app.get("/api/collections")
+    def collections() -> list[str]:
+        return service.collection_names()
+
+    @app.post("/api/ingest")
+    def ingest(request: IngestRequest) -> StreamingResponse:
+        return event_stream(ingest_events(service, request))
+
+    @app.get("/api/chunks/{chunk_id}")
+    def chunk(chunk_id: str, collection: str | None = None) -> dict[str, Any]:
+        return service.chunk(chunk_id, collection)
+
+    app.include_router(openai_router(service))
+    app.router.routes.extend(mcp_http.routes)  # MCP over streamable HTTP at /mcp, behind the same guard
+    if token:
+        app.add_middleware(BearerTokenGuard, token=token)
+    if cors_origins:  # outside the guard: a browser reads a 401 only with the CORS headers on it
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    return app

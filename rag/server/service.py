@@ -1,0 +1,331 @@
+"""The knowledge base as one long-lived service: the index, the embedder and the model loaded once.
+
+Every front end (the HTTP routes, the OpenAI-compatible routes, the MCP tools) calls this, and
+this calls the library (`rag.search`, `rag.Conversation`, `rag.status`, ...): there is no second
+implementation of retrieval or answering.
+
+The loaded model answers one request at a time: generation runs on a single worker thread, so
+requests queue there in arrival order, while searches, status and `/health` run on other threads
+and stay responsive during a generation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterable, Sequence
+
+import rag
+from ingest.index import Index
+from rag.errors import RagError, UsageError
+from rag.retrieval import chunk_body, location_label, location_of
+from rag.settings import Settings
+
+if TYPE_CHECKING:
+    from langchain_core.documents import Document
+    from langchain_core.language_models import BaseLanguageModel
+
+    from ingest.sync import IngestProgress, IngestReport
+    from rag.ask import Answer, Assistant
+    from rag.evidence import Evidence
+
+# Assistants kept for (collection, generation options) pairs; each shares the one loaded model.
+ASSISTANTS_KEPT = 16
+# The transcript a text (non-chat) model continues when it is asked without retrieval.
+CITATION = re.compile(r"\[\d+\]")
+TRANSCRIPT_ROLES = {"system": "System", "user": "User", "assistant": "Assistant"}
+
+
+class ChunkNotFoundError(RagError):
+    def __init__(self, chunk_id: str):
+        super().__init__(f"No chunk {chunk_id!r} in this collection; search results and sources give chunk ids.")
+
+
+@dataclass(frozen=True)
+class AnswerOptions:
+    """What one request may change about answering; None keeps the configured value."""
+
+    k: int | None = None  # chunks retrieved
+    max_tokens: int | None = None
+    temperature: float | None = None
+    stop: tuple[str, ...] = ()
+
+
+class ModelTurn:
+    """One generation on the model worker, its tokens as an async iterator.
+
+    `start` runs on the worker (it may use the model, as condensing a follow-up does) and returns
+    what yields the tokens; it stays in `stream`, so a library stream's `answer` is there afterwards.
+    """
+
+    def __init__(self, service: "KnowledgeService", start: Callable[[], Iterable[str]]):
+        self._service = service
+        self._start = start
+        self.stream: Any = None
+
+    async def tokens(self) -> AsyncIterator[str]:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        stopped = threading.Event()
+
+        def send(kind: str, value: Any) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, (kind, value))
+
+        def produce() -> None:
+            self._service._started_generating()
+            try:
+                if stopped.is_set():  # given up while it waited its turn
+                    return
+                self.stream = self._start()
+                for token in self.stream:
+                    if stopped.is_set():  # the client went away: free the model for the next request
+                        return
+                    send("token", token)
+            except BaseException as exc:  # handed to the request that asked
+                send("error", exc)
+            else:
+                send("end", None)
+            finally:
+                self._service._finished_generating()
+
+        self._service._joined_queue()
+        loop.run_in_executor(self._service._model_worker, produce)
+        try:
+            while True:
+                kind, value = await queue.get()
+                if kind == "token":
+                    yield value
+                elif kind == "error":
+                    raise value
+                else:
+                    return
+        finally:
+            stopped.set()
+
+    async def text(self) -> str:
+        return "".join([token async for token in self.tokens()])
+
+
+class KnowledgeService:
+    """The loaded knowledge base: ask, chat, search, chunks, status and embeddings for every collection."""
+
+    def __init__(self, settings: Settings, llm: "BaseLanguageModel | None" = None):
+        from rag.backends import create_llm
+
+        self.settings = settings
+        self.llm = llm or create_llm(settings)
+        self._assistants: OrderedDict[tuple[str, AnswerOptions], "Assistant"] = OrderedDict()
+        self._model_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-model")
+        self._lock = threading.Lock()
+        self.waiting = 0  # generation requests queued for the model
+        self.generating = False
+        self.assistant(settings.collection)  # opens the index now: a missing one fails at start
+        rag.embeddings(settings).encode(["warm up"])  # the embedder loads now, not at the first question
+
+    # -- the model worker -------------------------------------------------------------------------
+
+    def _joined_queue(self) -> None:
+        with self._lock:
+            self.waiting += 1
+
+    def _started_generating(self) -> None:
+        with self._lock:
+            self.waiting -= 1
+            self.generating = True
+
+    def _finished_generating(self) -> None:
+        with self._lock:
+            self.generating = False
+
+    def close(self) -> None:
+        self._model_worker.shutdown(wait=False, cancel_futures=True)
+
+    # -- settings and assistants ------------------------------------------------------------------
+
+    def collection_names(self) -> list[str]:
+        names = [collection.name for collection in rag.collections(self.settings)]
+        return names or [self.settings.collection]
+
+    def settings_for(self, collection: str | None = None, options: AnswerOptions = AnswerOptions()) -> Settings:
+        """The settings of a collection of this index, with a request's answer options on top."""
+        collection = collection or self.settings.collection
+        if collection != self.settings.collection:
+            known = self.collection_names()
+            if collection not in known:
+                raise UnknownCollectionError(collection, known)
+        llm = self.settings.llm
+        generation = {
+            "max_tokens": options.max_tokens or llm.max_tokens,
+            "temperature": llm.temperature if options.temperature is None else options.temperature,
+            "stop": [*llm.stop, *options.stop],
+        }
+        return self.settings.model_copy(update={"collection": collection, "llm": llm.model_copy(update=generation)})
+
+    def assistant(self, collection: str | None = None, options: AnswerOptions = AnswerOptions()) -> "Assistant":
+        """The answering pipeline for a collection and generation options, sharing the loaded model."""
+        from rag.ask import Assistant
+
+        key = (collection or self.settings.collection, options)
+        with self._lock:
+            if key in self._assistants:
+                self._assistants.move_to_end(key)
+                return self._assistants[key]
+        settings = self.settings_for(*key)
+        assistant = Assistant(settings, llm=self._llm_with(options), k=options.k)
+        with self._lock:
+            self._assistants[key] = assistant
+            while len(self._assistants) > ASSISTANTS_KEPT:
+                self._assistants.popitem(last=False)
+        return assistant
+
+    def _llm_with(self, options: AnswerOptions) -> "BaseLanguageModel":
+        """The loaded model with this request's length and temperature: a shallow copy, the weights shared."""
+        fields = type(self.llm).model_fields
+        update: dict[str, Any] = {}
+        if options.max_tokens is not None:
+            # LlamaCpp, OpenAI and GPT4All call it max_tokens, Ollama num_predict.
+            length = next((name for name in ("max_tokens", "num_predict", "n_predict") if name in fields), None)
+            if length:
+                update[length] = options.max_tokens
+        if options.temperature is not None and "temperature" in fields:
+            update["temperature"] = options.temperature
+        return self.llm.model_copy(update=update) if update else self.llm
+
+    # -- answering --------------------------------------------------------------------------------
+
+    def answer_turn(
+        self,
+        question: str,
+        history: Sequence[tuple[str, str]] = (),
+        collection: str | None = None,
+        options: AnswerOptions = AnswerOptions(),
+    ) -> ModelTurn:
+        """An answer from the knowledge base; a follow-up is condensed with `history` as `rag chat` does."""
+        if not question.strip():
+            raise UsageError("The question is empty.")
+
+        def start() -> Iterable[str]:
+            from rag.ask import Conversation
+
+            conversation = Conversation(self.assistant(collection, options))
+            conversation.history = list(history)
+            return conversation.stream(question)
+
+        return ModelTurn(self, start)
+
+    def direct_turn(self, messages: Sequence[tuple[str, str]], options: AnswerOptions = AnswerOptions()) -> ModelTurn:
+        """The conversation (role, content) sent to the model as it is, without retrieval."""
+        from langchain_core.language_models import BaseChatModel
+
+        from rag.backends import backend_errors
+
+        llm = self._llm_with(options)
+        chat = isinstance(llm, BaseChatModel)
+        # A text model continues a transcript, and stops where it would write the next user turn.
+        stop = [*self.settings.llm.stop, *options.stop, *([] if chat else ["\nUser:"])]
+        bound = llm.bind(stop=stop) if stop else llm
+        prompt: Any = list(messages) if chat else transcript(messages)
+
+        def tokens() -> Iterable[str]:
+            with backend_errors(self.settings):  # a server backend that is down: one line that says so
+                for piece in bound.stream(prompt):
+                    yield str(piece.content) if chat else piece
+
+        return ModelTurn(self, tokens)
+
+    def count_tokens(self, text: str) -> int:
+        from rag.backends import count_tokens
+
+        return count_tokens(self.llm, text) - count_tokens(self.llm, "")  # the tokenizer adds BOS to both
+
+    # -- retrieval --------------------------------------------------------------------------------
+
+    def search(self, query: str, collection: str | None = None, **options: Any):
+        return rag.search(query, self.settings_for(collection), **options)
+
+    def status(self, collection: str | None = None) -> dict[str, Any]:
+        settings = self.settings_for(collection)
+        found = rag.status(settings).to_dict()
+        found["consistency"] = rag.check(settings).to_dict()
+        return found
+
+    def chunk(self, chunk_id: str, collection: str | None = None) -> dict[str, Any]:
+        """A chunk's text, where it is, and the chunks before and after it in its file."""
+        index = Index(self.settings_for(collection))
+        index.require()
+        stored = index.get_chunks([chunk_id]).get(chunk_id)
+        if stored is None:
+            raise ChunkNotFoundError(chunk_id)
+        source = stored.metadata.get("source", "")
+        record = index.sources().get(source)
+        ids = record.chunk_ids if record else [chunk_id]
+        position = ids.index(chunk_id) if chunk_id in ids else 0
+        location = location_of(stored.metadata)
+        return {
+            "chunk_id": chunk_id,
+            "source": source,
+            "location": location,
+            "location_label": location_label(location),
+            "text": chunk_body(stored.text, location),
+            "position": position + 1,
+            "chunks_in_file": len(ids),
+            "previous": ids[position - 1] if position > 0 else None,
+            "next": ids[position + 1] if position + 1 < len(ids) else None,
+        }
+
+    def ingest(self, paths: Sequence[str], progress: "IngestProgress", dry_run: bool = False) -> "IngestReport":
+        """Sync the index with `paths` (files and folders on this machine); another ingest running is an error."""
+        return rag.ingest(list(paths), self.settings, dry_run=dry_run, progress=progress, wait=False)
+
+    def embed(self, texts: list[str]) -> tuple[list[list[float]], int]:
+        """Vectors of `texts` by the index's embedding model, and the tokens it read."""
+        embedder = rag.embeddings(self.settings)
+        return embedder.embed_documents(texts), sum(embedder.token_counter.count(text) for text in texts)
+
+    @property
+    def embedding_model(self) -> str:
+        return self.settings.embedding.model
+
+
+class UnknownCollectionError(UsageError):
+    def __init__(self, name: str, known: list[str]):
+        super().__init__(f"No collection {name!r} in this index; it holds {', '.join(known)}.")
+
+
+def transcript(messages: Sequence[tuple[str, str]]) -> str:
+    """'User: ...\\nAssistant: ...' lines ending where the assistant speaks next."""
+    lines = [f"{TRANSCRIPT_ROLES.get(role, role.title())}: {content.strip()}" for role, content in messages]
+    return "\n".join([*lines, "Assistant:"])
+
+
+def sources_payload(answer: "Answer") -> list[dict[str, Any]]:
+    """Each numbered source of an answer with its text and the evidence quoted from it."""
+    return [source_payload(number, doc, answer.evidence) for number, doc in enumerate(answer.sources, start=1)]
+
+
+def source_payload(number: int, document: "Document", evidence: Sequence["Evidence"]) -> dict[str, Any]:
+    metadata = document.metadata
+    location = location_of(metadata)
+    return {
+        "number": number,
+        "path": metadata["source"],
+        "location": location,
+        "location_label": location_label(location),
+        "score": round(metadata["score"], 4),
+        "similarity": metadata.get("similarity") and round(metadata["similarity"], 4),
+        "chunk_id": document.id,
+        "text": chunk_body(document.page_content, location),
+        "evidence": [quote.to_dict() for quote in evidence if quote.source_number == number],
+    }
+
+
+def citation_suffix(answer: "Answer", declined: bool = False) -> str:
+    """The `[n]` markers to append when the model cited nothing: its evidence's sources, else the first."""
+    if declined or not answer.sources or CITATION.search(answer.answer):
+        return ""
+    numbers = sorted({quote.source_number for quote in answer.evidence}) or [1]
+    return " " + "".join(f"[{number}]" for number in numbers)
