@@ -32,7 +32,7 @@ enforce_offline()
 _EXPORTS = {
     **dict.fromkeys(
         ("ask", "check", "collections", "embeddings", "evaluate", "evaluate_answers", "extract", "fields_schema", "ingest", "repair",
-         "retriever", "search", "status", "summarize"),
+         "retriever", "search", "status", "summarize", "watch"),
         "rag.api",
     ),
     "Assistant": "rag.ask",
@@ -49,13 +49,13 @@ __all__ = [
     "Assistant", "Conversation", "IndexRetriever", "JobResult", "RagError", "Settings", "ask", "check", "collections",
     "embeddings",
     "evaluate", "evaluate_answers", "extract", "fields_schema", "ingest", "load_settings", "repair", "retriever",
-    "run_job", "search", "status", "summarize",
+    "run_job", "search", "status", "summarize", "watch",
 ]
 
 if TYPE_CHECKING:
     from rag.api import (
         ask, check, collections, embeddings, evaluate, evaluate_answers, extract, fields_schema, ingest, repair, retriever, search,
-        status, summarize,
+        status, summarize, watch,
     )
     from rag.ask import Assistant, Conversation
     from rag.batch.run import JobResult, run_job

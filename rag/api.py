@@ -13,10 +13,13 @@ from rag.errors import UsageError
 from rag.settings import Settings, load_settings
 
 if TYPE_CHECKING:
+    import threading
+
     from langchain_core.language_models import BaseLanguageModel
 
     from ingest.embedding import LocalEmbeddings
     from ingest.index import Consistency
+    from ingest.watch import WatchReport
     from rag.batch.jobs import ExtractJob, SummarizeJob
     from rag.ask import Answer
     from rag.answer_eval import AnswerReport, QuestionResult
@@ -48,6 +51,38 @@ def ingest(
     return sync.ingest(
         list(paths), settings or load_settings(), dry_run=dry_run, rebuild=rebuild, rebuild_all=rebuild_all,
         progress=progress, wait=wait, on_wait=on_wait,
+    )
+
+
+def watch(
+    paths: list[str | Path] | str | Path,
+    settings: Settings | None = None,
+    *,
+    on_report: Callable[["WatchReport"], None] | None = None,
+    stop_event: "threading.Event | None" = None,
+    rebuild: bool = False,
+    rebuild_all: bool = False,
+    progress: sync.IngestProgress | None = None,
+    wait: bool = True,
+    on_wait: Callable[[], None] | None = None,
+    quiet_ms: int | None = None,
+) -> None:
+    """Sync the index with `paths` as `ingest` does, then again after each burst of changes to
+    their files, until `stop_event` is set (Ctrl-C raises KeyboardInterrupt).
+
+    `on_report` gets each sync's `WatchReport`: the first sync's, then one per burst, whose
+    `changes()` are its lines (`updated notes/a.md (3 chunks)`). A sync starts once the files
+    have been quiet for `quiet_ms` (default 400). `rebuild`, `rebuild_all` and `progress` apply
+    to the first sync; `wait` and `on_wait` to each (see `ingest`).
+    """
+    from ingest import watch as watching
+
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    watching.watch(
+        list(paths), settings or load_settings(), on_report or (lambda _report: None), stop_event=stop_event,
+        rebuild=rebuild, rebuild_all=rebuild_all, progress=progress, wait=wait, on_wait=on_wait,
+        quiet_ms=watching.QUIET_MS if quiet_ms is None else quiet_ms,
     )
 
 

@@ -309,6 +309,9 @@ def ingest(
     no_wait: Annotated[
         bool, typer.Option("--no-wait", help="Fail at once if another ingest is writing to this index.")
     ] = False,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="After the sync, keep syncing as files change, one line per change; Ctrl-C stops.")
+    ] = False,
     as_json: JsonOption = False,
     *,
     settings: Settings,
@@ -316,7 +319,35 @@ def ingest(
     """Sync documents into the index: add new files, replace changed ones, drop deleted ones."""
     if rebuild_all and not rebuild:
         raise UsageError("--all goes with --rebuild: `rag ingest --rebuild --all PATH...` drops the whole collection first.")
+    if watch and (dry_run or as_json):
+        raise UsageError("--watch syncs for real and prints lines: it does not go with --dry-run or --json.")
     progress = _RichProgress() if err.is_terminal and not as_json else None
+    if watch:
+        from ingest.watch import WatchReport
+        from rag import api
+
+        def print_sync(watched: WatchReport) -> None:
+            report = watched.report
+            if watched.initial:
+                _print_skipped(report.skipped, verbose)
+                for path, reason in report.failed:
+                    err.print(f"failed  {escape(_display_path(path))}: {escape(reason)}")
+            else:
+                for line in watched.changes(_display_path):
+                    err.print(escape(line))
+            for warning in report.warnings:
+                err.print(f"Warning: {escape(warning)}")
+            if watched.initial:
+                out.print(report.summary())
+                watched_paths = ", ".join(_display_path(str(path)) for path in paths)
+                err.print(f"Watching {escape(watched_paths)} for changes; Ctrl-C stops.")
+
+        api.watch(
+            paths, settings, on_report=print_sync, rebuild=rebuild, rebuild_all=rebuild_all, progress=progress,
+            wait=not no_wait,
+            on_wait=lambda: err.print(f"Another ingest is writing to {settings.index_path}; waiting for it to finish…"),
+        )
+        return
     report = rag.ingest(
         paths, settings, dry_run=dry_run, rebuild=rebuild, rebuild_all=rebuild_all, progress=progress,
         wait=not no_wait,
@@ -961,6 +992,15 @@ def serve(
         server.serve_mcp(settings)
     else:
         server.serve(settings, host=host, port=port, token=token, cors_origins=cors_origin or ())
+
+
+@app.command(name="mcp")
+@knowledge_base(model=True)
+def mcp_server(*, settings: Settings) -> None:
+    """Serve the knowledge base to an MCP client (a desktop assistant) over stdin/stdout: `rag serve --mcp`."""
+    from rag import server
+
+    server.serve_mcp(settings)
 
 
 class _RichProgress:

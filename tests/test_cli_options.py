@@ -30,6 +30,7 @@ EXPECTED = {
     "models": ("--config",),
     "collections": ("--index", "--config"),  # lists every collection of the index
     "serve": FOUR + MODEL,
+    "mcp": FOUR + MODEL,
 }
 
 

@@ -114,9 +114,14 @@ def assert_evidence_quotes_its_source(sources: list[dict]) -> None:
 # -- the OpenAI-compatible routes, through the real openai client ----------------------------------------
 
 
-def test_models_lists_one_model_per_collection_and_one_without_retrieval(client):
+def served_models(settings) -> list[str]:
+    """One model per collection of the index (other tests add collections to the shared sample index), then llm."""
+    return [f"rag:{collection.name}" for collection in rag.collections(settings)] + ["llm"]
+
+
+def test_models_lists_one_model_per_collection_and_one_without_retrieval(client, sample_index):
     ids = [model.id for model in client.models.list()]
-    assert ids == ["rag:default", "llm"]
+    assert "rag:default" in ids and ids == served_models(sample_index[0])
 
 
 def test_a_completion_answers_from_the_documents_with_sources_and_inline_citations(client):
@@ -331,7 +336,7 @@ def test_serving_beyond_loopback_without_a_token_is_refused_with_the_fix(sample_
     assert "without a token" in result.output and "--token" in result.output and "RAG_SERVER_TOKEN" in result.output
 
 
-def test_with_a_token_every_route_but_health_needs_it(guarded_url):
+def test_with_a_token_every_route_but_health_needs_it(guarded_url, sample_index):
     assert httpx.get(f"{guarded_url}/health").status_code == 200
     routes = (("GET", "/v1/models"), ("POST", "/api/search"), ("GET", "/api/status"), ("POST", "/v1/chat/completions"), ("POST", "/mcp"))
     for method, path in routes:
@@ -342,7 +347,7 @@ def test_with_a_token_every_route_but_health_needs_it(guarded_url):
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(base_url=f"{guarded_url}/v1", api_key="guess", max_retries=0).models.list()
     allowed = openai.OpenAI(base_url=f"{guarded_url}/v1", api_key=TOKEN, max_retries=0)
-    assert [model.id for model in allowed.models.list()] == ["rag:default", "llm"]
+    assert [model.id for model in allowed.models.list()] == served_models(sample_index[0])
     searched = httpx.post(f"{guarded_url}/api/search", json={"query": "cardamom"}, headers={"Authorization": f"Bearer {TOKEN}"})
     assert searched.status_code == 200 and searched.json()
 
@@ -356,7 +361,7 @@ def test_rag_serve_runs_as_a_process_with_the_token_from_the_environment(sample_
         base = f"http://127.0.0.1:{port}"
         assert httpx.get(f"{base}/v1/models").status_code == 401
         allowed = openai.OpenAI(base_url=f"{base}/v1", api_key=TOKEN, max_retries=0)
-        assert [model.id for model in allowed.models.list()] == ["rag:default", "llm"]
+        assert [model.id for model in allowed.models.list()] == served_models(sample_index[0])
         preflight = httpx.options(
             f"{base}/api/search", headers={"Origin": "http://127.0.0.1:9999", "Access-Control-Request-Method": "POST"}
         )
@@ -449,7 +454,7 @@ def test_mcp_over_stdio_lists_tools_and_answers_search_and_ask(sample_index):
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
         "RAG_HOME": str(settings.home), "RAG_LLM__MAX_TOKENS": "16", "RAG_LLM__N_CTX": "1024", "RAG_SEARCH__K": "3",
     }
-    parameters = StdioServerParameters(command=installed_command("rag"), args=["serve", "--mcp"], env=env, cwd=str(REPO))
+    parameters = StdioServerParameters(command=installed_command("rag"), args=["mcp"], env=env, cwd=str(REPO))
 
     async def session() -> tuple[list[str], object, object, object]:
         async with Client(parameters, read_timeout_seconds=300) as mcp_client:
