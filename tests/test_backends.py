@@ -277,3 +277,20 @@ def test_openai_api_key_from_a_file_is_sent_and_never_shown(sample_index, tiny_m
     assert key not in asked.output + listed.output
     settings = rag.load_settings(environ={"RAG_LLM__OPENAI__API_KEY": key}, home=tmp_path)
     assert key not in repr(settings) + str(settings.model_dump()) + json.dumps(settings.llm.output_settings())
+
+
+def test_openai_backend_chats_with_follow_ups_and_summarizes(sample_index, llama_server):
+    """The conversation condenses a follow-up through the server's chat template; a batch job runs too."""
+    env = {
+        "RAG_HOME": str(sample_index[0].home), "RAG_LLM__BACKEND": "openai", "RAG_LLM__MODEL": "tiny-llama",
+        "RAG_LLM__OPENAI__BASE_URL": f"{llama_server}/v1", "RAG_LLM__MAX_TOKENS": "8", "RAG_BATCH__MAX_TOKENS": "16",
+    }
+    session = "\n".join([QUESTION, "and what about the door gasket?", "/exit"])
+    chatted = runner.invoke(app, ["chat", "-k", "1"], input=session + "\n", env=env)
+    assert chatted.exit_code == 0, chatted.output
+    assert chatted.stdout.count("\nSources:\n") == 2 and "(searching for: " in chatted.stderr
+    summarized = runner.invoke(app, ["summarize", EXPECTED_SOURCE, "--parallel", "2"], env=env)
+    assert summarized.exit_code == 0, summarized.output
+    [record] = [json.loads(line) for line in summarized.stdout.splitlines()]
+    assert record["source"] == EXPECTED_SOURCE and record["summary"]
+    assert "summarize: 1 written, 0 failed" in summarized.stderr
