@@ -25,11 +25,20 @@ NO_KEY = "no-key"
 
 class RagChatOpenAI(ModelTraits, ChatOpenAI):
     server_context: int | None = None
+    # llama-server's own tokenizer (POST {"content": text}), where the server is one; else an estimate.
+    tokenize_url: str | None = None
     structured_output: str = "auto"
     _probe: Any = PrivateAttr(default=None)
+    _headers: dict[str, str] = PrivateAttr(default_factory=dict)
 
     def rag_context_window(self) -> int | None:
         return self.server_context
+
+    def rag_count_tokens(self, text: str) -> int:
+        if self.tokenize_url is None:
+            return super().rag_count_tokens(text)
+        # +1 for the BOS token the server adds to a prompt.
+        return len(post_json(self.tokenize_url, {"content": text}, headers=self._headers)["tokens"]) + 1
 
     def rag_parallel_requests(self) -> bool:
         return True
@@ -123,12 +132,18 @@ def _context(settings: Settings, model: dict[str, Any]) -> int | None:
     """The window per request: vLLM lists it with the model; llama-server has it per slot in /props."""
     if isinstance(model.get("max_model_len"), int):
         return model["max_model_len"]
+    properties = _llama_server_properties(settings)
+    return properties.get("default_generation_settings", {}).get("n_ctx") if properties else None
+
+
+def _llama_server_properties(settings: Settings) -> dict[str, Any] | None:
+    """llama-server's /props, or None for another server."""
     root = base_url(settings).removesuffix("/v1")
     try:
         properties = get_json(f"{root}/props", headers=_headers(settings.llm.openai))
-        return properties.get("default_generation_settings", {}).get("n_ctx")
-    except (ServerUnreachable, urllib.error.HTTPError, AttributeError):
+    except (ServerUnreachable, urllib.error.HTTPError):
         return None
+    return properties if isinstance(properties, dict) else None
 
 
 def accepts_json_schema(settings: Settings, model: str) -> bool:
@@ -167,9 +182,11 @@ def create(settings: Settings) -> RagChatOpenAI:
         http_client=httpx.Client(trust_env=False),
         http_async_client=httpx.AsyncClient(trust_env=False),
         server_context=_context(settings, next(m for m in models if m["id"] == name)),
+        tokenize_url=f"{url.removesuffix('/v1')}/tokenize" if _llama_server_properties(settings) else None,
         structured_output=section.structured_output,
     )
     model._probe = functools.cache(lambda: accepts_json_schema(settings, name))
+    model._headers = _headers(section)
     return model
 
 
