@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from langchain_core.documents import Document
 
-from rag.errors import LoadError
+from rag.errors import LoadError, NotADocument
 
 Loader = Callable[[bytes], list[Document]]
 
@@ -265,7 +265,7 @@ def load_untyped(data: bytes) -> list[Document]:
     except LoadError as exc:
         if str(exc) != BINARY_CONTENT:
             raise
-        raise LoadError(
+        raise NotADocument(
             f"{BINARY_CONTENT} (a file without an extension is read as text); ignore it in .ragignore"
         ) from exc
 

@@ -27,7 +27,7 @@ from ingest.discover import Candidate, discover
 from ingest.index import Index, SourceRecord
 from ingest.loaders import loader_for
 from ingest.scripts import UnreadScripts
-from rag.errors import LoadError, UsageError
+from rag.errors import LoadError, NotADocument, UsageError
 from rag.settings import Settings
 
 if TYPE_CHECKING:
@@ -358,6 +358,8 @@ class _FileSync:
                 return self._queue(renamed)
         try:
             chunks = _load_and_split(candidate.path, data, self.chunker, self.settings.ingest.loaders)
+        except NotADocument as exc:  # a program beside the notes is no failure of the ingest
+            return self._settle(candidate, skipped=str(exc), previous=previous)
         except LoadError as exc:
             return self._settle(candidate, failed=str(exc))
         except Exception as exc:  # a parser bug on one odd file must not stop the whole ingest

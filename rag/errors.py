@@ -89,3 +89,7 @@ class ModelNotFoundError(RagError):
 
 class LoadError(Exception):
     """One file could not be read; the ingest reports it and carries on with the rest."""
+
+
+class NotADocument(LoadError):
+    """The file is no document at all (a program without an extension): skipped with the reason, not failed."""
