@@ -5,7 +5,23 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 SAMPLE_NOTES = Path(__file__).resolve().parents[1] / "data" / "sample-notes"
+# Real documentation nobody here wrote (see its README), beside the checkout; not part of the project.
+REALDOCS = Path(__file__).resolve().parents[2] / "shared" / "data" / "realdocs"
+# For tests of the real documents only: each pattern they meet is also tested on text written in the test.
+requires_realdocs = pytest.mark.skipif(
+    not REALDOCS.is_dir(), reason=f"needs the real-documents corpus at {REALDOCS} (see its README in the shared data)"
+)
+
+
+def write_files(folder: Path, files: dict[str, str]) -> Path:
+    """`files` (relative path -> text) written under `folder`, UTF-8."""
+    for relative, text in files.items():
+        (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+        (folder / relative).write_text(text, encoding="utf-8")
+    return folder
 
 # Two small invoices, for batch jobs that extract the same fields from each.
 INVOICES = {

@@ -22,7 +22,7 @@ from rag.batch.selection import without_overlap
 from rag.batch.jobs import pack
 from rag.cli import app
 from rag.errors import UsageError
-from tests.helpers import INVOICES
+from tests.helpers import INVOICES, write_files
 from tests.conftest import installed_command, make_settings
 
 runner = CliRunner()
@@ -42,9 +42,7 @@ INVOICE_FIELDS = "vendor:str, amount:float, people:list[str]"
 def corpus(tmp_path_factory):
     """(settings, folder): the small corpus ingested into its own index; settings for quick generation."""
     folder = tmp_path_factory.mktemp("batch-corpus")
-    for relative, text in DOCUMENTS.items():
-        (folder / relative).parent.mkdir(parents=True, exist_ok=True)
-        (folder / relative).write_text(text)
+    write_files(folder, DOCUMENTS)
     settings = make_settings(
         tmp_path_factory.mktemp("batch-home"), llm={"temperature": 0.0, "n_ctx": 1024}, batch={"max_tokens": 96}
     )

@@ -18,11 +18,11 @@ from ingest.chunking import MIN_TEXT_CHARS, Chunker, text_chars
 from ingest.embedding import LocalEmbeddings
 from ingest.loaders import load_docx, load_html, load_markdown, load_mdx, load_plain, load_rst, loader_for
 from rag.settings import ChunkingSettings, load_settings
+from tests.helpers import REALDOCS, requires_realdocs
 
 pytestmark = pytest.mark.fast
 
 REPO = Path(__file__).resolve().parents[1]
-REALDOCS = REPO.parent / "shared" / "data" / "realdocs"
 
 
 def _load_bench():
@@ -376,9 +376,8 @@ def test_quality_report_counts_junk_of_the_old_kinds(chunker):
     assert chunk_quality.junk_reason(Chunk("Results arrive in batches as the server produces them.")) is None
 
 
+@requires_realdocs
 def test_every_realdocs_file_chunks_without_junk_or_headings_from_code(chunker):
-    if not REALDOCS.is_dir():
-        pytest.skip(f"needs the real-documents corpus at {REALDOCS} (see its README in the shared data)")
     report = chunk_quality.quality_report(REALDOCS, chunker)
     assert report.files > 150 and not report.failed
     assert [(name, reason) for name, reason, _ in report.junk] == []
@@ -387,10 +386,9 @@ def test_every_realdocs_file_chunks_without_junk_or_headings_from_code(chunker):
     assert all(name.endswith(".mdx") for name in report.chunks_per_file if name.startswith("chroma-docs/"))
 
 
+@requires_realdocs
 def test_realdocs_chunks_cite_the_lines_they_quote(chunker):
     """Every chunk's text, but for a repeated fence or table header, is its file's lines at start_line-end_line."""
-    if not REALDOCS.is_dir():
-        pytest.skip(f"needs the real-documents corpus at {REALDOCS} (see its README in the shared data)")
     path = REALDOCS / "langchain-local-llms" / "local_llms.zh.md"
     text = path.read_text()
     chunks = chunker.split(load_markdown(path.read_bytes()))

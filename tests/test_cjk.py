@@ -21,10 +21,11 @@ from rag.chain import NO_CONTEXT_ANSWER, IndexRetriever, build_rag_chain
 from rag.prompting import text_prompt
 from rag.retrieval import fuse, separation
 from rag.settings import SearchSettings
+from tests.helpers import REALDOCS, write_files
 from tests.conftest import REPO, make_settings
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-GUIDE = REPO.parent / "shared" / "data" / "realdocs" / "langchain-local-llms"
+GUIDE = REALDOCS / "langchain-local-llms"
 CHINESE_GUIDE, KOREAN_GUIDE = GUIDE / "local_llms.zh.md", GUIDE / "local_llms.ko.md"
 
 # Three short pages per language, each on its own topic; the keyword of each sits inside a run.
@@ -139,9 +140,7 @@ def test_ingest_warning_names_the_files_their_script_and_the_setting():
 @pytest.fixture(scope="module")
 def notes_index(tmp_path_factory) -> rag.Settings:
     folder = tmp_path_factory.mktemp("cjk-notes")
-    for relative, text in NOTES.items():
-        (folder / relative).parent.mkdir(parents=True, exist_ok=True)
-        (folder / relative).write_text(text, encoding="utf-8")
+    write_files(folder, NOTES)
     settings = make_settings(tmp_path_factory.mktemp("cjk-notes-home"))
     rag.ingest([folder], settings)
     return settings

@@ -21,9 +21,8 @@ from rag.evidence import _evidence, _passages, added_lines, cited_span, quote_ev
 from rag.retrieval import LOCATION_KEYS, chunk_body
 from rag.settings import ChunkingSettings, load_settings
 from rag.text import fold
+from tests.helpers import REALDOCS, requires_realdocs
 
-REPO = Path(__file__).resolve().parents[1]
-REALDOCS = REPO.parent / "shared" / "data" / "realdocs"
 
 SERVICES = [f"| svc-{n} | {5000 + n} | team {n} |" for n in range(40)]
 SCRIPT = [f"port_{n} = open_port(host='lab-{n}', baud={9600 + n})" for n in range(40)]
@@ -167,11 +166,10 @@ def test_added_lines_by_hand(body, lines, added):
 
 
 @pytest.mark.fast
+@requires_realdocs
 def test_realdocs_chunk_bodies_are_their_files_prepared_lines_but_for_the_added_ones(counter):
     """Every chunk the chunker makes of the real documents reads right: its body less the added
     lines is the text it cites (as the chunker prepared it: markup reduced on its lines)."""
-    if not REALDOCS.is_dir():
-        pytest.skip(f"needs the real-documents corpus at {REALDOCS} (see its README in the shared data)")
     chunker = Chunker(counter, ChunkingSettings())
     checked = with_added = 0
     for path in sorted(p for p in REALDOCS.rglob("*") if p.is_file()):

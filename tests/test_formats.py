@@ -23,8 +23,8 @@ from rag.errors import ConfigError, LoadError
 from rag.retrieval import chunk_body, location_label, location_of
 from rag.settings import ChunkingSettings, load_settings
 from tests.conftest import make_settings
+from tests.helpers import REALDOCS, requires_realdocs
 
-REALDOCS = Path(__file__).resolve().parents[2] / "shared" / "data" / "realdocs"
 PNG_PIXEL = base64.b64encode(bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000")).decode()
 
 
@@ -119,7 +119,7 @@ def test_a_file_that_is_no_notebook_is_refused_with_its_reason():
 
 
 @pytest.mark.fast
-@pytest.mark.skipif(not REALDOCS.is_dir(), reason="../shared/data/realdocs is not here")
+@requires_realdocs
 def test_real_notebooks_chunk_by_cell(chunker):
     notebooks = sorted((REALDOCS / "chroma-notebooks").glob("*.ipynb"))
     assert len(notebooks) == 6

@@ -17,7 +17,7 @@ from pydantic import Field
 
 import rag
 from rag.errors import UsageError
-from tests.helpers import INVOICES
+from tests.helpers import INVOICES, write_files
 from tests.conftest import REPO, make_settings
 
 DOCUMENTS = {
@@ -37,9 +37,7 @@ STANDALONE = "What is the amount due on invoice INV-2024-031?"
 def corpus(tmp_path_factory):
     """(settings, folder): the small corpus ingested into its own index; settings for quick generation."""
     folder = tmp_path_factory.mktemp("library-corpus")
-    for relative, text in DOCUMENTS.items():
-        (folder / relative).parent.mkdir(parents=True, exist_ok=True)
-        (folder / relative).write_text(text)
+    write_files(folder, DOCUMENTS)
     settings = make_settings(
         tmp_path_factory.mktemp("library-home"),
         llm={"temperature": 0.0, "n_ctx": 1024, "max_tokens": 32},

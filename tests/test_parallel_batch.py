@@ -21,7 +21,7 @@ import rag
 from rag.backends.packaged_models import packaged_model_path
 from rag.cli import app
 from tests.conftest import TEST_MODEL, free_port, installed_command, make_settings, running_server
-from tests.helpers import INVOICES
+from tests.helpers import INVOICES, write_files
 
 runner = CliRunner()
 SLOTS = 4
@@ -54,9 +54,7 @@ def served(tmp_path_factory):
     slots by a real llama-server, configured as the openai backend."""
     home = tmp_path_factory.mktemp("parallel-home")
     folder = tmp_path_factory.mktemp("parallel-notes")
-    for relative, text in NOTES.items():
-        (folder / relative).parent.mkdir(parents=True, exist_ok=True)
-        (folder / relative).write_text(text)
+    write_files(folder, NOTES)
     settings = make_settings(home)
     rag.ingest([folder], settings)
     model = packaged_model_path(TEST_MODEL, settings.cache_path)

@@ -128,11 +128,10 @@ def _selected(settings: Settings, models: list[dict[str, Any]]) -> str:
     return name
 
 
-def _context(settings: Settings, model: dict[str, Any]) -> int | None:
-    """The window per request: vLLM lists it with the model; llama-server has it per slot in /props."""
+def _context(model: dict[str, Any], properties: dict[str, Any] | None) -> int | None:
+    """The window per request: vLLM lists it with the model; llama-server has it per slot in its /props."""
     if isinstance(model.get("max_model_len"), int):
         return model["max_model_len"]
-    properties = _llama_server_properties(settings)
     return properties.get("default_generation_settings", {}).get("n_ctx") if properties else None
 
 
@@ -167,6 +166,7 @@ def create(settings: Settings) -> RagChatOpenAI:
     url = base_url(settings)
     models = served_models(settings)
     name = _selected(settings, models)
+    properties = _llama_server_properties(settings)
     model = RagChatOpenAI(
         base_url=url,
         api_key=api_key(section) or NO_KEY,
@@ -181,8 +181,8 @@ def create(settings: Settings) -> RagChatOpenAI:
         # Only the configured server: no proxy from the environment sees the documents.
         http_client=httpx.Client(trust_env=False),
         http_async_client=httpx.AsyncClient(trust_env=False),
-        server_context=_context(settings, next(m for m in models if m["id"] == name)),
-        tokenize_url=f"{url.removesuffix('/v1')}/tokenize" if _llama_server_properties(settings) else None,
+        server_context=_context(next(m for m in models if m["id"] == name), properties),
+        tokenize_url=f"{url.removesuffix('/v1')}/tokenize" if properties else None,
         structured_output=section.structured_output,
     )
     model._probe = functools.cache(lambda: accepts_json_schema(settings, name))
@@ -213,9 +213,10 @@ def status(settings: Settings) -> dict[str, Any]:
         selected: str | None = _selected(settings, models)
     except RagError:
         selected = None
+    properties = _llama_server_properties(settings)
     rows = []
     for model in models:
-        row = {"name": model["id"], "context": _context(settings, model) or "", "owned_by": model.get("owned_by", "")}
+        row = {"name": model["id"], "context": _context(model, properties) or "", "owned_by": model.get("owned_by", "")}
         if model["id"] == selected:
             row["structured_output"] = _structured_output(settings, selected)
         rows.append(row)
