@@ -1,17 +1,44 @@
-"""Ingest benchmark: full ingest and unchanged re-sync of a folder, against the bare embedding cost.
+"""Ingest benchmark: full ingest and unchanged re-sync of a folder, against the plain LangChain stack and the floor.
 
     .venv/bin/python bench/ingest_bench.py                 # SciFact corpus, one file per abstract
     .venv/bin/python bench/ingest_bench.py --limit 500     # a quick run
+    .venv/bin/python bench/ingest_bench.py --ndcg          # and SciFact nDCG@10 (hybrid) of the index built
     .venv/bin/python bench/ingest_bench.py --folder ~/notes
+    .venv/bin/python bench/ingest_bench.py --rag-env RAG_CHUNKING__OVERLAP_TOKENS=0 --no-peer
 
-Each `rag ingest` runs as a real CLI process (cold start included); its peak RSS comes from the
-kernel's accounting of that child. The baseline, measured in the same run, is the embedding model
-alone on ONNX Runtime in float32 (the path of queries and small ingests) encoding exactly the chunk
-texts the ingest stored. A large ingest embeds in bfloat16 where the CPU has it, so it can finish
-before that baseline does. The floor is what the encoder's matrix products alone (the bulk of its
-arithmetic) take for those tokens at the rate this CPU reaches on one such product in bfloat16:
-no implementation of this model on this machine embeds them faster.
-Prints one JSON line on stdout; progress goes to stderr.
+What each figure is (one JSON line on stdout; progress on stderr):
+
+- `full_ingest_s`, `full_peak_rss_mb`: a real `rag ingest` CLI process into an empty index, timed
+  from its start to its exit (interpreter start, imports, reading, chunking, embedding, writing);
+  the peak RSS is the kernel's accounting of that child. `full_ingest_library_s` is the time the
+  library itself reports. `resync_*`: the same command again with nothing changed.
+- `embedding_path`, `embedding_path_reason`: how that ingest embedded (`ingest.embedding.embedding_path`
+  for its settings; it is bulk when the files to read add up to `ingest.sync.BULK_INGEST_BYTES`).
+  `cpu_flags`: which of the vector extensions that decide it this CPU has.
+- `langchain_s`, `langchain_peak_rss_mb`: the peer, the plain LangChain stack on the same files in the
+  same run (bench/langchain_stack.py), as its own process timed the same way: one Document per file,
+  the file's whole text (utf-8, undecodable bytes replaced; a PDF or a .docx is read as that text too,
+  which is what the plain stack does with a bare file read), `HuggingFaceEmbeddings` on the packaged
+  all-MiniLM-L6-v2 folder (sentence-transformers, torch float32, CPU, normalized vectors, with
+  HF_HUB_OFFLINE=1 and TRANSFORMERS_OFFLINE=1: nothing downloaded) and `Chroma.from_documents` into a
+  collection on disk. It runs after the rag ingest, so the files are in the page cache for it at least
+  as much as for rag. `langchain_tokens_embedded`: word pieces that stack feeds the model, min(tokens + 2,
+  256) per document (sentence-transformers cuts each at max_seq_length 256, the rest of a long document
+  is never embedded). `ratio_rag_to_langchain`: full_ingest_s / langchain_s. `--no-peer` skips it.
+- `baseline_embedding_only_s`: the embedding model alone on ONNX Runtime in float32 (the path of
+  queries and small ingests), in this process, encoding exactly the chunk texts the ingest stored.
+  A large ingest on a CPU with native bfloat16 embeds in bfloat16, so it can finish before it does.
+- `embedding_matmul_floor_s`: what the encoder's matrix products alone (the bulk of its arithmetic)
+  take for `tokens_embedded` at `matmul_gflops`, the rate this CPU reaches on one representative
+  product (activations [batch * chunk_tokens, hidden] x weights [hidden, intermediate]) in the dtype
+  (`floor_dtype`) and library of the path the ingest took: torch for a torch path, an ONNX Runtime
+  session holding that single MatMul for an ONNX one. No implementation of that path embeds the
+  tokens faster. `numpy_blas` is threadpoolctl's view of numpy's BLAS (not used by either path).
+- `ndcg_at_10_hybrid` (`--ndcg`, whole SciFact corpus only): nDCG@10 of the index just built, hybrid
+  search, over SciFact's 300 test queries, as `rag eval` computes it.
+
+`--rag-env KEY=VALUE` (repeatable) goes into the rag ingest processes' environment and into the
+settings this process reads back (chunks, embedding path, floor, nDCG), e.g. RAG_CHUNKING__OVERLAP_TOKENS=0.
 """
 
 from __future__ import annotations
@@ -28,6 +55,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SCIFACT = REPO.parent / "shared" / "data" / "scifact"
+PEER = REPO / "bench" / "langchain_stack.py"
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "avx512_vnni", "avx_vnni")
+OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+MATMUL_RUNS = 20
 
 
 def build_scifact_folder(target: Path, limit: int | None) -> Path:
@@ -47,18 +78,53 @@ def build_scifact_folder(target: Path, limit: int | None) -> Path:
     return target
 
 
-def run_cli(args: list[str], home: Path) -> tuple[dict, float, float]:
-    """(JSON report, wall seconds, peak RSS in MB) of one `rag` process."""
-    rag = Path(sys.executable).with_name("rag")
-    env = {**os.environ, "RAG_HOME": str(home)}
+def timed_process(command: list[str], env: dict[str, str]) -> tuple[str, int, float, float]:
+    """(stdout, exit code, wall seconds, peak RSS in MB) of one child process; its stderr passes through."""
     started = time.perf_counter()
-    process = subprocess.Popen([str(rag), *args, "--json"], env=env, stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
     stdout = process.stdout.read()
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) not in (0, 1):
-        raise SystemExit(f"rag {' '.join(args)} failed with exit code {os.waitstatus_to_exitcode(status)}")
-    return json.loads(stdout), seconds, usage.ru_maxrss / 1024
+    return stdout, os.waitstatus_to_exitcode(status), seconds, usage.ru_maxrss / 1024
+
+
+def run_cli(args: list[str], home: Path, extra_env: dict[str, str]) -> tuple[dict, float, float]:
+    """(JSON report, wall seconds, peak RSS in MB) of one `rag` process."""
+    rag = Path(sys.executable).with_name("rag")
+    env = {**os.environ, **extra_env, "RAG_HOME": str(home)}
+    stdout, code, seconds, rss = timed_process([str(rag), *args, "--json"], env)
+    if code not in (0, 1):
+        raise SystemExit(f"rag {' '.join(args)} failed with exit code {code}")
+    return json.loads(stdout), seconds, rss
+
+
+def run_peer(files: list[str], workdir: Path, model_path: Path) -> dict:
+    """The plain LangChain stack on `files`, as its own process: its figures for the JSON line."""
+    sys.path.insert(0, str(PEER.parent))
+    from langchain_stack import read_documents, tokens_embedded
+
+    listing = workdir / "langchain-files.txt"
+    listing.write_text("".join(f"{path}\n" for path in files))
+    persist = workdir / "langchain-chroma"
+    shutil.rmtree(persist, ignore_errors=True)
+    env = {**os.environ, **OFFLINE}
+    try:
+        stdout, code, seconds, rss = timed_process([sys.executable, str(PEER), str(listing), str(persist)], env)
+    finally:
+        shutil.rmtree(persist, ignore_errors=True)
+    if code != 0:
+        raise SystemExit(f"the LangChain peer failed with exit code {code}")
+    inner = json.loads(stdout)
+    if inner["vectors_stored"] != len(files):
+        raise SystemExit(f"the LangChain peer stored {inner['vectors_stored']} vectors for {len(files)} files")
+    texts = [text for _, text in read_documents(files)]
+    return {
+        "langchain_s": round(seconds, 2),
+        "langchain_peak_rss_mb": round(rss),
+        "langchain_documents": inner["documents"],
+        "langchain_tokens_embedded": tokens_embedded(texts, str(model_path)),
+        "langchain_from_documents_s": inner["from_documents_s"],
+    }
 
 
 def stored_texts(settings) -> list[str]:
@@ -82,28 +148,127 @@ def embedding_baseline(embedder, texts: list[str]) -> float:
     return time.perf_counter() - started
 
 
-def matmul_floor(embedder, texts: list[str], chunk_tokens: int) -> tuple[int, float, float]:
-    """(tokens the encoder reads, bfloat16 matrix-product rate in GFLOP/s, seconds of matrix products)."""
+def cpu_flags() -> list[str]:
+    from ingest.embedding import cpu_flags
+
+    return [flag for flag in CPU_FLAGS if flag in cpu_flags()]
+
+
+def numpy_blas() -> list[dict]:
+    """threadpoolctl's record of the BLAS numpy loaded (OpenBLAS honours OPENBLAS_CORETYPE, set on some machines)."""
+    try:
+        import numpy  # noqa: F401  (loads its BLAS)
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return []
+    keys = ("internal_api", "version", "architecture", "threading_layer", "num_threads")
+    return [
+        {**{key: info.get(key) for key in keys}, "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE")}
+        for info in threadpool_info()
+        if info.get("user_api") == "blas" and "numpy" in info.get("filepath", "")
+    ]
+
+
+def split_path(path: str) -> tuple[str, str]:
+    """("float32", "onnx") from "float32-onnx"; a bare library name ("torch") is float32."""
+    dtype, _, library = path.partition("-")
+    return ("float32", dtype) if not library else (dtype, library)
+
+
+def best_of(run, times: int = MATMUL_RUNS) -> float:
+    run()  # warm-up: weights packed, threads started
+    best = float("inf")
+    for _ in range(times):
+        started = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def torch_matmul_seconds(dtype: str, rows: int, hidden: int, inner: int) -> float:
     import torch
 
-    from ingest.embedding import BULK_BATCH_SIZE, SPECIAL_TOKENS_PER_INPUT
+    torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
+    activations = torch.randn(rows, hidden, dtype=torch_dtype)
+    weights = torch.randn(inner, hidden, dtype=torch_dtype)  # nn.Linear's layout
+    with torch.inference_mode():
+        return best_of(lambda: torch.nn.functional.linear(activations, weights))
 
-    counter = embedder.token_counter
-    tokens = sum(min(counter.count(text), counter.window) + SPECIAL_TOKENS_PER_INPUT for text in texts)
-    config = json.loads((embedder.model_path / "config.json").read_text())
+
+def onnx_matmul_seconds(dtype: str, rows: int, hidden: int, inner: int) -> float:
+    """One MatMul (MatMulInteger for int8) in an ONNX Runtime session set up as the encoder's is."""
+    import numpy as np
+    import onnxruntime
+    from onnx import TensorProto, helper, numpy_helper
+
+    generator = np.random.default_rng(0)
+    if dtype == "float32":
+        activations = generator.standard_normal((rows, hidden), dtype=np.float32)
+        weights = generator.standard_normal((hidden, inner), dtype=np.float32)
+        node, in_type, out_type = helper.make_node("MatMul", ["A", "W"], ["Y"]), TensorProto.FLOAT, TensorProto.FLOAT
+    elif dtype == "int8":
+        activations = generator.integers(0, 256, (rows, hidden), dtype=np.uint8)
+        weights = generator.integers(-128, 128, (hidden, inner), dtype=np.int8)
+        node, in_type, out_type = helper.make_node("MatMulInteger", ["A", "W"], ["Y"]), TensorProto.UINT8, TensorProto.INT32
+    else:
+        raise ValueError(dtype)
+    graph = helper.make_graph(
+        [node],
+        "one_matmul",
+        [helper.make_tensor_value_info("A", in_type, [rows, hidden])],
+        [helper.make_tensor_value_info("Y", out_type, [rows, inner])],
+        initializer=[numpy_helper.from_array(weights, "W")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8  # what this onnxruntime reads for sure
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as ingest.onnx_encoder's session
+    session = onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return best_of(lambda: session.run(None, {"A": activations}))
+
+
+def matmul_floor(path: str, model_path: Path, tokens: int, batch: int, chunk_tokens: int) -> dict:
+    """floor_dtype, the rate of one encoder matrix product on the path's library and dtype, and the floor."""
+    config = json.loads((model_path / "config.json").read_text())
     hidden, inner, layers = config["hidden_size"], config["intermediate_size"], config["num_hidden_layers"]
     # Per token and layer: query, key, value and output projections, and the two feed-forward ones.
     flops_per_token = layers * 2 * (4 * hidden * hidden + 2 * hidden * inner)
-    activations = torch.randn(BULK_BATCH_SIZE * chunk_tokens, hidden, dtype=torch.bfloat16)  # one bulk batch
-    weights = torch.randn(inner, hidden, dtype=torch.bfloat16)
-    best = float("inf")
-    with torch.inference_mode():
-        for _ in range(20):
-            started = time.perf_counter()
-            torch.nn.functional.linear(activations, weights)
-            best = min(best, time.perf_counter() - started)
-    rate = 2 * activations.shape[0] * hidden * inner / best
-    return tokens, rate / 1e9, tokens * flops_per_token / rate
+    dtype, library = split_path(path)
+    rows = batch * chunk_tokens  # one batch of full chunks
+    if library == "torch" and dtype in ("float32", "bfloat16"):
+        seconds = torch_matmul_seconds(dtype, rows, hidden, inner)
+    elif library == "onnx" and dtype in ("float32", "int8"):
+        seconds = onnx_matmul_seconds(dtype, rows, hidden, inner)
+    else:
+        print(f"no floor for the embedding path {path!r}", file=sys.stderr)
+        return {"floor_dtype": None, "floor_library": None, "matmul_gflops": None, "embedding_matmul_floor_s": None}
+    rate = 2 * rows * hidden * inner / seconds
+    return {
+        "floor_dtype": dtype,
+        "floor_library": {"torch": "torch", "onnx": "onnxruntime"}[library],
+        "matmul_gflops": round(rate / 1e9),
+        "embedding_matmul_floor_s": round(tokens * flops_per_token / rate, 1),
+    }
+
+
+def scifact_ndcg(settings) -> float:
+    """nDCG@10 of the bench's index (its own home and collection), hybrid, over SciFact's test queries."""
+    from rag import evaluation
+
+    dataset = evaluation.load_dataset(SCIFACT)
+    (report,) = evaluation.evaluate(dataset, settings, ["hybrid"], deep=False)
+    return report.ndcg_at_10
+
+
+def parse_env(pairs: list[str]) -> dict[str, str]:
+    env = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--rag-env takes KEY=VALUE, got {pair!r}")
+        env[key] = value
+    return env
 
 
 def main() -> None:
@@ -111,7 +276,15 @@ def main() -> None:
     parser.add_argument("--folder", type=Path, help="ingest this folder instead of SciFact")
     parser.add_argument("--limit", type=int, help="only the first N SciFact abstracts")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "rag-bench")
+    parser.add_argument("--no-peer", action="store_true", help="skip the plain LangChain stack")
+    parser.add_argument("--ndcg", action="store_true", help="SciFact nDCG@10 (hybrid) of the index built")
+    parser.add_argument(
+        "--rag-env", action="append", default=[], metavar="KEY=VALUE", help="environment of the rag ingest (repeatable)"
+    )
     options = parser.parse_args()
+    if options.ndcg and (options.folder or options.limit):
+        parser.error("--ndcg needs the whole SciFact corpus: not with --folder or --limit")
+    rag_env = parse_env(options.rag_env)
 
     folder = options.folder or build_scifact_folder(
         options.workdir / f"scifact-{options.limit or 'all'}", options.limit
@@ -119,26 +292,52 @@ def main() -> None:
     home = options.workdir / "home"
     shutil.rmtree(home, ignore_errors=True)
 
-    print(f"full ingest of {folder} ...", file=sys.stderr)
-    full, full_seconds, full_rss = run_cli(["ingest", str(folder)], home)
-    print("unchanged re-sync ...", file=sys.stderr)
-    resync, resync_seconds, resync_rss = run_cli(["ingest", str(folder)], home)
-    print("baseline: the embedding model alone on the same chunks ...", file=sys.stderr)
     import rag
-    from ingest.embedding import LocalEmbeddings
+    from ingest.discover import discover
+    from ingest.embedding import BULK_BATCH_SIZE, SPECIAL_TOKENS_PER_INPUT, LocalEmbeddings, embedding_path
+    from ingest.sync import BULK_INGEST_BYTES
 
-    settings = rag.load_settings(home=home)
-    embedder = LocalEmbeddings(settings.embedding, settings.cache_path)
+    settings = rag.load_settings(home=home, environ={**os.environ, **rag_env})
+    candidates = discover([Path(os.path.abspath(os.path.expanduser(folder)))], settings.ingest).candidates
+    bulk = sum(candidate.size for candidate in candidates) >= BULK_INGEST_BYTES
+    path, reason = embedding_path(settings.embedding, bulk=bulk)
+
+    print(f"full ingest of {folder} ({path}: {reason}) ...", file=sys.stderr)
+    full, full_seconds, full_rss = run_cli(["ingest", str(folder)], home, rag_env)
+    print("unchanged re-sync ...", file=sys.stderr)
+    resync, resync_seconds, resync_rss = run_cli(["ingest", str(folder)], home, rag_env)
+    # The ONNX baseline below reads the same model; its path does not depend on the ingest's settings.
+    baseline_settings = settings.embedding.model_copy(update={"runtime": "onnx"})
+    embedder = LocalEmbeddings(baseline_settings, settings.cache_path)
+    peer: dict = dict.fromkeys(
+        ("langchain_s", "langchain_peak_rss_mb", "langchain_documents", "langchain_tokens_embedded",
+         "langchain_from_documents_s")
+    )
+    if not options.no_peer:
+        print(f"peer: the plain LangChain stack on the same {len(candidates)} files ...", file=sys.stderr)
+        peer = run_peer([candidate.path for candidate in candidates], options.workdir, embedder.model_path)
+    print("baseline: the embedding model alone on the same chunks ...", file=sys.stderr)
     texts = stored_texts(settings)
     embed_seconds = embedding_baseline(embedder, texts)
-    print("floor: the encoder's matrix products at this CPU's bfloat16 rate ...", file=sys.stderr)
-    tokens, gflops, floor_seconds = matmul_floor(embedder, texts, settings.chunking.chunk_tokens)
+    counter = embedder.token_counter
+    tokens = sum(min(counter.count(text), counter.window) + SPECIAL_TOKENS_PER_INPUT for text in texts)
+    print(f"floor: the encoder's matrix products on the {path} path ...", file=sys.stderr)
+    batch = BULK_BATCH_SIZE if path == "bfloat16-torch" else settings.embedding.batch_size
+    floor = matmul_floor(path, embedder.model_path, tokens, batch, settings.chunking.chunk_tokens)
+    ndcg = None
+    if options.ndcg:
+        print("nDCG@10 of the index, hybrid, SciFact's test queries ...", file=sys.stderr)
+        ndcg = round(scifact_ndcg(settings), 4)
 
     result = {
         "files": len(full["added"]),
         "failed": len(full["failed"]),
         "chunks": len(texts),
         "tokens_embedded": tokens,
+        "rag_env": rag_env,
+        "embedding_path": path,
+        "embedding_path_reason": reason,
+        "cpu_flags": cpu_flags(),
         "full_ingest_s": round(full_seconds, 2),
         "full_ingest_library_s": full["seconds"],
         "chunks_per_s": round(len(texts) / full_seconds, 1),
@@ -147,11 +346,14 @@ def main() -> None:
         "resync_s": round(resync_seconds, 3),
         "resync_library_s": resync["seconds"],
         "resync_peak_rss_mb": round(resync_rss),
+        **peer,
+        "ratio_rag_to_langchain": round(full_seconds / peer["langchain_s"], 3) if peer["langchain_s"] else None,
         "baseline_embedding_only_s": round(embed_seconds, 2),
         "overhead_beyond_embedding_s": round(full_seconds - embed_seconds, 2),
         "embedding_share_of_ingest": round(embed_seconds / full_seconds, 3),
-        "bf16_matmul_gflops": round(gflops),
-        "embedding_matmul_floor_s": round(floor_seconds, 1),
+        **floor,
+        "numpy_blas": numpy_blas(),
+        "ndcg_at_10_hybrid": ndcg,
     }
     print(json.dumps(result))
 

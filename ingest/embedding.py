@@ -90,11 +90,10 @@ class LocalEmbeddings(Embeddings):
     """
 
     def __init__(self, settings: EmbeddingSettings, cache_dir: Path):
+        self.settings = settings
         self.model_name = settings.model
         self.model_path = resolve_model_path(settings.model)
         self.batch_size = settings.batch_size
-        self.device = settings.device
-        self.runtime = settings.runtime
         self.cache_dir = cache_dir
         self.bulk = False
 
@@ -110,18 +109,23 @@ class LocalEmbeddings(Embeddings):
     def _max_seq_length(self) -> int:
         return max_seq_length(self.model_path)
 
+    @property
+    def path(self) -> tuple[str, str]:
+        """(how this embedder computes now, why): see embedding_path."""
+        return embedding_path(self.settings, self.bulk)
+
     @functools.cached_property
     def _encode_batch(self) -> Callable[[list[str]], "np.ndarray"]:
         from ingest import onnx_encoder
 
-        if self.runtime != "torch" and self.device == "cpu" and onnx_encoder.pooling_mode(self.model_path):
+        if embedding_path(self.settings, bulk=False)[0] == "float32-onnx":
             encoder = onnx_encoder.load_encoder(
                 onnx_encoder.cached_export(self.model_path, self.cache_dir),
                 self.model_path / "tokenizer.json",
                 self._max_seq_length(),
             )
             return lambda texts: encoder(texts, self.batch_size)
-        model = _load_sentence_transformer(str(self.model_path), self.device)
+        model = _load_sentence_transformer(str(self.model_path), self.settings.device)
         return lambda texts: model.encode(
             texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
         )
@@ -133,22 +137,11 @@ class LocalEmbeddings(Embeddings):
 
         return Bfloat16Encoder(self.model_path, pooling_mode(self.model_path), self._max_seq_length(), BULK_BATCH_SIZE)
 
-    def _uses_bulk_path(self) -> bool:
-        from ingest.onnx_encoder import pooling_mode
-
-        return (
-            self.bulk
-            and self.runtime == "auto"
-            and self.device == "cpu"
-            and cpu_has_native_bfloat16()
-            and pooling_mode(self.model_path) is not None
-        )
-
     def encode(self, texts: list[str], on_progress: Callable[[int], None] | None = None) -> "np.ndarray":
         """Vectors for `texts`, in order; `on_progress(n)` after every n texts embedded."""
         import numpy as np
 
-        encode_batch = self._encode_bulk if self._uses_bulk_path() else self._encode_batch
+        encode_batch = self._encode_bulk if self.path[0] == "bfloat16-torch" else self._encode_batch
         # Similar lengths share a batch, so little of each batch is padding.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         step = self.batch_size * PROGRESS_EVERY_BATCHES
@@ -180,12 +173,33 @@ def _load_sentence_transformer(path: str, device: str):
     return SentenceTransformer(path, device=device, local_files_only=True)
 
 
+def embedding_path(settings: EmbeddingSettings, bulk: bool) -> tuple[str, str]:
+    """("float32-onnx" | "bfloat16-torch" | "float32-torch", why): how texts are embedded with these
+    settings, in a large ingest (`bulk`) or otherwise."""
+    from ingest.onnx_encoder import pooling_mode
+
+    if settings.runtime == "torch" or settings.device != "cpu":
+        return "float32-torch", f"embedding.runtime is {settings.runtime!r}, embedding.device {settings.device!r}"
+    if pooling_mode(resolve_model_path(settings.model)) is None:
+        return "float32-torch", "the model's pooling has no ONNX export"
+    if settings.runtime == "onnx":
+        return "float32-onnx", "embedding.runtime is 'onnx'"
+    if not bulk:
+        return "float32-onnx", "a query or a small ingest"
+    if not cpu_has_native_bfloat16():
+        return "float32-onnx", "this CPU has no native bfloat16 (neither avx512_bf16 nor amx_bf16)"
+    return "bfloat16-torch", "a large ingest on a CPU with native bfloat16"
+
+
 @functools.cache
-def cpu_has_native_bfloat16() -> bool:
-    """Whether the CPU computes in bfloat16 itself (AVX512-BF16 or AMX); emulated, it is slower."""
+def cpu_flags() -> frozenset[str]:
     try:
         cpuinfo = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return False
-    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), [])
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+        return frozenset()
+    return frozenset(next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), []))
+
+
+def cpu_has_native_bfloat16() -> bool:
+    """Whether the CPU computes in bfloat16 itself (AVX512-BF16 or AMX); emulated, it is slower."""
+    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
