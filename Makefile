@@ -39,7 +39,7 @@ lint: $(VENV)/.installed-test
 install: $(VENV)/.installed-demo
 
 $(VENV)/.installed-demo: pyproject.toml $(LLAMA_WHEEL) | $(BIN)/python
-	$(PIP_INSTALL) -e '.[llamacpp]'
+	$(PIP_INSTALL) -e '.[llamacpp,ocr]'
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml $(LLAMA_WHEEL) $(LLAMA_SERVER_BUILT) | $(BIN)/python

@@ -6,7 +6,8 @@ Structured formats (HTML, .docx, notebooks, slides, e-books, mail) are rendered 
 their headings chunk like Markdown, and tables (.csv, .tsv, .xlsx) as Markdown tables, which the
 chunker splits between rows, repeating the header. Each document carries what locates it in the
 file (page, slide, sheet, message, attachment; cells and rows line by line, see
-Chunker._units). A format's library is imported when a file of it is read.
+Chunker._units). Scanned PDF pages and images are read by OCR (ingest/ocr.py). A format's
+library is imported when a file of it is read.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ CODE_LANGUAGES = {
 PLAIN_CODE_SUFFIXES = {".sh", ".bash", ".zsh", ".sql", ".toml", ".yaml", ".yml", ".ini", ".cfg", ".css"}
 # Data, logs and markup read as plain text (their lines cited).
 PLAIN_TEXT_SUFFIXES = {".json", ".jsonl", ".ndjson", ".xml", ".log", ".org", ".adoc", ".asciidoc"}
+# Pictures of text, read by OCR.
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}
 SNIFF_BYTES = 8192
 PREFERRED_LEGACY_ENCODING = "cp1252"
 # A .docx without a title is located by its opening words, this many characters at most.
@@ -125,8 +128,13 @@ def code_loader(language: str | None) -> Loader:
 
 
 def load_pdf(data: bytes) -> list[Document]:
+    """A PDF, one document per page with text. A page without a text layer (a scan) is read by OCR,
+    and marked so; without OCR installed, such pages are listed in `unread_pages` for the ingest to
+    warn about, and a PDF with no text layer at all is refused with the install hint."""
     from pypdf import PdfReader
     from pypdf.errors import PyPdfError
+
+    from ingest.ocr import OcrUnavailable, read_pdf_pages
 
     # pypdf logs recoverable damage to stderr; an unrecoverable file raises and is reported once.
     logging.getLogger("pypdf").setLevel(logging.ERROR)
@@ -140,13 +148,49 @@ def load_pdf(data: bytes) -> list[Document]:
         raise
     except (PyPdfError, ValueError, KeyError, TypeError, OSError) as exc:
         raise LoadError(f"unreadable PDF ({type(exc).__name__}: {exc})") from exc
+    if not pages:
+        raise LoadError("PDF has no pages")
+    without_text = [number for number, text in enumerate(pages, start=1) if not text.strip()]
+    scanned: dict[int, str] = {}
+    unread: tuple[int, ...] = ()
+    if without_text:
+        try:
+            scanned = read_pdf_pages(data, without_text)
+        except OcrUnavailable as exc:
+            if len(without_text) == len(pages):
+                raise LoadError(f"PDF has no text layer (scanned?), and {exc}") from exc
+            unread = tuple(without_text)
+    documents = []
+    for number, text in enumerate(pages, start=1):
+        metadata: dict[str, Any] = {"format": "text", "page": number}
+        if number in scanned:
+            text, metadata["ocr"] = scanned[number], True
+        if unread:
+            metadata["unread_pages"] = unread
+        if text.strip():
+            documents.append(Document(page_content=text, metadata=metadata))
+    if not documents:
+        pages_said = "its page" if len(pages) == 1 else f"any of its {len(pages)} pages"
+        raise LoadError(f"PDF has no text layer, and OCR found no text on {pages_said}")
+    return documents
+
+
+def load_image(data: bytes) -> list[Document]:
+    """A picture of text (a scan, a photo of a page, a screenshot) read by OCR: one page, or one
+    per frame of a multi-page TIFF. Without OCR installed, or with no text in it, it is skipped."""
+    from ingest.ocr import OcrUnavailable, read_image
+
+    try:
+        frames = read_image(data)
+    except OcrUnavailable as exc:
+        raise NotADocument(f"image not read: {exc}") from exc
     documents = [
-        Document(page_content=text, metadata={"format": "text", "page": number})
-        for number, text in enumerate(pages, start=1)
+        Document(page_content=text, metadata={"format": "text", "page": number, "ocr": True})
+        for number, text in enumerate(frames, start=1)
         if text.strip()
     ]
     if not documents:
-        raise LoadError("PDF has no text layer (scanned images?); run OCR on it first")
+        raise NotADocument("no text found in the image by OCR")
     return documents
 
 
@@ -653,7 +697,7 @@ NAMED_LOADERS: dict[str, Loader] = {
     "markdown": load_markdown, "mdx": load_mdx, "text": load_plain, "rst": load_rst, "pdf": load_pdf,
     "html": load_html, "docx": load_docx, "notebook": load_notebook, "csv": load_csv, "tsv": load_tsv,
     "xlsx": load_xlsx, "pptx": load_pptx, "epub": load_epub, "odt": load_odt, "rtf": load_rtf,
-    "eml": load_eml, "mbox": load_mbox,
+    "eml": load_eml, "mbox": load_mbox, "image": load_image,
     # Source code by language, one loader each (a file renamed between two suffixes of one language
     # keeps its chunks).
     **{language: code_loader(language) for language in dict.fromkeys(CODE_LANGUAGES.values())},
@@ -671,6 +715,7 @@ LOADERS: dict[str, Loader] = {
     ".csv": load_csv, ".tsv": load_tsv, ".xlsx": load_xlsx, ".xlsm": load_xlsx,
     ".pptx": load_pptx, ".epub": load_epub, ".odt": load_odt, ".rtf": load_rtf,
     ".eml": load_eml, ".mbox": load_mbox,
+    **{suffix: load_image for suffix in IMAGE_SUFFIXES},
     **{suffix: NAMED_LOADERS[language] for suffix, language in CODE_LANGUAGES.items()},
     **{suffix: code_loader(None) for suffix in PLAIN_CODE_SUFFIXES},
 }

@@ -26,12 +26,14 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol
 from ingest.discover import Candidate, discover
 from ingest.index import Index, SourceRecord
 from ingest.loaders import loader_for
+from ingest.ocr import pages_by_ocr, unread_pages_warning
 from ingest.scripts import UnreadScripts
 from rag.errors import LoadError, NotADocument, UsageError
 from rag.settings import Settings
 
 if TYPE_CHECKING:
     import numpy as np
+    from langchain_core.documents import Document
 
     from ingest.chunking import Chunk, Chunker
     from ingest.embedding import LocalEmbeddings
@@ -86,6 +88,7 @@ class IngestReport:
     # not embedded again, and are counted in neither chunks_added nor chunks_removed.
     renamed: list[tuple[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # about the whole ingest, e.g. scripts the model cannot read
+    ocr: list[tuple[str, str]] = field(default_factory=list)  # (path, its pages read by OCR: "pages 2-4")
 
     @property
     def ok(self) -> bool:
@@ -114,6 +117,7 @@ class IngestReport:
             "dry_run": self.dry_run,
             "renamed": [{"from": old, "to": new} for old, new in self.renamed],
             "warnings": self.warnings,
+            "ocr": [{"path": p, "pages": pages} for p, pages in self.ocr],
         }
 
 
@@ -201,7 +205,8 @@ def _sync(
     if not found.candidates and not any(_under_roots(path, roots) for path in previous):
         raise UsageError(
             f"Nothing to ingest in {', '.join(map(str, roots))}: no supported files "
-            f"({len(found.skipped)} skipped). Supported types: .md .txt .rst .pdf .html .docx and source code."
+            f"({len(found.skipped)} skipped). Supported: Markdown and MDX, text, PDF, HTML, Office and OpenDocument "
+            "files, notebooks, CSV, e-books, mail, images (OCR) and source code; [ingest] loaders maps other suffixes."
         )
     known = {} if drop_collection else previous
     seen = {candidate.path for candidate in found.candidates}
@@ -217,6 +222,8 @@ def _sync(
             index.drop()
     files.run(to_read)
     if warning := files.unread_scripts.warning():
+        report.warnings.append(warning)
+    if warning := unread_pages_warning(files.unread_pages):
         report.warnings.append(warning)
     gone = files.gone()
     if not dry_run:
@@ -298,6 +305,7 @@ class _FileSync:
         for record in vanished:
             self._vanished_by_sha.setdefault(record.sha256, []).append(record)
         self.unread_scripts = UnreadScripts(settings.embedding.model)
+        self.unread_pages: list[tuple[str, str]] = []  # (path, its pages without text, not read without OCR)
         self._emptied: list[SourceRecord] = []  # ingested before, nothing to index now
         self._touched: list[SourceRecord] = []
         self._pending: list[_Prepared] = []
@@ -357,7 +365,7 @@ class _FileSync:
             if (renamed := self._moved_chunks(record, candidate.size, moved)) is not None:
                 return self._queue(renamed)
         try:
-            chunks = _load_and_split(candidate.path, data, self.chunker, self.settings.ingest.loaders)
+            documents, chunks = _load_and_split(candidate.path, data, self.chunker, self.settings.ingest.loaders)
         except NotADocument as exc:  # a program beside the notes is no failure of the ingest
             return self._settle(candidate, skipped=str(exc), previous=previous)
         except LoadError as exc:
@@ -366,6 +374,11 @@ class _FileSync:
             return self._settle(candidate, failed=f"could not be parsed ({type(exc).__name__}: {exc})")
         if not chunks:
             return self._settle(candidate, skipped="no text to index", previous=previous)
+        read_by_ocr, unread = pages_by_ocr(documents)
+        if read_by_ocr:
+            self.report.ocr.append((candidate.path, read_by_ocr))
+        if unread:
+            self.unread_pages.append((candidate.path, unread))
         record.chunk_ids = [_chunk_id(candidate.path, sha256, i) for i in range(len(chunks))]
         texts = [chunk.text for chunk in chunks]
         self.unread_scripts.check(candidate.path, "\n".join(texts))
@@ -477,7 +490,10 @@ class _FileSync:
             start += len(prepared.texts)
 
 
-def _load_and_split(path: str, data: bytes, chunker: "Chunker", extra_loaders: dict[str, str]) -> list["Chunk"]:
+def _load_and_split(
+    path: str, data: bytes, chunker: "Chunker", extra_loaders: dict[str, str]
+) -> tuple[list["Document"], list["Chunk"]]:
     loader = loader_for(Path(path), extra_loaders)
     assert loader is not None, "discovery only yields files that have a loader"
-    return chunker.split(loader(data))
+    documents = loader(data)
+    return documents, chunker.split(documents)

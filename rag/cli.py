@@ -305,7 +305,9 @@ def ingest(
     rebuild_all: Annotated[
         bool, typer.Option("--all", help="With --rebuild: drop the whole collection, files from other folders too.")
     ] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="List every skipped file with its reason.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="List every skipped file with its reason, and the pages read by OCR.")
+    ] = False,
     no_wait: Annotated[
         bool, typer.Option("--no-wait", help="Fail at once if another ingest is writing to this index.")
     ] = False,
@@ -330,6 +332,7 @@ def ingest(
             report = watched.report
             if watched.initial:
                 _print_skipped(report.skipped, verbose)
+                _print_ocr(report.ocr, verbose)
                 for path, reason in report.failed:
                     err.print(f"failed  {escape(_display_path(path))}: {escape(reason)}")
             else:
@@ -359,6 +362,7 @@ def ingest(
         if dry_run:
             _print_plan(report)
         _print_skipped(report.skipped, verbose)
+        _print_ocr(report.ocr, verbose)
         if not dry_run:
             for path, reason in report.failed:
                 err.print(f"failed  {escape(_display_path(path))}: {escape(reason)}")
@@ -388,6 +392,12 @@ def _print_skipped(skipped: list[tuple[str, str]], verbose: bool) -> None:
         reasons = Counter(reason.split(",")[0].split(" (")[0] for _, reason in skipped)
         listed = ", ".join(f"{reason} ({count})" for reason, count in reasons.most_common())
         err.print(f"skipped {len(skipped)}: {escape(listed)}; --verbose lists them")
+
+
+def _print_ocr(ocr: list[tuple[str, str]], verbose: bool) -> None:
+    if verbose:
+        for path, pages in ocr:
+            err.print(f"OCR     {escape(_display_path(path))}: {escape(pages)}")
 
 
 @app.command()

@@ -79,7 +79,7 @@ def test_usage_errors_exit_2(home, tmp_path):
     assert missing.exit_code == 2 and "Path not found" in missing.stderr
     empty = tmp_path / "empty"
     empty.mkdir()
-    (empty / "photo.jpg").write_bytes(b"\xff\xd8\xff")
+    (empty / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftyp")
     nothing = rag_cli("ingest", str(empty), home=home)
     assert nothing.exit_code == 2
     assert "Nothing to ingest" in nothing.stderr and "1 skipped" in nothing.stderr

@@ -353,6 +353,7 @@ def test_a_mail_is_headed_by_subject_sender_and_date_and_its_attachments_are_rea
     assert label(attachment) == "attachment parts.csv, rows 2-3"
     assert attachment.metadata["subject"] == "Harbour Road pump"
     assert not any("PNG" in chunk.text for chunk in chunks)
+    assert "Attachment photo.png not indexed: unreadable image" in body.text  # said, not silently dropped
 
 
 @pytest.mark.fast
