@@ -4,6 +4,8 @@
     .venv/bin/python bench/ingest_bench.py --limit 500     # a quick run
     .venv/bin/python bench/ingest_bench.py --ndcg          # and SciFact nDCG@10 (hybrid) of the index built
     .venv/bin/python bench/ingest_bench.py --folder ~/notes
+    .venv/bin/python bench/ingest_bench.py --realdocs      # ../shared/data/realdocs: real PDFs, docs, notebooks
+    .venv/bin/python bench/ingest_bench.py --ocr-pages 20  # OCR alone: 20 scanned pages in one PDF
     .venv/bin/python bench/ingest_bench.py --rag-env RAG_CHUNKING__OVERLAP_TOKENS=0 --no-peer
 
 What each figure is (one JSON line on stdout; progress on stderr):
@@ -36,6 +38,25 @@ What each figure is (one JSON line on stdout; progress on stderr):
   tokens faster. `numpy_blas` is threadpoolctl's view of numpy's BLAS (not used by either path).
 - `ndcg_at_10_hybrid` (`--ndcg`, whole SciFact corpus only): nDCG@10 of the index just built, hybrid
   search, over SciFact's 300 test queries, as `rag eval` computes it.
+- `folder`: what was ingested. `files`, `failed`, `skipped`: the files the full ingest added, failed
+  and skipped (its report's lists). `files_per_s`, `chunks_per_s`: files added and chunks stored
+  per second of `full_ingest_s` (the whole process, cold start included). `--realdocs` is
+  `--folder ../shared/data/realdocs` (next to the repository), real documents of mixed formats.
+
+`--ocr-pages N` stands alone (no SciFact or folder ingest, no peer; its own JSON line): N scanned
+pages, each a Letter page at 200 dpi with 27 lines of 12 pt body text (Pillow's own font at 33 pixels,
+as tests/test_ocr.py draws them; SciFact's titles and abstracts, ASCII words only, different on each
+page, or made-up sentences without SciFact), saved as one PDF of page images with no text layer, as
+a scanner writes it:
+
+- `ocr_s`, `ocr_peak_rss_mb`, `ocr_library_s`: a real `rag ingest` CLI process of that PDF into an
+  empty index, timed as `full_ingest_s` is (cold start and OCR model load included; then chunking,
+  embedding, writing). `ocr_pages_per_s`: ocr_pages / ocr_s.
+- `ocr_pages_per_s_warm`: OCR alone, in this process, through `ingest.ocr.read_pdf_pages` (render
+  and read) on the same PDF, all N pages, after one page read as a warm-up (models loaded, threads
+  started; the engine keeps no results); `ocr_warm_s` is its time.
+- `ocr_words`: words drawn; `ocr_words_found_share`: the share of them (lower-cased, punctuation
+  stripped, counted per page with repeats) found in the chunk texts the index stored for that page.
 
 `--rag-env KEY=VALUE` (repeatable) goes into the rag ingest processes' environment and into the
 settings this process reads back (chunks, embedding path, floor, nDCG), e.g. RAG_CHUNKING__OVERLAP_TOKENS=0.
@@ -55,10 +76,23 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SCIFACT = REPO.parent / "shared" / "data" / "scifact"
+REALDOCS = REPO.parent / "shared" / "data" / "realdocs"
 PEER = REPO / "bench" / "langchain_stack.py"
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "avx512_vnni", "avx_vnni")
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 MATMUL_RUNS = 20
+# Scanned pages, drawn as tests/test_ocr.py draws them: 12 pt at 200 dpi, an inch of margin.
+OCR_DPI = 200
+OCR_FONT_PIXELS = 33
+OCR_LINE_CHARS = 60
+OCR_LINES = 27  # per page, its title included
+OCR_PARAGRAPH_LINES = 7
+OCR_WORDS = (  # for made-up pages when SciFact is not there
+    "pump valve boiler gauge pressure inlet outlet filter seal bearing motor shaft cabinet store east west "
+    "north south spare replaced checked cleaned measured logged reported fitted drained tested monday "
+    "tuesday march april june october three four seven twelve fifteen the a of in on at was were and "
+    "with after before every second morning evening crew engineer report reading normal high low"
+).split()
 
 
 def build_scifact_folder(target: Path, limit: int | None) -> Path:
@@ -127,17 +161,22 @@ def run_peer(files: list[str], workdir: Path, model_path: Path) -> dict:
     }
 
 
-def stored_texts(settings) -> list[str]:
-    """Every chunk text the index's vector store holds, in chunk id order."""
+def stored_chunks(settings) -> list:
+    """Every chunk (StoredChunk: text and metadata) the index's vector store holds, in chunk id order."""
     from ingest.index import Index
 
     store = Index(settings).store
     ids = sorted(store.ids())
-    texts: list[str] = []
+    stored: list = []
     for start in range(0, len(ids), 1000):
         chunks = store.get(ids[start : start + 1000])
-        texts.extend(chunks[chunk_id].text for chunk_id in ids[start : start + 1000] if chunk_id in chunks)
-    return texts
+        stored.extend(chunks[chunk_id] for chunk_id in ids[start : start + 1000] if chunk_id in chunks)
+    return stored
+
+
+def stored_texts(settings) -> list[str]:
+    """Every chunk text the index's vector store holds, in chunk id order."""
+    return [chunk.text for chunk in stored_chunks(settings)]
 
 
 def embedding_baseline(embedder, texts: list[str]) -> float:
@@ -261,6 +300,131 @@ def scifact_ndcg(settings) -> float:
     return report.ndcg_at_10
 
 
+def page_texts(pages: int) -> list[list[str]]:
+    """Text for `pages` scanned pages: per page a title and paragraphs, OCR_LINES lines in all once
+    wrapped at OCR_LINE_CHARS. SciFact's titles and abstracts (ASCII words only: the font has no
+    Greek), each page its own; made-up sentences from OCR_WORDS without SciFact."""
+    import random
+    import textwrap
+
+    def documents():
+        corpus = SCIFACT / "corpus.jsonl"
+        if corpus.exists():
+            with corpus.open() as lines:
+                for line in lines:
+                    doc = json.loads(line)
+                    yield tuple(" ".join(w for w in doc[key].split() if w.isascii()) for key in ("title", "text"))
+        generator = random.Random(0)
+        while True:
+            sentences = (" ".join(generator.choices(OCR_WORDS, k=generator.randint(6, 14))) for _ in range(40))
+            yield generator.choice(OCR_WORDS).title() + " log", ". ".join(s.capitalize() for s in sentences) + "."
+
+    source = documents()
+    result = []
+    for _ in range(pages):
+        title, text = next(source)
+        while len(text) < OCR_LINES * OCR_LINE_CHARS:  # a short abstract: the next one follows
+            text += " " + next(source)[1]
+        title_line = textwrap.wrap(title, OCR_LINE_CHARS)[0]
+        # Not broken after hyphens here: the page's own wrapping may, and OCR joins "diffusion-" "weighted".
+        body = textwrap.wrap(text, OCR_LINE_CHARS, break_on_hyphens=False)[: OCR_LINES - 1]
+        paragraphs = [body[start : start + OCR_PARAGRAPH_LINES] for start in range(0, len(body), OCR_PARAGRAPH_LINES)]
+        result.append([title_line, *(" ".join(lines) for lines in paragraphs)])
+    return result
+
+
+def scanned_page(paragraphs: list[str]):
+    """A Letter page at OCR_DPI with these paragraphs on it, drawn as tests/test_ocr.py's scanned_page."""
+    import textwrap
+
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=OCR_FONT_PIXELS)
+    page = Image.new("L", (int(8.5 * OCR_DPI), 11 * OCR_DPI), "white")
+    draw = ImageDraw.Draw(page)
+    top = OCR_DPI
+    for paragraph in paragraphs:
+        for line in textwrap.wrap(paragraph, OCR_LINE_CHARS):
+            draw.text((OCR_DPI, top), line, fill="black", font=font)
+            top += int(OCR_FONT_PIXELS * 1.4)
+        top += OCR_FONT_PIXELS
+    return page
+
+
+def scanned_pdf(pages: list) -> bytes:
+    """Pages as a scanner writes them: each page one image, no text layer."""
+    import io
+
+    out = io.BytesIO()
+    pages[0].save(out, "PDF", resolution=OCR_DPI, save_all=True, append_images=pages[1:])
+    return out.getvalue()
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased words, punctuation stripped ("Beta-cell," is "betacell"); tokens of punctuation alone dropped."""
+    found = ("".join(char for char in token if char.isalnum()) for token in text.lower().split())
+    return [word for word in found if word]
+
+
+def words_found(drawn: list[str], stored: list[str]) -> int:
+    """How many of the drawn words (with repeats) the stored ones hold."""
+    from collections import Counter
+
+    have = Counter(stored)
+    return sum(min(count, have[word]) for word, count in Counter(drawn).items())
+
+
+def ocr_bench(pages: int, workdir: Path, rag_env: dict[str, str]) -> dict:
+    """The --ocr-pages figures (see the module's docstring)."""
+    import rag
+    from ingest.ocr import read_pdf_pages
+
+    print(f"drawing {pages} scanned pages ...", file=sys.stderr)
+    texts = page_texts(pages)
+    data = scanned_pdf([scanned_page(paragraphs) for paragraphs in texts])
+    folder = workdir / "ocr-pages"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    pdf = folder / f"scanned-{pages}.pdf"
+    pdf.write_bytes(data)
+    home = workdir / "home-ocr"
+    shutil.rmtree(home, ignore_errors=True)
+
+    print(f"ingest of {pdf} ({len(data) / 1e6:.1f} MB) ...", file=sys.stderr)
+    report, seconds, rss = run_cli(["ingest", str(folder)], home, rag_env)
+    if report["failed"] or len(report["added"]) != 1:
+        raise SystemExit(f"the scanned PDF was not ingested: {report['failed'] or report['skipped']}")
+    settings = rag.load_settings(home=home, environ={**os.environ, **rag_env})
+    chunks = [chunk for chunk in stored_chunks(settings) if Path(chunk.metadata.get("source", "")).name == pdf.name]
+    found = total = 0
+    for number, paragraphs in enumerate(texts, start=1):
+        drawn = words(" ".join(paragraphs))
+        stored = [word for chunk in chunks if chunk.metadata.get("page") == number for word in words(chunk.text)]
+        found, total = found + words_found(drawn, stored), total + len(drawn)
+
+    print("OCR alone, in this process, after a warm-up page ...", file=sys.stderr)
+    read_pdf_pages(data, [1])
+    started = time.perf_counter()
+    read_pdf_pages(data, list(range(1, pages + 1)))
+    warm_seconds = time.perf_counter() - started
+    return {
+        "ocr_pages": pages,
+        "ocr_words": total,
+        "ocr_pdf_mb": round(len(data) / 1e6, 2),
+        "rag_env": rag_env,
+        "chunks": len(chunks),
+        "ocr_report": report["ocr"],
+        "ocr_s": round(seconds, 2),
+        "ocr_library_s": report["seconds"],
+        "ocr_peak_rss_mb": round(rss),
+        "ocr_pages_per_s": round(pages / seconds, 3),
+        "ocr_warm_s": round(warm_seconds, 2),
+        "ocr_pages_per_s_warm": round(pages / warm_seconds, 3),
+        "ocr_words_found_share": round(found / total, 4) if total else None,
+        "cpu_flags": cpu_flags(),
+    }
+
+
 def parse_env(pairs: list[str]) -> dict[str, str]:
     env = {}
     for pair in pairs:
@@ -274,6 +438,10 @@ def parse_env(pairs: list[str]) -> dict[str, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folder", type=Path, help="ingest this folder instead of SciFact")
+    parser.add_argument("--realdocs", action="store_true", help=f"ingest {REALDOCS} (--folder of it)")
+    parser.add_argument(
+        "--ocr-pages", type=int, metavar="N", help="only OCR: N scanned pages in one PDF, ingested and read"
+    )
     parser.add_argument("--limit", type=int, help="only the first N SciFact abstracts")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "rag-bench")
     parser.add_argument("--no-peer", action="store_true", help="skip the plain LangChain stack")
@@ -282,9 +450,22 @@ def main() -> None:
         "--rag-env", action="append", default=[], metavar="KEY=VALUE", help="environment of the rag ingest (repeatable)"
     )
     options = parser.parse_args()
+    if options.realdocs:
+        if options.folder:
+            parser.error("--realdocs is a --folder: not both")
+        if not REALDOCS.is_dir():
+            raise SystemExit(f"--realdocs: no folder of real documents at {REALDOCS}")
+        options.folder = REALDOCS
     if options.ndcg and (options.folder or options.limit):
-        parser.error("--ndcg needs the whole SciFact corpus: not with --folder or --limit")
+        parser.error("--ndcg needs the whole SciFact corpus: not with --folder, --realdocs or --limit")
     rag_env = parse_env(options.rag_env)
+    if options.ocr_pages is not None:
+        if options.ocr_pages < 1:
+            parser.error("--ocr-pages takes a number of pages, 1 or more")
+        if options.folder or options.limit or options.ndcg:
+            parser.error("--ocr-pages stands alone: not with --folder, --realdocs, --limit or --ndcg")
+        print(json.dumps(ocr_bench(options.ocr_pages, options.workdir, rag_env)))
+        return
 
     folder = options.folder or build_scifact_folder(
         options.workdir / f"scifact-{options.limit or 'all'}", options.limit
@@ -330,8 +511,10 @@ def main() -> None:
         ndcg = round(scifact_ndcg(settings), 4)
 
     result = {
+        "folder": str(folder),
         "files": len(full["added"]),
         "failed": len(full["failed"]),
+        "skipped": len(full["skipped"]),
         "chunks": len(texts),
         "tokens_embedded": tokens,
         "rag_env": rag_env,
@@ -340,6 +523,7 @@ def main() -> None:
         "cpu_flags": cpu_flags(),
         "full_ingest_s": round(full_seconds, 2),
         "full_ingest_library_s": full["seconds"],
+        "files_per_s": round(len(full["added"]) / full_seconds, 2),
         "chunks_per_s": round(len(texts) / full_seconds, 1),
         "full_peak_rss_mb": round(full_rss),
         "resync_unchanged_files": resync["unchanged"],
