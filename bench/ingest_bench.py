@@ -81,10 +81,7 @@ PEER = REPO / "bench" / "langchain_stack.py"
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "avx512_vnni", "avx_vnni")
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 MATMUL_RUNS = 20
-# Scanned pages, drawn as tests/test_ocr.py draws them: 12 pt at 200 dpi, an inch of margin.
-OCR_DPI = 200
-OCR_FONT_PIXELS = 33
-OCR_LINE_CHARS = 60
+# Scanned pages, drawn as the OCR tests draw them (tests.helpers.scanned_page): 12 pt at 200 dpi.
 OCR_LINES = 27  # per page, its title included
 OCR_PARAGRAPH_LINES = 7
 OCR_WORDS = (  # for made-up pages when SciFact is not there
@@ -302,10 +299,13 @@ def scifact_ndcg(settings) -> float:
 
 def page_texts(pages: int) -> list[list[str]]:
     """Text for `pages` scanned pages: per page a title and paragraphs, OCR_LINES lines in all once
-    wrapped at OCR_LINE_CHARS. SciFact's titles and abstracts (ASCII words only: the font has no
+    wrapped at SCAN_LINE_CHARS. SciFact's titles and abstracts (ASCII words only: the font has no
     Greek), each page its own; made-up sentences from OCR_WORDS without SciFact."""
     import random
     import textwrap
+
+    sys.path.insert(0, str(REPO))
+    from tests.helpers import SCAN_LINE_CHARS
 
     def documents():
         corpus = SCIFACT / "corpus.jsonl"
@@ -323,41 +323,14 @@ def page_texts(pages: int) -> list[list[str]]:
     result = []
     for _ in range(pages):
         title, text = next(source)
-        while len(text) < OCR_LINES * OCR_LINE_CHARS:  # a short abstract: the next one follows
+        while len(text) < OCR_LINES * SCAN_LINE_CHARS:  # a short abstract: the next one follows
             text += " " + next(source)[1]
-        title_line = textwrap.wrap(title, OCR_LINE_CHARS)[0]
+        title_line = textwrap.wrap(title, SCAN_LINE_CHARS)[0]
         # Not broken after hyphens here: the page's own wrapping may, and OCR joins "diffusion-" "weighted".
-        body = textwrap.wrap(text, OCR_LINE_CHARS, break_on_hyphens=False)[: OCR_LINES - 1]
+        body = textwrap.wrap(text, SCAN_LINE_CHARS, break_on_hyphens=False)[: OCR_LINES - 1]
         paragraphs = [body[start : start + OCR_PARAGRAPH_LINES] for start in range(0, len(body), OCR_PARAGRAPH_LINES)]
         result.append([title_line, *(" ".join(lines) for lines in paragraphs)])
     return result
-
-
-def scanned_page(paragraphs: list[str]):
-    """A Letter page at OCR_DPI with these paragraphs on it, drawn as tests/test_ocr.py's scanned_page."""
-    import textwrap
-
-    from PIL import Image, ImageDraw, ImageFont
-
-    font = ImageFont.load_default(size=OCR_FONT_PIXELS)
-    page = Image.new("L", (int(8.5 * OCR_DPI), 11 * OCR_DPI), "white")
-    draw = ImageDraw.Draw(page)
-    top = OCR_DPI
-    for paragraph in paragraphs:
-        for line in textwrap.wrap(paragraph, OCR_LINE_CHARS):
-            draw.text((OCR_DPI, top), line, fill="black", font=font)
-            top += int(OCR_FONT_PIXELS * 1.4)
-        top += OCR_FONT_PIXELS
-    return page
-
-
-def scanned_pdf(pages: list) -> bytes:
-    """Pages as a scanner writes them: each page one image, no text layer."""
-    import io
-
-    out = io.BytesIO()
-    pages[0].save(out, "PDF", resolution=OCR_DPI, save_all=True, append_images=pages[1:])
-    return out.getvalue()
 
 
 def words(text: str) -> list[str]:
@@ -381,7 +354,9 @@ def ocr_bench(pages: int, workdir: Path, rag_env: dict[str, str]) -> dict:
 
     print(f"drawing {pages} scanned pages ...", file=sys.stderr)
     texts = page_texts(pages)
-    data = scanned_pdf([scanned_page(paragraphs) for paragraphs in texts])
+    from tests.helpers import scanned_page, scanned_pdf
+
+    data = scanned_pdf(*(scanned_page(*paragraphs) for paragraphs in texts))
     folder = workdir / "ocr-pages"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)

@@ -89,6 +89,8 @@ class IngestReport:
     renamed: list[tuple[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # about the whole ingest, e.g. scripts the model cannot read
     ocr: list[tuple[str, str]] = field(default_factory=list)  # (path, its pages read by OCR: "pages 2-4")
+    # How chunks were embedded and why (ingest.embedding.embedding_path), when any were.
+    embedding_path: tuple[str, str] | None = None
 
     @property
     def ok(self) -> bool:
@@ -118,6 +120,7 @@ class IngestReport:
             "renamed": [{"from": old, "to": new} for old, new in self.renamed],
             "warnings": self.warnings,
             "ocr": [{"path": p, "pages": pages} for p, pages in self.ocr],
+            "embedding_path": dict(zip(("path", "reason"), self.embedding_path)) if self.embedding_path else None,
         }
 
 
@@ -221,6 +224,8 @@ def _sync(
         if drop_collection:
             index.drop()
     files.run(to_read)
+    if report.chunks_added and not dry_run:
+        report.embedding_path = files.embedder.path
     if warning := files.unread_scripts.warning():
         report.warnings.append(warning)
     if warning := unread_pages_warning(files.unread_pages):

@@ -306,7 +306,7 @@ def ingest(
         bool, typer.Option("--all", help="With --rebuild: drop the whole collection, files from other folders too.")
     ] = False,
     verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="List every skipped file with its reason, and the pages read by OCR.")
+        bool, typer.Option("--verbose", "-v", help="List every skipped file with its reason, the pages read by OCR, and how chunks were embedded.")
     ] = False,
     no_wait: Annotated[
         bool, typer.Option("--no-wait", help="Fail at once if another ingest is writing to this index.")
@@ -363,6 +363,8 @@ def ingest(
             _print_plan(report)
         _print_skipped(report.skipped, verbose)
         _print_ocr(report.ocr, verbose)
+        if verbose and report.embedding_path:
+            err.print("embedded with {} ({})".format(*report.embedding_path))
         if not dry_run:
             for path, reason in report.failed:
                 err.print(f"failed  {escape(_display_path(path))}: {escape(reason)}")

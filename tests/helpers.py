@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,35 @@ REALDOCS = Path(__file__).resolve().parents[2] / "shared" / "data" / "realdocs"
 requires_realdocs = pytest.mark.skipif(
     not REALDOCS.is_dir(), reason=f"needs the real-documents corpus at {REALDOCS} (see its README in the shared data)"
 )
+
+
+SCAN_DPI = 200
+SCAN_FONT_PIXELS = 33  # 12 pt at 200 dpi
+SCAN_LINE_CHARS = 60
+
+
+def scanned_page(*paragraphs: str):
+    """A Letter page at SCAN_DPI with these paragraphs on it, drawn with Pillow's own font (no system
+    font needed): what a scanner makes of a typed page."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=SCAN_FONT_PIXELS)
+    page = Image.new("L", (int(8.5 * SCAN_DPI), 11 * SCAN_DPI), "white")
+    draw = ImageDraw.Draw(page)
+    top = SCAN_DPI  # an inch of margin
+    for paragraph in paragraphs:
+        for line in textwrap.wrap(paragraph, SCAN_LINE_CHARS):
+            draw.text((SCAN_DPI, top), line, fill="black", font=font)
+            top += int(SCAN_FONT_PIXELS * 1.4)
+        top += SCAN_FONT_PIXELS
+    return page
+
+
+def scanned_pdf(*pages) -> bytes:
+    """Pages as a scanner writes them: each page one image, no text layer."""
+    out = io.BytesIO()
+    pages[0].save(out, "PDF", resolution=SCAN_DPI, save_all=True, append_images=list(pages[1:]))
+    return out.getvalue()
 
 
 def write_files(folder: Path, files: dict[str, str]) -> Path:

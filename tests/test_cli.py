@@ -144,10 +144,17 @@ def test_fingerprint_mismatch_is_one_line_with_the_fix(notes, home):
     assert "chunk_tokens 200, now 120" in result.stderr and "rag ingest --rebuild" in result.stderr
 
 
-def test_verbose_lists_skipped_files(notes, home):
+def test_verbose_lists_skipped_files_and_says_how_chunks_were_embedded(notes, home):
     (notes / ".secret.md").write_text("# Secret\n")
     result = rag_cli("ingest", "-v", str(notes), home=home)
     assert f"skipped {notes / '.secret.md'}: hidden file" in result.stderr
+    # A few notes: a small ingest, which stays on ONNX Runtime whatever the CPU.
+    assert "embedded with float32-onnx (a query or a small ingest)" in result.stderr
+    (notes / "new.md").write_text("# New\n\nOne more note about the greenhouse.\n")
+    report = json.loads(rag_cli("ingest", "--json", str(notes), home=home).stdout)
+    assert report["embedding_path"] == {"path": "float32-onnx", "reason": "a query or a small ingest"}
+    unchanged = json.loads(rag_cli("ingest", "--json", str(notes), home=home).stdout)
+    assert unchanged["embedding_path"] is None  # nothing embedded
 
 
 def test_installed_console_script_runs_cold(home, tmp_path):

@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import os
 import subprocess
-import textwrap
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -20,36 +19,9 @@ from ingest.ocr import pages_label, paragraphs
 from rag.cli import app
 from rag.errors import LoadError, NotADocument
 from tests.conftest import installed_command, make_settings
-
-DPI = 200
-FONT_PIXELS = 33  # 12 pt at 200 dpi
-LINE_CHARS = 60
+from tests.helpers import scanned_page, scanned_pdf
 
 runner = CliRunner()
-
-
-def scanned_page(*paragraphs: str):
-    """A Letter page at 200 dpi with these paragraphs on it, the first as a title."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    font = ImageFont.load_default(size=FONT_PIXELS)
-    page = Image.new("L", (int(8.5 * DPI), 11 * DPI), "white")
-    draw = ImageDraw.Draw(page)
-    top = DPI  # an inch of margin
-    for paragraph in paragraphs:
-        for line in textwrap.wrap(paragraph, LINE_CHARS):
-            draw.text((DPI, top), line, fill="black", font=font)
-            top += int(FONT_PIXELS * 1.4)
-        top += FONT_PIXELS
-    return page
-
-
-def scanned_pdf(*pages) -> bytes:
-    """Pages as a scanner writes them: each page one image, no text layer."""
-    out = io.BytesIO()
-    pages[0].save(out, "PDF", resolution=DPI, save_all=True, append_images=list(pages[1:]))
-    return out.getvalue()
-
 
 BOILER = scanned_page(
     "Boiler room inspection",
