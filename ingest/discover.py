@@ -8,6 +8,7 @@ installed dependencies) are skipped at the folder, as one entry, not file by fil
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +18,9 @@ from ingest.loaders import loader_for
 from rag.settings import IngestSettings
 
 # Folder names that hold what tools generate or install, never documents someone wrote.
+# Names editors give the files they write beside the one being saved: vim's swap files, its
+# `4913` write probe and `~` backups, Emacs' `.#` locks and `#autosave#` files, JetBrains' copies.
+EDITOR_TEMP_FILE = re.compile(r"\.sw[a-z]$|~$|^\.#|^#.*#$|^4913$|___jb_(tmp|old)___$")
 GENERATED_FOLDERS = frozenset({"__pycache__", "node_modules", "bower_components", "site-packages", "htmlcov"})
 GENERATED_FOLDER_SUFFIXES = (".egg-info",)
 # A file inside a folder that marks the whole folder as generated: a Python virtualenv, a cache.
@@ -104,6 +108,8 @@ def _walk(root: str, settings: IngestSettings, max_bytes: int, found: Discovery)
             path = os.path.join(directory, name)
             if name.startswith("."):
                 found.skipped.append((path, "hidden file"))
+            elif EDITOR_TEMP_FILE.search(name):
+                found.skipped.append((path, "an editor's backup or temporary file"))
             elif reason := ignored(name, False):
                 found.skipped.append((path, reason))
             else:

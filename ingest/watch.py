@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Callable, Iterable
 import watchfiles
 
 from ingest import sync
-from ingest.discover import discover
+from ingest.discover import EDITOR_TEMP_FILE, discover
 from ingest.index import Index
 from rag.errors import UsageError
 from rag.settings import Settings
@@ -38,9 +37,6 @@ MAX_DELAY_MS = 5000
 # How long the watcher waits for a change before it lets us look around; its first wait also
 # tells us it is watching, before the first sync starts.
 WAKE_MS = 200
-# Names editors give the files they write beside the one being saved: vim's swap files, its
-# `4913` write probe and `~` backups, Emacs' `.#` locks and `#autosave#` files, JetBrains' copies.
-EDITOR_TEMP_FILE = re.compile(r"\.sw[a-z]$|~$|^\.#|^#.*#$|^4913$|___jb_(tmp|old)___$")
 
 
 @dataclass

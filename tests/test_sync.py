@@ -144,6 +144,8 @@ def test_ignore_files_hidden_files_and_symlinks(notes, home, tmp_path):
     (notes / "drafts" / "idea.md").write_text("# Idea\n\nDraft text.\n")
     (notes / "scratch.tmp.md").write_text("# Scratch\n\nTemporary.\n")
     (notes / ".hidden.md").write_text("# Hidden\n\nSecret.\n")
+    (notes / "cardamom-buns.md~").write_text("# Cardamom buns\n\nAn editor's backup.\n")
+    (notes / "#allotment-plan-2024.md#").write_text("# Allotment\n\nAn autosave.\n")
     (notes / ".obsidian").mkdir()
     (notes / ".obsidian" / "workspace.md").write_text("# Workspace\n")
     outside = tmp_path / "outside.md"
@@ -155,6 +157,8 @@ def test_ignore_files_hidden_files_and_symlinks(notes, home, tmp_path):
     assert ingested == {"cardamom-buns.md", "allotment-plan-2024.md", "phone-log-2024-04.txt", "calibrate.py"}
     skipped = dict(report.skipped)
     assert skipped[str(notes / ".hidden.md")] == "hidden file"
+    for temporary in ("cardamom-buns.md~", "#allotment-plan-2024.md#"):
+        assert skipped[str(notes / temporary)] == "an editor's backup or temporary file"
     assert skipped[str(notes / ".obsidian")] == "hidden folder"
     assert "outside the ingested folder" in skipped[str(notes / "link-out.md")]
 
