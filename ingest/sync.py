@@ -89,7 +89,7 @@ class IngestReport:
     renamed: list[tuple[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # about the whole ingest, e.g. scripts the model cannot read
     ocr: list[tuple[str, str]] = field(default_factory=list)  # (path, its pages read by OCR: "pages 2-4")
-    # How chunks were embedded and why (ingest.embedding.embedding_path), when any were.
+    # How chunks were (or, in a dry run, would be) embedded and why (ingest.embedding.embedding_path).
     embedding_path: tuple[str, str] | None = None
 
     @property
@@ -224,7 +224,7 @@ def _sync(
         if drop_collection:
             index.drop()
     files.run(to_read)
-    if report.chunks_added and not dry_run:
+    if report.chunks_added:  # a dry run says how it would embed them
         report.embedding_path = files.embedder.path
     if warning := files.unread_scripts.warning():
         report.warnings.append(warning)

@@ -364,7 +364,7 @@ def ingest(
         _print_skipped(report.skipped, verbose)
         _print_ocr(report.ocr, verbose)
         if verbose and report.embedding_path:
-            err.print("embedded with {} ({})".format(*report.embedding_path))
+            err.print("{} with {} ({})".format("would embed" if dry_run else "embedded", *report.embedding_path))
         if not dry_run:
             for path, reason in report.failed:
                 err.print(f"failed  {escape(_display_path(path))}: {escape(reason)}")
