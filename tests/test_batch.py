@@ -208,6 +208,23 @@ def test_records_that_stay_invalid_go_to_the_errors_file_with_the_raw_reply(corp
     assert "extract: 0 written, 2 failed" in result.stderr and "amounts.errors.jsonl" in result.stderr
 
 
+def test_a_reply_cut_off_by_the_token_budget_says_which_setting_to_change(corpus, tmp_path):
+    settings, folder = corpus
+    # The grammar makes the model write at least 200 characters, which 16 tokens cannot hold.
+    schema = {"type": "object", "properties": {"summary": {"type": "string", "minLength": 200}}, "required": ["summary"]}
+    (tmp_path / "schema.json").write_text(json.dumps(schema))
+    out = tmp_path / "summaries.jsonl"
+    result = cli(
+        settings, "extract", "--schema", str(tmp_path / "schema.json"), str(folder / "notes"), "--out", str(out),
+        RAG_BATCH__MAX_TOKENS="16", RAG_BATCH__MAX_ATTEMPTS="1",
+    )
+    assert result.exit_code == 1, result.output
+    [failure] = lines(tmp_path / "summaries.errors.jsonl")
+    assert failure["error"].startswith("the reply reached batch.max_tokens (16 tokens) before its JSON closed (")
+    assert failure["error"].endswith("raise batch.max_tokens, or bound the schema's strings and lists (maxLength, maxItems) more tightly")
+    assert failure["raw"].startswith('{"summary')
+
+
 def test_a_killed_job_resumes_and_writes_every_item_exactly_once(corpus, tmp_path):
     settings, folder = corpus
     out = tmp_path / "people.jsonl"

@@ -33,7 +33,7 @@ from ingest.index import Index
 from rag.backends import backend_errors, context_window, count_tokens, create_llm, json_schema_constrained
 from rag.backends.base import traits
 from rag.batch.grammar import Plan, plan
-from rag.batch.schema import merge, parse_reply, schema_problem
+from rag.batch.schema import NOT_JSON, merge, parse_reply, schema_problem
 from rag.batch.selection import Item, Passage, Per, read_passages, select_items
 from rag.chain import FirstLineLLM
 from rag.errors import ConfigError
@@ -43,6 +43,9 @@ from rag.settings import Settings
 # Prompt tokens kept free in an extraction prompt for showing the model its invalid reply.
 FEEDBACK_RESERVE_TOKENS = 256
 FEEDBACK_REPLY_CHARS = 600
+# A reply that is no JSON and this close to batch.max_tokens was cut off by the budget (counting the
+# reply's text again can come out a few tokens short of what was generated).
+CUT_OFF_SHARE = 0.9
 ALL_SOURCES_LABEL = "the selected documents"
 ALL_KEY = "all"  # the item key of `summarize --all`'s single record
 R = TypeVar("R")
@@ -490,8 +493,18 @@ class ExtractJob(BatchJob):
             if problem is None:
                 part.error = part.raw = None
                 return part
-            part.error, part.raw = problem, reply
+            part.error, part.raw = self._cut_off(reply, problem) or problem, reply
         return part
+
+    def _cut_off(self, reply: str, problem: str) -> str | None:
+        """The problem said as what to change, when the reply ran out of batch.max_tokens before its JSON closed."""
+        budget = self.settings.batch.max_tokens
+        if not problem.startswith(NOT_JSON) or self.model.tokens(reply) < CUT_OFF_SHARE * budget:
+            return None
+        return (
+            f"the reply reached batch.max_tokens ({budget} tokens) before its JSON closed ({problem}); raise "
+            "batch.max_tokens, or bound the schema's strings and lists (maxLength, maxItems) more tightly"
+        )
 
 
 @dataclass

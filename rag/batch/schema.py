@@ -15,6 +15,7 @@ _SHORTHAND_TYPES = {"str": "string", "int": "integer", "float": "number", "bool"
 # Bounds on shorthand fields: constrained decoding then closes every string and list in time,
 # where a small model could otherwise repeat itself until its token budget ends the JSON mid-way.
 SHORTHAND_MAX_CHARS = 200
+NOT_JSON = "the reply is not valid JSON"
 SHORTHAND_MAX_ITEMS = 10
 _FIELD = re.compile(r"^\s*(?P<name>[A-Za-z_][\w-]*)\s*:\s*(?P<type>\w+(\[\w+\])?)\s*$")
 _FENCE = re.compile(r"^```(?:json)?\s*|\s*```$")
@@ -78,7 +79,7 @@ def parse_reply(raw: str, schema: dict[str, Any]) -> tuple[Any, str | None]:
     try:
         value, _ = json.JSONDecoder().raw_decode(text[min(starts) :])
     except json.JSONDecodeError as exc:
-        return None, f"the reply is not valid JSON ({exc.msg} at character {exc.pos})"
+        return None, f"{NOT_JSON} ({exc.msg} at character {exc.pos})"
     problem = schema_problem(value, schema)
     return (None, problem) if problem else (value, None)
 
