@@ -96,6 +96,7 @@ class LocalEmbeddings(Embeddings):
         self.batch_size = settings.batch_size
         self.cache_dir = cache_dir
         self.bulk = False
+        self._paths: dict[bool, tuple[str, str]] = {}
 
     @functools.cached_property
     def token_counter(self) -> TokenCounter:
@@ -112,13 +113,19 @@ class LocalEmbeddings(Embeddings):
     @property
     def path(self) -> tuple[str, str]:
         """(how this embedder computes now, why): see embedding_path."""
-        return embedding_path(self.settings, self.bulk)
+        return self._path(self.bulk)
+
+    def _path(self, bulk: bool) -> tuple[str, str]:
+        # Asked at every encode (every query): the model's pooling is read from its folder once.
+        if bulk not in self._paths:
+            self._paths[bulk] = embedding_path(self.settings, bulk)
+        return self._paths[bulk]
 
     @functools.cached_property
     def _encode_batch(self) -> Callable[[list[str]], "np.ndarray"]:
         from ingest import onnx_encoder
 
-        if embedding_path(self.settings, bulk=False)[0] == "float32-onnx":
+        if self._path(bulk=False)[0] == "float32-onnx":
             encoder = onnx_encoder.load_encoder(
                 onnx_encoder.cached_export(self.model_path, self.cache_dir),
                 self.model_path / "tokenizer.json",
