@@ -1,14 +1,17 @@
 """The sentence-transformers model as one ONNX graph (encoder, pooling, normalisation), run with
 ONNX Runtime: faster than torch on a CPU, and its import is light enough for a cold `rag search`.
 
-The graph is exported once from the model's own weights (that step needs torch) and cached.
+The graph is exported once from the model's own weights (that step needs torch) and cached, in
+float32 and, for large ingests on CPUs without native bfloat16, with its matrix products in int8.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -20,6 +23,7 @@ if TYPE_CHECKING:
 
 POOLING_MODES = ("mean", "cls")
 EXPORT_VERSION = 2  # part of the cache key: bump when the exported graph changes
+PRECISIONS = ("float32", "int8")
 
 
 def pooling_mode(model_path: Path) -> str | None:
@@ -35,19 +39,26 @@ def pooling_mode(model_path: Path) -> str | None:
     return None
 
 
-def cached_export(model_path: Path, cache_dir: Path) -> Path:
-    """The model's ONNX file, exported on first use.
+def cached_export(model_path: Path, cache_dir: Path, precision: str = "float32") -> Path:
+    """The model's ONNX file in this precision, exported on first use.
 
     Named by the content of the weights, so every install of the same model (a new virtualenv,
     a fresh clone) shares one export. Making a new export removes those of other export versions,
     which no install of this code reads again.
     """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     folder = cache_dir / "onnx"
-    target = folder / f"{model_path.name}-{_content_digest(model_path, folder)}-v{EXPORT_VERSION}.onnx"
+    digest = _content_digest(model_path, folder)
+    tag = "" if precision == "float32" else f"-{precision}"
+    target = folder / f"{model_path.name}-{digest}{tag}-v{EXPORT_VERSION}.onnx"
     if not target.exists():
         folder.mkdir(parents=True, exist_ok=True)
         partial = target.with_suffix(f".{os.getpid()}.partial")
-        _export(model_path, pooling_mode(model_path) or "mean", partial)
+        if precision == "float32":
+            _export(model_path, pooling_mode(model_path) or "mean", partial)
+        else:
+            _quantize(cached_export(model_path, cache_dir), partial)
         os.replace(partial, target)  # atomic: a concurrent process sees all of it or nothing
         for stale in folder.glob("*.onnx"):
             if not stale.name.endswith(f"-v{EXPORT_VERSION}.onnx"):
@@ -125,6 +136,34 @@ def _fuse(unfused: Path, target: Path, config) -> None:
         except Exception:  # an unusual BERT variant the optimizer cannot handle: the plain graph works
             pass
     os.replace(unfused, target)
+
+
+def _quantize(float32_file: Path, target: Path) -> None:
+    """The graph with its matrix products (attention and feed-forward) in int8: weights quantized
+    once per output channel, activations per batch as they come. On AVX2 about 1.6 times the
+    float32 graph's speed; SciFact nDCG@10 of an index built with it is in the README.
+
+    The weights keep 7 bits (reduce_range): AVX2's u8 x s8 kernels add pairs of products in 16
+    bits, which full 8-bit weights can overflow."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with _quiet_root_logger():  # it advises a pre-processing step that changes nothing for this graph
+        quantize_dynamic(
+            str(float32_file), str(target), per_channel=True, reduce_range=True, weight_type=QuantType.QInt8,
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
+
+
+@contextlib.contextmanager
+def _quiet_root_logger():
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 def load_tokenizer(tokenizer_file: Path, max_tokens: int, pad_to_multiple_of: int | None = None) -> "Tokenizer":

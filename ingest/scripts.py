@@ -40,6 +40,7 @@ _SCRIPT_NAMES = {"CJK": "Han (Chinese, Japanese kanji)", "HANGUL": "Hangul (Kore
 EMBEDDING_MODEL_SETTING = "embedding.model"
 
 
+@functools.lru_cache(maxsize=1 << 14)
 def script_of(char: str) -> str:
     """The script of a letter, in words ('Hangul (Korean)', 'Cyrillic'); 'Unknown' if Unicode has no name for it."""
     first_word = unicodedata.name(char, "UNKNOWN").split(" ", 1)[0]
@@ -72,18 +73,18 @@ def readability(text: str, tokenizer: "Tokenizer") -> Readability:
     """Which letters of `text` the tokenizer maps to `[UNK]` or splits into pieces smaller than a letter."""
     encoding = tokenizer.encode(text, add_special_tokens=False)
     unknown_id = _unknown_id(tokenizer)
-    pieces_per_span = Counter(encoding.offsets)
-    unread_positions = set()
-    for token_id, (start, end) in zip(encoding.ids, encoding.offsets):
-        if token_id == unknown_id or (end - start == 1 and pieces_per_span[(start, end)] > 1):
-            unread_positions.update(range(start, end))
+    unread_spans = [span for span, pieces in Counter(encoding.offsets).items() if span[1] - span[0] == 1 and pieces > 1]
+    if unknown_id is not None and unknown_id in encoding.ids:
+        unread_spans += [span for token_id, span in zip(encoding.ids, encoding.offsets) if token_id == unknown_id]
+    unread_positions = {position for start, end in unread_spans for position in range(start, end)}
     result = Readability()
-    for position, char in enumerate(text):
+    # Counted per distinct character: a Python step per character cost more than the chunking.
+    for char, count in Counter(text).items():
         if char.isalnum():
-            script = script_of(char)
-            result.letters[script] += 1
-            if position in unread_positions:
-                result.unread[script] += 1
+            result.letters[script_of(char)] += count
+    for position in unread_positions:
+        if text[position].isalnum():
+            result.unread[script_of(text[position])] += 1
     return result
 
 

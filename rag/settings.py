@@ -46,8 +46,8 @@ class EmbeddingSettings(_Section):
     device: str = "cpu"
     runtime: Literal["auto", "onnx", "torch"] = Field(
         "auto",
-        description="onnx: ONNX Runtime (faster on CPU, exported once); torch: sentence-transformers; "
-        "auto: ONNX, and torch in bfloat16 for large ingests on CPUs with native bfloat16.",
+        description="onnx: ONNX Runtime in float32 (faster on CPU, exported once); torch: sentence-transformers; "
+        "auto: ONNX, and for large ingests torch in bfloat16 on CPUs with native bfloat16, ONNX in int8 on others.",
     )
 
 

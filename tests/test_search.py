@@ -66,7 +66,8 @@ def test_docx_headings_become_the_heading_path(sample_index):
 
 
 def test_every_embedding_path_gives_the_same_vectors(sample_index):
-    """ONNX Runtime (the fused graph), torch in float32, and the bfloat16 bulk path of large ingests."""
+    """ONNX Runtime (the fused graph), torch in float32, and the bulk paths of large ingests:
+    bfloat16 (CPUs with native bfloat16) and int8 matrix products (other CPUs)."""
     import numpy as np
 
     settings, _ = sample_index
@@ -76,9 +77,46 @@ def test_every_embedding_path_gives_the_same_vectors(sample_index):
     reference = onnx.encode(texts)
     assert np.allclose(np.linalg.norm(reference, axis=1), 1.0, atol=1e-5)
     assert np.min(np.sum(reference * torch_fp32.encode(texts), axis=1)) > 0.99999
-    bulk = onnx._encode_bulk(texts)
-    assert np.allclose(np.linalg.norm(bulk, axis=1), 1.0, atol=1e-5)
-    assert np.min(np.sum(reference * bulk, axis=1)) > 0.999
+    for path, agreement in (("bfloat16-torch", 0.999), ("int8-onnx", 0.95)):
+        bulk = onnx._encoder(path)(texts)
+        assert np.allclose(np.linalg.norm(bulk, axis=1), 1.0, atol=1e-5), path
+        assert np.min(np.sum(reference * bulk, axis=1)) > agreement, path
+
+
+def test_int8_chunk_vectors_find_the_same_chunks_as_float32(sample_index):
+    """What int8 must keep: for every question, the chunk its float32 vector is nearest to among
+    the sample notes' chunks is nearest among their int8 vectors too (queries stay float32)."""
+    import numpy as np
+
+    from ingest.index import Index
+
+    settings, _ = sample_index
+    store = Index(settings).store
+    chunks = store.get(sorted(store.ids()))
+    texts = [chunk.text for chunk in chunks.values()]
+    embedder = LocalEmbeddings(settings.embedding, settings.cache_path)
+    questions = embedder.encode([question for question, _ in QUESTIONS])
+    float32 = embedder.encode(texts)
+    int8 = embedder._encoder("int8-onnx")(texts)
+    assert len(texts) > 50
+    assert list(np.argmax(questions @ int8.T, axis=1)) == list(np.argmax(questions @ float32.T, axis=1))
+
+
+def test_a_large_ingest_embeds_in_int8_on_a_cpu_without_native_bfloat16(monkeypatch):
+    from ingest import embedding
+    from rag.settings import EmbeddingSettings
+
+    monkeypatch.setattr(embedding, "cpu_flags", lambda: frozenset({"avx2", "fma"}))
+    settings = EmbeddingSettings()
+    assert embedding.embedding_path(settings, bulk=True) == (
+        "int8-onnx", "a large ingest on a CPU without native bfloat16 (neither avx512_bf16 nor amx_bf16)"
+    )
+    assert embedding.embedding_path(settings, bulk=False) == ("float32-onnx", "a query or a small ingest")
+    assert embedding.embedding_path(settings.model_copy(update={"runtime": "onnx"}), bulk=True) == (
+        "float32-onnx", "embedding.runtime is 'onnx'"
+    )
+    monkeypatch.setattr(embedding, "cpu_flags", lambda: frozenset({"avx2", "avx512_bf16"}))
+    assert embedding.embedding_path(settings, bulk=True)[0] == "bfloat16-torch"
 
 
 def test_copies_of_a_model_share_one_onnx_export_and_older_exports_are_removed(tmp_path):
@@ -139,4 +177,5 @@ def test_a_model_of_another_architecture_embeds_alike_on_every_path(tmp_path):
     onnx = LocalEmbeddings(settings, tmp_path / "cache")
     assert reference.shape == (4, 64)
     assert np.min(np.sum(reference * onnx.encode(texts), axis=1)) > 0.99999
-    assert np.min(np.sum(reference * onnx._encode_bulk(texts), axis=1)) > 0.999
+    assert np.min(np.sum(reference * onnx._encoder("bfloat16-torch")(texts), axis=1)) > 0.999
+    assert np.min(np.sum(reference * onnx._encoder("int8-onnx")(texts), axis=1)) > 0.95
