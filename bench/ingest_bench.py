@@ -7,6 +7,7 @@
     .venv/bin/python bench/ingest_bench.py --realdocs      # ../shared/data/realdocs: real PDFs, docs, notebooks
     .venv/bin/python bench/ingest_bench.py --ocr-pages 20  # OCR alone: 20 scanned pages in one PDF
     .venv/bin/python bench/ingest_bench.py --rag-env RAG_CHUNKING__OVERLAP_TOKENS=0 --no-peer
+    .venv/bin/python bench/avx2_only.py -- .venv/bin/python bench/ingest_bench.py --ndcg   # as on an AVX2-only CPU
 
 What each figure is (one JSON line on stdout; progress on stderr):
 
@@ -29,7 +30,8 @@ What each figure is (one JSON line on stdout; progress on stderr):
   is never embedded). `ratio_rag_to_langchain`: full_ingest_s / langchain_s. `--no-peer` skips it.
 - `baseline_embedding_only_s`: the embedding model alone on ONNX Runtime in float32 (the path of
   queries and small ingests), in this process, encoding exactly the chunk texts the ingest stored.
-  A large ingest on a CPU with native bfloat16 embeds in bfloat16, so it can finish before it does.
+  A large ingest embeds in bfloat16 on a CPU with native bfloat16 and with int8 matrix products on
+  other CPUs, so it can finish before it does.
 - `embedding_matmul_floor_s`: what the encoder's matrix products alone (the bulk of its arithmetic)
   take for `tokens_embedded` at `matmul_gflops`, the rate this CPU reaches on one representative
   product (activations [batch * chunk_tokens, hidden] x weights [hidden, intermediate]) in the dtype

@@ -137,13 +137,15 @@ class LocalEmbeddings(Embeddings):
     def _load_encoder(self, path: str) -> Callable[[list[str]], "np.ndarray"]:
         from ingest import onnx_encoder
 
-        if path in ("float32-onnx", "int8-onnx"):
-            encoder = onnx_encoder.load_encoder(
-                onnx_encoder.cached_export(self.model_path, self.cache_dir, path.removesuffix("-onnx")),
-                self.model_path / "tokenizer.json",
-                self._max_seq_length(),
-            )
-            return lambda texts: encoder(texts, self.batch_size)
+        if path == "int8-onnx":
+            try:
+                onnx_file = onnx_encoder.cached_export(self.model_path, self.cache_dir, "int8")
+            except Exception as exc:  # a graph the quantizer cannot handle: float32 embeds it as well
+                self._paths[True] = ("float32-onnx", f"the model's graph could not be quantized to int8 ({type(exc).__name__})")
+                return self._encoder("float32-onnx")
+            return self._onnx_encoder(onnx_file)
+        if path == "float32-onnx":
+            return self._onnx_encoder(onnx_encoder.cached_export(self.model_path, self.cache_dir))
         if path == "bfloat16-torch":
             from ingest.torch_encoder import Bfloat16Encoder
 
@@ -154,6 +156,12 @@ class LocalEmbeddings(Embeddings):
         return lambda texts: model.encode(
             texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
         )
+
+    def _onnx_encoder(self, onnx_file: Path) -> Callable[[list[str]], "np.ndarray"]:
+        from ingest import onnx_encoder
+
+        encoder = onnx_encoder.load_encoder(onnx_file, self.model_path / "tokenizer.json", self._max_seq_length())
+        return lambda texts: encoder(texts, self.batch_size)
 
     def encode(self, texts: list[str], on_progress: Callable[[int], None] | None = None) -> "np.ndarray":
         """Vectors for `texts`, in order; `on_progress(n)` after every n texts embedded."""

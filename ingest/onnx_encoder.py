@@ -55,10 +55,14 @@ def cached_export(model_path: Path, cache_dir: Path, precision: str = "float32")
     if not target.exists():
         folder.mkdir(parents=True, exist_ok=True)
         partial = target.with_suffix(f".{os.getpid()}.partial")
-        if precision == "float32":
-            _export(model_path, pooling_mode(model_path) or "mean", partial)
-        else:
-            _quantize(cached_export(model_path, cache_dir), partial)
+        try:
+            if precision == "float32":
+                _export(model_path, pooling_mode(model_path) or "mean", partial)
+            else:
+                _quantize(cached_export(model_path, cache_dir), partial)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
         os.replace(partial, target)  # atomic: a concurrent process sees all of it or nothing
         for stale in folder.glob("*.onnx"):
             if not stale.name.endswith(f"-v{EXPORT_VERSION}.onnx"):

@@ -119,6 +119,33 @@ def test_a_large_ingest_embeds_in_int8_on_a_cpu_without_native_bfloat16(monkeypa
     assert embedding.embedding_path(settings, bulk=True)[0] == "bfloat16-torch"
 
 
+def test_a_graph_the_quantizer_cannot_handle_is_embedded_in_float32(sample_index, monkeypatch, tmp_path):
+    import shutil
+
+    import numpy as np
+
+    from ingest import embedding, onnx_encoder
+
+    settings, _ = sample_index
+    cache = tmp_path / "cache"
+    shutil.copytree(settings.cache_path / "onnx", cache / "onnx", ignore=shutil.ignore_patterns("*-int8-*"))
+
+    def refuse(float32_file, target):
+        target.write_bytes(b"half a graph")
+        raise RuntimeError("an operator the quantizer does not know")
+
+    monkeypatch.setattr(onnx_encoder, "_quantize", refuse)
+    monkeypatch.setattr(embedding, "cpu_flags", lambda: frozenset({"avx2"}))
+    embedder = LocalEmbeddings(settings.embedding, cache)
+    embedder.bulk = True
+    assert embedder.path[0] == "int8-onnx"
+    texts = [question for question, _ in QUESTIONS[:4]]
+    vectors = embedder.encode(texts)
+    assert embedder.path == ("float32-onnx", "the model's graph could not be quantized to int8 (RuntimeError)")
+    assert np.allclose(vectors, LocalEmbeddings(settings.embedding, cache).encode(texts), atol=1e-6)
+    assert not [f.name for f in (cache / "onnx").iterdir() if "int8" in f.name]
+
+
 def test_copies_of_a_model_share_one_onnx_export_and_older_exports_are_removed(tmp_path):
     """A reinstall (new virtualenv, new mtimes) must not leave another 90 MB export behind."""
     import shutil
