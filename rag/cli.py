@@ -331,19 +331,14 @@ def ingest(
         def print_sync(watched: WatchReport) -> None:
             report = watched.report
             if watched.initial:
-                _print_skipped(report.skipped, verbose)
-                _print_ocr(report.ocr, verbose)
-                for path, reason in report.failed:
-                    err.print(f"failed  {escape(_display_path(path))}: {escape(reason)}")
-            else:
-                for line in watched.changes(_display_path):
-                    err.print(escape(line))
-            for warning in report.warnings:
-                err.print(f"Warning: {escape(warning)}")
-            if watched.initial:
+                _print_sync_details(report, verbose)
                 out.print(report.summary())
                 watched_paths = ", ".join(_display_path(str(path)) for path in paths)
                 err.print(f"Watching {escape(watched_paths)} for changes; Ctrl-C stops.")
+            else:
+                for line in watched.changes(_display_path):
+                    err.print(escape(line))
+                _print_warnings(report.warnings)
 
         api.watch(
             paths, settings, on_report=print_sync, rebuild=rebuild, rebuild_all=rebuild_all, progress=progress,
@@ -361,15 +356,7 @@ def ingest(
     else:
         if dry_run:
             _print_plan(report)
-        _print_skipped(report.skipped, verbose)
-        _print_ocr(report.ocr, verbose)
-        if verbose and report.embedding_path:
-            err.print("{} with {} ({})".format("would embed" if dry_run else "embedded", *report.embedding_path))
-        if not dry_run:
-            for path, reason in report.failed:
-                err.print(f"failed  {escape(_display_path(path))}: {escape(reason)}")
-        for warning in report.warnings:
-            err.print(f"Warning: {escape(warning)}")
+        _print_sync_details(report, verbose)
         out.print(report.summary())
     raise typer.Exit(0 if report.ok else 1)
 
@@ -384,6 +371,24 @@ def _print_plan(report) -> None:
         out.print(f"remove {escape(_display_path(path))}")
     for path, reason in report.failed:
         out.print(f"fail   {escape(_display_path(path))}: {escape(reason)}")
+
+
+def _print_sync_details(report, verbose: bool) -> None:
+    """To stderr, before a sync's summary: what it skipped and read by OCR, how it embedded (with
+    --verbose), what failed (a dry run's plan lists that), and its warnings."""
+    _print_skipped(report.skipped, verbose)
+    _print_ocr(report.ocr, verbose)
+    if verbose and report.embedding_path:
+        err.print("{} with {} ({})".format("would embed" if report.dry_run else "embedded", *report.embedding_path))
+    if not report.dry_run:
+        for path, reason in report.failed:
+            err.print(f"failed  {escape(_display_path(path))}: {escape(reason)}")
+    _print_warnings(report.warnings)
+
+
+def _print_warnings(warnings: list[str]) -> None:
+    for warning in warnings:
+        err.print(f"Warning: {escape(warning)}")
 
 
 def _print_skipped(skipped: list[tuple[str, str]], verbose: bool) -> None:

@@ -271,7 +271,7 @@ def test_cli_watch_prints_a_line_per_change_and_stops_cleanly_on_ctrl_c(home, tm
     folder.mkdir()
     (folder / "a.md").write_text("# Alpha\n\nThe alpha note.\n")
     watcher = subprocess.Popen(
-        [installed_command("rag"), "ingest", "--watch", "notes"], cwd=tmp_path,
+        [installed_command("rag"), "ingest", "--watch", "-v", "notes"], cwd=tmp_path,
         env={**os.environ, "RAG_HOME": str(home)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     lines: queue.Queue[str] = queue.Queue()
@@ -285,6 +285,7 @@ def test_cli_watch_prints_a_line_per_change_and_stops_cleanly_on_ctrl_c(home, tm
         assert "Traceback" not in "\n".join(seen), seen
 
     try:
+        wait_for_line("embedded with float32-onnx (a query or a small ingest)")  # -v: as a one-shot ingest says
         wait_for_line("Watching notes for changes; Ctrl-C stops.")
         (folder / "b.md").write_text("# Beta\n\nThe beta note, added while watching.\n")
         wait_for_line("added notes/b.md (1 chunk)")
