@@ -988,15 +988,21 @@ def _report_consistency(found, as_json: bool, fixed: bool) -> None:
 @app.command()
 @knowledge_base(model=True)
 def serve(
-    host: Annotated[str, typer.Option("--host", help="Address to listen on; anything but loopback needs --token.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")] = 8000,
+    host: Annotated[
+        Optional[str],
+        typer.Option("--host", help="Address to listen on; anything but loopback needs --token. [default: serve.host, 127.0.0.1]", show_default=False),
+    ] = None,
+    port: Annotated[
+        Optional[int],
+        typer.Option("--port", min=1, max=65535, help="Port to listen on. [default: serve.port, 8000]", show_default=False),
+    ] = None,
     token: Annotated[
         Optional[str],
         typer.Option("--token", envvar="RAG_SERVER_TOKEN", help="Clients must send `Authorization: Bearer TOKEN`.", show_default=False),
     ] = None,
     cors_origin: Annotated[
         Optional[list[str]],
-        typer.Option("--cors-origin", help="Let web pages from this origin call the API (repeatable; default: none).", show_default=False),
+        typer.Option("--cors-origin", help="Let web pages from this origin call the API (repeatable). [default: serve.cors_origins, none]", show_default=False),
     ] = None,
     mcp: Annotated[bool, typer.Option("--mcp", help="Serve MCP over stdin/stdout instead of HTTP (for a desktop assistant).")] = False,
     *,
@@ -1008,7 +1014,7 @@ def serve(
     if mcp:
         server.serve_mcp(settings)
     else:
-        server.serve(settings, host=host, port=port, token=token, cors_origins=cors_origin or ())
+        server.serve(settings, host=host, port=port, token=token, cors_origins=cors_origin or None)
 
 
 @app.command(name="mcp")

@@ -293,6 +293,14 @@ class BatchSettings(_Section):
     )
 
 
+class ServeSettings(_Section):
+    host: str = Field("127.0.0.1", description="Address `rag serve` listens on; anything but loopback needs a token.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `rag serve` listens on.")
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins of web pages allowed to call the API (default: none)."
+    )
+
+
 class Settings(_Section):
     home: Path = Field(
         default_factory=lambda: Path(platformdirs.user_data_dir("rag")),
@@ -311,6 +319,7 @@ class Settings(_Section):
     llm: LLMSettings = Field(default_factory=LLMSettings)
     vector_store: VectorStoreSettings = Field(default_factory=VectorStoreSettings)
     batch: BatchSettings = Field(default_factory=BatchSettings)
+    serve: ServeSettings = Field(default_factory=ServeSettings)
 
     @field_validator("collection")
     @classmethod

@@ -368,6 +368,21 @@ def test_rag_serve_runs_as_a_process_with_the_token_from_the_environment(sample_
         assert preflight.headers["access-control-allow-origin"] == "http://127.0.0.1:9999"
 
 
+def test_rag_serve_takes_its_address_and_origins_from_the_serve_settings(sample_index, tmp_path, monkeypatch):
+    port = free_port()
+    config = tmp_path / "rag.toml"
+    config.write_text(f'[serve]\nport = {port}\ncors_origins = ["http://127.0.0.1:9998"]\n')
+    monkeypatch.setenv("RAG_HOME", str(sample_index[0].home))
+    monkeypatch.setenv("RAG_CONFIG", str(config))
+    with running_server([installed_command("rag"), "serve"], f"http://127.0.0.1:{port}/health", timeout=120):
+        preflight = httpx.options(
+            f"http://127.0.0.1:{port}/api/search", headers={"Origin": "http://127.0.0.1:9998", "Access-Control-Request-Method": "POST"}
+        )
+        assert preflight.headers["access-control-allow-origin"] == "http://127.0.0.1:9998"
+    refused = runner.invoke(app, ["serve"], env={"RAG_HOME": str(sample_index[0].home), "RAG_SERVE__HOST": "0.0.0.0"})
+    assert refused.exit_code == 2 and "without a token" in refused.output  # the settings' host obeys the token rule
+
+
 def test_no_cors_headers_unless_configured(base_url):
     preflight = httpx.options(
         f"{base_url}/v1/models", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"}

@@ -50,12 +50,16 @@ def _require_server_packages() -> None:
 
 def serve(
     settings: Settings,
-    host: str = "127.0.0.1",
-    port: int = 8000,
+    host: str | None = None,
+    port: int | None = None,
     token: str | None = None,
-    cors_origins: Sequence[str] = (),
+    cors_origins: Sequence[str] | None = None,
 ) -> None:
-    """Load the knowledge base and the model once, then serve HTTP until interrupted."""
+    """Load the knowledge base and the model once, then serve HTTP until interrupted; what is not
+    given comes from `settings.serve`."""
+    host = host or settings.serve.host
+    port = port or settings.serve.port
+    cors_origins = settings.serve.cors_origins if cors_origins is None else cors_origins
     check_bind(host, token)  # before seconds of loading
     _require_server_packages()
     import uvicorn
