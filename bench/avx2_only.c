@@ -60,32 +60,54 @@ static void report(void) {
     if (getenv("CPUID_MASK_VERBOSE")) fprintf(stderr, "cpuid_mask: %ld instructions masked\n", hits);
 }
 
+/* The listing, read once: a process maps hundreds of libraries. */
+static struct { char *lib; unsigned long vaddr; int is_xgetbv; } *listed;
+static int n_listed;
+
+static void read_listing(void) {
+    const char *listing = getenv("CPUID_MASK_SITES");
+    FILE *f = listing ? fopen(listing, "r") : NULL;
+    if (!f) return;
+    char lib[4096], kind[16];
+    unsigned long vaddr;
+    int capacity = 0;
+    while (fscanf(f, "%4095s %lx %15s", lib, &vaddr, kind) == 3) {
+        if (n_listed == capacity) {
+            capacity = capacity ? 2 * capacity : 1024;
+            listed = realloc(listed, capacity * sizeof *listed);
+            if (!listed) { fputs("cpuid_mask: out of memory\n", stderr); _exit(3); }
+        }
+        listed[n_listed].lib = strdup(lib);
+        listed[n_listed].vaddr = vaddr;
+        listed[n_listed].is_xgetbv = strcmp(kind, "xgetbv") == 0;
+        n_listed++;
+    }
+    fclose(f);
+}
+
 unsigned int la_version(unsigned int version) {
     struct sigaction sa = {0};
     sa.sa_sigaction = on_trap;
     sa.sa_flags = SA_SIGINFO | SA_RESTART;
     sigaction(SIGTRAP, &sa, NULL);
     atexit(report);
+    read_listing();
     return version;
 }
 
 unsigned int la_objopen(struct link_map *map, Lmid_t lmid, uintptr_t *cookie) {
     (void)lmid; (void)cookie;
-    const char *listing = getenv("CPUID_MASK_SITES");
     char real[4096];
-    if (!listing || !*map->l_name || !realpath(map->l_name, real)) return 0;
-    FILE *f = fopen(listing, "r");
-    if (!f) return 0;
-    char lib[4096], kind[16];
-    unsigned long vaddr;
+    if (!n_listed || !*map->l_name || !realpath(map->l_name, real)) return 0;
     long page = sysconf(_SC_PAGESIZE);
-    while (fscanf(f, "%4095s %lx %15s", lib, &vaddr, kind) == 3) {
-        if (strcmp(lib, real) != 0) continue;
+    for (int i = 0; i < n_listed; i++) {
+        if (strcmp(listed[i].lib, real) != 0) continue;
         if (n_sites >= MAX_SITES) { fprintf(stderr, "cpuid_mask: more than %d sites\n", MAX_SITES); _exit(3); }
-        unsigned char *at = (unsigned char *)(map->l_addr + vaddr);
-        int is_xgetbv = strcmp(kind, "xgetbv") == 0;
+        unsigned char *at = (unsigned char *)(map->l_addr + listed[i].vaddr);
+        int is_xgetbv = listed[i].is_xgetbv;
         if (at[0] != 0x0f || at[1] != (is_xgetbv ? 0x01 : 0xa2)) {
-            fprintf(stderr, "cpuid_mask: %s+%lx is not %s; the site listing is stale\n", real, vaddr, kind);
+            fprintf(stderr, "cpuid_mask: %s+%lx is not %s; the site listing is stale\n", real, listed[i].vaddr,
+                    is_xgetbv ? "xgetbv" : "cpuid");
             _exit(3);
         }
         uintptr_t first = (uintptr_t)at & ~(uintptr_t)(page - 1);
@@ -100,6 +122,5 @@ unsigned int la_objopen(struct link_map *map, Lmid_t lmid, uintptr_t *cookie) {
         sites[n_sites].is_xgetbv = is_xgetbv;
         n_sites++;
     }
-    fclose(f);
     return 0;
 }

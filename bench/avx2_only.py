@@ -58,9 +58,14 @@ def elf_libraries() -> list[Path]:
     found = set()
     for root in roots:
         for path in root.rglob("*.so*"):
-            if path.is_file() and not path.is_symlink() and path.read_bytes()[:4] == b"\x7fELF":
+            if path.is_file() and not path.is_symlink() and _is_elf(path):
                 found.add(path.resolve())
     return sorted(found)
+
+
+def _is_elf(path: Path) -> bool:
+    with path.open("rb") as file:
+        return file.read(4) == b"\x7fELF"
 
 
 def sites_of(library: Path) -> list[str]:

@@ -19,10 +19,10 @@ import functools
 import io
 import statistics
 import threading
-import unicodedata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
+from ingest.scripts import CJK_RUN
 from rag.errors import LoadError
 
 if TYPE_CHECKING:
@@ -244,15 +244,11 @@ def _joined(pieces: Iterable[str]) -> str:
             text = piece
         elif text.endswith("-") and text[-2:-1].isalpha() and piece[:1].islower():
             text = text[:-1] + piece
-        elif _is_cjk(text[-1]) and _is_cjk(piece[0]):
+        elif CJK_RUN.match(text[-1]) and CJK_RUN.match(piece[0]):
             text += piece
         else:
             text += " " + piece
     return text
-
-
-def _is_cjk(char: str) -> bool:
-    return unicodedata.name(char, "").startswith(("CJK", "HIRAGANA", "KATAKANA", "HANGUL"))
 
 
 def pages_label(metadatas: Iterable[Mapping[str, Any]]) -> str:

@@ -15,8 +15,8 @@ _SHORTHAND_TYPES = {"str": "string", "int": "integer", "float": "number", "bool"
 # Bounds on shorthand fields: constrained decoding then closes every string and list in time,
 # where a small model could otherwise repeat itself until its token budget ends the JSON mid-way.
 SHORTHAND_MAX_CHARS = 200
-NOT_JSON = "the reply is not valid JSON"
 SHORTHAND_MAX_ITEMS = 10
+NOT_JSON = "the reply is not valid JSON"
 _FIELD = re.compile(r"^\s*(?P<name>[A-Za-z_][\w-]*)\s*:\s*(?P<type>\w+(\[\w+\])?)\s*$")
 _FENCE = re.compile(r"^```(?:json)?\s*|\s*```$")
 
