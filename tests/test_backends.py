@@ -153,6 +153,26 @@ def test_every_backend_runs_the_cli_and_models(backend_settings, request):
     assert status["ok"] and status["backend"] == llm.backend and status["models"]
 
 
+@pytest.mark.parametrize("backend_settings", BACKENDS, indirect=True)
+def test_every_backend_takes_a_requests_length_and_temperature(backend_settings):
+    """What `rag serve` does with a request's max_tokens and temperature: a copy of the loaded
+    model that the real engine then holds to (each class names them its own way; GPT4All reads
+    n_predict over max_tokens and calls the temperature temp)."""
+    from rag.server.service import AnswerOptions, KnowledgeService
+
+    def streamed_tokens(model) -> int:
+        return sum(1 for chunk in model.stream("Once upon a time") if getattr(chunk, "content", chunk))
+
+    service = KnowledgeService(backend_settings)
+    try:
+        short = service.assistant(options=AnswerOptions(max_tokens=3, temperature=0.5)).llm
+        assert service.assistant().llm is service.llm
+    finally:
+        service.close()
+    assert getattr(short, type(short).rag_temperature_field) == 0.5
+    assert streamed_tokens(short) <= 3 < streamed_tokens(service.llm)  # as loaded: max_tokens 12
+
+
 def cli_error(sample_index, **env: str):
     settings, _ = sample_index
     started = time.monotonic()

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterable, Sequen
 
 import rag
 from ingest.index import Index
+from rag.backends.base import ModelTraits
 from rag.errors import RagError, UsageError
 from rag.retrieval import chunk_body, location_label, location_of
 from rag.settings import Settings
@@ -183,17 +184,10 @@ class KnowledgeService:
         return assistant
 
     def _llm_with(self, options: AnswerOptions) -> "BaseLanguageModel":
-        """The loaded model with this request's length and temperature: a shallow copy, the weights shared."""
-        fields = type(self.llm).model_fields
-        update: dict[str, Any] = {}
-        if options.max_tokens is not None:
-            # LlamaCpp, OpenAI and GPT4All call it max_tokens, Ollama num_predict.
-            length = next((name for name in ("max_tokens", "num_predict", "n_predict") if name in fields), None)
-            if length:
-                update[length] = options.max_tokens
-        if options.temperature is not None and "temperature" in fields:
-            update["temperature"] = options.temperature
-        return self.llm.model_copy(update=update) if update else self.llm
+        """The loaded model with this request's length and temperature, the weights shared."""
+        if isinstance(self.llm, ModelTraits):
+            return self.llm.rag_with_generation(options.max_tokens, options.temperature)
+        return self.llm
 
     # -- answering --------------------------------------------------------------------------------
 
