@@ -38,6 +38,13 @@ What each figure is (one JSON line on stdout; progress on stderr):
   (`floor_dtype`) and library of the path the ingest took: torch for a torch path, an ONNX Runtime
   session holding that single MatMul for an ONNX one. No implementation of that path embeds the
   tokens faster. `numpy_blas` is threadpoolctl's view of numpy's BLAS (not used by either path).
+- `edited_*`: after all the above, one file in ten (by path) gets a sentence at its end and the
+  folder is synced again: `edited_files` updated, `edited_chunks_added` chunks written for them,
+  `edited_chunks_reused` of those kept the vectors of an unchanged text instead of being embedded,
+  `edited_resync_s` the whole `rag ingest` process. The baseline, `edited_fresh_ingest_s`: copies
+  of just those edited files ingested into an empty index (`edited_fresh_chunks` chunks, every one
+  embedded), what such a re-sync cost when it embedded every chunk of a changed file. The files
+  get their bytes back afterwards.
 - `ndcg_at_10_hybrid` (`--ndcg`, whole SciFact corpus only): nDCG@10 of the index just built, hybrid
   search, over SciFact's 300 test queries, as `rag eval` computes it.
 - `folder`: what was ingested. `files`, `failed`, `skipped`: the files the full ingest added, failed
@@ -94,6 +101,10 @@ OCR_WORDS = (  # for made-up pages when SciFact is not there
 ).split()
 
 
+EDIT_EVERY = 10
+EDIT_SENTENCE = "This abstract was revised in a later edition.\n"
+
+
 def build_scifact_folder(target: Path, limit: int | None) -> Path:
     """One .txt file per abstract (title, blank line, text), written once and reused."""
     marker = target / f".complete-{limit or 'all'}"
@@ -129,6 +140,37 @@ def run_cli(args: list[str], home: Path, extra_env: dict[str, str]) -> tuple[dic
     if code not in (0, 1):
         raise SystemExit(f"rag {' '.join(args)} failed with exit code {code}")
     return json.loads(stdout), seconds, rss
+
+
+def edited_resync(files: list[Path], home: Path, workdir: Path, rag_env: dict[str, str]) -> dict:
+    """The `edited_*` figures: a re-sync after one file in EDIT_EVERY got a sentence at its end,
+    against a fresh ingest of copies of just those files (every chunk embedded, as a re-sync did
+    before unchanged chunks kept their vectors). The files get their bytes back afterwards."""
+    chosen = sorted(files)[::EDIT_EVERY]
+    originals = {path: path.read_bytes() for path in chosen}
+    copies, fresh_home = workdir / "edited-copies", workdir / "edited-home"
+    for folder in (copies, fresh_home):
+        shutil.rmtree(folder, ignore_errors=True)
+    copies.mkdir()
+    try:
+        for path, data in originals.items():
+            path.write_bytes(data + EDIT_SENTENCE.encode())
+            (copies / path.name).write_bytes(data + EDIT_SENTENCE.encode())
+        resync, resync_seconds, _ = run_cli(["ingest", str(chosen[0].parent)], home, rag_env)
+        fresh, fresh_seconds, _ = run_cli(["ingest", str(copies)], fresh_home, rag_env)
+    finally:
+        for path, data in originals.items():
+            path.write_bytes(data)
+        for folder in (copies, fresh_home):
+            shutil.rmtree(folder, ignore_errors=True)
+    return {
+        "edited_files": len(resync["updated"]),
+        "edited_chunks_added": resync["chunks_added"],
+        "edited_chunks_reused": resync["chunks_reused"],
+        "edited_resync_s": round(resync_seconds, 2),
+        "edited_fresh_ingest_s": round(fresh_seconds, 2),
+        "edited_fresh_chunks": fresh["chunks_added"],
+    }
 
 
 def run_peer(files: list[str], workdir: Path, model_path: Path) -> dict:
@@ -486,6 +528,8 @@ def main() -> None:
     if options.ndcg:
         print("nDCG@10 of the index, hybrid, SciFact's test queries ...", file=sys.stderr)
         ndcg = round(scifact_ndcg(settings), 4)
+    print(f"edited re-sync: one file in {EDIT_EVERY} gets a sentence at its end ...", file=sys.stderr)
+    edited = edited_resync([Path(candidate.path) for candidate in candidates], home, options.workdir, rag_env)
 
     result = {
         "folder": str(folder),
@@ -507,6 +551,7 @@ def main() -> None:
         "resync_s": round(resync_seconds, 3),
         "resync_library_s": resync["seconds"],
         "resync_peak_rss_mb": round(resync_rss),
+        **edited,
         **peer,
         "ratio_rag_to_langchain": round(full_seconds / peer["langchain_s"], 3) if peer["langchain_s"] else None,
         "baseline_embedding_only_s": round(embed_seconds, 2),

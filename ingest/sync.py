@@ -91,6 +91,10 @@ class IngestReport:
     ocr: list[tuple[str, str]] = field(default_factory=list)  # (path, its pages read by OCR: "pages 2-4")
     # How chunks were (or, in a dry run, would be) embedded and why (ingest.embedding.embedding_path).
     embedding_path: tuple[str, str] | None = None
+    # Chunks added without embedding them: an edited file's chunks whose text did not change keep
+    # their vectors, and a text met again in the same ingest is embedded once. A dry run reads no
+    # vectors, so it counts none.
+    chunks_reused: int = 0
 
     @property
     def ok(self) -> bool:
@@ -121,6 +125,7 @@ class IngestReport:
             "warnings": self.warnings,
             "ocr": [{"path": p, "pages": pages} for p, pages in self.ocr],
             "embedding_path": dict(zip(("path", "reason"), self.embedding_path)) if self.embedding_path else None,
+            "chunks_reused": self.chunks_reused,
         }
 
 
@@ -224,7 +229,7 @@ def _sync(
         if drop_collection:
             index.drop()
     files.run(to_read)
-    if report.chunks_added:  # a dry run says how it would embed them
+    if report.chunks_added > report.chunks_reused:  # a dry run says how it would embed them
         report.embedding_path = files.embedder.path
     if warning := files.unread_scripts.warning():
         report.warnings.append(warning)
@@ -476,9 +481,14 @@ class _FileSync:
             self._count(prepared)
 
     def _embed(self, group: list[_Prepared]) -> None:
+        import numpy as np
+
         texts = [text for prepared in group for text in prepared.texts]
         if not texts:
             return
+        vectors = self._unchanged_vectors(group)
+        to_embed = [text for text in dict.fromkeys(texts) if text not in vectors]
+        self.report.chunks_reused += len(texts) - len(to_embed)
         bytes_per_chunk = sum(prepared.size for prepared in group) / len(texts)
         embedded = 0
 
@@ -488,11 +498,23 @@ class _FileSync:
             embedded += count
             self.progress.advance(0, count, round(embedded * bytes_per_chunk) - done_before)
 
-        vectors = self.embedder.encode(texts, on_progress=on_progress)
-        start = 0
+        if len(to_embed) < len(texts):
+            on_progress(len(texts) - len(to_embed))
+        if to_embed:
+            vectors.update(zip(to_embed, self.embedder.encode(to_embed, on_progress=on_progress)))
         for prepared in group:
-            prepared.vectors = vectors[start : start + len(prepared.texts)]
-            start += len(prepared.texts)
+            prepared.vectors = np.stack([vectors[text] for text in prepared.texts])
+
+    def _unchanged_vectors(self, group: list[_Prepared]) -> dict[str, "np.ndarray"]:
+        """The stored vectors of the chunks that edited files had before, by text: a chunk whose
+        text is the same again needs no embedding. (A rebuild embeds everything again.)"""
+        if not self.reuse:
+            return {}
+        previous_ids = [chunk_id for prepared in group if prepared.previous for chunk_id in prepared.previous.chunk_ids]
+        if not previous_ids:
+            return {}
+        stored = self.index.get_chunks(previous_ids, vectors=True)
+        return {chunk.text: chunk.embedding for chunk in stored.values() if chunk.embedding is not None}
 
 
 def _load_and_split(

@@ -380,6 +380,8 @@ def _print_sync_details(report, verbose: bool) -> None:
     _print_ocr(report.ocr, verbose)
     if verbose and report.embedding_path:
         err.print("{} with {} ({})".format("would embed" if report.dry_run else "embedded", *report.embedding_path))
+    if verbose and report.chunks_reused:
+        err.print(f"kept the vectors of {report.chunks_reused} chunks whose text was embedded before")
     if not report.dry_run:
         for path, reason in report.failed:
             err.print(f"failed  {escape(_display_path(path))}: {escape(reason)}")

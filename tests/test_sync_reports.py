@@ -226,6 +226,61 @@ def test_a_renamed_or_moved_file_keeps_its_vectors(notes, home, embedded_texts):
     assert embedded_texts == []  # the embedding model was not even asked
 
 
+def test_an_edited_file_embeds_only_the_chunks_whose_text_changed(notes, home, embedded_texts):
+    sections = [f"## Part {n}\n\n" + f"Machine {n} runs shift {n} on line {n}. " * 12 for n in range(5)]
+    manual = notes / "manual.md"
+    manual.write_text("# Manual\n\n" + "\n\n".join(sections))
+    settings = make_settings(home)
+    rag.ingest([notes], settings)
+    before = Index(settings).sources()[str(manual)]
+    old_vectors = Index(settings).get_vectors(before.chunk_ids)
+    old_by_text = {chunk.text: old_vectors[chunk_id] for chunk_id, chunk in Index(settings).get_chunks(before.chunk_ids).items()}
+    assert len(before.chunk_ids) == 5
+
+    sections[2] = "## Part 2\n\nThe press on line 2 now needs a second operator for every shift."
+    manual.write_text("# Manual\n\n" + "\n\n".join(sections))
+    embedded_texts.clear()
+    report = rag.ingest([notes], settings)
+    assert report.updated == [str(manual)] and report.chunks_added == 5
+    assert report.chunks_reused == 4 and sum(embedded_texts) == 1
+    after = Index(settings).sources()[str(manual)]
+    stored = Index(settings).get_chunks(after.chunk_ids, vectors=True)
+    kept = [chunk for chunk in stored.values() if chunk.text in old_by_text]
+    assert len(kept) == 4 and all(np.array_equal(chunk.embedding, old_by_text[chunk.text]) for chunk in kept)
+    [edited] = [chunk for chunk in stored.values() if chunk.text not in old_by_text]
+    fresh = LocalEmbeddings(settings.embedding, settings.cache_path).encode([edited.text])[0]
+    assert float(np.dot(edited.embedding, fresh)) > 0.9999
+    assert rag.search("second operator for the press", settings, k=1)[0].source == str(manual)
+    assert_index_consistent(settings)
+
+    result = rag_cli("ingest", "-v", "--json", str(notes), home=home)  # nothing changed: nothing reused either
+    assert result.exit_code == 0 and '"chunks_reused": 0' in result.stdout
+    manual.write_text(manual.read_text() + "\n")  # new bytes, the same chunks
+    embedded_texts.clear()
+    result = rag_cli("ingest", "-v", str(notes), home=home)
+    assert result.exit_code == 0, result.output
+    assert "kept the vectors of 5 chunks whose text was embedded before" in result.stderr
+    assert "embedded with" not in result.stderr and embedded_texts == []
+
+    embedded_texts.clear()
+    report = rag.ingest([notes], settings, rebuild=True)  # a rebuild embeds again what it has embedded before
+    assert report.chunks_reused == 0 and sum(embedded_texts) == report.chunks_added
+
+
+def test_a_text_met_twice_in_one_ingest_is_embedded_once(notes, home, embedded_texts):
+    copy = notes / "copies" / "cardamom-buns.md"
+    copy.parent.mkdir()
+    copy.write_bytes((notes / "personal/recipes/cardamom-buns.md").read_bytes())
+    settings = make_settings(home)
+    report = rag.ingest([notes], settings)
+    copied = len(Index(settings).sources()[str(copy)].chunk_ids)
+    assert report.chunks_reused == copied and sum(embedded_texts) == report.chunks_added - copied
+    top = rag.search("cardamom buns", settings, k=2)
+    assert {hit.source for hit in top} == {str(copy), str(notes / "personal/recipes/cardamom-buns.md")}
+    assert top[0].score == top[1].score
+    assert_index_consistent(settings)
+
+
 class RecordedProgress:
     def __init__(self) -> None:
         self.events: list[tuple] = []
