@@ -503,7 +503,7 @@ class _FileSync:
         if to_embed:
             vectors.update(zip(to_embed, self.embedder.encode(to_embed, on_progress=on_progress)))
         for prepared in group:
-            prepared.vectors = np.stack([vectors[text] for text in prepared.texts])
+            prepared.vectors = np.asarray([vectors[text] for text in prepared.texts], dtype=np.float32)
 
     def _unchanged_vectors(self, group: list[_Prepared]) -> dict[str, "np.ndarray"]:
         """The stored vectors of the chunks that edited files had before, by text: a chunk whose
