@@ -158,6 +158,7 @@ def test_every_backend_takes_a_requests_length_and_temperature(backend_settings)
     """What `rag serve` does with a request's max_tokens and temperature: a copy of the loaded
     model that the real engine then holds to (each class names them its own way; GPT4All reads
     n_predict over max_tokens and calls the temperature temp)."""
+    from rag.backends import TEMPERATURE_FIELDS
     from rag.server.service import AnswerOptions, KnowledgeService
 
     def streamed_tokens(model) -> int:
@@ -169,7 +170,7 @@ def test_every_backend_takes_a_requests_length_and_temperature(backend_settings)
         assert service.assistant().llm is service.llm
     finally:
         service.close()
-    assert getattr(short, type(short).rag_temperature_field) == 0.5
+    assert [getattr(short, name) for name in TEMPERATURE_FIELDS if name in type(short).model_fields] == [0.5]
     assert streamed_tokens(short) <= 3 < streamed_tokens(service.llm)  # as loaded: max_tokens 12
 
 

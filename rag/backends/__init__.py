@@ -96,3 +96,20 @@ def count_tokens(llm: BaseLanguageModel, text: str) -> int:
 def json_schema_constrained(llm: BaseLanguageModel, schema: dict[str, Any]) -> Runnable | None:
     """`llm` bound to write only JSON valid for `schema` (constrained decoding), where it can."""
     return traits(llm).rag_json_schema(schema)
+
+
+# What LangChain's model classes call a reply's length limit and its temperature. One class may
+# read two: gpt4all's generate() takes n_predict over max_tokens.
+LENGTH_FIELDS = ("max_tokens", "num_predict", "n_predict")
+TEMPERATURE_FIELDS = ("temperature", "temp")
+
+
+def with_generation(llm: BaseLanguageModel, max_tokens: int | None, temperature: float | None) -> BaseLanguageModel:
+    """`llm` writing at most `max_tokens` at `temperature` (None: as loaded), in whichever fields
+    its class has for them: a shallow copy, the weights shared."""
+    fields = getattr(type(llm), "model_fields", {})
+    update: dict[str, Any] = {}
+    for names, value in ((LENGTH_FIELDS, max_tokens), (TEMPERATURE_FIELDS, temperature)):
+        if value is not None:
+            update.update({name: value for name in names if name in fields})
+    return llm.model_copy(update=update) if update else llm

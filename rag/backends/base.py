@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from rag.errors import RagError
 from rag.settings import Settings
@@ -69,10 +69,6 @@ class ModelTraits:
     a LangChain model they are mixed into.
     """
 
-    # What the LangChain class calls the reply's length limit (every name it reads) and its temperature.
-    rag_length_fields: ClassVar[tuple[str, ...]] = ("max_tokens",)
-    rag_temperature_field: ClassVar[str] = "temperature"
-
     def rag_prompt_family(self) -> str:
         """The prompt family of a text model (rag.prompting.FAMILIES); chat models apply their own template."""
         return "plain"
@@ -100,16 +96,6 @@ class ModelTraits:
     def rag_json_schema(self, schema: dict[str, Any]) -> Runnable | None:
         """This model constrained to write JSON valid for `schema`, where it can be for this schema."""
         return None
-
-    def rag_with_generation(self, max_tokens: int | None, temperature: float | None) -> BaseLanguageModel:
-        """This model writing at most `max_tokens` at `temperature` (None: as loaded): a shallow
-        copy, the weights shared."""
-        update: dict[str, Any] = {}
-        if max_tokens is not None:
-            update.update(dict.fromkeys(self.rag_length_fields, max_tokens))
-        if temperature is not None:
-            update[self.rag_temperature_field] = temperature
-        return cast("BaseLanguageModel", self.model_copy(update=update) if update else self)  # type: ignore[attr-defined]
 
 
 _NOTHING_KNOWN = ModelTraits()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from typing import Any, ClassVar, Iterator
+from typing import Any, Iterator
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -33,9 +33,6 @@ GPT4ALL_CONTEXT = 2048
 class RagGPT4All(ModelTraits, GPT4All):
     """LangChain's GPT4All, streaming for real: its own stream() waits for the whole answer."""
 
-    # gpt4all's generate() takes n_predict over max_tokens when both are given.
-    rag_length_fields: ClassVar[tuple[str, ...]] = ("max_tokens", "n_predict")
-    rag_temperature_field: ClassVar[str] = "temp"
     prompt_family: str = "plain"
 
     def rag_prompt_family(self) -> str:

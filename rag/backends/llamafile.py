@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import urllib.error
 import warnings
-from typing import Any, ClassVar
+from typing import Any
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -19,7 +19,6 @@ from rag.prompting import family_from_chat_template
 from rag.settings import Settings
 
 class RagLlamafile(ModelTraits, Llamafile):
-    rag_length_fields: ClassVar[tuple[str, ...]] = ("n_predict",)
     prompt_family: str = "plain"
     server_context: int | None = None
 

@@ -4,7 +4,7 @@ or, with `llm.ollama.api = "generate"`, `OllamaLLM` fed rag's prompt for the mod
 from __future__ import annotations
 
 import urllib.error
-from typing import Any, ClassVar
+from typing import Any
 
 from langchain_core.runnables import Runnable
 from langchain_ollama import ChatOllama, OllamaLLM
@@ -17,8 +17,6 @@ from rag.settings import Settings
 
 
 class _SchemaFormat(ModelTraits):
-    rag_length_fields: ClassVar[tuple[str, ...]] = ("num_predict",)
-
     def rag_parallel_requests(self) -> bool:
         return True
 

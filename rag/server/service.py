@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterable, Sequen
 
 import rag
 from ingest.index import Index
-from rag.backends.base import ModelTraits
 from rag.errors import RagError, UsageError
 from rag.retrieval import chunk_body, location_label, location_of
 from rag.settings import Settings
@@ -185,9 +184,9 @@ class KnowledgeService:
 
     def _llm_with(self, options: AnswerOptions) -> "BaseLanguageModel":
         """The loaded model with this request's length and temperature, the weights shared."""
-        if isinstance(self.llm, ModelTraits):
-            return self.llm.rag_with_generation(options.max_tokens, options.temperature)
-        return self.llm
+        from rag.backends import with_generation
+
+        return with_generation(self.llm, options.max_tokens, options.temperature)
 
     # -- answering --------------------------------------------------------------------------------
 
