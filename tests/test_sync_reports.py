@@ -226,19 +226,26 @@ def test_a_renamed_or_moved_file_keeps_its_vectors(notes, home, embedded_texts):
     assert embedded_texts == []  # the embedding model was not even asked
 
 
-def test_an_edited_file_embeds_only_the_chunks_whose_text_changed(notes, home, embedded_texts):
-    sections = [f"## Part {n}\n\n" + f"Machine {n} runs shift {n} on line {n}. " * 12 for n in range(5)]
+def _manual(sections: list[str]) -> str:
+    return "# Manual\n\n" + "\n\n".join(sections)
+
+
+MANUAL_SECTIONS = [f"## Part {n}\n\n" + f"Machine {n} runs shift {n} on line {n}. " * 12 for n in range(5)]
+
+
+def test_an_edited_file_embeds_only_the_chunks_whose_text_changed(store, notes, home, embedded_texts):
     manual = notes / "manual.md"
-    manual.write_text("# Manual\n\n" + "\n\n".join(sections))
-    settings = make_settings(home)
+    manual.write_text(_manual(MANUAL_SECTIONS))
+    settings = store(home)
     rag.ingest([notes], settings)
     before = Index(settings).sources()[str(manual)]
     old_vectors = Index(settings).get_vectors(before.chunk_ids)
     old_by_text = {chunk.text: old_vectors[chunk_id] for chunk_id, chunk in Index(settings).get_chunks(before.chunk_ids).items()}
     assert len(before.chunk_ids) == 5
 
+    sections = list(MANUAL_SECTIONS)
     sections[2] = "## Part 2\n\nThe press on line 2 now needs a second operator for every shift."
-    manual.write_text("# Manual\n\n" + "\n\n".join(sections))
+    manual.write_text(_manual(sections))
     embedded_texts.clear()
     report = rag.ingest([notes], settings)
     assert report.updated == [str(manual)] and report.chunks_added == 5
@@ -253,18 +260,23 @@ def test_an_edited_file_embeds_only_the_chunks_whose_text_changed(notes, home, e
     assert rag.search("second operator for the press", settings, k=1)[0].source == str(manual)
     assert_index_consistent(settings)
 
+    embedded_texts.clear()
+    report = rag.ingest([notes], settings, rebuild=True)  # a rebuild embeds again what it has embedded before
+    assert report.chunks_reused == 0 and sum(embedded_texts) == report.chunks_added
+
+
+def test_cli_says_which_vectors_an_edit_kept(notes, home, embedded_texts):
+    manual = notes / "manual.md"
+    manual.write_text(_manual(MANUAL_SECTIONS))
+    assert rag_cli("ingest", str(notes), home=home).exit_code == 0
     result = rag_cli("ingest", "-v", "--json", str(notes), home=home)  # nothing changed: nothing reused either
     assert result.exit_code == 0 and '"chunks_reused": 0' in result.stdout
-    manual.write_text(manual.read_text() + "\n")  # new bytes, the same chunks
+    manual.write_text(_manual(MANUAL_SECTIONS) + "\n")  # new bytes, the same chunks
     embedded_texts.clear()
     result = rag_cli("ingest", "-v", str(notes), home=home)
     assert result.exit_code == 0, result.output
     assert "kept the vectors of 5 chunks whose text was embedded before" in result.stderr
     assert "embedded with" not in result.stderr and embedded_texts == []
-
-    embedded_texts.clear()
-    report = rag.ingest([notes], settings, rebuild=True)  # a rebuild embeds again what it has embedded before
-    assert report.chunks_reused == 0 and sum(embedded_texts) == report.chunks_added
 
 
 def test_a_text_met_twice_in_one_ingest_is_embedded_once(notes, home, embedded_texts):
