@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -139,39 +138,28 @@ def main() -> None:
 
 
 def parallel_mode(args, counts: list[int]) -> None:
-    import contextlib
     import shutil
     import signal
-    import socket
-    import subprocess
-    import urllib.request
 
     sys.path.insert(0, str(REPO))
     import rag
     from rag.backends.gguf_files import model_file
+    from tests.helpers import free_port, running_server
 
     home = Path(tempfile.mkdtemp(prefix="rag-batch-bench-"))
     local = rag.load_settings(environ={}, home=home, llm={"model_path": args.model} if args.model else {"model": "gemma-3-270m"})
     rag.ingest([SAMPLE], local)
     sources = sorted(str(path) for path in SAMPLE.rglob("*") if path.is_file())[: args.docs]
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     slots = max(counts)
-    # A stopped bench (timeout sends SIGTERM) still stops its server, in the finally below.
+    # A stopped bench (timeout sends SIGTERM) still stops its server, as the with block ends.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    server = subprocess.Popen(
-        [shutil.which("llama-cpp-server", path=str(Path(sys.executable).parent)), "-m", str(model_file(local)),
-         "--host", "127.0.0.1", "--port", str(port), "--ctx-size", str(local.llm.n_ctx * slots), "--",
-         "--parallel", str(slots)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-    try:
-        for _ in range(600):
-            with contextlib.suppress(OSError):
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
-                break
-            time.sleep(0.2)
+    command = [
+        shutil.which("llama-cpp-server", path=str(Path(sys.executable).parent)), "-m", str(model_file(local)),
+        "--host", "127.0.0.1", "--port", str(port), "--ctx-size", str(local.llm.n_ctx * slots), "--",
+        "--parallel", str(slots),
+    ]
+    with running_server(command, f"http://127.0.0.1:{port}/health", timeout=120):
         settings = local.model_copy(update={"llm": local.llm.model_validate(
             {**local.llm.model_dump(), "backend": "openai", "model": None, "openai": {"base_url": f"http://127.0.0.1:{port}/v1"}}
         )})
@@ -187,9 +175,6 @@ def parallel_mode(args, counts: list[int]) -> None:
             if not prompts:
                 prompts = [list(messages) for messages in recorded.messages]
             peer_runs[count] = peer_batch(job.model.llm, job.constrained, prompts, count, len(sources))
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait()
     base = rag_runs[counts[0]]["items_per_min"]
     print(json.dumps({
         "documents": len(sources), "model": model_file(local).name, "server_slots": slots,

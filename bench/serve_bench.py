@@ -32,7 +32,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -46,13 +45,7 @@ from typing import Callable, Iterator
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.helpers import QUESTIONS, SAMPLE_NOTES  # noqa: E402 (imports nothing of rag)
-
-
-def free_port() -> int:
-    with contextlib.closing(socket.socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.helpers import QUESTIONS, SAMPLE_NOTES, free_port  # noqa: E402 (imports nothing of rag)
 
 
 @contextlib.contextmanager

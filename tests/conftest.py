@@ -5,22 +5,16 @@ The sample corpus is ingested once per session; tests that change files work on 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 import zlib
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import pytest
 
-from tests.helpers import SAMPLE_NOTES  # noqa: E402 (imports nothing of rag)
+from tests.helpers import SAMPLE_NOTES, free_port, running_server  # noqa: E402 (imports nothing of rag)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -114,12 +108,6 @@ def chroma_server(tmp_path_factory):
         yield url
 
 
-def free_port() -> int:
-    with contextlib.closing(socket.socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def installed_command(name: str) -> str:
     """A console script installed beside the interpreter running the tests."""
     path = shutil.which(name, path=str(Path(sys.executable).parent))
@@ -127,32 +115,3 @@ def installed_command(name: str) -> str:
     return path
 
 
-@contextlib.contextmanager
-def running_server(command: list[str], ready_url: str, timeout: float = 60) -> Iterator[None]:
-    """A real server process, up once `ready_url` answers 200, stopped afterwards."""
-    # Its own process group: a launcher (llama-cpp-server runs llama-server) goes with its children.
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(ready_url, timeout=1):
-                break
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                _stop(server)
-                raise RuntimeError(f"{command[0]} did not come up at {ready_url}") from None
-            time.sleep(0.2)
-    try:
-        yield
-    finally:
-        _stop(server)
-
-
-def _stop(server: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(server.pid, signal.SIGTERM)
-    try:
-        server.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait()

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import os
+import signal
+import socket
+import subprocess
 import textwrap
+import time
+import urllib.request
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -133,3 +141,40 @@ def write_beir_fixture(folder: Path) -> Path:
         "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{doc}\t1\n" for q, (_, doc) in FIXTURE_QUERIES.items())
     )
     return folder
+
+
+def free_port() -> int:
+    with contextlib.closing(socket.socket()) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_server(command: list[str], ready_url: str, timeout: float = 60) -> Iterator[None]:
+    """A real server process, up once `ready_url` answers 200, stopped afterwards."""
+    # Its own process group: a launcher (llama-cpp-server runs llama-server) goes with its children.
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(ready_url, timeout=1):
+                break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                _stop(server)
+                raise RuntimeError(f"{command[0]} did not come up at {ready_url}") from None
+            time.sleep(0.2)
+    try:
+        yield
+    finally:
+        _stop(server)
+
+
+def _stop(server: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()

@@ -23,7 +23,8 @@ import rag
 from rag.ask import Assistant
 from rag.cli import app
 from rag.settings import LLMSettings
-from tests.conftest import SAMPLE_NOTES, free_port, installed_command, running_server
+from tests.conftest import SAMPLE_NOTES, installed_command
+from tests.helpers import free_port, running_server
 from tests.tiny_gguf import LLAMA2_CHAT_TEMPLATE, write_tiny_llama_gguf
 
 QUESTION = "When does the warranty of the Brandt RO-350 reflow oven end?"

@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from rag.cli import app
 from rag.settings import load_settings
-from tests.conftest import SAMPLE_NOTES, free_port
-from tests.helpers import QUESTIONS, assert_ranks_first, write_beir_fixture
+from tests.conftest import SAMPLE_NOTES
+from tests.helpers import QUESTIONS, assert_ranks_first, free_port, write_beir_fixture
 
 runner = CliRunner()
 

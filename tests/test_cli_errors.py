@@ -16,7 +16,8 @@ import rag
 from ingest.index import CHUNK_METADATA_KEYS, Index
 from rag.cli import DEBUG_HINT, PromptStyle, SearchMode, app
 from rag.settings import SearchSettings
-from tests.conftest import SAMPLE_NOTES, free_port, installed_command, make_settings
+from tests.conftest import SAMPLE_NOTES, installed_command, make_settings
+from tests.helpers import free_port
 
 runner = CliRunner()
 FILES = [

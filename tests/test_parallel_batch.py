@@ -22,8 +22,8 @@ from typer.testing import CliRunner
 import rag
 from rag.backends.packaged_models import packaged_model_path
 from rag.cli import app
-from tests.conftest import TEST_MODEL, free_port, installed_command, make_settings, running_server
-from tests.helpers import INVOICES, write_files
+from tests.conftest import TEST_MODEL, installed_command, make_settings
+from tests.helpers import INVOICES, free_port, running_server, write_files
 
 runner = CliRunner()
 SLOTS = 4

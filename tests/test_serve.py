@@ -23,7 +23,8 @@ from typer.testing import CliRunner
 
 import rag
 from rag.cli import app
-from tests.conftest import REPO, SAMPLE_NOTES, free_port, installed_command, make_settings, running_server
+from tests.conftest import REPO, SAMPLE_NOTES, installed_command, make_settings
+from tests.helpers import free_port, running_server
 
 WARRANTY_QUESTION = "When does the warranty of the Brandt RO-350 reflow oven end?"
 WARRANTY_FILE = str(SAMPLE_NOTES / "work/vendors/brandt-ro350-manual.pdf")

@@ -18,7 +18,8 @@ from typer.testing import CliRunner
 
 from ingest.index import CHROMA_DIR, MANIFEST_FILE, REBUILDING, UNFINISHED_PREFIX, Index
 from rag.cli import app
-from tests.conftest import assert_index_consistent, free_port, installed_command, make_settings, running_server
+from tests.conftest import assert_index_consistent, installed_command, make_settings
+from tests.helpers import free_port, running_server
 
 runner = CliRunner()
 QUESTION = "baud rate of the service port"
