@@ -23,6 +23,31 @@ turn, then the next, --runs times. No KV cache is reset on either side (the serv
 no model ever reads the prompt it has just read, so each reuses only the prompt template's prefix.
 
 Prints one JSON line: the server's figures and the in-process baseline from the same run.
+
+    .venv/bin/python bench/serve_bench.py --hostile [--hostile-seconds 60] [--hostile-rounds 20]
+
+Hostile mode sends `rag serve` the requests its guards and limits must refuse, and measures what
+they cost the server. It uses the same corpus and settings, plus `serve.ingest_roots` naming a
+temporary folder with one note, so that ingest is on and its confinement is what refuses. After a
+warm-up (a few searches, a chunk, a short answer) it takes the idle baseline: `/health` latency over
+many requests one after another, and the server process's resident memory (VmRSS) and open file
+descriptors. Then, while a background thread asks `/health` every few tens of milliseconds, it goes
+through every kind of hostile request in turn, --hostile-rounds times or until --hostile-seconds
+have passed: Host headers naming another machine (421), a foreign Origin (403), OPTIONS without a
+preflight (405), bodies over serve.max_body_kb (413; the largest sent a piece at a time, once with
+its real Content-Length and once chunked, so the client never holds it), searches with k beyond
+search.candidates, an unknown `where` key, a lone surrogate or a query over serve.max_query_tokens
+(400), answers with a blank question or generation options out of range (400), a missing chunk
+(404), ingest paths outside the roots (403 or 400), and over MCP at /mcp `get_chunk` with a bogus id
+and `search` with a huge k (each a tool error). Each round also fetches a real chunk many times
+(200; the fetches and the MCP calls are shared out among the rounds), and sends a non-streaming
+`/v1/chat/completions` whose client gives up after a second: `/health` must show the model free
+again soon after. Afterwards, a short pause, then memory and descriptors again, and whether the
+process is alive and `/health` answers.
+
+Prints one JSON line: whether the server is still up, `/health` latency idle and under attack,
+memory and descriptors before and after, the requests sent, and for each kind of request the status
+expected, the statuses seen, and whether every one was the expected one.
 """
 
 from __future__ import annotations
@@ -30,6 +55,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import signal
 import statistics
@@ -38,9 +64,11 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -49,8 +77,8 @@ from tests.helpers import QUESTIONS, SAMPLE_NOTES, free_port  # noqa: E402 (impo
 
 
 @contextlib.contextmanager
-def rag_serve(env: dict[str, str], log: Path, timeout: float = 180) -> Iterator[str]:
-    """A real `rag serve` process on a free loopback port, up once /health answers; its base URL."""
+def rag_serve(env: dict[str, str], log: Path, timeout: float = 180) -> Iterator[tuple[str, subprocess.Popen]]:
+    """A real `rag serve` process on a free loopback port, up once /health answers; its base URL and the process."""
     import httpx
 
     port = free_port()
@@ -69,7 +97,7 @@ def rag_serve(env: dict[str, str], log: Path, timeout: float = 180) -> Iterator[
             if server.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"rag serve did not come up; its stderr: {log.read_text()[-2000:]}")
             time.sleep(0.2)
-        yield url
+        yield url, server
     finally:
         if server.poll() is None:
             server.send_signal(signal.SIGINT)  # uvicorn's graceful stop
@@ -164,6 +192,334 @@ def inprocess_first_token(assistant, question: str) -> float:
     return (first - started) * 1000
 
 
+# -- hostile mode ------------------------------------------------------------------------------------------
+
+MIB = 1024 * 1024
+HEALTH_EVERY_S = 0.05
+BASELINE_HEALTH_REQUESTS = 200
+CHUNK_FETCHES = 2000
+MCP_BOGUS_CALLS = 20
+# How long a model may take to notice its client has gone: it stops at its next token.
+FREED_WITHIN_S = 5.0
+SETTLE_S = 2.0
+TOOL_ERROR = "tool_error"
+FREED = "freed"
+
+
+@dataclass(frozen=True)
+class Hostile:
+    """One request the server must refuse, and the statuses that count as refusing it."""
+
+    kind: str
+    expected: tuple[int, ...]
+    method: str
+    path: str
+    request: dict[str, Any]
+
+
+class Tally:
+    """For each kind of request: what it should get, what it got."""
+
+    def __init__(self) -> None:
+        self.expected: dict[str, tuple[int | str, ...]] = {}
+        self.seen: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self.sent = 0
+        self.freed_after_s = 0.0  # the slowest a given-up answer took to free the model
+
+    def record(self, kind: str, expected: tuple[int | str, ...], outcome: int | str) -> None:
+        self.expected[kind] = expected
+        self.seen[kind][str(outcome)] += 1
+
+    def table(self) -> dict[str, dict[str, Any]]:
+        return {
+            kind: {
+                "expected": expected[0] if len(expected) == 1 else list(expected),
+                "seen": dict(self.seen[kind]),
+                "ok": set(self.seen[kind]) <= {str(code) for code in expected},
+            }
+            for kind, expected in self.expected.items()
+        }
+
+
+def process_figures(pid: int) -> tuple[float, int]:
+    """A process's resident memory in MB and its open file descriptors."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    rss_kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
+    return rss_kb / 1024, len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def latency_figures(latencies: list[float]) -> tuple[float, float]:
+    return round(statistics.median(latencies), 1), round(percentile(latencies, 95), 1)
+
+
+def body_of(size: int, piece: int = MIB) -> Iterator[bytes]:
+    """`size` bytes of body, made a piece at a time: the client never holds the whole of it."""
+    chunk = b"0" * piece
+    for start in range(0, size, piece):
+        yield chunk if size - start >= piece else chunk[: size - start]
+
+
+def status_of(client, method: str, url: str, **request: Any) -> int | str:
+    """A request's status, or the client's error's name; an event stream is left unread (a refusal is never one)."""
+    try:
+        with client.stream(method, url, **request) as response:
+            if not response.headers.get("content-type", "").startswith("text/event-stream"):
+                response.read()
+            return response.status_code
+    except Exception as exc:  # httpx's and h11's alike: the table shows it
+        return type(exc).__name__
+
+
+def hostile_requests(port: int, root: Path) -> list[Hostile]:
+    """Every kind of request over HTTP that the server must refuse, with fresh bodies."""
+    rebound = {"Host": f"rebind.attacker.example:{port}"}
+    foreign = {"Origin": "http://evil.example"}
+    query = {"query": "cardamom buns"}
+    json_type = {"Content-Type": "application/json"}
+    long_query = " ".join(["cardamom buns with vanilla custard"] * 200)  # words, so it is tokenized, not cut short
+    huge = 100 * MIB
+    requests = [
+        Hostile("host rebind GET /health", (421,), "GET", "/health", {"headers": rebound}),
+        Hostile("host rebind GET /", (421,), "GET", "/", {"headers": rebound}),
+        Hostile("host rebind POST /api/search", (421,), "POST", "/api/search", {"headers": rebound, "json": query}),
+        Hostile("host rebind GET /v1/models", (421,), "GET", "/v1/models", {"headers": rebound}),
+        Hostile("host rebind POST /mcp", (421,), "POST", "/mcp", {"headers": rebound, "json": {}}),
+        Hostile("foreign origin POST /api/search", (403,), "POST", "/api/search", {"headers": foreign, "json": query}),
+        Hostile("foreign origin GET /api/status", (403,), "GET", "/api/status", {"headers": foreign}),
+        Hostile("OPTIONS /mcp without token", (405,), "OPTIONS", "/mcp", {}),
+        Hostile("OPTIONS /api/search", (405,), "OPTIONS", "/api/search", {}),
+        Hostile("10 MB query", (413,), "POST", "/api/search", {"json": {"query": "a" * (10 * MIB)}}),
+        Hostile(
+            "100 MB body with Content-Length",
+            (413,),
+            "POST",
+            "/api/search",
+            {"content": body_of(huge), "headers": {**json_type, "Content-Length": str(huge)}},
+        ),
+        Hostile("100 MB body chunked", (413,), "POST", "/api/search", {"content": body_of(huge), "headers": json_type}),
+        Hostile("search k over candidates", (400,), "POST", "/api/search", {"json": {**query, "k": 51}}),
+        Hostile("search k=10**30", (400,), "POST", "/api/search", {"json": {**query, "k": 10**30}}),
+        Hostile("search where unknown key", (400,), "POST", "/api/search", {"json": {**query, "where": {"foo": 1}}}),
+        Hostile(
+            "search lone surrogate",
+            (400,),
+            "POST",
+            "/api/search",
+            {"content": b'{"query": "\\ud800"}', "headers": json_type},
+        ),
+        Hostile("search query over max_query_tokens", (400,), "POST", "/api/search", {"json": {"query": long_query}}),
+        Hostile("ask blank question", (400,), "POST", "/api/ask", {"json": {"question": "   "}}),
+        Hostile(
+            "ask max_tokens=10**9", (400,), "POST", "/api/ask", {"json": {"question": "Why?", "max_tokens": 10**9}}
+        ),
+        Hostile(
+            "ask temperature=1e308", (400,), "POST", "/api/ask", {"json": {"question": "Why?", "temperature": 1e308}}
+        ),
+        Hostile(
+            "chat max_tokens=10**9",
+            (400,),
+            "POST",
+            "/v1/chat/completions",
+            {"json": {"model": "llm", "max_tokens": 10**9, "messages": [{"role": "user", "content": "Hi"}]}},
+        ),
+        Hostile("chunk no-such-id", (404,), "GET", "/api/chunks/no-such-id", {}),
+    ]
+    for label, path in (("/etc/passwd", "/etc/passwd"), ("~", "~"), ("empty", ""), ("ROOT/../x", f"{root}/../x")):
+        requests.append(Hostile(f"ingest {label}", (403, 400), "POST", "/api/ingest", {"json": {"paths": [path]}}))
+    return requests
+
+
+def tool_outcome(result: Any, message: str | None = None) -> str:
+    """A tool error carrying `message` (when given) is what a refused MCP call must be."""
+    text = " ".join(getattr(part, "text", "") for part in result.content)
+    if not result.is_error:
+        return "result"
+    return TOOL_ERROR if message is None or message in text else "tool_error_without_message"
+
+
+async def mcp_refusals(url: str, bogus_calls: int) -> list[tuple[str, str]]:
+    """(kind, outcome) of `get_chunk` with a bogus id, `bogus_calls` times, and `search` with a huge k, in one session."""
+    from mcp import Client
+
+    outcomes = []
+    try:
+        async with Client(f"{url}/mcp", read_timeout_seconds=60) as client:
+            for _ in range(bogus_calls):
+                result = await client.call_tool("get_chunk", {"chunk_id": "bogus"})
+                outcomes.append(("mcp get_chunk bogus id", tool_outcome(result, "No chunk")))
+            result = await client.call_tool("search", {"query": "cardamom buns", "k": 10**9})
+            outcomes.append(("mcp search k=10**9", tool_outcome(result)))
+    except Exception as exc:  # recorded: the table shows a session that failed
+        outcomes.append(("mcp session", type(exc).__name__))
+    return outcomes
+
+
+def abandoned_chat(client, url: str) -> tuple[str, float]:
+    """A long answer whose client gives up after a second; then whether, and how soon, the model is free again."""
+    import httpx
+
+    body = {
+        "model": "llm",
+        "max_tokens": 200,
+        "messages": [{"role": "user", "content": "Write a long story about a baker and her cardamom buns."}],
+    }
+    try:
+        response = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=1)
+        return f"answered {response.status_code}", 0.0
+    except httpx.TimeoutException:
+        pass
+    given_up = time.monotonic()
+    while time.monotonic() - given_up < FREED_WITHIN_S:
+        health = client.get(f"{url}/health").json()
+        if not health["generating"] and not health["waiting"]:
+            return FREED, time.monotonic() - given_up
+        time.sleep(0.1)
+    return "still generating", time.monotonic() - given_up
+
+
+class HealthPoller(threading.Thread):
+    """Asks /health every HEALTH_EVERY_S, on its own connection, until stopped; each latency, and the failures."""
+
+    def __init__(self, url: str):
+        super().__init__(name="health-poller", daemon=True)
+        self.url = url
+        self.latencies: list[float] = []
+        self.failures = 0
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        import httpx
+
+        with httpx.Client(timeout=30) as client:
+            while not self.stopped.is_set():
+                started = time.perf_counter()
+                try:
+                    ok = client.get(f"{self.url}/health").status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                elapsed = time.perf_counter() - started
+                self.latencies.append(elapsed * 1000)
+                self.failures += not ok
+                self.stopped.wait(max(0.0, HEALTH_EVERY_S - elapsed))
+
+
+def warm_up(client, url: str, questions: list[str]) -> str:
+    """A few searches, a chunk, one short answer read to its end; a real chunk id."""
+    hits = []
+    for question in questions:
+        response = client.post(f"{url}/api/search", json={"query": question})
+        response.raise_for_status()
+        hits += response.json()
+    chunk_id = hits[0]["chunk_id"]
+    client.get(f"{url}/api/chunks/{chunk_id}").raise_for_status()
+    with client.stream("POST", f"{url}/api/ask", json={"question": questions[0], "max_tokens": 8}) as response:
+        response.raise_for_status()
+        for _ in response.iter_lines():
+            pass
+    return chunk_id
+
+
+def hostile_round(
+    client, url: str, requests: list[Hostile], chunk_id: str, rounds: int, deadline: float, tally: Tally
+) -> None:
+    """Each kind once (the bulk ones their share of all rounds), until the deadline."""
+    import anyio
+
+    for hostile in requests:
+        if time.monotonic() > deadline:
+            return
+        tally.record(
+            hostile.kind, hostile.expected, status_of(client, hostile.method, f"{url}{hostile.path}", **hostile.request)
+        )
+        tally.sent += 1
+    for _ in range(math.ceil(CHUNK_FETCHES / rounds)):
+        if time.monotonic() > deadline:
+            return
+        tally.record("chunk real id", (200,), status_of(client, "GET", f"{url}/api/chunks/{chunk_id}"))
+        tally.sent += 1
+    if time.monotonic() > deadline:
+        return
+    for kind, outcome in anyio.run(mcp_refusals, url, math.ceil(MCP_BOGUS_CALLS / rounds)):
+        tally.record(kind, (TOOL_ERROR,), outcome)
+        tally.sent += 1
+    if time.monotonic() > deadline:
+        return
+    outcome, freed_after = abandoned_chat(client, url)
+    tally.record("chat given up after 1 s, model freed", (FREED,), outcome)
+    tally.sent += 1
+    tally.freed_after_s = max(tally.freed_after_s, freed_after)
+
+
+def hostile_bench(
+    env: dict[str, str], home: Path, root: Path, questions: list[str], options: argparse.Namespace
+) -> dict[str, Any]:
+    import httpx
+
+    print("starting rag serve ...", file=sys.stderr)
+    with rag_serve(env, home / "serve.log") as (url, server), httpx.Client(timeout=120) as client:
+        port = int(url.rsplit(":", 1)[1])
+        print("warming up ...", file=sys.stderr)
+        chunk_id = warm_up(client, url, questions)
+        idle = []
+        for _ in range(BASELINE_HEALTH_REQUESTS):
+            started = time.perf_counter()
+            client.get(f"{url}/health").raise_for_status()
+            idle.append((time.perf_counter() - started) * 1000)
+        rss_before, fds_before = process_figures(server.pid)
+        print(f"idle: RSS {rss_before:.0f} MB, {fds_before} fds; hostile requests ...", file=sys.stderr)
+
+        tally = Tally()
+        poller = HealthPoller(url)
+        poller.start()
+        started = time.monotonic()
+        deadline = started + options.hostile_seconds
+        rounds = 0
+        try:
+            while rounds < options.hostile_rounds and time.monotonic() < deadline:
+                hostile_round(
+                    client, url, hostile_requests(port, root), chunk_id, options.hostile_rounds, deadline, tally
+                )
+                rounds += 1
+                print(f"  round {rounds}: {tally.sent} requests, {time.monotonic() - started:.0f} s", file=sys.stderr)
+        finally:
+            poller.stopped.set()
+            poller.join()
+        seconds = time.monotonic() - started
+
+        time.sleep(SETTLE_S)
+        alive = server.poll() is None
+        rss_after, fds_after = process_figures(server.pid) if alive else (None, None)
+        try:
+            answers = client.get(f"{url}/health", timeout=10).status_code == 200
+        except httpx.HTTPError:
+            answers = False
+
+    table = tally.table()
+    hostile_p50, hostile_p95 = latency_figures(poller.latencies)
+    idle_p50, idle_p95 = latency_figures(idle)
+    return {
+        "server_up": alive and answers,
+        "health_idle_p50_ms": idle_p50,
+        "health_idle_p95_ms": idle_p95,
+        "health_hostile_p50_ms": hostile_p50,
+        "health_hostile_p95_ms": hostile_p95,
+        "health_hostile_max_ms": round(max(poller.latencies), 1),
+        "health_hostile_polls": len(poller.latencies),
+        "health_hostile_failures": poller.failures,
+        "rss_before_mb": round(rss_before, 1),
+        "rss_after_mb": rss_after and round(rss_after, 1),
+        "rss_growth_pct": rss_after and round((rss_after - rss_before) / rss_before * 100, 1),
+        "fds_before": fds_before,
+        "fds_after": fds_after,
+        "model_freed_max_s": round(tally.freed_after_s, 2),
+        "rounds": rounds,
+        "requests_sent": tally.sent,
+        "seconds": round(seconds, 1),
+        "kinds": table,
+        "all_refused_as_expected": all(row["ok"] for row in table.values()),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=8, help="concurrent search clients (and in-process threads)")
@@ -173,6 +529,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=2, help="first-token runs per question and path")
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--model", type=Path, help="a GGUF file (default: the packaged Gemma 3 270M)")
+    parser.add_argument(
+        "--hostile", action="store_true", help="send requests the server must refuse, and measure the cost"
+    )
+    parser.add_argument("--hostile-seconds", type=float, default=60, help="time bound of the hostile phase")
+    parser.add_argument(
+        "--hostile-rounds", type=int, default=20, help="times each kind of hostile request is sent, at most"
+    )
     options = parser.parse_args()
     if options.questions < 2:
         parser.error("--questions must be at least 2: a repeated prompt would come from the KV cache")
@@ -185,7 +548,13 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="rag-serve-bench-"))
     model = f'model_path = "{options.model.resolve()}"' if options.model else 'model = "gemma-3-270m"'
     config = home / "rag.toml"
-    config.write_text(f"[llm]\n{model}\ntemperature = 0.0\nmax_tokens = {options.max_tokens}\n")
+    config_text = f"[llm]\n{model}\ntemperature = 0.0\nmax_tokens = {options.max_tokens}\n"
+    root = home / "ingest-root"
+    if options.hostile:  # ingest over HTTP on, so that it is the confinement to this folder that refuses
+        root.mkdir()
+        (root / "note.md").write_text("# A note\n\nThe one file ingest over HTTP may read here.\n")
+        config_text += f"\n[serve]\ningest_roots = [{json.dumps(str(root))}]\n"
+    config.write_text(config_text)
     # The server process and this one read the same settings: this file and this RAG_HOME, nothing else.
     env = {name: value for name, value in os.environ.items() if not name.startswith("RAG_")}
     env.update({"RAG_HOME": str(home), "RAG_CONFIG": str(config)})
@@ -194,9 +563,12 @@ def main() -> None:
     rag.ingest([SAMPLE_NOTES], settings)
     questions = [question for question, _ in QUESTIONS[: options.questions]]
     queries = [questions[i % len(questions)] for i in range(options.requests)]
+    if options.hostile:
+        print(json.dumps(hostile_bench(env, home, root, questions, options)))
+        return
 
     print("starting rag serve and loading the model in-process ...", file=sys.stderr)
-    with rag_serve(env, home / "serve.log") as url:
+    with rag_serve(env, home / "serve.log") as (url, _):
         assistant = Assistant(settings)
         clients = [httpx.Client(timeout=120) for _ in range(options.clients)]  # one keep-alive connection each
 

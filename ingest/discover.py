@@ -44,6 +44,7 @@ class Candidate:
 class Discovery:
     candidates: list[Candidate] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    empty: set[str] = field(default_factory=set)  # skipped files of zero bytes: their text is gone
 
 
 @dataclass
@@ -148,6 +149,7 @@ def _consider(path: str, root: str, settings: IngestSettings, max_bytes: int, fo
         return
     if stat.st_size == 0:
         found.skipped.append((path, "empty file"))
+        found.empty.add(path)
         return
     if stat.st_size > max_bytes:
         found.skipped.append(

@@ -95,6 +95,9 @@ class IngestReport:
     # their vectors, and a text met again in the same ingest is embedded once. A dry run reads no
     # vectors, so it counts none.
     chunks_reused: int = 0
+    # (path, why discovery skips it now) of files ingested before that are still on disk: a sync
+    # removes only files that are gone, never one it merely no longer sees, so these keep their chunks.
+    kept: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -126,6 +129,7 @@ class IngestReport:
             "ocr": [{"path": p, "pages": pages} for p, pages in self.ocr],
             "embedding_path": dict(zip(("path", "reason"), self.embedding_path)) if self.embedding_path else None,
             "chunks_reused": self.chunks_reused,
+            "kept": [{"path": p, "reason": reason} for p, reason in self.kept],
         }
 
 
@@ -158,8 +162,7 @@ def ingest(
         if not root.exists():
             raise UsageError(f"Path not found: {root}")
     rebuild = rebuild or rebuild_all
-    index = Index(settings)
-    with contextlib.nullcontext() if dry_run else index.writer_lock(wait, on_wait):
+    with Index(settings) as index, contextlib.nullcontext() if dry_run else index.writer_lock(wait, on_wait):
         drop_collection = rebuild and _rebuild_drops_collection(index, roots, rebuild_all)
         if not dry_run and not drop_collection and index.unfinished():  # a dropped collection needs no repair
             index.reconcile()
@@ -218,10 +221,22 @@ def _sync(
         )
     known = {} if drop_collection else previous
     seen = {candidate.path for candidate in found.candidates}
-    vanished = [record for path, record in known.items() if path not in seen and _under_roots(path, roots)]
+    unseen = [record for path, record in sorted(known.items()) if path not in seen and _under_roots(path, roots)]
+    skipped = dict(found.skipped)
+    # Still on disk with text, only skipped now (a hidden folder, an ignore rule): kept, and said so.
+    kept = [record for record in unseen if os.path.isfile(record.path) and record.path not in found.empty]
+    vanished = [record for record in unseen if record not in kept]
     to_read = found.candidates if rebuild else [c for c in found.candidates if _stat_changed(c, known.get(c.path))]
 
     report = IngestReport(skipped=list(found.skipped), unchanged=len(found.candidates) - len(to_read), dry_run=dry_run)
+    report.kept = [(record.path, _skip_reason(record.path, skipped)) for record in kept]
+    if kept:
+        files = "1 file ingested before is" if len(kept) == 1 else f"{len(kept)} files ingested before are"
+        report.warnings.append(
+            f"{files} skipped now ({report.kept[0][1]}{', ...' if len(kept) > 1 else ''}) but still there, so "
+            f"{'it keeps its' if len(kept) == 1 else 'they keep their'} chunks; a rebuild of the whole collection "
+            "leaves them out."
+        )
     files = _FileSync(index, settings, report, progress, dry_run, known, vanished, reuse=not rebuild)
     if not dry_run:
         # Marked unfinished until the end: an ingest killed midway is reconciled by the next one.
@@ -249,6 +264,14 @@ def _sync(
         report.removed = sorted(path for path in previous if path not in ingested)
         report.chunks_removed = sum(len(record.chunk_ids) for record in previous.values())
     return report
+
+
+def _skip_reason(path: str, skipped: dict[str, str]) -> str:
+    """Why discovery skipped `path`: its own entry, or that of the folder it skipped whole."""
+    for place in (path, *map(str, Path(path).parents)):
+        if place in skipped:
+            return skipped[place] if place == path else f"in {os.path.basename(place)}/: {skipped[place]}"
+    return "skipped"
 
 
 def _under_roots(path: str, roots: list[Path]) -> bool:

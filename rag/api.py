@@ -139,7 +139,8 @@ def status(settings: Settings | None = None) -> index_status.IndexStatus:
 
 def collections(settings: Settings | None = None) -> list[CollectionSummary]:
     """Every collection the index directory holds: name, files, chunks, where its vectors are, last sync."""
-    return Index(settings or load_settings()).collections()
+    with Index(settings or load_settings()) as index:
+        return index.collections()
 
 
 def ask(question: str, settings: Settings | None = None, k: int | None = None) -> "Answer":
@@ -203,9 +204,9 @@ def check(settings: Settings | None = None) -> "Consistency":
 
     Raises `VectorsMissingError` when the vector store holds none of the chunks the manifest lists.
     """
-    index = Index(settings or load_settings())
-    index.require()
-    return index.problems()
+    with Index(settings or load_settings()) as index:
+        index.require()
+        return index.problems()
 
 
 def repair(settings: Settings | None = None) -> "Consistency":
@@ -213,10 +214,10 @@ def repair(settings: Settings | None = None) -> "Consistency":
 
     Never forgets every file because the vector store looks empty: that raises `VectorsMissingError`.
     """
-    index = Index(settings or load_settings())
-    index.require()
-    with index.writer_lock():
-        return index.reconcile()
+    with Index(settings or load_settings()) as index:
+        index.require()
+        with index.writer_lock():
+            return index.reconcile()
 
 
 def summarize(

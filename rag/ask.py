@@ -130,7 +130,8 @@ class Assistant:
     """The question-answering pipeline for one knowledge base and one model."""
 
     def __init__(self, settings: Settings, llm: BaseLanguageModel | None = None, k: int | None = None):
-        Index(settings).require()  # fail before spending seconds on loading a model
+        with Index(settings) as index:
+            index.require()  # fail before spending seconds on loading a model
         self.settings = settings
         self._embedded: tuple[list[str], Any] = ([], None)
         self.llm = llm or create_llm(settings)

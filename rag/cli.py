@@ -25,13 +25,15 @@ from rich.markup import escape
 
 import rag
 from ingest.index import CHUNK_METADATA_KEYS
-from rag.errors import RagError, UsageError
+from rag.errors import IndexBusyError, RagError, UsageError
 from rag.settings import Settings, debug_enabled, load_settings
 
 if TYPE_CHECKING:
     from rag.ask import Assistant
 
 DEBUG_HINT = "Set RAG_DEBUG=1 to see the traceback."
+# What the command line adds to a library error: the flag that changes the outcome.
+CLI_HINTS = {IndexBusyError: "Run without --no-wait to wait for it automatically."}
 
 
 class _RagGroup(TyperGroup):
@@ -46,8 +48,9 @@ class _RagGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except RagError as exc:
-            err.print(f"Error: {escape(str(exc))}")
-            _json_error(ctx, str(exc), exc.exit_code)
+            message = " ".join([str(exc), *(hint for kind, hint in CLI_HINTS.items() if isinstance(exc, kind))])
+            err.print(f"Error: {escape(message)}")
+            _json_error(ctx, message, exc.exit_code)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             err.print("Interrupted.")

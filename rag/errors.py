@@ -77,10 +77,7 @@ class VectorsMissingError(RagError):
 
 class IndexBusyError(RagError):
     def __init__(self, index_path: Path):
-        super().__init__(
-            f"Another `rag ingest` is writing to the index at {index_path}; "
-            "wait for it to finish, or run without --no-wait to wait automatically."
-        )
+        super().__init__(f"Another ingest is writing to the index at {index_path}; try again once it has finished.")
 
 
 class ModelNotFoundError(RagError):

@@ -34,7 +34,8 @@ def iso_time(timestamp: float | None) -> str | None:
 
 
 def status(settings: Settings) -> IndexStatus:
-    stats = Index(settings).stats()
+    with Index(settings) as index:
+        stats = index.stats()
     fingerprint = stats.fingerprint
     return IndexStatus(
         index_path=str(settings.index_path),

@@ -226,7 +226,7 @@ def search(
     mode = mode or options.mode
     k = k or options.k
     use_mmr = options.mmr if mmr is None else mmr
-    index = _open_index(settings)
+    index = open_index(settings)
     index.require()
     index.check_fingerprint()
     chunk_filter = ChunkFilter(dict(where or {}), index.matching_sources(paths) if paths else None)
@@ -282,7 +282,7 @@ def _dropped(candidates: dict[str, Candidate], selected: set[str], k: int, by: s
     return dropped
 
 
-def _open_index(settings: Settings) -> Index:
+def open_index(settings: Settings) -> Index:
     """One open index per knowledge base and process: a search then costs no connection set-up.
 
     A rebuild (here or in another process) makes a new collection; then the index is reopened.

@@ -299,6 +299,19 @@ class ServeSettings(_Section):
     cors_origins: list[str] = Field(
         default_factory=list, description="Origins of web pages allowed to call the API (default: none)."
     )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names requests may name besides the addresses `rag serve` listens on (a reverse proxy's "
+        "name, or *.example.org); any other Host is refused (DNS rebinding).",
+    )
+    ingest_roots: list[Path] = Field(
+        default_factory=list,
+        description="Folders whose files /api/ingest may read; none (the default) turns ingest over HTTP off.",
+    )
+    max_body_kb: int = Field(1024, gt=0, description="Largest request body accepted, in KiB.")
+    max_query_tokens: int = Field(
+        512, gt=0, description="Longest search query or question accepted, in the embedding model's tokens."
+    )
 
 
 class Settings(_Section):

@@ -49,7 +49,10 @@ def test_a_second_ingest_waits_or_fails_clearly_and_nothing_interleaves(home, tm
 
     refused = runner.invoke(app, ["ingest", "--no-wait", str(notes)], env={"RAG_HOME": str(home)})
     assert refused.exit_code == 1
-    assert refused.stderr.startswith(f"Error: Another `rag ingest` is writing to the index at {home / 'index'}")
+    assert " ".join(refused.stderr.split()) == (
+        f"Error: Another ingest is writing to the index at {home / 'index'}; try again once it has finished. "
+        "Run without --no-wait to wait for it automatically."
+    )
 
     waited = runner.invoke(app, ["ingest", str(notes)], env={"RAG_HOME": str(home)})
     assert waited.exit_code == 0, waited.output

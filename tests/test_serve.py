@@ -28,7 +28,7 @@ from tests.helpers import free_port, running_server
 
 WARRANTY_QUESTION = "When does the warranty of the Brandt RO-350 reflow oven end?"
 WARRANTY_FILE = str(SAMPLE_NOTES / "work/vendors/brandt-ro350-manual.pdf")
-TOKEN = "s3cret-token"
+TOKEN = "s3cret-token-of-the-tests"
 runner = CliRunner()
 
 
@@ -300,7 +300,7 @@ def test_ingest_syncs_paths_and_sends_progress_then_the_report(service, notes, t
     from rag.server.service import KnowledgeService
 
     (tmp_path / "kb").mkdir()
-    settings = fast_settings(make_settings(tmp_path / "kb"))
+    settings = fast_settings(make_settings(tmp_path / "kb", serve={"ingest_roots": [str(notes)]}))
     rag.ingest([notes / "personal"], settings)  # a service opens an index that exists
     own = KnowledgeService(settings, llm=service.llm)  # the model already loaded, shared
     with uvicorn_server(create_app(own)) as url:
@@ -419,6 +419,7 @@ def test_a_real_browser_asks_sees_tokens_arrive_and_opens_a_citation(base_url, t
     options.binary_location = shutil.which("chromium")
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=390,844"):  # a phone
         options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # what the console says: CSP violations too
     browser = webdriver.Chrome(options=options, service=webdriver.ChromeService(shutil.which("chromedriver")))
     try:
         browser.get(f"{base_url}/")
@@ -453,6 +454,8 @@ def test_a_real_browser_asks_sees_tokens_arrive_and_opens_a_citation(base_url, t
         screenshot = tmp_path / "rag-page.png"
         browser.save_screenshot(str(screenshot))
         assert screenshot.stat().st_size > 1000
+        console = [entry["message"] for entry in browser.get_log("browser")]
+        assert not [message for message in console if "Content Security Policy" in message], console
     finally:
         browser.quit()
 
@@ -520,7 +523,7 @@ def test_loopback_needs_no_token_and_anything_else_does():
 
     assert all(is_loopback(host) for host in ("127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"))
     assert not any(is_loopback(host) for host in ("0.0.0.0", "::", "192.168.1.5", "example.org"))
-    check_bind("0.0.0.0", "token")
+    check_bind("0.0.0.0", "a-token-of-20-chars!")
     with pytest.raises(UsageError, match="RAG_SERVER_TOKEN"):
         check_bind("0.0.0.0", None)
 

@@ -184,3 +184,31 @@ def test_collections_are_separate_knowledge_bases(store, notes, home, tmp_path):
     rag.ingest([notes / "work"], store(home))
     assert {Path(h.source).name for h in rag.search("anything", recipes, k=50)} == {"cardamom-buns.md"}
     assert Index(store(home)).stats().files == 2
+
+
+def test_a_file_sync_no_longer_sees_keeps_its_chunks_only_a_gone_file_loses_them(store, notes, home):
+    """An ignore rule or a hidden folder hides a file from discovery; it is still there, so it is not removed."""
+    settings = store(home)
+    hidden = notes / ".drafts" / "plan.md"
+    hidden.parent.mkdir()
+    hidden.write_text("# Plan\n\nThe offsite is in the mill house by the river.\n")
+    ignored = notes / "work/tools/calibrate.py"
+    rag.ingest([notes, hidden], settings)  # a hidden file named explicitly is taken
+    (notes / ".ragignore").write_text("*.py\n")
+
+    report = rag.ingest([notes], settings)
+    assert report.removed == [] and report.chunks_removed == 0
+    assert report.kept == [
+        (str(hidden), "in .drafts/: hidden folder"), (str(ignored), "ignored by .ragignore (line 1: *.py)"),
+    ]
+    assert report.warnings == [
+        "2 files ingested before are skipped now (in .drafts/: hidden folder, ...) but still there, so they keep "
+        "their chunks; a rebuild of the whole collection leaves them out."
+    ]
+    assert {str(hidden), str(ignored)} <= set(Index(settings).sources())
+    hidden.unlink()
+    (notes / "personal/recipes/cardamom-buns.md").write_bytes(b"")  # emptied: its text is gone
+    gone = rag.ingest([notes], settings)
+    assert gone.removed == sorted([str(hidden), str(notes / "personal/recipes/cardamom-buns.md")])
+    assert gone.kept == [(str(ignored), "ignored by .ragignore (line 1: *.py)")]
+    assert_index_consistent(settings)

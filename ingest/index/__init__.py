@@ -170,6 +170,18 @@ class Index:
         self.path.mkdir(parents=True, exist_ok=True)
         return connect(self.manifest_path, keywords.SCHEMA)
 
+    def close(self) -> None:
+        """Close the SQLite connection if it was opened; a long-lived process opens no file per request."""
+        db = self.__dict__.pop("_db", None)
+        if db is not None:
+            db.close()
+
+    def __enter__(self) -> "Index":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def _transaction(self) -> Transaction:
         return Transaction(self._db)
 

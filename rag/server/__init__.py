@@ -21,6 +21,7 @@ from rag.settings import Settings
 TOKEN_VARIABLE = "RAG_SERVER_TOKEN"
 INSTALL_HINT = "pip install 'rag[serve]'"
 SERVER_PACKAGES = ("fastapi", "uvicorn", "mcp")
+MIN_TOKEN_LENGTH = 16
 
 
 def is_loopback(host: str) -> bool:
@@ -32,8 +33,18 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def check_token(token: str | None) -> None:
+    """A token anyone could guess protects nothing: refuse it before the server starts."""
+    if token is not None and (len(token) < MIN_TOKEN_LENGTH or not token.strip()):
+        raise UsageError(
+            f"The token is too short to protect the documents: use at least {MIN_TOKEN_LENGTH} characters, "
+            "not all spaces, such as the output of `openssl rand -hex 16`."
+        )
+
+
 def check_bind(host: str, token: str | None) -> None:
-    """Refuse to expose the documents beyond this machine without a token."""
+    """Refuse to expose the documents beyond this machine without a token, or with one anyone could guess."""
+    check_token(token)
     if not token and not is_loopback(host):
         raise UsageError(
             f"Refusing to serve on {host} without a token: anyone who can reach it could read your documents. "

@@ -1,50 +1,49 @@
 """The HTTP app: the native routes, the OpenAI-compatible ones (openai_routes.py), MCP over
 streamable HTTP at /mcp (mcp.py) and the web page (static/index.html).
 
-Every error is one line of JSON, `{"error": {"message", "type", "code"}}` (the shape OpenAI clients
-read), with the status code that says what happened. With a token, every route but `/health` and
-the page itself (static HTML that holds no data and asks for the token) needs
-`Authorization: Bearer TOKEN`. No CORS headers unless origins are configured.
+Every request first passes `RequestGuard` (security.py): a Host that names no address of this
+server, a foreign Origin, an OPTIONS that is no CORS preflight and an oversized body are refused
+before any route runs. Every error is one line of JSON, `{"error": {"message", "type", "code"}}`
+(the shape OpenAI clients read), with the status code that says what happened: a client's mistake
+is a 4xx, never a 500. With a token, every route but `/health` and the page itself (static HTML
+that holds no data and asks for the token) needs `Authorization: Bearer TOKEN`. No CORS headers
+unless origins are configured.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import threading
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Literal, Sequence
+from typing import Any, AsyncIterator, Awaitable, Callable, Literal, Sequence, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from rag.errors import IndexBusyError, NoIndexError, RagError, UsageError
+from rag.server import check_token
+from rag.server.security import (
+    BearerTokenGuard, BodyTooLarge, HostRule, RequestGuard, content_security_policy, error_body, error_response,
+)
 from rag.server.service import (
-    AnswerOptions, ChunkNotFoundError, KnowledgeService, UnknownCollectionError, citation_suffix, sources_payload,
+    AnswerOptions, ChunkNotFoundError, IngestOffError, KnowledgeService, ModelTurn, OutsideRootsError,
+    UnknownCollectionError, citation_suffix, sources_payload,
 )
 
 STATIC = Path(__file__).parent / "static"
-# Open without the token: the health check, and the page, which asks for the token itself.
-OPEN_PATHS = ("/health", "/")
-
-
-def error_body(message: str, kind: str, code: int) -> dict[str, Any]:
-    return {"error": {"message": message, "type": kind, "code": code}}
-
-
-def error_response(message: str, kind: str, code: int, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(error_body(message, kind, code), status_code=code, headers=headers)
+T = TypeVar("T")
 
 
 def status_of(exc: RagError) -> int:
     if isinstance(exc, (UnknownCollectionError, ChunkNotFoundError, NoIndexError)):
         return 404
+    if isinstance(exc, (IngestOffError, OutsideRootsError)):
+        return 403
     if isinstance(exc, IndexBusyError):
         return 409
     if isinstance(exc, UsageError):
@@ -61,24 +60,28 @@ def rag_error_body(exc: BaseException) -> tuple[dict[str, Any], int]:
     return error_body(f"{type(exc).__name__}{detail}", "internal_error", 500), 500
 
 
-class BearerTokenGuard:
-    """401 for a request without `Authorization: Bearer TOKEN`, except on the open paths."""
+async def until_disconnected(request: Request, work: Awaitable[T]) -> T | Response:
+    """`work`'s result; cancelled as soon as the client goes away (a generation then stops at its next token).
 
-    def __init__(self, app: ASGIApp, token: str):
-        self.app = app
-        self.expected = f"Bearer {token}".encode()
+    For a client that left, the response is an empty 499 (nginx's "client closed request") that nobody reads.
+    """
+    task = asyncio.ensure_future(work)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or scope["method"] == "OPTIONS":
-            await self.app(scope, receive, send)
-            return
-        given = dict(scope["headers"]).get(b"authorization", b"")
-        if hmac.compare_digest(given, self.expected):  # constant time: the token cannot be guessed byte by byte
-            await self.app(scope, receive, send)
-            return
-        message = "Missing or wrong token: send the header `Authorization: Bearer TOKEN` (the token rag serve was given)."
-        response = error_response(message, "unauthorized", 401, {"WWW-Authenticate": "Bearer"})
-        await response(scope, receive, send)
+    async def client_gone() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    watcher = asyncio.ensure_future(client_gone())
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return Response(status_code=499)
+    return task.result()
 
 
 def sse(data: Any, event: str | None = None) -> str:
@@ -110,7 +113,7 @@ class AskRequest(BaseModel):
 
 
 class IngestRequest(BaseModel):
-    paths: list[str] = Field(min_length=1, description="Files and folders on the server's machine.")
+    paths: list[str] = Field(min_length=1, description="Absolute paths inside serve.ingest_roots on the server's machine.")
     dry_run: bool = False
 
 
@@ -131,16 +134,21 @@ class _ProgressEvents:
 
 
 async def ingest_events(service: KnowledgeService, request: IngestRequest) -> AsyncIterator[str]:
-    """SSE for /api/ingest: `start`, `progress` as files are embedded, then the `report` (or an `error`)."""
+    """SSE for /api/ingest: `start`, `progress` as files are embedded, then the `report` (or an `error`).
+
+    A client that goes away stops the ingest at its next file, and frees the index for the next one.
+    """
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[str | None, Any]] = asyncio.Queue()
+    cancelled = threading.Event()
 
     def send(name: str | None, data: Any) -> None:
-        loop.call_soon_threadsafe(queue.put_nowait, (name, data))
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(queue.put_nowait, (name, data))
 
     def work() -> None:
         try:
-            report = service.ingest(request.paths, _ProgressEvents(send), request.dry_run)
+            report = service.ingest(request.paths, _ProgressEvents(send), request.dry_run, cancelled)
             send("report", report.to_dict())
         except Exception as exc:  # reported to the client that asked
             send("error", rag_error_body(exc)[0])
@@ -149,11 +157,14 @@ async def ingest_events(service: KnowledgeService, request: IngestRequest) -> As
 
     # Its own thread, not the model's: answers and searches go on while it embeds.
     threading.Thread(target=work, name="rag-ingest", daemon=True).start()
-    while True:
-        name, data = await queue.get()
-        if name is None:
-            return
-        yield sse(data, name)
+    try:
+        while True:
+            name, data = await queue.get()
+            if name is None:
+                return
+            yield sse(data, name)
+    finally:
+        cancelled.set()
 
 
 def search_payload(service: KnowledgeService, request: SearchRequest) -> Any:
@@ -168,10 +179,8 @@ def search_payload(service: KnowledgeService, request: SearchRequest) -> Any:
     return {"mode": result.mode, "hits": hits, "dropped": [candidate.to_dict() for candidate in result.dropped]}
 
 
-async def answer_events(service: KnowledgeService, request: AskRequest) -> AsyncIterator[str]:
+async def answer_events(turn: ModelTurn) -> AsyncIterator[str]:
     """SSE for /api/ask: `token` events, then `sources`, `evidence` and the complete `answer`."""
-    options = AnswerOptions(k=request.k, max_tokens=request.max_tokens, temperature=request.temperature)
-    turn = service.answer_turn(request.question, request.history, request.collection, options)
     try:
         async for token in turn.tokens():
             yield sse({"text": token}, "token")
@@ -199,13 +208,23 @@ def create_app(
 ) -> FastAPI:
     """The app over a loaded service; `token` guards every route but /health and the page.
 
-    `host` is where it listens: on loopback, /mcp also refuses requests whose Host header names
-    another machine (DNS rebinding); elsewhere the token guards it.
+    `host` is where it listens: requests whose Host header names another machine are refused on
+    every route (DNS rebinding), as are those from another site's page; `serve.allowed_hosts`
+    names more hosts (a reverse proxy's).
     """
+    from mcp.server.transport_security import TransportSecuritySettings
+
     from rag.server.mcp import mcp_server
     from rag.server.openai_routes import openai_router
 
-    mcp_http = mcp_server(service).streamable_http_app(streamable_http_path="/mcp", host=host)
+    check_token(token)
+    serve = service.settings.serve
+    # RequestGuard checks Host and Origin for /mcp as for every route; the SDK's own check would refuse a proxy's name.
+    mcp_http = mcp_server(service).streamable_http_app(
+        streamable_http_path="/mcp", host=host, max_request_body_size=serve.max_body_kb * 1024,
+        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+    )
+    page_policy = content_security_policy((STATIC / "index.html").read_text(encoding="utf-8"))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -228,7 +247,8 @@ def create_app(
 
     @app.exception_handler(HTTPException)
     async def on_http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return error_response(str(exc.detail), "invalid_request_error" if exc.status_code < 500 else "server_error", exc.status_code)
+        kind = "request_too_large" if isinstance(exc, BodyTooLarge) else "invalid_request_error" if exc.status_code < 500 else "server_error"
+        return error_response(str(exc.detail), kind, exc.status_code)
 
     @app.exception_handler(Exception)
     async def on_bug(request: Request, exc: Exception) -> JSONResponse:
@@ -250,8 +270,11 @@ def create_app(
 
     @app.post("/api/ask")
     def ask(request: AskRequest) -> StreamingResponse:
-        service.settings_for(request.collection)  # an unknown collection is a 404, before the stream starts
-        return event_stream(answer_events(service, request))
+        # Made before the stream starts: a mistake in the request is a 4xx, not an error event
+        options = AnswerOptions(k=request.k, max_tokens=request.max_tokens, temperature=request.temperature)
+        service.settings_for(request.collection)
+        turn = service.answer_turn(request.question, request.history, request.collection, options)
+        return event_stream(answer_events(turn))
 
     @app.get("/api/status")
     def status(collection: str | None = None) -> dict[str, Any]:
@@ -263,6 +286,7 @@ def create_app(
 
     @app.post("/api/ingest")
     def ingest(request: IngestRequest) -> StreamingResponse:
+        service.confine(request.paths)  # refused before the stream starts: a 403 or 400, not an error event
         return event_stream(ingest_events(service, request))
 
     @app.get("/api/chunks/{chunk_id}")
@@ -270,14 +294,18 @@ def create_app(
         return service.chunk(chunk_id, collection)
 
     app.include_router(openai_router(service))
-    app.router.routes.extend(mcp_http.routes)  # MCP over streamable HTTP at /mcp, behind the same guard
+    app.router.routes.extend(mcp_http.routes)  # MCP over streamable HTTP at /mcp, behind the same guards
     if token:
         app.add_middleware(BearerTokenGuard, token=token)
-    if cors_origins:  # outside the guard: a browser reads a 401 only with the CORS headers on it
+    if cors_origins:  # outside the token guard: a browser reads a 401 only with the CORS headers on it
         from fastapi.middleware.cors import CORSMiddleware
 
         app.add_middleware(
             CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
         )
+    app.add_middleware(  # the outermost: nothing runs for a request it refuses
+        RequestGuard, hosts=HostRule.for_bind(host, serve.allowed_hosts), cors_origins=cors_origins,
+        max_body_bytes=serve.max_body_kb * 1024, page_policy=page_policy,
+    )
     return app

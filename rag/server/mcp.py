@@ -2,28 +2,57 @@
 
 Tools: `search` (hits with citations), `ask` (answer, sources, evidence), `get_chunk` and `status`;
 each chunk is also a resource, `chunk://{chunk_id}`. The tools call the same service as the HTTP
-routes, so an answer here is the answer `rag ask` gives.
+routes, with the same limits, so an answer here is the answer `rag ask` gives. A mistake (a bogus
+chunk id, k beyond its bound) is a tool error carrying rag's one-line message, logged without a
+traceback; the synchronous tools run on worker threads, never on the event loop.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import functools
+import inspect
+from typing import Any, Callable, Literal, TypeVar
 
 from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
 
-from rag.server.service import AnswerOptions, KnowledgeService, citation_suffix, sources_payload
+from rag.errors import RagError
+from rag.server.service import AnswerOptions, ChunkNotFoundError, KnowledgeService, citation_suffix, sources_payload
 
 INSTRUCTIONS = (
     "Search and ask the user's own documents (a local knowledge base). `search` finds passages with their "
     "file and location; `ask` answers with numbered citations [n], the sources and quoted evidence; "
     "`get_chunk` reads one passage and names its neighbours."
 )
+Tool = TypeVar("Tool", bound=Callable[..., Any])
+
+
+def rag_errors_as_tool_errors(tool: Tool) -> Tool:
+    """rag's errors reach the client as the tool's error message, as anticipated failures (no traceback)."""
+
+    @functools.wraps(tool)
+    def sync_tool(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return tool(*args, **kwargs)
+        except RagError as exc:
+            raise ToolError(str(exc)) from None
+
+    @functools.wraps(tool)
+    async def async_tool(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await tool(*args, **kwargs)
+        except RagError as exc:
+            raise ToolError(str(exc)) from None
+
+    return async_tool if inspect.iscoroutinefunction(tool) else sync_tool  # type: ignore[return-value]
 
 
 def mcp_server(service: KnowledgeService) -> MCPServer:
-    server = MCPServer("rag", instructions=INSTRUCTIONS)
+    # WARNING: at its default (INFO) the SDK sets up logging for the whole process, a line per request.
+    server = MCPServer("rag", instructions=INSTRUCTIONS, log_level="WARNING")
 
     @server.tool()
+    @rag_errors_as_tool_errors
     def search(
         query: str, k: int = 5, mode: Literal["hybrid", "dense", "keyword"] | None = None, collection: str | None = None
     ) -> list[dict[str, Any]]:
@@ -31,6 +60,7 @@ def mcp_server(service: KnowledgeService) -> MCPServer:
         return [hit.to_dict() for hit in service.search(query, collection, k=k, mode=mode).hits]
 
     @server.tool()
+    @rag_errors_as_tool_errors
     async def ask(question: str, collection: str | None = None, max_tokens: int | None = None) -> dict[str, Any]:
         """Answer `question` from the user's documents: the answer with [n] citations, its sources and evidence."""
         turn = service.answer_turn(question, (), collection, AnswerOptions(max_tokens=max_tokens))
@@ -44,11 +74,13 @@ def mcp_server(service: KnowledgeService) -> MCPServer:
         }
 
     @server.tool()
+    @rag_errors_as_tool_errors
     def get_chunk(chunk_id: str, collection: str | None = None) -> dict[str, Any]:
         """One passage by its chunk id: its text, file, location, and the ids of the passages before and after it."""
         return service.chunk(chunk_id, collection)
 
     @server.tool()
+    @rag_errors_as_tool_errors
     def status(collection: str | None = None) -> dict[str, Any]:
         """What the knowledge base holds: files, chunks, embedding model, last sync, and whether its stores agree."""
         return service.status(collection)
@@ -56,6 +88,9 @@ def mcp_server(service: KnowledgeService) -> MCPServer:
     @server.resource("chunk://{chunk_id}", mime_type="text/plain")
     def chunk_text(chunk_id: str) -> str:
         """A passage of the user's documents, by chunk id."""
-        return service.chunk(chunk_id)["text"]
+        try:
+            return service.chunk(chunk_id)["text"]
+        except ChunkNotFoundError as exc:
+            raise ResourceNotFoundError(str(exc)) from None
 
     return server

@@ -14,11 +14,11 @@ import time
 import uuid
 from typing import Any, AsyncIterator, Literal
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from rag.server.app import event_stream, rag_error_body
+from rag.server.app import event_stream, rag_error_body, until_disconnected
 from rag.server.service import AnswerOptions, KnowledgeService, ModelTurn, citation_suffix, sources_payload, transcript
 
 MODEL_PREFIX = "rag:"
@@ -174,7 +174,7 @@ def openai_router(service: KnowledgeService) -> APIRouter:
         return {"object": "list", "data": [{"id": id, "object": "model", "created": created, "owned_by": "rag"} for id in ids]}
 
     @router.post("/chat/completions", response_model=None)
-    async def chat_completions(request: ChatRequest) -> dict[str, Any] | StreamingResponse:
+    async def chat_completions(request: ChatRequest, http: Request) -> dict[str, Any] | StreamingResponse:
         if request.model == DIRECT_MODEL:
             messages = [(message.role, message.text) for message in request.messages]
             turn, retrieval = service.direct_turn(messages, request.options), False
@@ -191,7 +191,7 @@ def openai_router(service: KnowledgeService) -> APIRouter:
         completion.prompt_text = prompt
         if request.stream:
             return event_stream(completion.frames())
-        return await completion.full()
+        return await until_disconnected(http, completion.full())  # a client that gives up frees the model
 
     @router.post("/embeddings")
     def embeddings(request: EmbeddingRequest) -> dict[str, Any]:

@@ -12,17 +12,20 @@ and stay responsive during a generation.
 from __future__ import annotations
 
 import asyncio
+import math
+import os
 import re
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterable, Sequence
 
 import rag
-from ingest.index import Index
+from ingest.index import CHUNK_METADATA_KEYS
 from rag.errors import RagError, UsageError
-from rag.retrieval import chunk_body, location_label, location_of
+from rag.retrieval import chunk_body, location_label, location_of, open_index
 from rag.settings import Settings
 
 if TYPE_CHECKING:
@@ -35,6 +38,10 @@ if TYPE_CHECKING:
 
 # Assistants kept for (collection, generation options) pairs; each shares the one loaded model.
 ASSISTANTS_KEPT = 16
+# The highest temperature a request may set, as OpenAI's API allows.
+MAX_TEMPERATURE = 2.0
+# A query longer than this many characters per allowed token is refused without tokenizing it.
+MAX_CHARS_PER_TOKEN = 16
 # The transcript a text (non-chat) model continues when it is asked without retrieval.
 CITATION = re.compile(r"\[\d+\]")
 TRANSCRIPT_ROLES = {"system": "System", "user": "User", "assistant": "Assistant"}
@@ -43,6 +50,28 @@ TRANSCRIPT_ROLES = {"system": "System", "user": "User", "assistant": "Assistant"
 class ChunkNotFoundError(RagError):
     def __init__(self, chunk_id: str):
         super().__init__(f"No chunk {chunk_id!r} in this collection; search results and sources give chunk ids.")
+
+
+class IngestOffError(RagError):
+    """Ingest over HTTP is off until serve.ingest_roots names the folders it may read."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Ingest over HTTP is off on this server: its owner turns it on by naming the folders it may read "
+            "in serve.ingest_roots."
+        )
+
+
+class OutsideRootsError(RagError):
+    def __init__(self, path: str, roots: Sequence[Path]):
+        super().__init__(
+            f"{path!r} is not inside the folders this server may ingest ({', '.join(map(str, roots))}): "
+            "give an absolute path inside one of them."
+        )
+
+
+class IngestCancelled(Exception):
+    """The client that asked for an ingest went away: it stops where it is (the next one completes it)."""
 
 
 @dataclass(frozen=True)
@@ -198,8 +227,11 @@ class KnowledgeService:
         options: AnswerOptions = AnswerOptions(),
     ) -> ModelTurn:
         """An answer from the knowledge base; a follow-up is condensed with `history` as `rag chat` does."""
-        if not question.strip():
-            raise UsageError("The question is empty.")
+        self.check_text(question, "question")
+        self.check_options(options)
+        for turn in history:
+            for said in turn:
+                check_unicode(said, "conversation")
 
         def start() -> Iterable[str]:
             from rag.ask import Conversation
@@ -216,6 +248,8 @@ class KnowledgeService:
 
         from rag.backends import backend_errors
 
+        self.check_options(options)
+        self.check_prompt_fits(transcript(messages), options)
         llm = self._llm_with(options)
         chat = isinstance(llm, BaseChatModel)
         # A text model continues a transcript, and stops where it would write the next user turn.
@@ -237,8 +271,11 @@ class KnowledgeService:
 
     # -- retrieval --------------------------------------------------------------------------------
 
-    def search(self, query: str, collection: str | None = None, **options: Any):
-        return rag.search(query, self.settings_for(collection), **options)
+    def search(self, query: str, collection: str | None = None, k: int | None = None, where: dict[str, Any] | None = None, **options: Any):
+        self.check_text(query, "query")
+        self.check_k(k)
+        self.check_where(where)
+        return rag.search(query, self.settings_for(collection), k=k, where=where, **options)
 
     def status(self, collection: str | None = None) -> dict[str, Any]:
         settings = self.settings_for(collection)
@@ -248,7 +285,7 @@ class KnowledgeService:
 
     def chunk(self, chunk_id: str, collection: str | None = None) -> dict[str, Any]:
         """A chunk's text, where it is, and the chunks before and after it in its file."""
-        index = Index(self.settings_for(collection))
+        index = open_index(self.settings_for(collection))  # the one open index of searches: no file opened per request
         index.require()
         stored = index.get_chunks([chunk_id]).get(chunk_id)
         if stored is None:
@@ -270,18 +307,130 @@ class KnowledgeService:
             "next": ids[position + 1] if position + 1 < len(ids) else None,
         }
 
-    def ingest(self, paths: Sequence[str], progress: "IngestProgress", dry_run: bool = False) -> "IngestReport":
-        """Sync the index with `paths` (files and folders on this machine); another ingest running is an error."""
-        return rag.ingest(list(paths), self.settings, dry_run=dry_run, progress=progress, wait=False)
+    def ingest(
+        self, paths: Sequence[str], progress: "IngestProgress", dry_run: bool = False, cancelled: threading.Event | None = None
+    ) -> "IngestReport":
+        """Sync the index with `paths`, each inside serve.ingest_roots; another ingest running is an error.
+
+        When `cancelled` is set (its client went away) the ingest stops at its next file.
+        """
+        confined = self.confine(paths)
+        watched = progress if cancelled is None else _CancellableProgress(progress, cancelled)
+        return rag.ingest(confined, self.settings, dry_run=dry_run, progress=watched, wait=False)
+
+    def confine(self, paths: Sequence[str]) -> list[Path]:
+        """`paths` resolved (symlinks and `..` followed), each inside an ingest root; `~` is not expanded."""
+        roots = [Path(root).expanduser().resolve() for root in self.settings.serve.ingest_roots]
+        if not roots:
+            raise IngestOffError()
+        if not paths:
+            raise UsageError("Give at least one file or folder to ingest.")
+        confined = []
+        for path in paths:
+            check_unicode(path, "path")
+            if not path.strip():
+                raise UsageError("An empty path was given: name a file or folder inside the ingest roots.")
+            if "\0" in path:
+                raise UsageError(f"The path {path!r} holds a NUL character, which no file name has.")
+            if not os.path.isabs(path):  # relative to what the server was started in, or ~: neither is the client's
+                raise OutsideRootsError(path, roots)
+            resolved = Path(path).resolve()
+            if not any(resolved == root or resolved.is_relative_to(root) for root in roots):
+                raise OutsideRootsError(path, roots)
+            confined.append(resolved)
+        return confined
+
+    # -- request limits: the same for every front end ---------------------------------------------
+
+    def check_text(self, text: str, what: str) -> None:
+        """A query or question: valid Unicode, not blank, within serve.max_query_tokens."""
+        check_unicode(text, what)
+        if not text.strip():
+            raise UsageError(f"The {what} is empty.")
+        limit = self.settings.serve.max_query_tokens
+        tokens = (
+            None if len(text) > limit * MAX_CHARS_PER_TOKEN else rag.embeddings(self.settings).token_counter.count(text)
+        )
+        if tokens is None or tokens > limit:
+            size = f"{len(text):,} characters" if tokens is None else f"{tokens:,} tokens"
+            raise UsageError(f"The {what} is too long ({size}): this server takes at most {limit} tokens (serve.max_query_tokens).")
+
+    def check_prompt_fits(self, prompt: str, options: AnswerOptions) -> None:
+        """A conversation sent to the model as it is must leave room in its window for the answer."""
+        check_unicode(prompt, "conversation")
+        window = self.settings.llm.n_ctx
+        answer = options.max_tokens or self.settings.llm.max_tokens
+        if len(prompt) > window * MAX_CHARS_PER_TOKEN or self.count_tokens(prompt) + answer > window:
+            raise UsageError(
+                f"The conversation and an answer of {answer} tokens do not fit the model's window of {window} tokens "
+                "(llm.n_ctx): send fewer or shorter messages, or a smaller max_tokens."
+            )
+
+    def check_k(self, k: int | None) -> None:
+        limit = self.settings.search.candidates
+        if k is not None and not 1 <= k <= limit:
+            raise UsageError(f"k must be between 1 and {limit} (search.candidates, the chunks each retriever proposes).")
+
+    def check_where(self, where: dict[str, Any] | None) -> None:
+        for key, value in (where or {}).items():
+            if key not in CHUNK_METADATA_KEYS:
+                raise UsageError(f"where: chunks have no {key!r}; use one of: {', '.join(CHUNK_METADATA_KEYS)}.")
+            if isinstance(value, bool) or not isinstance(value, (str, int)):
+                raise UsageError(f"where: {key} takes a string or an integer.")
+
+    def check_options(self, options: AnswerOptions) -> None:
+        """Generation options within the model's window and a sane temperature; k as for a search."""
+        self.check_k(options.k)
+        window = self.settings.llm.n_ctx
+        if options.max_tokens is not None and not 1 <= options.max_tokens <= window:
+            raise UsageError(f"max_tokens must be between 1 and {window} (the model's window, llm.n_ctx).")
+        temperature = options.temperature
+        if temperature is not None and not (math.isfinite(temperature) and 0 <= temperature <= MAX_TEMPERATURE):
+            raise UsageError(f"temperature must be between 0 and {MAX_TEMPERATURE:g}.")
+        for stop in options.stop:
+            check_unicode(stop, "stop sequence")
 
     def embed(self, texts: list[str]) -> tuple[list[list[float]], int]:
         """Vectors of `texts` by the index's embedding model, and the tokens it read."""
+        for text in texts:
+            check_unicode(text, "input")
         embedder = rag.embeddings(self.settings)
         return embedder.embed_documents(texts), sum(embedder.token_counter.count(text) for text in texts)
 
     @property
     def embedding_model(self) -> str:
         return self.settings.embedding.model
+
+
+def check_unicode(text: str, what: str) -> None:
+    """JSON can carry a lone surrogate, which no tokenizer or database takes: refuse it as the client's mistake."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise UsageError(f"The {what} is not valid Unicode ({exc.reason} at character {exc.start}): send UTF-8 text.") from None
+
+
+class _CancellableProgress:
+    """An ingest's progress that stops the ingest once `cancelled` is set."""
+
+    def __init__(self, progress: "IngestProgress", cancelled: threading.Event):
+        self.progress = progress
+        self.cancelled = cancelled
+
+    def _check(self) -> None:
+        if self.cancelled.is_set():
+            raise IngestCancelled
+
+    def start(self, total_files: int, total_bytes: int) -> None:
+        self._check()
+        self.progress.start(total_files, total_bytes)
+
+    def advance(self, files: int, chunks: int, done_bytes: int) -> None:
+        self._check()
+        self.progress.advance(files, chunks, done_bytes)
+
+    def finish(self) -> None:
+        self.progress.finish()
 
 
 class UnknownCollectionError(UsageError):
