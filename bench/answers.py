@@ -2,6 +2,13 @@
 
     .venv/bin/python bench/answers.py [--qa data/sample-notes-qa.jsonl] [--docs data/sample-notes]
                                       [--only MODEL[:QA_PROMPT[:STYLE]] ...] [--limit N]
+    .venv/bin/python bench/answers.py --languages [--model MODEL] [--limit N]
+
+With --languages, one model (the default one unless --model) with its default prompt answers every
+language's QA set over its own documents: English over the sample notes, Korean, Chinese and Japanese
+over the Kubernetes tutorials in ../shared/data/cjkdocs (read in place). One row per language: the
+same columns, plus "lang", the share of answers written in the question's language (by script:
+Hangul for Korean, kana for Japanese, Han without kana for Chinese, Latin for English).
 
 Each candidate is a real `rag eval --answers` process (so its peak RSS is its own) against the
 same index of the sample notes, built once in a temporary RAG_HOME. Prints one table (answer
@@ -15,9 +22,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
+import unicodedata
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,13 +49,25 @@ COLUMNS = [
 ]
 
 
-def run_candidate(model: str, qa_prompt: str, style: str, qa: Path, docs: Path, home: Path) -> dict:
+CJK_DOCS = REPO.parent / "shared" / "data" / "cjkdocs" / "k8s-tutorials"
+# (language, QA set, its documents): each language's questions over documents written in it.
+LANGUAGE_SETS = [
+    ("en", REPO / "data" / "sample-notes-qa.jsonl", REPO / "data" / "sample-notes"),
+    ("ko", REPO / "data" / "k8s-tutorials-ko-qa.jsonl", CJK_DOCS / "ko"),
+    ("zh", REPO / "data" / "k8s-tutorials-zh-cn-qa.jsonl", CJK_DOCS / "zh-cn"),
+    ("ja", REPO / "data" / "k8s-tutorials-ja-qa.jsonl", CJK_DOCS / "ja"),
+]
+
+
+def run_candidate(model: str | None, qa_prompt: str | None, style: str | None, qa: Path, docs: Path, home: Path) -> dict:
+    """One `rag eval --answers` process; a None option keeps the settings' default."""
+    options = {"RAG_LLM__QA_PROMPT": qa_prompt, "RAG_LLM__PROMPT_STYLE": style}
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("RAG_")},
-        "RAG_HOME": str(home), "RAG_LLM__QA_PROMPT": qa_prompt, "RAG_LLM__PROMPT_STYLE": style,
-        "RAG_LLM__TEMPERATURE": "0",
+        "RAG_HOME": str(home), "RAG_LLM__TEMPERATURE": "0", **{k: v for k, v in options.items() if v},
     }
-    command = [str(Path(sys.executable).parent / "rag"), "eval", "--answers", str(qa), str(docs), "--json", "-v", "--model", model]
+    command = [str(Path(sys.executable).parent / "rag"), "eval", "--answers", str(qa), str(docs), "--json", "-v"]
+    command += ["--model", model] if model else []
     with tempfile.TemporaryFile("w+") as stdout_file, tempfile.TemporaryFile("w+") as stderr_file:
         process = subprocess.Popen(command, env=env, stdout=stdout_file, stderr=stderr_file, text=True)
         _, status, usage = os.wait4(process.pid, 0)  # the child's own peak RSS, not the largest child's so far
@@ -54,7 +75,7 @@ def run_candidate(model: str, qa_prompt: str, style: str, qa: Path, docs: Path, 
         stderr_file.seek(0)
         stdout, stderr = stdout_file.read(), stderr_file.read()
     returncode = os.waitstatus_to_exitcode(status)
-    result = {"model": model, "qa_prompt": qa_prompt, "prompt_style": style}
+    result = {"model": model or "default", "qa_prompt": qa_prompt or "default", "prompt_style": style or "default"}
     if returncode != 0:
         return {**result, "error": stderr.strip().splitlines()[-1] if stderr.strip() else f"exit {returncode}"}
     report = json.loads(stdout)
@@ -62,14 +83,82 @@ def run_candidate(model: str, qa_prompt: str, style: str, qa: Path, docs: Path, 
     return {**result, **report, "peak_rss_mb": usage.ru_maxrss / 1024, "results": answers}
 
 
+def script_language(text: str) -> str | None:
+    """The language the letters of `text` are written in, told by script alone; None without letters."""
+    counts = {"ko": 0, "ja": 0, "han": 0, "latin": 0}
+    for char in text:
+        name = unicodedata.name(char, "")
+        if name.startswith("HANGUL"):
+            counts["ko"] += 1
+        elif name.startswith(("HIRAGANA", "KATAKANA")):
+            counts["ja"] += 1
+        elif name.startswith("CJK UNIFIED"):
+            counts["han"] += 1
+        elif char.isalpha() and char.isascii():
+            counts["latin"] += 1
+    if counts["ja"]:  # Japanese mixes kana with Han; Chinese has no kana
+        return "ja"
+    scripts = {"ko": counts["ko"], "zh": counts["han"], "en": counts["latin"]}
+    best = max(scripts, key=scripts.get)
+    return best if scripts[best] else None
+
+
+def in_language(language: str, answers: list[dict]) -> float:
+    """The share of answers (rag's declines included) whose prose is in `language`.
+
+    Citations, commands and code are left out first: a Korean answer quoting `kubectl` is Korean.
+    """
+    prose = [re.sub(r"`[^`]*`|\[\d+\]|\S*[/=_.-]\S*", " ", row["answer"]) for row in answers]
+    judged = [script_language(text) for text in prose]
+    judged = [found for found in judged if found is not None]
+    return sum(found == language for found in judged) / len(judged) if judged else 0.0
+
+
+def language_rows(model: str | None, limit: int | None, tmp: Path, answers_file: Path | None) -> list[dict]:
+    rows = []
+    for language, qa, docs in LANGUAGE_SETS:
+        if not docs.is_dir():
+            rows.append({"language": language, "error": f"needs {docs} (the shared data beside the checkout)"})
+            continue
+        if limit:
+            limited = tmp / f"{language}-qa.jsonl"
+            limited.write_text("\n".join(qa.read_text().splitlines()[:limit]) + "\n")
+            qa = limited
+        row = {"language": language, **run_candidate(model, None, None, qa, docs, tmp / f"home-{language}")}
+        results = row.pop("results", [])
+        row["in_question_language"] = in_language(language, results)
+        if answers_file:
+            with answers_file.open("a") as fh:
+                fh.write(json.dumps({**row, "results": results}, ensure_ascii=False) + "\n")
+        print(json.dumps(row), file=sys.stderr, flush=True)
+        rows.append(row)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--languages", action="store_true", help="every language's QA set with one model")
+    parser.add_argument("--model", help="with --languages: this packaged model or GGUF instead of the default")
     parser.add_argument("--qa", type=Path, default=REPO / "data" / "sample-notes-qa.jsonl")
     parser.add_argument("--docs", type=Path, default=REPO / "data" / "sample-notes")
     parser.add_argument("--only", nargs="*", help="MODEL[:QA_PROMPT[:STYLE]] candidates instead of the default list")
     parser.add_argument("--limit", type=int, help="the first N questions only (a quicker, noisier run)")
     parser.add_argument("--answers", type=Path, help="also write every candidate's per-question results here (JSONL)")
     args = parser.parse_args()
+    if args.languages:
+        with tempfile.TemporaryDirectory(prefix="rag-answers-bench-") as tmp:
+            rows = language_rows(args.model, args.limit, Path(tmp), args.answers)
+        columns = [*COLUMNS, ("in_question_language", "lang")]
+        print(f"{'language':<10}{'model':<30}" + "".join(f"{short:>7}" for _, short in columns) + f"{'p50 s':>7}")
+        for row in rows:
+            head = f"{row['language']:<10}{row.get('model', ''):<30}"
+            if "error" in row:
+                print(head + f"  {row['error']}")
+                continue
+            print(head + "".join(f"{row[key]:>7.3f}" for key, _ in columns) + f"{row['latency_p50_ms'] / 1000:>7.2f}")
+        for row in rows:
+            print(json.dumps(row))
+        return
     candidates = CANDIDATES
     if args.only:
         defaults = ("", "qa_quotes", "auto")
