@@ -19,20 +19,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from rag.errors import UsageError
+from rag.languages import says_declined
 from rag.text import fold, words
 
 if TYPE_CHECKING:
     from rag.ask import Answer, Assistant
     from rag.settings import Settings
-
-# How an answer says the documents do not answer the question (rag's own gate answer included).
-_DECLINES = re.compile(
-    r"\b(?:do(?:es)? not|don't|doesn't|did not|cannot|can't|could not|unable to)\s+(?:say|mention|state|contain|"
-    r"specify|provide|include|find|answer|know|determine|tell)|\bno (?:information|mention|answer|relevant)\b|"
-    r"\bnot (?:mentioned|stated|specified|provided|given|found|say)\b|\bnothing relevant\b|\bnot in the (?:sources|documents)\b|"
-    r"\bwill not guess\b",
-    re.IGNORECASE,
-)
 
 _CITATION_MARKER = re.compile(r"\[\d+\]")
 
@@ -127,7 +119,7 @@ def load_qa(path: Path) -> list[QAItem]:
 
 
 def is_declined(answer: str) -> bool:
-    return not answer.strip() or _DECLINES.search(answer) is not None
+    return not answer.strip() or says_declined(answer)
 
 
 def contains_answer(text: str, accepted: Iterable[str]) -> bool:

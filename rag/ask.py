@@ -17,10 +17,13 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from langchain_core.documents import Document
 from langchain_core.language_models import BaseLanguageModel, BaseLLM
+from langchain_core.prompts import BasePromptTemplate
 
 from ingest.index import Index
 from rag.backends import backend_errors, context_window, count_tokens, create_llm
 from rag.chain import FirstLineLLM, IndexRetriever, build_condense_chain, build_rag_chain, fit_sources
+from rag.languages import DEFAULT as DEFAULT_LANGUAGE
+from rag.languages import detect_language, texts
 from rag.prompting import select_prompt
 from rag.evidence import Evidence, quote_evidence
 from rag.grounding import Grounding, check_grounding, unmentioned
@@ -46,6 +49,7 @@ class Answer:
     prompt: str
     prompt_family: str
     standalone_question: str | None = None
+    language: str = DEFAULT_LANGUAGE  # the question's: the prompt, a decline and the labels are in it
     timings: dict[str, float] = field(default_factory=dict)
     evidence: list[Evidence] = field(default_factory=list)
     grounding: Grounding = field(default_factory=Grounding)
@@ -58,6 +62,7 @@ class Answer:
     def to_dict(self) -> dict[str, Any]:
         return {
             "question": self.question,
+            "language": self.language,
             "standalone_question": self.standalone_question,
             "answer": self.answer,
             "sources": [
@@ -110,6 +115,7 @@ class AnswerStream:
             prompt=self.state["prompt"].to_string() if "prompt" in self.state else "",
             prompt_family=self._assistant.qa.family,
             standalone_question=self.standalone_question,
+            language=self.state.get("language", DEFAULT_LANGUAGE),
             timings=self._timings(text, first_token_at, finished),
         )
         if sources:
@@ -136,7 +142,8 @@ class Assistant:
         self._embedded: tuple[list[str], Any] = ([], None)
         self.llm = llm or create_llm(settings)
         style = settings.llm.prompt_style
-        self.qa = select_prompt(self.llm, settings.llm.qa_prompt, style)
+        self.qa = select_prompt(self.llm, settings.llm.qa_prompt, style)  # its family and stops hold in every language
+        self._qa_prompts: dict[str, BasePromptTemplate] = {DEFAULT_LANGUAGE: self.qa.prompt}
         self.condense = select_prompt(self.llm, "condense", style)
         stop = [*self.qa.stop, *settings.llm.stop]
         generator = FirstLineLLM(inner=self.llm) if self.qa.first_line_only else self.llm
@@ -145,12 +152,9 @@ class Assistant:
         budget = context_window(self.llm, settings.llm.n_ctx) - settings.llm.max_tokens
         quoting = "quotes" in self.qa.prompt.input_variables
         self.quotes_budget = min(QUOTES_RESERVE_TOKENS, budget // 4) if quoting else 0
-        fit = partial(
-            fit_sources, prompt=self.qa.prompt, count_tokens=self.count_tokens, budget=budget - self.quotes_budget
-        )
         self.chain = build_rag_chain(
-            retriever, self.qa.prompt, generator, fit=fit, quotes=self._prompt_quotes if quoting else None,
-            decline=self._unmentioned,
+            retriever, self.qa_prompt, generator, fit=partial(self._fit, budget=budget - self.quotes_budget),
+            quotes=self._prompt_quotes if quoting else None, decline=self._unmentioned,
         )
         condense_stop = [*self.condense.stop, *settings.llm.stop]
         condenser = FirstLineLLM(inner=self.llm) if isinstance(self.llm, BaseLLM) else self.llm
@@ -159,6 +163,17 @@ class Assistant:
 
     def count_tokens(self, text: str) -> int:
         return count_tokens(self.llm, text)
+
+    def qa_prompt(self, language: str) -> BasePromptTemplate:
+        """The answer prompt for a question in `language`: its labels, and the language to answer in."""
+        if language not in self._qa_prompts:
+            chosen = select_prompt(self.llm, self.settings.llm.qa_prompt, self.settings.llm.prompt_style, language)
+            self._qa_prompts[language] = chosen.prompt
+        return self._qa_prompts[language]
+
+    def _fit(self, sources: list[Document], question: str, budget: int) -> list[Document]:
+        prompt = self.qa_prompt(detect_language(question))
+        return fit_sources(sources, question, prompt=prompt, count_tokens=self.count_tokens, budget=budget)
 
     def _prompt_quotes(self, question: str, sources: list[Document]) -> str:
         """The sentences that best match the question, for the prompt: "[n] sentence" lines."""
@@ -171,12 +186,10 @@ class Assistant:
             lines.append(line)
         return "\n".join(lines)
 
-    def _unmentioned(self, question: str, sources: list[Document]) -> str | None:
+    def _unmentioned(self, question: str, sources: list[Document], language: str) -> str | None:
         """The answer when the question asks about a code or name that no source mentions."""
         missing = unmentioned(question, [checkable_text(doc) for doc in sources])
-        if not missing:
-            return None
-        return f"None of the passages found mentions {' or '.join(missing)}, so I will not guess."
+        return texts(language).unmentioned_answer(missing) if missing else None
 
     def check(self, question: str, answer: str, sources: list[Document]) -> tuple[list[Evidence], Grounding]:
         """The quoted evidence for `answer` and its grounding check against `sources`."""

@@ -4,8 +4,9 @@
              -> prompt -> LLM -> output parser
 
 `build_rag_chain` takes every part as an argument, so tests and other commands swap any of them.
-The chain's output is a dict: question, sources (Documents), context, prompt (PromptValue),
-retrieval_ms and answer; streaming it yields the answer token by token after the rest.
+The chain's output is a dict: question, language (the question's), sources (Documents), context,
+prompt (PromptValue), retrieval_ms and answer; streaming it yields the answer token by token after
+the rest. The prompt and what rag itself says (a decline) are in the question's language.
 """
 
 from __future__ import annotations
@@ -32,11 +33,13 @@ from langchain_core.runnables import (
 from ingest.index.keywords import term_coverage
 from ingest.scripts import unread_share
 from rag.errors import RagError
+from rag.languages import DEFAULT as DEFAULT_LANGUAGE
+from rag.languages import detect_language, texts
 from rag.retrieval import Mode, SearchHit, location_label, search
 from rag.settings import Settings
 from rag.text import word_coverage
 
-NO_CONTEXT_ANSWER = "I found nothing relevant to this question in your documents, so I will not guess."
+NO_CONTEXT_ANSWER = texts(DEFAULT_LANGUAGE).no_context
 
 
 class ContextTooLongError(RagError):
@@ -157,18 +160,18 @@ def _timed(retriever: BaseRetriever) -> Runnable:
 
 def build_rag_chain(
     retriever: BaseRetriever,
-    prompt: BasePromptTemplate,
+    prompt: Callable[[str], BasePromptTemplate],
     llm: BaseLanguageModel,
     fit: Callable[[list[Document], str], list[Document]] = lambda sources, question: sources,
     parser: Runnable | None = None,
-    no_context_answer: str = NO_CONTEXT_ANSWER,
     quotes: Callable[[str, list[Document]], str] | None = None,
-    decline: Callable[[str, list[Document]], str | None] = lambda question, sources: None,
+    decline: Callable[[str, list[Document], str], str | None] = lambda question, sources, language: None,
 ) -> Runnable:
-    """question dict -> dict with sources, prompt and the (streamed) answer.
+    """question dict -> dict with language, sources, prompt and the (streamed) answer.
 
-    `quotes(question, sources)` fills the prompt's {quotes}, where it has one; `decline(question,
-    sources)` may answer instead of the model (why the sources cannot answer), or return None."""
+    `prompt(language)` is the prompt for a question in that language; `quotes(question, sources)`
+    fills its {quotes}, where it has one; `decline(question, sources, language)` may answer instead
+    of the model (why the sources cannot answer), or return None."""
     generate = llm | (parser or StrOutputParser())
 
     def answer(parts: Iterator[dict[str, Any]]) -> Iterator[AddableDict]:
@@ -178,28 +181,29 @@ def build_rag_chain(
             state.update(part)
         yield state
         if not state["sources"]:
-            yield AddableDict(answer=no_context_answer)
+            yield AddableDict(answer=texts(state["language"]).no_context)
             return
-        if declined := decline(state["question"], state["sources"]):
+        if declined := decline(state["question"], state["sources"], state["language"]):
             yield AddableDict(declined=True, answer=declined)
             return
         for token in generate.stream(state["prompt"]):
             yield AddableDict(answer=token)
 
     return (
-        RunnablePassthrough.assign(retrieved=itemgetter("question") | _timed(retriever))
+        RunnablePassthrough.assign(language=lambda state: detect_language(state["question"]))
+        | RunnablePassthrough.assign(retrieved=itemgetter("question") | _timed(retriever))
         | RunnableLambda(_unpack_retrieval)
         | RunnablePassthrough.assign(sources=lambda state: fit(state["sources"], state["question"]))
         | RunnablePassthrough.assign(context=lambda state: format_context(state["sources"]))
         | RunnablePassthrough.assign(quotes=lambda state: quotes(state["question"], state["sources"]) if quotes else "")
-        | RunnablePassthrough.assign(prompt=prompt)
+        | RunnablePassthrough.assign(prompt=lambda state: prompt(state["language"]).invoke(state))
         | RunnableGenerator(answer, name="answer")
     )
 
 
 def _unpack_retrieval(state: dict[str, Any]) -> dict[str, Any]:
     retrieved = state["retrieved"]
-    return {"question": state["question"], **retrieved}
+    return {"question": state["question"], "language": state["language"], **retrieved}
 
 
 def first_line(chunks: Iterator[str]) -> Iterator[str]:

@@ -26,6 +26,7 @@ from rich.markup import escape
 import rag
 from ingest.index import CHUNK_METADATA_KEYS
 from rag.errors import IndexBusyError, RagError, UsageError
+from rag.languages import texts
 from rag.settings import Settings, debug_enabled, load_settings
 
 if TYPE_CHECKING:
@@ -571,10 +572,12 @@ def _print_checks(answer) -> None:
         for quote in answer.evidence:
             where = f" ({quote.location_label})" if quote.location_label else ""
             out.print(f"  [{quote.source_number}] \"{escape(quote.text)}\"{escape(where)}")
+    said = texts(answer.language)  # the question's language
+    claims = ", ".join(answer.unsupported)
     if answer.grounding.all_unsupported:
-        out.print(f"Warning: nothing this answer states is in its sources ({escape(', '.join(answer.unsupported))}); do not rely on it, read the evidence.")
+        out.print(escape(said.nothing_supported.format(claims=claims)))
     elif answer.unsupported:
-        out.print(f"Not in the sources: {escape(', '.join(answer.unsupported))}")
+        out.print(f"{escape(said.not_in_sources)}: {escape(claims)}")
 
 
 def _print_answer_footer(answer) -> None:

@@ -36,8 +36,10 @@ _DATE_PATTERNS = (
 # A code: letters and digits mixed, or capitals joined by - _ / (PO-2023-0877, RO-350, LQ-Lab, v2.4.1).
 _CODE = re.compile(r"\b(?=[\w./-]*\d)(?=[\w./-]*[A-Za-z])[A-Za-z0-9]+(?:[-_/.][A-Za-z0-9]+)*\b|\b[A-Z]{2,}(?:[-_/][A-Za-z0-9]+)+\b")
 _NUMBER = re.compile(r"(?<![\w.,])\d{1,3}(?:[,  ]\d{3})+(?:\.\d+)?(?![\w])|(?<![\w.,])\d+(?:[.,]\d+)?(?![\w])")
-# Names: a run of capitalised words; a run that opens a sentence needs two words to count.
-_NAME = re.compile(r"\b[A-Z][\w'’-]*[a-z][\w'’-]*(?:\s+(?:[A-Z][\w'’-]+|of|de|von|van|der))*\s*")
+# Names: a run of capitalised words; a run that opens a sentence needs two words to count. A name's
+# letters are Latin ones: a Korean or Japanese particle written onto it ("Always일") is no part of it.
+_NAME_CHAR = r"[A-Za-z0-9\u00C0-\u024F'’-]"
+_NAME = re.compile(rf"\b[A-Z]{_NAME_CHAR}*[a-z]{_NAME_CHAR}*(?:\s+(?:[A-Z]{_NAME_CHAR}+|(?:of|de|von|van|der)\b))*\s*")
 _CITATION = re.compile(r"\[(\d+)\]")
 _WEEKDAYS = {"monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"}
 
@@ -172,9 +174,7 @@ def unmentioned(question: str, sources: list[str]) -> list[str]:
 
 def _name_in(words_run: str, answer: str, start: int) -> str | None:
     """The name in a run of capitalised words; a sentence's first word is capitalised anyway."""
-    words = words_run.split()
-    if words:
-        words[-1] = re.sub(r"['’]s$", "", words[-1])  # Dad's -> Dad
+    words = [re.sub(r"['’]s?$", "", word) for word in words_run.split()]  # Harbor's -> Harbor
     if start == 0 or re.search(r"[.!?:\n]\s*$", answer[:start]):
         words = words[1:]
     while words and words[0].lower() in ("of", "de", "von", "van", "der"):

@@ -22,6 +22,8 @@ from langchain_core.prompts import BasePromptTemplate, ChatPromptTemplate, Promp
 
 from rag.backends.base import traits
 from rag.errors import ConfigError
+from rag.languages import DEFAULT as DEFAULT_LANGUAGE
+from rag.languages import texts
 
 FAMILIES = ("llama2", "llama3", "mistral", "gemma", "chatml", "plain")
 TASKS = ("qa", "qa_quotes", "qa_fewshot", "condense", "summarize", "combine", "extract")
@@ -92,18 +94,20 @@ def family(name: str) -> PromptFamily:
 
 
 @functools.cache
-def task(name: str) -> dict[str, str]:
+def task(name: str, language: str = DEFAULT_LANGUAGE) -> dict[str, str]:
+    """A task's system and user text, labelled for a question in `language` (prompts/languages.toml)."""
     tasks = _read_prompt_file("tasks")
-    return {**tasks[base_task(name)], **tasks[name]}
+    in_language = texts(language)
+    return {role: in_language.fill(text) for role, text in {**tasks[base_task(name)], **tasks[name]}.items()}
 
 
-def text_prompt(family_name: str, task_name: str) -> PromptTemplate:
-    parts = task(task_name)
+def text_prompt(family_name: str, task_name: str, language: str = DEFAULT_LANGUAGE) -> PromptTemplate:
+    parts = task(task_name, language)
     return PromptTemplate.from_template(family(family_name).render(parts["system"], parts["user"], task_name))
 
 
-def chat_prompt(task_name: str) -> ChatPromptTemplate:
-    parts = task(task_name)
+def chat_prompt(task_name: str, language: str = DEFAULT_LANGUAGE) -> ChatPromptTemplate:
+    parts = task(task_name, language)
     return ChatPromptTemplate.from_messages([("system", parts["system"]), ("human", parts["user"])])
 
 
@@ -151,11 +155,11 @@ def _family_is(name: str) -> Callable[[BaseLanguageModel], bool]:
 
 
 @functools.cache
-def prompt_selector(task_name: str) -> ConditionalPromptSelector:
+def prompt_selector(task_name: str, language: str = DEFAULT_LANGUAGE) -> ConditionalPromptSelector:
     return ConditionalPromptSelector(
-        default_prompt=text_prompt("plain", task_name),
-        conditionals=[(is_chat_model, chat_prompt(task_name))]
-        + [(_family_is(name), text_prompt(name, task_name)) for name in FAMILIES if name != "plain"],
+        default_prompt=text_prompt("plain", task_name, language),
+        conditionals=[(is_chat_model, chat_prompt(task_name, language))]
+        + [(_family_is(name), text_prompt(name, task_name, language)) for name in FAMILIES if name != "plain"],
     )
 
 
@@ -164,9 +168,11 @@ def prompt_selector(task_name: str) -> ConditionalPromptSelector:
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
-def model_template_prompt(llm: BaseLanguageModel, task_name: str) -> PromptTemplate | None:
+def model_template_prompt(
+    llm: BaseLanguageModel, task_name: str, language: str = DEFAULT_LANGUAGE
+) -> PromptTemplate | None:
     """The task rendered by the chat template the model file carries, when the backend has one."""
-    parts = {role: _PLACEHOLDER.sub("\x00\\1\x00", text) for role, text in task(task_name).items()}
+    parts = {role: _PLACEHOLDER.sub("\x00\\1\x00", text) for role, text in task(task_name, language).items()}
     rendered = traits(llm).rag_render_chat([{"role": "system", "content": parts["system"]}, {"role": "user", "content": parts["user"]}])
     if rendered is None:
         return None
@@ -174,19 +180,22 @@ def model_template_prompt(llm: BaseLanguageModel, task_name: str) -> PromptTempl
     return PromptTemplate.from_template(template)
 
 
-def select_prompt(llm: BaseLanguageModel, task_name: str, prompt_style: str = AUTO) -> SelectedPrompt:
+def select_prompt(
+    llm: BaseLanguageModel, task_name: str, prompt_style: str = AUTO, language: str = DEFAULT_LANGUAGE
+) -> SelectedPrompt:
     """The prompt for `task_name` in the format `llm` expects; `prompt_style` overrides the choice.
 
     A model file's own chat template is the surest format, so it is used when there is one;
-    otherwise the selector chooses among the family templates.
+    otherwise the selector chooses among the family templates. `language`: the question's, which
+    labels the prompt and says in what language to answer.
     """
     if prompt_style == AUTO:
         name = CHAT if is_chat_model(llm) else model_family(llm)
-        prompt = model_template_prompt(llm, task_name) or prompt_selector(task_name).get_prompt(llm)
+        prompt = model_template_prompt(llm, task_name, language) or prompt_selector(task_name, language).get_prompt(llm)
     elif prompt_style == CHAT:
-        prompt, name = chat_prompt(task_name), CHAT
+        prompt, name = chat_prompt(task_name, language), CHAT
     else:
-        prompt, name = text_prompt(prompt_style, task_name), family(prompt_style).name
+        prompt, name = text_prompt(prompt_style, task_name, language), family(prompt_style).name
     if name == CHAT:
         return SelectedPrompt(prompt, name, ())
     chosen = family(name)

@@ -21,11 +21,11 @@ def test_chain_streams_sources_before_the_answer_tokens(sample_index):
     settings, _ = sample_index
     retriever = IndexRetriever(settings=settings, k=2, min_score=0.3)
     llm = FakeStreamingListLLM(responses=["It ends on 4 October 2025 [1]."])
-    chain = build_rag_chain(retriever, text_prompt("llama2", "qa"), llm)
+    chain = build_rag_chain(retriever, lambda language: text_prompt("llama2", "qa", language), llm)
     chunks = list(chain.stream({"question": "When does the Brandt RO-350 warranty end?"}))
     first_answer = next(i for i, chunk in enumerate(chunks) if "answer" in chunk)
     before = {key for chunk in chunks[:first_answer] for key in chunk}
-    assert {"sources", "prompt", "context", "retrieval_ms"} <= before
+    assert {"language", "sources", "prompt", "context", "retrieval_ms"} <= before
     assert "".join(c["answer"] for c in chunks if "answer" in c) == "It ends on 4 October 2025 [1]."
     state = {k: v for c in chunks for k, v in c.items() if k != "answer"}
     assert state["sources"][0].metadata["source"] == str(SAMPLE_NOTES / "work/vendors/brandt-ro350-manual.pdf")

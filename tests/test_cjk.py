@@ -9,6 +9,8 @@ Chinese and Korean from the shared realdocs folder (skipped where that folder is
 from __future__ import annotations
 
 import sqlite3
+from functools import partial
+
 import pytest
 from langchain_core.language_models.fake import FakeListLLM
 
@@ -17,7 +19,8 @@ from ingest.index import keywords
 from ingest.index.keywords import KeywordIndex, index_text, query_terms, term_coverage
 from ingest.index.manifest import connect
 from ingest.scripts import UnreadScripts, model_tokenizer, readability
-from rag.chain import NO_CONTEXT_ANSWER, IndexRetriever, build_rag_chain
+from rag.chain import IndexRetriever, build_rag_chain
+from rag import languages
 from rag.prompting import text_prompt
 from rag.retrieval import fuse, separation
 from rag.settings import SearchSettings
@@ -147,9 +150,12 @@ def notes_index(tmp_path_factory) -> rag.Settings:
 
 
 def declined(settings: rag.Settings, question: str) -> bool:
-    """Whether the chain answers "nothing relevant" without asking the model."""
-    chain = build_rag_chain(IndexRetriever.from_settings(settings), text_prompt("plain", "qa"), FakeListLLM(responses=["guess"]))
-    return chain.invoke({"question": question})["answer"] == NO_CONTEXT_ANSWER
+    """Whether the chain answers "nothing relevant", in the question's language, without asking the model."""
+    prompt = partial(text_prompt, "plain", "qa")
+    chain = build_rag_chain(IndexRetriever.from_settings(settings), prompt, FakeListLLM(responses=["guess"]))
+    state = chain.invoke({"question": question})
+    assert state["language"] == ("ko" if any("가" <= char <= "힣" for char in question) else "zh")
+    return state["answer"] == languages.texts(state["language"]).no_context
 
 
 @pytest.mark.parametrize("question,source", [("大型语言模型怎样减少内存占用？", "zh/量化.md"), ("양자화는 무엇인가요?", "ko/양자화.md")])

@@ -1,0 +1,81 @@
+"""The language of a question, and what rag says in it (the data is `prompts/languages.toml`).
+
+The language is told by py3langid (langid.py's model, inside its package), asked to choose among
+the languages rag has texts for: a question of a few words, or one full of commands and flags, is
+then not taken for a language nobody wrote it in. Anything it cannot tell is English.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+
+DEFAULT = "en"
+# The placeholders of tasks.toml that a language's texts fill.
+PROMPT_TEXTS = ("sources_label", "quotes_header", "question_label", "answer_instruction")
+
+
+@dataclass(frozen=True)
+class LanguageTexts:
+    code: str
+    name: str
+    sources_label: str
+    quotes_header: str
+    question_label: str
+    answer_instruction: str
+    no_context: str
+    unmentioned: str
+    names_separator: str
+    not_in_sources: str
+    nothing_supported: str
+    declines: tuple[str, ...]
+
+    def unmentioned_answer(self, names: list[str]) -> str:
+        return self.unmentioned.format(names=self.names_separator.join(names))
+
+    def fill(self, text: str) -> str:
+        """A task's text with this language's labels and instruction in place of their placeholders."""
+        for name in PROMPT_TEXTS:
+            text = text.replace("{" + name + "}", getattr(self, name))
+        return text
+
+
+@functools.cache
+def languages() -> dict[str, LanguageTexts]:
+    data = tomllib.loads(resources.files("prompts").joinpath("languages.toml").read_text(encoding="utf-8"))
+    return {code: LanguageTexts(code=code, **{**texts, "declines": tuple(texts["declines"])}) for code, texts in data.items()}
+
+
+def texts(language: str) -> LanguageTexts:
+    """What rag says in `language`; English for a language it has no texts for."""
+    return languages().get(language) or languages()[DEFAULT]
+
+
+@functools.cache
+def _identifier():
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    identifier = LanguageIdentifier.from_model_file(MODEL_FILE)
+    identifier.set_languages(sorted(languages()))
+    return identifier
+
+
+def detect_language(text: str) -> str:
+    """The language `text` is written in, among those rag has texts for (English when unsure)."""
+    if not any(char.isalpha() for char in text):
+        return DEFAULT
+    return _identifier().classify(text)[0]
+
+
+@functools.cache
+def _declines() -> re.Pattern[str]:
+    patterns = [pattern for language in languages().values() for pattern in language.declines]
+    return re.compile("|".join(f"(?:{pattern})" for pattern in patterns), re.IGNORECASE)
+
+
+def says_declined(answer: str) -> bool:
+    """Whether `answer` says, in any language rag knows, that the documents do not answer."""
+    return _declines().search(answer) is not None

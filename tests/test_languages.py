@@ -1,0 +1,88 @@
+"""The question's language: told by py3langid, and what rag says and asks in it (prompts/languages.toml)."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.answer_eval import is_declined
+from rag.grounding import unmentioned
+from rag.languages import detect_language, languages, texts
+from rag.prompting import text_prompt
+
+QA_INPUT = {"context": "[1] notes.md\nThe key is under the mat.", "question": "열쇠는 어디에 있나요?"}
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("question,language", [
+    ("When does the warranty of the Brandt RO-350 end?", "en"),
+    ("kubectl get pods", "en"),
+    ("maxmemory?", "en"),
+    ("Minikube에서 서비스를 여는 명령은 무엇인가요?", "ko"),
+    ("StatefulSet의 Pod 이름은 어떻게 정해지나요?", "ko"),
+    ("如何查看 Pod 的日志？", "zh"),
+    ("Redis 的 maxmemory 是多少？", "zh"),
+    ("StatefulSet の Pod の名前はどう決まりますか？", "ja"),
+    ("1234", "en"),
+    ("", "en"),
+])
+def test_the_language_of_a_question(question, language):
+    assert detect_language(question) == language
+
+
+@pytest.mark.fast
+def test_every_language_has_every_text_and_english_is_the_fallback():
+    assert sorted(languages()) == ["en", "ja", "ko", "zh"]
+    assert texts("de") == texts("en") and texts("en").answer_instruction == ""
+    for language in languages().values():
+        assert all(getattr(language, name) for name in ("sources_label", "quotes_header", "question_label", "no_context"))
+        assert "{names}" in language.unmentioned and "{claims}" in language.nothing_supported
+
+
+@pytest.mark.fast
+def test_a_korean_question_gets_a_korean_prompt_that_asks_for_a_korean_answer():
+    rendered = text_prompt("chatml", "qa_quotes", "ko").format(**QA_INPUT, quotes="[1] The key is under the mat.")
+    assert rendered.endswith(
+        "<|im_start|>user\n출처:\n\n[1] notes.md\nThe key is under the mat.\n\n질문과 가장 잘 맞는 출처의 문장:\n"
+        "[1] The key is under the mat.\n\n질문: 열쇠는 어디에 있나요?\n출처에 있는 내용만으로 한국어로 답하세요.<|im_end|>\n"
+        "<|im_start|>assistant\n"
+    )
+    chinese = text_prompt("plain", "qa", "zh").format(context="[1] a.md\n钥匙在垫子下面。", question="钥匙在哪里？")
+    assert chinese.endswith("资料：\n\n[1] a.md\n钥匙在垫子下面。\n\n问题： 钥匙在哪里？\n请只根据资料，用中文回答。\nAnswer:")
+    japanese = text_prompt("plain", "qa", "ja").format(context="[1] a.md\n鍵はマットの下です。", question="鍵はどこ？")
+    assert "出典：\n\n[1] a.md\n鍵はマットの下です。\n\n質問： 鍵はどこ？\n出典の内容だけをもとに日本語で答えてください。" in japanese
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("answer", [
+    "I found nothing relevant to this question in your documents, so I will not guess.",
+    "The documents do not say.",
+    "문서에서 이 질문과 관련된 내용을 찾지 못했으므로 추측하지 않겠습니다.",
+    "출처에 나와 있지 않습니다.",
+    "资料中没有提到这个端口。",
+    "无法确定。",
+    "出典には記載されていません。",
+    "見つかりません。",
+])
+def test_declines_are_recognised_in_every_language(answer):
+    assert is_declined(answer)
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("answer", ["28 days.", "포트는 8080입니다 [1].", "端口是 8080 [1]。", "ポートは8080です [1]。"])
+def test_answers_are_not_taken_for_declines(answer):
+    assert not is_declined(answer)
+
+
+@pytest.mark.fast
+def test_every_languages_declines_are_declines():
+    for language in languages().values():
+        assert is_declined(language.no_context) and is_declined(language.unmentioned_answer(["RO-450"]))
+
+
+@pytest.mark.fast
+def test_the_name_check_takes_no_possessive_particle_or_suffix_for_a_name():
+    sources = ["Harbor writes failed batches to the harbor-dlq stream.", "A Pod with restartPolicy: Always"]
+    assert unmentioned("What is the name of Harbor's dead-letter stream?", sources) == []
+    assert unmentioned("Pod의 restartPolicy가 Always일 때 어떻게 되나요?", sources) == []
+    assert unmentioned("Always일 때 Pod는 어떻게 되나요?", sources) == []
+    assert unmentioned("Who maintains the Kestrel-9 pipeline for Harbor?", sources) == ["Kestrel-9"]
