@@ -54,7 +54,8 @@ class IndexRetriever(BaseRetriever):
     term found by the keyword index is relevant even where the embedding model sees little.
     A question the embedding model cannot read (`max_unread_share` of its letters or more, as
     all-MiniLM-L6-v2 reads Chinese or Korean) has a cosine that says nothing, close to every
-    chunk in the same script: then only the words count. `mode`, `where` and `paths` are
+    chunk in the same script: then only the words count, and a chunk holding `min_unread_coverage`
+    of them is passed to the model, which says when it does not answer the question. `mode`, `where` and `paths` are
     `search`'s (None: search.mode, no filter). `rag.retriever` makes one with the settings' defaults.
     """
 
@@ -62,6 +63,7 @@ class IndexRetriever(BaseRetriever):
     k: int
     min_score: float
     min_keyword_coverage: float = 1.0
+    min_unread_coverage: float = 1.0
     max_unread_share: float = 1.0
     mode: Mode | None = None
     where: dict[str, Any] | None = None
@@ -76,6 +78,7 @@ class IndexRetriever(BaseRetriever):
             k=k or gate.k,
             min_score=gate.min_score,
             min_keyword_coverage=gate.min_keyword_coverage,
+            min_unread_coverage=gate.min_unread_coverage,
             max_unread_share=gate.max_unread_share,
             **search_options,
         )
@@ -98,8 +101,9 @@ class IndexRetriever(BaseRetriever):
         if readable and hit.similarity >= self.min_score:
             return True
         matched_words = hit.explain is not None and hit.explain.keyword_rank is not None
-        coverage = word_coverage(query, hit.text) if readable else term_coverage(query, hit.text)
-        return matched_words and coverage >= self.min_keyword_coverage
+        if readable:
+            return matched_words and word_coverage(query, hit.text) >= self.min_keyword_coverage
+        return matched_words and term_coverage(query, hit.text) >= self.min_unread_coverage
 
 
 def hit_to_document(hit: SearchHit) -> Document:

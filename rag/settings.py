@@ -109,6 +109,14 @@ class SearchSettings(_Section):
         "split into pieces smaller than a letter, as all-MiniLM-L6-v2 does with Chinese and Korean) is not judged "
         "by its cosine: only chunks holding min_keyword_coverage of its words answer it.",
     )
+    min_unread_coverage: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        description="For such a question, a chunk that holds this share of its words is used to answer it: the "
+        "keyword side finds the right page, but how much of the question a page holds says little about whether it "
+        "answers it, so the model judges that (and says when the documents do not answer).",
+    )
     mode: Literal["dense", "keyword", "hybrid"] = "hybrid"
     fusion: Literal["weighted", "rrf"] = Field("weighted", description="How hybrid search merges its two rankings.")
     dense_weight: float = Field(0.5, ge=0, le=1, description="The dense ranking's share in the fused score.")
