@@ -53,7 +53,8 @@ class IndexRetriever(BaseRetriever):
     when it holds most of the question's words (`min_keyword_coverage`): a part number or a rare
     term found by the keyword index is relevant even where the embedding model sees little.
     A question the embedding model cannot read (`max_unread_share` of its letters or more, as
-    all-MiniLM-L6-v2 reads Chinese or Korean) has a cosine that says nothing, close to every
+    all-MiniLM-L6-v2 reads Chinese or Korean, or in a language outside `cosine_languages`, as
+    Japanese is for it) has a cosine that says nothing, close to every
     chunk in the same script: then only the words count, and a chunk holding `min_unread_coverage`
     of them is passed to the model, which says when it does not answer the question. `mode`, `where` and `paths` are
     `search`'s (None: search.mode, no filter). `rag.retriever` makes one with the settings' defaults.
@@ -65,6 +66,7 @@ class IndexRetriever(BaseRetriever):
     min_keyword_coverage: float = 1.0
     min_unread_coverage: float = 1.0
     max_unread_share: float = 1.0
+    cosine_languages: tuple[str, ...] = (DEFAULT_LANGUAGE,)
     mode: Mode | None = None
     where: dict[str, Any] | None = None
     paths: list[str] | None = None
@@ -80,6 +82,7 @@ class IndexRetriever(BaseRetriever):
             min_keyword_coverage=gate.min_keyword_coverage,
             min_unread_coverage=gate.min_unread_coverage,
             max_unread_share=gate.max_unread_share,
+            cosine_languages=tuple(gate.cosine_languages),
             **search_options,
         )
 
@@ -90,8 +93,11 @@ class IndexRetriever(BaseRetriever):
         return [hit_to_document(hit) for hit in hits if self.relevant(query, hit, readable)]
 
     def readable(self, query: str) -> bool:
-        """Whether the embedding model reads enough of `query` for its cosine to mean something."""
-        return unread_share(query, self.settings.embedding.model) < self.max_unread_share
+        """Whether the embedding model reads enough of `query`, in a language it learnt, for its cosine to mean something."""
+        return (
+            detect_language(query) in self.cosine_languages
+            and unread_share(query, self.settings.embedding.model) < self.max_unread_share
+        )
 
     def relevant(self, query: str, hit: SearchHit, readable: bool | None = None) -> bool:
         """Whether `hit` may answer `query`; `readable`: `self.readable(query)`, when known."""

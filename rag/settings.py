@@ -109,6 +109,12 @@ class SearchSettings(_Section):
         "split into pieces smaller than a letter, as all-MiniLM-L6-v2 does with Chinese and Korean) is not judged "
         "by its cosine: only chunks holding min_keyword_coverage of its words answer it.",
     )
+    cosine_languages: list[str] = Field(
+        default_factory=lambda: ["en"],
+        description="Languages (en, ko, zh, ja) whose questions the embedding model's cosine can judge; a question "
+        "in another is matched by its words only, as one it cannot read. all-MiniLM-L6-v2 learnt English only: "
+        "its cosine of a Japanese question, whose kana it splits into letters, says nothing.",
+    )
     min_unread_coverage: float = Field(
         0.2,
         ge=0,

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
+import rag
 from rag.answer_eval import is_declined
 from rag.grounding import unmentioned
 from rag.languages import detect_language, languages, texts
 from rag.prompting import text_prompt
+from tests.conftest import REPO, make_settings
 
 QA_INPUT = {"context": "[1] notes.md\nThe key is under the mat.", "question": "열쇠는 어디에 있나요?"}
 
@@ -86,3 +90,51 @@ def test_the_name_check_takes_no_possessive_particle_or_suffix_for_a_name():
     assert unmentioned("Pod의 restartPolicy가 Always일 때 어떻게 되나요?", sources) == []
     assert unmentioned("Always일 때 Pod는 어떻게 되나요?", sources) == []
     assert unmentioned("Who maintains the Kestrel-9 pipeline for Harbor?", sources) == ["Kestrel-9"]
+
+
+# -- the whole pipeline, with the test model, on real Korean, Chinese and Japanese pages -----------------
+
+CJK_DOCS = REPO.parent / "shared" / "data" / "cjkdocs" / "k8s-tutorials"
+requires_cjkdocs = pytest.mark.skipif(
+    not CJK_DOCS.is_dir(), reason=f"needs the Kubernetes tutorials in Korean, Chinese and Japanese at {CJK_DOCS} (shared data)"
+)
+HANGUL, HAN, KANA = re.compile("[가-힣]"), re.compile("[\u4e00-\u9fff]"), re.compile("[\u3040-\u30ff]")
+
+
+@pytest.fixture(scope="module")
+def minikube_pages(tmp_path_factory) -> rag.Settings:
+    """The Hello Minikube page in each language, ingested together."""
+    settings = make_settings(tmp_path_factory.mktemp("cjk-minikube-home"))
+    llm = settings.llm.model_copy(update={"temperature": 0.0, "max_tokens": 48})
+    settings = settings.model_copy(update={"llm": llm})
+    rag.ingest([CJK_DOCS / language / "hello-minikube.md" for language in ("ko", "zh-cn", "ja")], settings)
+    return settings
+
+
+@pytest.fixture(scope="module")
+def assistant(minikube_pages):
+    from rag.ask import Assistant
+
+    return Assistant(minikube_pages)
+
+
+@requires_cjkdocs
+@pytest.mark.parametrize("question,language,folder,script", [
+    ("minikube 대시보드를 열지 않고 URL만 출력하려면 어떤 플래그를 붙이나요?", "ko", "ko", HANGUL),
+    ("如何只获取 minikube 仪表板的 URL 而不打开浏览器？", "zh", "zh-cn", HAN),
+    ("minikube のダッシュボードをブラウザで開かずに URL だけを表示するには？", "ja", "ja", KANA),
+])
+def test_a_question_is_answered_from_its_languages_page_with_evidence_in_that_language(assistant, question, language, folder, script):
+    answer = assistant.ask(question)
+    assert answer.language == language
+    assert answer.prompt.rstrip().endswith(f"{question}{texts(language).answer_instruction}") or texts(language).answer_instruction in answer.prompt
+    assert answer.sources[0].metadata["source"] == str(CJK_DOCS / folder / "hello-minikube.md")
+    assert answer.evidence and all(script.search(quote.text) for quote in answer.evidence[:1])
+    assert answer.answer.strip()
+
+
+@requires_cjkdocs
+@pytest.mark.parametrize("question,language", [("페루의 수도는 어디입니까?", "ko"), ("秘鲁的首都是哪里？", "zh"), ("ペルーの首都はどこですか？", "ja")])
+def test_an_off_topic_question_is_declined_in_its_language(assistant, question, language):
+    answer = assistant.ask(question)
+    assert answer.language == language and answer.answer == texts(language).no_context and answer.sources == []

@@ -71,6 +71,11 @@ _KOREAN_ENDING = re.compile(
     "에서|으로|은|는|이|가|을|를|의|에|로|와|과|도|만)$"
 )
 
+# Japanese writes its topic words in kanji and katakana, and what binds them (の, は, ですか, どこ)
+# in hiragana: a question's hiragana says no more about which passage answers it than "of the".
+_HIRAGANA = re.compile("[\u3041-\u309f]+")
+_KATAKANA_WORD = re.compile("[\u30a0-\u30ff]+")
+
 
 def cjk_bigrams(run: str) -> list[str]:
     """The overlapping letter pairs of a run of CJK letters (a lone letter stands for itself)."""
@@ -96,18 +101,22 @@ def term_coverage(question: str, text: str) -> float:
     """The share of the question's content that `text` holds, as the keyword index matches it.
 
     Each content word of the question outside CJK runs counts once (stemmed, as `rag.text`
-    compares words); each letter of its CJK runs, less function words, counts once, and is found
-    when a bigram it is part of is in `text` (a lone letter: when `text` holds it).
+    compares words); each letter of its CJK runs, less function words (and Japanese hiragana),
+    counts once, and is found when a bigram it is part of is in `text` (a lone letter: when `text`
+    holds it). A katakana word is a loanword spelt out: it is found whole or not at all.
     """
     found_terms = set(_terms(text))
     found_words = {stem(word) for word in words(CJK_RUN.sub(" ", text))}
     wanted_words = stems(CJK_RUN.sub(" ", question))
     wanted_letters = covered_letters = 0
-    for run in (part for run in CJK_RUN.findall(question) for part in _content_parts(run)):
+    for run in (part for run in CJK_RUN.findall(question) for part in _topic_parts(run)):
         covered = set()
-        for start, bigram in enumerate(cjk_bigrams(run)):
-            if bigram in found_terms or (len(run) == 1 and run in text):
-                covered.update((start, start + len(bigram) - 1))
+        if _KATAKANA_WORD.fullmatch(run):
+            covered = set(range(len(run))) if run in text else set()
+        else:
+            for start, bigram in enumerate(cjk_bigrams(run)):
+                if bigram in found_terms or (len(run) == 1 and run in text):
+                    covered.update((start, start + len(bigram) - 1))
         wanted_letters += len(run)
         covered_letters += len(covered)
     wanted = len(wanted_words) + wanted_letters
@@ -120,6 +129,12 @@ def _content_parts(run: str) -> list[str]:
         content = _KOREAN_ENDING.sub("", run)
         return [] if not content or content in _KOREAN_FUNCTION_WORDS else [content]
     return [part for part in _CHINESE_FUNCTION_WORDS.split(run) if part]
+
+
+def _topic_parts(run: str) -> list[str]:
+    """A CJK run of a question as the parts that name its topic: in Japanese, what is not hiragana."""
+    parts = _content_parts(run)
+    return [piece for part in parts for piece in _HIRAGANA.split(part) if piece] if _HIRAGANA.search(run) else parts
 
 
 def _move_unsegmented(db: sqlite3.Connection) -> None:

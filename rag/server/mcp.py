@@ -22,7 +22,7 @@ from rag.server.service import AnswerOptions, ChunkNotFoundError, KnowledgeServi
 INSTRUCTIONS = (
     "Search and ask the user's own documents (a local knowledge base). `search` finds passages with their "
     "file and location; `ask` answers with numbered citations [n], the sources and quoted evidence; "
-    "`get_chunk` reads one passage and names its neighbours."
+    "`get_chunk` reads one passage and names its neighbours. Answers come in the language of the question."
 )
 Tool = TypeVar("Tool", bound=Callable[..., Any])
 
@@ -69,6 +69,7 @@ def mcp_server(service: KnowledgeService) -> MCPServer:
         text = answer.answer + citation_suffix(answer, bool(turn.stream.state.get("declined")))
         return {
             "answer": text,
+            "language": answer.language,
             "sources": sources_payload(answer),
             "unsupported": answer.unsupported,
         }

@@ -96,6 +96,7 @@ class Completion:
         self.prompt_text = ""
         self.text = ""
         self.standalone_question: str | None = None  # what a follow-up was condensed into for retrieval
+        self.language: str | None = None  # the question's, in which rag answered (None without retrieval)
 
     def finish(self) -> tuple[str, list[dict[str, Any]]]:
         """After the tokens: the citation markers still to add, and the sources."""
@@ -104,6 +105,7 @@ class Completion:
         answer = self.turn.stream.answer
         self.prompt_text = answer.prompt
         self.standalone_question = answer.standalone_question
+        self.language = answer.language
         return citation_suffix(answer, bool(self.turn.stream.state.get("declined"))), sources_payload(answer)
 
     def usage(self) -> dict[str, int]:
@@ -135,6 +137,7 @@ class Completion:
             "usage": usage,
             "sources": sources,
             "standalone_question": self.standalone_question,
+            "language": self.language,
         }
 
     async def frames(self) -> AsyncIterator[str]:
@@ -152,7 +155,9 @@ class Completion:
         if suffix:
             self.text += suffix
             yield data_frame(self.chunk({"content": suffix}))
-        finished = self.chunk({}, self.finish_reason(usage), sources=sources, standalone_question=self.standalone_question)
+        finished = self.chunk(
+            {}, self.finish_reason(usage), sources=sources, standalone_question=self.standalone_question, language=self.language
+        )
         yield data_frame(finished)
         options = self.request.stream_options
         if options and options.include_usage:
