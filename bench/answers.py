@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/answers.py [--qa data/sample-notes-qa.jsonl] [--docs data/sample-notes]
                                       [--only MODEL[:QA_PROMPT[:STYLE]] ...] [--limit N]
-    .venv/bin/python bench/answers.py --languages [--model MODEL] [--limit N]
+    .venv/bin/python bench/answers.py --languages [--language ko ...] [--model MODEL] [--limit N]
 
 With --languages, one model (the default one unless --model) with its default prompt answers every
 language's QA set over its own documents: English over the sample notes, Korean, Chinese and Japanese
@@ -114,9 +114,13 @@ def in_language(language: str, answers: list[dict]) -> float:
     return sum(found == language for found in judged) / len(judged) if judged else 0.0
 
 
-def language_rows(model: str | None, limit: int | None, tmp: Path, answers_file: Path | None) -> list[dict]:
+def language_rows(
+    model: str | None, limit: int | None, tmp: Path, answers_file: Path | None, only: list[str] | None = None
+) -> list[dict]:
     rows = []
     for language, qa, docs in LANGUAGE_SETS:
+        if only and language not in only:
+            continue
         if not docs.is_dir():
             rows.append({"language": language, "error": f"needs {docs} (the shared data beside the checkout)"})
             continue
@@ -139,6 +143,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--languages", action="store_true", help="every language's QA set with one model")
     parser.add_argument("--model", help="with --languages: this packaged model or GGUF instead of the default")
+    parser.add_argument("--language", action="append", choices=[code for code, _, _ in LANGUAGE_SETS], help="with --languages: only these")
     parser.add_argument("--qa", type=Path, default=REPO / "data" / "sample-notes-qa.jsonl")
     parser.add_argument("--docs", type=Path, default=REPO / "data" / "sample-notes")
     parser.add_argument("--only", nargs="*", help="MODEL[:QA_PROMPT[:STYLE]] candidates instead of the default list")
@@ -147,7 +152,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.languages:
         with tempfile.TemporaryDirectory(prefix="rag-answers-bench-") as tmp:
-            rows = language_rows(args.model, args.limit, Path(tmp), args.answers)
+            rows = language_rows(args.model, args.limit, Path(tmp), args.answers, args.language)
         columns = [*COLUMNS, ("in_question_language", "lang")]
         print(f"{'language':<10}{'model':<30}" + "".join(f"{short:>7}" for _, short in columns) + f"{'p50 s':>7}")
         for row in rows:
