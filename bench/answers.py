@@ -28,6 +28,7 @@ import sys
 import tempfile
 import unicodedata
 from pathlib import Path
+from typing import Callable
 
 REPO = Path(__file__).resolve().parents[1]
 # (packaged model, qa prompt, prompt style): every model with each question prompt in the format
@@ -154,15 +155,11 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="rag-answers-bench-") as tmp:
             rows = language_rows(args.model, args.limit, Path(tmp), args.answers, args.language)
         columns = [*COLUMNS, ("in_question_language", "lang")]
-        print(f"{'language':<10}{'model':<30}" + "".join(f"{short:>7}" for _, short in columns) + f"{'p50 s':>7}")
-        for row in rows:
-            head = f"{row['language']:<10}{row.get('model', ''):<30}"
-            if "error" in row:
-                print(head + f"  {row['error']}")
-                continue
-            print(head + "".join(f"{row[key]:>7.3f}" for key, _ in columns) + f"{row['latency_p50_ms'] / 1000:>7.2f}")
-        for row in rows:
-            print(json.dumps(row))
+        print_rows(
+            rows, f"{'language':<10}{'model':<30}" + "".join(f"{short:>7}" for _, short in columns) + f"{'p50 s':>7}",
+            lambda row: f"{row['language']:<10}{row.get('model', ''):<30}",
+            lambda row: "".join(f"{row[key]:>7.3f}" for key, _ in columns) + f"{row['latency_p50_ms'] / 1000:>7.2f}",
+        )
         return
     candidates = CANDIDATES
     if args.only:
@@ -183,20 +180,23 @@ def main() -> None:
                     fh.write(json.dumps({**row, "results": answers}) + "\n")
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
-    print(f"{'model':<30}{'prompt':<11}" + "".join(f"{short:>7}" for _, short in COLUMNS) + f"{'TTFT ms':>9}{'tok/s':>7}{'p50 s':>7}{'RSS MB':>8}")
-    for row in rows:
-        head = f"{row['model']:<30}{row['qa_prompt']:<11}"
-        if "error" in row:
-            print(head + f"  {row['error']}")
-            continue
-        print(
-            head + "".join(f"{row[key]:>7.3f}" for key, _ in COLUMNS)
-            + f"{row['first_token_p50_ms']:>9.0f}{row['tokens_per_s_p50']:>7.1f}{row['latency_p50_ms'] / 1000:>7.2f}"
-            + f"{row['peak_rss_mb']:>8.0f}"
-        )
-    for row in rows:
-        print(json.dumps(row))
+    print_rows(
+        rows,
+        f"{'model':<30}{'prompt':<11}" + "".join(f"{short:>7}" for _, short in COLUMNS) + f"{'TTFT ms':>9}{'tok/s':>7}{'p50 s':>7}{'RSS MB':>8}",
+        lambda row: f"{row['model']:<30}{row['qa_prompt']:<11}",
+        lambda row: "".join(f"{row[key]:>7.3f}" for key, _ in COLUMNS)
+        + f"{row['first_token_p50_ms']:>9.0f}{row['tokens_per_s_p50']:>7.1f}{row['latency_p50_ms'] / 1000:>7.2f}"
+        + f"{row['peak_rss_mb']:>8.0f}",
+    )
 
+
+def print_rows(rows: list[dict], header: str, head: Callable[[dict], str], cells: Callable[[dict], str]) -> None:
+    """The table (a row that failed shows its error), then each row as one JSON line."""
+    print(header)
+    for row in rows:
+        print(head(row) + (f"  {row['error']}" if "error" in row else cells(row)))
+    for row in rows:
+        print(json.dumps(row, ensure_ascii=False))
 
 if __name__ == "__main__":
     main()
