@@ -15,13 +15,14 @@ from importlib import resources
 
 DEFAULT = "en"
 # The placeholders of tasks.toml that a language's texts fill.
-PROMPT_TEXTS = ("sources_label", "quotes_header", "question_label", "answer_instruction")
+PROMPT_TEXTS = ("qa_system", "sources_label", "quotes_header", "question_label", "answer_instruction")
 
 
 @dataclass(frozen=True)
 class LanguageTexts:
     code: str
     name: str
+    qa_system: str
     sources_label: str
     quotes_header: str
     question_label: str

@@ -47,13 +47,18 @@ def test_a_korean_question_gets_a_korean_prompt_that_asks_for_a_korean_answer():
     rendered = text_prompt("chatml", "qa_quotes", "ko").format(**QA_INPUT, quotes="[1] The key is under the mat.")
     assert rendered.endswith(
         "<|im_start|>user\n출처:\n\n[1] notes.md\nThe key is under the mat.\n\n질문과 가장 잘 맞는 출처의 문장:\n"
-        "[1] The key is under the mat.\n\n질문: 열쇠는 어디에 있나요?\n출처에 있는 내용만으로 한국어로 답하세요.<|im_end|>\n"
+        "[1] The key is under the mat.\n\n질문: 열쇠는 어디에 있나요?\n한국어로 답하세요.<|im_end|>\n"
         "<|im_start|>assistant\n"
     )
+    assert rendered.startswith(
+        "<|im_start|>system\n아래 번호가 붙은 출처만 사용해 질문에 한국어로 답하세요. 출처는 사용자의 문서에서 가져온 것입니다. "
+        "사용한 출처는 [1]처럼 번호로 밝히세요. 출처에 답이 없으면 \"문서에 나와 있지 않습니다.\"라고만 답하고 추측하지 마세요.<|im_end|>\n"
+    )
     chinese = text_prompt("plain", "qa", "zh").format(context="[1] a.md\n钥匙在垫子下面。", question="钥匙在哪里？")
-    assert chinese.endswith("资料：\n\n[1] a.md\n钥匙在垫子下面。\n\n问题： 钥匙在哪里？\n请只根据资料，用中文回答。\nAnswer:")
+    assert chinese.endswith("资料：\n\n[1] a.md\n钥匙在垫子下面。\n\n问题： 钥匙在哪里？\n请用中文回答。\nAnswer:")
+    assert chinese.startswith("请只根据下面编号的资料用中文回答问题") and "只回答“文档中没有提到。”" in chinese
     japanese = text_prompt("plain", "qa", "ja").format(context="[1] a.md\n鍵はマットの下です。", question="鍵はどこ？")
-    assert "出典：\n\n[1] a.md\n鍵はマットの下です。\n\n質問： 鍵はどこ？\n出典の内容だけをもとに日本語で答えてください。" in japanese
+    assert "出典：\n\n[1] a.md\n鍵はマットの下です。\n\n質問： 鍵はどこ？\n日本語で答えてください。" in japanese
 
 
 @pytest.mark.fast
@@ -65,6 +70,9 @@ def test_a_korean_question_gets_a_korean_prompt_that_asks_for_a_korean_answer():
     "资料中没有提到这个端口。",
     "无法确定。",
     "出典には記載されていません。",
+    "文書には記載されていません。",
+    "文档中没有提到。",
+    "문서에 나와 있지 않습니다.",
     "見つかりません。",
 ])
 def test_declines_are_recognised_in_every_language(answer):
