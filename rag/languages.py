@@ -15,7 +15,7 @@ from importlib import resources
 
 DEFAULT = "en"
 # The placeholders of tasks.toml that a language's texts fill.
-PROMPT_TEXTS = ("qa_system", "sources_label", "quotes_header", "question_label", "answer_instruction")
+PROMPT_TEXTS = ("qa_system", "sources_label", "quotes_header", "question_label")
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,6 @@ class LanguageTexts:
     sources_label: str
     quotes_header: str
     question_label: str
-    answer_instruction: str
     no_context: str
     unmentioned: str
     names_separator: str
@@ -38,7 +37,7 @@ class LanguageTexts:
         return self.unmentioned.format(names=self.names_separator.join(names))
 
     def fill(self, text: str) -> str:
-        """A task's text with this language's labels and instruction in place of their placeholders."""
+        """A task's text with this language's system text and labels in place of their placeholders."""
         for name in PROMPT_TEXTS:
             text = text.replace("{" + name + "}", getattr(self, name))
         return text

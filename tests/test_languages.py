@@ -36,7 +36,7 @@ def test_the_language_of_a_question(question, language):
 @pytest.mark.fast
 def test_every_language_has_every_text_and_english_is_the_fallback():
     assert sorted(languages()) == ["en", "ja", "ko", "zh"]
-    assert texts("de") == texts("en") and texts("en").answer_instruction == ""
+    assert texts("de") == texts("en")
     for language in languages().values():
         assert all(getattr(language, name) for name in ("sources_label", "quotes_header", "question_label", "no_context"))
         assert "{names}" in language.unmentioned and "{claims}" in language.nothing_supported
@@ -47,7 +47,7 @@ def test_a_korean_question_gets_a_korean_prompt_that_asks_for_a_korean_answer():
     rendered = text_prompt("chatml", "qa_quotes", "ko").format(**QA_INPUT, quotes="[1] The key is under the mat.")
     assert rendered.endswith(
         "<|im_start|>user\n출처:\n\n[1] notes.md\nThe key is under the mat.\n\n질문과 가장 잘 맞는 출처의 문장:\n"
-        "[1] The key is under the mat.\n\n질문: 열쇠는 어디에 있나요?\n한국어로 답하세요.<|im_end|>\n"
+        "[1] The key is under the mat.\n\n질문: 열쇠는 어디에 있나요?<|im_end|>\n"
         "<|im_start|>assistant\n"
     )
     assert rendered.startswith(
@@ -55,10 +55,11 @@ def test_a_korean_question_gets_a_korean_prompt_that_asks_for_a_korean_answer():
         "사용한 출처는 [1]처럼 번호로 밝히세요. 출처에 답이 없으면 \"문서에 나와 있지 않습니다.\"라고만 답하고 추측하지 마세요.<|im_end|>\n"
     )
     chinese = text_prompt("plain", "qa", "zh").format(context="[1] a.md\n钥匙在垫子下面。", question="钥匙在哪里？")
-    assert chinese.endswith("资料：\n\n[1] a.md\n钥匙在垫子下面。\n\n问题： 钥匙在哪里？\n请用中文回答。\nAnswer:")
+    assert chinese.endswith("资料：\n\n[1] a.md\n钥匙在垫子下面。\n\n问题： 钥匙在哪里？\nAnswer:")
     assert chinese.startswith("请只根据下面编号的资料用中文回答问题") and "只回答“文档中没有提到。”" in chinese
     japanese = text_prompt("plain", "qa", "ja").format(context="[1] a.md\n鍵はマットの下です。", question="鍵はどこ？")
-    assert "出典：\n\n[1] a.md\n鍵はマットの下です。\n\n質問： 鍵はどこ？\n日本語で答えてください。" in japanese
+    assert "出典：\n\n[1] a.md\n鍵はマットの下です。\n\n質問： 鍵はどこ？\nAnswer:" in japanese
+    assert japanese.startswith("以下の番号付きの出典だけを使って、質問に日本語で答えてください。")
 
 
 @pytest.mark.fast
@@ -135,7 +136,7 @@ def assistant(minikube_pages):
 def test_a_question_is_answered_from_its_languages_page_with_evidence_in_that_language(assistant, question, language, folder, script):
     answer = assistant.ask(question)
     assert answer.language == language
-    assert answer.prompt.rstrip().endswith(f"{question}{texts(language).answer_instruction}") or texts(language).answer_instruction in answer.prompt
+    assert texts(language).qa_system in answer.prompt and f"{texts(language).question_label} {question}" in answer.prompt
     assert answer.sources[0].metadata["source"] == str(CJK_DOCS / folder / "hello-minikube.md")
     assert answer.evidence and all(script.search(quote.text) for quote in answer.evidence[:1])
     assert answer.answer.strip()
