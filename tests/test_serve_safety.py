@@ -221,13 +221,15 @@ def test_an_ingest_whose_client_leaves_stops_and_frees_the_index(url, roots):
     with httpx.stream("POST", f"{url}/api/ingest", json={"paths": [str(big)]}, timeout=300) as response:
         for line in response.iter_lines():
             if line.startswith("event: progress"):
+                busy = ingest(url, [str(roots["allowed"] / "notes")])  # while it writes: a 409 before any stream
+                assert busy.status_code == 409 and error_of(busy)["message"].startswith("Another ingest is writing")
                 break  # the client leaves mid-ingest
     deadline = time.monotonic() + 60
     while True:
-        name, data = sse_events(ingest(url, [str(roots["allowed"] / "notes")]))[-1]
-        if name == "report":
+        again = ingest(url, [str(roots["allowed"] / "notes")])
+        if again.status_code == 200 and sse_events(again)[-1][0] == "report":
             break
-        busy = json.loads(data)["error"]
+        busy = again.json()["error"] if again.status_code == 409 else json.loads(sse_events(again)[-1][1])["error"]
         assert busy["type"] == "IndexBusyError" and "--no-wait" not in busy["message"]  # no CLI wording over HTTP
         assert time.monotonic() < deadline, "the abandoned ingest kept the index"
         time.sleep(0.2)

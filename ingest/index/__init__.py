@@ -211,6 +211,17 @@ class Index:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
+    def writer_busy(self) -> bool:
+        """Whether another ingest holds the writer lock at this moment (it may take it a moment later)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        with open(self.path / LOCK_FILE, "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            return False
+
     # -- crash safety ----------------------------------------------------------------------------
 
     @property

@@ -286,7 +286,7 @@ def create_app(
 
     @app.post("/api/ingest")
     def ingest(request: IngestRequest) -> StreamingResponse:
-        service.confine(request.paths)  # refused before the stream starts: a 403 or 400, not an error event
+        service.check_ingest(request.paths, request.dry_run)  # refused before the stream starts: a 4xx, not an error event
         return event_stream(ingest_events(service, request))
 
     @app.get("/api/chunks/{chunk_id}")

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterable, Sequen
 
 import rag
 from ingest.index import CHUNK_METADATA_KEYS
-from rag.errors import RagError, UsageError
+from rag.errors import IndexBusyError, RagError, UsageError
 from rag.retrieval import chunk_body, location_label, location_of, open_index
 from rag.settings import Settings
 
@@ -317,6 +317,13 @@ class KnowledgeService:
         confined = self.confine(paths)
         watched = progress if cancelled is None else _CancellableProgress(progress, cancelled)
         return rag.ingest(confined, self.settings, dry_run=dry_run, progress=watched, wait=False)
+
+    def check_ingest(self, paths: Sequence[str], dry_run: bool = False) -> None:
+        """Refuse an ingest before it starts: a path outside the roots, or another ingest writing now
+        (one that starts a moment later is still refused by the ingest itself)."""
+        self.confine(paths)
+        if not dry_run and open_index(self.settings).writer_busy():
+            raise IndexBusyError(self.settings.index_path)
 
     def confine(self, paths: Sequence[str]) -> list[Path]:
         """`paths` resolved (symlinks and `..` followed), each inside an ingest root; `~` is not expanded."""
