@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from ingest.index.keywords import cjk_terms
+from ingest.scripts import CJK_RUN, cjk_language
 from rag.grounding import dates_in
 from rag.retrieval import location_label, location_of
 from rag.text import fold, stems
@@ -116,13 +119,8 @@ def sentence_spans(body: str) -> list[tuple[int, int]]:
         offset = end + 1
     spans = []
     for start, end in units:
-        piece = body[start:end]
-        cursor = 0
-        for match in _SENTENCE_END.finditer(piece):
-            spans.append((start + cursor, start + match.start()))
-            cursor = match.end()
-        spans.append((start + cursor, end))
-    return [(start, end) for start, end in spans if len(body[start:end].strip()) >= MIN_SENTENCE_CHARS]
+        spans += [(start + first, start + last) for first, last in _split_sentences(body[start:end])]
+    return [(start, end) for start, end in spans if _width(body[start:end].strip()) >= MIN_SENTENCE_CHARS]
 
 
 def added_lines(body: str, start_line: int, end_line: int) -> tuple[int, int]:
@@ -187,12 +185,36 @@ def cited_span(document: "Document") -> tuple[int, int]:
     return start, max(start, end)
 
 
+def _width(text: str) -> int:
+    """Columns `text` takes in a terminal: a Chinese, Japanese or Korean letter (wide) says as much
+    as two Latin ones."""
+    return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text)
+
+
+def _split_sentences(text: str) -> list[tuple[int, int]]:
+    """Spans of the sentences of one unit: text in Chinese, Japanese or Korean by sentencex's
+    rules for its language (。！？ end a sentence with no space after them, Korean's . is followed by
+    Hangul, not a capital), other text at . ! ? before a capital, digit or quote."""
+    if CJK_RUN.search(text):
+        from sentencex import get_sentence_boundaries
+
+        return [
+            (sentence["start_index"], sentence["start_index"] + len(sentence["text"].rstrip()))
+            for sentence in get_sentence_boundaries(cjk_language(text), text)
+        ]
+    spans, cursor = [], 0
+    for match in _SENTENCE_END.finditer(text):
+        spans.append((cursor, match.start()))
+        cursor = match.end()
+    return [*spans, (cursor, len(text))]
+
+
 def _continues(unit: str, line: str) -> bool:
     """Whether `line` wraps the sentence of `unit` (a PDF's or a text file's hard-wrapped prose).
 
     Not after a full stop or a colon, not a list item or a field, and not a capitalised line
     after a short one: that short line is a title of its own."""
-    if _NEW_UNIT_LINE.match(line) or unit.rstrip().endswith((".", "!", "?", ":", ";")):
+    if _NEW_UNIT_LINE.match(line) or unit.rstrip().endswith((".", "!", "?", ":", ";", "。", "！", "？", "：", "；")):
         return False
     last_line = unit[unit.rfind("\n") + 1 :]
     return line.lstrip()[:1].islower() or len(last_line.strip()) >= WRAPPED_LINE_CHARS
@@ -243,6 +265,12 @@ def _passage(number: int, document: "Document", start: int, end: int) -> _Passag
     return _Passage(text, number, document, start, end)
 
 
+def _terms(text: str, question: bool = False) -> set[str]:
+    """The stems of the words of `text`, and the bigrams of its Chinese, Japanese or Korean
+    letters, whose runs are no words to compare (a question's: of its topic only)."""
+    return stems(CJK_RUN.sub(" ", text)) | cjk_terms(text, question)
+
+
 def _word_share(wanted: set[str], passage_words: set[str], weights: dict[str, float]) -> float:
     """The weighted share of `wanted` words that the passage has."""
     total = sum(weights.get(word, 1.0) for word in wanted)
@@ -285,15 +313,15 @@ def quote_evidence(
     passages, single_count = _passages(sources)
     if not passages:
         return []
-    words = [stems(p.text) for p in passages]
+    words = [_terms(p.text) for p in passages]
     # Rare words say more: weight each by its inverse frequency among the sentences.
     frequency: dict[str, int] = {}
     for passage_words in words[:single_count]:
         for word in passage_words:
             frequency[word] = frequency.get(word, 0) + 1
     weights = {word: math.log(1 + single_count / count) for word, count in frequency.items()}
-    question_words = stems(question)
-    answer_words = stems(answer) - question_words
+    question_words = _terms(question, question=True)
+    answer_words = _terms(answer) - question_words
     kind = expected_kind(question)
     vectors = embed([question] + [p.text for p in passages])
     meaning = np.asarray(vectors[1:]) @ np.asarray(vectors[0])

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from ingest.scripts import CJK_RUN
 from rag.text import STOPWORDS, fold
 
 MONTHS = {
@@ -119,7 +120,8 @@ def check_grounding(answer: str, sources: list[str], question: str = "") -> Grou
     """The numbers, dates, codes and names of `answer` that occur in none of `sources`, and
     citation markers that point to no source. Words taken from the question are not claims."""
     result = Grounding()
-    corpus = "\n".join(sources)
+    answer = _apart_from_cjk(answer)
+    corpus = _apart_from_cjk("\n".join(sources))
     folded_corpus = fold(corpus)
     folded_question = fold(question)
     known_dates = dates_in(corpus)
@@ -166,6 +168,13 @@ def check_grounding(answer: str, sources: list[str], question: str = "") -> Grou
     return result
 
 
+def _apart_from_cjk(text: str) -> str:
+    """`text` with a space around each run of Chinese, Japanese or Korean letters: Python's regular
+    expressions take them for word letters, so 8080 in "8080입니다" or "端口8080" would be inside a
+    word, not a number of its own."""
+    return CJK_RUN.sub(lambda run: f" {run.group()} ", text)
+
+
 def unmentioned(question: str, sources: list[str]) -> list[str]:
     """The codes and names a question asks about that none of the sources mentions ("RO-450")."""
     found = check_grounding(question, sources)
@@ -175,7 +184,7 @@ def unmentioned(question: str, sources: list[str]) -> list[str]:
 def _name_in(words_run: str, answer: str, start: int) -> str | None:
     """The name in a run of capitalised words; a sentence's first word is capitalised anyway."""
     words = [re.sub(r"['’]s?$", "", word) for word in words_run.split()]  # Harbor's -> Harbor
-    if start == 0 or re.search(r"[.!?:\n]\s*$", answer[:start]):
+    if start == 0 or re.search(r"[.!?:\n。！？：]\s*$", answer[:start]):
         words = words[1:]
     while words and words[0].lower() in ("of", "de", "von", "van", "der"):
         words = words[1:]

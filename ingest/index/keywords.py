@@ -97,6 +97,15 @@ def _terms(text: str) -> list[str]:
     return list(dict.fromkeys(word for word in _WORD.findall(index_text(text).lower()) if word not in _STOPWORDS))
 
 
+def cjk_terms(text: str, question: bool = False) -> set[str]:
+    """The bigrams of the CJK runs of `text`; of a question's, those of its topic parts only (no
+    function words, no Japanese hiragana), as `term_coverage` counts them."""
+    runs = CJK_RUN.findall(text)
+    if question:
+        runs = [part for run in runs for part in _topic_parts(run)]
+    return {bigram for run in runs for bigram in cjk_bigrams(run)}
+
+
 def term_coverage(question: str, text: str) -> float:
     """The share of the question's content that `text` holds, as the keyword index matches it.
 
