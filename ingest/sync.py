@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from ingest.discover import Candidate, discover
 from ingest.index import Index, SourceRecord
-from ingest.loaders import loader_for
+from ingest.loaders import IMAGE_SUFFIXES, loader_for
 from ingest.ocr import pages_by_ocr, unread_pages_warning
-from ingest.scripts import UnreadScripts
+from ingest.scripts import AUTO_MODEL, CHOICE_FILES, UnreadScripts, choose_embedding_model
 from rag.errors import LoadError, NotADocument, UsageError
 from rag.settings import Settings
 
@@ -36,7 +36,9 @@ if TYPE_CHECKING:
     from langchain_core.documents import Document
 
     from ingest.chunking import Chunk, Chunker
-    from ingest.embedding import LocalEmbeddings
+    from tokenizers import Tokenizer
+
+    from ingest.embedders import Embedder
 
 # From about this much to read (some 2,000 chunks of text), the embedder's bulk path repays the
 # seconds it takes to load (see LocalEmbeddings).
@@ -98,6 +100,8 @@ class IngestReport:
     # (path, why discovery skips it now) of files ingested before that are still on disk: a sync
     # removes only files that are gone, never one it merely no longer sees, so these keep their chunks.
     kept: list[tuple[str, str]] = field(default_factory=list)
+    # (model, why) when this ingest chose the embedding model of a new collection (embedding.model "auto").
+    embedding_choice: tuple[str, str] | None = None
 
     @property
     def ok(self) -> bool:
@@ -130,6 +134,7 @@ class IngestReport:
             "embedding_path": dict(zip(("path", "reason"), self.embedding_path)) if self.embedding_path else None,
             "chunks_reused": self.chunks_reused,
             "kept": [{"path": p, "reason": reason} for p, reason in self.kept],
+            "embedding_choice": dict(zip(("model", "reason"), self.embedding_choice)) if self.embedding_choice else None,
         }
 
 
@@ -237,6 +242,11 @@ def _sync(
             f"{'it keeps its' if len(kept) == 1 else 'they keep their'} chunks; a rebuild of the whole collection "
             "leaves them out."
         )
+    if settings.embedding.model == AUTO_MODEL and (drop_collection or index.embedding_model == AUTO_MODEL):
+        report.embedding_choice = choose_embedding_model(_sample_texts(to_read, settings))
+        index.choose_embedding_model(report.embedding_choice[0])
+    embedding = settings.embedding.model_copy(update={"model": index.embedding_model})
+    settings = settings.model_copy(update={"embedding": embedding})
     files = _FileSync(index, settings, report, progress, dry_run, known, vanished, reuse=not rebuild)
     if not dry_run:
         # Marked unfinished until the end: an ingest killed midway is reconciled by the next one.
@@ -337,7 +347,7 @@ class _FileSync:
         self._vanished_by_sha: dict[str, list[SourceRecord]] = {}
         for record in vanished:
             self._vanished_by_sha.setdefault(record.sha256, []).append(record)
-        self.unread_scripts = UnreadScripts(settings.embedding.model)
+        self.unread_scripts = UnreadScripts(settings.embedding.model, self._model_tokenizer)
         self.unread_pages: list[tuple[str, str]] = []  # (path, its pages without text, not read without OCR)
         self._emptied: list[SourceRecord] = []  # ingested before, nothing to index now
         self._touched: list[SourceRecord] = []
@@ -350,10 +360,15 @@ class _FileSync:
 
     # Made at first use: an unchanged re-sync imports neither the chunker nor the embedder.
     @functools.cached_property
-    def embedder(self) -> "LocalEmbeddings":
-        from ingest.embedding import LocalEmbeddings
+    def embedder(self) -> "Embedder":
+        from ingest.embedders import load_embeddings
 
-        return LocalEmbeddings(self.settings.embedding, self.settings.cache_path)
+        return load_embeddings(self.settings.embedding, self.settings.cache_path)
+
+    def _model_tokenizer(self) -> "Tokenizer":
+        from ingest.embedders import model_tokenizer
+
+        return model_tokenizer(self.settings.embedding.model)
 
     @functools.cached_property
     def chunker(self) -> "Chunker":
@@ -538,6 +553,21 @@ class _FileSync:
             return {}
         stored = self.index.get_chunks(previous_ids, vectors=True)
         return {chunk.text: chunk.embedding for chunk in stored.values() if chunk.embedding is not None}
+
+
+def _sample_texts(candidates: list[Candidate], settings: Settings) -> list[str]:
+    """The text of up to CHOICE_FILES files spread over `candidates`, images (OCR) left out; a file
+    that cannot be read adds nothing."""
+    readable = [c for c in candidates if Path(c.path).suffix.lower() not in IMAGE_SUFFIXES]
+    step = max(1, len(readable) // CHOICE_FILES)
+    texts = []
+    for candidate in readable[::step][:CHOICE_FILES]:
+        try:
+            loader = loader_for(Path(candidate.path), settings.ingest.loaders)
+            texts += [document.page_content for document in loader(Path(candidate.path).read_bytes())] if loader else []
+        except Exception:  # the ingest itself reports what is wrong with the file
+            continue
+    return texts
 
 
 def _load_and_split(

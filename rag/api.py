@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from langchain_core.language_models import BaseLanguageModel
 
-    from ingest.embedding import LocalEmbeddings
+    from ingest.embedders import Embedder
     from ingest.index import Consistency
     from ingest.watch import WatchReport
     from rag.batch.jobs import ExtractJob, SummarizeJob
@@ -124,7 +124,7 @@ def retriever(
     return IndexRetriever.from_settings(settings or load_settings(), k, mode=mode, where=where, paths=paths)
 
 
-def embeddings(settings: Settings | None = None) -> "LocalEmbeddings":
+def embeddings(settings: Settings | None = None) -> "Embedder":
     """The knowledge base's embedding model as a LangChain `Embeddings` (unit vectors, offline).
 
     The same instance `search` uses, loaded once per process.

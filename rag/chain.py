@@ -31,11 +31,12 @@ from langchain_core.runnables import (
 )
 
 from ingest.index.keywords import term_coverage
-from ingest.scripts import unread_share
+from ingest.embedders import model_tokenizer
+from ingest.scripts import readability
 from rag.errors import RagError
 from rag.languages import DEFAULT as DEFAULT_LANGUAGE
 from rag.languages import detect_language, texts
-from rag.retrieval import Mode, SearchHit, location_label, search
+from rag.retrieval import Mode, SearchHit, embedding_model, location_label, search
 from rag.settings import Settings
 from rag.text import word_coverage
 
@@ -96,7 +97,7 @@ class IndexRetriever(BaseRetriever):
         """Whether the embedding model reads enough of `query`, in a language it learnt, for its cosine to mean something."""
         return (
             detect_language(query) in self.cosine_languages
-            and unread_share(query, self.settings.embedding.model) < self.max_unread_share
+            and readability(query, model_tokenizer(embedding_model(self.settings))).unread_share < self.max_unread_share
         )
 
     def relevant(self, query: str, hit: SearchHit, readable: bool | None = None) -> bool:

@@ -382,6 +382,8 @@ def _print_sync_details(report, verbose: bool) -> None:
     --verbose), what failed (a dry run's plan lists that), and its warnings."""
     _print_skipped(report.skipped, verbose)
     _print_ocr(report.ocr, verbose)
+    if verbose and report.embedding_choice:
+        err.print("a new collection: its embedding model is {} ({})".format(*map(escape, report.embedding_choice)))
     if verbose and report.embedding_path:
         err.print("{} with {} ({})".format("would embed" if report.dry_run else "embedded", *report.embedding_path))
     if verbose and report.chunks_reused:
@@ -906,7 +908,11 @@ def models(
     all_backends: Annotated[bool, typer.Option("--all", help="Check every backend, not just the configured one.")] = False,
     local: Annotated[
         bool,
-        typer.Option("--local", help="List the GGUF models Ollama, LM Studio, GPT4All and the Hugging Face cache have on disk."),
+        typer.Option(
+            "--local",
+            help="List the GGUF models Ollama, LM Studio, GPT4All and the Hugging Face cache have on disk, and the "
+            "cache's sentence-transformers models (for embedding.model).",
+        ),
     ] = False,
     as_json: JsonOption = False,
     *,
@@ -936,23 +942,28 @@ def models(
 
 def _print_local_models(as_json: bool) -> None:
     """Other apps' models, each under the --model name that runs it; a store that is not there is left out."""
-    from rag.backends.local_models import local_models, model_stores
+    from rag.backends.local_models import local_embedding_models, local_models, model_stores
 
-    found = local_models()
+    found, embedders = local_models(), local_embedding_models()
     if as_json:
-        out.print_json(json.dumps([model.to_dict() for model in found]))
+        out.print_json(json.dumps([model.to_dict() for model in found] + [model.to_dict() for model in embedders]))
         return
     if not found:
         looked = ", ".join(str(folder) for store in model_stores() for folder in store.folders)
         err.print(f"No GGUF models found; looked in {escape(looked)}.")
-        return
-    width = max(len(model.reference) for model in found)
-    for model in found:
-        details = [
-            _size(model.size), model.architecture, model.quantization,
-            f"context {model.context}" if model.context else "", "chat template" if model.chat_template else "",
-        ]
-        out.print(f"{escape(f'{model.reference:<{width}}')}  {escape(', '.join(detail for detail in details if detail))}")
+    else:
+        width = max(len(model.reference) for model in found)
+        for model in found:
+            details = [
+                _size(model.size), model.architecture, model.quantization,
+                f"context {model.context}" if model.context else "", "chat template" if model.chat_template else "",
+            ]
+            out.print(f"{escape(f'{model.reference:<{width}}')}  {escape(', '.join(detail for detail in details if detail))}")
+    if embedders:
+        out.print("Embedding models (set embedding.model to the folder, then rag ingest --rebuild):")
+        for model in embedders:
+            dimension = f", {model.dimension} dimensions" if model.dimension else ""
+            out.print(f"  {escape(model.name)}  {escape(model.path)}{dimension}")
 
 
 def _size(size: float) -> str:

@@ -14,19 +14,20 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator, Literal
 
 from ingest.index import ChunkFilter, Index, StoredChunk
+from ingest.scripts import AUTO_MODEL
 from rag.errors import UsageError
 from rag.settings import SearchSettings, Settings
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from ingest.embedding import LocalEmbeddings
+    from ingest.embedders import Embedder
 
 SNIPPET_CHARS = 240
 # With MMR, the k results are chosen among this many times k of the best candidates.
 MMR_POOL_FACTOR = 4
 _BACKGROUND = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-keyword-search")
-_OPEN: dict[tuple, "Index | LocalEmbeddings"] = {}
+_OPEN: dict[tuple, "Index | Embedder"] = {}
 LOCATION_KEYS = (
     "message", "attachment", "page", "slide", "sheet", "row", "end_row", "cell", "end_cell", "heading", "start_line",
     "end_line",
@@ -294,12 +295,19 @@ def open_index(settings: Settings) -> Index:
     return index
 
 
-def embedder(settings: Settings) -> "LocalEmbeddings":
-    from ingest.embedding import LocalEmbeddings
+def embedding_model(settings: Settings) -> str:
+    """The embedding model of the collection: the one it was made with when embedding.model is "auto"."""
+    return open_index(settings).embedding_model if settings.embedding.model == AUTO_MODEL else settings.embedding.model
 
-    key = (settings.cache_path, settings.embedding.model_dump_json())
+
+def embedder(settings: Settings) -> "Embedder":
+    """The collection's embedding model, loaded once per process."""
+    from ingest.embedders import load_embeddings
+
+    embedding = settings.embedding.model_copy(update={"model": embedding_model(settings)})
+    key = (settings.cache_path, embedding.model_dump_json())
     if key not in _OPEN:
-        _OPEN[key] = LocalEmbeddings(settings.embedding, settings.cache_path)
+        _OPEN[key] = load_embeddings(embedding, settings.cache_path)
     return _OPEN[key]
 
 

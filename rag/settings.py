@@ -39,8 +39,11 @@ class _Section(BaseModel):
 
 class EmbeddingSettings(_Section):
     model: str = Field(
-        "sentence-transformers/all-MiniLM-L6-v2",
-        description="The packaged all-MiniLM-L6-v2, or a local sentence-transformers model folder.",
+        "auto",
+        description="The packaged all-MiniLM-L6-v2 (English), the packaged universal-sentence-encoder-multilingual "
+        "(Korean, Chinese, Japanese and 13 more languages), or a local sentence-transformers model folder. auto: "
+        "chosen at a collection's first ingest (the multilingual one when a fifth of its text is Chinese, Japanese "
+        "or Korean) and recorded in the index; the collection keeps it.",
     )
     batch_size: int = Field(32, gt=0)
     device: str = "cpu"
@@ -463,7 +466,8 @@ def model_problem(settings: Settings) -> str | None:
     The chunker would otherwise cut chunks silently at the model's window. A model that cannot be
     found is left to the command that loads it, which says so.
     """
-    from ingest.embedding import SPECIAL_TOKENS_PER_INPUT, model_window
+    from ingest.embedders import model_window
+    from ingest.embedding import SPECIAL_TOKENS_PER_INPUT, concrete_model
     from rag.errors import ModelNotFoundError
 
     try:
@@ -474,7 +478,7 @@ def model_problem(settings: Settings) -> str | None:
     if chunk_tokens > window:
         return (
             f"chunking.chunk_tokens: {chunk_tokens} is beyond the embedding model's window of {window} tokens "
-            f"({settings.embedding.model} reads {window + SPECIAL_TOKENS_PER_INPUT} word pieces, "
+            f"({concrete_model(settings.embedding.model)} reads {window + SPECIAL_TOKENS_PER_INPUT} word pieces, "
             f"{SPECIAL_TOKENS_PER_INPUT} of them special); use at most {window}"
         )
     return None

@@ -18,7 +18,8 @@ import rag
 from ingest.index import keywords
 from ingest.index.keywords import KeywordIndex, index_text, query_terms, term_coverage
 from ingest.index.manifest import connect
-from ingest.scripts import UnreadScripts, model_tokenizer, readability
+from ingest.embedders import model_tokenizer
+from ingest.scripts import UnreadScripts, readability
 from rag.chain import IndexRetriever, build_rag_chain
 from rag import languages
 from rag.prompting import text_prompt
@@ -127,7 +128,7 @@ def test_the_tokenizer_says_what_the_model_cannot_read():
 
 @pytest.mark.fast
 def test_ingest_warning_names_the_files_their_script_and_the_setting():
-    check = UnreadScripts(MODEL)
+    check = UnreadScripts(MODEL, lambda: model_tokenizer(MODEL))
     for path, text in NOTES.items():
         check.check(path, text)
     check.check("en/readme.md", "Run large language models on your own laptop.")
@@ -135,7 +136,7 @@ def test_ingest_warning_names_the_files_their_script_and_the_setting():
     assert "embedding.model" in warning and "en/readme.md" not in warning
     assert "Han (Chinese, Japanese kanji): zh/量化.md, zh/隐私.md, zh/烹饪.md" in warning
     assert "Hangul (Korean): ko/양자화.md" in warning
-    english_only = UnreadScripts(MODEL)
+    english_only = UnreadScripts(MODEL, lambda: model_tokenizer(MODEL))
     english_only.check("en/readme.md", "Run large language models on your own laptop.")
     assert english_only.warning() is None
 
@@ -231,7 +232,7 @@ def test_a_question_on_the_guide_is_answered_from_chunks_that_hold_its_words(gui
 
 @requires_guide
 def test_ingest_warns_about_both_guides_and_no_english_page():
-    check = UnreadScripts(MODEL)
+    check = UnreadScripts(MODEL, lambda: model_tokenizer(MODEL))
     for path in (CHINESE_GUIDE, KOREAN_GUIDE, REPO / "README.md"):
         check.check(path.name, path.read_text(encoding="utf-8"))
     assert check.sources == {"Han (Chinese, Japanese kanji)": ["local_llms.zh.md"], "Hangul (Korean)": ["local_llms.ko.md"]}

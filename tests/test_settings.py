@@ -19,7 +19,7 @@ pytestmark = pytest.mark.fast
 def test_defaults(tmp_path):
     settings = load_settings(environ={}, cwd=tmp_path)
     assert settings.collection == "default"
-    assert settings.embedding.model == "sentence-transformers/all-MiniLM-L6-v2"
+    assert settings.embedding.model == "auto"
     assert settings.index_path == settings.home / "index"
     assert settings.home.parts[-1] == "rag"
 

@@ -42,6 +42,7 @@ from ingest.index.manifest import (
 )
 from ingest.index.store import CHUNK_METADATA_KEYS, ChunkFilter, StoredChunk, VectorStore
 from rag.errors import IndexBusyError, IndexMismatchError, NoIndexError, VectorsMissingError, VectorStoreMismatchError
+from ingest.scripts import AUTO_MODEL
 from rag.settings import Settings
 
 if TYPE_CHECKING:
@@ -132,6 +133,8 @@ class Index:
         self._manifest = Manifest(lambda: self._db, self.collection_name)
         self._keywords = KeywordIndex(lambda: self._db, self.collection_name)
         stored = self._stored_collection()
+        if self.fingerprint["embedding_model"] == AUTO_MODEL and stored:
+            self.fingerprint["embedding_model"] = stored.fingerprint["embedding_model"]
         self._built_at_open = stored.created_at if stored else None
         self._location_recorded = bool(stored and stored.vector_store)
         self.server_url = self._vector_store_url(stored, _normalized_url(settings.vector_store.url))
@@ -322,6 +325,15 @@ class Index:
         """How the settings that built the collection differ from the current ones (empty: they agree)."""
         stored = self._stored_collection()
         return fingerprint_differences(stored.fingerprint, self.fingerprint) if stored else []
+
+    @property
+    def embedding_model(self) -> str:
+        """The model the collection's vectors are made with; "auto" for a collection not yet made with it."""
+        return self.fingerprint["embedding_model"]
+
+    def choose_embedding_model(self, model: str) -> None:
+        """Make a new collection with `model` (what "auto" chose)."""
+        self.fingerprint["embedding_model"] = model
 
     def check_fingerprint(self) -> None:
         differences = self.settings_differences()

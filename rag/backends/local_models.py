@@ -46,7 +46,7 @@ class LocalModel:
         return f"{self.store}:{self.name}"
 
     def to_dict(self) -> dict[str, object]:
-        return {"model": self.reference, **asdict(self)}
+        return {"kind": "llm", "model": self.reference, **asdict(self)}
 
 
 @dataclass(frozen=True)
@@ -142,6 +142,13 @@ def _hf_files(root: Path) -> Iterator[tuple[str, Path]]:
 
 
 def _hf_repository_files(repo: Path) -> list[tuple[str, Path]]:
+    return [
+        (path.relative_to(revision).as_posix(), path) for revision in _revisions(repo) for path in sorted(revision.rglob("*.gguf"))
+    ]
+
+
+def _revisions(repo: Path) -> list[Path]:
+    """A cached repository's snapshot folders: refs/main's revision first, then the newest."""
     snapshots = repo / "snapshots"
     if not snapshots.is_dir():
         return []
@@ -150,9 +157,7 @@ def _hf_repository_files(repo: Path) -> list[tuple[str, Path]]:
     if main.is_file():
         current = snapshots / main.read_text(encoding="utf-8").strip()
         revisions.sort(key=lambda snapshot: snapshot != current)  # stable: the rest stay newest first
-    return [
-        (path.relative_to(revision).as_posix(), path) for revision in revisions for path in sorted(revision.rglob("*.gguf"))
-    ]
+    return revisions
 
 
 def describe(store: str, name: str, path: Path) -> LocalModel | None:
@@ -188,6 +193,35 @@ def local_models(environ: Mapping[str, str] | None = None) -> list[LocalModel]:
             if model := describe(store.name, name, path):
                 models.append(model)
     return models
+
+
+@dataclass(frozen=True)
+class LocalEmbeddingModel:
+    name: str  # the Hugging Face repository, ORG/NAME
+    path: str  # the folder embedding.model takes
+    dimension: int | None
+
+    def to_dict(self) -> dict[str, object]:
+        return {"kind": "embedding", **asdict(self)}
+
+
+def local_embedding_models(environ: Mapping[str, str] | None = None) -> list[LocalEmbeddingModel]:
+    """The sentence-transformers models in the Hugging Face cache (their current revision), which
+    `embedding.model` can name by folder."""
+    hf = next(store for store in model_stores(environ) if store.name == "hf")
+    found = []
+    for folder in hf.folders:
+        for repo in sorted(folder.glob("models--*")):
+            try:
+                revision = next((rev for rev in _revisions(repo) if (rev / "modules.json").is_file()), None)
+                if revision is None:
+                    continue
+                pooling = revision / "1_Pooling" / "config.json"
+                dimension = json.loads(pooling.read_text())["word_embedding_dimension"] if pooling.is_file() else None
+            except (OSError, ValueError, KeyError):  # one repository we may not read hides only itself
+                continue
+            found.append(LocalEmbeddingModel(repo.name.removeprefix("models--").replace("--", "/"), str(revision), dimension))
+    return found
 
 
 def store_reference(text: str) -> tuple[ModelStore, str] | None:

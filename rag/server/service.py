@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterable, Sequen
 import rag
 from ingest.index import CHUNK_METADATA_KEYS
 from rag.errors import IndexBusyError, RagError, UsageError
-from rag.retrieval import chunk_body, location_label, location_of, open_index
+from rag.retrieval import chunk_body, embedding_model, location_label, location_of, open_index
 from rag.settings import Settings
 
 if TYPE_CHECKING:
@@ -406,7 +406,7 @@ class KnowledgeService:
 
     @property
     def embedding_model(self) -> str:
-        return self.settings.embedding.model
+        return embedding_model(self.settings)
 
 
 def check_unicode(text: str, what: str) -> None:

