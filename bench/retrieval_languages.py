@@ -44,18 +44,12 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+# The same (language, QA set, documents) as the answer benchmark beside this file.
+from answers import LANGUAGE_SETS
+
 if TYPE_CHECKING:
     import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-CJK_DOCS = REPO.parent / "shared" / "data" / "cjkdocs" / "k8s-tutorials"
-# (language, QA set, its documents): each language's questions over documents written in it.
-LANGUAGE_SETS = [
-    ("en", REPO / "data" / "sample-notes-qa.jsonl", REPO / "data" / "sample-notes"),
-    ("ko", REPO / "data" / "k8s-tutorials-ko-qa.jsonl", CJK_DOCS / "ko"),
-    ("zh", REPO / "data" / "k8s-tutorials-zh-cn-qa.jsonl", CJK_DOCS / "zh-cn"),
-    ("ja", REPO / "data" / "k8s-tutorials-ja-qa.jsonl", CJK_DOCS / "ja"),
-]
 CUTOFFS = (1, 5, 10)
 BM25_K1 = 1.2
 BM25_B = 0.75
