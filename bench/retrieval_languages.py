@@ -10,7 +10,8 @@ the index. Every ranker then ranks those chunks for each answerable question of 
 QA set (data/*-qa.jsonl; questions without a `source` are left out):
 
 - rag's own search, `keyword`, `dense` and `hybrid` modes: the baseline (FTS5 with CJK character
-  bigrams; all-MiniLM-L6-v2);
+  bigrams; the collection's embedding model, which `embedding.model = "auto"` chooses: the
+  multilingual one for the Korean, Chinese and Japanese sets, all-MiniLM-L6-v2 for English);
 - Okapi BM25 (k1 1.2, b 0.75, one implementation for all) over the tokens of each analyzer:
   character bigrams of CJK runs and words elsewhere, as rag's keyword index reads text, and the
   language's morphological analyzers (Kiwi for Korean; rjieba and jieba for Chinese; Sudachi
