@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from ingest.discover import Candidate, discover
+from ingest.errors import LoadError, NotADocument, UsageError
 from ingest.index import Index, SourceRecord
 from ingest.loaders import IMAGE_SUFFIXES, loader_for
 from ingest.ocr import pages_by_ocr, unread_pages_warning
 from ingest.scripts import AUTO_MODEL, CHOICE_FILES, UnreadScripts, choose_embedding_model
-from rag.errors import LoadError, NotADocument, UsageError
 from rag.settings import Settings
 
 if TYPE_CHECKING:

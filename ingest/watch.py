@@ -25,8 +25,8 @@ import watchfiles
 
 from ingest import sync
 from ingest.discover import EDITOR_TEMP_FILE, discover
+from ingest.errors import UsageError
 from ingest.index import Index
-from rag.errors import UsageError
 from rag.settings import Settings
 
 # A sync starts once no watched file has changed for this long, so that a burst (an editor's

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
+from ingest.errors import IndexBusyError, IndexMismatchError, NoIndexError, VectorsMissingError, VectorStoreMismatchError
 from ingest.index import keywords
 from ingest.index.chroma import CHROMA_DIR, ChromaStore
 from ingest.index.keywords import KEYWORD_INDEX_VERSION, KeywordIndex
@@ -41,7 +42,6 @@ from ingest.index.manifest import (
     MANIFEST_FILE, Manifest, SourceRecord, StoredCollection, Transaction, connect, paths_matching,
 )
 from ingest.index.store import CHUNK_METADATA_KEYS, ChunkFilter, StoredChunk, VectorStore
-from rag.errors import IndexBusyError, IndexMismatchError, NoIndexError, VectorsMissingError, VectorStoreMismatchError
 from ingest.scripts import AUTO_MODEL
 from rag.settings import Settings
 
