@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ingest.index.keywords import cjk_terms
 from ingest.scripts import CJK_RUN, cjk_language
+from ingest.text import fold, stems
 from rag.grounding import dates_in
 from rag.retrieval import location_label, location_of
-from rag.text import fold, stems
 
 if TYPE_CHECKING:
     import numpy as np

@@ -17,10 +17,10 @@ from langchain_core.documents import Document
 
 from ingest.chunking import Chunker
 from ingest.loaders import load_markdown, loader_for
+from ingest.text import fold
 from rag.evidence import _evidence, _passages, added_lines, cited_span, quote_evidence
 from rag.retrieval import LOCATION_KEYS, chunk_body
 from rag.settings import ChunkingSettings, load_settings
-from rag.text import fold
 from tests.helpers import REALDOCS, requires_realdocs
 
 
