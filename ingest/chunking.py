@@ -39,7 +39,7 @@ from mdit_py_plugins.front_matter import front_matter_plugin
 
 from ingest.chunk_lines import added_lines
 from ingest.embedding import TokenCounter
-from rag.settings import ChunkingSettings
+from ingest.settings import ChunkingSettings
 
 HEADING_SEPARATOR = " > "
 # What a loader knows of a whole document, copied to each of its chunks: where it is (a PDF page, a

@@ -15,7 +15,7 @@ from langchain_core.embeddings import Embeddings
 
 from ingest.errors import ModelNotFoundError
 from ingest.scripts import AUTO_MODEL, ENGLISH_MODEL
-from rag.settings import EmbeddingSettings
+from ingest.settings import EmbeddingSettings
 
 if TYPE_CHECKING:
     import numpy as np

@@ -43,7 +43,7 @@ from ingest.index.manifest import (
 )
 from ingest.index.store import CHUNK_METADATA_KEYS, ChunkFilter, StoredChunk, VectorStore
 from ingest.scripts import AUTO_MODEL
-from rag.settings import Settings
+from ingest.settings import IndexSettings
 
 if TYPE_CHECKING:
     import numpy as np
@@ -89,7 +89,7 @@ class Consistency:
         return {"ok": self.ok, **self.__dict__}
 
 
-def settings_fingerprint(settings: Settings) -> dict[str, Any]:
+def settings_fingerprint(settings: IndexSettings) -> dict[str, Any]:
     """What must stay the same for old and new chunks to be comparable."""
     return {
         "embedding_model": settings.embedding.model,
@@ -125,7 +125,7 @@ class CollectionSummary:
 
 
 class Index:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: IndexSettings):
         self.path = settings.index_path
         self.collection_name = settings.collection
         self.fingerprint = settings_fingerprint(settings)
