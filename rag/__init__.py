@@ -23,7 +23,7 @@ import sys
 import types
 from typing import TYPE_CHECKING, Any
 
-from rag.privacy import enforce_offline
+from ingest.privacy import enforce_offline
 
 enforce_offline()
 

@@ -84,6 +84,18 @@ def test_the_lazy_package_still_offers_its_api_and_goes_offline():
     assert "rag" in _python("import rag; rag.no_such_thing").stderr  # AttributeError, not a silent None
 
 
+@pytest.mark.fast
+def test_ingest_imported_without_rag_goes_offline_too():
+    result = _python(
+        "import os, sys, ingest.index; "
+        "assert 'rag' not in sys.modules, sorted(m for m in sys.modules if m.split('.')[0] == 'rag'); "
+        "print(os.environ['HF_HUB_OFFLINE'], os.environ['LANGCHAIN_TRACING_V2'])",
+        HF_HUB_OFFLINE="0", LANGCHAIN_TRACING_V2="true",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["1", "false"]
+
+
 # The installed `rag` script is `rag.cli:main`; run it the same way, and look at what it loaded on the way out.
 _RUN_CLI_AND_REPORT = """
 import atexit, json, sys
