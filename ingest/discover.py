@@ -15,7 +15,7 @@ from pathlib import Path
 import pathspec
 
 from ingest.loaders import loader_for
-from rag.settings import IngestSettings
+from ingest.settings import IngestSettings
 
 # Folder names that hold what tools generate or install, never documents someone wrote.
 # Names editors give the files they write beside the one being saved: vim's swap files, its

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Protocol
 
 from ingest import embedding, use_embeddings
-from rag.settings import EmbeddingSettings
+from ingest.settings import EmbeddingSettings
 
 if TYPE_CHECKING:
     import numpy as np

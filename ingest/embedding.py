@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Callable
 
 from langchain_core.embeddings import Embeddings
 
+from ingest.errors import ModelNotFoundError
 from ingest.scripts import AUTO_MODEL, ENGLISH_MODEL
-from rag.errors import ModelNotFoundError
-from rag.settings import EmbeddingSettings
+from ingest.settings import EmbeddingSettings
 
 if TYPE_CHECKING:
     import numpy as np

@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from langchain_core.documents import Document
 
-from rag.errors import LoadError, NotADocument
+from ingest.errors import LoadError, NotADocument
 
 Loader = Callable[[bytes], list[Document]]
 

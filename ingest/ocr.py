@@ -22,8 +22,8 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
+from ingest.errors import LoadError
 from ingest.scripts import CJK_RUN
-from rag.errors import LoadError
 
 if TYPE_CHECKING:
     from langchain_core.documents import Document

@@ -17,9 +17,10 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ingest.encoder_tokenizer import load_tokenizer
+
 if TYPE_CHECKING:
     import numpy as np
-    from tokenizers import Tokenizer
 
 POOLING_MODES = ("mean", "cls")
 EXPORT_VERSION = 2  # part of the cache key: bump when the exported graph changes
@@ -168,16 +169,6 @@ def _quiet_root_logger():
         yield
     finally:
         root.setLevel(level)
-
-
-def load_tokenizer(tokenizer_file: Path, max_tokens: int, pad_to_multiple_of: int | None = None) -> "Tokenizer":
-    """The model's tokenizer, truncating as sentence-transformers does and padding each batch."""
-    from tokenizers import Tokenizer
-
-    tokenizer = Tokenizer.from_file(str(tokenizer_file))
-    tokenizer.enable_truncation(max_tokens)
-    tokenizer.enable_padding(pad_to_multiple_of=pad_to_multiple_of)
-    return tokenizer
 
 
 class OnnxEncoder:

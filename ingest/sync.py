@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from ingest.discover import Candidate, discover
+from ingest.errors import LoadError, NotADocument, UsageError
 from ingest.index import Index, SourceRecord
 from ingest.loaders import IMAGE_SUFFIXES, loader_for
 from ingest.ocr import pages_by_ocr, unread_pages_warning
 from ingest.scripts import AUTO_MODEL, CHOICE_FILES, UnreadScripts, choose_embedding_model
-from rag.errors import LoadError, NotADocument, UsageError
-from rag.settings import Settings
+from ingest.settings import IndexSettings
 
 if TYPE_CHECKING:
     import numpy as np
@@ -140,7 +140,7 @@ class IngestReport:
 
 def ingest(
     paths: list[str | Path],
-    settings: Settings,
+    settings: IndexSettings,
     *,
     dry_run: bool = False,
     rebuild: bool = False,
@@ -208,7 +208,7 @@ def _rebuild_drops_collection(index: Index, roots: list[Path], rebuild_all: bool
 def _sync(
     roots: list[Path],
     index: Index,
-    settings: Settings,
+    settings: IndexSettings,
     dry_run: bool,
     rebuild: bool,
     drop_collection: bool,
@@ -327,7 +327,7 @@ class _FileSync:
     def __init__(
         self,
         index: Index,
-        settings: Settings,
+        settings: IndexSettings,
         report: IngestReport,
         progress: IngestProgress,
         dry_run: bool,
@@ -555,7 +555,7 @@ class _FileSync:
         return {chunk.text: chunk.embedding for chunk in stored.values() if chunk.embedding is not None}
 
 
-def _sample_texts(candidates: list[Candidate], settings: Settings) -> list[str]:
+def _sample_texts(candidates: list[Candidate], settings: IndexSettings) -> list[str]:
     """The text of up to CHOICE_FILES files spread over `candidates`, images (OCR) left out; a file
     that cannot be read adds nothing."""
     readable = [c for c in candidates if Path(c.path).suffix.lower() not in IMAGE_SUFFIXES]

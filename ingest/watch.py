@@ -25,9 +25,9 @@ import watchfiles
 
 from ingest import sync
 from ingest.discover import EDITOR_TEMP_FILE, discover
+from ingest.errors import UsageError
 from ingest.index import Index
-from rag.errors import UsageError
-from rag.settings import Settings
+from ingest.settings import IndexSettings
 
 # A sync starts once no watched file has changed for this long, so that a burst (an editor's
 # save, a git checkout, a folder copied in) is one sync...
@@ -65,7 +65,7 @@ class WatchReport:
 
 def watch(
     paths: list[str | Path],
-    settings: Settings,
+    settings: IndexSettings,
     on_report: Callable[[WatchReport], None],
     *,
     stop_event: threading.Event | None = None,
@@ -112,7 +112,7 @@ def _require_roots(roots: list[Path], initial: bool) -> None:
             raise UsageError(f"Stopped watching: {root} was deleted or moved (its files stay in the index).")
 
 
-def _sync(roots: list[Path], settings: Settings, rebuild: bool = False, **options) -> sync.IngestReport:
+def _sync(roots: list[Path], settings: IndexSettings, rebuild: bool = False, **options) -> sync.IngestReport:
     try:
         return sync.ingest(list(roots), settings, rebuild=rebuild, **options)
     except UsageError:
@@ -122,7 +122,7 @@ def _sync(roots: list[Path], settings: Settings, rebuild: bool = False, **option
         return sync.IngestReport()
 
 
-def _chunk_counts(report: sync.IngestReport, settings: Settings) -> dict[str, int]:
+def _chunk_counts(report: sync.IngestReport, settings: IndexSettings) -> dict[str, int]:
     written = [*report.added, *report.updated, *(new for _, new in report.renamed)]
     if not written:
         return {}
@@ -144,7 +144,7 @@ def _under(path: str, folder: str) -> bool:
 class _Relevance:
     """Which watched roots a changed path concerns (none: no sync would act on the change)."""
 
-    def __init__(self, roots: list[Path], settings: Settings):
+    def __init__(self, roots: list[Path], settings: IndexSettings):
         self.folder_roots = [str(root) for root in roots if root.is_dir()]
         self.file_roots = {str(root) for root in roots if not root.is_dir()}
         # A change to an ignore file changes what is indexed, though ignore files are hidden.

@@ -12,9 +12,8 @@
         print(record.to_dict())
     rag.run_job(rag.summarize(["notes/"], settings), "summaries.jsonl")  # resumable: run again to continue
 
-The API is imported when first used, not with the package: `ingest` imports the leaf modules
-`rag.errors` and `rag.settings`, and `import rag.errors` must not pull in the whole API (or
-LangChain) to do so.
+The API is imported when first used, not with the package: importing any submodule (`rag.errors`,
+`rag.settings`, the CLI) runs this file first, and must not pull in the whole API (or LangChain).
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ import sys
 import types
 from typing import TYPE_CHECKING, Any
 
-from rag.privacy import enforce_offline
+from ingest.privacy import enforce_offline
 
 enforce_offline()
 

@@ -18,9 +18,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
+from ingest.text import fold, words
 from rag.errors import UsageError
 from rag.languages import says_declined
-from rag.text import fold, words
 
 if TYPE_CHECKING:
     from rag.ask import Answer, Assistant

@@ -20,6 +20,7 @@ from langchain_core.language_models import BaseLanguageModel, BaseLLM
 from langchain_core.prompts import BasePromptTemplate
 
 from ingest.index import Index
+from ingest.text import stems
 from rag.backends import backend_errors, context_window, count_tokens, create_llm
 from rag.chain import FirstLineLLM, IndexRetriever, build_condense_chain, build_rag_chain, fit_sources
 from rag.languages import DEFAULT as DEFAULT_LANGUAGE
@@ -28,7 +29,6 @@ from rag.prompting import select_prompt
 from rag.evidence import Evidence, quote_evidence
 from rag.grounding import Grounding, check_grounding, unmentioned
 from rag.retrieval import embed_texts, location_of
-from rag.text import stems
 from rag.settings import Settings
 
 if TYPE_CHECKING:

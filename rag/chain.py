@@ -33,12 +33,12 @@ from langchain_core.runnables import (
 from ingest.index.keywords import term_coverage
 from ingest.embedders import model_tokenizer
 from ingest.scripts import readability
+from ingest.text import word_coverage
 from rag.errors import RagError
 from rag.languages import DEFAULT as DEFAULT_LANGUAGE
 from rag.languages import detect_language, texts
 from rag.retrieval import Mode, SearchHit, embedding_model, location_label, search
 from rag.settings import Settings
-from rag.text import word_coverage
 
 NO_CONTEXT_ANSWER = texts(DEFAULT_LANGUAGE).no_context
 

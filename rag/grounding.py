@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from ingest.scripts import CJK_RUN
-from rag.text import STOPWORDS, fold
+from ingest.text import STOPWORDS, fold
 
 MONTHS = {
     name: number

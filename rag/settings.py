@@ -15,15 +15,14 @@ from typing import Any, Literal, Mapping
 import platformdirs
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from ingest.settings import ChunkingSettings, EmbeddingSettings, IngestSettings, Section, VectorStoreSettings
 from rag.errors import ConfigError
 
 CONFIG_FILE_NAME = "rag.toml"
@@ -33,67 +32,7 @@ ENV_NESTED_DELIMITER = "__"
 COLLECTION_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class EmbeddingSettings(_Section):
-    model: str = Field(
-        "auto",
-        description="The packaged all-MiniLM-L6-v2 (English), the packaged universal-sentence-encoder-multilingual "
-        "(Korean, Chinese, Japanese and 13 more languages), or a local sentence-transformers model folder. auto: "
-        "chosen at a collection's first ingest (the multilingual one when a fifth of its text is Chinese, Japanese "
-        "or Korean) and recorded in the index; the collection keeps it.",
-    )
-    batch_size: int = Field(32, gt=0)
-    device: str = "cpu"
-    runtime: Literal["auto", "onnx", "torch"] = Field(
-        "auto",
-        description="onnx: ONNX Runtime in float32 (faster on CPU, exported once); torch: sentence-transformers; "
-        "auto: ONNX, and for large ingests torch in bfloat16 on CPUs with native bfloat16, ONNX in int8 on others.",
-    )
-
-
-class ChunkingSettings(_Section):
-    chunk_tokens: int = Field(200, gt=16, description="Largest chunk, heading prefix included, in embedding-model tokens.")
-    overlap_tokens: int = Field(32, ge=0, description="Tokens a chunk repeats from the one before; less than chunk_tokens.")
-
-    @field_validator("overlap_tokens")
-    @classmethod
-    def _overlap_below_chunk(cls, overlap: int, info: ValidationInfo) -> int:
-        chunk_tokens = info.data.get("chunk_tokens")  # absent when it was itself refused
-        if chunk_tokens is not None and overlap >= chunk_tokens:
-            raise ValueError(f"must be less than chunking.chunk_tokens ({chunk_tokens}); got {overlap}")
-        return overlap
-
-
-class IngestSettings(_Section):
-    ignore_files: list[str] = Field(default_factory=lambda: [".gitignore", ".ragignore"])
-    max_file_mb: float = Field(
-        20.0, gt=0, description="Larger files are skipped with a reason: reading them whole would take that memory."
-    )
-    # Larger groups sort into batches of more even length (less padding: 512 ingests 25% faster
-    # than 128) and still keep memory flat.
-    group_chunks: int = Field(1024, gt=0, description="Chunks embedded and written together.")
-    loaders: dict[str, str] = Field(
-        default_factory=dict,
-        description='More file suffixes and the loader that reads each: {".mdown" = "markdown", ".conf" = "text"}.',
-    )
-
-    @field_validator("loaders")
-    @classmethod
-    def _known_loaders(cls, loaders: dict[str, str]) -> dict[str, str]:
-        from ingest.loaders import NAMED_LOADERS  # only when the setting is given: it imports LangChain
-
-        for suffix, name in loaders.items():
-            if Path(f"file{suffix}").suffix != suffix:  # what a file's name is matched by: its last suffix
-                raise ValueError(f"{suffix!r} is no file suffix; write one suffix with its dot, as in \".mdown\"")
-            if name not in NAMED_LOADERS:
-                raise ValueError(f"unknown loader {name!r} for {suffix!r}; use one of: {', '.join(NAMED_LOADERS)}")
-        return {suffix.lower(): name for suffix, name in loaders.items()}
-
-
-class SearchSettings(_Section):
+class SearchSettings(Section):
     k: int = Field(5, gt=0)
     min_score: float = Field(
         0.3, ge=-1, le=1, description="Chunks less similar to the question (cosine) are not used to answer it."
@@ -135,30 +74,24 @@ class SearchSettings(_Section):
     mmr_diversity: float = Field(0.3, ge=0, le=1)
 
 
-class VectorStoreSettings(_Section):
-    url: str | None = Field(
-        None, description="A Chroma server, e.g. http://localhost:8000; default: Chroma on disk in the index dir."
-    )
-
-
 def _runtime(default: Any, **kwargs: Any) -> Any:
     """A setting that changes how a model runs but not what it writes (left out of batch-job fingerprints)."""
     return Field(default, json_schema_extra={"affects_output": False}, **kwargs)
 
 
-class LlamaCppSettings(_Section):
+class LlamaCppSettings(Section):
     n_batch: int = _runtime(512, gt=0, description="Prompt tokens evaluated per batch.")
     n_gpu_layers: int = _runtime(0, description="Layers offloaded to the GPU (-1: all); needs a GPU build.")
     f16_kv: bool = Field(True, description="Keep the key/value cache in half precision.")
     n_threads: int | None = _runtime(None, gt=0, description="CPU threads; default: llama.cpp's choice.")
 
 
-class GPT4AllSettings(_Section):
+class GPT4AllSettings(Section):
     n_batch: int = _runtime(512, gt=0, description="Prompt tokens evaluated per batch.")
     n_threads: int | None = _runtime(None, gt=0, description="CPU threads; default: GPT4All's choice.")
 
 
-class _ServerSettings(_Section):
+class _ServerSettings(Section):
     base_url: str = Field(description="Where the server listens.")
     request_timeout: float = _runtime(300.0, gt=0, description="Seconds to wait for the server's answer.")
 
@@ -195,7 +128,7 @@ class OpenAISettings(_ServerSettings):
         return self
 
 
-class LLMSettings(_Section):
+class LLMSettings(Section):
     backend: str = Field("llamacpp", description="llamacpp, ollama, gpt4all, llamafile or openai.")
     model_path: Path | None = Field(
         None, description="llamacpp and gpt4all: a GGUF file; default: the packaged model `model` names."
@@ -258,7 +191,7 @@ class LLMSettings(_Section):
         return name
 
     @property
-    def active(self) -> _Section:
+    def active(self) -> Section:
         """The settings section of the backend in use."""
         return getattr(self, self.backend)
 
@@ -283,7 +216,7 @@ def backend_names() -> list[str]:
 
 
 def _is_section(annotation: Any) -> bool:
-    return isinstance(annotation, type) and issubclass(annotation, _Section)
+    return isinstance(annotation, type) and issubclass(annotation, Section)
 
 
 # Keys that never go into a fingerprint, a log or an output.
@@ -294,7 +227,7 @@ def json_value(value: Any) -> Any:
     return str(value) if isinstance(value, Path) else value
 
 
-class BatchSettings(_Section):
+class BatchSettings(Section):
     max_tokens: int = Field(
         384, gt=0, description="Budget in tokens for each summary and each extracted record (instead of llm.max_tokens)."
     )
@@ -310,7 +243,7 @@ class BatchSettings(_Section):
     )
 
 
-class ServeSettings(_Section):
+class ServeSettings(Section):
     host: str = Field("127.0.0.1", description="Address `rag serve` listens on; anything but loopback needs a token.")
     port: int = Field(8000, ge=1, le=65535, description="Port `rag serve` listens on.")
     cors_origins: list[str] = Field(
@@ -331,7 +264,7 @@ class ServeSettings(_Section):
     )
 
 
-class Settings(_Section):
+class Settings(Section):
     home: Path = Field(
         default_factory=lambda: Path(platformdirs.user_data_dir("rag")),
         description="Where rag keeps its data (RAG_HOME).",

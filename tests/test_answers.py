@@ -15,6 +15,7 @@ import pytest
 from langchain_core.language_models.fake import FakeStreamingListLLM
 from typer.testing import CliRunner
 
+from ingest.text import fold
 from rag.answer_eval import contains_answer, evaluate_answers, is_declined, load_qa, token_f1
 from rag.ask import Assistant, resolves_follow_up
 from rag.chain import NO_CONTEXT_ANSWER, IndexRetriever
@@ -23,7 +24,6 @@ from rag.errors import UsageError
 from rag.evidence import quote_evidence, sentence_spans
 from rag.grounding import check_grounding
 from rag.retrieval import embed_texts
-from rag.text import fold
 from tests.conftest import REPO, SAMPLE_NOTES
 
 runner = CliRunner()

@@ -519,7 +519,7 @@ def test_mcp_over_streamable_http_at_slash_mcp(base_url):
 @pytest.mark.fast
 def test_loopback_needs_no_token_and_anything_else_does():
     from rag.errors import UsageError
-    from rag.server import check_bind, is_loopback
+    from rag.server.access import check_bind, is_loopback
 
     assert all(is_loopback(host) for host in ("127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"))
     assert not any(is_loopback(host) for host in ("0.0.0.0", "::", "192.168.1.5", "example.org"))

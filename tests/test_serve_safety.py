@@ -419,7 +419,7 @@ def test_the_open_file_count_stays_flat_under_chunk_requests_and_status(url, set
 
 def test_tokens_in_any_scheme_case_and_short_tokens_refused(service):
     from rag.errors import UsageError
-    from rag.server import check_bind
+    from rag.server.access import check_bind
     from rag.server.app import create_app
 
     for weak in ("x", " " * 20, "s3cret-token"):

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
+from ingest.errors import IndexBusyError, IndexMismatchError, NoIndexError, VectorsMissingError, VectorStoreMismatchError
 from ingest.index import keywords
 from ingest.index.chroma import CHROMA_DIR, ChromaStore
 from ingest.index.keywords import KEYWORD_INDEX_VERSION, KeywordIndex
@@ -41,9 +42,8 @@ from ingest.index.manifest import (
     MANIFEST_FILE, Manifest, SourceRecord, StoredCollection, Transaction, connect, paths_matching,
 )
 from ingest.index.store import CHUNK_METADATA_KEYS, ChunkFilter, StoredChunk, VectorStore
-from rag.errors import IndexBusyError, IndexMismatchError, NoIndexError, VectorsMissingError, VectorStoreMismatchError
 from ingest.scripts import AUTO_MODEL
-from rag.settings import Settings
+from ingest.settings import IndexSettings
 
 if TYPE_CHECKING:
     import numpy as np
@@ -89,7 +89,7 @@ class Consistency:
         return {"ok": self.ok, **self.__dict__}
 
 
-def settings_fingerprint(settings: Settings) -> dict[str, Any]:
+def settings_fingerprint(settings: IndexSettings) -> dict[str, Any]:
     """What must stay the same for old and new chunks to be comparable."""
     return {
         "embedding_model": settings.embedding.model,
@@ -125,7 +125,7 @@ class CollectionSummary:
 
 
 class Index:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: IndexSettings):
         self.path = settings.index_path
         self.collection_name = settings.collection
         self.fingerprint = settings_fingerprint(settings)

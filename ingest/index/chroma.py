@@ -10,8 +10,8 @@ import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
+from ingest.errors import RagError
 from ingest.index.store import ChunkFilter, StoredChunk
-from rag.errors import RagError
 
 if TYPE_CHECKING:
     import numpy as np

@@ -21,7 +21,7 @@ from typing import Sequence
 
 from ingest.index.manifest import CollectionTables
 from ingest.scripts import CJK_RUN
-from rag.text import stem, stems, words
+from ingest.text import stem, stems, words
 
 # Bump when a change to the keyword index makes an existing one differ from what a fresh ingest gives.
 KEYWORD_INDEX_VERSION = 1
@@ -109,7 +109,7 @@ def cjk_terms(text: str, question: bool = False) -> set[str]:
 def term_coverage(question: str, text: str) -> float:
     """The share of the question's content that `text` holds, as the keyword index matches it.
 
-    Each content word of the question outside CJK runs counts once (stemmed, as `rag.text`
+    Each content word of the question outside CJK runs counts once (stemmed, as `ingest.text`
     compares words); each letter of its CJK runs, less function words (and Japanese hiragana),
     counts once, and is found when a bigram it is part of is in `text` (a lone letter: when `text`
     holds it). A katakana word is a loanword spelt out: it is found whole or not at all.

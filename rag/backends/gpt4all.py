@@ -13,14 +13,8 @@ from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.outputs import GenerationChunk
 
 from rag.backends.base import ModelTraits
-from rag.backends.gguf_files import (
-    describe_model_file,
-    is_gguf,
-    model_file,
-    native_stderr_silenced,
-    read_metadata,
-    require_readable,
-)
+from rag.backends.gguf_files import describe_model_file, is_gguf, model_file, native_stderr_silenced, require_readable
+from rag.backends.gguf_header import read_metadata
 from rag.errors import RagError
 from rag.prompting import family_from_gguf_metadata
 from rag.settings import Settings

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from rag.backends.gguf_files import quantization, read_header
+from rag.backends.gguf_header import quantization, read_header
 from rag.errors import ModelNotFoundError
 
 OLLAMA_MODEL_LAYER = "application/vnd.ollama.image.model"

@@ -17,71 +17,23 @@ import contextlib
 import json
 import threading
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Callable, Literal, Sequence, TypeVar
+from typing import Any, AsyncIterator, Callable, Literal, Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
-from rag.errors import IndexBusyError, NoIndexError, RagError, UsageError
-from rag.server import check_token
+from rag.errors import RagError
+from rag.server.access import check_token
+from rag.server.responses import event_stream, rag_error_body
 from rag.server.security import (
-    BearerTokenGuard, BodyTooLarge, HostRule, RequestGuard, content_security_policy, error_body, error_response,
+    BearerTokenGuard, BodyTooLarge, HostRule, RequestGuard, content_security_policy, error_response,
 )
-from rag.server.service import (
-    AnswerOptions, ChunkNotFoundError, IngestOffError, KnowledgeService, ModelTurn, OutsideRootsError,
-    UnknownCollectionError, citation_suffix, sources_payload,
-)
+from rag.server.service import AnswerOptions, KnowledgeService, ModelTurn, citation_suffix, sources_payload
 
 STATIC = Path(__file__).parent / "static"
-T = TypeVar("T")
-
-
-def status_of(exc: RagError) -> int:
-    if isinstance(exc, (UnknownCollectionError, ChunkNotFoundError, NoIndexError)):
-        return 404
-    if isinstance(exc, (IngestOffError, OutsideRootsError)):
-        return 403
-    if isinstance(exc, IndexBusyError):
-        return 409
-    if isinstance(exc, UsageError):
-        return 400
-    return 500
-
-
-def rag_error_body(exc: BaseException) -> tuple[dict[str, Any], int]:
-    """An exception as the error body and status code; anything but a RagError is a bug, named by its type."""
-    if isinstance(exc, RagError):
-        code = status_of(exc)
-        return error_body(str(exc), type(exc).__name__, code), code
-    detail = f": {exc}" if str(exc) else ""
-    return error_body(f"{type(exc).__name__}{detail}", "internal_error", 500), 500
-
-
-async def until_disconnected(request: Request, work: Awaitable[T]) -> T | Response:
-    """`work`'s result; cancelled as soon as the client goes away (a generation then stops at its next token).
-
-    For a client that left, the response is an empty 499 (nginx's "client closed request") that nobody reads.
-    """
-    task = asyncio.ensure_future(work)
-
-    async def client_gone() -> None:
-        while (await request.receive())["type"] != "http.disconnect":
-            pass
-
-    watcher = asyncio.ensure_future(client_gone())
-    try:
-        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        watcher.cancel()
-    if not task.done():
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        return Response(status_code=499)
-    return task.result()
 
 
 def sse(data: Any, event: str | None = None) -> str:
@@ -194,13 +146,6 @@ async def answer_events(turn: ModelTurn) -> AsyncIterator[str]:
     yield sse(sources_payload(answer), "sources")
     yield sse([quote.to_dict() for quote in answer.evidence], "evidence")
     yield sse({**answer.to_dict(), "answer": answer.answer + suffix}, "answer")
-
-
-def event_stream(events: AsyncIterator[str]) -> StreamingResponse:
-    # no-cache and no proxy buffering: each token should reach the reader as it is generated
-    return StreamingResponse(
-        events, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    )
 
 
 def create_app(

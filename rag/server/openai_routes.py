@@ -18,7 +18,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from rag.server.app import event_stream, rag_error_body, until_disconnected
+from rag.server.responses import event_stream, rag_error_body, until_disconnected
 from rag.server.service import AnswerOptions, KnowledgeService, ModelTurn, citation_suffix, sources_payload, transcript
 
 MODEL_PREFIX = "rag:"

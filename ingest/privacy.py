@@ -1,4 +1,4 @@
-"""Switch off every phone-home a dependency could make. Applied when `rag` is imported.
+"""Switch off every phone-home a dependency could make. Applied when `ingest` or `rag` is imported.
 
 Forced, not defaulted: a user's shell that enables tracing or hub downloads must not make
 rag send their documents anywhere.

@@ -1,4 +1,5 @@
-"""Words of a text as the answer checks compare them: lower-cased, without function words."""
+"""Words of a text as the keyword index and the answer checks compare them: lower-cased, without
+function words."""
 
 from __future__ import annotations
 

@@ -1,0 +1,99 @@
+"""The settings sections ingest reads, and what it needs of the settings object that holds them.
+
+rag.settings composes these into its `Settings` (defaults, TOML file, environment, overrides);
+ingest takes that object as an `IndexSettings`, so it never imports rag.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, Mapping, Protocol, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+
+class Section(BaseModel):
+    """A settings section: unknown keys are refused, and so are invalid values set later."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class EmbeddingSettings(Section):
+    model: str = Field(
+        "auto",
+        description="The packaged all-MiniLM-L6-v2 (English), the packaged universal-sentence-encoder-multilingual "
+        "(Korean, Chinese, Japanese and 13 more languages), or a local sentence-transformers model folder. auto: "
+        "chosen at a collection's first ingest (the multilingual one when a fifth of its text is Chinese, Japanese "
+        "or Korean) and recorded in the index; the collection keeps it.",
+    )
+    batch_size: int = Field(32, gt=0)
+    device: str = "cpu"
+    runtime: Literal["auto", "onnx", "torch"] = Field(
+        "auto",
+        description="onnx: ONNX Runtime in float32 (faster on CPU, exported once); torch: sentence-transformers; "
+        "auto: ONNX, and for large ingests torch in bfloat16 on CPUs with native bfloat16, ONNX in int8 on others.",
+    )
+
+
+class ChunkingSettings(Section):
+    chunk_tokens: int = Field(200, gt=16, description="Largest chunk, heading prefix included, in embedding-model tokens.")
+    overlap_tokens: int = Field(32, ge=0, description="Tokens a chunk repeats from the one before; less than chunk_tokens.")
+
+    @field_validator("overlap_tokens")
+    @classmethod
+    def _overlap_below_chunk(cls, overlap: int, info: ValidationInfo) -> int:
+        chunk_tokens = info.data.get("chunk_tokens")  # absent when it was itself refused
+        if chunk_tokens is not None and overlap >= chunk_tokens:
+            raise ValueError(f"must be less than chunking.chunk_tokens ({chunk_tokens}); got {overlap}")
+        return overlap
+
+
+class IngestSettings(Section):
+    ignore_files: list[str] = Field(default_factory=lambda: [".gitignore", ".ragignore"])
+    max_file_mb: float = Field(
+        20.0, gt=0, description="Larger files are skipped with a reason: reading them whole would take that memory."
+    )
+    # Larger groups sort into batches of more even length (less padding: 512 ingests 25% faster
+    # than 128) and still keep memory flat.
+    group_chunks: int = Field(1024, gt=0, description="Chunks embedded and written together.")
+    loaders: dict[str, str] = Field(
+        default_factory=dict,
+        description='More file suffixes and the loader that reads each: {".mdown" = "markdown", ".conf" = "text"}.',
+    )
+
+    @field_validator("loaders")
+    @classmethod
+    def _known_loaders(cls, loaders: dict[str, str]) -> dict[str, str]:
+        from ingest.loaders import NAMED_LOADERS  # only when the setting is given: it imports LangChain
+
+        for suffix, name in loaders.items():
+            if Path(f"file{suffix}").suffix != suffix:  # what a file's name is matched by: its last suffix
+                raise ValueError(f"{suffix!r} is no file suffix; write one suffix with its dot, as in \".mdown\"")
+            if name not in NAMED_LOADERS:
+                raise ValueError(f"unknown loader {name!r} for {suffix!r}; use one of: {', '.join(NAMED_LOADERS)}")
+        return {suffix.lower(): name for suffix, name in loaders.items()}
+
+
+class VectorStoreSettings(Section):
+    url: str | None = Field(
+        None, description="A Chroma server, e.g. http://localhost:8000; default: Chroma on disk in the index dir."
+    )
+
+
+class IndexSettings(Protocol):
+    """What ingest reads of the whole settings (rag.settings.Settings is one): where the index and
+    the cache are, the collection, and the sections that decide how files become chunks and vectors."""
+
+    collection: str
+    embedding: EmbeddingSettings
+    chunking: ChunkingSettings
+    ingest: IngestSettings
+    vector_store: VectorStoreSettings
+
+    @property
+    def index_path(self) -> Path: ...
+
+    @property
+    def cache_path(self) -> Path: ...
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self: ...

@@ -1,0 +1,70 @@
+"""How the routes answer, native and OpenAI-compatible alike: an error as one JSON body with the
+status code that says what happened, an event stream that reaches the reader as it is written, and
+work that stops when the client goes away."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any, AsyncIterator, Awaitable, TypeVar
+
+from fastapi import Request
+from fastapi.responses import Response, StreamingResponse
+
+from rag.errors import IndexBusyError, NoIndexError, RagError, UsageError
+from rag.server.security import error_body
+from rag.server.service import ChunkNotFoundError, IngestOffError, OutsideRootsError, UnknownCollectionError
+
+T = TypeVar("T")
+
+
+def status_of(exc: RagError) -> int:
+    if isinstance(exc, (UnknownCollectionError, ChunkNotFoundError, NoIndexError)):
+        return 404
+    if isinstance(exc, (IngestOffError, OutsideRootsError)):
+        return 403
+    if isinstance(exc, IndexBusyError):
+        return 409
+    if isinstance(exc, UsageError):
+        return 400
+    return 500
+
+
+def rag_error_body(exc: BaseException) -> tuple[dict[str, Any], int]:
+    """An exception as the error body and status code; anything but a RagError is a bug, named by its type."""
+    if isinstance(exc, RagError):
+        code = status_of(exc)
+        return error_body(str(exc), type(exc).__name__, code), code
+    detail = f": {exc}" if str(exc) else ""
+    return error_body(f"{type(exc).__name__}{detail}", "internal_error", 500), 500
+
+
+async def until_disconnected(request: Request, work: Awaitable[T]) -> T | Response:
+    """`work`'s result; cancelled as soon as the client goes away (a generation then stops at its next token).
+
+    For a client that left, the response is an empty 499 (nginx's "client closed request") that nobody reads.
+    """
+    task = asyncio.ensure_future(work)
+
+    async def client_gone() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    watcher = asyncio.ensure_future(client_gone())
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return Response(status_code=499)
+    return task.result()
+
+
+def event_stream(events: AsyncIterator[str]) -> StreamingResponse:
+    # no-cache and no proxy buffering: each token should reach the reader as it is generated
+    return StreamingResponse(
+        events, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
