@@ -34,7 +34,7 @@ from ingest.index.keywords import term_coverage
 from ingest.embedders import model_tokenizer
 from ingest.scripts import readability
 from ingest.text import word_coverage
-from rag.errors import RagError
+from rag.errors import RagError, UsageError
 from rag.languages import DEFAULT as DEFAULT_LANGUAGE
 from rag.languages import detect_language, texts
 from rag.retrieval import Mode, SearchHit, embedding_model, location_label, search
@@ -45,6 +45,10 @@ NO_CONTEXT_ANSWER = texts(DEFAULT_LANGUAGE).no_context
 
 class ContextTooLongError(RagError):
     pass
+
+
+# What one call of the retriever may set for itself.
+CALL_OPTIONS = ("k", "mode", "where", "paths")
 
 
 class IndexRetriever(BaseRetriever):
@@ -87,8 +91,17 @@ class IndexRetriever(BaseRetriever):
             **search_options,
         )
 
-    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
-        hits = search(query, self.settings, self.k, mode=self.mode, where=self.where, paths=self.paths)
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **options: Any
+    ) -> list[Document]:
+        """The chunks that pass the gate, at most `k`; `options` (k, mode, where, paths) override the
+        retriever's own for this call, as `retriever.invoke(query, k=1)` asks."""
+        if unknown := sorted(set(options) - set(CALL_OPTIONS)):
+            raise UsageError(
+                f"The retriever takes no option {', '.join(map(repr, unknown))}; it takes {', '.join(CALL_OPTIONS)}."
+            )
+        chosen = {"k": self.k, "mode": self.mode, "where": self.where, "paths": self.paths, **options}
+        hits = search(query, self.settings, chosen.pop("k"), **chosen)
         # Keyword-mode hits have no cosine to judge: then the model need not even be looked at.
         readable = any(hit.similarity is not None for hit in hits) and self.readable(query)
         return [hit_to_document(hit) for hit in hits if self.relevant(query, hit, readable)]
