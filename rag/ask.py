@@ -24,7 +24,7 @@ from ingest.text import stems
 from rag.backends import backend_errors, context_window, count_tokens, create_llm
 from rag.chain import FirstLineLLM, IndexRetriever, build_condense_chain, build_rag_chain, fit_sources
 from rag.languages import DEFAULT as DEFAULT_LANGUAGE
-from rag.languages import detect_language, texts
+from rag.languages import detect_language, run_on_stops, texts
 from rag.prompting import select_prompt
 from rag.evidence import Evidence, quote_evidence
 from rag.grounding import Grounding, check_grounding, unmentioned
@@ -145,7 +145,10 @@ class Assistant:
         self.qa = select_prompt(self.llm, settings.llm.qa_prompt, style)  # its family and stops hold in every language
         self._qa_prompts: dict[str, BasePromptTemplate] = {DEFAULT_LANGUAGE: self.qa.prompt}
         self.condense = select_prompt(self.llm, "condense", style)
-        stop = [*self.qa.stop, *settings.llm.stop]
+        # A text model continuing a chat template may write the next turn itself; a chat model's
+        # server ends the turn (and OpenAI's takes at most four stop sequences).
+        run_ons = run_on_stops() if isinstance(self.llm, BaseLLM) else ()
+        stop = list(dict.fromkeys([*self.qa.stop, *run_ons, *settings.llm.stop]))
         generator = FirstLineLLM(inner=self.llm) if self.qa.first_line_only else self.llm
         generator = generator.bind(stop=stop) if stop else generator
         retriever = IndexRetriever.from_settings(settings, k)

@@ -71,6 +71,14 @@ def detect_language(text: str) -> str:
 
 
 @functools.cache
+def run_on_stops() -> tuple[str, ...]:
+    """Where an answer has run on into a turn of the model's own invention: a new line that opens
+    with the prompt's question or sources label, in any language rag knows."""
+    labels = {label for language in languages().values() for label in (language.question_label, language.sources_label)}
+    return tuple(f"\n{label}" for label in sorted(labels))
+
+
+@functools.cache
 def _declines() -> re.Pattern[str]:
     patterns = [pattern for language in languages().values() for pattern in language.declines]
     return re.compile("|".join(f"(?:{pattern})" for pattern in patterns), re.IGNORECASE)

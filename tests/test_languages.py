@@ -10,7 +10,7 @@ import rag
 from rag.answer_eval import is_declined
 from rag.evidence import sentence_spans
 from rag.grounding import check_grounding, unmentioned
-from rag.languages import detect_language, languages, texts
+from rag.languages import detect_language, languages, run_on_stops, texts
 from rag.prompting import text_prompt
 from tests.conftest import REPO, make_settings
 
@@ -175,3 +175,18 @@ def test_a_question_is_answered_from_its_languages_page_with_evidence_in_that_la
 def test_an_off_topic_question_is_declined_in_its_language(assistant, question, language):
     answer = assistant.ask(question)
     assert answer.language == language and answer.answer == texts(language).no_context and answer.sources == []
+
+
+@pytest.mark.fast
+def test_an_answer_stops_where_it_would_open_a_turn_of_its_own_in_any_language():
+    assert run_on_stops() == ("\nQuestion:", "\nSources:", "\n出典：", "\n質問：", "\n资料：", "\n问题：", "\n질문:", "\n출처:")
+
+
+def test_the_model_stops_at_a_run_on_turn(tmp_path):
+    """A few-shot transcript a base model continues with a question of its own: cut where it starts."""
+    from rag.backends import create_llm
+
+    llm = create_llm(make_settings(tmp_path)).bind(max_tokens=40, temperature=0.0)
+    transcript = "Question: What is 2+2?\nAnswer: 4\nQuestion: What is 3+3?\nAnswer: 6\nQuestion: What is 5+5?\nAnswer:"
+    assert "\nQuestion:" in llm.invoke(transcript)
+    assert not any(stop in llm.invoke(transcript, stop=list(run_on_stops())) for stop in run_on_stops())
