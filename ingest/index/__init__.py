@@ -133,8 +133,7 @@ class Index:
         self._manifest = Manifest(lambda: self._db, self.collection_name)
         self._keywords = KeywordIndex(lambda: self._db, self.collection_name)
         stored = self._stored_collection()
-        if self.fingerprint["embedding_model"] == AUTO_MODEL and stored:
-            self.fingerprint["embedding_model"] = stored.fingerprint["embedding_model"]
+        self._adopt_recorded_model(stored)
         self._built_at_open = stored.created_at if stored else None
         self._location_recorded = bool(stored and stored.vector_store)
         self.server_url = self._vector_store_url(stored, _normalized_url(settings.vector_store.url))
@@ -324,11 +323,20 @@ class Index:
     def settings_differences(self) -> list[str]:
         """How the settings that built the collection differ from the current ones (empty: they agree)."""
         stored = self._stored_collection()
+        self._adopt_recorded_model(stored)
         return fingerprint_differences(stored.fingerprint, self.fingerprint) if stored else []
+
+    def _adopt_recorded_model(self, stored: StoredCollection | None) -> None:
+        """For embedding.model "auto", the model the collection was made with, once it exists (an
+        ingest that waited for another may find it made meanwhile)."""
+        if self.fingerprint["embedding_model"] == AUTO_MODEL and stored:
+            self.fingerprint["embedding_model"] = stored.fingerprint["embedding_model"]
 
     @property
     def embedding_model(self) -> str:
-        """The model the collection's vectors are made with; "auto" for a collection not yet made with it."""
+        """The model the collection's vectors are made with; "auto" for a collection not yet made."""
+        if self.fingerprint["embedding_model"] == AUTO_MODEL:
+            self._adopt_recorded_model(self._stored_collection())
         return self.fingerprint["embedding_model"]
 
     def choose_embedding_model(self, model: str) -> None:
