@@ -102,7 +102,9 @@ def test_a_pdf_mixing_a_typed_and_a_scanned_page_has_only_the_scanned_one_ocrd(t
     result = runner.invoke(app, ["ingest", "-v", str(folder)], env={"RAG_HOME": str(home)})
     assert result.exit_code == 0, result.output
     assert result.stderr.splitlines() == [  # -v names the pages OCR read, and how the text was embedded
-        f"OCR     {folder / 'mixed.pdf'}: page 2", "embedded with float32-onnx (a query or a small ingest)"
+        f"OCR     {folder / 'mixed.pdf'}: page 2",
+        "a new collection: its embedding model is sentence-transformers/all-MiniLM-L6-v2 (0% of the words read are Chinese, Japanese or Korean)",
+        "embedded with float32-onnx (a query or a small ingest)"
     ]
     assert result.stdout.startswith("Synced: 1 added")
     typed, scanned = load_pdf(mixed_pdf())
@@ -153,6 +155,7 @@ def test_without_the_ocr_extra_each_file_says_how_to_install_it(tmp_path, home):
     assert result.returncode == 1  # the scanned PDF failed: it has no text to index
     assert result.stderr.splitlines() == [
         f"skipped {folder / 'spares.png'}: image not read: OCR is not installed: pip install 'rag[ocr]'",
+        "a new collection: its embedding model is sentence-transformers/all-MiniLM-L6-v2 (0% of the words read are Chinese, Japanese or Korean)",
         "embedded with float32-onnx (a query or a small ingest)",
         f"failed  {folder / 'inspection.pdf'}: PDF has no text layer (scanned?), and OCR is not installed: "
         "pip install 'rag[ocr]'",
