@@ -7,11 +7,11 @@ disk; `ingest.embedding`) and the packaged Universal Sentence Encoder multilingu
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Protocol
 
 from ingest import embedding, use_embeddings
+from ingest.scripts import MULTILINGUAL_MODEL
 from ingest.settings import EmbeddingSettings
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ class Embedder(Protocol):
 
 
 def is_universal_sentence_encoder(model: str) -> bool:
-    return model == use_embeddings.MODEL_NAME
+    return model == MULTILINGUAL_MODEL
 
 
 def load_embeddings(settings: EmbeddingSettings, cache_dir: Path) -> Embedder:
@@ -54,14 +54,9 @@ def model_window(model: str) -> int:
     return embedding.model_window(model)
 
 
-@functools.lru_cache(maxsize=4)
 def model_tokenizer(model: str) -> "Tokenizer":
-    """The embedding model's tokenizer, without padding or truncation (no torch)."""
+    """The embedding model's tokenizer, without padding or truncation (no torch): the one its
+    token counter uses."""
     if is_universal_sentence_encoder(model):
         return use_embeddings.sentencepiece_tokenizer()
-    from tokenizers import Tokenizer
-
-    tokenizer = Tokenizer.from_file(str(embedding.resolve_model_path(model) / "tokenizer.json"))
-    tokenizer.no_padding()
-    tokenizer.no_truncation()
-    return tokenizer
+    return embedding.counting_tokenizer(embedding.resolve_model_path(model))

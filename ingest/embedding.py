@@ -60,6 +60,18 @@ def max_seq_length(model_path: Path) -> int:
     return int(json.loads((model_path / "config.json").read_text())["max_position_embeddings"])
 
 
+@functools.lru_cache(maxsize=4)
+def counting_tokenizer(model_path: Path) -> "Tokenizer":
+    """The model's tokenizer (its tokenizer.json: no torch) without padding or truncation, for
+    counting and reading texts; one per model and process."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(model_path / "tokenizer.json"))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    return tokenizer
+
+
 def model_window(model: str) -> int:
     """Content tokens the embedding model reads (TokenCounter.window), without loading tokenizer or torch."""
     return max_seq_length(resolve_model_path(model)) - SPECIAL_TOKENS_PER_INPUT
@@ -114,12 +126,7 @@ class LocalEmbeddings(Embeddings):
 
     @functools.cached_property
     def token_counter(self) -> TokenCounter:
-        from tokenizers import Tokenizer
-
-        tokenizer = Tokenizer.from_file(str(self.model_path / "tokenizer.json"))
-        tokenizer.no_truncation()
-        tokenizer.no_padding()
-        return TokenCounter(tokenizer, self._max_seq_length() - SPECIAL_TOKENS_PER_INPUT)
+        return TokenCounter(counting_tokenizer(self.model_path), self._max_seq_length() - SPECIAL_TOKENS_PER_INPUT)
 
     def _max_seq_length(self) -> int:
         return max_seq_length(self.model_path)

@@ -62,9 +62,8 @@ def cjk_word_share(text: str) -> float:
 def choose_embedding_model(texts: list[str]) -> tuple[str, str]:
     """(model, why) for a new collection whose files hold `texts` (a sample, each cut at SAMPLE_CHARS)."""
     share = cjk_word_share("\n".join(text[:SAMPLE_CHARS] for text in texts))
-    if share >= MULTILINGUAL_SHARE:
-        return MULTILINGUAL_MODEL, f"{share:.0%} of the words read are Chinese, Japanese or Korean"
-    return ENGLISH_MODEL, f"{share:.0%} of the words read are Chinese, Japanese or Korean"
+    model = MULTILINGUAL_MODEL if share >= MULTILINGUAL_SHARE else ENGLISH_MODEL
+    return model, f"{share:.0%} of the words read are Chinese, Japanese or Korean"
 
 
 def cjk_language(text: str) -> str:

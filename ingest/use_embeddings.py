@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     import numpy as np
     from tokenizers import Tokenizer
 
-MODEL_NAME = MULTILINGUAL_MODEL
 # No window: a chunk is as long as chunking.chunk_tokens says.
 UNBOUNDED_WINDOW = 1 << 20
 
@@ -53,7 +52,7 @@ def sentencepiece_tokenizer() -> "Tokenizer":
 class UniversalSentenceEncoder(Embeddings):
     """USE multilingual v3 on numpy: 512-dimension unit vectors."""
 
-    model_name = MODEL_NAME
+    model_name = MULTILINGUAL_MODEL
     path = ("float32-numpy", "the Universal Sentence Encoder runs on numpy")
 
     def __init__(self, batch_size: int):
