@@ -43,6 +43,8 @@ CANDIDATES = [
     ("smollm2-135m-instruct", "qa_quotes", "auto"),
     ("qwen2.5-coder-0.5b-instruct", "qa", "auto"),
     ("qwen2.5-coder-0.5b-instruct", "qa_quotes", "auto"),
+    ("qwen2.5-coder-1.5b-instruct", "qa", "auto"),
+    ("qwen2.5-coder-1.5b-instruct", "qa_quotes", "auto"),
 ]
 COLUMNS = [
     ("accuracy", "acc"), ("f1", "F1"), ("evidence_accuracy", "evid"), ("gold_cited", "cited"),

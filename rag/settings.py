@@ -136,7 +136,7 @@ class LLMSettings(Section):
     model: str | None = Field(
         None,
         description="ollama and openai: the served model's name; llamacpp and gpt4all without model_path: a packaged "
-        "model (qwen2.5-coder-0.5b-instruct, the default; gemma-3-270m; smollm2-135m-instruct).",
+        "model (qwen2.5-coder-1.5b-instruct, the default; qwen2.5-coder-0.5b-instruct, about twice as fast; gemma-3-270m; smollm2-135m-instruct).",
     )
     prompt_style: str = Field("auto", description="auto, chat, or a family: llama2 llama3 mistral gemma chatml plain.")
     qa_prompt: Literal["qa", "qa_quotes", "qa_fewshot"] = Field(

