@@ -19,6 +19,7 @@ from ingest.index.keywords import cjk_terms
 from ingest.scripts import CJK_RUN, cjk_language
 from ingest.text import fold, stems
 from rag.grounding import dates_in
+from rag.languages import detect_language, texts
 from rag.retrieval import location_label, location_of
 
 if TYPE_CHECKING:
@@ -50,15 +51,10 @@ WRAPPED_LINE_CHARS = 50
 # starts a list item, a table row, a new field ("Who: ...") or follows a blank line.
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[A-Z0-9])")
 _NEW_UNIT_LINE = re.compile(r"^\s*([-*+•|>#]|\d+[.)]\s|[A-Z][\w /()-]{0,30}:\s|$)")
-_ASKS_TIME = re.compile(r"\b(what|which) time\b|\bat what hour\b", re.IGNORECASE)
-_ASKS_DATE = re.compile(r"\bwhen\b|\b(what|which) (date|day|month|year)\b|\bdeadline\b|\bdue\b", re.IGNORECASE)
-_ASKS_NUMBER = re.compile(
-    r"\bhow (many|much|long|old|far|big|often|large|high)\b|\b(number|code|reference|id|serial|version|port|rate|"
-    r"price|cost|fee|temperature|voltage|percentage|size|budget|amount|extension|value)\b",
-    re.IGNORECASE,
-)
 _TIME = re.compile(r"\b\d{1,2}[:.]\d{2}\b")
 _DIGITS = re.compile(r"[\w-]*\d[\w.,-]*")
+# Code as Markdown marks it: `inline`, or a fenced block (whose closing fence a sentence may not reach).
+_CODE = re.compile(r"`+([^`]+)`*")
 
 
 @dataclass
@@ -163,11 +159,12 @@ def _continues(unit: str, line: str) -> bool:
     """Whether `line` wraps the sentence of `unit` (a PDF's or a text file's hard-wrapped prose).
 
     Not after a full stop or a colon, not a list item or a field, and not a capitalised line
-    after a short one: that short line is a title of its own."""
+    after a short one: that short line is a title of its own. A line's length is its width, as
+    Korean and Chinese Markdown is wrapped at the same columns as English with half the letters."""
     if _NEW_UNIT_LINE.match(line) or unit.rstrip().endswith((".", "!", "?", ":", ";", "。", "！", "？", "：", "；")):
         return False
     last_line = unit[unit.rfind("\n") + 1 :]
-    return line.lstrip()[:1].islower() or len(last_line.strip()) >= WRAPPED_LINE_CHARS
+    return line.lstrip()[:1].islower() or _width(last_line.strip()) >= WRAPPED_LINE_CHARS
 
 
 def _passages(sources: Sequence["Document"]) -> tuple[list[_Passage], int]:
@@ -230,14 +227,9 @@ def _word_share(wanted: set[str], passage_words: set[str], weights: dict[str, fl
 
 
 def expected_kind(question: str) -> str | None:
-    """What kind of fact the question asks for: a date, a time, or a number or code."""
-    if _ASKS_TIME.search(question):
-        return "time"
-    if _ASKS_DATE.search(question):
-        return "date"
-    if _ASKS_NUMBER.search(question):
-        return "number"
-    return None
+    """What kind of fact the question asks for (a time, a date, a number, a command or other
+    code), as its language's words for asking say."""
+    return texts(detect_language(question)).asked_kind(question)
 
 
 def _has_kind(kind: str | None, text: str, question: str) -> bool:
@@ -247,6 +239,8 @@ def _has_kind(kind: str | None, text: str, question: str) -> bool:
         return bool(dates_in(text)) or _TIME.search(text) is not None
     if kind == "number":
         return any(token not in question for token in _DIGITS.findall(text))
+    if kind == "code":
+        return any(token not in question for span in _CODE.findall(text) for token in span.split())
     return False
 
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from importlib import resources
 
 DEFAULT = "en"
+# The kinds of fact a question can ask for, in the order they are tried: "the command on port 8080" asks for a command.
+FACT_KINDS = ("time", "date", "code", "number")
 # The placeholders of tasks.toml that a language's texts fill.
 PROMPT_TEXTS = ("qa_system", "sources_label", "quotes_header", "question_label")
 
@@ -32,6 +34,11 @@ class LanguageTexts:
     not_in_sources: str
     nothing_supported: str
     declines: tuple[str, ...]
+    asks: tuple[tuple[str, re.Pattern[str]], ...]  # (fact kind, what a question asking for it says)
+
+    def asked_kind(self, question: str) -> str | None:
+        """What kind of fact (one of FACT_KINDS) `question` asks for, if it says."""
+        return next((kind for kind, pattern in self.asks if pattern.search(question)), None)
 
     def unmentioned_answer(self, names: list[str]) -> str:
         return self.unmentioned.format(names=self.names_separator.join(names))
@@ -46,7 +53,21 @@ class LanguageTexts:
 @functools.cache
 def languages() -> dict[str, LanguageTexts]:
     data = tomllib.loads(resources.files("prompts").joinpath("languages.toml").read_text(encoding="utf-8"))
-    return {code: LanguageTexts(code=code, **{**texts, "declines": tuple(texts["declines"])}) for code, texts in data.items()}
+    return {
+        code: LanguageTexts(
+            code=code,
+            **{
+                **texts,
+                "declines": tuple(texts["declines"]),
+                "asks": tuple(
+                    (kind, re.compile("|".join(f"(?:{pattern})" for pattern in texts["asks"][kind]), re.IGNORECASE))
+                    for kind in FACT_KINDS
+                    if kind in texts["asks"]
+                ),
+            },
+        )
+        for code, texts in data.items()
+    }
 
 
 def texts(language: str) -> LanguageTexts:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 
 import rag
 from rag.answer_eval import is_declined
-from rag.evidence import sentence_spans
+from rag.evidence import expected_kind, quote_evidence, sentence_spans
 from rag.grounding import check_grounding, unmentioned
 from rag.languages import detect_language, languages, run_on_stops, texts
 from rag.prompting import text_prompt
@@ -112,6 +113,56 @@ def test_the_name_check_takes_no_possessive_particle_or_suffix_for_a_name():
 ])
 def test_evidence_splits_sentences_in_every_language(body, sentences):
     assert [body[start:end] for start, end in sentence_spans(body)] == sentences
+
+
+@pytest.mark.fast
+def test_evidence_joins_korean_and_chinese_lines_wrapped_at_the_same_columns_as_english():
+    body = (
+        "방명록 앱은 PHP 프론트엔드를 사용한다. DB에 대한 요청이 읽기인지 쓰기인지에 따라,\n"
+        "프론트엔드는 Redis 팔로워 또는 리더 서비스와 통신한다.\n"
+        "\n"
+        "개요\n"
+        "짧은 줄이다."
+    )
+    assert [" ".join(body[start:end].split()) for start, end in sentence_spans(body)] == [
+        "방명록 앱은 PHP 프론트엔드를 사용한다.",
+        "DB에 대한 요청이 읽기인지 쓰기인지에 따라, 프론트엔드는 Redis 팔로워 또는 리더 서비스와 통신한다.",
+        "짧은 줄이다.",
+    ]
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("question,kind", [
+    ("When does the warranty end?", "date"),
+    ("What time is the platform sync?", "time"),
+    ("How many seats does the lab have?", "number"),
+    ("Which flag prints only the dashboard URL?", "code"),
+    ("What does the manual recommend?", None),
+    ("클러스터의 각 노드에 열린 포트는 몇 번이었나요?", "number"),
+    ("로컬 포트를 서비스로 전달하는 명령은 무엇인가요?", "code"),
+    ("작업은 언제 끝나나요?", "date"),
+    ("Cassandra 教程建议用多少内存启动 Minikube？", "number"),
+    ("要检查 AppArmor 是否启用，应该查看哪个文件？", "code"),
+    ("ポートを転送するコマンドは何ですか？", "code"),
+    ("Minikubeを何MBのメモリで起動しますか？", "number"),
+])
+def test_the_kind_of_fact_a_question_asks_for_is_read_in_its_language(question, kind):
+    assert expected_kind(question) == kind
+
+
+@pytest.mark.fast
+def test_a_question_asking_for_a_command_is_quoted_the_command_under_the_sentence_that_introduces_it():
+    from langchain_core.documents import Document
+
+    body = (
+        "1. 다음 명령어를 실행해서 로컬 머신의 `8080` 포트를 서비스의 `80` 포트로 전달한다.\n\n"
+        "   ```shell\n   kubectl port-forward svc/frontend 8080:80\n   ```\n\n"
+        "   결과는 아래와 같은 형태로 나타난다."
+    )
+    sources = [Document(page_content=body, metadata={"source": "/docs/guestbook.md"})]
+    question = "방명록 예제에서 로컬 머신의 8080 포트를 frontend 서비스의 80 포트로 전달하는 명령은 무엇인가요?"
+    [quote] = quote_evidence(question, "", sources, lambda texts: np.ones((len(texts), 4)) / 2, max_quotes=1)
+    assert "kubectl port-forward svc/frontend 8080:80" in quote.text
 
 
 @pytest.mark.fast
