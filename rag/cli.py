@@ -30,7 +30,7 @@ from rag.languages import texts
 from rag.settings import Settings, debug_enabled, load_settings
 
 if TYPE_CHECKING:
-    from rag.ask import Assistant
+    from rag.answering import Assistant
 
 DEBUG_HINT = "Set RAG_DEBUG=1 to see the traceback."
 # What the command line adds to a library error: the flag that changes the outcome.
@@ -549,7 +549,7 @@ TopKOption = Annotated[Optional[int], typer.Option("-k", "--top-k", min=1, help=
 
 
 def _assistant(settings: Settings, k: int | None, mode: SearchMode | None) -> "Assistant":
-    from rag.ask import Assistant
+    from rag.answering import Assistant
 
     return Assistant(_with_mode(settings, mode), k=k)
 
@@ -644,7 +644,7 @@ def chat(
     settings: Settings,
 ) -> None:
     """Talk with your documents: follow-up questions keep the conversation's context."""
-    from rag.ask import Conversation
+    from rag.answering import Conversation
 
     conversation = Conversation(_assistant(settings, k, mode))
     err.print(CHAT_HELP)

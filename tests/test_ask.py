@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from rag.ask import Assistant
+from rag.answering import Assistant
 from rag.chain import NO_CONTEXT_ANSWER
 from rag.cli import _display_path, app
 from tests.conftest import SAMPLE_NOTES, installed_command
