@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from rag.errors import IndexMismatchError, UsageError
+from rag.errors import IndexMismatchError, QrelsMismatchError, UsageError
 from rag.retrieval import Mode, search
 from rag.settings import Settings
 
@@ -118,7 +118,7 @@ def _require_known(qrels: dict[str, dict[str, int]], corpus: Mapping[str, str], 
         if ids
     ]
     if problems:
-        raise UsageError(f"{path} judges {' and '.join(problems)}: give the qrels file of this dataset (--qrels).")
+        raise QrelsMismatchError(path, problems)
 
 
 def _default_qrels(folder: Path) -> Path:
