@@ -23,10 +23,10 @@ from ingest.errors import (
 )
 
 __all__ = [
-    "ConfigError", "FormatUnknownError", "IndexBusyError", "IndexMismatchError", "JobOutputBusyError",
-    "JobOutputExistsError", "JobOutputMismatchError", "LoadError", "ModelNotFoundError", "NoIndexError",
-    "NotADocument", "QrelsMismatchError", "RagError", "RebuildScopeError", "UsageError", "VectorStoreMismatchError",
-    "VectorsMissingError",
+    "ConfigError", "FieldsShorthandError", "FormatUnknownError", "IndexBusyError", "IndexMismatchError",
+    "JobOutputBusyError", "JobOutputExistsError", "JobOutputMismatchError", "LoadError", "ModelNotFoundError",
+    "NoDocumentsError", "NoIndexError", "NotADocument", "QrelsMismatchError", "RagError", "RebuildScopeError",
+    "SourceNotIngestedError", "UsageError", "VectorStoreMismatchError", "VectorsMissingError",
 ]
 
 
@@ -71,6 +71,35 @@ class FormatUnknownError(UsageError):
             f"Cannot tell the format of {path} from its extension;",
             f"pass format={' or '.join(repr(name) for name in formats)}.",
         )
+
+
+class NoDocumentsError(UsageError):
+    """A batch job found an index without a single document to work on."""
+
+    def __init__(self) -> None:
+        super().__init__("The index holds no documents yet;", "add some with rag.ingest.")
+
+
+class SourceNotIngestedError(UsageError):
+    """A batch job was given a source that matches no ingested document."""
+
+    def __init__(self, source: str):
+        self.source = source
+        super().__init__(f"No ingested document matches {source!r};", "ingest it first (rag.ingest), or check the path.")
+
+
+class FieldsShorthandError(UsageError):
+    """A fields shorthand ("name:str, tags:list[str]") that cannot be read; `field` is None when it names none."""
+
+    def __init__(self, field: str | None, types: list[str]):
+        self.field, self.types = field, types
+        if field is None:
+            super().__init__("No fields given:", 'give at least one NAME:TYPE, e.g. fields_schema("name:str").')
+        else:
+            super().__init__(
+                f"Cannot read the field {field!r}: write NAME:TYPE with TYPE one of {', '.join(types)} or list[TYPE],",
+                'e.g. fields_schema("name:str, tags:list[str]").',
+            )
 
 
 class QrelsMismatchError(UsageError):

@@ -73,7 +73,7 @@ def load_dataset(folder: Path, qrels_file: Path | None = None) -> Dataset:
     qrels_file = qrels_file or _default_qrels(folder)
     for required in (folder / "corpus.jsonl", folder / "queries.jsonl", qrels_file):
         if not required.is_file():
-            raise UsageError(f"{required} is missing: rag eval needs a BEIR folder (corpus.jsonl, queries.jsonl, qrels/*.tsv).")
+            raise UsageError(f"{required} is missing: evaluation needs a BEIR folder (corpus.jsonl, queries.jsonl, qrels/*.tsv).")
     corpus = {}
     for _, doc in _jsonl(folder / "corpus.jsonl", ("_id",)):
         corpus[str(doc["_id"])] = f"{doc.get('title', '')}\n\n{doc.get('text', '')}".strip()

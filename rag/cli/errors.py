@@ -19,16 +19,19 @@ from typer.exceptions import TyperException
 
 from rag.cli.console import discard_stdout, err, out, stdout_closed
 from rag.errors import (
+    FieldsShorthandError,
     FormatUnknownError,
     IndexBusyError,
     IndexMismatchError,
     JobOutputBusyError,
     JobOutputExistsError,
     JobOutputMismatchError,
+    NoDocumentsError,
     NoIndexError,
     QrelsMismatchError,
     RagError,
     RebuildScopeError,
+    SourceNotIngestedError,
     UsageError,
     VectorsMissingError,
     VectorStoreMismatchError,
@@ -76,6 +79,13 @@ CLI_ERRORS: dict[type[RagError], CliWording] = {
     JobOutputBusyError: CliWording(2, lambda _: "wait for it, or choose another --out."),
     FormatUnknownError: CliWording(2, lambda error: f"add --format {', '.join(error.formats[:-1])} or {error.formats[-1]}."),
     QrelsMismatchError: CliWording(2, lambda _: "give the qrels file of this dataset (--qrels)."),
+    NoDocumentsError: CliWording(2, lambda _: "add some with `rag ingest PATH`."),
+    SourceNotIngestedError: CliWording(2, lambda _: (
+        "`rag ingest` it first, or check the path (a glob needs quotes so the shell leaves it alone)."
+    )),
+    FieldsShorthandError: CliWording(2, lambda error: (
+        'e.g. --fields "name:str, tags:list[str]".' if error.field else 'give at least one NAME:TYPE, e.g. --fields "name:str".'
+    )),
     UsageError: CliWording(2),
     RagError: CliWording(1),
 }
