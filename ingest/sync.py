@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 # From about this much to read (some 2,000 chunks of text), the embedder's bulk path repays the
 # seconds it takes to load (see LocalEmbeddings).
 BULK_INGEST_BYTES = 2_000_000
-# Files or folders named in the error that asks for --all; a count says how many more there are.
+# Files or folders named in the error that asks for rebuild_all; a count says how many more there are.
 PLACES_NAMED = 3
 
 
