@@ -75,7 +75,7 @@ def main() -> None:
     import llama_cpp
 
     import rag
-    from rag.ask import Assistant
+    from rag.answering import Assistant
 
     home = Path(tempfile.mkdtemp(prefix="rag-ask-bench-"))
     llm = {"temperature": 0.0, "max_tokens": options.max_tokens}

@@ -17,7 +17,7 @@ Both phases take turns, --rounds times each, so background load falls on both al
 First token: for each question, --runs times, the time from sending the request to the first
 `token` event of `POST /api/ask` (SSE) and to the first non-empty content delta of a streaming
 `POST /v1/chat/completions`, against `rag ask`'s own first-token time in-process
-(`rag.ask.Assistant(settings).stream(question)`, timed as bench/ask_bench.py does: retrieval
+(`rag.answering.Assistant(settings).stream(question)`, timed as bench/ask_bench.py does: retrieval
 included). Every stream is read to its end. Each of the three goes through all the questions in
 turn, then the next, --runs times. No KV cache is reset on either side (the server's cannot be):
 no model ever reads the prompt it has just read, so each reuses only the prompt template's prefix.
@@ -543,7 +543,7 @@ def main() -> None:
     import httpx
 
     import rag
-    from rag.ask import Assistant
+    from rag.answering import Assistant
 
     home = Path(tempfile.mkdtemp(prefix="rag-serve-bench-"))
     model = f'model_path = "{options.model.resolve()}"' if options.model else 'model = "gemma-3-270m"'

@@ -1,4 +1,9 @@
-"""Errors a user can act on. Each carries the one line the CLI prints and its exit code.
+"""Errors a user can act on, as data: what happened, and what to do in the library's own terms.
+
+`str(error)` is what a Python caller (and an HTTP client) reads: it names settings, arguments and
+functions (`rebuild=True`, `rag.ingest`), never a command-line flag. Each edge words the remedy
+its own way from the error's fields: the CLI in flags, with an exit code (rag/cli/errors.py), the
+server as an HTTP status (rag/server/responses.py).
 
 These are the ones ingest raises; `rag.errors` re-exports them beside those only rag raises.
 """
@@ -9,13 +14,16 @@ from pathlib import Path
 
 
 class RagError(Exception):
-    exit_code = 1
+    """`problem` says what happened, `remedy` what to do about it (may be empty); str() joins them."""
+
+    def __init__(self, problem: str, remedy: str = ""):
+        self.problem = problem
+        self.remedy = remedy
+        super().__init__(" ".join(part for part in (problem, remedy) if part))
 
 
 class UsageError(RagError):
-    """The command was asked for something that cannot be done as stated."""
-
-    exit_code = 2
+    """The caller asked for something that cannot be done as stated."""
 
 
 def _index_label(index_path: Path, collection: str) -> str:
@@ -23,30 +31,38 @@ def _index_label(index_path: Path, collection: str) -> str:
 
 
 class NoIndexError(RagError):
+    """`others` are the collections the index does hold: the caller may have meant one of them."""
+
     def __init__(self, index_path: Path, collection: str, others: list[str] | None = None):
-        if others:
-            names = ", ".join(others)
+        self.index_path, self.collection, self.others = index_path, collection, others or []
+        if self.others:
             super().__init__(
-                f"No collection {collection!r} in the index at {index_path}; it holds {names}. "
-                "Pass --collection NAME (`rag collections` lists them), or run `rag ingest PATH` to create it."
+                f"No collection {collection!r} in the index at {index_path}; it holds {', '.join(self.others)}.",
+                "Choose one with the collection setting (rag.collections lists them), or ingest into this one to "
+                "create it.",
             )
         else:
-            super().__init__(f"No index at {_index_label(index_path, collection)}. Run `rag ingest PATH` first.")
+            super().__init__(
+                f"No index at {_index_label(index_path, collection)}.", "Ingest documents into it first (rag.ingest)."
+            )
 
 
 class IndexMismatchError(RagError):
     def __init__(self, index_path: Path, differences: list[str]):
+        self.index_path, self.differences = index_path, differences
         super().__init__(
-            f"The index at {index_path} was built with other settings ({'; '.join(differences)}). "
-            "Run `rag ingest --rebuild PATH...` to rebuild it with the current settings, "
-            "or restore the settings it was built with."
+            f"The index at {index_path} was built with other settings ({'; '.join(differences)}).",
+            "Ingest with rebuild=True to rebuild it with the current settings, or restore the settings it was "
+            "built with.",
         )
 
 
 class VectorStoreMismatchError(RagError):
-    """The command names another vector store than the one the index keeps its vectors in."""
+    """The settings name another vector store than the one the index keeps its vectors in."""
 
     def __init__(self, index_path: Path, collection: str, recorded_url: str | None, requested_url: str):
+        self.index_path, self.collection = index_path, collection
+        self.recorded_url, self.requested_url = recorded_url, requested_url
         index = _index_label(index_path, collection)
         where = (
             f"on disk, not in the Chroma server {requested_url}"
@@ -54,29 +70,50 @@ class VectorStoreMismatchError(RagError):
             else f"in the Chroma server {recorded_url}, not {requested_url}"
         )
         super().__init__(
-            f"The index at {index} keeps its vectors {where}; run without --chroma-url or vector_store.url to use it, "
-            "or give another --index or --collection for a new index on that server."
+            f"The index at {index} keeps its vectors {where};",
+            "leave vector_store.url unset to use it, or choose another index_dir or collection for a new index "
+            "on that server.",
         )
 
 
 class VectorsMissingError(RagError):
-    """The vector store holds none of the chunks the manifest lists: repairing would forget every file."""
+    """The vector store holds none of the chunks the manifest lists: repairing would forget every file.
+
+    `recorded`: the index says where its vectors were written (so pointing it elsewhere is refused).
+    """
 
     def __init__(self, index_path: Path, collection: str, store: str, chunks: int, files: int, recorded: bool):
-        elsewhere = (
-            "restore them there, or if they are lost, run `rag ingest --rebuild PATH...`"
-            if recorded  # the index says where they were written: pointing it elsewhere is refused
-            else "if they are in a Chroma server, give its --chroma-url; if they are lost, run `rag ingest --rebuild PATH...`"
-        )
+        self.index_path, self.collection, self.store = index_path, collection, store
+        self.chunks, self.files, self.recorded = chunks, files, recorded
         super().__init__(
             f"The index at {_index_label(index_path, collection)} lists {chunks} chunks of {files} files, and "
-            f"{store} holds none of them, so there is nothing to repair and nothing was changed: {elsewhere}."
+            f"{store} holds none of them, so there is nothing to repair and nothing was changed:",
+            "restore them there, or if they are lost, ingest again with rebuild=True."
+            if recorded
+            else "if they are in a Chroma server, set vector_store.url to it; if they are lost, ingest again "
+            "with rebuild=True.",
         )
 
 
 class IndexBusyError(RagError):
     def __init__(self, index_path: Path):
-        super().__init__(f"Another ingest is writing to the index at {index_path}; try again once it has finished.")
+        self.index_path = index_path
+        super().__init__(
+            f"Another ingest is writing to the index at {index_path};", "try again once it has finished."
+        )
+
+
+class RebuildScopeError(UsageError):
+    """A rebuild for new settings would drop files from outside the paths given (`places` names where)."""
+
+    def __init__(self, index_path: Path, differences: list[str], outside: int, places: str):
+        self.index_path, self.differences, self.outside, self.places = index_path, differences, outside, places
+        super().__init__(
+            f"The index at {index_path} was built with other settings ({'; '.join(differences)}), so a rebuild "
+            f"embeds the whole collection again, and it holds {outside} files from outside the paths given "
+            f"({places}).",
+            "Give those paths too, or pass rebuild_all=True to drop them from the collection.",
+        )
 
 
 class ModelNotFoundError(RagError):

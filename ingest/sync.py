@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from ingest.discover import Candidate, discover
-from ingest.errors import LoadError, NotADocument, UsageError
+from ingest.errors import LoadError, NotADocument, RebuildScopeError, UsageError
 from ingest.index import Index, SourceRecord
 from ingest.loaders import IMAGE_SUFFIXES, loader_for
 from ingest.ocr import pages_by_ocr, unread_pages_warning
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 # From about this much to read (some 2,000 chunks of text), the embedder's bulk path repays the
 # seconds it takes to load (see LocalEmbeddings).
 BULK_INGEST_BYTES = 2_000_000
-# Files or folders named in the error that asks for --all; a count says how many more there are.
+# Files or folders named in the error that asks for rebuild_all; a count says how many more there are.
 PLACES_NAMED = 3
 
 
@@ -197,12 +197,7 @@ def _rebuild_drops_collection(index: Index, roots: list[Path], rebuild_all: bool
         parents = {os.path.dirname(path) for path in outside}
         places, where = sorted(f for f in parents if not any(f.startswith(other + os.sep) for other in parents)), "in "
     more = f" and {len(places) - PLACES_NAMED} more" if len(places) > PLACES_NAMED else ""
-    raise UsageError(
-        f"The index at {index.path} was built with other settings ({'; '.join(differences)}), so a rebuild "
-        f"embeds the whole collection again, and it holds {len(outside)} files from outside the paths given "
-        f"({where}{', '.join(places[:PLACES_NAMED])}{more}). Give those paths too, or add --all to drop them "
-        "from the collection."
-    )
+    raise RebuildScopeError(index.path, differences, len(outside), f"{where}{', '.join(places[:PLACES_NAMED])}{more}")
 
 
 def _sync(

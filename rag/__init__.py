@@ -19,8 +19,6 @@ The API is imported when first used, not with the package: importing any submodu
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 from ingest.privacy import enforce_offline
@@ -34,8 +32,8 @@ _EXPORTS = {
          "retriever", "search", "status", "summarize", "watch"),
         "rag.api",
     ),
-    "Assistant": "rag.ask",
-    "Conversation": "rag.ask",
+    "Assistant": "rag.answering",
+    "Conversation": "rag.answering",
     "IndexRetriever": "rag.chain",
     "JobResult": "rag.batch.run",
     "run_job": "rag.batch.run",
@@ -56,7 +54,7 @@ if TYPE_CHECKING:
         ask, check, collections, embeddings, evaluate, evaluate_answers, extract, fields_schema, ingest, repair, retriever, search,
         status, summarize, watch,
     )
-    from rag.ask import Assistant, Conversation
+    from rag.answering import Assistant, Conversation
     from rag.batch.run import JobResult, run_job
     from rag.chain import IndexRetriever
     from rag.errors import RagError
@@ -74,14 +72,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
-
-
-class _Package(types.ModuleType):
-    def __setattr__(self, name: str, value: Any) -> None:
-        # Importing the submodule rag.ask would bind it as `rag.ask`, hiding the function of that name.
-        if isinstance(value, types.ModuleType) and name in _EXPORTS:
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

@@ -23,7 +23,7 @@ from rag.errors import UsageError
 from rag.languages import says_declined
 
 if TYPE_CHECKING:
-    from rag.ask import Answer, Assistant
+    from rag.answering import Answer, Assistant
     from rag.settings import Settings
 
 _CITATION_MARKER = re.compile(r"\[\d+\]")

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from ingest.index import Consistency
     from ingest.watch import WatchReport
     from rag.batch.jobs import ExtractJob, SummarizeJob
-    from rag.ask import Answer
+    from rag.answering import Answer
     from rag.answer_eval import AnswerReport, QuestionResult
     from rag.chain import IndexRetriever
     from rag.evaluation import ModeReport
@@ -148,7 +148,7 @@ def ask(question: str, settings: Settings | None = None, k: int | None = None) -
 
     Loads the model on every call; keep an `rag.Assistant` to ask several questions.
     """
-    from rag.ask import Assistant
+    from rag.answering import Assistant
 
     return Assistant(settings or load_settings(), k=k).ask(question)
 
@@ -185,7 +185,7 @@ def evaluate_answers(
     knowledge base is asked and a source matches by its path's end.
     """
     from rag import answer_eval
-    from rag.ask import Assistant
+    from rag.answering import Assistant
 
     settings = settings or load_settings()
     items = answer_eval.load_qa(Path(qa_file))

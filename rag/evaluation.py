@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from rag.errors import IndexMismatchError, UsageError
+from rag.errors import IndexMismatchError, QrelsMismatchError, UsageError
 from rag.retrieval import Mode, search
 from rag.settings import Settings
 
@@ -73,7 +73,7 @@ def load_dataset(folder: Path, qrels_file: Path | None = None) -> Dataset:
     qrels_file = qrels_file or _default_qrels(folder)
     for required in (folder / "corpus.jsonl", folder / "queries.jsonl", qrels_file):
         if not required.is_file():
-            raise UsageError(f"{required} is missing: rag eval needs a BEIR folder (corpus.jsonl, queries.jsonl, qrels/*.tsv).")
+            raise UsageError(f"{required} is missing: evaluation needs a BEIR folder (corpus.jsonl, queries.jsonl, qrels/*.tsv).")
     corpus = {}
     for _, doc in _jsonl(folder / "corpus.jsonl", ("_id",)):
         corpus[str(doc["_id"])] = f"{doc.get('title', '')}\n\n{doc.get('text', '')}".strip()
@@ -118,7 +118,7 @@ def _require_known(qrels: dict[str, dict[str, int]], corpus: Mapping[str, str], 
         if ids
     ]
     if problems:
-        raise UsageError(f"{path} judges {' and '.join(problems)}: give the qrels file of this dataset (--qrels).")
+        raise QrelsMismatchError(path, problems)
 
 
 def _default_qrels(folder: Path) -> Path:

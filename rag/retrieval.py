@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator, Literal
 
-from ingest.index import ChunkFilter, Index, StoredChunk
+from ingest.index import CHUNK_METADATA_KEYS, ChunkFilter, Index, StoredChunk
 from ingest.scripts import AUTO_MODEL
 from rag.errors import UsageError
 from rag.settings import SearchSettings, Settings
@@ -28,9 +28,9 @@ SNIPPET_CHARS = 240
 MMR_POOL_FACTOR = 4
 _BACKGROUND = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-keyword-search")
 _OPEN: dict[tuple, "Index | Embedder"] = {}
-LOCATION_KEYS = (
-    "message", "attachment", "page", "slide", "sheet", "row", "end_row", "cell", "end_cell", "heading", "start_line",
-    "end_line",
+# Of the metadata a chunk carries, what says where in its file it is (the rest is about the file, or the chunk's order).
+LOCATION_KEYS = tuple(
+    key for key in CHUNK_METADATA_KEYS if key not in ("source", "subject", "sender", "date", "chunk_index")
 )
 Mode = Literal["dense", "keyword", "hybrid"]
 # How well a ranking separates is judged on its best candidates, as many as a reader looks at.

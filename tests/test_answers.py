@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from ingest.text import fold
 from rag.answer_eval import contains_answer, evaluate_answers, is_declined, load_qa, token_f1
-from rag.ask import Assistant, resolves_follow_up
+from rag.answering import Assistant, resolves_follow_up
 from rag.chain import NO_CONTEXT_ANSWER, IndexRetriever
 from rag.cli import app
 from rag.errors import UsageError
@@ -126,7 +126,7 @@ def test_an_answer_carries_its_evidence_and_its_unsupported_facts(sample_index):
 
 def test_cli_shows_evidence_and_the_grounding_warning_under_the_answer(sample_index, monkeypatch):
     settings, _ = sample_index
-    ask_module = importlib.import_module("rag.ask")  # the module, not the function rag.ask
+    ask_module = importlib.import_module("rag.answering")
     monkeypatch.setattr(ask_module, "create_llm", lambda _: FakeStreamingListLLM(responses=["It ended on 12/28/2024."]))
     result = runner.invoke(app, ["ask", WARRANTY_QUESTION, "-k", "2"], env={"RAG_HOME": str(settings.home)})
     assert result.exit_code == 0, result.output

@@ -7,9 +7,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from rag.ask import Assistant
+from rag.answering import Assistant
 from rag.chain import NO_CONTEXT_ANSWER
-from rag.cli import _display_path, app
+from rag.cli import app, display_path
 from tests.conftest import SAMPLE_NOTES, installed_command
 
 WARRANTY_QUESTION = "When does the warranty of the Brandt RO-350 reflow oven end?"
@@ -70,7 +70,7 @@ def test_cli_ask_streams_then_lists_sources(sample_index):
     assert result.exit_code == 0, result.output
     answer, sources = result.stdout.split("\nSources:\n")
     assert answer.strip()
-    assert sources.splitlines()[0].startswith(f"  [1] {_display_path(WARRANTY_FILE)} (page 2)  (similarity 0.")
+    assert sources.splitlines()[0].startswith(f"  [1] {display_path(WARRANTY_FILE)} (page 2)  (similarity 0.")
 
 
 def test_cli_ask_json_has_every_field(sample_index):

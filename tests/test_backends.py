@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 import rag
 
-from rag.ask import Assistant
+from rag.answering import Assistant
 from rag.cli import app
 from rag.settings import LLMSettings
 from tests.conftest import SAMPLE_NOTES, installed_command

@@ -49,7 +49,7 @@ def test_a_chroma_server_that_is_down_is_one_line(notes, home):
 
 
 def test_ask_and_eval_on_a_chroma_server(chroma_server, server_sample_index, home, tmp_path):
-    from rag.ask import Assistant
+    from rag.answering import Assistant
 
     settings, _ = server_sample_index
     fast = settings.model_copy(update={"llm": settings.llm.model_copy(update={"temperature": 0.0, "max_tokens": 8})})

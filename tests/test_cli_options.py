@@ -123,6 +123,26 @@ def test_the_decorator_refuses_a_command_that_cannot_take_settings():
             knowledge_base()(command)
 
 
+def test_a_command_added_under_serve_gets_the_settings_its_options_made(tmp_path, monkeypatch):
+    from rag.cli import serve
+
+    token = typer.Typer()
+
+    @token.command("list")
+    def list_tokens(ctx: typer.Context) -> None:
+        print(json.dumps({"index": str(ctx.obj.index_path), "collection": ctx.obj.collection}))
+
+    monkeypatch.setattr(serve.serve_commands, "registered_groups", list(serve.serve_commands.registered_groups))
+    serve.serve_commands.add_typer(token, name="token")  # the one line a module under `rag serve` takes
+    result = runner.invoke(
+        app, ["serve", "--index", str(tmp_path / "idx"), "--collection", "notes", "token", "list"],
+        env={"RAG_HOME": str(tmp_path)},
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"index": str(tmp_path / "idx"), "collection": "notes"}
+    assert "token" in runner.invoke(app, ["serve", "--help"]).stdout
+
+
 # -- contradictions ---------------------------------------------------------------------------------
 
 CONTRADICTIONS = [

@@ -198,7 +198,7 @@ def minikube_pages(tmp_path_factory) -> rag.Settings:
 
 @pytest.fixture(scope="module")
 def assistant(minikube_pages):
-    from rag.ask import Assistant
+    from rag.answering import Assistant
 
     return Assistant(minikube_pages)
 

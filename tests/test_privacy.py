@@ -8,7 +8,7 @@ import socket
 import pytest
 
 import rag
-from rag.ask import Assistant
+from rag.answering import Assistant
 from tests.conftest import make_settings
 
 

@@ -98,7 +98,7 @@ def test_dry_run_reports_the_plan_and_changes_nothing(store, notes, home):
 def test_changed_settings_are_refused_until_rebuild(store, notes, home):
     rag.ingest([notes], store(home))
     smaller_chunks = store(home, chunking={"chunk_tokens": 100})
-    with pytest.raises(IndexMismatchError, match=r"chunk_tokens 200, now 100.*--rebuild"):
+    with pytest.raises(IndexMismatchError, match=r"chunk_tokens 200, now 100.*rebuild=True"):
         rag.ingest([notes], smaller_chunks)
     with pytest.raises(IndexMismatchError):
         rag.search("buns", smaller_chunks)

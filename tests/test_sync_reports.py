@@ -78,7 +78,7 @@ def test_a_rebuild_for_new_settings_asks_before_dropping_other_folders(notes, ot
     old = Index(make_settings(home)).sources()
     new_settings = make_settings(home, chunking={"chunk_tokens": 100})
 
-    with pytest.raises(UsageError, match=rf"chunk_tokens 200, now 100.*4 files from outside.*{notes}.*--all"):
+    with pytest.raises(UsageError, match=rf"chunk_tokens 200, now 100.*4 files from outside.*{notes}.*rebuild_all=True"):
         rag.ingest([other], new_settings, rebuild=True)
     assert Index(make_settings(home)).sources() == old  # refused before anything was dropped
 

@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Iterator, MutableMapping
 
-from rag.errors import UsageError
+from rag.errors import JobOutputBusyError, JobOutputExistsError, JobOutputMismatchError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS job (fingerprint TEXT NOT NULL, out_size INTEGER NOT NULL, errors_size INTEGER NOT NULL);
@@ -57,10 +57,7 @@ class JobLog:
             for path in (out, self.errors, self.state):
                 path.unlink(missing_ok=True)
         elif not self.state.exists() and out.exists() and out.stat().st_size:
-            raise UsageError(
-                f"{out} already exists and no unfinished job belongs to it; add --restart to replace it, "
-                "or choose another --out."
-            )
+            raise JobOutputExistsError(out)
         # Replies are stored from the worker threads of a parallel job too; `_db_lock` takes them in turn.
         self._db = sqlite3.connect(self.state, isolation_level=None, check_same_thread=False)
         self._db_lock = threading.Lock()
@@ -72,10 +69,7 @@ class JobLog:
             row = (wanted, 0, 0)
         if row[0] != wanted:
             changed = ", ".join(_differences(json.loads(row[0]), fingerprint))
-            raise UsageError(
-                f"{out} belongs to a job started with other settings ({changed}); run that command to finish it, "
-                "or add --restart to start this one over."
-            )
+            raise JobOutputMismatchError(out, changed)
         self._out = _reopen(out, row[1])
         self._errors = _reopen(self.errors, row[2])
         self.done = {key for (key,) in self._db.execute("SELECT key FROM items")}
@@ -90,7 +84,7 @@ class JobLog:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             lock.close()
-            raise UsageError(f"Another rag job is writing {self.out}; wait for it, or choose another --out.") from None
+            raise JobOutputBusyError(self.out) from None
         return lock
 
     @property

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rag.batch.jobs import BatchJob, ExtractJob, Extraction, Summary
-from rag.errors import UsageError
+from rag.errors import FormatUnknownError, UsageError
 
 Format = Literal["jsonl", "csv", "md"]
 FORMATS_BY_SUFFIX: dict[str, Format] = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".md": "md"}
@@ -21,7 +21,7 @@ def output_format(path: Path | None, requested: str | None, job: BatchJob) -> Fo
     if requested is None and path is not None:
         requested = FORMATS_BY_SUFFIX.get(path.suffix.lower())
         if requested is None:
-            raise UsageError(f"Cannot tell the format of {path} from its extension; add --format jsonl, csv or md.")
+            raise FormatUnknownError(path, ("jsonl", "csv", "md"))
     chosen = requested or "jsonl"
     allowed = ("jsonl", "csv") if isinstance(job, ExtractJob) else ("jsonl", "md")
     if chosen not in allowed:

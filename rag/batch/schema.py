@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from rag.errors import UsageError
+from rag.errors import FieldsShorthandError, UsageError
 
 # "name:str, amount:float, tags:list[str]"; scalar fields may be null (a document may not say).
 _SHORTHAND_TYPES = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}
@@ -54,12 +54,9 @@ def fields_schema(fields: str) -> dict[str, Any]:
         elif kind and kind.startswith("list[") and kind[5:-1] in _SHORTHAND_TYPES:
             properties[match["name"]] = {"type": "array", "items": _bounded(kind[5:-1]), "maxItems": SHORTHAND_MAX_ITEMS}
         else:
-            raise UsageError(
-                f"Cannot read the field {part.strip()!r}: write NAME:TYPE with TYPE one of "
-                f"{', '.join(_SHORTHAND_TYPES)} or list[TYPE], e.g. --fields \"name:str, tags:list[str]\"."
-            )
+            raise FieldsShorthandError(part.strip(), list(_SHORTHAND_TYPES))
     if not properties:
-        raise UsageError('--fields is empty: give at least one NAME:TYPE, e.g. --fields "name:str".')
+        raise FieldsShorthandError(None, list(_SHORTHAND_TYPES))
     return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
 
 

@@ -11,7 +11,7 @@ from typing import Any, Literal, Sequence
 
 from ingest.index import Index, SourceRecord, paths_matching
 from rag import retrieval
-from rag.errors import UsageError
+from rag.errors import NoDocumentsError, SourceNotIngestedError
 from rag.settings import Settings
 
 Per = Literal["document", "chunk"]
@@ -64,14 +64,11 @@ def select_items(
     index.require()
     records = index.sources()
     if not records:
-        raise UsageError("The index holds no documents yet; add some with `rag ingest PATH`.")
+        raise NoDocumentsError()
     patterns = source_patterns(sources, list(records))
     unmatched = [arg for arg, pattern in zip(sources, patterns) if not paths_matching(records, [pattern])]
     if unmatched:
-        raise UsageError(
-            f"No ingested document matches {unmatched[0]!r}; `rag ingest` it first, or check the path "
-            "(a glob needs quotes so the shell leaves it alone)."
-        )
+        raise SourceNotIngestedError(unmatched[0])
     if query is None:
         chosen = sorted(paths_matching(records, patterns)) if patterns else sorted(records)
         # A file without text (an empty note, a scanned PDF) has no chunks: nothing to work on.

@@ -18,16 +18,22 @@ from rag.server.service import ChunkNotFoundError, IngestOffError, OutsideRootsE
 T = TypeVar("T")
 
 
+# The HTTP status of each error a client can act on; an error takes the entry of its nearest class.
+# The body carries the library's own message (its remedy names settings and arguments, not flags).
+HTTP_STATUSES: dict[type[RagError], int] = {
+    UnknownCollectionError: 404,
+    ChunkNotFoundError: 404,
+    NoIndexError: 404,
+    IngestOffError: 403,
+    OutsideRootsError: 403,
+    IndexBusyError: 409,
+    UsageError: 400,
+    RagError: 500,
+}
+
+
 def status_of(exc: RagError) -> int:
-    if isinstance(exc, (UnknownCollectionError, ChunkNotFoundError, NoIndexError)):
-        return 404
-    if isinstance(exc, (IngestOffError, OutsideRootsError)):
-        return 403
-    if isinstance(exc, IndexBusyError):
-        return 409
-    if isinstance(exc, UsageError):
-        return 400
-    return 500
+    return next(HTTP_STATUSES[kind] for kind in type(exc).__mro__ if kind in HTTP_STATUSES)
 
 
 def rag_error_body(exc: BaseException) -> tuple[dict[str, Any], int]:

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from langchain_core.language_models import BaseLanguageModel
 
     from ingest.sync import IngestProgress, IngestReport
-    from rag.ask import Answer, Assistant
+    from rag.answering import Answer, Assistant
     from rag.evidence import Evidence
 
 # Assistants kept for (collection, generation options) pairs; each shares the one loaded model.
@@ -196,7 +196,7 @@ class KnowledgeService:
 
     def assistant(self, collection: str | None = None, options: AnswerOptions = AnswerOptions()) -> "Assistant":
         """The answering pipeline for a collection and generation options, sharing the loaded model."""
-        from rag.ask import Assistant
+        from rag.answering import Assistant
 
         key = (collection or self.settings.collection, options)
         with self._lock:
@@ -234,7 +234,7 @@ class KnowledgeService:
                 check_unicode(said, "conversation")
 
         def start() -> Iterable[str]:
-            from rag.ask import Conversation
+            from rag.answering import Conversation
 
             conversation = Conversation(self.assistant(collection, options))
             conversation.history = list(history)

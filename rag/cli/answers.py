@@ -1,0 +1,154 @@
+"""The commands that answer with the model: ask, chat."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.markup import escape
+
+from rag.cli.console import display_path, err, out
+from rag.cli.options import JsonOption, ModeOption, SearchMode, TopKOption, knowledge_base, with_mode
+from rag.languages import texts
+from rag.settings import Settings
+
+if TYPE_CHECKING:
+    from rag.answering import Assistant
+
+commands = typer.Typer()
+
+
+def _assistant(settings: Settings, k: int | None, mode: SearchMode | None) -> "Assistant":
+    from rag.answering import Assistant
+
+    return Assistant(with_mode(settings, mode), k=k)
+
+
+def _print_sources(sources) -> None:
+    from rag.chain import source_label
+
+    if not sources:
+        return
+    out.print("\nSources:")
+    for number, doc in enumerate(sources, start=1):
+        label = source_label(doc).replace(doc.metadata["source"], display_path(doc.metadata["source"]), 1)
+        similarity = doc.metadata["similarity"]
+        relevance = f"  (similarity {similarity:.2f})" if similarity is not None else ""
+        out.print(f"  [{number}] {escape(label)}{relevance}")
+
+
+def _print_checks(answer) -> None:
+    """The quoted evidence under an answer, then the grounding check's warning."""
+    if answer.evidence:
+        out.print("\nEvidence:")
+        for quote in answer.evidence:
+            where = f" ({quote.location_label})" if quote.location_label else ""
+            out.print(f"  [{quote.source_number}] \"{escape(quote.text)}\"{escape(where)}")
+    said = texts(answer.language)  # the question's language
+    claims = ", ".join(answer.unsupported)
+    if answer.grounding.all_unsupported:
+        out.print(escape(said.nothing_supported.format(claims=claims)))
+    elif answer.unsupported:
+        out.print(f"{escape(said.not_in_sources)}: {escape(claims)}")
+
+
+def _print_answer_footer(answer) -> None:
+    _print_checks(answer)
+    _print_sources(answer.sources)
+
+
+def _print_prompt(prompt: str) -> None:
+    out.print(f"--- prompt ---\n{escape(prompt)}\n--- answer ---")
+
+
+def _stream_answer(stream, show_prompt: bool) -> None:
+    """Print tokens as they arrive; the prompt first when asked for."""
+    prompt_shown = not show_prompt
+    for token in stream:
+        if not prompt_shown:
+            _print_prompt(stream.state["prompt"].to_string())
+            prompt_shown = True
+        out.print(escape(token), end="")
+    out.print()
+
+
+@commands.command()
+@knowledge_base(model=True)
+def ask(
+    question: Annotated[str, typer.Argument(help="Your question, answered from your documents.")],
+    k: TopKOption = None,
+    mode: ModeOption = None,
+    as_json: JsonOption = False,
+    show_prompt: Annotated[bool, typer.Option("--show-prompt", help="Print the exact prompt sent to the model.")] = False,
+    no_stream: Annotated[bool, typer.Option("--no-stream", help="Print the answer only when it is complete.")] = False,
+    *,
+    settings: Settings,
+) -> None:
+    """Answer QUESTION with the local model, from the most relevant chunks, citing them."""
+    assistant = _assistant(settings, k, mode)
+    if as_json or no_stream:
+        answer = assistant.ask(question)
+        if as_json:
+            payload = answer.to_dict() | ({"prompt": answer.prompt} if show_prompt else {})
+            out.print_json(json.dumps(payload))
+            return
+        if show_prompt:
+            _print_prompt(answer.prompt)
+        out.print(escape(answer.answer.strip()))
+        _print_answer_footer(answer)
+        return
+    stream = assistant.stream(question)
+    _stream_answer(stream, show_prompt)
+    _print_answer_footer(stream.answer)
+
+
+CHAT_HELP = "Ask about your documents. /sources shows the last answer's sources, /reset forgets the conversation, /exit leaves."
+
+
+@commands.command()
+@knowledge_base(model=True)
+def chat(
+    k: TopKOption = None,
+    mode: ModeOption = None,
+    *,
+    settings: Settings,
+) -> None:
+    """Talk with your documents: follow-up questions keep the conversation's context."""
+    from rag.answering import Conversation
+
+    conversation = Conversation(_assistant(settings, k, mode))
+    err.print(CHAT_HELP)
+    while True:
+        try:
+            line = input("> " if sys.stdin.isatty() else "").strip()
+        except EOFError:
+            return
+        except KeyboardInterrupt:
+            err.print("\n(/exit or Ctrl-D leaves the chat)")
+            continue
+        if not line:
+            continue
+        if line in ("/exit", "/quit"):
+            return
+        if line == "/reset":
+            conversation.reset()
+            err.print("Conversation forgotten.")
+            continue
+        if line == "/sources":
+            _print_sources(conversation.last_sources) if conversation.last_sources else err.print("No sources yet.")
+            continue
+        if line.startswith("/"):
+            err.print(f"Unknown command {line.split()[0]}. {CHAT_HELP}")
+            continue
+        stream = conversation.stream(line)  # the turn is remembered once its answer is complete
+        if stream.standalone_question:
+            err.print(f"(searching for: {escape(stream.standalone_question)})")
+        try:
+            _stream_answer(stream, show_prompt=False)
+        except KeyboardInterrupt:
+            out.print()
+            err.print("(answer stopped)")
+            continue
+        _print_answer_footer(stream.answer)

@@ -1,0 +1,61 @@
+"""Where the commands print: results to stdout (`out`), progress, warnings and hints to stderr (`err`).
+
+A reader that closes stdout early (`rag search ... | head -1`) got what it wanted: printing then
+ends the command quietly instead of failing.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import sys
+
+import typer
+from rich.console import Console
+
+
+class _Stdout(Console):
+    def on_broken_pipe(self) -> None:
+        # Rich ends the process with exit code 1; the reader closing the pipe is no failure.
+        discard_stdout()
+        raise typer.Exit(0)
+
+
+def stdout_closed() -> bool:
+    """Whether stdout is a pipe whose reader has gone (not some socket's broken pipe)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):  # no real file behind stdout
+        return False
+
+
+def discard_stdout() -> None:
+    """Point stdout at /dev/null, so that the flush at exit does not fail again (Python's docs, signal)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def flush_stdout() -> None:
+    """Flush what is left for stdout now, where a closed pipe can still end quietly."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        discard_stdout()
+    except (OSError, ValueError):
+        pass
+
+
+def display_path(path: str) -> str:
+    """`path` relative to the working directory when it is below it, else as it is."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:
+        return path
+    return path if relative.startswith("..") else relative
+
+
+out = _Stdout(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)

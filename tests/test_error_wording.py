@@ -1,0 +1,165 @@
+"""Errors as data: one error is said in the library's terms to a Python caller, in flags (with its
+exit code) by the command line, and as an HTTP status with the library's words by the server."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+import rag
+from ingest.index import Index
+from rag.cli import app
+from rag.cli.errors import CLI_ERRORS, cli_wording
+from rag.errors import (
+    FieldsShorthandError,
+    FormatUnknownError,
+    IndexBusyError,
+    IndexMismatchError,
+    JobOutputBusyError,
+    JobOutputExistsError,
+    JobOutputMismatchError,
+    NoDocumentsError,
+    NoIndexError,
+    QrelsMismatchError,
+    RagError,
+    RebuildScopeError,
+    SourceNotIngestedError,
+    UsageError,
+    VectorsMissingError,
+    VectorStoreMismatchError,
+)
+from tests.conftest import make_settings
+
+runner = CliRunner()
+INDEX = Path("/kb/index")
+# One of each error whose remedy the command line words in flags.
+SAMPLES = {
+    NoIndexError: [NoIndexError(INDEX, "default"), NoIndexError(INDEX, "notes", ["work", "personal"])],
+    IndexMismatchError: [IndexMismatchError(INDEX, ["chunk_tokens 200, now 100"])],
+    VectorStoreMismatchError: [
+        VectorStoreMismatchError(INDEX, "default", None, "http://127.0.0.1:8000"),
+        VectorStoreMismatchError(INDEX, "notes", "http://127.0.0.1:8000", "http://127.0.0.1:8001"),
+    ],
+    VectorsMissingError: [
+        VectorsMissingError(INDEX, "default", "Chroma on disk", 12, 3, recorded=True),
+        VectorsMissingError(INDEX, "default", "Chroma on disk", 12, 3, recorded=False),
+    ],
+    IndexBusyError: [IndexBusyError(INDEX)],
+    RebuildScopeError: [RebuildScopeError(INDEX, ["chunk_tokens 200, now 100"], 4, "/notes/a.md")],
+    JobOutputExistsError: [JobOutputExistsError(Path("out.jsonl"))],
+    JobOutputMismatchError: [JobOutputMismatchError(Path("out.jsonl"), "selection")],
+    JobOutputBusyError: [JobOutputBusyError(Path("out.jsonl"))],
+    FormatUnknownError: [FormatUnknownError(Path("out.txt"), ("jsonl", "csv", "md"))],
+    QrelsMismatchError: [QrelsMismatchError(Path("qrels/test.tsv"), ["1 queries queries.jsonl lacks (q9)"])],
+    NoDocumentsError: [NoDocumentsError()],
+    SourceNotIngestedError: [SourceNotIngestedError("invoices/*.md")],
+    FieldsShorthandError: [FieldsShorthandError("amount:money", ["str", "int"]), FieldsShorthandError(None, ["str"])],
+}
+FLAG_OR_COMMAND = re.compile(r"(?<![\w-])--[a-z]|`rag [a-z]")
+LIBRARY_TERMS = re.compile(r"\w=\w|rag\.\w")
+
+
+@pytest.mark.fast
+def test_every_error_the_cli_words_itself_has_a_sample():
+    assert set(SAMPLES) == {kind for kind, wording in CLI_ERRORS.items() if wording.remedy}
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("error", [error for errors in SAMPLES.values() for error in errors], ids=repr)
+def test_the_library_says_what_to_do_in_its_terms_and_the_cli_in_flags(error):
+    library = str(error)
+    assert library == f"{error.problem} {error.remedy}" and error.remedy
+    assert not FLAG_OR_COMMAND.search(library), library
+
+    line, exit_code = cli_wording(error)
+    assert line.startswith(f"{error.problem} ") and line != library
+    assert FLAG_OR_COMMAND.search(line) and not LIBRARY_TERMS.search(line.removeprefix(error.problem)), line
+    assert exit_code == (2 if isinstance(error, UsageError) else 1)
+
+
+@pytest.mark.fast
+def test_an_error_without_cli_wording_keeps_the_library_words_and_its_class_exit_code():
+    assert cli_wording(UsageError("Path not found: /nowhere")) == ("Path not found: /nowhere", 2)
+    assert cli_wording(RagError("The model server closed the connection.")) == ("The model server closed the connection.", 1)
+
+    class NewKindOfUsage(UsageError):
+        pass
+
+    assert cli_wording(NewKindOfUsage("Bad.", "Do this.")) == ("Bad. Do this.", 2)  # its nearest class's entry
+
+
+@pytest.mark.fast
+def test_the_server_answers_each_error_with_the_status_of_its_nearest_class():
+    from rag.server.responses import rag_error_body, status_of
+    from rag.server.service import ChunkNotFoundError, IngestOffError, UnknownCollectionError
+
+    expected = {
+        NoIndexError(INDEX, "default"): 404,
+        ChunkNotFoundError("abc"): 404,
+        UnknownCollectionError("nope", ["default"]): 404,  # a UsageError, but its own entry comes first
+        IngestOffError(): 403,
+        IndexBusyError(INDEX): 409,
+        RebuildScopeError(INDEX, ["chunk_tokens 200, now 100"], 4, "/notes/a.md"): 400,
+        JobOutputExistsError(Path("out.jsonl")): 400,
+        UsageError("Bad."): 400,
+        IndexMismatchError(INDEX, ["chunk_tokens 200, now 100"]): 500,
+    }
+    for error, status in expected.items():
+        assert status_of(error) == status, error
+        body, code = rag_error_body(error)
+        assert code == status and body["error"]["message"] == str(error)
+
+
+# -- the same error from each edge, raised by the real code ---------------------------------------
+
+
+def test_no_index_reads_in_library_terms_from_python_and_in_commands_from_the_cli(home):
+    settings = make_settings(home)
+    with pytest.raises(NoIndexError) as raised:
+        rag.status(settings)
+    assert str(raised.value) == f"No index at {home / 'index'}. Ingest documents into it first (rag.ingest)."
+
+    result = runner.invoke(app, ["status"], env={"RAG_HOME": str(home)})
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: No index at {home / 'index'}. Run `rag ingest PATH` first.\n"
+
+
+def test_a_busy_index_from_python_the_cli_and_http(home, notes):
+    from rag.server.app import create_app
+    from rag.server.service import KnowledgeService
+    from tests.test_serve import fast_settings, uvicorn_server
+
+    settings = fast_settings(make_settings(home, serve={"ingest_roots": [str(notes)]}))
+    assert rag.ingest([notes], settings).ok
+    library = f"Another ingest is writing to the index at {settings.index_path}; try again once it has finished."
+    service = KnowledgeService(settings)
+    try:
+        with Index(settings).writer_lock(wait=False), uvicorn_server(create_app(service)) as url:
+            with pytest.raises(IndexBusyError) as raised:  # a notebook's rag.ingest(..., wait=False)
+                rag.ingest([notes], settings, wait=False)
+            assert str(raised.value) == library
+
+            cli = runner.invoke(app, ["ingest", "--no-wait", str(notes)], env={"RAG_HOME": str(home)})
+            assert cli.exit_code == 1
+            assert " ".join(cli.stderr.split()) == f"Error: {library} Run without --no-wait to wait for it automatically."
+
+            http = httpx.post(f"{url}/api/ingest", json={"paths": [str(notes)]}, timeout=60)
+            assert http.status_code == 409
+            assert http.json()["error"] == {"message": library, "type": "IndexBusyError", "code": 409}
+    finally:
+        service.close()
+
+
+def test_a_bad_fields_shorthand_names_the_function_from_python_and_the_flag_from_the_cli(home):
+    with pytest.raises(FieldsShorthandError) as raised:
+        rag.fields_schema("vendor:str, amount:money")
+    assert str(raised.value).endswith('e.g. fields_schema("name:str, tags:list[str]").')
+
+    result = runner.invoke(app, ["extract", "--fields", "vendor:str, amount:money"], env={"RAG_HOME": str(home)})
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: Cannot read the field 'amount:money': write NAME:TYPE with TYPE one of ")
+    assert result.stderr.endswith('or list[TYPE], e.g. --fields "name:str, tags:list[str]".\n')
