@@ -79,6 +79,36 @@ class IndexBusyError(RagError):
         super().__init__(f"Another ingest is writing to the index at {index_path}; try again once it has finished.")
 
 
+class UnknownVectorStoreError(UsageError):
+    """The settings name a vector store no module provides."""
+
+    def __init__(self, url: str, known: list[str]):
+        super().__init__(
+            f"No vector store is known for {url!r} (vector_store.url or --chroma-url); use {'; '.join(known)}."
+        )
+
+
+class VectorDimensionError(RagError):
+    """Vectors of another length than those a collection holds: another embedding model made them."""
+
+    def __init__(self, collection: str, store: str, stored: int, given: int):
+        super().__init__(
+            f"The collection {collection!r} in {store} holds vectors of {stored} dimensions, not {given}: another "
+            "embedding model made them. Run `rag ingest --rebuild PATH...` to rebuild it with this one, "
+            "or restore the model it was built with."
+        )
+
+
+class IndexTooNewError(RagError):
+    """The index database was written by a newer rag, in a layout this one does not know."""
+
+    def __init__(self, database: Path, version: int, known: int):
+        super().__init__(
+            f"The index database {database} has schema version {version}; this rag knows versions up to {known}. "
+            "Upgrade rag to open it (an older rag must not write to it)."
+        )
+
+
 class ModelNotFoundError(RagError):
     pass
 

@@ -9,19 +9,23 @@ from __future__ import annotations
 from ingest.errors import (
     IndexBusyError,
     IndexMismatchError,
+    IndexTooNewError,
     LoadError,
     ModelNotFoundError,
     NoIndexError,
     NotADocument,
     RagError,
+    UnknownVectorStoreError,
     UsageError,
+    VectorDimensionError,
     VectorsMissingError,
     VectorStoreMismatchError,
 )
 
 __all__ = [
-    "ConfigError", "IndexBusyError", "IndexMismatchError", "LoadError", "ModelNotFoundError", "NoIndexError",
-    "NotADocument", "RagError", "UsageError", "VectorStoreMismatchError", "VectorsMissingError",
+    "ConfigError", "IndexBusyError", "IndexMismatchError", "IndexTooNewError", "LoadError", "ModelNotFoundError",
+    "NoIndexError", "NotADocument", "RagError", "UnknownVectorStoreError", "UsageError", "VectorDimensionError",
+    "VectorStoreMismatchError", "VectorsMissingError",
 ]
 
 
