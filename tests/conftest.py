@@ -31,7 +31,7 @@ os.environ["RAG_LLM__MODEL"] = TEST_MODEL
 import rag  # noqa: E402
 from ingest.index import Index, open_store  # noqa: E402
 from rag.settings import Settings, load_settings  # noqa: E402
-from tests.fake_embedder import FAKE_MODEL, FAKE_WINDOW, FakeEmbedder, byte_tokenizer  # noqa: E402
+from tests.fake_embedder import FAKE_MODEL, FakeEmbedder, load_fake_embedder_for_its_name  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -66,27 +66,8 @@ def store(request) -> Callable[..., Settings]:
 @pytest.fixture
 def fake_embedder(monkeypatch) -> FakeEmbedder:
     """The code loads `FakeEmbedder` (and its tokenizer) for settings whose embedding.model is
-    FAKE_MODEL; every other model name still loads the real model."""
-    import ingest.embedders
-    import rag.chain
-
-    real_load, real_tokenizer, real_window = (
-        ingest.embedders.load_embeddings, ingest.embedders.model_tokenizer, ingest.embedders.model_window
-    )
-
-    def load_embeddings(settings, cache_dir):
-        return FakeEmbedder() if settings.model == FAKE_MODEL else real_load(settings, cache_dir)
-
-    def model_tokenizer(model):
-        return byte_tokenizer() if model == FAKE_MODEL else real_tokenizer(model)
-
-    def model_window(model):
-        return FAKE_WINDOW if model == FAKE_MODEL else real_window(model)
-
-    monkeypatch.setattr(ingest.embedders, "load_embeddings", load_embeddings)
-    monkeypatch.setattr(ingest.embedders, "model_tokenizer", model_tokenizer)
-    monkeypatch.setattr(ingest.embedders, "model_window", model_window)
-    monkeypatch.setattr(rag.chain, "model_tokenizer", model_tokenizer)  # imported by name there
+    FAKE_MODEL, until the test ends; every other model name still loads the real model."""
+    load_fake_embedder_for_its_name(monkeypatch.setattr)
     return FakeEmbedder()
 
 

@@ -5,8 +5,8 @@ dimension chosen by its CRC-32, and the sum is scaled to unit length: texts that
 a high cosine, texts that share none one near 0, the same text always the same vector, in every
 process. Its tokenizer reads each UTF-8 byte as a token (a real `tokenizers.Tokenizer`, built
 here): letters of Latin scripts are read, Chinese, Japanese and Korean letters are not, as with
-all-MiniLM-L6-v2. The `fake_embedder` fixture (tests/conftest.py) makes the code load it for
-settings whose embedding.model is `FAKE_MODEL`.
+all-MiniLM-L6-v2. `load_fake_embedder_for_its_name` (the `fake_embedder` fixture of
+tests/conftest.py) makes the code load it for settings whose embedding.model is `FAKE_MODEL`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import re
 import zlib
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ingest.embedding import TokenCounter
 
@@ -78,3 +78,29 @@ class FakeEmbedder:
 
     def embed_query(self, text: str) -> list[float]:
         return self.encode([text])[0].tolist()
+
+
+def load_fake_embedder_for_its_name(set_attribute: Callable[[Any, str, Any], None]) -> None:
+    """Make the code load FakeEmbedder and its tokenizer for the model name FAKE_MODEL, and real
+    models for every other name. `set_attribute`: pytest's `monkeypatch.setattr` (undone after the
+    test) or `setattr` (for the rest of a process)."""
+    import ingest.embedders
+    import rag.chain
+
+    real_load, real_tokenizer, real_window = (
+        ingest.embedders.load_embeddings, ingest.embedders.model_tokenizer, ingest.embedders.model_window
+    )
+
+    def load_embeddings(settings, cache_dir):
+        return FakeEmbedder() if settings.model == FAKE_MODEL else real_load(settings, cache_dir)
+
+    def model_tokenizer(model):
+        return byte_tokenizer() if model == FAKE_MODEL else real_tokenizer(model)
+
+    def model_window(model):
+        return FAKE_WINDOW if model == FAKE_MODEL else real_window(model)
+
+    set_attribute(ingest.embedders, "load_embeddings", load_embeddings)
+    set_attribute(ingest.embedders, "model_tokenizer", model_tokenizer)
+    set_attribute(ingest.embedders, "model_window", model_window)
+    set_attribute(rag.chain, "model_tokenizer", model_tokenizer)  # imported by name there
