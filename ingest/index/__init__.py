@@ -6,11 +6,12 @@
                                  vectors live, and the keyword (FTS5) index of every chunk's text
 
 The manifest records, per collection, the fingerprint of the settings that built it (embedding
-model, dimension, chunking), where its vectors are (Chroma on disk, or the URL of the Chroma
-server it was created on) and, per source file, its size, mtime, content hash and chunk ids.
-Every later command uses the recorded vector store; one pointed at another is refused, since
-the manifest and the vectors it lists must be read together. Chroma is opened only when vectors
-are read or written, so an unchanged re-sync stays fast.
+model, dimension, chunking), where its vectors are (Chroma on disk, or the URL of the store it
+was created in: a Chroma server, this process's memory) and, per source file, its size, mtime,
+content hash and chunk ids. Every later command uses the recorded vector store (`stores.py`
+opens it); one pointed at another is refused, since the manifest and the vectors it lists must
+be read together. The store is opened only when vectors are read or written, so an unchanged
+re-sync stays fast.
 
 This module is the facade, `Index`: the writer lock, the unfinished-ingest marker, the write
 order (vectors, then the manifest and keywords in one transaction, then deletes), the
@@ -139,9 +140,9 @@ class Index:
         self._adopt_recorded_model(stored)
         self._built_at_open = stored.created_at if stored else None
         self._location_recorded = bool(stored and stored.vector_store)
-        self.server_url = self._vector_store_url(stored, _normalized_url(settings.vector_store.url))
+        self.store_url = self._vector_store_url(stored, _normalized_url(settings.vector_store.url))
         # The vectors. Opened at their first use: commands that read only the manifest never touch them.
-        self.store: VectorStore = open_store(settings, self.server_url, recorded=self._location_recorded)
+        self.store: VectorStore = open_store(settings, self.store_url, recorded=self._location_recorded)
 
     def _vector_store_url(self, stored: StoredCollection | None, requested: str | None) -> str | None:
         """The store to use (None: Chroma on disk; else its URL): where the collection's vectors are.
@@ -360,7 +361,7 @@ class Index:
         """Record the collection: what builds it, and where its vectors live from now on."""
         with self._transaction():
             self._manifest.record_collection(
-                {**self.fingerprint, "embedding_dimension": embedding_dimension}, self.server_url or ON_DISK
+                {**self.fingerprint, "embedding_dimension": embedding_dimension}, self.store_url or ON_DISK
             )
 
     # -- sources ------------------------------------------------------------------------------------
