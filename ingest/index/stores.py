@@ -46,7 +46,7 @@ def _chroma(location: StoreLocation) -> VectorStore:
 
 
 def _memory(location: StoreLocation) -> VectorStore:
-    return MemoryStore(location.collection, location.url or f"{MEMORY_SCHEME}://")
+    return MemoryStore(location.collection, str(location.url))  # chosen by its scheme: never None
 
 
 STORES = (
