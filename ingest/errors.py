@@ -116,6 +116,37 @@ class RebuildScopeError(UsageError):
         )
 
 
+class UnknownVectorStoreError(UsageError):
+    """The settings name a vector store no module provides."""
+
+    def __init__(self, url: str, known: list[str]):
+        self.url, self.known = url, known
+        super().__init__(f"No vector store is known for {url!r} (vector_store.url);", f"use {'; '.join(known)}.")
+
+
+class VectorDimensionError(RagError):
+    """Vectors of another length than those a collection holds: another embedding model made them."""
+
+    def __init__(self, collection: str, store: str, stored: int, given: int):
+        self.collection, self.store, self.stored, self.given = collection, store, stored, given
+        super().__init__(
+            f"The collection {collection!r} in {store} holds vectors of {stored} dimensions, not {given}: another "
+            "embedding model made them.",
+            "Ingest with rebuild=True to rebuild it with this one, or restore the model it was built with.",
+        )
+
+
+class IndexTooNewError(RagError):
+    """The index database was written by a newer rag, in a layout this one does not know."""
+
+    def __init__(self, database: Path, version: int, known: int):
+        self.database, self.version, self.known = database, version, known
+        super().__init__(
+            f"The index database {database} has schema version {version}; this rag knows versions up to {known}.",
+            "Upgrade rag to open it (an older rag must not write to it).",
+        )
+
+
 class ModelNotFoundError(RagError):
     pass
 

@@ -76,7 +76,9 @@ class IngestSettings(Section):
 
 class VectorStoreSettings(Section):
     url: str | None = Field(
-        None, description="A Chroma server, e.g. http://localhost:8000; default: Chroma on disk in the index dir."
+        None,
+        description="A Chroma server, e.g. http://localhost:8000, or memory://NAME (this process's memory: notebooks, "
+        "tests); default: Chroma on disk in the index dir.",
     )
 
 

@@ -11,22 +11,26 @@ from pathlib import Path
 from ingest.errors import (
     IndexBusyError,
     IndexMismatchError,
+    IndexTooNewError,
     LoadError,
     ModelNotFoundError,
     NoIndexError,
     NotADocument,
     RagError,
     RebuildScopeError,
+    UnknownVectorStoreError,
     UsageError,
+    VectorDimensionError,
     VectorsMissingError,
     VectorStoreMismatchError,
 )
 
 __all__ = [
     "ConfigError", "FieldsShorthandError", "FormatUnknownError", "IndexBusyError", "IndexMismatchError",
-    "JobOutputBusyError", "JobOutputExistsError", "JobOutputMismatchError", "LoadError", "ModelNotFoundError",
-    "NoDocumentsError", "NoIndexError", "NotADocument", "QrelsMismatchError", "RagError", "RebuildScopeError",
-    "SourceNotIngestedError", "UsageError", "VectorStoreMismatchError", "VectorsMissingError",
+    "IndexTooNewError", "JobOutputBusyError", "JobOutputExistsError", "JobOutputMismatchError", "LoadError",
+    "ModelNotFoundError", "NoDocumentsError", "NoIndexError", "NotADocument", "QrelsMismatchError", "RagError",
+    "RebuildScopeError", "SourceNotIngestedError", "UnknownVectorStoreError", "UsageError", "VectorDimensionError",
+    "VectorStoreMismatchError", "VectorsMissingError",
 ]
 
 

@@ -1,6 +1,8 @@
 """Shared fixtures: real Chroma on disk under a temporary RAG_HOME, the real packaged MiniLM.
 
 The sample corpus is ingested once per session; tests that change files work on their own copy.
+The fast tier's fixtures (`fake_embedder`, `model_free`, the `store` fixture's "memory" run) keep
+vectors in memory and make them with tests/fake_embedder.py: no model, no Chroma.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import shutil
 import sys
 import zlib
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import pytest
 
@@ -27,8 +29,9 @@ TEST_MODEL = "gemma-3-270m"
 os.environ["RAG_LLM__MODEL"] = TEST_MODEL
 
 import rag  # noqa: E402
-from ingest.index import Index  # noqa: E402
+from ingest.index import Index, open_store  # noqa: E402
 from rag.settings import Settings, load_settings  # noqa: E402
+from tests.fake_embedder import FAKE_MODEL, FakeEmbedder, load_fake_embedder_for_its_name  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -40,14 +43,17 @@ def make_settings(home: Path, **overrides) -> Settings:
     return load_settings(environ={"RAG_LLM__MODEL": TEST_MODEL}, cwd=home, home=home, **overrides)
 
 
-@pytest.fixture(params=["disk", "server"])
+@pytest.fixture(params=["disk", "server", pytest.param("memory", marks=pytest.mark.fast)])
 def store(request) -> Callable[..., Settings]:
-    """`make_settings` for Chroma on disk, then for a real `chroma run` server: tests that take it run on both.
+    """`make_settings` for Chroma on disk, then for a real `chroma run` server, then for the
+    in-memory store with the fake embedder (`model_free`): tests that take it run on all three.
 
     Each test home gets its own collection names on the shared server, as each has its own manifest.
     """
     if request.param == "disk":
         return make_settings
+    if request.param == "memory":
+        return request.getfixturevalue("model_free")
     url = request.getfixturevalue("chroma_server")
 
     def on_server(home: Path, **overrides) -> Settings:
@@ -55,6 +61,33 @@ def store(request) -> Callable[..., Settings]:
         return make_settings(home, collection=collection, vector_store={"url": url}, **overrides)
 
     return on_server
+
+
+@pytest.fixture
+def fake_embedder(monkeypatch) -> FakeEmbedder:
+    """The code loads `FakeEmbedder` (and its tokenizer) for settings whose embedding.model is
+    FAKE_MODEL, until the test ends; every other model name still loads the real model."""
+    load_fake_embedder_for_its_name(monkeypatch.setattr)
+    return FakeEmbedder()
+
+
+@pytest.fixture
+def model_free(fake_embedder, request) -> Iterator[Callable[..., Settings]]:
+    """`make_settings` for an index whose vectors are in memory, made by the fake embedder: an
+    ingest, a search, a sync report without any model or Chroma. The manifest and the keyword
+    index are the real SQLite ones, under the home given. Each test has its own memory space."""
+    url = f"memory://{request.node.nodeid}"
+    made: list[Settings] = []
+
+    def in_memory(home: Path, **overrides) -> Settings:
+        embedding = {"model": FAKE_MODEL, **overrides.pop("embedding", {})}
+        settings = make_settings(home, vector_store={"url": url}, embedding=embedding, **overrides)
+        made.append(settings)
+        return settings
+
+    yield in_memory
+    for settings in made:
+        open_store(settings, url).drop()
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ from langchain_core.language_models.fake import FakeListLLM
 import rag
 from ingest.index import keywords
 from ingest.index.keywords import KeywordIndex, index_text, query_terms, term_coverage
-from ingest.index.manifest import connect
+from ingest.index.schema import connect
 from ingest.embedders import model_tokenizer
 from ingest.scripts import UnreadScripts, readability
 from rag.chain import IndexRetriever, build_rag_chain
@@ -63,7 +63,7 @@ def test_cjk_runs_are_indexed_as_bigrams_and_other_text_as_it_is():
 
 @pytest.mark.fast
 def test_a_word_inside_a_run_is_found_and_ranked_by_bm25(tmp_path):
-    index = keyword_index(connect(tmp_path / "manifest.sqlite3", keywords.SCHEMA), NOTES)
+    index = keyword_index(connect(tmp_path / "manifest.sqlite3"), NOTES)
     assert [chunk_id for chunk_id, _ in index.query("量化", 5)] == ["zh/量化.md"]
     assert [chunk_id for chunk_id, _ in index.query("양자화", 5)] == ["ko/양자화.md"]
     # 大型语言模型 is one unicode61 token; its words are found inside "让大型语言模型在笔记本电脑上运行".
@@ -82,7 +82,7 @@ def test_an_index_from_before_bigrams_is_reindexed_once_when_opened(tmp_path):
         old.execute("INSERT INTO chunk_words (rowid, text) VALUES (?, ?)", (rowid, text))
     old.close()
 
-    db = connect(path, keywords.SCHEMA)
+    db = connect(path)
     index = KeywordIndex(lambda: db, "notes")
     assert [chunk_id for chunk_id, _ in index.query("量化", 5)] == ["zh/量化.md"]
     tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}

@@ -28,7 +28,9 @@ from rag.errors import (
     RagError,
     RebuildScopeError,
     SourceNotIngestedError,
+    UnknownVectorStoreError,
     UsageError,
+    VectorDimensionError,
     VectorsMissingError,
     VectorStoreMismatchError,
 )
@@ -58,6 +60,8 @@ SAMPLES = {
     NoDocumentsError: [NoDocumentsError()],
     SourceNotIngestedError: [SourceNotIngestedError("invoices/*.md")],
     FieldsShorthandError: [FieldsShorthandError("amount:money", ["str", "int"]), FieldsShorthandError(None, ["str"])],
+    UnknownVectorStoreError: [UnknownVectorStoreError("ftp://files/x", ["http://HOST:PORT for a Chroma server"])],
+    VectorDimensionError: [VectorDimensionError("notes", "Chroma on disk", 384, 512)],
 }
 FLAG_OR_COMMAND = re.compile(r"(?<![\w-])--[a-z]|`rag [a-z]")
 LIBRARY_TERMS = re.compile(r"\w=\w|rag\.\w")

@@ -233,6 +233,7 @@ def _manual(sections: list[str]) -> str:
 MANUAL_SECTIONS = [f"## Part {n}\n\n" + f"Machine {n} runs shift {n} on line {n}. " * 12 for n in range(5)]
 
 
+@pytest.mark.parametrize("store", ["disk", "server"], indirect=True)  # it counts the real model's work
 def test_an_edited_file_embeds_only_the_chunks_whose_text_changed(store, notes, home, embedded_texts):
     manual = notes / "manual.md"
     manual.write_text(_manual(MANUAL_SECTIONS))

@@ -1,26 +1,30 @@
 """The index owns all on-disk state of a knowledge base, in one directory:
 
     INDEX_DIR/chroma/            Chroma PersistentClient (one collection per knowledge base),
-                                 unless vector_store.url names a Chroma server
+                                 unless vector_store.url names another store (a Chroma server)
     INDEX_DIR/manifest.sqlite3   what was ingested from where, what built the index, where its
                                  vectors live, and the keyword (FTS5) index of every chunk's text
 
 The manifest records, per collection, the fingerprint of the settings that built it (embedding
-model, dimension, chunking), where its vectors are (Chroma on disk, or the URL of the Chroma
-server it was created on) and, per source file, its size, mtime, content hash and chunk ids.
-Every later command uses the recorded vector store; one pointed at another is refused, since
-the manifest and the vectors it lists must be read together. Chroma is opened only when vectors
-are read or written, so an unchanged re-sync stays fast.
+model, dimension, chunking), where its vectors are (Chroma on disk, or the URL of the store it
+was created in: a Chroma server, this process's memory) and, per source file, its size, mtime,
+content hash and chunk ids. Every later command uses the recorded vector store (`stores.py`
+opens it); one pointed at another is refused, since the manifest and the vectors it lists must
+be read together. The store is opened only when vectors are read or written, so an unchanged
+re-sync stays fast.
 
 This module is the facade, `Index`: the writer lock, the unfinished-ingest marker, the write
 order (vectors, then the manifest and keywords in one transaction, then deletes), the
 consistency check and its repair, the fingerprint, and the recorded vector-store location. The
 parts it composes:
 
+    schema.py     the SQLite database's tables and their numbered migrations
     manifest.py   the SQLite manifest (collections, sources, vector-store locations)
     keywords.py   the FTS5 keyword index, in the same database
     store.py      the vector-store protocol and the chunk filter
+    stores.py     the factory that opens the store a location names (one line per kind of store)
     chroma.py     the Chroma store (on disk or a server): the only module that imports chromadb
+    memory.py     the in-memory store (numpy), for notebooks and tests
 """
 
 from __future__ import annotations
@@ -35,13 +39,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 from ingest.errors import IndexBusyError, IndexMismatchError, NoIndexError, VectorsMissingError, VectorStoreMismatchError
-from ingest.index import keywords
 from ingest.index.chroma import CHROMA_DIR, ChromaStore
 from ingest.index.keywords import KEYWORD_INDEX_VERSION, KeywordIndex
-from ingest.index.manifest import (
-    MANIFEST_FILE, Manifest, SourceRecord, StoredCollection, Transaction, connect, paths_matching,
-)
+from ingest.index.manifest import MANIFEST_FILE, Manifest, SourceRecord, StoredCollection, Transaction, paths_matching
+from ingest.index.memory import MemoryStore
+from ingest.index.schema import connect
 from ingest.index.store import CHUNK_METADATA_KEYS, ChunkFilter, StoredChunk, VectorStore
+from ingest.index.stores import open_store
 from ingest.scripts import AUTO_MODEL
 from ingest.settings import IndexSettings
 
@@ -51,8 +55,8 @@ if TYPE_CHECKING:
 __all__ = [
     "CHROMA_DIR", "CHUNKER_VERSION", "CHUNK_METADATA_KEYS", "KEYWORD_INDEX_VERSION", "LOCK_FILE", "MANIFEST_FILE",
     "ON_DISK", "REBUILDING", "UNFINISHED_PREFIX", "ChromaStore", "ChunkFilter", "Consistency", "Index", "IndexStats",
-    "SourceRecord", "StoredChunk", "VectorStore", "fingerprint_differences", "paths_matching",
-    "settings_fingerprint",
+    "MemoryStore", "SourceRecord", "StoredChunk", "VectorStore", "fingerprint_differences", "open_store",
+    "paths_matching", "settings_fingerprint",
 ]
 
 LOCK_FILE = "ingest.lock"
@@ -117,7 +121,7 @@ class CollectionSummary:
     name: str
     files: int
     chunks: int
-    vector_store: str  # "disk" or a Chroma server's URL
+    vector_store: str  # "disk" or the URL of the store (a Chroma server)
     last_sync: float | None
 
     def to_dict(self) -> dict[str, Any]:
@@ -136,14 +140,12 @@ class Index:
         self._adopt_recorded_model(stored)
         self._built_at_open = stored.created_at if stored else None
         self._location_recorded = bool(stored and stored.vector_store)
-        self.server_url = self._vector_store_url(stored, _normalized_url(settings.vector_store.url))
+        self.store_url = self._vector_store_url(stored, _normalized_url(settings.vector_store.url))
         # The vectors. Opened at their first use: commands that read only the manifest never touch them.
-        self.store: VectorStore = ChromaStore(
-            self.collection_name, self.path, self.server_url, recorded=self._location_recorded
-        )
+        self.store: VectorStore = open_store(settings, self.store_url, recorded=self._location_recorded)
 
     def _vector_store_url(self, stored: StoredCollection | None, requested: str | None) -> str | None:
-        """The Chroma server to use (None: Chroma on disk): where the collection's vectors are.
+        """The store to use (None: Chroma on disk; else its URL): where the collection's vectors are.
 
         A new collection is created where the settings say. An existing one is used where it was
         created, unless the settings name another place: that is refused, because this manifest
@@ -170,7 +172,7 @@ class Index:
     @functools.cached_property
     def _db(self) -> sqlite3.Connection:
         self.path.mkdir(parents=True, exist_ok=True)
-        return connect(self.manifest_path, keywords.SCHEMA)
+        return connect(self.manifest_path)
 
     def close(self) -> None:
         """Close the SQLite connection if it was opened; a long-lived process opens no file per request."""
@@ -359,7 +361,7 @@ class Index:
         """Record the collection: what builds it, and where its vectors live from now on."""
         with self._transaction():
             self._manifest.record_collection(
-                {**self.fingerprint, "embedding_dimension": embedding_dimension}, self.server_url or ON_DISK
+                {**self.fingerprint, "embedding_dimension": embedding_dimension}, self.store_url or ON_DISK
             )
 
     # -- sources ------------------------------------------------------------------------------------

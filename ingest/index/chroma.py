@@ -5,12 +5,14 @@ store is first used, so commands that never touch vectors never load it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import re
 import urllib.parse
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
-from ingest.errors import RagError
+from ingest.errors import RagError, VectorDimensionError
 from ingest.index.store import ChunkFilter, StoredChunk
 
 if TYPE_CHECKING:
@@ -18,6 +20,8 @@ if TYPE_CHECKING:
     from chromadb.api.models.Collection import Collection
 
 CHROMA_DIR = "chroma"
+# How Chroma (on disk and as a server) refuses vectors of another length than the collection's.
+_DIMENSION_REFUSED = re.compile(r"expecting embedding with dimension of (\d+), got (\d+)")
 
 
 def chroma_where(chunk_filter: ChunkFilter | None) -> dict[str, Any] | None:
@@ -91,12 +95,27 @@ class ChromaStore:
         batch = self._client.get_max_batch_size()
         for start in range(0, len(ids), batch):
             end = start + batch
-            self._collection.upsert(
-                ids=list(ids[start:end]),
-                embeddings=embeddings[start:end],
-                documents=list(texts[start:end]),
-                metadatas=list(metadatas[start:end]),
-            )
+            with self._same_dimension():
+                self._collection.upsert(
+                    ids=list(ids[start:end]),
+                    embeddings=embeddings[start:end],
+                    documents=list(texts[start:end]),
+                    metadatas=list(metadatas[start:end]),
+                )
+
+    @contextlib.contextmanager
+    def _same_dimension(self) -> Iterator[None]:
+        """Chroma's refusal of vectors of another length, as the error every store raises for it."""
+        from chromadb.errors import InvalidArgumentError
+
+        try:
+            yield
+        except InvalidArgumentError as exc:
+            refused = _DIMENSION_REFUSED.search(str(exc))
+            if refused is None:
+                raise
+            stored, given = int(refused[1]), int(refused[2])
+            raise VectorDimensionError(self.collection_name, self.label(), stored, given) from exc
 
     def delete(self, ids: Sequence[str]) -> None:
         batch = self._client.get_max_batch_size()
@@ -125,10 +144,11 @@ class ChromaStore:
     ) -> list[tuple[str, float]]:
         import numpy as np
 
-        result = self._collection.query(
-            query_embeddings=[np.asarray(embedding, dtype=np.float32)], n_results=k,
-            where=chroma_where(chunk_filter) or None, include=["distances"],
-        )
+        with self._same_dimension():
+            result = self._collection.query(
+                query_embeddings=[np.asarray(embedding, dtype=np.float32)], n_results=k,
+                where=chroma_where(chunk_filter) or None, include=["distances"],
+            )
         return [(chunk_id, 1.0 - distance) for chunk_id, distance in zip(result["ids"][0], result["distances"][0])]
 
     def ids(self) -> set[str]:

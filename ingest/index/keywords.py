@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import re
 import sqlite3
-import threading
 from typing import Sequence
 
 from ingest.index.manifest import CollectionTables
@@ -146,25 +145,16 @@ def _topic_parts(run: str) -> list[str]:
     return [piece for part in parts for piece in _HIRAGANA.split(part) if piece] if _HIRAGANA.search(run) else parts
 
 
-def _move_unsegmented(db: sqlite3.Connection) -> None:
-    """Re-index the texts of an index made before CJK bigrams, once, in one transaction."""
-    own_transaction = not db.in_transaction
-    if own_transaction:
-        db.execute("BEGIN IMMEDIATE")
-    try:
-        if _has_table(db, _UNSEGMENTED_TABLE):  # another connection may have moved them meanwhile
-            # OR REPLACE: an older rag opening this file again would have made the old table anew.
-            db.executemany(
-                "INSERT OR REPLACE INTO chunk_terms (rowid, text) VALUES (?, ?)",
-                ((rowid, index_text(text)) for rowid, text in db.execute(f"SELECT rowid, text FROM {_UNSEGMENTED_TABLE}")),
-            )
-            db.execute(f"DROP TABLE {_UNSEGMENTED_TABLE}")
-    except BaseException:
-        if own_transaction:
-            db.execute("ROLLBACK")
-        raise
-    if own_transaction:
-        db.execute("COMMIT")
+def move_unsegmented(db: sqlite3.Connection) -> None:
+    """Index again the texts of a keyword index made before CJK bigrams (a migration step of
+    ingest/index/schema.py, run inside its transaction)."""
+    if _has_table(db, _UNSEGMENTED_TABLE):
+        # OR REPLACE: an older rag opening this file again would have made the old table anew.
+        db.executemany(
+            "INSERT OR REPLACE INTO chunk_terms (rowid, text) VALUES (?, ?)",
+            ((rowid, index_text(text)) for rowid, text in db.execute(f"SELECT rowid, text FROM {_UNSEGMENTED_TABLE}")),
+        )
+        db.execute(f"DROP TABLE {_UNSEGMENTED_TABLE}")
 
 
 def _has_table(db: sqlite3.Connection, name: str) -> bool:
@@ -173,20 +163,6 @@ def _has_table(db: sqlite3.Connection, name: str) -> bool:
 
 class KeywordIndex(CollectionTables):
     """One collection's chunks in the keyword index (in the manifest's SQLite file)."""
-
-    _checked: sqlite3.Connection | None = None
-    _checking = threading.Lock()  # the search's keyword half runs on a worker thread
-
-    @property
-    def db(self) -> sqlite3.Connection:
-        """The connection, once an index from before CJK bigrams has been re-indexed."""
-        db = super().db
-        if db is not self._checked:
-            with self._checking:
-                if db is not self._checked and _has_table(db, _UNSEGMENTED_TABLE):
-                    _move_unsegmented(db)
-                self._checked = db
-        return db
 
     def add(self, ids: Sequence[str], texts: Sequence[str], sources: Sequence[str]) -> None:
         for chunk_id, text, source in zip(ids, texts, sources):

@@ -4,7 +4,8 @@ content hash and chunk ids.
 
 The keyword index (ingest/index/keywords.py) lives in the same database, so one transaction
 (`Transaction`) commits a file's manifest row and its words together; the Index facade opens the
-connection (`connect`) and says when transactions begin and end.
+connection (`ingest.index.schema.connect`, which migrates the tables) and says when transactions
+begin and end.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import json
 import sqlite3
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 MANIFEST_FILE = "manifest.sqlite3"
@@ -63,16 +63,6 @@ class SourceRecord:
     ingested_at: float
 
 
-def connect(path: Path, *schemas: str) -> sqlite3.Connection:
-    """The database at `path`, with the manifest's tables and those of `schemas` created."""
-    # Not shared at once: the keyword search may run on a worker thread while this one waits.
-    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
-    db.executescript(SCHEMA + "".join(schemas))
-    return db
-
-
 class Transaction:
     def __init__(self, db: sqlite3.Connection):
         self.db = db
@@ -91,7 +81,7 @@ def paths_matching(paths: Iterable[str], patterns: Sequence[str]) -> list[str]:
 
 class CollectionTables:
     """One collection's rows in the index's SQLite file; `connection` returns the shared
-    connection, opened at its first use (see `connect`)."""
+    connection, opened at its first use (see `ingest.index.schema.connect`)."""
 
     def __init__(self, connection: Callable[[], sqlite3.Connection], collection: str):
         self._connection = connection

@@ -70,7 +70,11 @@ class VectorStore(Protocol):
     def add(
         self, ids: Sequence[str], embeddings: Any, texts: Sequence[str], metadatas: Sequence[dict[str, Any]]
     ) -> None:
-        """Store these chunks; an id already there is replaced."""
+        """Store these chunks; an id already there gets the new vector, text and metadata values.
+
+        (Chroma keeps metadata keys the new chunk lacks; an id never comes back with other keys,
+        since it is made of its file's path, content hash and position.)
+        """
         ...
 
     def delete(self, ids: Sequence[str]) -> None:

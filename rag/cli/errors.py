@@ -32,7 +32,9 @@ from rag.errors import (
     RagError,
     RebuildScopeError,
     SourceNotIngestedError,
+    UnknownVectorStoreError,
     UsageError,
+    VectorDimensionError,
     VectorsMissingError,
     VectorStoreMismatchError,
 )
@@ -85,6 +87,10 @@ CLI_ERRORS: dict[type[RagError], CliWording] = {
     )),
     FieldsShorthandError: CliWording(2, lambda error: (
         'e.g. --fields "name:str, tags:list[str]".' if error.field else 'give at least one NAME:TYPE, e.g. --fields "name:str".'
+    )),
+    UnknownVectorStoreError: CliWording(2, lambda error: f"give --chroma-url (or vector_store.url) as {'; '.join(error.known)}."),
+    VectorDimensionError: CliWording(1, lambda _: (
+        "Run `rag ingest --rebuild PATH...` to rebuild it with this one, or restore the model it was built with."
     )),
     UsageError: CliWording(2),
     RagError: CliWording(1),
