@@ -69,8 +69,8 @@ ModelOption = Annotated[
     typer.Option(
         "--model",
         help="A GGUF model file; a model another app downloaded (ollama:NAME[:TAG], lmstudio:PUBLISHER/REPO[/FILE], "
-        "gpt4all:FILE, hf:ORG/NAME[/FILE]; see rag models --local); or a packaged model: qwen2.5-coder-0.5b-instruct "
-        "(the default), gemma-3-270m, smollm2-135m-instruct.",
+        "gpt4all:FILE, hf:ORG/NAME[/FILE]; see rag models --local); or a packaged model: qwen2.5-coder-1.5b-instruct "
+        "(the default), qwen2.5-coder-0.5b-instruct (about twice as fast), gemma-3-270m, smollm2-135m-instruct.",
         show_default=False,
     ),
 ]
