@@ -51,6 +51,10 @@ MAX_PREFIX_SHARE = 0.5
 # A chunk with less text than this beyond its heading path (a lone fence, a title, "See below.")
 # answers nothing and, being short, scores high on the words it has; it joins a neighbour instead.
 MIN_TEXT_CHARS = 20
+# The last piece of a code block or table split between lines, when it would hold less than this
+# share of a chunk (the closing lines of a JSON example under the heading path), takes lines from
+# the piece before it until the two are about even: a fragment answers nothing.
+MIN_TAIL_SHARE = 1 / 3
 
 # all-MiniLM-L6-v2's uncased tokenizer decomposes every Hangul syllable into its two or three jamo,
 # word pieces that carry no meaning for the model, so Korean measured in tokens fills a chunk
@@ -562,6 +566,7 @@ class Chunker:
                 groups[-1] = (groups[-1][0], number + 1)
             else:
                 groups.append((number, number + 1))
+        self._even_out_tail(lines, groups, room)
         pieces: list[_Piece] = []
         for index, (start, stop) in enumerate(groups):
             if stop - start == 1 and self.size(lines[start]) > room:
@@ -574,6 +579,19 @@ class Chunker:
             real_start = head[0] if head and is_first else start
             pieces.append(_Piece(block.headings, *self._span(prepared, real_start, stop), before, after))
         return pieces
+
+    def _even_out_tail(self, lines: list[str], groups: list[tuple[int, int]], room: int) -> None:
+        """Move lines from the last but one group of lines to a last one under MIN_TAIL_SHARE of `room`,
+        until the last holds about half of both (each group still fits `room`)."""
+        if len(groups) < 2:
+            return
+        (first, split), (_, end) = groups[-2], groups[-1]
+        if split - first < 2 or self.size("\n".join(lines[split:end])) >= MIN_TAIL_SHARE * room:
+            return
+        half = self.size("\n".join(lines[first:end])) / 2
+        while split - first > 1 and self.size("\n".join(lines[split - 1 : end])) <= min(half, room):
+            split -= 1
+        groups[-2:] = [(first, split), (split, end)]
 
     @staticmethod
     def _span(prepared: _Prepared, start: int, end: int) -> tuple[int, int]:

@@ -403,3 +403,23 @@ def without_repeated_context(text: str) -> list[str]:
     top = lines[1:] if re.match(r"(`{3,}|~{3,})", lines[0]) else lines
     bottom = top[:-1] if re.fullmatch(r"`{3,}|~{3,}", top[-1]) else top
     return ["\n".join(candidate) for candidate in (lines, top, bottom)]
+
+
+@pytest.mark.parametrize("kind", ["code", "table"])
+def test_the_last_piece_of_a_split_block_is_never_a_fragment(counter, kind):
+    # An API page's response example one line too long for two chunks: greedy filling leaves the
+    # closing lines alone under the heading path; they take lines from the piece before instead.
+    chunker = Chunker(counter, ChunkingSettings(chunk_tokens=80, overlap_tokens=0))
+    if kind == "code":
+        rows = [f'    "field_{n}": "value number {n} of the response",' for n in range(8)] + ["  }", "}"]
+        text = "# API\n\n## Show Model Information\n\n### Response\n\n```json\n{\n  \"model\": {\n" + "\n".join(rows) + "\n```\n"
+    else:
+        rows = [f"| model-{n} | supports tools and vision | {n * 3} ms |" for n in range(9)]
+        text = "# Models\n\n| name | support | latency |\n|---|---|---|\n" + "\n".join(rows) + "\n"
+    chunks = chunks_of(chunker, text)
+    assert len(chunks) >= 2
+    sizes = [counter.count(body(chunk)) for chunk in chunks]
+    assert all(size <= 80 for size in sizes), sizes
+    assert min(sizes) >= 0.6 * max(sizes), sizes  # greedy filling made [59, 68, 25] and [73, 73, 34]
+    seen = [line for chunk in chunks for line in body(chunk).split("\n")]
+    assert all(row in seen for row in rows) and len(set(seen) & set(rows)) == len(rows)
