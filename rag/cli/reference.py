@@ -81,8 +81,8 @@ def command_section(ctx: Any) -> list[str]:
             lines += [f"| `{cell(names)}` | {cell(text)} |" for names, text in records]
             lines.append("")
     if is_group(command):
-        links = [f"[`{name}`](#{anchor(ctx.command_path + ' ' + name)})" for name in command.list_commands(ctx)]
-        lines += [f"Commands: {', '.join(links)}.", ""]
+        if links := [f"[`{name}`](#{anchor(ctx.command_path + ' ' + name)})" for name in command.list_commands(ctx)]:
+            lines += [f"Commands: {', '.join(links)}.", ""]
     return lines[:-1]
 
 
