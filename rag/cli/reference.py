@@ -8,6 +8,7 @@ command that typer builds from `rag.cli.app`; the settings page walks the pydant
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -16,7 +17,6 @@ import typing
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
-from unittest import mock
 
 import typer
 from pydantic import BaseModel, SecretStr
@@ -182,10 +182,17 @@ def default_text(field: FieldInfo) -> str:
     return f"`{json.dumps(value, ensure_ascii=False)}`"
 
 
-def platform_defaults() -> mock._patch_dict:
+@contextlib.contextmanager
+def platform_defaults() -> Iterator[None]:
     """Folders chosen by platformdirs as they are without XDG variables, so the page is the same on
     every Linux machine whatever its user's environment says."""
-    return mock.patch.dict(os.environ, {key: "" for key in os.environ if key.startswith("XDG_")})
+    saved = {key: value for key, value in os.environ.items() if key.startswith("XDG_")}
+    for key in saved:
+        del os.environ[key]
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
 
 
 # -- shared -----------------------------------------------------------------------------------------
