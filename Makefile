@@ -36,6 +36,7 @@ test-fast: $(VENV)/.installed-test
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
+	$(BIN)/python -m rag.cli.reference --check
 
 install: $(VENV)/.installed-demo
 

@@ -158,17 +158,17 @@ def test_a_conversation_keeps_its_history_and_condenses_follow_ups(corpus):
 # -- the knowledge base as LangChain pieces ------------------------------------------------------
 
 
-def readme_chain_snippet() -> str:
-    text = (REPO / "README.md").read_text()
+def documented_chain_snippet() -> str:
+    text = (REPO / "docs" / "python-api.md").read_text()
     [snippet] = [block for block in re.findall(r"```python\n(.*?)```", text, re.S) if "rag.retriever(" in block]
     return snippet
 
 
-def test_the_readme_chain_runs_on_the_retriever_and_embeddings(corpus, capsys):
+def test_the_documented_chain_runs_on_the_retriever_and_embeddings(corpus, capsys):
     settings, folder = corpus
     llm = RecordingLLM(responses=["On 31 March 2026."])
     namespace = {"rag": rag, "settings": settings, "llm": llm}
-    exec(readme_chain_snippet(), namespace)
+    exec(documented_chain_snippet(), namespace)
     printed = capsys.readouterr().out
     assert "On 31 March 2026." in printed
     [prompt] = llm.prompts
