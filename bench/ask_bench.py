@@ -81,7 +81,7 @@ def main() -> None:
     llm = {"temperature": 0.0, "max_tokens": options.max_tokens}
     if options.model:
         llm["model_path"] = str(options.model)
-    else:  # the figures in the README are for this model: rag's overhead does not depend on which
+    else:  # the figures in docs/benchmarks.md are for this model: rag's overhead does not depend on which
         llm["model"] = "gemma-3-270m"
     settings = rag.load_settings(home=home, llm=llm)
     print("ingesting the sample corpus ...", file=sys.stderr)

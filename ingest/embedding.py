@@ -111,7 +111,7 @@ class LocalEmbeddings(Embeddings):
     ingest) runs torch in bfloat16 on a CPU with native bfloat16, and ONNX Runtime with int8
     matrix products on other CPUs. The float32 paths give the same vectors to within rounding
     (cosine >= 0.9999), bfloat16 to within 0.999, int8 to within about 0.97 (SciFact's
-    nDCG@10 for each is in the README).
+    nDCG@10 for each is in docs/retrieval-quality.md).
     """
 
     def __init__(self, settings: EmbeddingSettings, cache_dir: Path):

@@ -146,7 +146,7 @@ def _fuse(unfused: Path, target: Path, config) -> None:
 def _quantize(float32_file: Path, target: Path) -> None:
     """The graph with its matrix products (attention and feed-forward) in int8: weights quantized
     once per output channel, activations per batch as they come. On AVX2 about 1.6 times the
-    float32 graph's speed; SciFact nDCG@10 of an index built with it is in the README.
+    float32 graph's speed; SciFact nDCG@10 of an index built with it is in docs/retrieval-quality.md.
 
     The weights keep 7 bits (reduce_range): AVX2's u8 x s8 kernels add pairs of products in 16
     bits, which full 8-bit weights can overflow."""

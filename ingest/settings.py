@@ -26,8 +26,8 @@ class EmbeddingSettings(Section):
         "chosen at a collection's first ingest (the multilingual one when a fifth of its text is Chinese, Japanese "
         "or Korean) and recorded in the index; the collection keeps it.",
     )
-    batch_size: int = Field(32, gt=0)
-    device: str = "cpu"
+    batch_size: int = Field(32, gt=0, description="Chunks embedded together.")
+    device: str = Field("cpu", description="cpu, or a torch device such as cuda (which embeds with the torch runtime).")
     runtime: Literal["auto", "onnx", "torch"] = Field(
         "auto",
         description="onnx: ONNX Runtime in float32 (faster on CPU, exported once); torch: sentence-transformers; "
@@ -49,7 +49,10 @@ class ChunkingSettings(Section):
 
 
 class IngestSettings(Section):
-    ignore_files: list[str] = Field(default_factory=lambda: [".gitignore", ".ragignore"])
+    ignore_files: list[str] = Field(
+        default_factory=lambda: [".gitignore", ".ragignore"],
+        description="Files in an ingested folder whose gitignore-style patterns name files to leave out.",
+    )
     max_file_mb: float = Field(
         20.0, gt=0, description="Larger files are skipped with a reason: reading them whole would take that memory."
     )

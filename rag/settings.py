@@ -33,7 +33,7 @@ COLLECTION_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
 
 
 class SearchSettings(Section):
-    k: int = Field(5, gt=0)
+    k: int = Field(5, gt=0, description="Chunks a search returns, and an answer is given at most.")
     min_score: float = Field(
         0.3, ge=-1, le=1, description="Chunks less similar to the question (cosine) are not used to answer it."
     )
@@ -65,13 +65,15 @@ class SearchSettings(Section):
         "keyword side finds the right page, but how much of the question a page holds says little about whether it "
         "answers it, so the model judges that (and says when the documents do not answer).",
     )
-    mode: Literal["dense", "keyword", "hybrid"] = "hybrid"
+    mode: Literal["dense", "keyword", "hybrid"] = Field(
+        "hybrid", description="dense (the embedding's cosine), keyword (BM25 over the keyword index) or both fused."
+    )
     fusion: Literal["weighted", "rrf"] = Field("weighted", description="How hybrid search merges its two rankings.")
     dense_weight: float = Field(0.5, ge=0, le=1, description="The dense ranking's share in the fused score.")
-    rrf_k: int = Field(60, gt=0)
+    rrf_k: int = Field(60, gt=0, description="With fusion = rrf: the constant k of 1 / (k + rank).")
     candidates: int = Field(50, gt=0, description="Chunks each retriever proposes before fusion.")
     mmr: bool = Field(False, description="Diversify results with maximal marginal relevance.")
-    mmr_diversity: float = Field(0.3, ge=0, le=1)
+    mmr_diversity: float = Field(0.3, ge=0, le=1, description="With mmr: how much unlikeness to the chunks already chosen counts.")
 
 
 def _runtime(default: Any, **kwargs: Any) -> Any:
@@ -146,10 +148,10 @@ class LLMSettings(Section):
         "(two worked examples first, for base models).",
     )
     n_ctx: int = Field(2048, gt=0, description="Context window in tokens: prompt plus answer.")
-    temperature: float = Field(0.1, ge=0)
+    temperature: float = Field(0.1, ge=0, description="Sampling temperature; 0 always takes the likeliest token.")
     max_tokens: int = Field(256, gt=0, description="Answer budget in tokens.")
     stop: list[str] = Field(default_factory=list, description="Stop sequences added to the prompt family's.")
-    seed: int = 0
+    seed: int = Field(0, description="The sampler's seed, so the same question and sources give the same answer.")
     # One section per backend, named as the backend; only the active one's is read.
     llamacpp: LlamaCppSettings = Field(default_factory=LlamaCppSettings)
     ollama: OllamaSettings = Field(default_factory=OllamaSettings)
@@ -274,7 +276,7 @@ class Settings(Section):
         default_factory=lambda: Path(platformdirs.user_cache_dir("rag")),
         description="Files rag derives once and reuses: the assembled model, the ONNX export.",
     )
-    collection: str = "default"
+    collection: str = Field("default", description="The collection of the index to ingest into and search.")
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
