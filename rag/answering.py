@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from dataclasses import dataclass, field
@@ -20,11 +21,11 @@ from langchain_core.language_models import BaseLanguageModel, BaseLLM
 from langchain_core.prompts import BasePromptTemplate
 
 from ingest.index import Index
-from ingest.text import stems
+from ingest.text import fold, stems
 from rag.backends import backend_errors, context_window, count_tokens, create_llm
 from rag.chain import FirstLineLLM, IndexRetriever, build_condense_chain, build_rag_chain, fit_sources
 from rag.languages import DEFAULT as DEFAULT_LANGUAGE
-from rag.languages import detect_language, run_on_stops, texts
+from rag.languages import detect_language, quotes_headers, run_on_stops, texts
 from rag.prompting import select_prompt
 from rag.evidence import Evidence, quote_evidence
 from rag.grounding import Grounding, check_grounding, unmentioned
@@ -98,13 +99,10 @@ class AnswerStream:
     def __iter__(self) -> Iterator[str]:
         first_token_at = None
         pieces: list[str] = []
-        for chunk in self._chunks:
-            token = chunk.pop("answer", None)
-            self.state.update(chunk)
-            if token:
-                first_token_at = first_token_at or time.perf_counter()
-                pieces.append(token)
-                yield token
+        for token in without_echoed_quotes(self._tokens()):
+            first_token_at = first_token_at or time.perf_counter()
+            pieces.append(token)
+            yield token
         finished = time.perf_counter()
         text = "".join(pieces)
         sources = self.state.get("sources", [])
@@ -121,6 +119,13 @@ class AnswerStream:
         if sources:
             self.answer.evidence, self.answer.grounding = self._assistant.check(self.standalone_question or self._question, text, sources)
             self.answer.timings["evidence_ms"] = (time.perf_counter() - finished) * 1000
+
+    def _tokens(self) -> Iterator[str]:
+        for chunk in self._chunks:
+            token = chunk.pop("answer", None)
+            self.state.update(chunk)
+            if token:
+                yield token
 
     def _timings(self, text: str, first_token_at: float | None, finished: float) -> dict[str, float]:
         timings = {"retrieval_ms": self.state.get("retrieval_ms", 0.0), "total_ms": (finished - self._started) * 1000}
@@ -231,6 +236,44 @@ class Assistant:
 
     def ask(self, question: str, history: Sequence[tuple[str, str]] = ()) -> Answer:
         return complete(self.stream(question, history))
+
+
+def without_echoed_quotes(tokens: Iterator[str]) -> Iterator[str]:
+    """`tokens`, less an opening that repeats the prompt's quoted sentences with their header
+    ("The sentences of the sources that best match the question are: [1] ..."), as a model
+    sometimes does before it answers. Tokens pass on as they come once the opening is not that."""
+    held = ""
+    for token in tokens:
+        held += token
+        opening = fold(held)
+        if any(header.startswith(opening) for header in quotes_headers()):
+            continue  # it may still become the header
+        first_line, newline, rest = held.lstrip().partition("\n")
+        if not any(fold(first_line).startswith(header) for header in quotes_headers()):
+            yield held
+            break
+        if not newline:
+            continue
+        lines = rest.split("\n")
+        while len(lines) > 1 and (not lines[0].strip() or _QUOTE_LINE.match(lines[0])):
+            lines.pop(0)
+        if len(lines) > 1 or (lines[0].strip() and not _QUOTE_LINE.match(lines[0]) and not _could_be_quote(lines[0])):
+            yield "\n".join(lines)
+            break
+        held = first_line + "\n" + "\n".join(lines)
+    else:
+        if held:
+            yield held  # only the header and quotes came: better those than nothing
+        return
+    yield from tokens
+
+
+_QUOTE_LINE = re.compile(r"\s*\[\d+\]\s")
+
+
+def _could_be_quote(line: str) -> bool:
+    """Whether an unfinished line may still turn out to be a quote ("[", "[1", "[1]")."""
+    return bool(re.fullmatch(r"\s*\[?\d*\]?", line))
 
 
 def complete(stream: "AnswerStream | ConversationStream") -> Answer:

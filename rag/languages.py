@@ -13,6 +13,8 @@ import tomllib
 from dataclasses import dataclass
 from importlib import resources
 
+from ingest.text import fold
+
 DEFAULT = "en"
 # The kinds of fact a question can ask for, in the order they are tried: "the command on port 8080" asks for a command.
 FACT_KINDS = ("time", "date", "code", "number")
@@ -97,6 +99,13 @@ def run_on_stops() -> tuple[str, ...]:
     with the prompt's question or sources label, in any language rag knows."""
     labels = {label for language in languages().values() for label in (language.question_label, language.sources_label)}
     return tuple(f"\n{label}" for label in sorted(labels))
+
+
+@functools.cache
+def quotes_headers() -> tuple[str, ...]:
+    """The answer prompt's header over its quoted sentences in every language rag knows, folded and
+    without its colon: what an answer that repeats the prompt's scaffolding opens with."""
+    return tuple(fold(language.quotes_header).rstrip(":：") for language in languages().values())
 
 
 @functools.cache

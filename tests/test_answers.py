@@ -280,3 +280,35 @@ def test_a_copy_of_a_document_elsewhere_does_not_hide_its_sentences(tmp_path):
     assert "4 October 2025" in evidence[0].text
     assert len({fold(quote.text) for quote in evidence}) == len(evidence)
     assert not any(quote.text.startswith("Brandt RO-350 Benchtop Reflow Oven - Operator Manual") for quote in evidence)
+
+
+def test_an_answer_that_repeats_the_prompts_quotes_first_keeps_only_its_answer(sample_index):
+    settings, _ = sample_index
+    echoed = (
+        "The sentences of the sources that best match the question are:\n\n"
+        "[1] Lab equipment and test devices must use the separate network LQ-Lab-IoT, VLAN 240.\n\n"
+        "Therefore, you must register the device's MAC address with the helpdesk [1]."
+    )
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+    chat_model = FakeListChatModel(responses=[echoed])  # a chat model's answer is not cut at its first line
+    answer = Assistant(settings, llm=chat_model, k=3).ask("What must I register for VLAN 240 first?")
+    assert answer.answer == "Therefore, you must register the device's MAC address with the helpdesk [1]."
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("step", [1, 4, 1000])
+@pytest.mark.parametrize("generated,kept", [
+    ("The sentences of the sources that best match the question are:\n[1] A.\n[2] B.\n\nIt is B [2].", "It is B [2]."),
+    ("질문과 가장 잘 맞는 출처의 문장:\n[1] 다음 명령어를 실행한다.\n\n`minikube stop`을 실행합니다.", "`minikube stop`을 실행합니다."),
+    ("资料中与问题最相符的句子：\n[1] 使用端口 8080。\n端口是 8080 [1]。", "端口是 8080 [1]。"),
+    ("質問に最もよく合う出典の文：\n\n[1] ポートは8080です。\n\nポートは8080です。", "ポートは8080です。"),
+    ("The sentences are short [1].", "The sentences are short [1]."),
+    ("[1] says the port is 8080.", "[1] says the port is 8080."),
+    ("The sentences of the sources that best match the question:\n[1] Only a quote.", "The sentences of the sources that best match the question:\n[1] Only a quote."),
+])
+def test_the_prompts_quotes_header_and_quotes_are_cut_from_the_opening_of_an_answer_as_it_streams(step, generated, kept):
+    from rag.answering import without_echoed_quotes
+
+    tokens = iter([generated[start : start + step] for start in range(0, len(generated), step)])
+    assert "".join(without_echoed_quotes(tokens)) == kept
