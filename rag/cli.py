@@ -25,6 +25,7 @@ from rich.markup import escape
 
 import rag
 from ingest.index import CHUNK_METADATA_KEYS
+from rag.cli_tokens import add_token_commands
 from rag.errors import IndexBusyError, RagError, UsageError
 from rag.languages import texts
 from rag.settings import Settings, debug_enabled, load_settings
@@ -1043,6 +1044,9 @@ def mcp_server(*, settings: Settings) -> None:
     from rag import server
 
     server.serve_mcp(settings)
+
+
+add_token_commands(app)  # `rag serve token add | list | revoke` (rag/cli_tokens.py)
 
 
 class _RichProgress:

@@ -12,8 +12,10 @@ from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
 
 from rag.errors import IndexBusyError, NoIndexError, RagError, UsageError
+from rag.server.capacity import ServerBusyError
 from rag.server.security import error_body
 from rag.server.service import ChunkNotFoundError, IngestOffError, OutsideRootsError, UnknownCollectionError
+from rag.server.tokens import MissingScopeError
 
 T = TypeVar("T")
 
@@ -21,10 +23,12 @@ T = TypeVar("T")
 def status_of(exc: RagError) -> int:
     if isinstance(exc, (UnknownCollectionError, ChunkNotFoundError, NoIndexError)):
         return 404
-    if isinstance(exc, (IngestOffError, OutsideRootsError)):
+    if isinstance(exc, (IngestOffError, OutsideRootsError, MissingScopeError)):
         return 403
     if isinstance(exc, IndexBusyError):
         return 409
+    if isinstance(exc, ServerBusyError):
+        return 503
     if isinstance(exc, UsageError):
         return 400
     return 500
