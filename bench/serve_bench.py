@@ -371,7 +371,7 @@ def abandoned_chat(client, url: str) -> tuple[str, float]:
     given_up = time.monotonic()
     while time.monotonic() - given_up < FREED_WITHIN_S:
         health = client.get(f"{url}/health").json()
-        if not health["generating"] and not health["waiting"]:
+        if not health["in_flight"] and not health["queued"]:
             return FREED, time.monotonic() - given_up
         time.sleep(0.1)
     return "still generating", time.monotonic() - given_up

@@ -44,8 +44,8 @@ class MissingScopeError(RagError):
 
     def __init__(self, name: str, scope: str, collection: str):
         super().__init__(
-            f"The token {name!r} lacks the {scope} scope on the collection {collection!r}: its owner grants it with "
-            f"`rag serve token add NAME --collection {collection} --scope {scope}`."
+            f"The token {name!r} lacks the {scope} scope on the collection {collection!r}: the server's owner can issue "
+            f"one that has it (`rag serve token add NAME --collection {collection} --scope {scope}`)."
         )
 
 
