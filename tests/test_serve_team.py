@@ -161,12 +161,13 @@ def long_stream(url: str) -> Iterator[httpx.Response]:
 
 
 def hold_a_slot(url: str, generating: threading.Event, leave: threading.Event) -> None:
+    """Reads a long answer until told to leave (leaving the lines unread would close the connection at once)."""
     with long_stream(url) as response:
         for line in response.iter_lines():
-            if line.startswith("data: ") and json.loads(line.removeprefix("data: "))["choices"][0]["delta"].get("content"):
+            if line.startswith("data: {") and json.loads(line.removeprefix("data: "))["choices"][0]["delta"].get("content"):
                 generating.set()
-                break
-        leave.wait(300)
+            if leave.is_set():
+                return
 
 
 def test_a_full_queue_answers_503_and_clients_that_leave_free_their_slots_and_places(team, service):
@@ -180,7 +181,7 @@ def test_a_full_queue_answers_503_and_clients_that_leave_free_their_slots_and_pl
         with uvicorn_server(create_app(busy)) as url:
             leave = threading.Event()
             generating = [threading.Event() for _ in range(SLOTS)]
-            holders = [threading.Thread(target=hold_a_slot, args=(url, event, leave)) for event in generating]
+            holders = [threading.Thread(target=hold_a_slot, args=(url, event, leave), daemon=True) for event in generating]
             for holder in holders:
                 holder.start()
             for event in generating:
