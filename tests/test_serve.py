@@ -487,7 +487,7 @@ def test_mcp_over_stdio_lists_tools_and_answers_search_and_ask(sample_index):
             return tools, searched, asked, chunk
 
     tools, searched, asked, chunk = anyio.run(session)
-    assert tools == ["ask", "get_chunk", "search", "status"]
+    assert tools == ["ask", "collections", "get_chunk", "search", "status"]
     assert not searched.is_error and searched.structured_content["result"][0]["source"] == WARRANTY_FILE
     assert not asked.is_error and asked.structured_content["sources"][0]["path"] == WARRANTY_FILE
     assert "[1]" in asked.structured_content["answer"]
@@ -508,7 +508,7 @@ def test_mcp_over_streamable_http_at_slash_mcp(base_url):
             return tools, searched, status, resource
 
     tools, searched, status, resource = anyio.run(session)
-    assert tools == ["ask", "get_chunk", "search", "status"]
+    assert tools == ["ask", "collections", "get_chunk", "search", "status"]
     hit = searched.structured_content["result"][0]
     assert "cardamom-buns" in hit["source"]
     assert status.structured_content["consistency"]["ok"] is True
