@@ -28,8 +28,8 @@ from starlette.exceptions import HTTPException
 
 from rag.errors import RagError
 from rag.server.access import check_token
-from rag.server.responses import event_stream, rag_error_body
 from rag.server.capacity import ServerBusyError
+from rag.server.responses import event_stream, rag_error_body
 from rag.server.security import (
     AccessLog, BodyTooLarge, HostRule, RequestGuard, TokenGuard, authorize, content_security_policy, error_response,
     identity_of,
