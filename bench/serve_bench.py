@@ -58,13 +58,14 @@ threads) and starts two `rag serve` processes on it through the openai backend: 
 ran before (one model worker). First, each question is asked once in this process, to warm the
 server and keep the prompt rag builds for it. Then, for each number of clients in --levels, three
 targets each get --answers streamed chat completions, shared out among that many client threads,
-each with its own keep-alive connection: `rag:default` on both rag servers, and straight to
+each answer on a new connection: `rag:default` on both rag servers, and straight to
 llama-server the prompt rag built for the same question as one user message (the ceiling: the model
 server alone, without retrieval). Each target is measured for answers per minute (answers over the
 wall time), p50/p95 time to the first content token and p50 time of a whole answer, while a thread
 polls llama-server's /slots for the most requests it had in flight. Questions cycle through all of
 tests/helpers.py, so a slot seldom sees the prompt it has just read (llama-server keeps each slot's
-prompt cache, for rag's requests and the straight ones alike).
+last prompt, for rag's requests and the straight ones alike; its prompt cache in memory is off, or
+the warm-up would have put every one of rag's prompts there and none of the straight ones).
 
 Prints one JSON line: per level, the three targets' figures side by side.
 """
@@ -225,6 +226,7 @@ def llama_server(model: Path, slots: int) -> Iterator[str]:
     command = [
         str(Path(sys.executable).with_name("llama-cpp-server")), "-m", str(model), "--host", "127.0.0.1", "--port",
         str(port), "--ctx-size", str(1024 * slots), "--", "--threads", "2", "--parallel", str(slots), "--alias", "served",
+        "--cache-ram", "0",  # no prompt cache in memory: the in-process warm-up would serve rag's prompts from it
     ]
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
@@ -288,7 +290,8 @@ def answers_at_once(url: str, bodies: list[dict[str, Any]], clients: int, llama_
     """`bodies` streamed by `clients` threads: answers per minute, first-token and whole-answer times, busiest slots."""
     import httpx
 
-    connections = [httpx.Client(timeout=600) for _ in range(clients)]
+    # A new connection per answer: llama-server may close a kept-alive one just as the next request reuses it.
+    connections = [httpx.Client(timeout=600, limits=httpx.Limits(max_keepalive_connections=0)) for _ in range(clients)]
     first_ms: list[float] = []
     whole_ms: list[float] = []
     poller = SlotPoller(llama_url)
