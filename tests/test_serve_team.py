@@ -216,11 +216,11 @@ def test_a_full_queue_answers_503_and_clients_that_leave_free_their_slots_and_pl
         busy.close()
 
 
-def test_engines_in_this_process_answer_one_at_a_time_and_say_so(sample_index):
+def test_engines_in_this_process_answer_one_at_a_time_and_say_so(team):
     from rag.server.capacity import DEFAULT_PARALLEL, capacity_for
     from rag.server.service import KnowledgeService
 
-    settings = sample_index[0].model_copy(update={"serve": sample_index[0].serve.model_copy(update={"parallel": 8})})
+    settings = make_settings(team[0].home, collection="beta", serve={"parallel": 8})  # llama.cpp in this process
     in_process = KnowledgeService(settings)
     try:
         capacity = in_process.gate.capacity
