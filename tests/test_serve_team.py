@@ -194,7 +194,7 @@ def test_a_full_queue_answers_503_and_clients_that_leave_free_their_slots_and_pl
                 refused = httpx.post(f"{url}/api/ask", json={"question": QUESTIONS[0]}, timeout=10)
                 assert refused.status_code == 503 and int(refused.headers["Retry-After"]) >= 1
                 message = refused.json()["error"]["message"]
-                assert message.startswith(f"The server is busy: {SLOTS} answers are being generated and 1 more")
+                assert message.startswith(f"The server is busy: its {SLOTS} generation slots are taken and its queue of 1 is full")
                 chat = {"model": "rag:beta", "messages": [{"role": "user", "content": QUESTIONS[0]}]}
                 assert httpx.post(f"{url}/v1/chat/completions", json=chat, timeout=10).status_code == 503
             wait_for(lambda: health(url)["queued"] == 0, 5, "a waiting client that left kept its place")

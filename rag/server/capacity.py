@@ -37,8 +37,8 @@ class ServerBusyError(RagError):
 
     def __init__(self, retry_after: int, capacity: "Capacity"):
         super().__init__(
-            f"The server is busy: {capacity.parallel} answers are being generated and {capacity.queue} more are waiting "
-            f"(serve.parallel, serve.queue); try again in {retry_after} s."
+            f"The server is busy: its {capacity.parallel} generation slots are taken and its queue of {capacity.queue} "
+            f"is full (serve.parallel, serve.queue); try again in {retry_after} s."
         )
         self.retry_after = retry_after
 
