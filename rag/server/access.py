@@ -32,12 +32,13 @@ def check_token(token: str | None) -> None:
         )
 
 
-def check_bind(host: str, token: str | None) -> None:
-    """Refuse to expose the documents beyond this machine without a token, or with one anyone could guess."""
+def check_bind(host: str, token: str | None, named_tokens: bool = False) -> None:
+    """Refuse to expose the documents beyond this machine without a token (the server's own, or named ones
+    in the tokens file), or with one anyone could guess."""
     check_token(token)
-    if not token and not is_loopback(host):
+    if not token and not named_tokens and not is_loopback(host):
         raise UsageError(
             f"Refusing to serve on {host} without a token: anyone who can reach it could read your documents. "
             f"Pass --token T (or set {TOKEN_VARIABLE}), and clients send `Authorization: Bearer T`; "
-            "or serve on 127.0.0.1."
+            "or give people tokens of their own with `rag serve token add`; or serve on 127.0.0.1."
         )

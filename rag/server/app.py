@@ -6,8 +6,9 @@ server, a foreign Origin, an OPTIONS that is no CORS preflight and an oversized 
 before any route runs. Every error is one line of JSON, `{"error": {"message", "type", "code"}}`
 (the shape OpenAI clients read), with the status code that says what happened: a client's mistake
 is a 4xx, never a 500. With a token, every route but `/health` and the page itself (static HTML
-that holds no data and asks for the token) needs `Authorization: Bearer TOKEN`. No CORS headers
-unless origins are configured.
+that holds no data and asks for the token) needs `Authorization: Bearer TOKEN`; a named token
+(tokens.py) reaches only the collections it has scopes on, and lists only those. No CORS headers
+unless origins are configured. Each request is logged with its token's name (security.AccessLog).
 """
 
 from __future__ import annotations
@@ -27,11 +28,14 @@ from starlette.exceptions import HTTPException
 
 from rag.errors import RagError
 from rag.server.access import check_token
+from rag.server.capacity import ServerBusyError
 from rag.server.responses import event_stream, rag_error_body
 from rag.server.security import (
-    BearerTokenGuard, BodyTooLarge, HostRule, RequestGuard, content_security_policy, error_response,
+    AccessLog, BodyTooLarge, HostRule, RequestGuard, TokenGuard, authorize, content_security_policy, error_response,
+    identity_of,
 )
 from rag.server.service import AnswerOptions, KnowledgeService, ModelTurn, citation_suffix, sources_payload
+from rag.server.tokens import TokenKeeper
 
 STATIC = Path(__file__).parent / "static"
 
@@ -149,9 +153,13 @@ async def answer_events(turn: ModelTurn) -> AsyncIterator[str]:
 
 
 def create_app(
-    service: KnowledgeService, token: str | None = None, cors_origins: Sequence[str] = (), host: str = "127.0.0.1"
+    service: KnowledgeService,
+    token: str | None = None,
+    cors_origins: Sequence[str] = (),
+    host: str = "127.0.0.1",
+    tokens: TokenKeeper | None = None,
 ) -> FastAPI:
-    """The app over a loaded service; `token` guards every route but /health and the page.
+    """The app over a loaded service; `token` (admin) and the named `tokens` guard every route but /health and the page.
 
     `host` is where it listens: requests whose Host header names another machine are refused on
     every route (DNS rebinding), as are those from another site's page; `serve.allowed_hosts`
@@ -181,7 +189,8 @@ def create_app(
     @app.exception_handler(RagError)
     async def on_rag_error(request: Request, exc: RagError) -> JSONResponse:
         body, code = rag_error_body(exc)
-        return JSONResponse(body, status_code=code)
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, ServerBusyError) else None
+        return JSONResponse(body, status_code=code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -203,18 +212,22 @@ def create_app(
     @app.get("/health")
     async def health() -> dict[str, Any]:
         # async and lock-free: answers at once whatever the model is doing
-        return {"status": "ok", "generating": service.generating, "waiting": service.waiting}
+        return {"status": "ok", **service.gate.health()}
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
+    default = service.settings.collection
+
     @app.post("/api/search")
-    def search(request: SearchRequest) -> Any:  # sync: FastAPI runs it on a worker thread, off the event loop
+    def search(request: SearchRequest, http: Request) -> Any:  # sync: FastAPI runs it on a worker thread, off the event loop
+        authorize(http.scope, request.collection or default, "read")
         return search_payload(service, request)
 
     @app.post("/api/ask")
-    def ask(request: AskRequest) -> StreamingResponse:
+    def ask(request: AskRequest, http: Request) -> StreamingResponse:
+        authorize(http.scope, request.collection or default, "read")
         # Made before the stream starts: a mistake in the request is a 4xx, not an error event
         options = AnswerOptions(k=request.k, max_tokens=request.max_tokens, temperature=request.temperature)
         service.settings_for(request.collection)
@@ -222,26 +235,29 @@ def create_app(
         return event_stream(answer_events(turn))
 
     @app.get("/api/status")
-    def status(collection: str | None = None) -> dict[str, Any]:
+    def status(http: Request, collection: str | None = None) -> dict[str, Any]:
+        authorize(http.scope, collection or default, "read")
         return service.status(collection)
 
     @app.get("/api/collections")
-    def collections() -> list[str]:
-        return service.collection_names()
+    def collections(http: Request) -> list[str]:
+        identity = identity_of(http.scope)
+        return [name for name in service.collection_names() if identity.allows(name, "read")]
 
     @app.post("/api/ingest")
-    def ingest(request: IngestRequest) -> StreamingResponse:
+    def ingest(request: IngestRequest, http: Request) -> StreamingResponse:
+        authorize(http.scope, default, "write")  # ingest writes the collection the server was started with
         service.check_ingest(request.paths, request.dry_run)  # refused before the stream starts: a 4xx, not an error event
         return event_stream(ingest_events(service, request))
 
     @app.get("/api/chunks/{chunk_id}")
-    def chunk(chunk_id: str, collection: str | None = None) -> dict[str, Any]:
+    def chunk(chunk_id: str, http: Request, collection: str | None = None) -> dict[str, Any]:
+        authorize(http.scope, collection or default, "read")
         return service.chunk(chunk_id, collection)
 
     app.include_router(openai_router(service))
     app.router.routes.extend(mcp_http.routes)  # MCP over streamable HTTP at /mcp, behind the same guards
-    if token:
-        app.add_middleware(BearerTokenGuard, token=token)
+    app.add_middleware(TokenGuard, token=token, keeper=tokens)
     if cors_origins:  # outside the token guard: a browser reads a 401 only with the CORS headers on it
         from fastapi.middleware.cors import CORSMiddleware
 
@@ -253,4 +269,5 @@ def create_app(
         RequestGuard, hosts=HostRule.for_bind(host, serve.allowed_hosts), cors_origins=cors_origins,
         max_body_bytes=serve.max_body_kb * 1024, page_policy=page_policy,
     )
+    app.add_middleware(AccessLog)  # outside the guards: refused requests are logged too
     return app

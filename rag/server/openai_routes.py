@@ -4,6 +4,8 @@
 a top-level `sources` list (in the full response, and in the streamed chunk that finishes the
 choice). `llm` sends the conversation to the model as it is, for the title and summary calls that
 chat clients make. Fields this server has no use for are ignored, as clients send many.
+A token sees and asks only the collections it may read; `llm` and embeddings read no document, so
+any token this server accepts may use them.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from rag.server.responses import event_stream, rag_error_body, until_disconnected
+from rag.server.security import authorize, identity_of
 from rag.server.service import AnswerOptions, KnowledgeService, ModelTurn, citation_suffix, sources_payload, transcript
 
 MODEL_PREFIX = "rag:"
@@ -173,9 +176,11 @@ def openai_router(service: KnowledgeService) -> APIRouter:
     router = APIRouter(prefix="/v1")
 
     @router.get("/models")
-    def models() -> dict[str, Any]:
+    def models(http: Request) -> dict[str, Any]:
         created = int(time.time())
-        ids = [f"{MODEL_PREFIX}{name}" for name in service.collection_names()] + [DIRECT_MODEL]
+        identity = identity_of(http.scope)
+        readable = [name for name in service.collection_names() if identity.allows(name, "read")]
+        ids = [f"{MODEL_PREFIX}{name}" for name in readable] + [DIRECT_MODEL]
         return {"object": "list", "data": [{"id": id, "object": "model", "created": created, "owned_by": "rag"} for id in ids]}
 
     @router.post("/chat/completions", response_model=None)
@@ -186,6 +191,7 @@ def openai_router(service: KnowledgeService) -> APIRouter:
             prompt = transcript(messages)
         elif request.model.startswith(MODEL_PREFIX):
             collection = request.model.removeprefix(MODEL_PREFIX)
+            authorize(http.scope, collection, "read")
             service.settings_for(collection)  # an unknown collection is a 404 before anything is generated
             question, history = question_and_history(request.messages)
             turn, retrieval = service.answer_turn(question, history, collection, request.options), True

@@ -12,8 +12,10 @@ from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
 
 from rag.errors import IndexBusyError, NoIndexError, RagError, UsageError
+from rag.server.capacity import ServerBusyError
 from rag.server.security import error_body
 from rag.server.service import ChunkNotFoundError, IngestOffError, OutsideRootsError, UnknownCollectionError
+from rag.server.tokens import MissingScopeError
 
 T = TypeVar("T")
 
@@ -26,6 +28,8 @@ HTTP_STATUSES: dict[type[RagError], int] = {
     NoIndexError: 404,
     IngestOffError: 403,
     OutsideRootsError: 403,
+    MissingScopeError: 403,
+    ServerBusyError: 503,
     IndexBusyError: 409,
     UsageError: 400,
     RagError: 500,

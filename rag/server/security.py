@@ -10,7 +10,9 @@
 - puts the security headers on every response (a Content-Security-Policy that runs the page's own
   script only, no framing, no MIME sniffing, no referrer).
 
-`BearerTokenGuard` sits inside it when the server has a token.
+`TokenGuard` sits inside it: it finds who sent the request (the server's token, a named token
+with scopes, or nobody on a server without tokens), and routes `authorize` what that token may do.
+`AccessLog`, outside everything, logs each request with the token's name.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ import base64
 import hashlib
 import hmac
 import ipaddress
+import logging
 import re
 import socket
+import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 from urllib.parse import urlsplit
@@ -29,10 +33,20 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from rag.server.tokens import Identity, TokenKeeper, TokensFileError, admin_identity
+
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 WILDCARD_ADDRESSES = frozenset({"0.0.0.0", "::", ""})
 # Open without the token: the health check, and the page, which asks for the token itself.
 OPEN_PATHS = ("/health", "/")
+# Names in the log for the server's single token and for a server without tokens; no token name has parentheses.
+SERVER_TOKEN_NAME = "(server token)"
+NO_TOKEN_NAME = "(no token)"
+# Where a request's identity and the collection it acted on travel in its ASGI scope.
+IDENTITY = "rag.identity"
+LOGGED_COLLECTION = "rag.collection"
+CLIENT_CLOSED_REQUEST = 499
+ACCESS_LOG = logging.getLogger("rag.serve.access")
 
 
 def error_body(message: str, kind: str, code: int) -> dict[str, Any]:
@@ -209,24 +223,87 @@ class RequestGuard:
             await self._too_large()(scope, receive, send_with_headers)
 
 
-class BearerTokenGuard:
-    """401 for a request without `Authorization: Bearer TOKEN` (the scheme in any case), except on the open paths."""
+class TokenGuard:
+    """Who sent a request: its token's `Identity` in the scope, or 401, except on the open paths.
 
-    def __init__(self, app: ASGIApp, token: str):
+    The server's single token (`--token`) is admin on every collection; a named token from the tokens
+    file has its own scopes, read from the file as it is now (a revoked one is refused at once). A
+    server with neither serves only this machine, and every request is admin as `(no token)`.
+    """
+
+    def __init__(self, app: ASGIApp, token: str | None, keeper: TokenKeeper | None):
         self.app = app
-        self.expected = token.encode()
+        self.expected = token.encode() if token else None
+        self.keeper = keeper
 
-    def authorized(self, scope: Scope) -> bool:
+    def identify(self, scope: Scope) -> Identity | None:
+        if self.expected is None and self.keeper is None:
+            return admin_identity(NO_TOKEN_NAME)
         given = dict(scope["headers"]).get(b"authorization", b"")
         scheme, _, credentials = given.strip().partition(b" ")
+        credentials = credentials.strip()
+        if scheme.lower() != b"bearer" or not credentials:
+            return None
         # compare_digest takes constant time: the token cannot be guessed byte by byte
-        return scheme.lower() == b"bearer" and hmac.compare_digest(credentials.strip(), self.expected)
+        if self.expected is not None and hmac.compare_digest(credentials, self.expected):
+            return admin_identity(SERVER_TOKEN_NAME)
+        return self.keeper.identify(credentials.decode("latin-1")) if self.keeper else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or self.authorized(scope):
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
             await self.app(scope, receive, send)
             return
-        message = "Missing or wrong token: send the header `Authorization: Bearer TOKEN` (the token rag serve was given)."
-        response = error_response(message, "unauthorized", 401, {"WWW-Authenticate": "Bearer"})
-        await response(scope, receive, send)
+        try:
+            identity = self.identify(scope)
+        except TokensFileError as exc:  # made unreadable, or opened to others, while serving: refuse everyone
+            await error_response(str(exc), "server_error", 500)(scope, receive, send)
+            return
+        if identity is None:
+            message = "Missing or wrong token: send the header `Authorization: Bearer TOKEN` (a token this server accepts)."
+            response = error_response(message, "unauthorized", 401, {"WWW-Authenticate": "Bearer"})
+            await response(scope, receive, send)
+            return
+        scope[IDENTITY] = identity
+        await self.app(scope, receive, send)
 
+
+def identity_of(scope: Scope) -> Identity:
+    """The identity TokenGuard found for the request."""
+    return scope[IDENTITY]
+
+
+def authorize(scope: Scope, collection: str, needed: str) -> None:
+    """MissingScopeError unless the request's token has `needed` on `collection`, which the log names either way."""
+    scope[LOGGED_COLLECTION] = collection
+    identity_of(scope).require(collection, needed)
+
+
+class AccessLog:
+    """One line per request, once its response is complete: the token's name (never the token), the route,
+    the collection it acted on, the status and the duration."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.monotonic()
+        status = CLIENT_CLOSED_REQUEST  # no response began: the client left first
+
+        async def send_noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noting_status)
+        finally:
+            identity = scope.get(IDENTITY)
+            ACCESS_LOG.info(
+                "%s %s %s collection=%s status=%s %.0f ms",
+                identity.name if identity else "-", scope["method"], scope["path"], scope.get(LOGGED_COLLECTION, "-"),
+                status, (time.monotonic() - started) * 1000,
+            )

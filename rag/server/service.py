@@ -4,9 +4,10 @@ Every front end (the HTTP routes, the OpenAI-compatible routes, the MCP tools) c
 this calls the library (`rag.search`, `rag.Conversation`, `rag.status`, ...): there is no second
 implementation of retrieval or answering.
 
-The loaded model answers one request at a time: generation runs on a single worker thread, so
-requests queue there in arrival order, while searches, status and `/health` run on other threads
-and stay responsive during a generation.
+Generations run on worker threads behind a `GenerationGate` (capacity.py): as many at once as the
+model server has slots, one at a time for an engine in this process, the rest waiting in a bounded
+queue in arrival order; searches, status and `/health` run on other threads and stay responsive
+during generations.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import math
 import os
 import re
 import threading
+import weakref
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterable, Sequence
@@ -26,6 +27,7 @@ import rag
 from ingest.index import CHUNK_METADATA_KEYS
 from rag.errors import IndexBusyError, RagError, UsageError
 from rag.retrieval import chunk_body, embedding_model, location_label, location_of, open_index
+from rag.server.capacity import GenerationGate, capacity_for
 from rag.settings import Settings
 
 if TYPE_CHECKING:
@@ -85,44 +87,49 @@ class AnswerOptions:
 
 
 class ModelTurn:
-    """One generation on the model worker, its tokens as an async iterator.
+    """One generation on a model worker, its tokens as an async iterator.
 
-    `start` runs on the worker (it may use the model, as condensing a follow-up does) and returns
-    what yields the tokens; it stays in `stream`, so a library stream's `answer` is there afterwards.
+    Made only once the gate admits it (else ServerBusyError, before any response starts). `start`
+    runs on the worker (it may use the model, as condensing a follow-up does) and returns what
+    yields the tokens; it stays in `stream`, so a library stream's `answer` is there afterwards.
     """
 
-    def __init__(self, service: "KnowledgeService", start: Callable[[], Iterable[str]]):
-        self._service = service
+    def __init__(self, gate: GenerationGate, start: Callable[[], Iterable[str]]):
+        self._gate = gate
         self._start = start
+        self._place = gate.admit()
+        # A turn dropped unread (its client left before the response began) gives its place back.
+        weakref.finalize(self, self._place.leave)
         self.stream: Any = None
 
     async def tokens(self) -> AsyncIterator[str]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-        stopped = threading.Event()
+        place = self._place
 
         def send(kind: str, value: Any) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, (kind, value))
 
         def produce() -> None:
-            self._service._started_generating()
             try:
-                if stopped.is_set():  # given up while it waited its turn
-                    return
                 self.stream = self._start()
-                for token in self.stream:
-                    if stopped.is_set():  # the client went away: free the model for the next request
-                        return
-                    send("token", token)
+                tokens = iter(self.stream)
+                try:
+                    for token in tokens:
+                        if place.left:  # the client went away: free the slot for the next request
+                            return
+                        send("token", token)
+                finally:
+                    # Closing the stream closes its HTTP request, so a model server stops generating too.
+                    close = getattr(tokens, "close", None)
+                    if close is not None:
+                        close()
             except BaseException as exc:  # handed to the request that asked
                 send("error", exc)
             else:
                 send("end", None)
-            finally:
-                self._service._finished_generating()
 
-        self._service._joined_queue()
-        loop.run_in_executor(self._service._model_worker, produce)
+        self._gate.run(place, produce)
         try:
             while True:
                 kind, value = await queue.get()
@@ -133,7 +140,7 @@ class ModelTurn:
                 else:
                     return
         finally:
-            stopped.set()
+            place.leave()
 
     async def text(self) -> str:
         return "".join([token async for token in self.tokens()])
@@ -148,30 +155,13 @@ class KnowledgeService:
         self.settings = settings
         self.llm = llm or create_llm(settings)
         self._assistants: OrderedDict[tuple[str, AnswerOptions], "Assistant"] = OrderedDict()
-        self._model_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-model")
+        self.gate = GenerationGate(capacity_for(settings, self.llm))
         self._lock = threading.Lock()
-        self.waiting = 0  # generation requests queued for the model
-        self.generating = False
         self.assistant(settings.collection)  # opens the index now: a missing one fails at start
         rag.embeddings(settings).encode(["warm up"])  # the embedder loads now, not at the first question
 
-    # -- the model worker -------------------------------------------------------------------------
-
-    def _joined_queue(self) -> None:
-        with self._lock:
-            self.waiting += 1
-
-    def _started_generating(self) -> None:
-        with self._lock:
-            self.waiting -= 1
-            self.generating = True
-
-    def _finished_generating(self) -> None:
-        with self._lock:
-            self.generating = False
-
     def close(self) -> None:
-        self._model_worker.shutdown(wait=False, cancel_futures=True)
+        self.gate.close()
 
     # -- settings and assistants ------------------------------------------------------------------
 
@@ -240,7 +230,7 @@ class KnowledgeService:
             conversation.history = list(history)
             return conversation.stream(question)
 
-        return ModelTurn(self, start)
+        return ModelTurn(self.gate, start)
 
     def direct_turn(self, messages: Sequence[tuple[str, str]], options: AnswerOptions = AnswerOptions()) -> ModelTurn:
         """The conversation (role, content) sent to the model as it is, without retrieval."""
@@ -262,7 +252,7 @@ class KnowledgeService:
                 for piece in bound.stream(prompt):
                     yield str(piece.content) if chat else piece
 
-        return ModelTurn(self, tokens)
+        return ModelTurn(self.gate, tokens)
 
     def count_tokens(self, text: str) -> int:
         from rag.backends import count_tokens
