@@ -141,6 +141,16 @@ def chroma_server(tmp_path_factory):
         yield url
 
 
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A real PostgreSQL 18 with pgvector (tests/postgres_server.py) for the session, on loopback with
+    a password; yields its URL. Each test keeps to collections of its own."""
+    from tests.postgres_server import running_postgres
+
+    with running_postgres() as url:
+        yield url
+
+
 def installed_command(name: str) -> str:
     """A console script installed beside the interpreter running the tests."""
     path = shutil.which(name, path=str(Path(sys.executable).parent))
