@@ -28,7 +28,7 @@ import urllib.parse
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from ingest.errors import RagError, VectorDimensionError
-from ingest.index.store import ChunkFilter, StoredChunk
+from ingest.index.store import ChunkFilter, StoredChunk, url_without_password
 
 if TYPE_CHECKING:
     import numpy as np
@@ -57,19 +57,6 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE SEQUENCE {SCHEMA}.chunk_table_numbers;
     """,
 )
-
-
-def url_without_password(url: str) -> str:
-    """`url` with no password in it (neither user:password@ nor ?password=), for labels and messages."""
-    parts = urllib.parse.urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        credentials, host = netloc.rsplit("@", 1)
-        netloc = f"{credentials.split(':', 1)[0]}@{host}"
-    query = urllib.parse.urlencode(
-        [(key, value) for key, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True) if key != "password"]
-    )
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def _without_nul(text: str) -> str:
