@@ -25,6 +25,7 @@ import os
 import re
 import threading
 import urllib.parse
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from ingest.errors import RagError, VectorDimensionError
@@ -91,15 +92,25 @@ def _shared_connection(url: str) -> _Connection:
         return _CONNECTIONS.setdefault((os.getpid(), url), _Connection(url))
 
 
-def _connect(url: str) -> "psycopg.Connection":
+def _psycopg(url: str) -> ModuleType:
+    """psycopg, with the submodules this store uses; a missing extra is a RagError naming it."""
     try:
+        import pgvector.psycopg  # noqa: F401 (imported with psycopg: the store needs both)
         import psycopg
-        from pgvector.psycopg import register_vector
+        import psycopg.sql
+        import psycopg.types.json
     except ImportError as exc:
         raise RagError(
             f"The PostgreSQL vector store ({url_without_password(url)}) needs psycopg and pgvector;",
             f"install them with `{INSTALL_HINT}`.",
         ) from exc
+    return psycopg
+
+
+def _connect(url: str) -> "psycopg.Connection":
+    psycopg = _psycopg(url)
+    from pgvector.psycopg import register_vector
+
     label = url_without_password(url)
     try:
         connection = psycopg.connect(url, autocommit=True, connect_timeout=10, application_name="rag")
@@ -167,6 +178,14 @@ class PostgresStore:
     def label(self) -> str:
         return f"PostgreSQL at {url_without_password(self.url)}"
 
+    @property
+    def _psycopg(self) -> ModuleType:
+        return _psycopg(self.url)
+
+    @property
+    def _sql(self) -> ModuleType:
+        return self._psycopg.sql
+
     @contextlib.contextmanager
     def _transaction(self) -> Iterator["psycopg.Connection"]:
         shared = _shared_connection(self.url)
@@ -177,7 +196,7 @@ class PostgresStore:
 
     def _table(self, connection: "psycopg.Connection") -> tuple[Any, int] | None:
         """The collection's table (a psycopg identifier) and dimension, None if it has none yet."""
-        from psycopg import sql
+        sql = self._sql
 
         row = connection.execute(
             f"SELECT chunk_table, dimension FROM {SCHEMA}.collections WHERE name = %s", (self.collection_name,)
@@ -186,7 +205,7 @@ class PostgresStore:
 
     def _create_table(self, connection: "psycopg.Connection", dimension: int) -> tuple[Any, int]:
         """The collection's table, made for vectors of `dimension` unless another process made it first."""
-        from psycopg import sql
+        sql = self._sql
 
         # Per collection, so two processes making the same one wait for each other, and others do not.
         connection.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_SCHEMA_LOCK, self.collection_name))
@@ -225,8 +244,7 @@ class PostgresStore:
     ) -> None:
         if not len(ids):
             return
-        from psycopg import sql
-        from psycopg.types.json import Jsonb
+        sql, Jsonb = self._sql, self._psycopg.types.json.Jsonb
 
         with self._transaction() as connection:
             found = self._table(connection)
@@ -247,7 +265,7 @@ class PostgresStore:
     def delete(self, ids: Sequence[str]) -> None:
         if not len(ids):
             return
-        from psycopg import sql
+        sql = self._sql
 
         with self._transaction() as connection:
             found = self._table(connection)
@@ -257,7 +275,7 @@ class PostgresStore:
     def get(self, ids: Sequence[str], vectors: bool = False) -> dict[str, StoredChunk]:
         if not len(ids):
             return {}
-        from psycopg import sql
+        sql = self._sql
 
         with self._transaction() as connection:
             found = self._table(connection)
@@ -275,7 +293,7 @@ class PostgresStore:
     def get_vectors(self, ids: Sequence[str]) -> dict[str, "np.ndarray"]:
         if not len(ids):
             return {}
-        from psycopg import sql
+        sql = self._sql
 
         with self._transaction() as connection:
             found = self._table(connection)
@@ -289,8 +307,7 @@ class PostgresStore:
     def query(
         self, embedding: Sequence[float], k: int, chunk_filter: ChunkFilter | None = None
     ) -> list[tuple[str, float]]:
-        from psycopg import sql
-        from psycopg.types.json import Jsonb
+        sql, Jsonb = self._sql, self._psycopg.types.json.Jsonb
 
         conditions, parameters = [], []
         if chunk_filter is not None and chunk_filter.equals:
@@ -316,7 +333,7 @@ class PostgresStore:
         return [(chunk_id, 1.0 - distance) for chunk_id, distance in rows]
 
     def ids(self) -> set[str]:
-        from psycopg import sql
+        sql = self._sql
 
         with self._transaction() as connection:
             found = self._table(connection)
@@ -325,7 +342,7 @@ class PostgresStore:
             return {row[0] for row in connection.execute(sql.SQL("SELECT id FROM {}").format(found[0]))}
 
     def count(self) -> int:
-        from psycopg import sql
+        sql = self._sql
 
         with self._transaction() as connection:
             found = self._table(connection)
@@ -334,7 +351,7 @@ class PostgresStore:
             return connection.execute(sql.SQL("SELECT count(*) FROM {}").format(found[0])).fetchone()[0]
 
     def drop(self) -> None:
-        from psycopg import sql
+        sql = self._sql
 
         with self._transaction() as connection:
             connection.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_SCHEMA_LOCK, self.collection_name))
