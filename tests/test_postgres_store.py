@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 import rag
-from ingest.errors import RagError
+from ingest.errors import RagError, VectorStoreMismatchError
 from ingest.index import Index, open_store
 from ingest.index.postgres import PostgresStore
 from rag.cli import app
@@ -165,3 +165,12 @@ def test_without_psycopg_the_store_names_the_extra_to_install(monkeypatch):
         "The PostgreSQL vector store (postgresql://rag@db.example/team) needs psycopg and pgvector; "
         "install them with `pip install 'rag[postgres]'`."
     )
+
+
+def test_an_index_on_disk_pointed_at_postgresql_is_refused_without_the_password(postgres_server, home, notes):
+    rag.ingest([notes], make_settings(home))
+    with pytest.raises(VectorStoreMismatchError) as error:
+        Index(make_settings(home, vector_store={"url": postgres_server}))
+    label = postgres_server.replace(f":{PASSWORD}@", "@")
+    assert f"keeps its vectors on disk, not in PostgreSQL at {label};" in str(error.value)
+    assert PASSWORD not in str(error.value)
