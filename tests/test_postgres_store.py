@@ -20,7 +20,7 @@ from ingest.errors import RagError, VectorStoreMismatchError
 from ingest.index import Index, open_store
 from ingest.index.postgres import PostgresStore
 from rag.cli import app
-from tests.conftest import assert_index_consistent, installed_command, make_settings
+from tests.conftest import REPO, assert_index_consistent, installed_command, make_settings
 from tests.helpers import QUESTIONS, SAMPLE_NOTES
 from tests.postgres_server import PASSWORD
 
@@ -174,3 +174,35 @@ def test_an_index_on_disk_pointed_at_postgresql_is_refused_without_the_password(
     label = postgres_server.replace(f":{PASSWORD}@", "@")
     assert f"keeps its vectors on disk, not in PostgreSQL at {label};" in str(error.value)
     assert PASSWORD not in str(error.value)
+
+
+OPEN = """
+import sys
+from ingest.index.postgres import PostgresStore
+print(PostgresStore("kb", sys.argv[1]).count())
+"""
+
+
+def test_processes_opening_a_new_database_at_once_apply_each_migration_once(postgres_server, tmp_path):
+    import psycopg
+
+    from ingest.index.postgres import MIGRATIONS
+
+    database = f"fresh_{zlib.crc32(str(tmp_path).encode()):08x}"
+    with psycopg.connect(postgres_server, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {database}")
+    url = urllib.parse.urlsplit(postgres_server)._replace(path=f"/{database}").geturl()
+    try:
+        openers = [
+            subprocess.Popen([sys.executable, "-c", OPEN, url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+            for _ in range(4)
+        ]
+        for opener in openers:
+            out, err = opener.communicate(timeout=120)
+            assert (opener.returncode, out.strip()) == (0, "0"), err
+        with psycopg.connect(url) as connection:
+            versions = [row[0] for row in connection.execute("SELECT version FROM rag.schema_version ORDER BY version")]
+        assert versions == list(range(1, len(MIGRATIONS) + 1))
+    finally:
+        with psycopg.connect(postgres_server, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE {database} WITH (FORCE)")
