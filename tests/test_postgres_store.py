@@ -4,6 +4,7 @@ once, and a wrong password. The store's own contract runs in tests/test_store_co
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -11,6 +12,7 @@ import sys
 import urllib.parse
 import zlib
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 from typer.testing import CliRunner
@@ -183,18 +185,31 @@ print(PostgresStore("kb", sys.argv[1]).count())
 """
 
 
-def test_processes_opening_a_new_database_at_once_apply_each_migration_once(postgres_server, tmp_path):
+@contextlib.contextmanager
+def fresh_database(server_url: str, name: str) -> Iterator[str]:
+    """A new, empty database on the test server, dropped after; yields its URL (as the superuser)."""
+    import psycopg
+
+    database = f"{name}_{zlib.crc32(name.encode() + os.urandom(4)):08x}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {database}")
+    try:
+        yield urllib.parse.urlsplit(server_url)._replace(path=f"/{database}").geturl()
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE {database} WITH (FORCE)")
+
+
+def test_processes_opening_a_new_database_at_once_apply_each_migration_once(postgres_server):
     import psycopg
 
     from ingest.index.postgres import MIGRATIONS
 
-    database = f"fresh_{zlib.crc32(str(tmp_path).encode()):08x}"
-    with psycopg.connect(postgres_server, autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {database}")
-    url = urllib.parse.urlsplit(postgres_server)._replace(path=f"/{database}").geturl()
-    try:
+    with fresh_database(postgres_server, "fresh") as url:
         openers = [
-            subprocess.Popen([sys.executable, "-c", OPEN, url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+            subprocess.Popen(
+                [sys.executable, "-c", OPEN, url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO
+            )
             for _ in range(4)
         ]
         for opener in openers:
@@ -203,6 +218,41 @@ def test_processes_opening_a_new_database_at_once_apply_each_migration_once(post
         with psycopg.connect(url) as connection:
             versions = [row[0] for row in connection.execute("SELECT version FROM rag.schema_version ORDER BY version")]
         assert versions == list(range(1, len(MIGRATIONS) + 1))
-    finally:
-        with psycopg.connect(postgres_server, autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE {database} WITH (FORCE)")
+
+
+def test_a_database_of_a_newer_rag_is_refused_in_one_line(postgres_server):
+    import psycopg
+
+    with fresh_database(postgres_server, "newer") as url:
+        PostgresStore("kb", url).count()  # made by this rag
+        with psycopg.connect(url, autocommit=True) as connection:
+            connection.execute("INSERT INTO rag.schema_version (version) VALUES (99)")
+        result = subprocess.run([sys.executable, "-c", OPEN, url], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.returncode == 1
+    label = url.replace(f":{PASSWORD}@", "@")
+    assert result.stderr.splitlines()[-1] == (
+        f"ingest.errors.RagError: The PostgreSQL database at {label} has rag schema version 99; this rag knows "
+        "versions up to 1. Upgrade rag to use it (an older rag must not write to it)."
+    )
+
+
+def test_a_user_who_may_not_create_the_tables_gets_one_line_saying_what_is_needed(postgres_server):
+    import psycopg
+
+    with fresh_database(postgres_server, "locked") as url:
+        role = f"reader_{os.getpid()}"
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'reader-pass'")
+        try:
+            parts = urllib.parse.urlsplit(url)
+            as_reader = parts._replace(netloc=f"{role}:reader-pass@{parts.hostname}:{parts.port}").geturl()
+            with pytest.raises(RagError) as error:
+                PostgresStore("kb", as_reader).count()
+            message = str(error.value)
+            assert message.startswith(f"PostgreSQL at {as_reader.replace(':reader-pass@', '@')} refused to set up rag's")
+            assert "permission denied" in message and "CREATE EXTENSION vector" in message
+            assert len(message.splitlines()) == 1 and "reader-pass" not in message
+        finally:
+            with psycopg.connect(url, autocommit=True) as admin:
+                admin.execute(f"DROP OWNED BY {role}")
+                admin.execute(f"DROP ROLE {role}")

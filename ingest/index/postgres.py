@@ -140,23 +140,35 @@ def _reason(error: Exception, url: str) -> str:
     return reason.rstrip(".")
 
 
+def _schema_version(connection: "psycopg.Connection") -> int:
+    if connection.execute("SELECT to_regclass(%s)", (f"{SCHEMA}.schema_version",)).fetchone()[0] is None:
+        return 0
+    return connection.execute(f"SELECT coalesce(max(version), 0) FROM {SCHEMA}.schema_version").fetchone()[0]
+
+
 def _migrate(connection: "psycopg.Connection", label: str) -> None:
-    """Apply the steps of MIGRATIONS the database lacks, each in one transaction, one process at a time."""
+    """Apply the steps of MIGRATIONS the database lacks, in one transaction, one process at a time.
+
+    A database that has them all is only read: a user without the right to create schemas can use
+    one that its administrator set up.
+    """
     import psycopg
 
+    version = _schema_version(connection)
+    if version > len(MIGRATIONS):
+        raise RagError(
+            f"The PostgreSQL database at {label} has rag schema version {version}; this rag knows versions "
+            f"up to {len(MIGRATIONS)}.",
+            "Upgrade rag to use it (an older rag must not write to it).",
+        )
+    if version == len(MIGRATIONS):
+        return
     try:
         with connection.transaction():
             connection.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
             connection.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
             connection.execute(f"CREATE TABLE IF NOT EXISTS {SCHEMA}.schema_version (version integer NOT NULL)")
-            row = connection.execute(f"SELECT max(version) FROM {SCHEMA}.schema_version").fetchone()
-            version = row[0] or 0
-            if version > len(MIGRATIONS):
-                raise RagError(
-                    f"The PostgreSQL database at {label} has rag schema version {version}; this rag knows versions "
-                    f"up to {len(MIGRATIONS)}.",
-                    "Upgrade rag to use it (an older rag must not write to it).",
-                )
+            version = _schema_version(connection)  # another process may have migrated while this one waited
             for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
                 connection.execute(step)
                 connection.execute(f"INSERT INTO {SCHEMA}.schema_version (version) VALUES (%s)", (number,))
