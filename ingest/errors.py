@@ -57,6 +57,16 @@ class IndexMismatchError(RagError):
         )
 
 
+def _store_at(url: str) -> str:
+    """The store a URL names, in words (the URL has no password: the index never records one)."""
+    scheme = url.split("://", 1)[0].lower()
+    if scheme in ("http", "https"):
+        return f"the Chroma server {url}"
+    if scheme in ("postgresql", "postgres"):
+        return f"PostgreSQL at {url}"
+    return url
+
+
 class VectorStoreMismatchError(RagError):
     """The settings name another vector store than the one the index keeps its vectors in."""
 
@@ -65,9 +75,9 @@ class VectorStoreMismatchError(RagError):
         self.recorded_url, self.requested_url = recorded_url, requested_url
         index = _index_label(index_path, collection)
         where = (
-            f"on disk, not in the Chroma server {requested_url}"
+            f"on disk, not in {_store_at(requested_url)}"
             if recorded_url is None
-            else f"in the Chroma server {recorded_url}, not {requested_url}"
+            else f"in {_store_at(recorded_url)}, not {requested_url}"
         )
         super().__init__(
             f"The index at {index} keeps its vectors {where};",

@@ -43,18 +43,19 @@ def make_settings(home: Path, **overrides) -> Settings:
     return load_settings(environ={"RAG_LLM__MODEL": TEST_MODEL}, cwd=home, home=home, **overrides)
 
 
-@pytest.fixture(params=["disk", "server", pytest.param("memory", marks=pytest.mark.fast)])
+@pytest.fixture(params=["disk", "server", pytest.param("memory", marks=pytest.mark.fast), "postgres"])
 def store(request) -> Callable[..., Settings]:
     """`make_settings` for Chroma on disk, then for a real `chroma run` server, then for the
-    in-memory store with the fake embedder (`model_free`): tests that take it run on all three.
+    in-memory store with the fake embedder (`model_free`), then for a real PostgreSQL with
+    pgvector: tests that take it run on all four.
 
-    Each test home gets its own collection names on the shared server, as each has its own manifest.
+    Each test home gets its own collection names on the shared servers, as each has its own manifest.
     """
     if request.param == "disk":
         return make_settings
     if request.param == "memory":
         return request.getfixturevalue("model_free")
-    url = request.getfixturevalue("chroma_server")
+    url = request.getfixturevalue("chroma_server" if request.param == "server" else "postgres_server")
 
     def on_server(home: Path, **overrides) -> Settings:
         collection = f"{overrides.pop('collection', 'default')}-{zlib.crc32(str(home).encode()):08x}"
@@ -138,6 +139,16 @@ def chroma_server(tmp_path_factory):
     command = [installed_command("chroma"), "run", "--path", str(data), "--host", "127.0.0.1", "--port", str(port)]
     url = f"http://127.0.0.1:{port}"
     with running_server(command, f"{url}/api/v2/heartbeat"):
+        yield url
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A real PostgreSQL 18 with pgvector (tests/postgres_server.py) for the session, on loopback with
+    a password; yields its URL. Each test keeps to collections of its own."""
+    from tests.postgres_server import running_postgres
+
+    with running_postgres() as url:
         yield url
 
 

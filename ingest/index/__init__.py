@@ -1,13 +1,14 @@
 """The index owns all on-disk state of a knowledge base, in one directory:
 
     INDEX_DIR/chroma/            Chroma PersistentClient (one collection per knowledge base),
-                                 unless vector_store.url names another store (a Chroma server)
+                                 unless vector_store.url names another store (a Chroma server,
+                                 PostgreSQL)
     INDEX_DIR/manifest.sqlite3   what was ingested from where, what built the index, where its
                                  vectors live, and the keyword (FTS5) index of every chunk's text
 
 The manifest records, per collection, the fingerprint of the settings that built it (embedding
 model, dimension, chunking), where its vectors are (Chroma on disk, or the URL of the store it
-was created in: a Chroma server, this process's memory) and, per source file, its size, mtime,
+was created in, without a password: a Chroma server, PostgreSQL, this process's memory) and, per source file, its size, mtime,
 content hash and chunk ids. Every later command uses the recorded vector store (`stores.py`
 opens it); one pointed at another is refused, since the manifest and the vectors it lists must
 be read together. The store is opened only when vectors are read or written, so an unchanged
@@ -25,6 +26,7 @@ parts it composes:
     stores.py     the factory that opens the store a location names (one line per kind of store)
     chroma.py     the Chroma store (on disk or a server): the only module that imports chromadb
     memory.py     the in-memory store (numpy), for notebooks and tests
+    postgres.py   the PostgreSQL store (pgvector): the only module that imports psycopg
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from ingest.index.keywords import KEYWORD_INDEX_VERSION, KeywordIndex
 from ingest.index.manifest import MANIFEST_FILE, Manifest, SourceRecord, StoredCollection, Transaction, paths_matching
 from ingest.index.memory import MemoryStore
 from ingest.index.schema import connect
-from ingest.index.store import CHUNK_METADATA_KEYS, ChunkFilter, StoredChunk, VectorStore
+from ingest.index.store import CHUNK_METADATA_KEYS, ChunkFilter, StoredChunk, VectorStore, url_without_password
 from ingest.index.stores import open_store
 from ingest.scripts import AUTO_MODEL
 from ingest.settings import IndexSettings
@@ -155,9 +157,12 @@ class Index:
         if recorded is None:  # a new collection, or one from before the record: as the settings say
             return requested
         in_use = None if recorded == ON_DISK else recorded
-        if requested is not None and requested != in_use:
-            raise VectorStoreMismatchError(self.path, self.collection_name, in_use, requested)
-        return in_use
+        if requested is None:  # the recorded URL: a password comes from ~/.pgpass or the environment
+            return in_use
+        # The record holds no password: the settings' URL names the same store with or without one.
+        if url_without_password(requested) != in_use:
+            raise VectorStoreMismatchError(self.path, self.collection_name, in_use, url_without_password(requested))
+        return requested
 
     def vector_store_label(self) -> str:
         """Where this index's vectors are, in words."""
@@ -361,7 +366,8 @@ class Index:
         """Record the collection: what builds it, and where its vectors live from now on."""
         with self._transaction():
             self._manifest.record_collection(
-                {**self.fingerprint, "embedding_dimension": embedding_dimension}, self.store_url or ON_DISK
+                {**self.fingerprint, "embedding_dimension": embedding_dimension},
+                url_without_password(self.store_url) if self.store_url else ON_DISK,
             )
 
     # -- sources ------------------------------------------------------------------------------------

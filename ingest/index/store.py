@@ -8,6 +8,7 @@ moment (written ahead of a manifest commit) or fewer (lost); Index.problems() co
 
 from __future__ import annotations
 
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
@@ -19,6 +20,20 @@ CHUNK_METADATA_KEYS = (
     "source", "page", "slide", "sheet", "row", "end_row", "cell", "end_cell", "message", "attachment", "subject",
     "sender", "date", "heading", "start_line", "end_line", "chunk_index",
 )
+
+
+def url_without_password(url: str) -> str:
+    """`url` with no password in it (neither user:password@ nor ?password=): what labels, messages and
+    the index's record of where its vectors are show of a store's URL."""
+    parts = urllib.parse.urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        credentials, host = netloc.rsplit("@", 1)
+        netloc = f"{credentials.split(':', 1)[0]}@{host}"
+    query = urllib.parse.urlencode(
+        [(key, value) for key, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True) if key != "password"]
+    )
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 @dataclass

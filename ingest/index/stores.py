@@ -16,6 +16,7 @@ from typing import Callable
 from ingest.errors import UnknownVectorStoreError
 from ingest.index.chroma import ChromaStore
 from ingest.index.memory import MEMORY_SCHEME, MemoryStore
+from ingest.index.postgres import POSTGRES_SCHEMES, PostgresStore
 from ingest.index.store import VectorStore
 from ingest.settings import IndexSettings
 
@@ -49,10 +50,15 @@ def _memory(location: StoreLocation) -> VectorStore:
     return MemoryStore(location.collection, str(location.url))  # chosen by its scheme: never None
 
 
+def _postgres(location: StoreLocation) -> VectorStore:
+    return PostgresStore(location.collection, str(location.url))  # chosen by its scheme: never None
+
+
 STORES = (
     StoreKind((), "no URL for Chroma on disk in the index folder", _chroma),
     StoreKind(("http", "https"), "http://HOST:PORT for a Chroma server", _chroma),
     StoreKind((MEMORY_SCHEME,), f"{MEMORY_SCHEME}://NAME for this process's memory (notebooks, tests)", _memory),
+    StoreKind(POSTGRES_SCHEMES, "postgresql://USER@HOST:PORT/DATABASE for PostgreSQL with pgvector", _postgres),
 )
 
 
