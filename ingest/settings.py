@@ -80,8 +80,9 @@ class IngestSettings(Section):
 class VectorStoreSettings(Section):
     url: str | None = Field(
         None,
-        description="A Chroma server, e.g. http://localhost:8000, or memory://NAME (this process's memory: notebooks, "
-        "tests); default: Chroma on disk in the index dir.",
+        description="A Chroma server, e.g. http://localhost:8000; a PostgreSQL database with pgvector, "
+        "postgresql://USER@HOST:PORT/DB (password in ~/.pgpass or PGPASSWORD; rag[postgres]); or memory://NAME (this "
+        "process's memory: notebooks, tests); default: Chroma on disk in the index dir.",
     )
 
 
