@@ -385,7 +385,12 @@ class _EnvironmentSource(EnvSettingsSource):
         try:
             return json.loads(value)
         except json.JSONDecodeError as exc:  # raised as ours: pydantic-settings would name the section only
-            raise ConfigError(f"Invalid settings: {field_name}: {value!r} is not a JSON list ({exc})") from exc
+            variable = next(
+                (name for name, given in self._environ.items()
+                 if given == value and name.startswith(ENV_PREFIX) and name.lower().endswith(field_name)),
+                field_name,
+            )
+            raise ConfigError(f"Invalid settings: {variable}: {value!r} is not a JSON list ({exc})") from exc
 
 
 def load_settings(
