@@ -38,13 +38,11 @@ from markdown_it import MarkdownIt
 from mdit_py_plugins.front_matter import front_matter_plugin
 
 from ingest.chunk_lines import added_lines
+from ingest.chunk_metadata import DOCUMENT_METADATA_KEYS
 from ingest.embedding import TokenCounter
 from ingest.settings import ChunkingSettings
 
 HEADING_SEPARATOR = " > "
-# What a loader knows of a whole document, copied to each of its chunks: where it is (a PDF page, a
-# slide, a sheet, a message in a mailbox, an attachment) and a mail's subject, sender and date.
-DOCUMENT_METADATA_KEYS = ("page", "slide", "sheet", "message", "attachment", "subject", "sender", "date", "ocr")
 MAX_TITLE_CHARS = 200
 # The heading prefix may take at most this share of a chunk, so long headings leave room for text.
 MAX_PREFIX_SHARE = 0.5

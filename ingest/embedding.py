@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Callable
 
 from langchain_core.embeddings import Embeddings
 
+from ingest.encoder_tokenizer import load_tokenizer
 from ingest.errors import ModelNotFoundError
 from ingest.scripts import AUTO_MODEL, ENGLISH_MODEL
 from ingest.settings import EmbeddingSettings
@@ -64,12 +65,7 @@ def max_seq_length(model_path: Path) -> int:
 def counting_tokenizer(model_path: Path) -> "Tokenizer":
     """The model's tokenizer (its tokenizer.json: no torch) without padding or truncation, for
     counting and reading texts; one per model and process."""
-    from tokenizers import Tokenizer
-
-    tokenizer = Tokenizer.from_file(str(model_path / "tokenizer.json"))
-    tokenizer.no_truncation()
-    tokenizer.no_padding()
-    return tokenizer
+    return load_tokenizer(model_path / "tokenizer.json")
 
 
 def model_window(model: str) -> int:

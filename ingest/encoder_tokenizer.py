@@ -1,7 +1,9 @@
-"""The model's tokenizer as both encoders feed it (ingest/onnx_encoder.py, ingest/torch_encoder.py).
+"""The embedding model's tokenizer, loaded from its tokenizer.json (no torch): as both encoders feed
+it (ingest/onnx_encoder.py, ingest/torch_encoder.py) and as ingest/embedding.py counts tokens.
 
 A module of its own because the ONNX export loads the torch encoder: each importing the other
-would be a cycle.
+would be a cycle. (The universal sentence encoder's tokenizer is built from its SentencePiece
+model instead: ingest/use_embeddings.py.)
 """
 
 from __future__ import annotations
@@ -13,11 +15,19 @@ if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
 
-def load_tokenizer(tokenizer_file: Path, max_tokens: int, pad_to_multiple_of: int | None = None) -> "Tokenizer":
-    """The model's tokenizer, truncating as sentence-transformers does and padding each batch."""
+def load_tokenizer(
+    tokenizer_file: Path, max_tokens: int | None = None, pad_to_multiple_of: int | None = None
+) -> "Tokenizer":
+    """The model's tokenizer. With `max_tokens`, for an encoder: truncating as sentence-transformers
+    does and padding each batch. Without, for counting and reading texts: whole and unpadded, whatever
+    truncation and padding the file itself sets."""
     from tokenizers import Tokenizer
 
     tokenizer = Tokenizer.from_file(str(tokenizer_file))
-    tokenizer.enable_truncation(max_tokens)
-    tokenizer.enable_padding(pad_to_multiple_of=pad_to_multiple_of)
+    if max_tokens is None:
+        tokenizer.no_truncation()
+        tokenizer.no_padding()
+    else:
+        tokenizer.enable_truncation(max_tokens)
+        tokenizer.enable_padding(pad_to_multiple_of=pad_to_multiple_of)
     return tokenizer

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import tomllib
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
@@ -20,6 +21,14 @@ from pydantic import (
     ValidationError,
     field_validator,
     model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
 )
 
 from ingest.settings import ChunkingSettings, EmbeddingSettings, IngestSettings, Section, VectorStoreSettings
@@ -280,7 +289,16 @@ class ServeSettings(Section):
     )
 
 
-class Settings(Section):
+class Settings(BaseSettings):
+    # Section's rules, and the names of the RAG_* variables. Only load_settings reads the environment and
+    # the TOML file (as sources it builds per call); Settings(...) itself takes its arguments and defaults only.
+    model_config = SettingsConfigDict(
+        extra="forbid",
+        validate_assignment=True,
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_NESTED_DELIMITER,
+    )
+
     home: Path = Field(
         default_factory=lambda: Path(platformdirs.user_data_dir("rag")),
         description="Where rag keeps its data (RAG_HOME).",
@@ -318,6 +336,26 @@ class Settings(Section):
     def cache_path(self) -> Path:
         return self.cache_dir.expanduser()
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The arguments, then (inside load_settings only) its environment and TOML file; pydantic-settings
+        merges them section by section, the first winning."""
+        return (init_settings, *_LAYERS_BELOW_OVERRIDES.get())
+
+
+# The sources of the load_settings call under way, which reads the environment and the file it is given
+# (settings_customise_sources has no way to take them from the call).
+_LAYERS_BELOW_OVERRIDES: ContextVar[tuple[PydanticBaseSettingsSource, ...]] = ContextVar(
+    "layers_below_overrides", default=()
+)
+
 
 def debug_enabled(environ: Mapping[str, str] | None = None) -> bool:
     """RAG_DEBUG=1: an unexpected error shows its traceback instead of one line."""
@@ -326,7 +364,11 @@ def debug_enabled(environ: Mapping[str, str] | None = None) -> bool:
 
 
 def find_config_file(environ: Mapping[str, str], cwd: Path) -> Path | None:
-    """RAG_CONFIG if set, else ./rag.toml, else the user's config dir."""
+    """RAG_CONFIG if set, else ./rag.toml, else the user's config dir.
+
+    Hand-written: pydantic-settings reads every TOML file it is given and merges them, where rag reads
+    only the first that exists, chosen by a variable of the environment the caller passes.
+    """
     if explicit := environ.get(f"{ENV_PREFIX}CONFIG"):
         path = Path(explicit).expanduser()
         if not path.is_file():
@@ -338,41 +380,31 @@ def find_config_file(environ: Mapping[str, str], cwd: Path) -> Path | None:
     return None
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"Cannot read config file {path}: {exc}") from exc
+class _EnvironmentSource(EnvSettingsSource):
+    """The RAG_* variables of the mapping load_settings is given (os.environ unless a caller passes its own)."""
 
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
 
-def _env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
-    """RAG_CHUNKING__CHUNK_TOKENS=100 -> {"chunking": {"chunk_tokens": "100"}}; pydantic coerces."""
-    known = set(Settings.model_fields)
-    layer: dict[str, Any] = {}
-    for key, value in environ.items():
-        if not key.startswith(ENV_PREFIX):
-            continue
-        parts = key[len(ENV_PREFIX) :].lower().split(ENV_NESTED_DELIMITER.lower())
-        if parts[0] not in known:  # RAG_CONFIG, or another tool's RAG_* variable
-            continue
-        if value.startswith("["):
-            value = json.loads(value)
-        node = layer
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = value
-    return layer
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        # The prefix in capitals only, as ever: the rest of a name in any case.
+        return {name.lower(): value for name, value in self._environ.items() if name.startswith(ENV_PREFIX)}
 
-
-def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in top.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
+    def decode_complex_value(self, field_name: str, field: FieldInfo | None, value: Any) -> Any:
+        # Only a value written as a JSON list is decoded: any other (a bare URL for a list of origins) reaches
+        # validation as it is, which names the key and the expected type.
+        if not value.startswith("["):
+            return value
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:  # raised as ours: pydantic-settings would name the section only
+            variable = next(
+                (name for name, given in self._environ.items()
+                 if given == value and name.startswith(ENV_PREFIX) and name.lower().endswith(field_name)),
+                field_name,
+            )
+            raise ConfigError(f"Invalid settings: {variable}: {value!r} is not a JSON list ({exc})") from exc
 
 
 def load_settings(
@@ -392,18 +424,21 @@ def load_settings(
     """
     environ = os.environ if environ is None else environ
     path = config_file or find_config_file(environ, cwd or Path.cwd())
-    layers = [_read_toml(path) if path else {}, _env_layer(environ), {k: v for k, v in overrides.items() if v is not None}]
-    data: dict[str, Any] = {}
-    for layer in layers:
-        data = _merge(data, layer)
     source = f" (config file {path})" if path else ""
     try:
-        settings = Settings.model_validate(data)
+        toml_layer = TomlConfigSettingsSource(Settings, toml_file=path)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"Cannot read config file {path}: {exc}") from exc
+    layers = _LAYERS_BELOW_OVERRIDES.set((_EnvironmentSource(Settings, environ), toml_layer))
+    try:
+        settings = Settings(**{key: value for key, value in overrides.items() if value is not None})
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(f"Invalid settings{source}: {problems}") from exc
+    finally:
+        _LAYERS_BELOW_OVERRIDES.reset(layers)
     if check_model and (problem := model_problem(settings)):
         raise ConfigError(f"Invalid settings{source}: {problem}")
     return settings

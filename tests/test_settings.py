@@ -51,6 +51,17 @@ def test_list_from_environment(tmp_path):
     assert settings.ingest.ignore_files == [".a", ".b"]
 
 
+def test_a_list_variable_that_is_not_json_is_refused_by_name(tmp_path):
+    with pytest.raises(ConfigError, match=r"Invalid settings: RAG_INGEST__IGNORE_FILES: '\[\.a' is not a JSON list"):
+        load_settings(environ={"RAG_INGEST__IGNORE_FILES": "[.a"}, cwd=tmp_path)
+
+
+def test_only_load_settings_reads_the_environment(monkeypatch):
+    monkeypatch.setenv("RAG_COLLECTION", "from-env")
+    assert Settings().collection == "default"
+    assert load_settings().collection == "from-env"
+
+
 @pytest.mark.parametrize(
     "toml,message",
     [

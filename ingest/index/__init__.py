@@ -40,13 +40,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
+from ingest.chunk_metadata import CHUNK_METADATA_KEYS
 from ingest.errors import IndexBusyError, IndexMismatchError, NoIndexError, VectorsMissingError, VectorStoreMismatchError
 from ingest.index.chroma import CHROMA_DIR, ChromaStore
 from ingest.index.keywords import KEYWORD_INDEX_VERSION, KeywordIndex
 from ingest.index.manifest import MANIFEST_FILE, Manifest, SourceRecord, StoredCollection, Transaction, paths_matching
 from ingest.index.memory import MemoryStore
 from ingest.index.schema import connect
-from ingest.index.store import CHUNK_METADATA_KEYS, ChunkFilter, StoredChunk, VectorStore, url_without_password
+from ingest.index.store import ChunkFilter, StoredChunk, VectorStore, url_without_password
 from ingest.index.stores import open_store
 from ingest.scripts import AUTO_MODEL
 from ingest.settings import IndexSettings

@@ -15,12 +15,6 @@ from typing import TYPE_CHECKING, Any, Protocol, Sequence
 if TYPE_CHECKING:
     import numpy as np
 
-# The metadata a stored chunk can carry (ingest.chunking and ingest.sync write them): what a filter can name.
-CHUNK_METADATA_KEYS = (
-    "source", "page", "slide", "sheet", "row", "end_row", "cell", "end_cell", "message", "attachment", "subject",
-    "sender", "date", "heading", "start_line", "end_line", "chunk_index",
-)
-
 
 def url_without_password(url: str) -> str:
     """`url` with no password in it (neither user:password@ nor ?password=): what labels, messages and

@@ -1,7 +1,9 @@
 """What a GGUF file says about itself: its header's metadata, read without llama.cpp.
 
 The leaf that gguf_files (the model a backend runs) and local_models (other apps' models) both
-read headers through.
+read headers through. Not gguf.GGUFReader: it parses every array of the header, the vocabulary and
+its merges included, into numpy objects, and so takes many times as long and as much memory as
+reading the scalars and skipping the arrays, as here.
 """
 
 from __future__ import annotations

@@ -1,0 +1,47 @@
+"""The metadata a stored chunk carries, each key once: whether it comes from the document its chunk
+was cut from, and whether a search filter can name it.
+
+A leaf module: the chunker (which copies a document's keys to its chunks) and the index (whose
+filters name keys) both read it, and the index must not import the chunker.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class MetadataKey(NamedTuple):
+    name: str
+    # What a loader knows of the whole document, copied to each of its chunks by ingest.chunking:
+    # where it is (a PDF page, a slide, a sheet, a message in a mailbox, an attachment), a mail's
+    # subject, sender and date, and whether its text was read by OCR.
+    from_document: bool
+    filterable: bool = True
+
+
+# In the order a filter's error lists them; the rest come from ingest.sync (source, chunk_index), the
+# loaders' line units (rows, cells) and the chunker (heading, lines).
+CHUNK_METADATA = (
+    MetadataKey("source", from_document=False),
+    MetadataKey("page", from_document=True),
+    MetadataKey("slide", from_document=True),
+    MetadataKey("sheet", from_document=True),
+    MetadataKey("row", from_document=False),
+    MetadataKey("end_row", from_document=False),
+    MetadataKey("cell", from_document=False),
+    MetadataKey("end_cell", from_document=False),
+    MetadataKey("message", from_document=True),
+    MetadataKey("attachment", from_document=True),
+    MetadataKey("subject", from_document=True),
+    MetadataKey("sender", from_document=True),
+    MetadataKey("date", from_document=True),
+    # A flag (True), and a filter's value is a string or an integer: no filter could match it.
+    MetadataKey("ocr", from_document=True, filterable=False),
+    MetadataKey("heading", from_document=False),
+    MetadataKey("start_line", from_document=False),
+    MetadataKey("end_line", from_document=False),
+    MetadataKey("chunk_index", from_document=False),
+)
+# What a filter can name.
+CHUNK_METADATA_KEYS = tuple(key.name for key in CHUNK_METADATA if key.filterable)
+DOCUMENT_METADATA_KEYS = tuple(key.name for key in CHUNK_METADATA if key.from_document)
