@@ -6,8 +6,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-# Words that say nothing about which passage answers a question: left out of keyword queries (matched,
-# they only rank chunks by how much filler they hold) and of the words whose coverage is measured.
+# Words that say nothing about which passage answers a question.
 STOPWORDS = frozenset(
     """a an the and or but if then than so of in on at to for from by with without about into over
     under after before between through during is are was were be been being am do does did done has

@@ -20,7 +20,7 @@ from typing import Sequence
 
 from ingest.index.manifest import CollectionTables
 from ingest.scripts import CJK_RUN
-from ingest.text import STOPWORDS, stem, stems, words
+from ingest.text import stem, stems, words
 
 # Bump when a change to the keyword index makes an existing one differ from what a fresh ingest gives.
 KEYWORD_INDEX_VERSION = 1
@@ -46,6 +46,16 @@ CREATE VIRTUAL TABLE IF NOT EXISTS chunk_terms USING fts5(
 _UNSEGMENTED_TABLE = "chunk_words"
 # FTS5 query syntax is not for users: their words are quoted and OR-ed, and bm25 ranks them.
 _WORD = re.compile(r"\w+")
+# Words that carry no topic: matched, they only rank chunks by how much filler they hold.
+_STOPWORDS = frozenset(
+    """a about above after again against all am an and any are as at be because been before being
+    below between both but by can could did do does doing down during each few for from further had
+    has have having he her here hers herself him himself his how i if in into is it its itself just
+    me more most my myself no nor not now of off on once only or other our ours ourselves out over
+    own same she should so some such than that the their theirs them themselves then there these
+    they this those through to too under until up very was we were what when where which while who
+    whom why will with would you your yours yourself yourselves""".split()
+)
 # Chinese question and function words, longest first: like English stopwords they say nothing
 # about which passage answers a question, and 什么/如何/哪里 would make any chunk look half matched.
 _CHINESE_FUNCTION_WORDS = re.compile(
@@ -83,7 +93,7 @@ def query_terms(query: str) -> list[str]:
 
 
 def _terms(text: str) -> list[str]:
-    return list(dict.fromkeys(word for word in _WORD.findall(index_text(text).lower()) if word not in STOPWORDS))
+    return list(dict.fromkeys(word for word in _WORD.findall(index_text(text).lower()) if word not in _STOPWORDS))
 
 
 def cjk_terms(text: str, question: bool = False) -> set[str]:
