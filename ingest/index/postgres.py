@@ -303,18 +303,7 @@ class PostgresStore:
         }
 
     def get_vectors(self, ids: Sequence[str]) -> dict[str, "np.ndarray"]:
-        if not len(ids):
-            return {}
-        sql = self._sql
-
-        with self._transaction() as connection:
-            found = self._table(connection)
-            if found is None:
-                return {}
-            rows = connection.execute(
-                sql.SQL("SELECT id, embedding FROM {} WHERE id = ANY(%s)").format(found[0]), (list(ids),)
-            ).fetchall()
-        return {chunk_id: embedding.to_numpy() for chunk_id, embedding in rows}
+        return {chunk_id: chunk.embedding for chunk_id, chunk in self.get(ids, vectors=True).items()}
 
     def query(
         self, embedding: Sequence[float], k: int, chunk_filter: ChunkFilter | None = None
