@@ -38,7 +38,10 @@ if TYPE_CHECKING:
 # Turns of chat history shown to the condense prompt; older turns rarely matter and cost context.
 HISTORY_TURNS = 4
 # Sentences quoted again before the question (qa_quotes), and the most prompt tokens kept for them.
+# The model reads them as hints, so a runner-up needs less of the best one's score than a quote
+# shown as evidence does: the answer is often the second or third sentence.
 PROMPT_QUOTES = 3
+PROMPT_RUNNER_UP_SHARE = 0.6
 QUOTES_RESERVE_TOKENS = 320
 
 
@@ -185,7 +188,9 @@ class Assistant:
 
     def _prompt_quotes(self, question: str, sources: list[Document]) -> str:
         """The sentences that best match the question, for the prompt: "[n] sentence" lines."""
-        quotes = quote_evidence(question, "", sources, self._embed, max_quotes=PROMPT_QUOTES)
+        quotes = quote_evidence(
+            question, "", sources, self._embed, max_quotes=PROMPT_QUOTES, runner_up_share=PROMPT_RUNNER_UP_SHARE
+        )
         lines: list[str] = []
         for quote in quotes:  # as many as the room kept for them holds
             line = f"[{quote.source_number}] {quote.text}"

@@ -55,6 +55,7 @@ _TIME = re.compile(r"\b\d{1,2}[:.]\d{2}\b")
 _DIGITS = re.compile(r"[\w-]*\d[\w.,-]*")
 # Code as Markdown marks it: `inline`, or a fenced block (whose closing fence a sentence may not reach).
 _CODE = re.compile(r"`+([^`]+)`*")
+_FENCE = re.compile(r"\s*(```|~~~)")
 
 
 @dataclass
@@ -92,28 +93,57 @@ class _Passage:
     end: int
 
 
-def sentence_spans(body: str) -> list[tuple[int, int]]:
+def sentence_spans(body: str, in_block: bool = False) -> list[tuple[int, int]]:
     """(start, end) character spans of the sentences of a chunk body.
 
     Wrapped lines (a PDF's, a text file's) are joined; a line that starts a list item, a table
-    row or a "Field: value" pair starts a new sentence, as does a blank line.
+    row or a "Field: value" pair starts a new sentence, as does a blank line. A fenced code block
+    is one piece, quoted with the sentence before it: that sentence introduces it ("start it with:"),
+    and the block alone would be a command without what it is for. `in_block`: the body starts
+    inside a block (a chunk's cited part, after the block's fence).
     """
-    units: list[tuple[int, int]] = []
+    units: list[tuple[int, int, bool]] = [(0, 0, True)] if in_block else []  # (start, end, is a code block)
     offset = 0
-    for line in body.split("\n"):
+    fence = "```" if in_block else ""
+    lines = body.split("\n")
+    for number, line in enumerate(lines):
         end = offset + len(line)
-        if line.strip():
-            if units and _continues(body[units[-1][0] : units[-1][1]], line):
-                units[-1] = (units[-1][0], end)
+        opens = _FENCE.match(line)
+        if opens and not fence and _closes_unseen_block(line, lines[number + 1 : number + 2]):
+            opens = None
+        if fence:
+            units[-1] = (units[-1][0], end, True)
+            if line.strip().startswith(fence):
+                fence = ""
+        elif opens:
+            fence = opens.group(1)
+            units.append((offset, end, True))
+        elif line.strip():
+            if units and not units[-1][2] and _continues(body[units[-1][0] : units[-1][1]], line):
+                units[-1] = (units[-1][0], end, False)
             else:
-                units.append((offset, end))
+                units.append((offset, end, False))
         else:
-            units.append((end, end))  # a blank line ends the unit before it
+            units.append((end, end, False))  # a blank line ends the unit before it
         offset = end + 1
-    spans = []
-    for start, end in units:
-        spans += [(start + first, start + last) for first, last in _split_sentences(body[start:end])]
+    spans: list[tuple[int, int]] = []
+    prose = False  # whether the last span is a sentence, which a block right after it belongs to
+    for start, end, block in units:
+        if block:
+            introduced = prose and not body[spans[-1][1] : start].strip()
+            spans.append((spans.pop()[0] if introduced else start, end))
+            prose = False
+        else:
+            sentences = [(start + first, start + last) for first, last in _split_sentences(body[start:end]) if last > first]
+            spans += sentences
+            prose = prose or bool(sentences)
     return [(start, end) for start, end in spans if _width(body[start:end].strip()) >= MIN_SENTENCE_CHARS]
+
+
+def _closes_unseen_block(fence_line: str, next_lines: list[str]) -> bool:
+    """Whether a bare fence followed by a blank line closes a block that began before the text
+    (a chunk may start at a block's last line): a block does not open onto a blank line."""
+    return fence_line.strip() in ("```", "~~~") and (not next_lines or not next_lines[0].strip())
 
 
 def cited_span(document: "Document") -> tuple[int, int]:
@@ -202,7 +232,9 @@ def _cited_sentences(document: "Document") -> list[tuple[int, int]]:
     """Sentence spans of a chunk body's cited lines: a line a split block added (a table header
     repeated, a fence) is not where it stands in the file, and is not quoted from there."""
     start, end = cited_span(document)
-    return [(start + first, start + last) for first, last in sentence_spans(document.page_content[start:end])]
+    fences_before = sum(1 for line in document.page_content[:start].split("\n") if _FENCE.match(line))
+    spans = sentence_spans(document.page_content[start:end], in_block=fences_before % 2 == 1)
+    return [(start + first, start + last) for first, last in spans]
 
 
 def _passage(number: int, document: "Document", start: int, end: int) -> _Passage:
@@ -250,18 +282,23 @@ def quote_evidence(
     sources: Sequence["Document"],
     embed: Callable[[list[str]], "np.ndarray"],
     max_quotes: int = MAX_QUOTES,
+    runner_up_share: float = RUNNER_UP_SHARE,
 ) -> list[Evidence]:
-    """The sentences of `sources` that best support `answer` to `question`, best first."""
+    """The sentences of `sources` that best support `answer` to `question`, best first; each after
+    the first scores at least `runner_up_share` of the first's score."""
     import numpy as np
 
     passages, single_count = _passages(sources)
     if not passages:
         return []
     words = [_terms(p.text) for p in passages]
-    # Rare words say more: weight each by its inverse frequency among the sentences.
+    # Rare words say more: weight each by its inverse frequency among the sentences. A sentence is
+    # read under its heading, so words of the question that name the page or section ("in the
+    # ZooKeeper tutorial") are common to all its sentences and weigh little.
+    headings = {id(p.document): _terms(p.document.metadata.get("heading") or "") for p in passages}
     frequency: dict[str, int] = {}
-    for passage_words in words[:single_count]:
-        for word in passage_words:
+    for passage, passage_words in zip(passages[:single_count], words):
+        for word in passage_words | headings[id(passage.document)]:
             frequency[word] = frequency.get(word, 0) + 1
     weights = {word: math.log(1 + single_count / count) for word, count in frequency.items()}
     question_words = _terms(question, question=True)
@@ -285,7 +322,7 @@ def quote_evidence(
     best = scored[0][0]
     chosen: list[tuple[float, _Passage]] = []
     for score, passage in scored:
-        if len(chosen) == max_quotes or score < best * RUNNER_UP_SHARE:
+        if len(chosen) == max_quotes or score < best * runner_up_share:
             break
         if not any(_overlaps(passage, other) for _, other in chosen):
             chosen.append((score, passage))

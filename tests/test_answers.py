@@ -54,6 +54,30 @@ def test_sentences_join_wrapped_lines_and_split_list_items():
     ]
 
 
+@pytest.mark.fast
+def test_a_code_block_is_one_sentence_with_the_sentence_that_introduces_it():
+    body = (
+        "Create the cluster as follows.\n\n```shell\nkind create cluster --name psa-ns-level\n```\n"
+        "Then label it:\n```yaml\n- name: web\n  image: nginx:1.25\n```\nDone here."
+    )
+    sentences = [" ".join(body[start:end].split()) for start, end in sentence_spans(body)]
+    assert sentences == [
+        "Create the cluster as follows. ```shell kind create cluster --name psa-ns-level ```",
+        "Then label it: ```yaml - name: web image: nginx:1.25 ```",
+        "Done here.",
+    ]
+
+
+@pytest.mark.fast
+def test_a_body_that_starts_inside_a_code_block_or_at_its_closing_fence_is_read_as_such():
+    inside = "  --from-file=redis-config\n```\nThe ConfigMap holds the file."
+    assert [" ".join(inside[s:e].split()) for s, e in sentence_spans(inside, in_block=True)] == [
+        "--from-file=redis-config ```", "The ConfigMap holds the file.",
+    ]
+    closing = "```\n\nIn the output above, no warning is shown.\nNext step."
+    assert [closing[s:e] for s, e in sentence_spans(closing)] == ["In the output above, no warning is shown.", "Next step."]
+
+
 @pytest.mark.parametrize(
     ("question", "expected_source", "accepted"),
     [
