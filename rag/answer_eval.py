@@ -155,8 +155,9 @@ def judge(item: QAItem, answer: "Answer", docs_dir: Path | None) -> QuestionResu
         question=item.question,
         answer=answer.answer.strip(),
         answerable=item.answerable,
-        correct=item.answerable and contains_answer(answer.answer, item.answers),
-        f1=token_f1(answer.answer, item.answers) if item.answerable else 0.0,
+        # An answer rag retracted (its asked-for fact is in no source) is a decline, whatever it guessed.
+        correct=item.answerable and not answer.retracted and contains_answer(answer.answer, item.answers),
+        f1=token_f1(answer.answer, item.answers) if item.answerable and not answer.retracted else 0.0,
         declined=declined,
         gold_cited=any(source_matches(s, item.source, docs_dir) for s in sources) if item.source else None,
         evidence_correct=contains_answer(" ".join(evidence), item.answers) if item.answerable else None,

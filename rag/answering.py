@@ -27,7 +27,7 @@ from rag.chain import FirstLineLLM, IndexRetriever, build_condense_chain, build_
 from rag.languages import DEFAULT as DEFAULT_LANGUAGE
 from rag.languages import detect_language, quotes_headers, run_on_stops, texts
 from rag.prompting import select_prompt
-from rag.evidence import Evidence, quote_evidence
+from rag.evidence import Evidence, expected_kind, quote_evidence
 from rag.grounding import Grounding, check_grounding, unmentioned
 from rag.retrieval import embed_texts, location_of
 from rag.settings import Settings
@@ -57,6 +57,9 @@ class Answer:
     timings: dict[str, float] = field(default_factory=dict)
     evidence: list[Evidence] = field(default_factory=list)
     grounding: Grounding = field(default_factory=Grounding)
+    # The answer's facts of the kind the question asked for, when no source has them: the answer
+    # then ends by saying the documents do not say so (in the question's language).
+    retracted: list[str] = field(default_factory=list)
 
     @property
     def unsupported(self) -> list[str]:
@@ -82,6 +85,7 @@ class Answer:
             ],
             "evidence": [quote.to_dict() for quote in self.evidence],
             "unsupported": self.unsupported,
+            "retracted": self.retracted,
             "prompt_family": self.prompt_family,
             "timings": {key: round(value, 2) for key, value in self.timings.items()},
         }
@@ -120,8 +124,14 @@ class AnswerStream:
             timings=self._timings(text, first_token_at, finished),
         )
         if sources:
-            self.answer.evidence, self.answer.grounding = self._assistant.check(self.standalone_question or self._question, text, sources)
+            question = self.standalone_question or self._question
+            self.answer.evidence, self.answer.grounding = self._assistant.check(question, text, sources)
             self.answer.timings["evidence_ms"] = (time.perf_counter() - finished) * 1000
+            self.answer.retracted = self.answer.grounding.unsupported_answer(expected_kind(question))
+            if self.answer.retracted:
+                said = texts(self.answer.language).unsupported_answer.format(claims=", ".join(self.answer.retracted))
+                self.answer.answer = f"{text.rstrip()}\n\n{said}"
+                yield self.answer.answer[len(text) :]
 
     def _tokens(self) -> Iterator[str]:
         for chunk in self._chunks:

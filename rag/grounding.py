@@ -42,6 +42,11 @@ _NUMBER = re.compile(r"(?<![\w.,])\d{1,3}(?:[,  ]\d{3})+(?:\.\d+)?(?![\w])|(?<![
 _NAME_CHAR = r"[A-Za-z0-9\u00C0-\u024F'’-]"
 _NAME = re.compile(rf"\b[A-Z]{_NAME_CHAR}*[a-z]{_NAME_CHAR}*(?:\s+(?:[A-Z]{_NAME_CHAR}+|(?:of|de|von|van|der)\b))*\s*")
 _CITATION = re.compile(r"\[(\d+)\]")
+# Inline code as Markdown marks it: a command or literal the answer quotes must be one a source has.
+_CODE_SPAN = re.compile(r"`([^`\n]+)`")
+# The claims that answer a question asking for a time, a date, a command or a number: a port may be
+# written as a number or inside a command, a time as a date's part.
+ANSWER_KINDS = {"time": ("number", "date"), "date": ("date", "number"), "code": ("code", "number"), "number": ("number", "code")}
 _WEEKDAYS = {"monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"}
 
 
@@ -56,6 +61,12 @@ class Grounding:
     @property
     def all_unsupported(self) -> bool:
         return bool(self.checked) and len(self.unsupported) == len(self.checked)
+
+    def unsupported_answer(self, asked: str | None) -> list[str]:
+        """The answer's facts of the kind a question asked for (a FACT_KINDS name, or None), when
+        no source has any of them: then the answer is a guess ("1GiB" for an unstated limit)."""
+        claims = [claim for claim in self.checked if asked and self.kinds[claim] in ANSWER_KINDS[asked]]
+        return claims if claims and all(claim in self.unsupported for claim in claims) else []
 
 
 def _dates(text: str) -> list[tuple[str, tuple[int | None, int | None, int | None], tuple[int, int]]]:
@@ -139,6 +150,10 @@ def check_grounding(answer: str, sources: list[str], question: str = "") -> Grou
     def free(span: tuple[int, int]) -> bool:
         return not any(start < span[1] and span[0] < end for start, end in spans)
 
+    for match in _CODE_SPAN.finditer(answer):
+        code = match.group(1).strip()
+        if code:
+            claim("code", code, fold(code) in folded_corpus or fold(code) in folded_question, match.span())
     dates: dict[str, tuple[tuple[int, int], list]] = {}
     for written, value, span in _dates(answer):
         dates.setdefault(written, (span, []))[1].append(value)

@@ -35,6 +35,7 @@ class LanguageTexts:
     names_separator: str
     not_in_sources: str
     nothing_supported: str
+    unsupported_answer: str
     declines: tuple[str, ...]
     asks: tuple[tuple[str, re.Pattern[str]], ...]  # (fact kind, what a question asking for it says)
 

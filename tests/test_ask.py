@@ -79,7 +79,7 @@ def test_cli_ask_json_has_every_field(sample_index):
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert set(payload) == {
-        "question", "language", "standalone_question", "answer", "sources", "evidence", "unsupported", "prompt_family",
+        "question", "language", "standalone_question", "answer", "sources", "evidence", "unsupported", "retracted", "prompt_family",
         "timings", "prompt",
     }
     assert payload["language"] == "en"

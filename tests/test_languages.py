@@ -92,6 +92,7 @@ def test_answers_are_not_taken_for_declines(answer):
 def test_every_languages_declines_are_declines():
     for language in languages().values():
         assert is_declined(language.no_context) and is_declined(language.unmentioned_answer(["RO-450"]))
+        assert is_declined(language.unsupported_answer.format(claims="8080"))
 
 
 @pytest.mark.fast
@@ -226,6 +227,45 @@ def test_a_question_is_answered_from_its_languages_page_with_evidence_in_that_la
 def test_an_off_topic_question_is_declined_in_its_language(assistant, question, language):
     answer = assistant.ask(question)
     assert answer.language == language and answer.answer == texts(language).no_context and answer.sources == []
+
+
+@requires_cjkdocs
+@pytest.mark.parametrize("question,answer,retraction", [
+    ("minikube 대시보드를 열지 않고 URL만 출력하려면 어떤 플래그를 붙이나요?", "`--no-browser` 플래그를 붙입니다 [1].",
+     "문서에 나와 있지 않습니다: --no-browser은(는) 어느 출처에도 없으니 이 답을 믿지 마세요."),
+    ("如何只获取 minikube 仪表板的 URL 而不打开浏览器？应该加什么参数？", "加上 `--no-browser` 参数 [1]。",
+     "文档中没有提到--no-browser，这个回答在资料中找不到依据，请不要依赖它。"),
+    ("Katacoda環境で、Display Portをクリックする前に入力する番号は何番ですか？", "番号は31000です [1]。",
+     "文書には記載されていません：31000はどの出典にもないため、この回答を信頼しないでください。"),
+])
+def test_an_answer_whose_asked_for_fact_no_source_has_ends_with_a_decline_in_its_language(minikube_pages, question, answer, retraction):
+    from langchain_core.language_models.fake import FakeStreamingListLLM
+
+    from rag.answering import Assistant
+
+    result = Assistant(minikube_pages, llm=FakeStreamingListLLM(responses=[answer])).ask(question)
+    assert result.answer == f"{answer}\n\n{retraction}" and is_declined(result.answer)
+    right = {"ko": "`--url` 플래그를 붙입니다 [1].", "zh": "加上 `--url` 参数 [1]。", "ja": "番号は30000です [1]。"}[result.language]
+    assert Assistant(minikube_pages, llm=FakeStreamingListLLM(responses=[right])).ask(question).answer == right
+
+
+@pytest.mark.fast
+def test_a_command_an_answer_quotes_as_code_must_be_in_a_source_as_written():
+    sources = ["전체를 삭제하지 않고 멈추려면 `minikube stop`을 실행한다.", "Use kubectl get pods -o wide to see the nodes."]
+    assert check_grounding("`minikube stop`을 실행합니다.", sources).unsupported == []
+    assert check_grounding("Run `kubectl get pods -o wide`.", sources).unsupported == []
+    found = check_grounding("`kubectl autoscale deployment hello-node --max=10`을 실행합니다.", sources)
+    assert found.unsupported == ["kubectl autoscale deployment hello-node --max=10"] and found.kinds[found.unsupported[0]] == "code"
+
+
+@pytest.mark.fast
+def test_an_answer_is_retracted_for_the_kind_of_fact_its_question_asks_for_only():
+    sources = ["The lab has 24 seats and opens at 08:00."]
+    made_up_seats = check_grounding("The lab has 30 seats; ask Henrik.", sources)
+    assert made_up_seats.unsupported_answer("number") == ["30"]
+    assert made_up_seats.unsupported_answer(None) == []
+    assert check_grounding("The lab has 24 seats; ask Henrik.", sources).unsupported_answer("number") == []
+    assert check_grounding("It has 24 seats and is run by Henrik.", sources).unsupported_answer("code") == []
 
 
 @pytest.mark.fast

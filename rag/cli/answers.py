@@ -47,10 +47,10 @@ def _print_checks(answer) -> None:
             where = f" ({quote.location_label})" if quote.location_label else ""
             out.print(f"  [{quote.source_number}] \"{escape(quote.text)}\"{escape(where)}")
     said = texts(answer.language)  # the question's language
-    claims = ", ".join(answer.unsupported)
-    if answer.grounding.all_unsupported:
+    claims = ", ".join(claim for claim in answer.unsupported if claim not in answer.retracted)  # a retracted answer says those
+    if answer.grounding.all_unsupported and not answer.retracted:
         out.print(escape(said.nothing_supported.format(claims=claims)))
-    elif answer.unsupported:
+    elif claims:
         out.print(f"{escape(said.not_in_sources)}: {escape(claims)}")
 
 

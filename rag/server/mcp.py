@@ -97,6 +97,7 @@ def mcp_server(service: KnowledgeService) -> MCPServer:
             "language": answer.language,
             "sources": sources_payload(answer),
             "unsupported": answer.unsupported,
+            "retracted": answer.retracted,
         }
 
     @server.tool()

@@ -464,7 +464,7 @@ def source_payload(number: int, document: "Document", evidence: Sequence["Eviden
 
 def citation_suffix(answer: "Answer", declined: bool = False) -> str:
     """The `[n]` markers to append when the model cited nothing: its evidence's sources, else the first."""
-    if declined or not answer.sources or CITATION.search(answer.answer):
+    if declined or answer.retracted or not answer.sources or CITATION.search(answer.answer):
         return ""
     numbers = sorted({quote.source_number for quote in answer.evidence}) or [1]
     return " " + "".join(f"[{number}]" for number in numbers)
