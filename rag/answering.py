@@ -29,7 +29,7 @@ from rag.languages import detect_language, quotes_headers, run_on_stops, texts
 from rag.prompting import select_prompt
 from rag.evidence import Evidence, expected_kind, quote_evidence
 from rag.grounding import Grounding, check_grounding, unmentioned
-from rag.retrieval import embed_texts, location_of
+from rag.retrieval import embed_texts, location_of, mentioned_anywhere
 from rag.settings import Settings
 
 if TYPE_CHECKING:
@@ -210,8 +210,10 @@ class Assistant:
         return "\n".join(lines)
 
     def _unmentioned(self, question: str, sources: list[Document], language: str) -> str | None:
-        """The answer when the question asks about a code or name that no source mentions."""
+        """The answer when the question asks about a code or name that no source mentions and the
+        knowledge base holds nowhere; one it holds in passages not retrieved is no invention."""
         missing = unmentioned(question, [checkable_text(doc) for doc in sources])
+        missing = [name for name in missing if not mentioned_anywhere(name, self.settings)]
         return texts(language).unmentioned_answer(missing) if missing else None
 
     def check(self, question: str, answer: str, sources: list[Document]) -> tuple[list[Evidence], Grounding]:

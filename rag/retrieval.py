@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Literal
 
 from ingest.index import CHUNK_METADATA_KEYS, ChunkFilter, Index, StoredChunk
 from ingest.scripts import AUTO_MODEL
+from ingest.text import fold
 from rag.errors import UsageError
 from rag.settings import SearchSettings, Settings
 
@@ -293,6 +294,14 @@ def open_index(settings: Settings) -> Index:
     if index is None or index.rebuilt_since_opened():
         index = _OPEN[key] = Index(settings)
     return index
+
+
+def mentioned_anywhere(name: str, settings: Settings, k: int = 5) -> bool:
+    """Whether some chunk of the knowledge base spells `name` (case and width folded): one keyword
+    query, then the best matches' text."""
+    index = open_index(settings)
+    found = index.get_chunks([chunk_id for chunk_id, _ in index.keyword_query(name, k)])
+    return any(fold(name) in fold(chunk.text) for chunk in found.values())
 
 
 def embedding_model(settings: Settings) -> str:

@@ -223,6 +223,17 @@ def test_a_question_about_a_code_or_name_no_source_mentions_is_declined_without_
     assert assistant.ask(WARRANTY_QUESTION).answer == "It ends on 4 October 2025 [1]."  # the model it names is there
 
 
+def test_a_name_the_knowledge_base_holds_outside_the_passages_found_is_no_reason_to_decline(sample_index):
+    settings, _ = sample_index
+    question = "When does the warranty of the Brandt RO-350 reflow oven end, and should I tell Helena Borg?"
+    assistant = Assistant(settings, llm=FakeStreamingListLLM(responses=["It ends on 4 October 2025 [1]."]), k=1)
+    answer = assistant.ask(question)
+    assert "Helena Borg" not in answer.sources[0].page_content  # only the onboarding guide names her
+    assert answer.answer == "It ends on 4 October 2025 [1]."
+    made_up = assistant.ask("When does the warranty of the Brandt RO-350 reflow oven end, and should I tell Henrik Olsson?")
+    assert made_up.answer == "None of the passages found mentions Henrik Olsson, so I will not guess."
+
+
 def test_the_gate_keeps_every_answerable_question_of_the_qa_set_and_declines_the_off_topic_ones(sample_index):
     settings, _ = sample_index
     items = load_qa(REPO / "data" / "sample-notes-qa.jsonl")
