@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 import rag
 from ingest.index import Index
-from rag.batch.schema import fields_schema, merge, parse_reply
+from rag.batch.schema import bounded, fields_schema, merge, parse_reply
 from rag.batch.selection import without_overlap
 from rag.batch.jobs import pack
 from rag.cli import app
@@ -84,6 +84,35 @@ def test_fields_shorthand_is_a_bounded_schema_where_scalars_may_be_null():
     for bad in ("vendor", "vendor:text", "tags:list[date]", " , "):
         with pytest.raises(UsageError):
             fields_schema(bad)
+
+
+@pytest.mark.fast
+def test_a_schema_without_bounds_gets_them_sized_to_the_reply_budget():
+    plain = {"type": "object", "properties": {"title": {"type": "string"}, "topics": {"type": "array", "items": {"type": "string"}}}}
+    result = bounded(plain, 384)
+    # 384 tokens, a quarter for the JSON's syntax, 3 characters a token, shared by the title and 10 topics
+    assert result.schema == {
+        "type": "object",
+        "properties": {
+            "title": {"type": "string", "maxLength": 78},
+            "topics": {"type": "array", "items": {"type": "string", "maxLength": 78}, "maxItems": 10},
+        },
+    }
+    assert result.paths == ["topics", "title", "topics[]"] and (result.max_items, result.max_length) == (10, 78)
+    small = bounded(plain, 96)  # fewer topics, so that each still has room to say something
+    assert (small.max_items, small.max_length) == (4, 43)
+    assert plain["properties"]["title"] == {"type": "string"}  # the given schema is left as it was
+    own = {"type": "object", "properties": {
+        "kind": {"type": "string", "enum": ["invoice", "note"]}, "code": {"type": "string", "pattern": "^[A-Z]+$"},
+        "summary": {"type": "string", "minLength": 500}, "tags": {"type": "array", "items": {"type": "integer"}, "maxItems": 3},
+    }}
+    kept = bounded(own, 96)
+    assert kept.schema["properties"]["summary"] == {"type": "string", "minLength": 500, "maxLength": 500}
+    assert {name: kept.schema["properties"][name] for name in ("kind", "code", "tags")} == {
+        name: own["properties"][name] for name in ("kind", "code", "tags")
+    }
+    assert kept.paths == ["summary"]
+    assert bounded(fields_schema("vendor:str, tags:list[str]"), 96).paths == []  # the shorthand is bounded already
 
 
 @pytest.mark.fast
@@ -221,8 +250,26 @@ def test_a_reply_cut_off_by_the_token_budget_says_which_setting_to_change(corpus
     assert result.exit_code == 1, result.output
     [failure] = lines(tmp_path / "summaries.errors.jsonl")
     assert failure["error"].startswith("the reply reached batch.max_tokens (16 tokens) before its JSON closed (")
-    assert failure["error"].endswith("raise batch.max_tokens, or bound the schema's strings and lists (maxLength, maxItems) more tightly")
-    assert failure["raw"].startswith('{"summary')
+    assert failure["error"].endswith(
+        "), and again with 32 tokens; raise batch.max_tokens, or bound the schema's strings and lists (maxLength, maxItems) more tightly"
+    )
+    assert failure["raw"].startswith('{"summary') and failure["attempts"] == 2  # asked once more, with twice the budget
+
+
+def test_a_schema_without_bounds_still_gives_a_record_for_every_document(corpus, tmp_path):
+    settings, folder = corpus
+    plain = {"type": "object", "properties": {"title": {"type": "string"}, "topics": {"type": "array", "items": {"type": "string"}}}}
+    (tmp_path / "schema.json").write_text(json.dumps(plain))
+    out = tmp_path / "topics.jsonl"
+    result = cli(settings, "extract", "--schema", str(tmp_path / "schema.json"), str(folder), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    # 96 tokens hold a title and 4 topics of 43 characters
+    assert "extract: the schema leaves topics, title, topics[] unbounded; replies keep lists to 4 items and strings to 43 characters" in result.stderr
+    records = lines(out)
+    assert sorted(record["source"] for record in records) == sorted(str(folder / name) for name in DOCUMENTS)
+    for record in records:
+        assert len(record["data"]["title"]) <= 43 and len(record["data"]["topics"]) <= 4
+    assert not (tmp_path / "topics.errors.jsonl").exists()
 
 
 def test_a_killed_job_resumes_and_writes_every_item_exactly_once(corpus, tmp_path):

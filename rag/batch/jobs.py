@@ -30,10 +30,10 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.runnables import Runnable
 
 from ingest.index import Index
-from rag.backends import backend_errors, context_window, count_tokens, create_llm, json_schema_constrained
+from rag.backends import backend_errors, context_window, count_tokens, create_llm, json_schema_constrained, with_generation
 from rag.backends.base import traits
 from rag.batch.grammar import Plan, plan
-from rag.batch.schema import NOT_JSON, merge, parse_reply, schema_problem
+from rag.batch.schema import NOT_JSON, bounded, merge, parse_reply, schema_problem
 from rag.batch.selection import Item, Passage, Per, read_passages, select_items
 from rag.chain import FirstLineLLM
 from rag.errors import ConfigError
@@ -138,14 +138,24 @@ class BatchModel:
             )
         return room
 
-    def generate(self, task_name: str, values: dict[str, str], constrained: Runnable | None = None) -> str:
+    def with_budget(self, max_tokens: int) -> BaseLanguageModel:
+        """The model writing up to `max_tokens` instead of batch.max_tokens (its weights shared)."""
+        return with_generation(self.llm, max_tokens, None)
+
+    def generate(
+        self, task_name: str, values: dict[str, str], constrained: Runnable | None = None, max_tokens: int | None = None
+    ) -> str:
+        """The model's reply to the task's prompt; `max_tokens` for a longer reply than batch.max_tokens
+        (`constrained` then made from `with_budget(max_tokens)`)."""
         selected = self.prompt(task_name)
         prompt = selected.prompt.format_prompt(**values)
-        key = hashlib.sha256(f"{task_name}\0{constrained is not None}\0{prompt.to_string()}".encode()).hexdigest()
+        longer = f"\0{max_tokens}" if max_tokens else ""
+        key = hashlib.sha256(f"{task_name}\0{constrained is not None}{longer}\0{prompt.to_string()}".encode()).hexdigest()
         with self._lock:
             if key in self.memo:
                 return self.memo[key]
-        model: Runnable = constrained or (FirstLineLLM(inner=self.llm) if selected.first_line_only else self.llm)
+        llm = self.with_budget(max_tokens) if max_tokens else self.llm
+        model: Runnable = constrained or (FirstLineLLM(inner=llm) if selected.first_line_only else llm)
         if stop := [*selected.stop, *self.settings.llm.stop]:
             model = model.bind(stop=stop)
         with self._in_flight, backend_errors(self.settings):
@@ -405,17 +415,33 @@ class ExtractJob(BatchJob):
 
     def __init__(self, *args: Any, schema: dict[str, Any], per: Per, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.schema = schema
+        self.given_schema = schema
+        # What replies are held to: the schema, its unbounded strings and lists bounded so that a
+        # reply closes its JSON within batch.max_tokens.
+        self.bounds = bounded(schema, self.settings.batch.max_tokens)
+        self.schema = self.bounds.schema
         self.per = per
-        self.schema_text = json.dumps(schema, ensure_ascii=False)
+        self.schema_text = json.dumps(self.schema, ensure_ascii=False)
+        self._constrained_by_budget: dict[int, Runnable | None] = {}
 
     def fingerprint(self) -> dict[str, Any]:
-        return {**super().fingerprint(), "schema": self.schema, "per": self.per}
+        return {**super().fingerprint(), "schema": self.given_schema, "per": self.per}
 
     @functools.cached_property
     def grammar_plan(self) -> Plan:
         """The schema as the backends constrain the model by, and the keywords that leaves unenforced."""
         return plan(self.schema)
+
+    def _bounds_notice(self) -> str | None:
+        if not self.bounds.paths:
+            return None
+        bounds = [f"lists to {self.bounds.max_items} items" if self.bounds.max_items else "",
+                  f"strings to {self.bounds.max_length} characters" if self.bounds.max_length else ""]
+        return (
+            f"{self.kind}: the schema leaves {', '.join(self.bounds.paths)} unbounded; replies keep "
+            f"{' and '.join(filter(None, bounds))} to fit batch.max_tokens ({self.settings.batch.max_tokens}); "
+            "give the schema its own maxItems and maxLength to choose others."
+        )
 
     @property
     def unenforced(self) -> list[str]:
@@ -425,8 +451,9 @@ class ExtractJob(BatchJob):
     @functools.cached_property
     def constrained(self) -> Runnable | None:
         constrained = json_schema_constrained(self.model.llm, self.schema)
-        if notice := self._constraint_notice(constrained is not None):
-            self.notice(notice)
+        for notice in (self._bounds_notice(), self._constraint_notice(constrained is not None)):
+            if notice:
+                self.notice(notice)
         return constrained
 
     def _constraint_notice(self, constrained: bool) -> str | None:
@@ -482,27 +509,53 @@ class ExtractJob(BatchJob):
             record.raw = json.dumps(record.data, ensure_ascii=False)
 
     def _extract_text(self, text: str, label: str) -> "PartValue":
-        """The JSON value for one text: a reply that fails the schema is shown to the model, which tries again."""
+        """The JSON value for one text: a reply that fails the schema is shown to the model, which tries
+        again; a reply cut off by batch.max_tokens is asked for once more with room to finish."""
         retry = task("extract")["retry"]
         part = PartValue()
+        longer = None  # the larger budget, once a reply was cut off: kept for the attempts after
         for _ in range(self.settings.batch.max_attempts):
             part.attempts += 1
             values = {"schema": self.schema_text, "source": label, "text": text, "feedback": part.feedback(retry)}
-            reply = self.model.generate("extract", values, self.constrained)
+            reply = self._generate(values, longer)
             part.value, problem = parse_reply(reply, self.schema)
+            budget = longer or self.settings.batch.max_tokens
+            if problem and not longer and self._cut_off(reply, problem, budget) and (longer := self._longer_budget(values)):
+                part.attempts += 1
+                reply = self._generate(values, longer)
+                part.value, problem = parse_reply(reply, self.schema)
+                budget = longer
             if problem is None:
                 part.error = part.raw = None
                 return part
-            part.error, part.raw = self._cut_off(reply, problem) or problem, reply
+            part.error, part.raw = self._cut_off(reply, problem, budget) or problem, reply
         return part
 
-    def _cut_off(self, reply: str, problem: str) -> str | None:
-        """The problem said as what to change, when the reply ran out of batch.max_tokens before its JSON closed."""
-        budget = self.settings.batch.max_tokens
+    def _generate(self, values: dict[str, str], max_tokens: int | None) -> str:
+        if max_tokens is None:
+            return self.model.generate("extract", values, self.constrained)
+        return self.model.generate("extract", values, self._constrained_for(max_tokens), max_tokens=max_tokens)
+
+    def _longer_budget(self, values: dict[str, str]) -> int | None:
+        """Twice batch.max_tokens, or what the context window leaves beside the prompt, if more."""
+        prompt = self.model.prompt("extract").prompt.format_prompt(**values).to_string()
+        longer = min(2 * self.settings.batch.max_tokens, self.model.window - self.model.tokens(prompt))
+        return longer if longer > self.settings.batch.max_tokens else None
+
+    def _constrained_for(self, max_tokens: int) -> Runnable | None:
+        if max_tokens not in self._constrained_by_budget:
+            self._constrained_by_budget[max_tokens] = json_schema_constrained(self.model.with_budget(max_tokens), self.schema)
+        return self._constrained_by_budget[max_tokens]
+
+    def _cut_off(self, reply: str, problem: str, budget: int) -> str | None:
+        """The problem said as what to change, when the reply ran out of its token budget (batch.max_tokens,
+        or the larger one of the second try) before its JSON closed."""
         if not problem.startswith(NOT_JSON) or self.model.tokens(reply) < CUT_OFF_SHARE * budget:
             return None
+        first = self.settings.batch.max_tokens
+        again = f", and again with {budget} tokens" if budget != first else ""
         return (
-            f"the reply reached batch.max_tokens ({budget} tokens) before its JSON closed ({problem}); raise "
+            f"the reply reached batch.max_tokens ({first} tokens) before its JSON closed ({problem}){again}; raise "
             "batch.max_tokens, or bound the schema's strings and lists (maxLength, maxItems) more tightly"
         )
 

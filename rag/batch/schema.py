@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from rag.errors import FieldsShorthandError, UsageError
 
@@ -16,6 +16,11 @@ _SHORTHAND_TYPES = {"str": "string", "int": "integer", "float": "number", "bool"
 # where a small model could otherwise repeat itself until its token budget ends the JSON mid-way.
 SHORTHAND_MAX_CHARS = 200
 SHORTHAND_MAX_ITEMS = 10
+# A schema's own unbounded strings and lists get bounds sized to the reply's token budget: the JSON's
+# keys and punctuation take about this share of a reply, and a token of text is about this many characters.
+SYNTAX_SHARE = 0.25
+CHARS_PER_TOKEN = 3
+MIN_BOUNDED_CHARS = 40
 NOT_JSON = "the reply is not valid JSON"
 _FIELD = re.compile(r"^\s*(?P<name>[A-Za-z_][\w-]*)\s*:\s*(?P<type>\w+(\[\w+\])?)\s*$")
 _FENCE = re.compile(r"^```(?:json)?\s*|\s*```$")
@@ -65,6 +70,58 @@ def _bounded(kind: str) -> dict[str, Any]:
     if kind == "str":
         schema["maxLength"] = SHORTHAND_MAX_CHARS
     return schema
+
+
+class BoundedSchema(NamedTuple):
+    schema: dict[str, Any]
+    paths: list[str]  # the lists and strings that had no bound ("topics", "topics[]")
+    max_items: int | None  # the items each such list got
+    max_length: int | None  # the characters each such string got
+
+
+def bounded(schema: dict[str, Any], max_tokens: int) -> BoundedSchema:
+    """`schema` with a maxItems on each list and a maxLength on each free string it leaves unbounded,
+    so that constrained decoding closes the JSON within `max_tokens`.
+
+    The strings share the characters the budget holds, a string inside a list counting once per
+    item; lists get the shorthand's bound, fewer where strings would otherwise get too few
+    characters to say anything. Bounds the schema gives itself are kept."""
+    characters = max_tokens * (1 - SYNTAX_SHARE) * CHARS_PER_TOKEN
+    for max_items in range(SHORTHAND_MAX_ITEMS, 0, -1):
+        result, lists, strings = _with_bounds(schema, max_items)
+        slots = sum(repeats for _, _, repeats in strings)
+        if not slots or characters / slots >= MIN_BOUNDED_CHARS:
+            break
+    length = max(MIN_BOUNDED_CHARS, int(characters / slots)) if slots else None
+    for node, _, _ in strings:
+        node["maxLength"] = max(length, node.get("minLength", 0))
+    paths = list(dict.fromkeys(lists + [path for _, path, _ in strings]))
+    return BoundedSchema(result, paths, max_items if lists else None, length)
+
+
+def _with_bounds(schema: dict[str, Any], max_items: int) -> tuple[dict[str, Any], list[str], list[tuple[dict[str, Any], str, int]]]:
+    """A copy of `schema` whose unbounded lists hold at most `max_items`; those lists' paths; and its
+    unbounded strings (the copy's node, the path, how many times a reply may hold it)."""
+    lists: list[str] = []
+    strings: list[tuple[dict[str, Any], str, int]] = []
+
+    def walk(node: Any, path: str, repeats: int) -> Any:
+        if not isinstance(node, dict):
+            return node
+        node = dict(node)
+        types = node.get("type") if isinstance(node.get("type"), list) else [node.get("type")]
+        if "array" in types and "maxItems" not in node:
+            node["maxItems"] = max(max_items, node.get("minItems", 0))
+            lists.append(path or "the reply")
+        if "string" in types and not any(key in node for key in ("maxLength", "enum", "const", "format", "pattern")):
+            strings.append((node, path or "the reply", repeats))
+        if isinstance(node.get("properties"), dict):
+            node["properties"] = {name: walk(sub, f"{path}.{name}".lstrip("."), repeats) for name, sub in node["properties"].items()}
+        if isinstance(node.get("items"), dict):
+            node["items"] = walk(node["items"], f"{path}[]", repeats * node.get("maxItems", max_items))
+        return node
+
+    return walk(schema, "", 1), lists, strings
 
 
 def parse_reply(raw: str, schema: dict[str, Any]) -> tuple[Any, str | None]:
