@@ -35,10 +35,10 @@ def models(
     if local:
         _print_local_models(as_json)
         return
-    from rag.backends import BACKENDS, backend_status
+    from rag.backends import BACKENDS, backend_statuses
 
     names = list(BACKENDS) if all_backends else [settings.llm.backend]
-    statuses = [backend_status(name, settings) for name in names]
+    statuses = backend_statuses(names, settings)
     if as_json:
         out.print_json(json.dumps([status.to_dict() for status in statuses]))
     else:
