@@ -56,9 +56,11 @@ class BackendStatus:
     models: list[dict[str, Any]] = field(default_factory=list)
     selected: str | None = None
     selected_available: bool = False
+    # What `problem` says, as data: an edge words its remedy its own way (the CLI in commands).
+    error: RagError | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {key: value for key, value in self.__dict__.items() if key != "error"}
 
 
 def backend(name: str) -> Backend:
@@ -99,7 +101,7 @@ def backend_status(name: str, settings: Settings) -> BackendStatus:
         except ImportError as exc:  # a probe that asks the engine itself (gpt4all's)
             raise spec.missing_package(exc) from exc
     except RagError as exc:
-        return BackendStatus(backend=name, ok=False, problem=str(exc))
+        return BackendStatus(backend=name, ok=False, problem=str(exc), error=exc)
 
 
 def backend_statuses(names: list[str], settings: Settings) -> list[BackendStatus]:

@@ -10,7 +10,7 @@ from langchain_ollama import ChatOllama, OllamaLLM
 
 from rag.backends.base import ModelTraits
 from rag.backends.ollama_probe import base_url, family, list_models, not_pulled, not_running, pulled
-from rag.errors import ConfigError, RagError
+from rag.errors import ModelNotChosenError, RagError
 from rag.settings import Settings
 
 
@@ -45,7 +45,7 @@ def create(settings: Settings) -> RagChatOllama | RagOllamaLLM:
     llm = settings.llm
     url = base_url(settings)
     if not llm.model:
-        raise ConfigError("Set llm.model to the Ollama model to use (`rag models` lists them).")
+        raise ModelNotChosenError(f"the Ollama server at {url}")
     if not pulled(llm.model, list_models(url)):
         raise not_pulled(llm.model)
     options: dict[str, Any] = dict(

@@ -8,7 +8,7 @@ import urllib.error
 from typing import Any
 
 from rag.backends.http import ServerUnreachable, get_json, post_json
-from rag.errors import ConfigError, RagError
+from rag.errors import ConfigError, ModelNotServedError, RagError
 from rag.settings import OpenAISettings, Settings
 
 
@@ -49,7 +49,7 @@ def key_refused(url: str) -> RagError:
 
 
 def not_served(model: str, url: str) -> RagError:
-    return RagError(f"The server at {url} does not serve model {model!r}; `rag models` lists the ones it has.")
+    return ModelNotServedError(url, model)
 
 
 def served_models(settings: Settings) -> list[dict[str, Any]]:

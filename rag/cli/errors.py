@@ -26,6 +26,9 @@ from rag.errors import (
     JobOutputBusyError,
     JobOutputExistsError,
     JobOutputMismatchError,
+    LocalModelNotFoundError,
+    ModelNotChosenError,
+    ModelNotServedError,
     NoDocumentsError,
     NoIndexError,
     QrelsMismatchError,
@@ -38,6 +41,7 @@ from rag.errors import (
     VectorsMissingError,
     VectorStoreMismatchError,
 )
+from rag.server.tokens import NoScopesGivenError, TokenExistsError, UnknownTokenError
 from rag.settings import debug_enabled
 
 DEBUG_HINT = "Set RAG_DEBUG=1 to see the traceback."
@@ -92,6 +96,16 @@ CLI_ERRORS: dict[type[RagError], CliWording] = {
     VectorDimensionError: CliWording(1, lambda _: (
         "Run `rag ingest --rebuild PATH...` to rebuild it with this one, or restore the model it was built with."
     )),
+    ModelNotChosenError: CliWording(2, lambda _: "set llm.model to one of those `rag models` lists."),
+    ModelNotServedError: CliWording(1, lambda _: "`rag models` lists the ones it has."),
+    LocalModelNotFoundError: CliWording(1, lambda error: "" if error.listed_all else (
+        "`rag models --local` lists every model rag finds."
+    )),
+    NoScopesGivenError: CliWording(2, lambda _: "give --collection NAME --scope read."),
+    TokenExistsError: CliWording(2, lambda error: (
+        f"revoke it first (`rag serve token revoke {error.name}`), or choose another name."
+    )),
+    UnknownTokenError: CliWording(2, lambda _: "`rag serve token list` shows them."),
     UsageError: CliWording(2),
     RagError: CliWording(1),
 }

@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 
 from rag.cli.console import err, out
+from rag.cli.errors import cli_wording
 from rag.cli.options import JsonOption, knowledge_base
 from rag.settings import Settings
 
@@ -39,6 +40,9 @@ def models(
 
     names = list(BACKENDS) if all_backends else [settings.llm.backend]
     statuses = backend_statuses(names, settings)
+    for status in statuses:
+        if status.error is not None:
+            status.problem = cli_wording(status.error)[0]
     if as_json:
         out.print_json(json.dumps([status.to_dict() for status in statuses]))
     else:
