@@ -12,6 +12,7 @@ from ingest.errors import (
     IndexBusyError,
     IndexMismatchError,
     IndexTooNewError,
+    IngestWarning,
     LoadError,
     ModelNotFoundError,
     NoIndexError,
@@ -19,6 +20,7 @@ from ingest.errors import (
     RagError,
     RebuildScopeError,
     UnknownVectorStoreError,
+    UnreadScriptsWarning,
     UsageError,
     VectorDimensionError,
     VectorsMissingError,
@@ -27,10 +29,11 @@ from ingest.errors import (
 
 __all__ = [
     "ConfigError", "FieldsShorthandError", "FormatUnknownError", "IndexBusyError", "IndexMismatchError",
-    "IndexTooNewError", "JobOutputBusyError", "JobOutputExistsError", "JobOutputMismatchError", "LoadError",
-    "LocalModelNotFoundError", "ModelNotChosenError", "ModelNotFoundError", "ModelNotServedError", "NoDocumentsError", "NoIndexError", "NotADocument", "QrelsMismatchError", "RagError",
-    "RebuildScopeError", "SourceNotIngestedError", "UnknownVectorStoreError", "UsageError", "VectorDimensionError",
-    "VectorStoreMismatchError", "VectorsMissingError",
+    "IndexTooNewError", "IngestWarning", "JobOutputBusyError", "JobOutputExistsError", "JobOutputMismatchError",
+    "LoadError", "LocalModelNotFoundError", "ModelNotChosenError", "ModelNotFoundError", "ModelNotServedError",
+    "NoDocumentsError", "NoIndexError", "NotADocument", "QrelsMismatchError", "RagError", "RebuildScopeError",
+    "SourceNotIngestedError", "UnknownVectorStoreError", "UnreadScriptsWarning", "UsageError",
+    "VectorDimensionError", "VectorStoreMismatchError", "VectorsMissingError",
 ]
 
 

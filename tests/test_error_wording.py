@@ -33,6 +33,7 @@ from rag.errors import (
     RebuildScopeError,
     SourceNotIngestedError,
     UnknownVectorStoreError,
+    UnreadScriptsWarning,
     UsageError,
     VectorDimensionError,
     VectorsMissingError,
@@ -260,3 +261,23 @@ def test_an_unchosen_ollama_model_names_the_setting_from_python_and_rag_models_f
     assert cli_wording(raised.value) == (
         f"No model is chosen for the Ollama server at {dead}: set llm.model to one of those `rag models` lists.", 2
     )
+
+
+def test_the_unread_scripts_warning_says_rebuild_true_to_python_and_the_command_to_the_cli(home, tmp_path):
+    from ingest.scripts import ENGLISH_MODEL
+
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "양자화.md").write_text("# 양자화\n\n양자화는 모델의 가중치를 더 적은 비트로 저장해 메모리를 줄이는 방법입니다.\n")
+    settings = make_settings(home, embedding={"model": ENGLISH_MODEL})
+    [warning] = rag.ingest([notes], settings).warnings
+    assert isinstance(warning, UnreadScriptsWarning)
+    assert warning.startswith("1 file written in a script the embedding model ")
+    assert warning.endswith("or to a local multilingual sentence-transformers model folder, then ingest again with rebuild=True.")
+
+    result = runner.invoke(
+        app, ["ingest", "--rebuild", str(notes)], env={"RAG_HOME": str(home), "RAG_EMBEDDING__MODEL": ENGLISH_MODEL}
+    )
+    assert result.exit_code == 0, result.output
+    line = " ".join(result.stderr.split("Warning: ", 1)[1].split())
+    assert line == f"{warning.problem} {warning.model_choice}, then `rag ingest --rebuild PATH...`."

@@ -23,6 +23,7 @@ from rag.errors import (
     FormatUnknownError,
     IndexBusyError,
     IndexMismatchError,
+    IngestWarning,
     JobOutputBusyError,
     JobOutputExistsError,
     JobOutputMismatchError,
@@ -36,6 +37,7 @@ from rag.errors import (
     RebuildScopeError,
     SourceNotIngestedError,
     UnknownVectorStoreError,
+    UnreadScriptsWarning,
     UsageError,
     VectorDimensionError,
     VectorsMissingError,
@@ -109,6 +111,20 @@ CLI_ERRORS: dict[type[RagError], CliWording] = {
     UsageError: CliWording(2),
     RagError: CliWording(1),
 }
+
+
+# A warning about a whole ingest, its remedy in commands (the library's words otherwise).
+CLI_WARNINGS: dict[type[IngestWarning], Callable[[Any], str]] = {
+    UnreadScriptsWarning: lambda warning: f"{warning.model_choice}, then `rag ingest --rebuild PATH...`.",
+}
+
+
+def cli_warning(warning: str) -> str:
+    """The line the command line prints for one of a report's warnings."""
+    kind = next((kind for kind in type(warning).__mro__ if kind in CLI_WARNINGS), None)
+    if kind is None or not isinstance(warning, IngestWarning):
+        return warning
+    return f"{warning.problem} {CLI_WARNINGS[kind](warning)}"
 
 
 def cli_wording(error: RagError) -> tuple[str, int]:
