@@ -11,6 +11,7 @@ These are the ones ingest raises; `rag.errors` re-exports them beside those only
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Self
 
 
 class RagError(Exception):
@@ -177,13 +178,13 @@ class IngestWarning(str):
     problem: str
     remedy: str
 
-    def __new__(cls, problem: str, remedy: str = "") -> IngestWarning:
+    def __new__(cls, problem: str, remedy: str = "") -> Self:
         warning = super().__new__(cls, " ".join(part for part in (problem, remedy) if part))
         warning.problem, warning.remedy = problem, remedy
         return warning
 
-    def __getnewargs__(self) -> tuple[str, ...]:  # pickled as the fields it is made of
-        return (self.problem, self.remedy)
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled as the fields it is made of, not as its text
+        return (type(self), (self.problem, self.remedy))
 
 
 class UnreadScriptsWarning(IngestWarning):
@@ -192,10 +193,10 @@ class UnreadScriptsWarning(IngestWarning):
 
     model_choice: str
 
-    def __new__(cls, problem: str, model_choice: str) -> UnreadScriptsWarning:
+    def __new__(cls, problem: str, model_choice: str) -> Self:
         warning = super().__new__(cls, problem, f"{model_choice}, then ingest again with rebuild=True.")
         warning.model_choice = model_choice
         return warning
 
-    def __getnewargs__(self) -> tuple[str, ...]:
-        return (self.problem, self.model_choice)
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.problem, self.model_choice))

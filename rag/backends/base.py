@@ -76,7 +76,7 @@ class BackendSpec:
         cause: BaseException | None = exc
         while cause is not None and not getattr(cause, "name", None):
             cause = cause.__cause__ or cause.__context__
-        package = f" ({cause.name})" if cause is not None else ""
+        package = f" ({getattr(cause, 'name')})" if cause is not None else ""
         return RagError(f"The {self.name} backend needs a package that is not installed{package}: {self.install_hint}")
 
 

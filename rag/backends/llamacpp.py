@@ -6,7 +6,7 @@ Without `llm.model_path` it runs the packaged model `llm.model` names.
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, cast
 
 with warnings.catch_warnings():
     # langchain-community announces its own sunset on import; LlamaCpp itself is what we want.
@@ -74,7 +74,8 @@ class RagLlamaCpp(ModelTraits, LlamaCpp):
         merged = [{"role": "user", "content": f"{system['content']}\n\n{user['content']}"}]
         for attempt in (messages, merged):
             try:
-                prompt = formatter(messages=attempt).prompt
+                # llama_cpp types the messages as its TypedDicts of the same keys
+                prompt = formatter(messages=cast(Any, attempt)).prompt
                 break
             except TemplateError:
                 continue

@@ -3,7 +3,7 @@ or, with `llm.ollama.api = "generate"`, `OllamaLLM` fed rag's prompt for the mod
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.runnables import Runnable
 from langchain_ollama import ChatOllama, OllamaLLM
@@ -27,7 +27,8 @@ class _SchemaFormat(ModelTraits):
         from rag.batch.grammar import plan
 
         normalised = plan(schema).schema
-        return None if normalised is None else self.bind(format=normalised)
+        # mixed into LangChain's Ollama models only: self is a Runnable
+        return None if normalised is None else cast(Runnable, self).bind(format=normalised)
 
 
 class RagChatOllama(_SchemaFormat, ChatOllama):

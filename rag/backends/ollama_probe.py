@@ -61,5 +61,5 @@ def status(settings: Settings) -> dict[str, Any]:
             for m in models
         ],
         "selected": settings.llm.model,
-        "selected_available": bool(settings.llm.model) and pulled(settings.llm.model, models),
+        "selected_available": pulled(settings.llm.model, models) if settings.llm.model else False,
     }

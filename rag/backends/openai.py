@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 from langchain_core.runnables import Runnable
 from langchain_openai import ChatOpenAI
-from pydantic import PrivateAttr
+from pydantic import PrivateAttr, SecretStr
 
 from rag.backends.base import ModelTraits
 from rag.backends.http import post_json
@@ -82,10 +82,10 @@ def create(settings: Settings) -> RagChatOpenAI:
     properties = llama_server_properties(settings)
     model = RagChatOpenAI(
         base_url=url,
-        api_key=api_key(section) or NO_KEY,
+        api_key=SecretStr(api_key(section) or NO_KEY),
         model=name,
         temperature=llm.temperature,
-        max_tokens=llm.max_tokens,
+        max_completion_tokens=llm.max_tokens,  # the field max_tokens, by its alias
         seed=llm.seed,
         streaming=True,
         timeout=section.request_timeout,

@@ -123,7 +123,7 @@ def status(settings: Settings) -> dict[str, Any]:
     rows = []
     for model in models:
         row = {"name": model["id"], "context": served_context(model, properties) or "", "owned_by": model.get("owned_by", "")}
-        if model["id"] == selected:
+        if selected is not None and model["id"] == selected:
             row["structured_output"] = _structured_output(settings, selected)
         rows.append(row)
     return {"where": url, "models": rows, "selected": selected or settings.llm.model, "selected_available": selected is not None}

@@ -159,7 +159,8 @@ class RagGroup(TyperGroup):
     A reader that closed stdout (`rag search ... | head -1`) got what it wanted: that ends quietly.
     """
 
-    def invoke(self, ctx: typer.Context):
+    # typer hands its groups its own Context, a click Context with more: the narrower type is right here.
+    def invoke(self, ctx: typer.Context):  # type: ignore[override]
         try:
             return super().invoke(ctx)
         except RagError as exc:

@@ -78,9 +78,9 @@ def _print_local_models(as_json: bool) -> None:
             out.print(f"{escape(f'{model.reference:<{width}}')}  {escape(', '.join(detail for detail in details if detail))}")
     if embedders:
         out.print("Embedding models (set embedding.model to the folder, then rag ingest --rebuild):")
-        for model in embedders:
-            dimension = f", {model.dimension} dimensions" if model.dimension else ""
-            out.print(f"  {escape(model.name)}  {escape(model.path)}{dimension}")
+        for embedder in embedders:
+            dimension = f", {embedder.dimension} dimensions" if embedder.dimension else ""
+            out.print(f"  {escape(embedder.name)}  {escape(embedder.path)}{dimension}")
 
 
 def _size(size: float) -> str:
