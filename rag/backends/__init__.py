@@ -63,10 +63,14 @@ class BackendStatus:
         return {key: value for key, value in self.__dict__.items() if key != "error"}
 
 
-def backend(name: str) -> Backend:
+def spec_of(name: str) -> BackendSpec:
     if name not in BACKENDS:
         raise ConfigError(f"Unknown llm.backend {name!r}; use one of: {', '.join(BACKENDS)}.")
-    return BACKENDS[name].load()
+    return BACKENDS[name]
+
+
+def backend(name: str) -> Backend:
+    return spec_of(name).load()
 
 
 def create_llm(settings: Settings) -> BaseLanguageModel:
@@ -92,9 +96,7 @@ def backend_errors(settings: Settings) -> Iterator[None]:
 
 def backend_status(name: str, settings: Settings) -> BackendStatus:
     """What the backend's probe finds: a model file's header or a server's answers, no engine loaded."""
-    if name not in BACKENDS:
-        raise ConfigError(f"Unknown llm.backend {name!r}; use one of: {', '.join(BACKENDS)}.")
-    spec = BACKENDS[name]
+    spec = spec_of(name)
     try:
         try:
             return BackendStatus(backend=name, ok=True, **spec.load_probe().status(settings))
