@@ -33,9 +33,13 @@ test: lint
 test-fast: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -m fast
 
+# ruff: mistakes; lint-imports: the layers; deptry: declared dependencies match the imports; mypy:
+# types, of the modules pyproject.toml's [tool.mypy] checks; the generated references up to date.
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
+	$(BIN)/deptry .
+	$(BIN)/mypy
 	$(BIN)/python -m rag.cli.reference --check
 
 install: $(VENV)/.installed-demo

@@ -11,6 +11,7 @@ These are the ones ingest raises; `rag.errors` re-exports them beside those only
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Self
 
 
 class RagError(Exception):
@@ -167,3 +168,35 @@ class LoadError(Exception):
 
 class NotADocument(LoadError):
     """The file is no document at all (a program without an extension): skipped with the reason, not failed."""
+
+
+class IngestWarning(str):
+    """A warning about a whole ingest (IngestReport.warnings), as data like the errors above: `problem`
+    and `remedy` in the library's terms, joined as the text itself, so that it stays the plain string
+    a caller prints or sends as JSON; an edge words the remedy its own way from the fields."""
+
+    problem: str
+    remedy: str
+
+    def __new__(cls, problem: str, remedy: str = "") -> Self:
+        warning = super().__new__(cls, " ".join(part for part in (problem, remedy) if part))
+        warning.problem, warning.remedy = problem, remedy
+        return warning
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled as the fields it is made of, not as its text
+        return (type(self), (self.problem, self.remedy))
+
+
+class UnreadScriptsWarning(IngestWarning):
+    """Files written in a script the embedding model does not read. `model_choice` says which model
+    to set instead; the remedy is that, then a rebuild."""
+
+    model_choice: str
+
+    def __new__(cls, problem: str, model_choice: str) -> Self:
+        warning = super().__new__(cls, problem, f"{model_choice}, then ingest again with rebuild=True.")
+        warning.model_choice = model_choice
+        return warning
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.problem, self.model_choice))

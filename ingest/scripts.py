@@ -17,6 +17,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
+from ingest.errors import UnreadScriptsWarning
+
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
@@ -146,7 +148,7 @@ class UnreadScripts:
         if not_read:
             self.sources.setdefault(not_read[0], []).append(source)
 
-    def warning(self) -> str | None:
+    def warning(self) -> UnreadScriptsWarning | None:
         """One message for the whole ingest, or None when every document is readable."""
         if not self.sources:
             return None
@@ -155,10 +157,9 @@ class UnreadScripts:
             f"{script}: {', '.join(paths[:3])}{f' and {len(paths) - 3} more' if len(paths) > 3 else ''}"
             for script, paths in self.sources.items()
         )
-        return (
+        return UnreadScriptsWarning(
             f"{files} file{'s' if files > 1 else ''} written in a script the embedding model {self.model} cannot read "
-            f"({scripts}). Search by meaning will not work for them; keyword search still does. Set "
-            f'{EMBEDDING_MODEL_SETTING} to "{MULTILINGUAL_MODEL}" (packaged; it reads Korean, Chinese, Japanese and '
-            "13 more languages) or to a local multilingual sentence-transformers model folder, then "
-            "`rag ingest --rebuild PATH...`."
+            f"({scripts}). Search by meaning will not work for them; keyword search still does.",
+            f'Set {EMBEDDING_MODEL_SETTING} to "{MULTILINGUAL_MODEL}" (packaged; it reads Korean, Chinese, Japanese '
+            "and 13 more languages) or to a local multilingual sentence-transformers model folder",
         )

@@ -12,6 +12,7 @@ from ingest.errors import (
     IndexBusyError,
     IndexMismatchError,
     IndexTooNewError,
+    IngestWarning,
     LoadError,
     ModelNotFoundError,
     NoIndexError,
@@ -19,6 +20,7 @@ from ingest.errors import (
     RagError,
     RebuildScopeError,
     UnknownVectorStoreError,
+    UnreadScriptsWarning,
     UsageError,
     VectorDimensionError,
     VectorsMissingError,
@@ -27,15 +29,45 @@ from ingest.errors import (
 
 __all__ = [
     "ConfigError", "FieldsShorthandError", "FormatUnknownError", "IndexBusyError", "IndexMismatchError",
-    "IndexTooNewError", "JobOutputBusyError", "JobOutputExistsError", "JobOutputMismatchError", "LoadError",
-    "ModelNotFoundError", "NoDocumentsError", "NoIndexError", "NotADocument", "QrelsMismatchError", "RagError",
-    "RebuildScopeError", "SourceNotIngestedError", "UnknownVectorStoreError", "UsageError", "VectorDimensionError",
-    "VectorStoreMismatchError", "VectorsMissingError",
+    "IndexTooNewError", "IngestWarning", "JobOutputBusyError", "JobOutputExistsError", "JobOutputMismatchError",
+    "LoadError", "LocalModelNotFoundError", "ModelNotChosenError", "ModelNotFoundError", "ModelNotServedError",
+    "NoDocumentsError", "NoIndexError", "NotADocument", "QrelsMismatchError", "RagError", "RebuildScopeError",
+    "SourceNotIngestedError", "UnknownVectorStoreError", "UnreadScriptsWarning", "UsageError",
+    "VectorDimensionError", "VectorStoreMismatchError", "VectorsMissingError",
 ]
 
 
 class ConfigError(UsageError):
     pass
+
+
+class ModelNotChosenError(ConfigError):
+    """A server backend that runs the model llm.model names, with llm.model unset; `server` in words."""
+
+    def __init__(self, server: str):
+        self.server = server
+        super().__init__(f"No model is chosen for {server}:", "set llm.model to one of the models it has.")
+
+
+class ModelNotServedError(RagError):
+    """llm.model names a model the server at `url` does not have."""
+
+    def __init__(self, url: str, model: str):
+        self.url, self.model = url, model
+        super().__init__(f"The server at {url} does not serve model {model!r};", "set llm.model to one it serves.")
+
+
+class LocalModelNotFoundError(ModelNotFoundError):
+    """llm.model_path names another app's model (STORE:NAME) that is not there, or not only one.
+
+    `listed_all`: the problem names every model the store has, so there is nothing more to list.
+    """
+
+    def __init__(self, problem: str, listed_all: bool):
+        self.listed_all = listed_all
+        super().__init__(
+            problem, "" if listed_all else "rag.backends.local_models.local_models() lists every model rag finds."
+        )
 
 
 class JobOutputExistsError(UsageError):

@@ -3,6 +3,7 @@ exit code) by the command line, and as an HTTP status with the library's words b
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -22,6 +23,9 @@ from rag.errors import (
     JobOutputBusyError,
     JobOutputExistsError,
     JobOutputMismatchError,
+    LocalModelNotFoundError,
+    ModelNotChosenError,
+    ModelNotServedError,
     NoDocumentsError,
     NoIndexError,
     QrelsMismatchError,
@@ -29,10 +33,19 @@ from rag.errors import (
     RebuildScopeError,
     SourceNotIngestedError,
     UnknownVectorStoreError,
+    UnreadScriptsWarning,
     UsageError,
     VectorDimensionError,
     VectorsMissingError,
     VectorStoreMismatchError,
+)
+from rag.server.tokens import (
+    MissingScopeError,
+    NoScopesGivenError,
+    TokenExistsError,
+    UnknownTokenError,
+    add_token,
+    revoke_token,
 )
 from tests.conftest import make_settings
 
@@ -62,6 +75,14 @@ SAMPLES = {
     FieldsShorthandError: [FieldsShorthandError("amount:money", ["str", "int"]), FieldsShorthandError(None, ["str"])],
     UnknownVectorStoreError: [UnknownVectorStoreError("ftp://files/x", ["http://HOST:PORT for a Chroma server"])],
     VectorDimensionError: [VectorDimensionError("notes", "Chroma on disk", 384, 512)],
+    ModelNotChosenError: [ModelNotChosenError("the Ollama server at http://127.0.0.1:11434")],
+    ModelNotServedError: [ModelNotServedError("http://127.0.0.1:8080/v1", "llama3")],
+    LocalModelNotFoundError: [
+        LocalModelNotFoundError("No Ollama model 'tiny': /home/me/.ollama/models has none.", listed_all=False),
+    ],
+    NoScopesGivenError: [NoScopesGivenError()],
+    TokenExistsError: [TokenExistsError("alice")],
+    UnknownTokenError: [UnknownTokenError("guest", ["alice", "bob"])],
 }
 FLAG_OR_COMMAND = re.compile(r"(?<![\w-])--[a-z]|`rag [a-z]")
 LIBRARY_TERMS = re.compile(r"\w=\w|rag\.\w")
@@ -94,6 +115,9 @@ def test_an_error_without_cli_wording_keeps_the_library_words_and_its_class_exit
         pass
 
     assert cli_wording(NewKindOfUsage("Bad.", "Do this.")) == ("Bad. Do this.", 2)  # its nearest class's entry
+    # Every model listed already: nothing more to say, in either words.
+    listed = LocalModelNotFoundError("No Ollama model 'x' in /m; it has ollama:a, ollama:b.", listed_all=True)
+    assert cli_wording(listed) == (str(listed), 1) and not listed.remedy
 
 
 @pytest.mark.fast
@@ -116,6 +140,25 @@ def test_the_server_answers_each_error_with_the_status_of_its_nearest_class():
         assert status_of(error) == status, error
         body, code = rag_error_body(error)
         assert code == status and body["error"]["message"] == str(error)
+
+
+@pytest.mark.fast
+def test_a_token_without_the_scope_names_add_token_to_python_and_the_owners_command_to_http():
+    from rag.server.responses import HTTP_REMEDIES, rag_error_body
+
+    error = MissingScopeError("reader", "write", "notes")
+    problem = "The token 'reader' lacks the write scope on the collection 'notes':"
+    assert str(error) == f"{problem} the server's owner can issue one that has it (add_token with the scopes {{'notes': 'write'}})."
+    body, code = rag_error_body(error)
+    assert code == 403 and body["error"]["message"] == (
+        f"{problem} the server's owner can issue one that has it (`rag serve token add NAME --collection notes --scope write`)."
+    )
+    for kind in HTTP_REMEDIES:  # the server words a remedy only where the library's would not do
+        assert kind in SERVER_SAMPLES
+    assert not FLAG_OR_COMMAND.search(str(error)) and FLAG_OR_COMMAND.search(body["error"]["message"])
+
+
+SERVER_SAMPLES = {MissingScopeError}
 
 
 # -- the same error from each edge, raised by the real code ---------------------------------------
@@ -167,3 +210,74 @@ def test_a_bad_fields_shorthand_names_the_function_from_python_and_the_flag_from
     assert result.exit_code == 2
     assert result.stderr.startswith("Error: Cannot read the field 'amount:money': write NAME:TYPE with TYPE one of ")
     assert result.stderr.endswith('or list[TYPE], e.g. --fields "name:str, tags:list[str]".\n')
+
+
+def test_token_mistakes_name_functions_from_python_and_commands_from_the_cli(home):
+    path = home / "serve-tokens.json"
+    with pytest.raises(UnknownTokenError) as raised:
+        revoke_token(path, "guest")
+    assert str(raised.value) == "No token named 'guest' (tokens: none); revoke one of those."
+    with pytest.raises(NoScopesGivenError, match=r"give add_token scopes such as \{'notes': 'read'\}\.$"):
+        add_token(path, "guest", {})
+
+    env = {"RAG_HOME": str(home)}
+    result = runner.invoke(app, ["serve", "token", "revoke", "guest"], env=env)
+    assert result.exit_code == 2
+    assert result.stderr == "Error: No token named 'guest' (tokens: none); `rag serve token list` shows them.\n"
+    assert runner.invoke(app, ["serve", "token", "add", "guest", "--collection", "notes"], env=env).exit_code == 0
+    again = runner.invoke(app, ["serve", "token", "add", "guest", "--collection", "notes"], env=env)
+    assert again.exit_code == 2
+    assert again.stderr == (
+        "Error: A token named 'guest' exists: revoke it first (`rag serve token revoke guest`), or choose another name.\n"
+    )
+
+
+def test_a_missing_local_model_names_the_function_from_python_and_the_command_from_rag_models(home, tmp_path):
+    from rag.backends import backend_status
+
+    empty = tmp_path / "ollama-models"
+    empty.mkdir()
+    environ = {"OLLAMA_MODELS": str(empty), "RAG_LLM__MODEL_PATH": "ollama:nothing"}
+    settings = make_settings(home, llm={"model_path": "ollama:nothing"})
+    problem = f"No Ollama model 'nothing': {empty} has none."
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OLLAMA_MODELS", str(empty))
+        status = backend_status("llamacpp", settings)
+    assert status.problem == f"{problem} rag.backends.local_models.local_models() lists every model rag finds."
+
+    result = runner.invoke(app, ["models", "--json"], env={"RAG_HOME": str(home), **environ})
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)[0]["problem"] == f"{problem} `rag models --local` lists every model rag finds."
+
+
+def test_an_unchosen_ollama_model_names_the_setting_from_python_and_rag_models_from_the_cli(home):
+    from rag.backends import create_llm
+
+    dead = "http://127.0.0.1:9"  # never asked: the missing setting is found first
+    settings = make_settings(home, llm={"backend": "ollama", "model": None, "ollama": {"base_url": dead}})
+    with pytest.raises(ModelNotChosenError) as raised:
+        create_llm(settings)
+    assert str(raised.value) == f"No model is chosen for the Ollama server at {dead}: set llm.model to one of the models it has."
+    assert cli_wording(raised.value) == (
+        f"No model is chosen for the Ollama server at {dead}: set llm.model to one of those `rag models` lists.", 2
+    )
+
+
+def test_the_unread_scripts_warning_says_rebuild_true_to_python_and_the_command_to_the_cli(home, tmp_path):
+    from ingest.scripts import ENGLISH_MODEL
+
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "양자화.md").write_text("# 양자화\n\n양자화는 모델의 가중치를 더 적은 비트로 저장해 메모리를 줄이는 방법입니다.\n")
+    settings = make_settings(home, embedding={"model": ENGLISH_MODEL})
+    [warning] = rag.ingest([notes], settings).warnings
+    assert isinstance(warning, UnreadScriptsWarning)
+    assert warning.startswith("1 file written in a script the embedding model ")
+    assert warning.endswith("or to a local multilingual sentence-transformers model folder, then ingest again with rebuild=True.")
+
+    result = runner.invoke(
+        app, ["ingest", "--rebuild", str(notes)], env={"RAG_HOME": str(home), "RAG_EMBEDDING__MODEL": ENGLISH_MODEL}
+    )
+    assert result.exit_code == 0, result.output
+    line = " ".join(result.stderr.split("Warning: ", 1)[1].split())
+    assert line == f"{warning.problem} {warning.model_choice}, then `rag ingest --rebuild PATH...`."

@@ -7,15 +7,9 @@ from langchain_core.language_models.fake import FakeListLLM
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
 
+from rag.backends.families import family_from_gguf_metadata, family_from_model_name
 from rag.errors import ConfigError
-from rag.prompting import (
-    FAMILIES,
-    chat_prompt,
-    family_from_gguf_metadata,
-    family_from_model_name,
-    select_prompt,
-    text_prompt,
-)
+from rag.prompting import FAMILIES, chat_prompt, select_prompt, text_prompt
 
 QA_SYSTEM = (
     "You answer questions using only the numbered sources below, which come from the user's own documents. "

@@ -1,14 +1,16 @@
 """Language-model backends: a registry of `BackendSpec`s, one module per backend (see base.py).
 
 A module is imported only when its backend is used, so a missing optional dependency of one
-backend never affects another; it becomes an install hint. Adding a backend: a module that
-satisfies `base.Backend`, a settings section of its name in `rag.settings.LLMSettings`, a spec
-here, an extra in pyproject.toml.
+backend never affects another; it becomes an install hint. `rag models` asks each backend's
+probe module instead, which imports neither LangChain nor the engine. Adding a backend: a module
+that satisfies `base.Backend`, a probe module that satisfies `base.Probe`, a settings section of
+its name in `rag.settings.LLMSettings`, a spec here, an extra in pyproject.toml.
 """
 
 from __future__ import annotations
 
 import contextlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator
 
@@ -23,11 +25,24 @@ if TYPE_CHECKING:
 BACKENDS: dict[str, BackendSpec] = {
     spec.name: spec
     for spec in (
-        BackendSpec("llamacpp", "rag.backends.llamacpp", extra="llamacpp"),
-        BackendSpec("ollama", "rag.backends.ollama", extra="ollama"),
-        BackendSpec("gpt4all", "rag.backends.gpt4all", extra="gpt4all"),
-        BackendSpec("llamafile", "rag.backends.llamafile", extra="llamafile"),
-        BackendSpec("openai", "rag.backends.openai", extra="openai"),
+        BackendSpec(
+            "llamacpp", "rag.backends.llamacpp", "rag.backends.llamacpp_probe", extra="llamacpp",
+            packages=("langchain_community", "llama_cpp"),
+        ),
+        BackendSpec(
+            "ollama", "rag.backends.ollama", "rag.backends.ollama_probe", extra="ollama", packages=("langchain_ollama",)
+        ),
+        BackendSpec(
+            "gpt4all", "rag.backends.gpt4all", "rag.backends.gpt4all_probe", extra="gpt4all",
+            packages=("langchain_community", "gpt4all"),
+        ),
+        BackendSpec(
+            "llamafile", "rag.backends.llamafile", "rag.backends.llamafile_probe", extra="llamafile",
+            packages=("langchain_community", "requests"),
+        ),
+        BackendSpec(
+            "openai", "rag.backends.openai", "rag.backends.openai_probe", extra="openai", packages=("langchain_openai",)
+        ),
     )
 }
 
@@ -41,15 +56,21 @@ class BackendStatus:
     models: list[dict[str, Any]] = field(default_factory=list)
     selected: str | None = None
     selected_available: bool = False
+    # What `problem` says, as data: an edge words its remedy its own way (the CLI in commands).
+    error: RagError | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {key: value for key, value in self.__dict__.items() if key != "error"}
+
+
+def spec_of(name: str) -> BackendSpec:
+    if name not in BACKENDS:
+        raise ConfigError(f"Unknown llm.backend {name!r}; use one of: {', '.join(BACKENDS)}.")
+    return BACKENDS[name]
 
 
 def backend(name: str) -> Backend:
-    if name not in BACKENDS:
-        raise ConfigError(f"Unknown llm.backend {name!r}; use one of: {', '.join(BACKENDS)}.")
-    return BACKENDS[name].load()
+    return spec_of(name).load()
 
 
 def create_llm(settings: Settings) -> BaseLanguageModel:
@@ -74,13 +95,22 @@ def backend_errors(settings: Settings) -> Iterator[None]:
 
 
 def backend_status(name: str, settings: Settings) -> BackendStatus:
+    """What the backend's probe finds: a model file's header or a server's answers, no engine loaded."""
+    spec = spec_of(name)
     try:
         try:
-            return BackendStatus(backend=name, ok=True, **backend(name).status(settings))
-        except ImportError as exc:  # as in create_llm: the engine is imported when a model is made
-            raise BACKENDS[name].missing_package(exc) from exc
+            return BackendStatus(backend=name, ok=True, **spec.load_probe().status(settings))
+        except ImportError as exc:  # a probe that asks the engine itself (gpt4all's)
+            raise spec.missing_package(exc) from exc
     except RagError as exc:
-        return BackendStatus(backend=name, ok=False, problem=str(exc))
+        return BackendStatus(backend=name, ok=False, problem=str(exc), error=exc)
+
+
+def backend_statuses(names: list[str], settings: Settings) -> list[BackendStatus]:
+    """Each backend's status, in the order given, probed at once: a dead server costs its own
+    timeout, not the sum of all of them."""
+    with ThreadPoolExecutor(max_workers=max(len(names), 1)) as pool:
+        return list(pool.map(lambda name: backend_status(name, settings), names))
 
 
 def context_window(llm: BaseLanguageModel, configured: int) -> int:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from rag.backends.families import family_from_gguf_metadata
 from rag.backends.gguf_header import GGUF_MAGIC, read_metadata
 from rag.backends.local_models import resolve, store_reference
 from rag.backends.packaged_models import DEFAULT_MODEL, packaged_model_path
@@ -59,8 +60,6 @@ def native_stderr_silenced():
 
 def describe_model_file(path: Path) -> dict[str, Any]:
     """For `rag models`: what a GGUF file is and which prompt family rag gives it."""
-    from rag.prompting import family_from_gguf_metadata
-
     metadata = read_metadata(path)
     architecture = metadata.get("general.architecture", "")
     return {

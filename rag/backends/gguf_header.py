@@ -92,12 +92,34 @@ def _read_value(fh: BinaryIO, value_type: int) -> Any:
     if item_type in _SCALAR_FORMATS:
         _skip(fh, count * struct.calcsize(_SCALAR_FORMATS[item_type]))
     elif item_type == _STRING:
-        for _ in range(count):
-            _skip(fh, _unpack(fh, "<Q")[0])
+        _skip_strings(fh, count)
     else:
         for _ in range(count):
             _read_value(fh, item_type)
     return None
+
+
+_LENGTH = struct.Struct("<Q")
+# A vocabulary is some 150,000 strings: read in blocks, not one read and seek per string.
+_BLOCK_BYTES = 1 << 20
+
+
+def _skip_strings(fh: BinaryIO, count: int) -> None:
+    """Past `count` strings (each a 64-bit length, then that many bytes)."""
+    end = os.fstat(fh.fileno()).st_size
+    block_start = fh.tell()
+    block, offset = b"", 0
+    for _ in range(count):
+        if offset + _LENGTH.size > len(block):
+            block_start += offset
+            fh.seek(block_start)
+            block, offset = fh.read(_BLOCK_BYTES), 0
+            if len(block) < _LENGTH.size:
+                raise ValueError("GGUF header cut short")
+        offset += _LENGTH.size + _LENGTH.unpack_from(block, offset)[0]
+        if block_start + offset > end:
+            raise ValueError("GGUF header cut short")
+    fh.seek(block_start + offset)
 
 
 def read_metadata(path: Path) -> dict[str, str]:

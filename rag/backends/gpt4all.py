@@ -13,10 +13,11 @@ from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.outputs import GenerationChunk
 
 from rag.backends.base import ModelTraits
-from rag.backends.gguf_files import describe_model_file, is_gguf, model_file, native_stderr_silenced, require_readable
+from rag.backends.families import family_from_gguf_metadata
+from rag.backends.gguf_files import is_gguf, model_file, native_stderr_silenced, require_readable
 from rag.backends.gguf_header import read_metadata
+from rag.backends.gpt4all_probe import not_gguf, unloadable
 from rag.errors import RagError
-from rag.prompting import family_from_gguf_metadata
 from rag.settings import Settings
 
 
@@ -71,7 +72,7 @@ def create(settings: Settings) -> RagGPT4All:
     llm = settings.llm
     path = require_readable(model_file(settings))
     if not is_gguf(path):
-        raise RagError(f"GPT4All cannot load {path}: it is not a GGUF file.")
+        raise not_gguf(path)
     try:
         with native_stderr_silenced():  # it reports each GPU library it does not find
             return RagGPT4All(
@@ -88,18 +89,8 @@ def create(settings: Settings) -> RagGPT4All:
                 prompt_family=family_from_gguf_metadata(read_metadata(path)),
             )
     except (ValueError, RuntimeError) as exc:
-        if "Unsupported model architecture" in str(exc):
-            architecture = str(exc).rsplit(":", 1)[-1].strip()
-            reason = f"unsupported model architecture {architecture!r} in gpt4all; use the llamacpp backend for it."
-        else:
-            reason = f"{exc}."
-        raise RagError(f"GPT4All cannot load {path}: {reason}") from exc
+        raise unloadable(path, exc) from exc
 
 
 def translate_error(settings: Settings, exc: Exception) -> RagError | None:
     return None
-
-
-def status(settings: Settings) -> dict[str, Any]:
-    create(settings)  # the only sure test of "loadable" is loading it
-    return describe_model_file(model_file(settings))

@@ -6,8 +6,7 @@ Without `llm.model_path` it runs the packaged model `llm.model` names.
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 with warnings.catch_warnings():
     # langchain-community announces its own sunset on import; LlamaCpp itself is what we want.
@@ -17,9 +16,10 @@ with warnings.catch_warnings():
 from langchain_core.runnables import Runnable
 
 from rag.backends.base import ModelTraits
-from rag.backends.gguf_files import describe_model_file, is_gguf, model_file, native_stderr_silenced, require_readable
+from rag.backends.families import family_from_gguf_metadata
+from rag.backends.gguf_files import model_file, native_stderr_silenced, require_readable
+from rag.backends.llamacpp_probe import unloadable
 from rag.errors import RagError
-from rag.prompting import family_from_gguf_metadata
 from rag.settings import Settings
 
 
@@ -74,7 +74,8 @@ class RagLlamaCpp(ModelTraits, LlamaCpp):
         merged = [{"role": "user", "content": f"{system['content']}\n\n{user['content']}"}]
         for attempt in (messages, merged):
             try:
-                prompt = formatter(messages=attempt).prompt
+                # llama_cpp types the messages as its TypedDicts of the same keys
+                prompt = formatter(messages=cast(Any, attempt)).prompt
                 break
             except TemplateError:
                 continue
@@ -103,21 +104,8 @@ def create(all_settings: Settings) -> RagLlamaCpp:
                 verbose=False,
             )
     except (ValueError, RuntimeError) as exc:
-        raise RagError(f"llama.cpp cannot load {path}: {_why_unloadable(path)}") from exc
-
-
-def _why_unloadable(path: Path) -> str:
-    if not is_gguf(path):
-        return "it is not a GGUF file (convert the model to GGUF first)."
-    return "damaged file, or a model architecture this llama-cpp-python does not support (try upgrading it)."
+        raise unloadable(path) from exc
 
 
 def translate_error(settings: Settings, exc: Exception) -> RagError | None:
     return None
-
-
-def status(settings: Settings) -> dict[str, Any]:
-    path = require_readable(model_file(settings))
-    if not is_gguf(path):
-        raise RagError(f"llama.cpp cannot load {path}: {_why_unloadable(path)}")
-    return describe_model_file(path)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import urllib.error
 import warnings
 from typing import Any
 
@@ -13,10 +12,12 @@ with warnings.catch_warnings():
 from langchain_core.runnables import Runnable
 
 from rag.backends.base import ModelTraits
-from rag.backends.http import ServerUnreachable, get_json, post_json
+from rag.backends.families import family_from_chat_template
+from rag.backends.http import post_json
+from rag.backends.llamafile_probe import base_url, not_answering, server_properties
 from rag.errors import RagError
-from rag.prompting import family_from_chat_template
 from rag.settings import Settings
+
 
 class RagLlamafile(ModelTraits, Llamafile):
     prompt_family: str = "plain"
@@ -54,32 +55,6 @@ class RagLlamafile(ModelTraits, Llamafile):
         return len(post_json(f"{self.base_url}/tokenize", {"content": text})["tokens"]) + 1
 
 
-def base_url(settings: Settings) -> str:
-    return settings.llm.llamafile.base_url.rstrip("/")
-
-
-def not_answering(url: str) -> RagError:
-    return RagError(
-        f"No llamafile or llama.cpp server answers at {url}; start one, e.g. "
-        "`./model.llamafile --server --nobrowser` or `llama-server -m model.gguf`."
-    )
-
-
-def server_properties(url: str) -> dict[str, Any]:
-    try:
-        health = get_json(f"{url}/health")
-    except ServerUnreachable as exc:
-        raise not_answering(url) from exc
-    except urllib.error.HTTPError as exc:
-        if exc.code == 503:
-            raise RagError(f"The llama.cpp server at {url} is still loading its model; try again shortly.") from exc
-        raise not_answering(url) from exc
-    try:
-        return {**get_json(f"{url}/props"), "health": health}
-    except (ServerUnreachable, urllib.error.HTTPError):
-        return {"health": health}  # llamafiles before llama.cpp's /props
-
-
 def create(settings: Settings) -> RagLlamafile:
     llm = settings.llm
     url = base_url(settings)
@@ -102,21 +77,3 @@ def translate_error(settings: Settings, exc: Exception) -> RagError | None:
     if isinstance(exc, requests.ConnectionError):
         return not_answering(base_url(settings))
     return None
-
-
-def status(settings: Settings) -> dict[str, Any]:
-    url = base_url(settings)
-    properties = server_properties(url)
-    model_path = properties.get("model_path", "")
-    return {
-        "where": url,
-        "models": [
-            {
-                "name": model_path.rsplit("/", 1)[-1] or "(served model)",
-                "context": properties.get("default_generation_settings", {}).get("n_ctx", ""),
-                "family": family_from_chat_template(properties.get("chat_template", "")) or "plain",
-            }
-        ],
-        "selected": model_path,
-        "selected_available": True,
-    }

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from rag.backends.gguf_header import quantization, read_header
-from rag.errors import ModelNotFoundError
+from rag.errors import LocalModelNotFoundError
 
 OLLAMA_MODEL_LAYER = "application/vnd.ollama.image.model"
 OLLAMA_REGISTRY = "registry.ollama.ai"
@@ -246,18 +246,20 @@ def resolve(store: ModelStore, name: str) -> Path:
     if len(in_repository) == 1:
         return files[in_repository[0]]
     if in_repository:
-        raise ModelNotFoundError(
-            f"{store.name}:{name} has {len(in_repository)} GGUF models; name one: {_listing(store, in_repository)}."
+        raise LocalModelNotFoundError(
+            f"{store.name}:{name} has {len(in_repository)} GGUF models; name one: {_listing(store, in_repository)}.",
+            listed_all=len(in_repository) <= LISTED_IN_ERRORS,
         )
     where = " or ".join(str(folder) for folder in store.folders)
     if not runnable:
-        raise ModelNotFoundError(
-            f"No {store.title} model {name!r}: {where} has none (rag models --local lists the models rag finds)."
-        )
-    raise ModelNotFoundError(f"No {store.title} model {name!r} in {where}; it has {_listing(store, runnable)}.")
+        raise LocalModelNotFoundError(f"No {store.title} model {name!r}: {where} has none.", listed_all=False)
+    raise LocalModelNotFoundError(
+        f"No {store.title} model {name!r} in {where}; it has {_listing(store, runnable)}.",
+        listed_all=len(runnable) <= LISTED_IN_ERRORS,
+    )
 
 
 def _listing(store: ModelStore, names: list[str]) -> str:
     shown = ", ".join(f"{store.name}:{model}" for model in names[:LISTED_IN_ERRORS])
     more = len(names) - LISTED_IN_ERRORS
-    return f"{shown} and {more} more (rag models --local)" if more > 0 else shown
+    return f"{shown} and {more} more" if more > 0 else shown

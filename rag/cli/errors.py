@@ -23,9 +23,13 @@ from rag.errors import (
     FormatUnknownError,
     IndexBusyError,
     IndexMismatchError,
+    IngestWarning,
     JobOutputBusyError,
     JobOutputExistsError,
     JobOutputMismatchError,
+    LocalModelNotFoundError,
+    ModelNotChosenError,
+    ModelNotServedError,
     NoDocumentsError,
     NoIndexError,
     QrelsMismatchError,
@@ -33,11 +37,13 @@ from rag.errors import (
     RebuildScopeError,
     SourceNotIngestedError,
     UnknownVectorStoreError,
+    UnreadScriptsWarning,
     UsageError,
     VectorDimensionError,
     VectorsMissingError,
     VectorStoreMismatchError,
 )
+from rag.server.tokens import NoScopesGivenError, TokenExistsError, UnknownTokenError
 from rag.settings import debug_enabled
 
 DEBUG_HINT = "Set RAG_DEBUG=1 to see the traceback."
@@ -92,9 +98,33 @@ CLI_ERRORS: dict[type[RagError], CliWording] = {
     VectorDimensionError: CliWording(1, lambda _: (
         "Run `rag ingest --rebuild PATH...` to rebuild it with this one, or restore the model it was built with."
     )),
+    ModelNotChosenError: CliWording(2, lambda _: "set llm.model to one of those `rag models` lists."),
+    ModelNotServedError: CliWording(1, lambda _: "`rag models` lists the ones it has."),
+    LocalModelNotFoundError: CliWording(1, lambda error: "" if error.listed_all else (
+        "`rag models --local` lists every model rag finds."
+    )),
+    NoScopesGivenError: CliWording(2, lambda _: "give --collection NAME --scope read."),
+    TokenExistsError: CliWording(2, lambda error: (
+        f"revoke it first (`rag serve token revoke {error.name}`), or choose another name."
+    )),
+    UnknownTokenError: CliWording(2, lambda _: "`rag serve token list` shows them."),
     UsageError: CliWording(2),
     RagError: CliWording(1),
 }
+
+
+# A warning about a whole ingest, its remedy in commands (the library's words otherwise).
+CLI_WARNINGS: dict[type[IngestWarning], Callable[[Any], str]] = {
+    UnreadScriptsWarning: lambda warning: f"{warning.model_choice}, then `rag ingest --rebuild PATH...`.",
+}
+
+
+def cli_warning(warning: str) -> str:
+    """The line the command line prints for one of a report's warnings."""
+    kind = next((kind for kind in type(warning).__mro__ if kind in CLI_WARNINGS), None)
+    if kind is None or not isinstance(warning, IngestWarning):
+        return warning
+    return f"{warning.problem} {CLI_WARNINGS[kind](warning)}"
 
 
 def cli_wording(error: RagError) -> tuple[str, int]:
@@ -129,7 +159,8 @@ class RagGroup(TyperGroup):
     A reader that closed stdout (`rag search ... | head -1`) got what it wanted: that ends quietly.
     """
 
-    def invoke(self, ctx: typer.Context):
+    # typer hands its groups its own Context, a click Context with more: the narrower type is right here.
+    def invoke(self, ctx: typer.Context):  # type: ignore[override]
         try:
             return super().invoke(ctx)
         except RagError as exc:

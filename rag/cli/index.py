@@ -12,6 +12,7 @@ from rich.markup import escape
 
 import rag
 from rag.cli.console import display_path, err, out
+from rag.cli.errors import cli_warning
 from rag.cli.options import JsonOption, knowledge_base
 from rag.cli.progress import IngestProgressBar
 from rag.errors import UsageError
@@ -118,7 +119,7 @@ def _print_sync_details(report, verbose: bool) -> None:
 
 def _print_warnings(warnings: list[str]) -> None:
     for warning in warnings:
-        err.print(f"Warning: {escape(warning)}")
+        err.print(f"Warning: {escape(cli_warning(warning))}")
 
 
 def _print_skipped(skipped: list[tuple[str, str]], verbose: bool) -> None:

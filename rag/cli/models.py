@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 
 from rag.cli.console import err, out
+from rag.cli.errors import cli_wording
 from rag.cli.options import JsonOption, knowledge_base
 from rag.settings import Settings
 
@@ -35,10 +36,13 @@ def models(
     if local:
         _print_local_models(as_json)
         return
-    from rag.backends import BACKENDS, backend_status
+    from rag.backends import BACKENDS, backend_statuses
 
     names = list(BACKENDS) if all_backends else [settings.llm.backend]
-    statuses = [backend_status(name, settings) for name in names]
+    statuses = backend_statuses(names, settings)
+    for status in statuses:
+        if status.error is not None:
+            status.problem = cli_wording(status.error)[0]
     if as_json:
         out.print_json(json.dumps([status.to_dict() for status in statuses]))
     else:
@@ -74,9 +78,9 @@ def _print_local_models(as_json: bool) -> None:
             out.print(f"{escape(f'{model.reference:<{width}}')}  {escape(', '.join(detail for detail in details if detail))}")
     if embedders:
         out.print("Embedding models (set embedding.model to the folder, then rag ingest --rebuild):")
-        for model in embedders:
-            dimension = f", {model.dimension} dimensions" if model.dimension else ""
-            out.print(f"  {escape(model.name)}  {escape(model.path)}{dimension}")
+        for embedder in embedders:
+            dimension = f", {embedder.dimension} dimensions" if embedder.dimension else ""
+            out.print(f"  {escape(embedder.name)}  {escape(embedder.path)}{dimension}")
 
 
 def _size(size: float) -> str:

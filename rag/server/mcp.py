@@ -19,6 +19,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
 
 from rag.errors import RagError
+from rag.server.responses import http_message
 from rag.server.security import authorize, identity_of
 from rag.server.service import AnswerOptions, ChunkNotFoundError, KnowledgeService, citation_suffix, sources_payload
 from rag.server.tokens import Identity, MissingScopeError, admin_identity
@@ -40,14 +41,14 @@ def rag_errors_as_tool_errors(tool: Tool) -> Tool:
         try:
             return tool(*args, **kwargs)
         except RagError as exc:
-            raise ToolError(str(exc)) from None
+            raise ToolError(http_message(exc)) from None
 
     @functools.wraps(tool)
     async def async_tool(*args: Any, **kwargs: Any) -> Any:
         try:
             return await tool(*args, **kwargs)
         except RagError as exc:
-            raise ToolError(str(exc)) from None
+            raise ToolError(http_message(exc)) from None
 
     return async_tool if inspect.iscoroutinefunction(tool) else sync_tool  # type: ignore[return-value]
 
@@ -128,6 +129,6 @@ def mcp_server(service: KnowledgeService) -> MCPServer:
             permit(ctx, None)
             return service.chunk(chunk_id)["text"]
         except (ChunkNotFoundError, MissingScopeError) as exc:
-            raise ResourceNotFoundError(str(exc)) from None
+            raise ResourceNotFoundError(http_message(exc)) from None
 
     return server

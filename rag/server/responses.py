@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any, AsyncIterator, Awaitable, TypeVar
+from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
 from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
@@ -36,15 +36,31 @@ HTTP_STATUSES: dict[type[RagError], int] = {
 }
 
 
+# Remedies a client of the server acts on otherwise than a Python caller, in its words (the library's
+# otherwise): a token's holder cannot call add_token, the server's owner runs the command.
+HTTP_REMEDIES: dict[type[RagError], Callable[[Any], str]] = {
+    MissingScopeError: lambda error: (
+        "the server's owner can issue one that has it "
+        f"(`rag serve token add NAME --collection {error.collection} --scope {error.scope}`)."
+    ),
+}
+
+
 def status_of(exc: RagError) -> int:
     return next(HTTP_STATUSES[kind] for kind in type(exc).__mro__ if kind in HTTP_STATUSES)
+
+
+def http_message(exc: RagError) -> str:
+    """What the error body says: the problem, and the remedy in the server's words where it has its own."""
+    remedy = next((HTTP_REMEDIES[kind] for kind in type(exc).__mro__ if kind in HTTP_REMEDIES), None)
+    return " ".join(part for part in (exc.problem, remedy(exc)) if part) if remedy else str(exc)
 
 
 def rag_error_body(exc: BaseException) -> tuple[dict[str, Any], int]:
     """An exception as the error body and status code; anything but a RagError is a bug, named by its type."""
     if isinstance(exc, RagError):
         code = status_of(exc)
-        return error_body(str(exc), type(exc).__name__, code), code
+        return error_body(http_message(exc), type(exc).__name__, code), code
     detail = f": {exc}" if str(exc) else ""
     return error_body(f"{type(exc).__name__}{detail}", "internal_error", 500), 500
 

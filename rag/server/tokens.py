@@ -43,10 +43,36 @@ class MissingScopeError(RagError):
     """A token without the scope a request needs (a 403)."""
 
     def __init__(self, name: str, scope: str, collection: str):
+        self.name, self.scope, self.collection = name, scope, collection
         super().__init__(
-            f"The token {name!r} lacks the {scope} scope on the collection {collection!r}: the server's owner can issue "
-            f"one that has it (`rag serve token add NAME --collection {collection} --scope {scope}`)."
+            f"The token {name!r} lacks the {scope} scope on the collection {collection!r}:",
+            f"the server's owner can issue one that has it (add_token with the scopes {{{collection!r}: {scope!r}}}).",
         )
+
+
+class NoScopesGivenError(UsageError):
+    """A token asked for without a scope on any collection."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "A token needs a scope on at least one collection:", "give add_token scopes such as {'notes': 'read'}."
+        )
+
+
+class TokenExistsError(UsageError):
+    def __init__(self, name: str):
+        self.name = name
+        super().__init__(
+            f"A token named {name!r} exists:", "revoke it first (revoke_token), or choose another name."
+        )
+
+
+class UnknownTokenError(UsageError):
+    """`known` are the names the file holds."""
+
+    def __init__(self, name: str, known: list[str]):
+        self.name, self.known = name, known
+        super().__init__(f"No token named {name!r} (tokens: {', '.join(known) or 'none'});", "revoke one of those.")
 
 
 def tokens_path(settings: Settings) -> Path:
@@ -134,7 +160,7 @@ def add_token(path: Path, name: str, scopes: Mapping[str, str]) -> str:
     if not TOKEN_NAME.match(name):
         raise UsageError(f"{name!r} is no token name: use up to 64 letters, digits, '.', '_', '@' or '-'.")
     if not scopes:
-        raise UsageError("Give the token a scope on at least one collection: --collection NAME --scope read.")
+        raise NoScopesGivenError()
     for collection, scope in scopes.items():
         if scope not in SCOPES:
             raise UsageError(f"{scope!r} is no scope: use {', '.join(SCOPES)}.")
@@ -142,7 +168,7 @@ def add_token(path: Path, name: str, scopes: Mapping[str, str]) -> str:
             raise UsageError("A collection name is empty: name one, or * for every collection.")
     tokens = read_tokens(path)
     if any(token.name == name for token in tokens):
-        raise UsageError(f"A token named {name!r} exists: revoke it first (`rag serve token revoke {name}`), or choose another name.")
+        raise TokenExistsError(name)
     token = secrets.token_urlsafe(TOKEN_BYTES)
     created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     _write_tokens(path, [*tokens, StoredToken(name, token_hash(token), dict(scopes), created)])
@@ -158,8 +184,7 @@ def revoke_token(path: Path, name: str) -> None:
     tokens = read_tokens(path)
     kept = [token for token in tokens if token.name != name]
     if len(kept) == len(tokens):
-        known = ", ".join(token.name for token in tokens) or "none"
-        raise UsageError(f"No token named {name!r} (tokens: {known}); `rag serve token list` shows them.")
+        raise UnknownTokenError(name, [token.name for token in tokens])
     _write_tokens(path, kept)
 
 
