@@ -178,3 +178,28 @@ def _stop(server: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(server.pid, signal.SIGKILL)
         server.wait()
+
+
+@contextlib.contextmanager
+def headless_browser(width: int = 390, height: int = 844):
+    """Headless Debian chromium through Selenium and the system chromedriver (nothing is downloaded),
+    the size of a phone by default; its console log is kept (CSP violations show there)."""
+    import shutil
+
+    from selenium import webdriver
+
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        # CI installs them (.ci/run); elsewhere the test says what it needs.
+        (pytest.fail if os.environ.get("CI") else pytest.skip)(
+            "the browser test needs Debian's chromium and chromium-driver: apt-get install chromium chromium-driver"
+        )
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", f"--window-size={width},{height}"):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    browser = webdriver.Chrome(options=options, service=webdriver.ChromeService(shutil.which("chromedriver")))
+    try:
+        yield browser
+    finally:
+        browser.quit()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -24,7 +23,7 @@ from typer.testing import CliRunner
 import rag
 from rag.cli import app
 from tests.conftest import REPO, SAMPLE_NOTES, installed_command, make_settings
-from tests.helpers import free_port, running_server
+from tests.helpers import free_port, headless_browser, running_server
 
 WARRANTY_QUESTION = "When does the warranty of the Brandt RO-350 reflow oven end?"
 WARRANTY_FILE = str(SAMPLE_NOTES / "work/vendors/brandt-ro350-manual.pdf")
@@ -406,24 +405,10 @@ def test_the_page_is_served_by_rag_itself_without_any_cdn(base_url):
 
 
 def test_a_real_browser_asks_sees_tokens_arrive_and_opens_a_citation(base_url, tmp_path):
-    """Headless Debian chromium through Selenium and the system chromedriver (nothing is downloaded)."""
-    from selenium import webdriver
-
-    if not (shutil.which("chromium") and shutil.which("chromedriver")):
-        # CI installs them (.ci/run); elsewhere the test says what it needs.
-        (pytest.fail if os.environ.get("CI") else pytest.skip)(
-            "the browser test needs Debian's chromium and chromium-driver: apt-get install chromium chromium-driver"
-        )
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=390,844"):  # a phone
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # what the console says: CSP violations too
-    browser = webdriver.Chrome(options=options, service=webdriver.ChromeService(shutil.which("chromedriver")))
-    try:
+    with headless_browser() as browser:
         browser.get(f"{base_url}/")
         browser.find_element(By.ID, "question").send_keys(WARRANTY_QUESTION)
         browser.find_element(By.CSS_SELECTOR, "#ask-form button").click()
@@ -458,8 +443,6 @@ def test_a_real_browser_asks_sees_tokens_arrive_and_opens_a_citation(base_url, t
         assert screenshot.stat().st_size > 1000
         console = [entry["message"] for entry in browser.get_log("browser")]
         assert not [message for message in console if "Content Security Policy" in message], console
-    finally:
-        browser.quit()
 
 
 # -- MCP over stdio, with the SDK's own client -----------------------------------------------------------

@@ -30,7 +30,7 @@ from rag.backends.base import ModelTraits
 from rag.backends.packaged_models import packaged_model_path
 from rag.cli import app as cli
 from tests.conftest import SAMPLE_NOTES, TEST_MODEL, installed_command, make_settings
-from tests.helpers import free_port, running_server
+from tests.helpers import free_port, headless_browser, running_server
 from tests.test_serve import sse_events, uvicorn_server
 
 runner = CliRunner()
@@ -459,3 +459,90 @@ def test_tokens_file_is_private_hashed_and_names_are_checked(tmp_path):
     revoke_token(path, "ann@example.org")
     assert keeper.identify(token) is None and list_tokens(path) == []
     assert os.listdir(path.parent) == ["tokens.json"]  # no temporary file left behind
+
+
+# -- the page for a team ---------------------------------------------------------------------------------
+
+
+def test_documents_are_served_only_as_indexed_and_only_to_who_may_read_them(tokens):
+    url, _, issued = tokens
+    manual = SAMPLE_NOTES / "work" / "vendors" / "brandt-ro350-manual.pdf"
+    recipe = SAMPLE_NOTES / "personal" / "recipes" / "cardamom-buns.md"
+
+    def document(token: str, source, collection: str) -> httpx.Response:
+        return httpx.get(f"{url}/api/documents", params={"source": str(source), "collection": collection}, headers=bearer(token))
+
+    for name in ("reader", "admin"):
+        pdf = document(issued[name], manual, "alpha")
+        assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf" and pdf.content == manual.read_bytes()
+    assert_missing_scope(document(issued["reader"], recipe, "beta"), "reader", "read", "beta")
+    markdown = document(issued["admin"], recipe, "beta")
+    assert markdown.headers["content-type"] == "text/plain; charset=utf-8" and markdown.text == recipe.read_text()
+    page = document(issued["admin"], SAMPLE_NOTES / "work" / "intranet" / "office-it-essentials.html", "alpha")
+    assert page.headers["content-type"] == "text/plain; charset=utf-8"  # no document runs script in the page's origin
+    for source, collection in (("/etc/passwd", "alpha"), (f"{SAMPLE_NOTES}/work/../../../../etc/passwd", "alpha"), (manual, "beta")):
+        refused = document(issued["admin"], source, collection)
+        assert refused.status_code == 404 and refused.json()["error"]["message"].startswith("No indexed document "), source
+    me = httpx.get(f"{url}/api/me", headers=bearer(issued["reader"])).json()
+    assert me == {"name": "reader", "collections": ["alpha"], "default": "beta"}
+    status = httpx.get(f"{url}/api/status", params={"collection": "alpha"}, headers=bearer(issued["reader"])).json()
+    assert status["documents_root"] == str(SAMPLE_NOTES / "work")
+
+
+def test_the_page_signs_in_lists_readable_collections_keeps_a_conversation_and_opens_a_document(tokens):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    url, _, issued = tokens
+    with headless_browser(1024, 900) as browser:
+        browser.get(f"{url}/")
+        WebDriverWait(browser, 30).until(lambda driver: driver.find_element(By.ID, "token-row").is_displayed())
+        browser.find_element(By.ID, "token").send_keys(issued["reader"])
+        browser.find_element(By.CSS_SELECTOR, "#token-form button").click()
+        WebDriverWait(browser, 30).until(lambda driver: driver.find_element(By.ID, "who").text == "Signed in as reader")
+        picker = browser.find_element(By.ID, "collection")
+        assert [option.get_attribute("value") for option in Select(picker).options] == ["alpha"] and not picker.is_displayed()
+        assert not browser.find_element(By.ID, "empty").is_displayed()
+
+        def ask(question: str, turns: int) -> None:
+            field = browser.find_element(By.ID, "question")
+            field.clear()
+            field.send_keys(question)
+            browser.find_element(By.CSS_SELECTOR, "#ask-form button[type=submit], #ask-form button:not([type])").click()
+            WebDriverWait(browser, 300, poll_frequency=0.1).until(
+                lambda driver: len(driver.find_elements(By.CSS_SELECTOR, ".turn")) == turns
+                and driver.find_elements(By.CSS_SELECTOR, "#sources .card")
+            )
+
+        ask("What time does the platform sync meeting start?", 1)
+        ask("And who leads it?", 2)
+        turns = browser.find_elements(By.CSS_SELECTOR, ".turn")
+        assert [turn.find_element(By.CSS_SELECTOR, ".asked").text for turn in turns] == [
+            "What time does the platform sync meeting start?", "And who leads it?",
+        ]
+        cards = browser.find_elements(By.CSS_SELECTOR, "#sources .card")
+        titles = [card.find_element(By.TAG_NAME, "a").text for card in cards]
+        assert all(str(SAMPLE_NOTES) not in title for title in titles), titles  # shown from the collection's folder
+        markdown = next(card for card in cards if ".md" in card.find_element(By.TAG_NAME, "a").text and card.find_elements(By.CLASS_NAME, "open-document"))
+        markdown.find_element(By.CLASS_NAME, "open-document").click()
+        WebDriverWait(browser, 30).until(lambda driver: driver.find_element(By.ID, "document-view").is_displayed())
+        path = markdown.find_element(By.TAG_NAME, "a").text.split("] ", 1)[1].split(" — ")[0]
+        lines = (SAMPLE_NOTES / "work" / path).read_text().split("\n")
+        cited = browser.find_elements(By.CSS_SELECTOR, "#document .cited")
+        assert cited and [row.text.strip() for row in cited] == [
+            lines[int(row.get_attribute("data-line")) - 1].strip() for row in cited
+        ]
+        assert browser.find_element(By.ID, "document-where").text.startswith(path + " — lines ")
+        console = [entry["message"] for entry in browser.get_log("browser")]
+        assert not [message for message in console if "Content Security Policy" in message], console
+
+    with headless_browser(1024, 900) as browser:  # the admin token may read both collections
+        browser.get(f"{url}/")
+        WebDriverWait(browser, 30).until(lambda driver: driver.find_element(By.ID, "token-row").is_displayed())
+        browser.find_element(By.ID, "token").send_keys(issued["admin"])
+        browser.find_element(By.CSS_SELECTOR, "#token-form button").click()
+        WebDriverWait(browser, 30).until(lambda driver: driver.find_element(By.ID, "collection").is_displayed())
+        picker = Select(browser.find_element(By.ID, "collection"))
+        assert [option.text for option in picker.options] == ["alpha", "beta"] and picker.first_selected_option.text == "beta"
+        picker.select_by_visible_text("alpha")
+        WebDriverWait(browser, 30).until(lambda driver: driver.execute_script("return sessionStorage.getItem('rag-collection')") == "alpha")

@@ -38,6 +38,9 @@ from rag.server.service import AnswerOptions, KnowledgeService, ModelTurn, citat
 from rag.server.tokens import TokenKeeper
 
 STATIC = Path(__file__).parent / "static"
+# What /api/documents serves a document as: a PDF or an image for the browser to show; anything else
+# as plain text, so that no document (an HTML page, an SVG) runs script in the page's origin.
+DOCUMENT_TYPES = {".pdf": "application/pdf", ".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
 
 
 def sse(data: Any, event: str | None = None) -> str:
@@ -243,6 +246,21 @@ def create_app(
     def collections(http: Request) -> list[str]:
         identity = identity_of(http.scope)
         return [name for name in service.collection_names() if identity.allows(name, "read")]
+
+    @app.get("/api/me")
+    def me(http: Request) -> dict[str, Any]:
+        """Who the request's token is, the collections it may read, and the server's own collection."""
+        identity = identity_of(http.scope)
+        readable = [name for name in service.collection_names() if identity.allows(name, "read")]
+        return {"name": identity.name, "collections": readable, "default": default}
+
+    @app.get("/api/documents")
+    def document(source: str, http: Request, collection: str | None = None) -> FileResponse:
+        """An indexed document's file (a PDF opens at a cited page in the browser's viewer)."""
+        authorize(http.scope, collection or default, "read")
+        path = service.document(source, collection)
+        media_type = DOCUMENT_TYPES.get(path.suffix.lower(), "text/plain; charset=utf-8")
+        return FileResponse(path, media_type=media_type, content_disposition_type="inline")
 
     @app.post("/api/ingest")
     def ingest(request: IngestRequest, http: Request) -> StreamingResponse:

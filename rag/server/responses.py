@@ -14,7 +14,7 @@ from fastapi.responses import Response, StreamingResponse
 from rag.errors import IndexBusyError, NoIndexError, RagError, UsageError
 from rag.server.capacity import ServerBusyError
 from rag.server.security import error_body
-from rag.server.service import ChunkNotFoundError, IngestOffError, OutsideRootsError, UnknownCollectionError
+from rag.server.service import ChunkNotFoundError, DocumentNotIndexedError, IngestOffError, OutsideRootsError, UnknownCollectionError
 from rag.server.tokens import MissingScopeError
 
 T = TypeVar("T")
@@ -25,6 +25,7 @@ T = TypeVar("T")
 HTTP_STATUSES: dict[type[RagError], int] = {
     UnknownCollectionError: 404,
     ChunkNotFoundError: 404,
+    DocumentNotIndexedError: 404,
     NoIndexError: 404,
     IngestOffError: 403,
     OutsideRootsError: 403,

@@ -54,6 +54,11 @@ class ChunkNotFoundError(RagError):
         super().__init__(f"No chunk {chunk_id!r} in this collection; search results and sources give chunk ids.")
 
 
+class DocumentNotIndexedError(RagError):
+    def __init__(self, source: str):
+        super().__init__(f"No indexed document {source!r} in this collection; sources and search results give the paths it holds.")
+
+
 class IngestOffError(RagError):
     """Ingest over HTTP is off until serve.ingest_roots names the folders it may read."""
 
@@ -271,7 +276,24 @@ class KnowledgeService:
         settings = self.settings_for(collection)
         found = rag.status(settings).to_dict()
         found["consistency"] = rag.check(settings).to_dict()
+        found["documents_root"] = self.documents_root(collection)
         return found
+
+    def documents_root(self, collection: str | None = None) -> str | None:
+        """The folder that holds every document of the collection (what the page shows paths from)."""
+        sources = list(open_index(self.settings_for(collection)).sources())
+        if not sources:
+            return None
+        return os.path.commonpath([os.path.dirname(source) for source in sources])
+
+    def document(self, source: str, collection: str | None = None) -> Path:
+        """The file of an indexed document, as the index lists it: no other path on this machine is read."""
+        if source not in open_index(self.settings_for(collection)).sources():
+            raise DocumentNotIndexedError(source)
+        path = Path(source)
+        if not path.is_file():
+            raise DocumentNotIndexedError(source)  # indexed once, gone from the disk since
+        return path
 
     def chunk(self, chunk_id: str, collection: str | None = None) -> dict[str, Any]:
         """A chunk's text, where it is, and the chunks before and after it in its file."""
