@@ -15,6 +15,8 @@ from typing import Callable
 
 from ingest.errors import UsageError
 from ingest.index.database import IndexDatabase
+from ingest.index.postgres import POSTGRES_SCHEMES
+from ingest.index.postgres_index import PostgresDatabase
 from ingest.index.sqlite_database import SqliteDatabase
 from ingest.index.store import url_without_password
 
@@ -30,8 +32,13 @@ def _sqlite(index_path: Path, collection: str, url: str | None) -> IndexDatabase
     return SqliteDatabase(index_path, collection)
 
 
+def _postgres(index_path: Path, collection: str, url: str | None) -> IndexDatabase:
+    return PostgresDatabase(str(url), collection)  # chosen by its scheme: never None
+
+
 DATABASES = (
     DatabaseKind((), "no URL for SQLite in the index folder", _sqlite),
+    DatabaseKind(POSTGRES_SCHEMES, "postgresql://USER@HOST:PORT/DATABASE for PostgreSQL with pgvector", _postgres),
 )
 
 
