@@ -157,6 +157,7 @@ class Index:
         self.collection_name = settings.collection
         self.fingerprint = settings_fingerprint(settings)
         database_url = _normalized_url(settings.index.url)
+        requested_vectors = _vectors_url(database_url, _normalized_url(settings.vector_store.url))
         # One database holds both; it is opened at its first use, like the vector store.
         self._database = open_database(self.path, self.collection_name, database_url)
         self._manifest = self._database.manifest
@@ -165,7 +166,7 @@ class Index:
         self._adopt_recorded_model(stored)
         self._built_at_open = stored.created_at if stored else None
         self._location_recorded = bool(stored and stored.vector_store)
-        self.store_url = self._vector_store_url(stored, _vectors_url(database_url, _normalized_url(settings.vector_store.url)))
+        self.store_url = self._vector_store_url(stored, requested_vectors)
         # The vectors. Opened at their first use: commands that read only the manifest never touch them.
         self.store: VectorStore = open_store(settings, self.store_url, recorded=self._location_recorded)
 
