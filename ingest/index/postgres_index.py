@@ -51,9 +51,6 @@ class PostgresDatabase:
         self.manifest = PostgresManifest(self)
         self.keywords = PostgresKeywordIndex(self)
 
-    def label(self) -> str:
-        return f"PostgreSQL at {url_without_password(self.url)} (collection {self.collection!r})"
-
     def exists(self) -> bool:
         return True  # its tables are made when it is first opened; a missing collection has no rows
 
@@ -85,7 +82,7 @@ class PostgresDatabase:
             key = (_WRITER_LOCK, self.collection)
             if not holder.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", key).fetchone()[0]:
                 if not wait:
-                    raise IndexBusyError(self.label())  # type: ignore[arg-type] (a place, in words)
+                    raise IndexBusyError(f"{url_without_password(self.url)} (collection {self.collection!r})")  # type: ignore[arg-type]
                 if on_wait:
                     on_wait()
                 holder.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", key)
