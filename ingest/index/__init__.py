@@ -126,7 +126,7 @@ def _normalized_url(url: str | None) -> str | None:
 
 
 def _vectors_url(database_url: str | None, vector_store_url: str | None) -> str | None:
-    """Where the settings put the vectors: in the index's database when it is a server (refused:
+    """Where the settings put the vectors: in the database index.url names, if it names one (refused:
     a vector_store.url naming another place), else where vector_store.url says."""
     if database_url is None:
         return vector_store_url
