@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 import rag
 from ingest.errors import UsageError
-from ingest.index import UNFINISHED_PREFIX, Index
+from ingest.index import UNFINISHED_PREFIX, Index, SourceRecord
 from rag.cli import app
 from tests.conftest import assert_index_consistent, installed_command, make_settings
 from tests.helpers import SAMPLE_NOTES
@@ -186,3 +186,27 @@ def test_a_vector_store_elsewhere_than_the_index_database_is_refused_in_one_line
     )
     with pytest.raises(UsageError):
         Index(settings)
+
+
+def test_a_file_whose_write_fails_midway_leaves_no_vector_keyword_or_row(postgres_server, tmp_path, monkeypatch):
+    """One transaction: the vectors written first go again when the keyword rows fail."""
+    settings = make_settings(tmp_path, collection=collection_of(tmp_path), index={"url": postgres_server})
+    index = Index(settings)
+    index.create(2)
+    kept = SourceRecord("/notes/kept.md", 1, 1, "k", ["k1"], 0.0)
+    index.write_sources([kept], ["k1"], ["kept words"], [{"source": kept.path}], [[1.0, 0.0]], replaced_ids=[])
+    try:
+        def fail(*args):
+            raise RuntimeError("the connection dropped")
+
+        monkeypatch.setattr(type(index._keywords), "add", fail)
+        failing = SourceRecord("/notes/new.md", 1, 1, "n", ["n1", "n2"], 0.0)
+        with pytest.raises(RuntimeError):
+            index.write_sources(
+                [failing], ["n1", "n2"], ["new one", "new two"], [{"source": failing.path}] * 2,
+                [[0.0, 1.0], [0.6, 0.8]], replaced_ids=[],
+            )
+        assert index.chunk_ids() == {"k1"} and index.keyword_chunk_ids() == {"k1"} and list(index.sources()) == [kept.path]
+        assert index.problems().ok
+    finally:
+        drop(settings)
