@@ -86,6 +86,15 @@ class VectorStoreSettings(Section):
     )
 
 
+class IndexDatabaseSettings(Section):
+    url: str | None = Field(
+        None,
+        description="A PostgreSQL database with pgvector, postgresql://USER@HOST:PORT/DB, that holds everything of a "
+        "collection (vectors, keyword index, file manifest, build record), shared by every rag process on any machine "
+        "that names it (password in ~/.pgpass or PGPASSWORD; rag[postgres]); default: the index dir on this machine.",
+    )
+
+
 class IndexSettings(Protocol):
     """What ingest reads of the whole settings (rag.settings.Settings is one): where the index and
     the cache are, the collection, and the sections that decide how files become chunks and vectors."""
@@ -95,6 +104,7 @@ class IndexSettings(Protocol):
     chunking: ChunkingSettings
     ingest: IngestSettings
     vector_store: VectorStoreSettings
+    index: IndexDatabaseSettings
 
     @property
     def index_path(self) -> Path: ...

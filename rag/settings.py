@@ -31,7 +31,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from ingest.settings import ChunkingSettings, EmbeddingSettings, IngestSettings, Section, VectorStoreSettings
+from ingest.settings import (
+    ChunkingSettings, EmbeddingSettings, IndexDatabaseSettings, IngestSettings, Section, VectorStoreSettings,
+)
 from rag.errors import ConfigError
 
 CONFIG_FILE_NAME = "rag.toml"
@@ -315,6 +317,7 @@ class Settings(BaseSettings):
     search: SearchSettings = Field(default_factory=SearchSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     vector_store: VectorStoreSettings = Field(default_factory=VectorStoreSettings)
+    index: IndexDatabaseSettings = Field(default_factory=IndexDatabaseSettings)
     batch: BatchSettings = Field(default_factory=BatchSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
 

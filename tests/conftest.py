@@ -46,8 +46,8 @@ def make_settings(home: Path, **overrides) -> Settings:
 @pytest.fixture(params=["disk", "server", pytest.param("memory", marks=pytest.mark.fast), "postgres"])
 def store(request) -> Callable[..., Settings]:
     """`make_settings` for Chroma on disk, then for a real `chroma run` server, then for the
-    in-memory store with the fake embedder (`model_free`), then for a real PostgreSQL with
-    pgvector: tests that take it run on all four.
+    in-memory store with the fake embedder (`model_free`), then for the whole index (vectors,
+    keywords, manifest) in a real PostgreSQL with pgvector: tests that take it run on all four.
 
     Each test home gets its own collection names on the shared servers, as each has its own manifest.
     """
@@ -56,10 +56,11 @@ def store(request) -> Callable[..., Settings]:
     if request.param == "memory":
         return request.getfixturevalue("model_free")
     url = request.getfixturevalue("chroma_server" if request.param == "server" else "postgres_server")
+    where = {"vector_store": {"url": url}} if request.param == "server" else {"index": {"url": url}}
 
     def on_server(home: Path, **overrides) -> Settings:
         collection = f"{overrides.pop('collection', 'default')}-{zlib.crc32(str(home).encode()):08x}"
-        return make_settings(home, collection=collection, vector_store={"url": url}, **overrides)
+        return make_settings(home, collection=collection, **where, **overrides)
 
     return on_server
 

@@ -14,7 +14,7 @@ from rag.settings import Settings
 pytestmark = pytest.mark.fast
 runner = CliRunner()
 COMMANDS = typer.main.get_command(app).commands
-FOUR = ("--index", "--collection", "--config", "--chroma-url")
+FOUR = ("--index", "--collection", "--config", "--chroma-url", "--index-url")
 MODEL = ("--model", "--prompt-style")
 # What each command took before the options were shared: eval has its own collection, models only a config.
 EXPECTED = {
@@ -74,6 +74,7 @@ def show(
         "index": str(settings.index_path),
         "collection": settings.collection,
         "url": settings.vector_store.url,
+        "index_url": settings.index.url,
         "k": settings.search.k,
         "model": settings.llm.model,
         "model_path": str(settings.llm.model_path),
@@ -100,6 +101,15 @@ def test_the_decorator_hands_the_command_settings_from_its_options(tmp_path):
     gguf = tmp_path / "m.gguf"
     gguf.write_bytes(b"")
     assert _probe("x", "--model", str(gguf), env={"RAG_HOME": str(tmp_path)})["model_path"] == str(gguf)
+
+
+def test_index_url_comes_from_the_option_the_environment_or_the_config_file(tmp_path):
+    url = "postgresql://rag@db.example:5432/team"
+    assert _probe("x", "--index-url", url, env={"RAG_HOME": str(tmp_path)})["index_url"] == url
+    assert _probe("x", env={"RAG_HOME": str(tmp_path), "RAG_INDEX__URL": url})["index_url"] == url
+    config = tmp_path / "kb.toml"
+    config.write_text(f'[index]\nurl = "{url}"\n')
+    assert _probe("x", "--config", str(config), env={"RAG_HOME": str(tmp_path)})["index_url"] == url
 
 
 def test_the_decorator_keeps_env_and_config_file_layers(tmp_path):

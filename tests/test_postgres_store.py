@@ -223,6 +223,8 @@ def test_processes_opening_a_new_database_at_once_apply_each_migration_once(post
 def test_a_database_of_a_newer_rag_is_refused_in_one_line(postgres_server):
     import psycopg
 
+    from ingest.index.postgres import MIGRATIONS
+
     with fresh_database(postgres_server, "newer") as url:
         PostgresStore("kb", url).count()  # made by this rag
         with psycopg.connect(url, autocommit=True) as connection:
@@ -232,7 +234,7 @@ def test_a_database_of_a_newer_rag_is_refused_in_one_line(postgres_server):
     label = url.replace(f":{PASSWORD}@", "@")
     assert result.stderr.splitlines()[-1] == (
         f"ingest.errors.RagError: The PostgreSQL database at {label} has rag schema version 99; this rag knows "
-        "versions up to 1. Upgrade rag to use it (an older rag must not write to it)."
+        f"versions up to {len(MIGRATIONS)}. Upgrade rag to use it (an older rag must not write to it)."
     )
 
 

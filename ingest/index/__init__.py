@@ -14,14 +14,22 @@ opens it); one pointed at another is refused, since the manifest and the vectors
 be read together. The store is opened only when vectors are read or written, so an unchanged
 re-sync stays fast.
 
+With `index.url = "postgresql://..."` all of it (vectors, manifest, build record, keyword
+index) is in that PostgreSQL database instead, shared by every process that names it, and a
+file's vectors, keywords and manifest row commit in one transaction.
+
 This module is the facade, `Index`: the writer lock, the unfinished-ingest marker, the write
 order (vectors, then the manifest and keywords in one transaction, then deletes), the
 consistency check and its repair, the fingerprint, and the recorded vector-store location. The
 parts it composes:
 
-    schema.py     the SQLite database's tables and their numbered migrations
-    manifest.py   the SQLite manifest (collections, sources, vector-store locations)
-    keywords.py   the FTS5 keyword index, in the same database
+    database.py   the protocols of the manifest, the keyword index and the database holding them
+    databases.py  the factory that opens that database (one line per backend)
+    sqlite_database.py  the SQLite one in the index folder, with its file lock:
+      schema.py     the SQLite database's tables and their numbered migrations
+      manifest.py   the SQLite manifest (collections, sources, vector-store locations)
+      keywords.py   the FTS5 keyword index, in the same database, and rag's analysis of text for it
+    postgres_index.py  the PostgreSQL one: manifest and BM25 keyword index beside the vectors
     store.py      the vector-store protocol and the chunk filter
     stores.py     the factory that opens the store a location names (one line per kind of store)
     chroma.py     the Chroma store (on disk or a server): the only module that imports chromadb
@@ -32,21 +40,20 @@ parts it composes:
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import functools
 import os
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterable, Sequence
 
 from ingest.chunk_metadata import CHUNK_METADATA_KEYS
-from ingest.errors import IndexBusyError, IndexMismatchError, NoIndexError, VectorsMissingError, VectorStoreMismatchError
+from ingest.errors import IndexMismatchError, NoIndexError, UsageError, VectorsMissingError, VectorStoreMismatchError
 from ingest.index.chroma import CHROMA_DIR, ChromaStore
-from ingest.index.keywords import KEYWORD_INDEX_VERSION, KeywordIndex
-from ingest.index.manifest import MANIFEST_FILE, Manifest, SourceRecord, StoredCollection, Transaction, paths_matching
+from ingest.index.database import SourceRecord, StoredCollection
+from ingest.index.databases import open_database
+from ingest.index.keywords import KEYWORD_INDEX_VERSION
+from ingest.index.manifest import MANIFEST_FILE, paths_matching
 from ingest.index.memory import MemoryStore
-from ingest.index.schema import connect
+from ingest.index.sqlite_database import LOCK_FILE
 from ingest.index.store import ChunkFilter, StoredChunk, VectorStore, url_without_password
 from ingest.index.stores import open_store
 from ingest.scripts import AUTO_MODEL
@@ -62,7 +69,6 @@ __all__ = [
     "paths_matching", "settings_fingerprint",
 ]
 
-LOCK_FILE = "ingest.lock"
 UNFINISHED_PREFIX = "unfinished-ingest."
 # The recorded location of vectors kept by Chroma on disk in INDEX_DIR/chroma (else a server's URL).
 ON_DISK = "disk"
@@ -119,6 +125,20 @@ def _normalized_url(url: str | None) -> str | None:
     return (url.strip().rstrip("/") or None) if url else None
 
 
+def _vectors_url(database_url: str | None, vector_store_url: str | None) -> str | None:
+    """Where the settings put the vectors: in the database index.url names, if it names one (refused:
+    a vector_store.url naming another place), else where vector_store.url says."""
+    if database_url is None:
+        return vector_store_url
+    if vector_store_url is not None and url_without_password(vector_store_url) != url_without_password(database_url):
+        raise UsageError(
+            f"index.url puts everything of a collection in {url_without_password(database_url)}, vectors included; "
+            f"vector_store.url names {url_without_password(vector_store_url)}.",
+            "Leave vector_store.url (or --chroma-url) out, or give the same URL.",
+        )
+    return database_url
+
+
 @dataclass
 class CollectionSummary:
     name: str
@@ -136,14 +156,17 @@ class Index:
         self.path = settings.index_path
         self.collection_name = settings.collection
         self.fingerprint = settings_fingerprint(settings)
-        # One SQLite database holds both; it is opened at its first use, like the vector store.
-        self._manifest = Manifest(lambda: self._db, self.collection_name)
-        self._keywords = KeywordIndex(lambda: self._db, self.collection_name)
+        database_url = _normalized_url(settings.index.url)
+        requested_vectors = _vectors_url(database_url, _normalized_url(settings.vector_store.url))
+        # One database holds both; it is opened at its first use, like the vector store.
+        self._database = open_database(self.path, self.collection_name, database_url)
+        self._manifest = self._database.manifest
+        self._keywords = self._database.keywords
         stored = self._stored_collection()
         self._adopt_recorded_model(stored)
         self._built_at_open = stored.created_at if stored else None
         self._location_recorded = bool(stored and stored.vector_store)
-        self.store_url = self._vector_store_url(stored, _normalized_url(settings.vector_store.url))
+        self.store_url = self._vector_store_url(stored, requested_vectors)
         # The vectors. Opened at their first use: commands that read only the manifest never touch them.
         self.store: VectorStore = open_store(settings, self.store_url, recorded=self._location_recorded)
 
@@ -169,22 +192,11 @@ class Index:
         """Where this index's vectors are, in words."""
         return self.store.label()
 
-    # -- manifest and keyword index (one SQLite database) ----------------------------------------
-
-    @property
-    def manifest_path(self) -> Path:
-        return self.path / MANIFEST_FILE
-
-    @functools.cached_property
-    def _db(self) -> sqlite3.Connection:
-        self.path.mkdir(parents=True, exist_ok=True)
-        return connect(self.manifest_path)
+    # -- manifest and keyword index (one database) -----------------------------------------------
 
     def close(self) -> None:
-        """Close the SQLite connection if it was opened; a long-lived process opens no file per request."""
-        db = self.__dict__.pop("_db", None)
-        if db is not None:
-            db.close()
+        """Close the database connection if it was opened; a long-lived process opens none per request."""
+        self._database.close()
 
     def __enter__(self) -> "Index":
         return self
@@ -192,45 +204,29 @@ class Index:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _transaction(self) -> Transaction:
-        return Transaction(self._db)
+    def _transaction(self) -> ContextManager[None]:
+        return self._database.transaction()
+
+    def _writes(self) -> ContextManager[None]:
+        """Around a write of vectors and rows: one transaction where the vectors are in the same database."""
+        return self._database.transaction() if self._database.writes_with_vectors else contextlib.nullcontext()
 
     def _stored_collection(self) -> StoredCollection | None:
-        if not self.manifest_path.exists():
+        if not self._database.exists():
             return None
         return self._manifest.collection_record()
 
-    @contextlib.contextmanager
-    def writer_lock(self, wait: bool = True, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+    def writer_lock(self, wait: bool = True, on_wait: Callable[[], None] | None = None) -> ContextManager[None]:
         """Hold the index's single-writer lock: concurrent ingests would interleave their writes.
 
-        An OS file lock, so it is released when the holder exits, however it exits.
+        An OS file lock on the index folder, or a lock on the collection held in PostgreSQL: either
+        is released when the holder exits, however it exits.
         """
-        self.path.mkdir(parents=True, exist_ok=True)
-        with open(self.path / LOCK_FILE, "a") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                if not wait:
-                    raise IndexBusyError(self.path) from None
-                if on_wait:
-                    on_wait()
-                fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        return self._database.writer_lock(wait, on_wait)
 
     def writer_busy(self) -> bool:
         """Whether another ingest holds the writer lock at this moment (it may take it a moment later)."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        with open(self.path / LOCK_FILE, "a") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return True
-            fcntl.flock(lock, fcntl.LOCK_UN)
-            return False
+        return self._database.writer_busy()
 
     # -- crash safety ----------------------------------------------------------------------------
 
@@ -239,14 +235,15 @@ class Index:
         return self.path / f"{UNFINISHED_PREFIX}{self.collection_name}"
 
     def begin_writes(self) -> None:
-        self._unfinished_marker.write_text(f"{os.getpid()}\n")
+        if not self._database.writes_with_vectors:  # else each write is whole or absent: nothing to repair
+            self._unfinished_marker.write_text(f"{os.getpid()}\n")
 
     def end_writes(self) -> None:
         self._unfinished_marker.unlink(missing_ok=True)
 
     def unfinished(self) -> bool:
         """Whether an ingest stopped (killed, crashed, power lost) before it finished writing."""
-        return self._unfinished_marker.exists()
+        return not self._database.writes_with_vectors and self._unfinished_marker.exists()
 
     def _rebuild_unfinished(self) -> bool:
         """Whether the unfinished ingest was a rebuild, which drops the vectors before the manifest rows."""
@@ -273,7 +270,7 @@ class Index:
                 self.path, self.collection_name, self.vector_store_label(), len(listed), len(records),
                 recorded=self._location_recorded,
             )
-        in_keyword_index = self.keyword_chunk_ids() if self.manifest_path.exists() else set()
+        in_keyword_index = self.keyword_chunk_ids() if self._database.exists() else set()
         incomplete = sorted(
             path
             for path, record in records.items()
@@ -321,7 +318,7 @@ class Index:
 
     def collections(self) -> list[CollectionSummary]:
         """Every collection the index directory holds (this one or not), by name."""
-        if not self.manifest_path.exists():
+        if not self._database.exists():
             return []
         return [
             CollectionSummary(name, files, chunks, location or ON_DISK, last_sync)
@@ -374,7 +371,7 @@ class Index:
     # -- sources ------------------------------------------------------------------------------------
 
     def sources(self) -> dict[str, SourceRecord]:
-        if not self.manifest_path.exists():
+        if not self._database.exists():
             return {}
         return self._manifest.sources()
 
@@ -413,36 +410,41 @@ class Index:
 
         `superseded`: sources whose rows go in the same transaction, as the old path of a renamed
         file does (their chunks are among `replaced_ids`). In that order an interruption can leave
-        unreferenced chunks behind, never a manifest row pointing at chunks that are missing.
+        unreferenced chunks behind, never a manifest row pointing at chunks that are missing; with
+        the vectors in the same database all of it is one transaction.
         """
-        self.store.add(ids, embeddings, texts, metadatas)
-        with self._transaction():
-            self._manifest.delete_sources(superseded)
-            self._manifest.put_sources(records)
-            self._keywords.forget([*replaced_ids, *ids])
-            self._keywords.add(ids, texts, [metadata["source"] for metadata in metadatas])
-        # A file ingested again with the same content gets the same chunk ids: those stay.
-        written = set(ids)
-        self.store.delete([chunk_id for chunk_id in replaced_ids if chunk_id not in written])
+        with self._writes():
+            self.store.add(ids, embeddings, texts, metadatas)
+            with self._transaction():
+                self._manifest.delete_sources(superseded)
+                self._manifest.put_sources(records)
+                self._keywords.forget([*replaced_ids, *ids])
+                self._keywords.add(ids, texts, [metadata["source"] for metadata in metadatas])
+            # A file ingested again with the same content gets the same chunk ids: those stay.
+            written = set(ids)
+            self.store.delete([chunk_id for chunk_id in replaced_ids if chunk_id not in written])
 
     def remove_sources(self, records: Sequence[SourceRecord]) -> None:
         chunk_ids = [chunk_id for r in records for chunk_id in r.chunk_ids]
-        with self._transaction():
-            self._manifest.delete_sources(records)
-            self._keywords.forget(chunk_ids)
-        self.store.delete(chunk_ids)
+        with self._writes():
+            with self._transaction():
+                self._manifest.delete_sources(records)
+                self._keywords.forget(chunk_ids)
+            self.store.delete(chunk_ids)
 
     def drop(self) -> None:
         """Forget this collection entirely: its vectors and its manifest rows (part of a write:
         between begin_writes and end_writes)."""
-        if not self.manifest_path.exists():
+        if not self._database.exists():
             return
-        # The vectors go first: killed before the manifest rows, the next ingest must know why they are gone.
-        self._unfinished_marker.write_text(f"{os.getpid()}\n{REBUILDING}\n")
-        self.store.drop()
-        with self._transaction():
-            self._manifest.forget_collection()
-            self._keywords.forget_collection()
+        with self._writes():
+            if not self._database.writes_with_vectors:
+                # The vectors go first: killed before the manifest rows, the next ingest must know why they are gone.
+                self._unfinished_marker.write_text(f"{os.getpid()}\n{REBUILDING}\n")
+            self.store.drop()
+            with self._transaction():
+                self._manifest.forget_collection()
+                self._keywords.forget_collection()
 
     # -- reads ----------------------------------------------------------------------------------------
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import threading
+from collections import Counter
 from typing import Sequence
 
 from ingest.index.manifest import CollectionTables
@@ -42,6 +44,13 @@ CREATE VIRTUAL TABLE IF NOT EXISTS chunk_terms USING fts5(
     text, tokenize = 'porter unicode61 remove_diacritics 2'
 );
 """
+# The same tokenizer on texts of its own, for keyword indexes kept elsewhere (PostgreSQL): they
+# hold exactly the tokens this one does. fts5vocab's 'instance' table lists each token of each row.
+_ANALYSER_SCHEMA = """
+CREATE VIRTUAL TABLE texts USING fts5(text, tokenize = 'porter unicode61 remove_diacritics 2');
+CREATE VIRTUAL TABLE tokens USING fts5vocab(texts, 'instance');
+"""
+_analysers = threading.local()  # one in-memory database per thread: keyword search runs on a worker thread
 # The table of indexes made before CJK bigrams: its texts move to chunk_terms the first time.
 _UNSEGMENTED_TABLE = "chunk_words"
 # FTS5 query syntax is not for users: their words are quoted and OR-ed, and bm25 ranks them.
@@ -85,6 +94,23 @@ def cjk_bigrams(run: str) -> list[str]:
 def index_text(text: str) -> str:
     """`text` as the keyword index reads it: each run of CJK letters as its bigrams, the rest as it is."""
     return CJK_RUN.sub(lambda run: f" {' '.join(cjk_bigrams(run.group()))} ", text)
+
+
+def analysed(texts: Sequence[str]) -> list[Counter[str]]:
+    """The tokens of each text, and how often each occurs, as the FTS5 keyword index holds them:
+    CJK runs as bigrams (`index_text`), then FTS5's own tokenizer (diacritics removed, stemmed)."""
+    analyser = getattr(_analysers, "db", None)
+    if analyser is None:
+        analyser = _analysers.db = sqlite3.connect(":memory:", isolation_level=None)
+        analyser.executescript(_ANALYSER_SCHEMA)
+    analyser.executemany(
+        "INSERT INTO texts (rowid, text) VALUES (?, ?)", ((row, index_text(text)) for row, text in enumerate(texts))
+    )
+    counts: list[Counter[str]] = [Counter() for _ in texts]
+    for row, term, occurrences in analyser.execute("SELECT doc, term, count(*) FROM tokens GROUP BY doc, term"):
+        counts[row][term] = occurrences
+    analyser.execute("DELETE FROM texts")
+    return counts
 
 
 def query_terms(query: str) -> list[str]:

@@ -3,9 +3,9 @@ the settings that built it and where its vectors live; per source file, its size
 content hash and chunk ids.
 
 The keyword index (ingest/index/keywords.py) lives in the same database, so one transaction
-(`Transaction`) commits a file's manifest row and its words together; the Index facade opens the
-connection (`ingest.index.schema.connect`, which migrates the tables) and says when transactions
-begin and end.
+commits a file's manifest row and its words together; `SqliteDatabase` (sqlite_database.py) opens
+the connection (`ingest.index.schema.connect`, which migrates the tables) and the Index facade says
+when transactions begin and end.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ import fnmatch
 import json
 import sqlite3
 import time
-from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
+
+from ingest.index.database import SourceRecord, StoredCollection
 
 MANIFEST_FILE = "manifest.sqlite3"
 
@@ -45,35 +46,6 @@ CREATE TABLE IF NOT EXISTS vector_stores (
 """
 
 
-@dataclass
-class StoredCollection:
-    fingerprint: dict[str, Any]
-    created_at: float
-    last_sync: float | None
-    vector_store: str | None  # ON_DISK, a server URL, or None: not recorded (an older index)
-
-
-@dataclass
-class SourceRecord:
-    path: str
-    size: int
-    mtime_ns: int
-    sha256: str
-    chunk_ids: list[str]
-    ingested_at: float
-
-
-class Transaction:
-    def __init__(self, db: sqlite3.Connection):
-        self.db = db
-
-    def __enter__(self) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
-
-
 def paths_matching(paths: Iterable[str], patterns: Sequence[str]) -> list[str]:
     """Those of `paths` that match any of the glob patterns."""
     return [path for path in paths if any(fnmatch.fnmatch(path, pattern) for pattern in patterns)]
@@ -93,7 +65,7 @@ class CollectionTables:
 
 
 class Manifest(CollectionTables):
-    """One collection's rows. Writes run inside the caller's transaction unless said otherwise."""
+    """One collection's rows (`ManifestTables`). Writes run inside the caller's transaction unless said otherwise."""
 
     def collection_record(self) -> StoredCollection | None:
         row = self.db.execute(

@@ -6,7 +6,8 @@ no label shows it. psycopg (3) and pgvector's Python package are the `postgres` 
 when the store is first used.
 
 Everything lives in the schema `rag`: `schema_version` (the migrations applied), `collections`
-(each collection's table and vector dimension) and one table of chunks per collection (id, a
+(each collection's table and vector dimension), the tables of an index kept whole in the database
+(postgres_index.py: build record, manifest, keyword index) and one table of chunks per collection (id, a
 `vector(N)` with an HNSW index for cosine distance, text, metadata as jsonb), made when the
 collection gets its first vectors and kept, with its dimension, until it is dropped, as Chroma
 keeps a collection's. Migrations are numbered steps applied on open, under a lock held in the
@@ -56,6 +57,49 @@ MIGRATIONS: tuple[str, ...] = (
         created_at timestamptz NOT NULL DEFAULT now()
     );
     CREATE SEQUENCE {SCHEMA}.chunk_table_numbers;
+    """,
+    # The rest of an index kept here (index.url, ingest/index/postgres_index.py): the build record,
+    # the file manifest, and the keyword index's term statistics.
+    f"""
+    CREATE TABLE {SCHEMA}.builds (
+        collection text PRIMARY KEY,
+        fingerprint jsonb NOT NULL,
+        created_at double precision NOT NULL,
+        last_sync double precision,
+        vector_store text NOT NULL
+    );
+    CREATE TABLE {SCHEMA}.sources (
+        collection text NOT NULL,
+        path text NOT NULL,
+        size bigint NOT NULL,
+        mtime_ns bigint NOT NULL,
+        sha256 text NOT NULL,
+        chunk_ids text[] NOT NULL,
+        ingested_at double precision NOT NULL,
+        ingested_by text NOT NULL,
+        PRIMARY KEY (collection, path)
+    );
+    CREATE TABLE {SCHEMA}.keyword_chunks (
+        collection text NOT NULL,
+        chunk_id text NOT NULL,
+        source text NOT NULL,
+        length integer NOT NULL,
+        PRIMARY KEY (collection, chunk_id)
+    );
+    CREATE INDEX ON {SCHEMA}.keyword_chunks (collection, source);
+    CREATE TABLE {SCHEMA}.keyword_postings (
+        collection text NOT NULL,
+        term text NOT NULL,
+        chunk_id text NOT NULL,
+        frequency integer NOT NULL,
+        PRIMARY KEY (collection, term, chunk_id)
+    );
+    CREATE INDEX ON {SCHEMA}.keyword_postings (collection, chunk_id);
+    CREATE TABLE {SCHEMA}.keyword_totals (
+        collection text PRIMARY KEY,
+        chunks bigint NOT NULL,
+        length bigint NOT NULL
+    );
     """,
 )
 

@@ -27,6 +27,15 @@ ChromaUrlOption = Annotated[
     Optional[str],
     typer.Option("--chroma-url", help="Use a Chroma server (e.g. http://localhost:8000) instead of the index on disk.", show_default=False),
 ]
+IndexUrlOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--index-url",
+        help="Keep everything of the collection (vectors, keywords, manifest) in PostgreSQL, e.g. "
+        "postgresql://USER@HOST:5432/DB, shared by every machine that names it (password in ~/.pgpass or PGPASSWORD).",
+        show_default=False,
+    ),
+]
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print one JSON document instead of text.", callback=remember_json)
 ]
@@ -79,7 +88,10 @@ PromptStyleOption = Annotated[
     typer.Option("--prompt-style", help="auto, chat, or the prompt format of a model family.", show_default=False),
 ]
 
-KNOWLEDGE_BASE_OPTIONS = {"index": IndexOption, "collection": CollectionOption, "config": ConfigOption, "chroma_url": ChromaUrlOption}
+KNOWLEDGE_BASE_OPTIONS = {
+    "index": IndexOption, "collection": CollectionOption, "config": ConfigOption, "chroma_url": ChromaUrlOption,
+    "index_url": IndexUrlOption,
+}
 MODEL_OPTIONS = {"model": ModelOption, "prompt_style": PromptStyleOption}
 
 
@@ -96,6 +108,7 @@ def command_settings(
     index: Path | None = None,
     collection: str | None = None,
     chroma_url: str | None = None,
+    index_url: str | None = None,
     model: Path | None = None,
     prompt_style: PromptStyle | None = None,
     check_model: bool = False,
@@ -113,6 +126,7 @@ def command_settings(
         index_dir=index,
         collection=collection,
         vector_store={"url": chroma_url} if chroma_url else None,
+        index={"url": index_url} if index_url else None,
         llm=llm or None,
         check_model=check_model,
     )
@@ -123,7 +137,7 @@ def knowledge_base(
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Give a command the knowledge-base options and hand it the `Settings` they make as `settings`.
 
-    The options (--index, --collection, --config, --chroma-url; `only` names a subset; with model=True
+    The options (--index, --collection, --config, --chroma-url, --index-url; `only` names a subset; with model=True
     also --model and --prompt-style) are added to the command's signature after its own, where typer
     finds them, so a command declares only its own options and takes a `settings` parameter instead.
     check_model also refuses settings the embedding model cannot honour, for commands that chunk or

@@ -1,0 +1,121 @@
+"""The manifest and the keyword index as the Index facade sees them: small protocols, one backend
+per module, chosen by `databases.py` as `stores.py` chooses the vector store.
+
+A backend keeps, per collection, the build record (what settings built it, where its vectors
+are), one row per source file, and the keyword index of every chunk's text; the facade says when
+a transaction begins and ends and which writer holds the collection. The SQLite backend
+(sqlite_database.py) keeps them in a file in the index folder; the PostgreSQL one
+(postgres_index.py) in the database that also holds the vectors, so one transaction covers a
+file's vectors too (`writes_with_vectors`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, ContextManager, Iterable, Protocol, Sequence
+
+
+@dataclass
+class StoredCollection:
+    fingerprint: dict[str, Any]
+    created_at: float
+    last_sync: float | None
+    vector_store: str | None  # ON_DISK, a server URL, or None: not recorded (an older index)
+
+
+@dataclass
+class SourceRecord:
+    path: str
+    size: int
+    mtime_ns: int
+    sha256: str
+    chunk_ids: list[str]
+    ingested_at: float
+
+
+class ManifestTables(Protocol):
+    """One collection's build record and source rows. Writes run inside the caller's transaction
+    unless said otherwise."""
+
+    def collection_record(self) -> StoredCollection | None: ...
+
+    def record_collection(self, fingerprint: dict[str, Any], location: str) -> None:
+        """What builds the collection (its creation time is kept), and where its vectors live."""
+        ...
+
+    def sources(self) -> dict[str, SourceRecord]: ...
+
+    def touch_sources(self, records: Iterable[SourceRecord]) -> None: ...
+
+    def put_sources(self, records: Sequence[SourceRecord]) -> None: ...
+
+    def delete_sources(self, records: Sequence[SourceRecord]) -> None: ...
+
+    def mark_synced(self) -> None:
+        """Record the time of this sync (its own statement, outside any transaction)."""
+        ...
+
+    def all_collections(self) -> list[tuple[str, int, int, str | None, float | None]]:
+        """(name, files, chunks, vector-store location, last sync) of every collection of the index."""
+        ...
+
+    def counts(self) -> tuple[int, int]:
+        """(files, chunks) the manifest lists."""
+        ...
+
+    def forget_collection(self) -> None: ...
+
+
+class KeywordTables(Protocol):
+    """One collection's chunks in the keyword index. Writes run inside the caller's transaction."""
+
+    def add(self, ids: Sequence[str], texts: Sequence[str], sources: Sequence[str]) -> None: ...
+
+    def forget(self, chunk_ids: Sequence[str]) -> None: ...
+
+    def forget_collection(self) -> None: ...
+
+    def query(self, query: str, k: int, sources: Sequence[str] | None = None) -> list[tuple[str, float]]:
+        """(chunk id, BM25 score: higher is better) of the `k` best keyword matches."""
+        ...
+
+    def listed(self, chunk_ids: Sequence[str]) -> set[str]:
+        """Those of `chunk_ids` in the keyword index."""
+        ...
+
+    def chunk_ids(self) -> set[str]: ...
+
+
+class IndexDatabase(Protocol):
+    """Where one collection's manifest and keyword index live, and its writers' lock.
+
+    Connecting waits until the first use; `exists()` says whether there is anything to read
+    without making it.
+    """
+
+    manifest: ManifestTables
+    keywords: KeywordTables
+    # Whether the vector store's writes join this database's transactions (the vectors are in it):
+    # then a file's vectors, keywords and manifest row commit together and no crash needs a repair.
+    writes_with_vectors: bool
+
+    def exists(self) -> bool:
+        """Whether the database has been made (a missing one reads as empty)."""
+        ...
+
+    def transaction(self) -> ContextManager[None]:
+        """One transaction: committed when the block ends, rolled back if it raises."""
+        ...
+
+    def writer_lock(self, wait: bool, on_wait: Callable[[], None] | None) -> ContextManager[None]:
+        """Hold the collection's single-writer lock (IndexBusyError when taken and not `wait`);
+        released when its holder ends, however it ends."""
+        ...
+
+    def writer_busy(self) -> bool:
+        """Whether another writer holds the lock at this moment."""
+        ...
+
+    def close(self) -> None:
+        """Let go of connections opened for this index."""
+        ...

@@ -1,0 +1,283 @@
+"""The manifest, the build record and the keyword index in PostgreSQL, beside the vectors.
+
+`index.url = "postgresql://..."` chooses this backend: every table of a collection is in that
+database (schema `rag`, made by the numbered migrations of postgres.py), so any number of rag
+processes on any machines share one knowledge base. The vector store (postgres.py) uses the same
+connection, so the Index facade writes a file's vectors, keyword rows and manifest row in one
+transaction: a crash leaves all of them or none, and nothing needs repairing.
+
+The keyword index is BM25 over term statistics kept in tables, with rag's own analysis of the
+text: the tokens are exactly those the SQLite FTS5 index holds (`keywords.analysed`: CJK runs as
+bigrams, then FTS5's own tokenizer, stemming included), and the score is FTS5's bm25() formula
+(k1 1.2, b 0.75, its idf), so a query ranks chunks alike on both, in every language.
+
+The single writer of a collection is a session-level advisory lock on a connection of its own: a
+process that dies, however it dies, ends its session and so releases the lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import time
+from collections import Counter
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
+
+from ingest.errors import IndexBusyError
+from ingest.index.database import SourceRecord, StoredCollection
+from ingest.index.keywords import analysed, query_terms
+from ingest.index.postgres import SCHEMA, _connect, _shared_connection
+from ingest.index.store import url_without_password
+
+if TYPE_CHECKING:
+    import psycopg
+
+# The first key of the writers' advisory lock (the second is the collection's hash); the vector
+# store's schema lock uses another.
+_WRITER_LOCK = 0x72616777  # "ragw"
+# FTS5's bm25() constants.
+_K1, _B = 1.2, 0.75
+
+
+class PostgresDatabase:
+    """One collection's manifest and keyword index in the PostgreSQL database at `url`."""
+
+    writes_with_vectors = True
+
+    def __init__(self, url: str, collection: str):
+        self.url = url
+        self.collection = collection
+        self.manifest = PostgresManifest(self)
+        self.keywords = PostgresKeywordIndex(self)
+
+    def exists(self) -> bool:
+        return True  # its tables are made when it is first opened; a missing collection has no rows
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator["psycopg.Connection"]:
+        """The process's connection to the database, for one statement or the caller's transaction."""
+        shared = _shared_connection(self.url)
+        with shared.lock:
+            yield shared.get()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        # Nested in an open transaction (the facade's around a whole write), it is a savepoint.
+        with self.connection() as connection, connection.transaction():
+            yield
+
+    def rows(self, statement: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self.connection() as connection:
+            cursor = connection.execute(statement, parameters)
+            return cursor.fetchall() if cursor.description else []
+
+    def close(self) -> None:
+        """The connection is shared by the process's stores and indexes on this URL: it stays open."""
+
+    @contextlib.contextmanager
+    def writer_lock(self, wait: bool = True, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+        holder = _connect(self.url)  # its own session: the lock lives exactly as long as it
+        try:
+            key = (_WRITER_LOCK, self.collection)
+            if not holder.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", key).fetchone()[0]:
+                if not wait:
+                    raise IndexBusyError(f"{url_without_password(self.url)} (collection {self.collection!r})")  # type: ignore[arg-type]
+                if on_wait:
+                    on_wait()
+                holder.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", key)
+            yield
+        finally:
+            holder.close()
+
+    def writer_busy(self) -> bool:
+        (taken,) = self.rows(
+            "SELECT pg_try_advisory_lock(%s, hashtext(%s))", (_WRITER_LOCK, self.collection)
+        )[0]
+        if taken:
+            self.rows("SELECT pg_advisory_unlock(%s, hashtext(%s))", (_WRITER_LOCK, self.collection))
+        return not taken
+
+
+class PostgresManifest:
+    """The build record and source rows of one collection (`ManifestTables`)."""
+
+    def __init__(self, database: PostgresDatabase):
+        self.database = database
+        self.collection = database.collection
+
+    def collection_record(self) -> StoredCollection | None:
+        rows = self.database.rows(
+            f"SELECT fingerprint, created_at, last_sync, vector_store FROM {SCHEMA}.builds WHERE collection = %s",
+            (self.collection,),
+        )
+        return StoredCollection(*rows[0]) if rows else None
+
+    def record_collection(self, fingerprint: dict[str, Any], location: str) -> None:
+        self.database.rows(
+            f"INSERT INTO {SCHEMA}.builds (collection, fingerprint, created_at, vector_store) VALUES (%s, %s::jsonb, %s, %s) "
+            "ON CONFLICT (collection) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, vector_store = EXCLUDED.vector_store",
+            (self.collection, json.dumps(fingerprint, sort_keys=True), time.time(), location),
+        )
+
+    def sources(self) -> dict[str, SourceRecord]:
+        rows = self.database.rows(
+            f"SELECT path, size, mtime_ns, sha256, chunk_ids, ingested_at FROM {SCHEMA}.sources WHERE collection = %s",
+            (self.collection,),
+        )
+        return {row[0]: SourceRecord(*row) for row in rows}
+
+    def touch_sources(self, records: Iterable[SourceRecord]) -> None:
+        with self.database.connection() as connection, connection.cursor() as cursor:
+            cursor.executemany(
+                f"UPDATE {SCHEMA}.sources SET size = %s, mtime_ns = %s WHERE collection = %s AND path = %s",
+                [(r.size, r.mtime_ns, self.collection, r.path) for r in records],
+            )
+
+    def put_sources(self, records: Sequence[SourceRecord]) -> None:
+        host = socket.gethostname()
+        with self.database.connection() as connection, connection.cursor() as cursor:
+            cursor.executemany(
+                f"INSERT INTO {SCHEMA}.sources (collection, path, size, mtime_ns, sha256, chunk_ids, ingested_at, "
+                "ingested_by) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (collection, path) DO UPDATE SET "
+                "size = EXCLUDED.size, mtime_ns = EXCLUDED.mtime_ns, sha256 = EXCLUDED.sha256, "
+                "chunk_ids = EXCLUDED.chunk_ids, ingested_at = EXCLUDED.ingested_at, ingested_by = EXCLUDED.ingested_by",
+                [
+                    (self.collection, r.path, r.size, r.mtime_ns, r.sha256, list(r.chunk_ids), r.ingested_at, host)
+                    for r in records
+                ],
+            )
+
+    def delete_sources(self, records: Sequence[SourceRecord]) -> None:
+        if records:
+            self.database.rows(
+                f"DELETE FROM {SCHEMA}.sources WHERE collection = %s AND path = ANY(%s)",
+                (self.collection, [r.path for r in records]),
+            )
+
+    def mark_synced(self) -> None:
+        self.database.rows(
+            f"UPDATE {SCHEMA}.builds SET last_sync = %s WHERE collection = %s", (time.time(), self.collection)
+        )
+
+    def all_collections(self) -> list[tuple[str, int, int, str | None, float | None]]:
+        return self.database.rows(
+            f"SELECT builds.collection, count(sources.path)::integer, "
+            "coalesce(sum(cardinality(sources.chunk_ids)), 0)::integer, builds.vector_store, builds.last_sync "
+            f"FROM {SCHEMA}.builds LEFT JOIN {SCHEMA}.sources ON sources.collection = builds.collection "
+            "GROUP BY builds.collection ORDER BY builds.collection"
+        )
+
+    def counts(self) -> tuple[int, int]:
+        files, chunks = self.database.rows(
+            f"SELECT count(*)::integer, coalesce(sum(cardinality(chunk_ids)), 0)::integer FROM {SCHEMA}.sources "
+            "WHERE collection = %s",
+            (self.collection,),
+        )[0]
+        return files, chunks
+
+    def forget_collection(self) -> None:
+        self.database.rows(f"DELETE FROM {SCHEMA}.sources WHERE collection = %s", (self.collection,))
+        self.database.rows(f"DELETE FROM {SCHEMA}.builds WHERE collection = %s", (self.collection,))
+
+
+class PostgresKeywordIndex:
+    """One collection's chunks in the keyword index (`KeywordTables`): per chunk its length in
+    tokens, per term and chunk the term's count, per collection the totals BM25 normalises by."""
+
+    def __init__(self, database: PostgresDatabase):
+        self.database = database
+        self.collection = database.collection
+
+    def add(self, ids: Sequence[str], texts: Sequence[str], sources: Sequence[str]) -> None:
+        if not len(ids):
+            return
+        counts = analysed(texts)
+        lengths = [sum(terms.values()) for terms in counts]
+        with self.database.connection() as connection, connection.cursor() as cursor:
+            with cursor.copy(f"COPY {SCHEMA}.keyword_chunks (collection, chunk_id, source, length) FROM STDIN") as copy:
+                for chunk_id, source, length in zip(ids, sources, lengths):
+                    copy.write_row((self.collection, chunk_id, source, length))
+            with cursor.copy(f"COPY {SCHEMA}.keyword_postings (collection, term, chunk_id, frequency) FROM STDIN") as copy:
+                for chunk_id, terms in zip(ids, counts):
+                    for term, frequency in terms.items():
+                        copy.write_row((self.collection, term, chunk_id, frequency))
+            cursor.execute(
+                f"INSERT INTO {SCHEMA}.keyword_totals (collection, chunks, length) VALUES (%s, %s, %s) "
+                "ON CONFLICT (collection) DO UPDATE SET chunks = keyword_totals.chunks + EXCLUDED.chunks, "
+                "length = keyword_totals.length + EXCLUDED.length",
+                (self.collection, len(ids), sum(lengths)),
+            )
+
+    def forget(self, chunk_ids: Sequence[str]) -> None:
+        if not len(chunk_ids):
+            return
+        ids = list(chunk_ids)
+        self.database.rows(
+            f"DELETE FROM {SCHEMA}.keyword_postings WHERE collection = %s AND chunk_id = ANY(%s)", (self.collection, ids)
+        )
+        self.database.rows(
+            f"WITH gone AS (DELETE FROM {SCHEMA}.keyword_chunks WHERE collection = %s AND chunk_id = ANY(%s) "
+            f"RETURNING length) UPDATE {SCHEMA}.keyword_totals SET chunks = chunks - (SELECT count(*) FROM gone), "
+            "length = length - (SELECT coalesce(sum(length), 0) FROM gone) WHERE collection = %s",
+            (self.collection, ids, self.collection),
+        )
+
+    def forget_collection(self) -> None:
+        for table in ("keyword_postings", "keyword_chunks", "keyword_totals"):
+            self.database.rows(f"DELETE FROM {SCHEMA}.{table} WHERE collection = %s", (self.collection,))
+
+    def query(self, query: str, k: int, sources: Sequence[str] | None = None) -> list[tuple[str, float]]:
+        """(chunk id, BM25 score: higher is better) of the `k` best keyword matches, as FTS5's bm25() scores them."""
+        # Each query word is analysed as the index's text is. One that is several tokens (snake_case)
+        # is a phrase to FTS5: here a chunk holding all of them matches it, as often as its rarest.
+        phrases = Counter(tuple(sorted(terms)) for terms in analysed(query_terms(query)) if terms)
+        if not phrases or sources == []:
+            return []
+        numbered = list(enumerate(phrases))
+        source_filter = " AND chunks.source = ANY(%(sources)s)" if sources else ""
+        rows = self.database.rows(
+            "WITH wanted (phrase, term) AS (SELECT * FROM unnest(%(phrase_of)s::integer[], %(terms)s::text[])), "
+            "phrases (phrase, tokens, weight) AS (SELECT * FROM unnest(%(phrases)s::integer[], %(tokens)s::integer[], "
+            "%(weights)s::integer[])), "
+            f"totals AS (SELECT chunks, length::float8 / greatest(chunks, 1) AS average FROM {SCHEMA}.keyword_totals "
+            "WHERE collection = %(collection)s), "
+            "matches AS (SELECT wanted.phrase, postings.chunk_id, min(postings.frequency) AS frequency "
+            f"FROM {SCHEMA}.keyword_postings postings JOIN wanted USING (term) "
+            "WHERE postings.collection = %(collection)s AND postings.term = ANY(%(terms)s) "
+            "GROUP BY wanted.phrase, postings.chunk_id "
+            "HAVING count(*) = (SELECT tokens FROM phrases WHERE phrases.phrase = wanted.phrase)), "
+            "idf AS (SELECT phrase, phrases.weight * greatest(ln((totals.chunks - count(*) + 0.5) / "
+            "(count(*) + 0.5)), 1e-6) AS weight FROM matches JOIN phrases USING (phrase), totals "
+            "GROUP BY phrase, phrases.weight, totals.chunks) "
+            "SELECT matches.chunk_id, sum(idf.weight * matches.frequency * (%(k1)s + 1) / (matches.frequency + "
+            "%(k1)s * (1 - %(b)s + %(b)s * chunks.length / totals.average))) AS score "
+            f"FROM matches JOIN idf USING (phrase) JOIN {SCHEMA}.keyword_chunks chunks "
+            "ON chunks.collection = %(collection)s AND chunks.chunk_id = matches.chunk_id, totals "
+            f"WHERE true{source_filter} "
+            "GROUP BY matches.chunk_id ORDER BY score DESC, matches.chunk_id LIMIT %(k)s",
+            {
+                "phrase_of": [number for number, terms in numbered for _ in terms],
+                "terms": [term for _, terms in numbered for term in terms],
+                "phrases": [number for number, _ in numbered],
+                "tokens": [len(terms) for _, terms in numbered],
+                "weights": [phrases[terms] for _, terms in numbered],
+                "collection": self.collection, "sources": list(sources or ()), "k1": _K1, "b": _B, "k": k,
+            },
+        )
+        return [(chunk_id, float(score)) for chunk_id, score in rows]
+
+    def listed(self, chunk_ids: Sequence[str]) -> set[str]:
+        if not len(chunk_ids):
+            return set()
+        rows = self.database.rows(
+            f"SELECT chunk_id FROM {SCHEMA}.keyword_chunks WHERE collection = %s AND chunk_id = ANY(%s)",
+            (self.collection, list(chunk_ids)),
+        )
+        return {chunk_id for (chunk_id,) in rows}
+
+    def chunk_ids(self) -> set[str]:
+        rows = self.database.rows(
+            f"SELECT chunk_id FROM {SCHEMA}.keyword_chunks WHERE collection = %s", (self.collection,)
+        )
+        return {chunk_id for (chunk_id,) in rows}

@@ -1,0 +1,212 @@
+"""The whole index in PostgreSQL (`index.url`), shared by processes as by machines: real `rag`
+processes against a real PostgreSQL with pgvector (tests/postgres_server.py), the real MiniLM.
+
+Each process has a home of its own, as another machine would: nothing of the index is in it."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import shutil
+import subprocess
+import time
+import zlib
+from pathlib import Path
+
+import psycopg
+import pytest
+from typer.testing import CliRunner
+
+import rag
+from ingest.errors import UsageError
+from ingest.index import UNFINISHED_PREFIX, Index, SourceRecord
+from rag.cli import app
+from tests.conftest import assert_index_consistent, installed_command, make_settings
+from tests.helpers import SAMPLE_NOTES
+from tests.postgres_server import PASSWORD
+from tests.test_concurrency import many_notes
+
+runner = CliRunner()
+
+
+def collection_of(path: Path, name: str = "shared") -> str:
+    """A collection name of this test's own on the session's server."""
+    return f"{name}-{zlib.crc32(str(path).encode()):08x}"
+
+
+def start_ingest(folder: Path, home: Path, url: str, collection: str, **env: str) -> subprocess.Popen:
+    """`rag ingest FOLDER` in a process of its own, with a home of its own: another machine."""
+    return subprocess.Popen(
+        [installed_command("rag"), "ingest", str(folder)],
+        env={**os.environ, "RAG_HOME": str(home), "RAG_INDEX__URL": url, "RAG_COLLECTION": collection, **env},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def finished(ingest: subprocess.Popen, timeout: float = 600) -> str:
+    """The ingest's stderr, once it has exited 0."""
+    stdout, stderr = ingest.communicate(timeout=timeout)
+    assert ingest.returncode == 0, stderr
+    return stderr
+
+
+def drop(settings) -> None:
+    with Index(settings) as index, index.writer_lock():
+        index.drop()
+
+
+def test_a_serving_process_sees_an_ingest_made_by_another_process_at_its_next_search(postgres_server, tmp_path, notes):
+    collection = collection_of(tmp_path)
+    replica = make_settings(tmp_path / "replica-home", collection=collection, index={"url": postgres_server})
+    finished(start_ingest(notes, tmp_path / "machine-a", postgres_server, collection))
+    try:
+        # This process keeps its index open between searches, as `rag serve` does.
+        hits = rag.search("What oven temperature are the cardamom buns baked at?", replica, k=1)
+        assert hits.hits[0].source == str(notes / "personal/recipes/cardamom-buns.md")
+        ferry = tmp_path / "harbour" / "ferry.md"
+        ferry.parent.mkdir()
+        ferry.write_text("# Ferry\n\nThe early harbour ferry to Saltholm leaves pier 9 at 06:40 on weekdays.\n")
+        assert rag.search("When does the ferry to Saltholm leave?", replica, k=1).hits[0].source != str(ferry)
+
+        finished(start_ingest(ferry.parent, tmp_path / "machine-b", postgres_server, collection))
+        for mode in ("hybrid", "keyword", "dense"):
+            hits = rag.search("When does the ferry to Saltholm leave?", replica, k=1, mode=mode)
+            assert hits.hits[0].source == str(ferry), mode
+        assert Index(replica).stats().files == 5
+        assert not (tmp_path / "replica-home" / "index").exists()  # nothing of the index is on this machine
+    finally:
+        drop(replica)
+
+
+def test_two_processes_ingesting_different_folders_into_one_collection_at_once_both_land(postgres_server, tmp_path):
+    folders = {"personal": tmp_path / "personal", "work": tmp_path / "work"}
+    for name, folder in folders.items():
+        shutil.copytree(SAMPLE_NOTES / name, folder)
+    collection = collection_of(tmp_path)
+    ingests = [start_ingest(folder, tmp_path / f"home-{name}", postgres_server, collection) for name, folder in folders.items()]
+    errors = [finished(ingest) for ingest in ingests]
+    # The database's lock on the collection lets one write at a time: the other said it waited.
+    assert any("waiting" in error.lower() for error in errors), errors
+
+    settings = make_settings(tmp_path / "reader", collection=collection, index={"url": postgres_server})
+    try:
+        sources = Index(settings).sources()
+        on_disk = {str(path) for folder in folders.values() for path in folder.rglob("*") if path.is_file()}
+        assert set(sources) <= on_disk and {Path(p).relative_to(tmp_path).parts[0] for p in sources} == set(folders)
+        assert len(sources) == 14
+        assert_index_consistent(settings)  # nothing lost, nothing doubled: vectors = keywords = the manifest's list
+        hits = rag.search("What oven temperature are the cardamom buns baked at?", settings, k=1)
+        assert hits.hits[0].source == str(folders["personal"] / "recipes/cardamom-buns.md")
+        hits = rag.search("What baud rate does the calibration script use for the service port?", settings, k=1)
+        assert hits.hits[0].source == str(folders["work"] / "tools/calibrate.py")
+    finally:
+        drop(settings)
+
+
+def test_an_ingest_killed_mid_write_leaves_whole_files_and_the_next_one_completes(postgres_server, tmp_path):
+    """SIGKILL at random moments of real ingests: each file is in the index whole or not at all,
+    with no repair, and the killed process's lock is gone for the next ingest."""
+    folder = many_notes(tmp_path / "notes", 80)
+    collection = collection_of(tmp_path)
+    home = tmp_path / "home"
+    settings = make_settings(home, collection=collection, index={"url": postgres_server})
+    rng = random.Random(20261204)
+    mid_write = 0
+    try:
+        for round_number in range(1, 7):
+            files = sorted(folder.iterdir())
+            for path in rng.sample(files, 30):  # interrupted replacements, not only first ingests
+                path.write_text(path.read_text() + f"\nRevision {round_number}.\n")
+            files[round_number].unlink()
+            before = {path: record.sha256 for path, record in Index(settings).sources().items()}
+            # Small write groups: many commits per run, so kills land before, inside and between them.
+            ingest = start_ingest(folder, home, postgres_server, collection, RAG_INGEST__GROUP_CHUNKS="8")
+            deadline = time.monotonic() + 120
+            while Index(settings).sources() == before and ingest.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)  # until its first commit: the kills that matter land mid-write
+            time.sleep(rng.uniform(0.0, 1.0))
+            if ingest.poll() is None:
+                ingest.kill()
+                mid_write += 1
+            ingest.communicate()
+            # Whatever moment it died at: no repair needed, nothing half-written, nothing to reconcile.
+            assert_index_consistent(settings)
+            assert rag.check(settings).ok
+        assert mid_write >= 4, f"only {mid_write} kills landed mid-write"
+        assert not list((home / "index").glob(f"{UNFINISHED_PREFIX}*")) if (home / "index").exists() else True
+
+        final = runner.invoke(app, ["ingest", str(folder), "--index-url", postgres_server, "--collection", collection],
+                              env={"RAG_HOME": str(home)})
+        assert final.exit_code == 0, final.output
+        assert_index_consistent(settings)
+        on_disk = {str(path): hashlib.sha256(path.read_bytes()).hexdigest() for path in folder.iterdir()}
+        recorded = {path: record.sha256 for path, record in Index(settings).sources().items()}
+        assert recorded == on_disk  # every file there, each as it is now, nothing else
+    finally:
+        drop(settings)
+
+
+def test_the_password_is_never_recorded_or_shown(postgres_server, tmp_path, notes):
+    collection = collection_of(tmp_path)
+    without_password = postgres_server.replace(f":{PASSWORD}@", "@")
+    settings = make_settings(tmp_path / "home", collection=collection, index={"url": postgres_server})
+    rag.ingest([notes], settings)
+    try:
+        with psycopg.connect(postgres_server) as connection:
+            recorded = connection.execute(
+                "SELECT vector_store, fingerprint::text FROM rag.builds WHERE collection = %s", (collection,)
+            ).fetchone()
+        assert recorded[0] == without_password and PASSWORD not in recorded[1]
+        # The URL without it, and the password from the environment, as libpq reads it.
+        env = {**os.environ, "RAG_HOME": str(tmp_path / "other"), "RAG_INDEX__URL": without_password,
+               "RAG_COLLECTION": collection, "PGPASSWORD": PASSWORD}
+        for command in (["status"], ["search", "cardamom buns oven temperature", "-k", "1"]):
+            result = subprocess.run([installed_command("rag"), *command], env=env, capture_output=True, text=True,
+                                    timeout=300)
+            assert result.returncode == 0, result.stderr
+            assert PASSWORD not in result.stdout + result.stderr
+        assert "cardamom-buns.md" in result.stdout
+    finally:
+        drop(settings)
+
+
+@pytest.mark.fast
+def test_a_vector_store_elsewhere_than_the_index_database_is_refused_in_one_line(tmp_path):
+    settings = make_settings(tmp_path, index={"url": "postgresql://rag:s3cret@db.example/team"},
+                             vector_store={"url": "http://localhost:8000"})
+    result = runner.invoke(app, ["status", "--index-url", "postgresql://rag:s3cret@db.example/team",
+                                 "--chroma-url", "http://localhost:8000"], env={"RAG_HOME": str(tmp_path)})
+    assert result.exit_code != 0 and "Traceback" not in result.output and "s3cret" not in result.output
+    assert len(result.stderr.splitlines()) == 1
+    assert result.stderr == (
+        "Error: index.url puts everything of a collection in postgresql://rag@db.example/team, vectors included; "
+        "vector_store.url names http://localhost:8000. Leave vector_store.url (or --chroma-url) out, or give the "
+        "same URL.\n"
+    )
+    with pytest.raises(UsageError):
+        Index(settings)
+
+
+def test_a_file_whose_write_fails_midway_leaves_no_vector_keyword_or_row(postgres_server, tmp_path, monkeypatch):
+    """One transaction: the vectors written first go again when the keyword rows fail."""
+    settings = make_settings(tmp_path, collection=collection_of(tmp_path), index={"url": postgres_server})
+    index = Index(settings)
+    index.create(2)
+    kept = SourceRecord("/notes/kept.md", 1, 1, "k", ["k1"], 0.0)
+    index.write_sources([kept], ["k1"], ["kept words"], [{"source": kept.path}], [[1.0, 0.0]], replaced_ids=[])
+    try:
+        def fail(*args):
+            raise RuntimeError("the connection dropped")
+
+        monkeypatch.setattr(type(index._keywords), "add", fail)
+        failing = SourceRecord("/notes/new.md", 1, 1, "n", ["n1", "n2"], 0.0)
+        with pytest.raises(RuntimeError):
+            index.write_sources(
+                [failing], ["n1", "n2"], ["new one", "new two"], [{"source": failing.path}] * 2,
+                [[0.0, 1.0], [0.6, 0.8]], replaced_ids=[],
+            )
+        assert index.chunk_ids() == {"k1"} and index.keyword_chunk_ids() == {"k1"} and list(index.sources()) == [kept.path]
+        assert index.problems().ok
+    finally:
+        drop(settings)
