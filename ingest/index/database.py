@@ -93,8 +93,12 @@ class IndexDatabase(Protocol):
     without making it.
     """
 
-    manifest: ManifestTables
-    keywords: KeywordTables
+    @property
+    def manifest(self) -> ManifestTables: ...
+
+    @property
+    def keywords(self) -> KeywordTables: ...
+
     # Whether the vector store's writes join this database's transactions (the vectors are in it):
     # then a file's vectors, keywords and manifest row commit together and no crash needs a repair.
     writes_with_vectors: bool

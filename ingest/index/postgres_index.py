@@ -22,7 +22,7 @@ import json
 import socket
 import time
 from collections import Counter
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from ingest.errors import IndexBusyError
 from ingest.index.database import SourceRecord, StoredCollection
@@ -67,7 +67,7 @@ class PostgresDatabase:
         with self.connection() as connection, connection.transaction():
             yield
 
-    def rows(self, statement: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    def rows(self, statement: str, parameters: Sequence[Any] | Mapping[str, Any] = ()) -> list[tuple[Any, ...]]:
         with self.connection() as connection:
             cursor = connection.execute(statement, parameters)
             return cursor.fetchall() if cursor.description else []
@@ -80,7 +80,8 @@ class PostgresDatabase:
         holder = _connect(self.url)  # its own session: the lock lives exactly as long as it
         try:
             key = (_WRITER_LOCK, self.collection)
-            if not holder.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", key).fetchone()[0]:
+            taken = holder.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", key).fetchone()
+            if not (taken and taken[0]):
                 if not wait:
                     raise IndexBusyError(f"{url_without_password(self.url)} (collection {self.collection!r})")  # type: ignore[arg-type]
                 if on_wait:
