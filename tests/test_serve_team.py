@@ -546,3 +546,25 @@ def test_the_page_signs_in_lists_readable_collections_keeps_a_conversation_and_o
         assert [option.text for option in picker.options] == ["alpha", "beta"] and picker.first_selected_option.text == "beta"
         picker.select_by_visible_text("alpha")
         WebDriverWait(browser, 30).until(lambda driver: driver.execute_script("return sessionStorage.getItem('rag-collection')") == "alpha")
+
+
+def test_a_document_swapped_for_a_link_to_a_file_outside_the_documents_is_not_served(tmp_path):
+    from rag.server.service import DocumentNotIndexedError, KnowledgeService
+
+    notes = tmp_path / "notes"
+    (notes / "sub").mkdir(parents=True)
+    (notes / "sub" / "a.md").write_text("# A\n\nThe first note.\n", encoding="utf-8")
+    (notes / "b.md").write_text("# B\n\nThe second note.\n", encoding="utf-8")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not a document", encoding="utf-8")
+    settings = make_settings(tmp_path / "home")
+    rag.ingest([notes], settings)
+    service = KnowledgeService(settings)
+    try:
+        assert service.document(str(notes / "b.md")).read_text(encoding="utf-8").startswith("# B")
+        (notes / "b.md").unlink()
+        (notes / "b.md").symlink_to(secret)
+        with pytest.raises(DocumentNotIndexedError):
+            service.document(str(notes / "b.md"))
+    finally:
+        service.close()

@@ -293,6 +293,9 @@ class KnowledgeService:
         path = Path(source)
         if not path.is_file():
             raise DocumentNotIndexedError(source)  # indexed once, gone from the disk since
+        root = os.path.realpath(self.documents_root(collection) or source)
+        if os.path.commonpath([os.path.realpath(path), root]) != root:
+            raise DocumentNotIndexedError(source)  # a link put in its place since, to a file outside the documents
         return path
 
     def chunk(self, chunk_id: str, collection: str | None = None) -> dict[str, Any]:
