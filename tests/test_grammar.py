@@ -453,7 +453,8 @@ def test_a_pattern_with_any_character_stays_inside_the_json_string(llm):
 def test_what_the_grammar_cannot_enforce_is_said_once_per_job(llm, settings):
     schema = {
         "type": "object",
-        "properties": {"tags": {"type": "array", "items": STRING, "maxItems": 3, "uniqueItems": True}},
+        # bounded strings: a schema leaving them unbounded is told its bounds too (test_batch.py)
+        "properties": {"tags": {"type": "array", "items": {**STRING, "maxLength": 40}, "maxItems": 3, "uniqueItems": True}},
     }
     job = ExtractJob(settings, None, [], {}, llm, schema=schema, per="document")
     with pytest.warns(UserWarning) as warned:

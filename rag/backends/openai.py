@@ -44,7 +44,7 @@ class RagChatOpenAI(ModelTraits, ChatOpenAI):
     _probe: Any = PrivateAttr(default=None)
     _headers: dict[str, str] = PrivateAttr(default_factory=dict)
 
-    def rag_served_context(self) -> int | None:
+    def rag_context_window(self) -> int | None:
         return self.server_context
 
     def rag_count_tokens(self, text: str) -> int:
