@@ -281,19 +281,15 @@ class KnowledgeService:
 
     def documents_root(self, collection: str | None = None) -> str | None:
         """The folder that holds every document of the collection (what the page shows paths from)."""
-        sources = list(open_index(self.settings_for(collection)).sources())
-        if not sources:
-            return None
-        return os.path.commonpath([os.path.dirname(source) for source in sources])
+        return common_folder(open_index(self.settings_for(collection)).sources())
 
     def document(self, source: str, collection: str | None = None) -> Path:
         """The file of an indexed document, as the index lists it: no other path on this machine is read."""
-        if source not in open_index(self.settings_for(collection)).sources():
-            raise DocumentNotIndexedError(source)
+        sources = open_index(self.settings_for(collection)).sources()
         path = Path(source)
-        if not path.is_file():
-            raise DocumentNotIndexedError(source)  # indexed once, gone from the disk since
-        root = os.path.realpath(self.documents_root(collection) or source)
+        if source not in sources or not path.is_file():  # never indexed, or gone from the disk since
+            raise DocumentNotIndexedError(source)
+        root = os.path.realpath(common_folder(sources) or source)
         if os.path.commonpath([os.path.realpath(path), root]) != root:
             raise DocumentNotIndexedError(source)  # a link put in its place since, to a file outside the documents
         return path
@@ -464,6 +460,12 @@ def transcript(messages: Sequence[tuple[str, str]]) -> str:
     """'User: ...\\nAssistant: ...' lines ending where the assistant speaks next."""
     lines = [f"{TRANSCRIPT_ROLES.get(role, role.title())}: {content.strip()}" for role, content in messages]
     return "\n".join([*lines, "Assistant:"])
+
+
+def common_folder(sources: Iterable[str]) -> str | None:
+    """The folder that holds every one of `sources` (file paths), or None for none."""
+    folders = [os.path.dirname(source) for source in sources]
+    return os.path.commonpath(folders) if folders else None
 
 
 def sources_payload(answer: "Answer") -> list[dict[str, Any]]:
