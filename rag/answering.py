@@ -129,7 +129,8 @@ class AnswerStream:
             self.answer.timings["evidence_ms"] = (time.perf_counter() - finished) * 1000
             self.answer.retracted = self.answer.grounding.unsupported_answer(expected_kind(question))
             if self.answer.retracted:
-                said = texts(self.answer.language).unsupported_answer.format(claims=", ".join(self.answer.retracted))
+                grounding = self.answer.grounding
+                said = texts(self.answer.language).retraction(self.answer.retracted, grounding.unsupported, grounding.subject)
                 self.answer.answer = f"{text.rstrip()}\n\n{said}"
                 yield self.answer.answer[len(text) :]
 
@@ -219,7 +220,8 @@ class Assistant:
     def check(self, question: str, answer: str, sources: list[Document]) -> tuple[list[Evidence], Grounding]:
         """The quoted evidence for `answer` and its grounding check against `sources`."""
         evidence = quote_evidence(question, answer, sources, self._embed)
-        grounding = check_grounding(answer, [checkable_text(doc) for doc in sources], question)
+        titles = [source_title(doc) for doc in sources]
+        grounding = check_grounding(answer, [checkable_text(doc) for doc in sources], question, titles)
         return evidence, grounding
 
     def _embed(self, texts: list[str]) -> "np.ndarray":
@@ -301,10 +303,14 @@ def complete(stream: "AnswerStream | ConversationStream") -> Answer:
     return stream.answer
 
 
+def source_title(document: Document) -> str:
+    """A source's file name and heading path: what says which document it is."""
+    return "\n".join([Path(document.metadata["source"]).name, document.metadata.get("heading", "")])
+
+
 def checkable_text(document: Document) -> str:
     """What a source says, for the grounding check: its file's name and heading path count too."""
-    metadata = document.metadata
-    return "\n".join([Path(metadata["source"]).name, metadata.get("heading", ""), document.page_content])
+    return "\n".join([source_title(document), document.page_content])
 
 
 class Conversation:

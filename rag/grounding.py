@@ -3,7 +3,9 @@
 A small model's typical error is a fact it made up: a date, an amount, a part number, a name.
 Those are checkable without understanding the answer: each number, date, code and name in it
 must occur in one of the sources it was given (a date in any spelling of the same day), and
-every citation marker [n] must point to a source that exists.
+every citation marker [n] must point to a source that exists. A fact asked for must also come from
+a source about what the question names: "20Gi" for the Cassandra tutorial's claim size, taken from
+the ZooKeeper page, is in a source but not an answer.
 """
 
 from __future__ import annotations
@@ -48,6 +50,9 @@ _CODE_SPAN = re.compile(r"`([^`\n]+)`")
 # written as a number or inside a command, a time as a date's part.
 ANSWER_KINDS = {"time": ("number", "date"), "date": ("date", "number"), "code": ("code", "number"), "number": ("number", "code")}
 _WEEKDAYS = {"monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"}
+# A term a question may name its document by: a Latin-script word with a capital or a digit
+# ("Cassandra", "RO-350"), which Korean, Chinese and Japanese questions write as the page does.
+_SUBJECT_TERM = re.compile(r"[A-Za-z][\w.-]*[A-Za-z0-9]")
 
 
 @dataclass
@@ -57,6 +62,10 @@ class Grounding:
     checked: list[str] = field(default_factory=list)
     unsupported: list[str] = field(default_factory=list)
     kinds: dict[str, str] = field(default_factory=dict)  # claim -> date, citation, code, number or name
+    # The terms by which the question names its document, and the claims that only sources
+    # about something else hold.
+    subject: list[str] = field(default_factory=list)
+    off_subject: list[str] = field(default_factory=list)
 
     @property
     def all_unsupported(self) -> bool:
@@ -64,9 +73,11 @@ class Grounding:
 
     def unsupported_answer(self, asked: str | None) -> list[str]:
         """The answer's facts of the kind a question asked for (a FACT_KINDS name, or None), when
-        no source has any of them: then the answer is a guess ("1GiB" for an unstated limit)."""
+        no source about the question's subject has any of them: then the answer is a guess ("1GiB"
+        for an unstated limit) or a fact of another document."""
         claims = [claim for claim in self.checked if asked and self.kinds[claim] in ANSWER_KINDS[asked]]
-        return claims if claims and all(claim in self.unsupported for claim in claims) else []
+        unfounded = [*self.unsupported, *self.off_subject]
+        return claims if claims and all(claim in unfounded for claim in claims) else []
 
 
 def _dates(text: str) -> list[tuple[str, tuple[int | None, int | None, int | None], tuple[int, int]]]:
@@ -127,9 +138,38 @@ def _numbers(text: str) -> set[str]:
     return {_number_value(match.group(0)) for match in _NUMBER.finditer(text)}
 
 
-def check_grounding(answer: str, sources: list[str], question: str = "") -> Grounding:
+def check_grounding(answer: str, sources: list[str], question: str = "", titles: list[str] | None = None) -> Grounding:
     """The numbers, dates, codes and names of `answer` that occur in none of `sources`, and
-    citation markers that point to no source. Words taken from the question are not claims."""
+    citation markers that point to no source. Words taken from the question are not claims.
+
+    With `titles` (each source's file name and heading path), also the claims that only sources
+    about something other than the question's subject hold."""
+    result = _claims(answer, sources, question)
+    if titles is not None:
+        result.subject = subject_terms(question, titles)
+        about = [text for text in sources if all(fold(term) in fold(text) for term in result.subject)]
+        if len(about) < len(sources):
+            held = {claim for text in about for claim in _supported(_claims(answer, [text], question))}
+            result.off_subject = [claim for claim in _supported(result) if claim not in held]
+    return result
+
+
+def subject_terms(question: str, titles: list[str]) -> list[str]:
+    """The terms of `question` that name a retrieved document: those some source's title holds."""
+    folded_titles = fold("\n".join(titles))
+    terms = _SUBJECT_TERM.findall(_apart_from_cjk(question))
+    named = [
+        term for term in terms
+        if len(term) > 2 and (term != term.lower() or any(char.isdigit() for char in term)) and fold(term) not in STOPWORDS
+    ]
+    return list(dict.fromkeys(term for term in named if fold(term) in folded_titles))
+
+
+def _supported(found: Grounding) -> list[str]:
+    return [claim for claim in found.checked if claim not in found.unsupported]
+
+
+def _claims(answer: str, sources: list[str], question: str) -> Grounding:
     result = Grounding()
     answer = _apart_from_cjk(answer)
     corpus = _apart_from_cjk("\n".join(sources))

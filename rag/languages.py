@@ -36,12 +36,21 @@ class LanguageTexts:
     not_in_sources: str
     nothing_supported: str
     unsupported_answer: str
+    off_subject_answer: str
     declines: tuple[str, ...]
     asks: tuple[tuple[str, re.Pattern[str]], ...]  # (fact kind, what a question asking for it says)
 
     def asked_kind(self, question: str) -> str | None:
         """What kind of fact (one of FACT_KINDS) `question` asks for, if it says."""
         return next((kind for kind, pattern in self.asks if pattern.search(question)), None)
+
+    def retraction(self, claims: list[str], unsupported: list[str], subject: list[str]) -> str:
+        """What follows an answer whose `claims` no source about the question's `subject` holds:
+        in no source at all (`unsupported`), or only in sources about something else."""
+        listed = ", ".join(claims)
+        if all(claim in unsupported for claim in claims):
+            return self.unsupported_answer.format(claims=listed)
+        return self.off_subject_answer.format(claims=listed, subject=self.names_separator.join(subject))
 
     def unmentioned_answer(self, names: list[str]) -> str:
         return self.unmentioned.format(names=self.names_separator.join(names))

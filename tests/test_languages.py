@@ -58,7 +58,7 @@ def test_a_korean_question_gets_a_korean_prompt_that_asks_for_a_korean_answer():
     )
     chinese = text_prompt("plain", "qa", "zh").format(context="[1] a.md\n钥匙在垫子下面。", question="钥匙在哪里？")
     assert chinese.endswith("资料：\n\n[1] a.md\n钥匙在垫子下面。\n\n问题： 钥匙在哪里？\nAnswer:")
-    assert chinese.startswith("请只根据下面编号的资料用中文回答问题") and "只回答“文档中没有提到。”" in chinese
+    assert chinese.startswith("请只根据下面编号的资料用中文回答问题") and "如果资料中没有答案，请说明文档中没有提到，不要猜测。" in chinese
     japanese = text_prompt("plain", "qa", "ja").format(context="[1] a.md\n鍵はマットの下です。", question="鍵はどこ？")
     assert "出典：\n\n[1] a.md\n鍵はマットの下です。\n\n質問： 鍵はどこ？\nAnswer:" in japanese
     assert japanese.startswith("以下の番号付きの出典だけを使って、質問に日本語で答えてください。")
@@ -93,6 +93,7 @@ def test_every_languages_declines_are_declines():
     for language in languages().values():
         assert is_declined(language.no_context) and is_declined(language.unmentioned_answer(["RO-450"]))
         assert is_declined(language.unsupported_answer.format(claims="8080"))
+        assert is_declined(language.off_subject_answer.format(claims="8080", subject="Redis"))
 
 
 @pytest.mark.fast
@@ -266,6 +267,58 @@ def test_an_answer_is_retracted_for_the_kind_of_fact_its_question_asks_for_only(
     assert made_up_seats.unsupported_answer(None) == []
     assert check_grounding("The lab has 24 seats; ask Henrik.", sources).unsupported_answer("number") == []
     assert check_grounding("It has 24 seats and is run by Henrik.", sources).unsupported_answer("code") == []
+
+
+@pytest.mark.fast
+def test_a_fact_that_only_a_page_about_something_else_holds_is_off_subject():
+    titles = ["cassandra.md\n示例：使用 StatefulSet 部署 Cassandra", "zookeeper.md\n运行 ZooKeeper，一个分布式协调系统 > 提供持久存储"]
+    sources = [f"{titles[0]}\nMinikube 默认需要 2048MB 内存。", f"{titles[1]}\nvolumeClaimTemplates:\n  storage: 20Gi"]
+    question = "Cassandra 示例中，每个 Pod 的 PersistentVolumeClaim 申请了多大的存储容量？"
+    borrowed = check_grounding("申请了 20Gi [2]。", sources, question, titles)
+    assert borrowed.subject == ["Cassandra"] and borrowed.unsupported == [] and borrowed.off_subject == ["20Gi"]
+    assert borrowed.unsupported_answer("number") == ["20Gi"]
+    assert check_grounding("2048MB [1]。", sources, question, titles).unsupported_answer("number") == []
+    # A question that names no retrieved document by a term of its title leaves every source about it.
+    assert check_grounding("20Gi [2]。", sources, "每个 Pod 申请了多大的存储容量？", titles).off_subject == []
+    notes = ["trips/reine.md\nCabin in Reine", "trips/lofoten-ferry.md\nFerry to Lofoten"]
+    booked = [f"{notes[0]}\nBooked through Hamnøy Rorbuer, reference HR-5521.", f"{notes[1]}\nThe ferry booking reference is LQ7M2P."]
+    wrong_trip = check_grounding("The reference is LQ7M2P.", booked, "What is the booking reference for the cabin in Reine?", notes)
+    assert wrong_trip.subject == ["Reine"] and wrong_trip.unsupported_answer("number") == ["LQ7M2P"]
+    assert texts("en").retraction(["LQ7M2P"], wrong_trip.unsupported, wrong_trip.subject) == (
+        "The documents do not say this: LQ7M2P is said in the sources of something other than Reine, so do not rely on this answer."
+    )
+
+
+@pytest.fixture(scope="module")
+def statefulset_pages(tmp_path_factory) -> rag.Settings:
+    """The Cassandra and ZooKeeper tutorials in each language, ingested together."""
+    settings = make_settings(tmp_path_factory.mktemp("cjk-statefulset-home"))
+    pages = [CJK_DOCS / language / "stateful-application" / page for language in ("ko", "zh-cn", "ja") for page in ("cassandra.md", "zookeeper.md")]
+    rag.ingest(pages, settings)
+    return settings
+
+
+@requires_cjkdocs
+@pytest.mark.parametrize("question,answer,retraction", [
+    ("Cassandra 스테이트풀셋에서 각 파드의 퍼시스턴트볼륨클레임은 얼마의 용량을 요청하나요?", "20Gi를 요청합니다 [1].",
+     "문서에 나와 있지 않습니다: 출처의 20Gi은(는) Cassandra이(가) 아닌 다른 대상에 관한 내용이니 이 답을 믿지 마세요."),
+    ("Cassandra 示例中，每个 Pod 的 PersistentVolumeClaim 申请了多大的存储容量？", "每个 PVC 申请了 20Gi [1]。",
+     "文档中没有提到：资料中的20Gi说的不是Cassandra，而是别的内容，请不要依赖这个回答。"),
+    ("CassandraのStatefulSetで、各Podのために用意される永続ボリュームの容量はいくつですか？", "20Giです [1]。",
+     "文書には記載されていません：出典の20GiはCassandraまたはStatefulSetではなく別の対象についての記述のため、この回答を信頼しないでください。"),
+])
+def test_an_answer_that_takes_its_fact_from_another_tutorial_ends_with_a_decline_in_its_language(
+    statefulset_pages, question, answer, retraction
+):
+    from langchain_core.language_models.fake import FakeStreamingListLLM
+
+    from rag.answering import Assistant
+
+    result = Assistant(statefulset_pages, llm=FakeStreamingListLLM(responses=[answer])).ask(question)
+    assert result.answer == f"{answer}\n\n{retraction}" and is_declined(result.answer) and result.retracted == ["20Gi"]
+    assert any(doc.metadata["source"].endswith("zookeeper.md") and "20Gi" in doc.page_content for doc in result.sources)
+    right_page = "ZooKeeper 教程中每个 PersistentVolumeClaim 申请多大的存储？"
+    assert Assistant(statefulset_pages, llm=FakeStreamingListLLM(responses=["20Gi [1]。"])).ask(right_page).retracted == []
 
 
 @pytest.mark.fast
