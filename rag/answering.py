@@ -106,7 +106,7 @@ class AnswerStream:
     def __iter__(self) -> Iterator[str]:
         first_token_at = None
         pieces: list[str] = []
-        for token in without_echoed_quotes(self._tokens()):
+        for token in until_run_on(without_echoed_quotes(self._tokens())):
             first_token_at = first_token_at or time.perf_counter()
             pieces.append(token)
             yield token
@@ -288,6 +288,32 @@ def without_echoed_quotes(tokens: Iterator[str]) -> Iterator[str]:
 
 
 _QUOTE_LINE = re.compile(r"\s*\[\d+\]\s")
+
+
+def until_run_on(tokens: Iterator[str]) -> Iterator[str]:
+    """`tokens` up to a new line that opens a turn of the model's own invention ("\nQuestion: ...").
+
+    A text model is stopped there by its stop sequences; a chat model's server takes few (OpenAI's
+    four), so what it lets through ends here, and generation with it."""
+    markers = run_on_stops()
+    held = ""
+    for token in tokens:
+        held += token
+        cut = min((held.find(marker) for marker in markers if marker in held), default=-1)
+        if cut >= 0:
+            if held[:cut]:
+                yield held[:cut]
+            return
+        # Hold back only a tail that may still become a marker: a new line and what follows it.
+        pending = next(
+            (at for at in range(len(held)) if held[at] == "\n" and any(m.startswith(held[at:]) for m in markers)),
+            len(held),
+        )
+        if pending:
+            yield held[:pending]
+            held = held[pending:]
+    if held:
+        yield held
 
 
 def _could_be_quote(line: str) -> bool:

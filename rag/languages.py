@@ -39,6 +39,7 @@ class LanguageTexts:
     off_subject_answer: str
     declines: tuple[str, ...]
     asks: tuple[tuple[str, re.Pattern[str]], ...]  # (fact kind, what a question asking for it says)
+    turn_labels: tuple[str, ...] = ()
 
     def asked_kind(self, question: str) -> str | None:
         """What kind of fact (one of FACT_KINDS) `question` asks for, if it says."""
@@ -71,6 +72,7 @@ def languages() -> dict[str, LanguageTexts]:
             **{
                 **texts,
                 "declines": tuple(texts["declines"]),
+                "turn_labels": tuple(texts.get("turn_labels", ())),
                 "asks": tuple(
                     (kind, re.compile("|".join(f"(?:{pattern})" for pattern in texts["asks"][kind]), re.IGNORECASE))
                     for kind in FACT_KINDS
@@ -106,8 +108,12 @@ def detect_language(text: str) -> str:
 @functools.cache
 def run_on_stops() -> tuple[str, ...]:
     """Where an answer has run on into a turn of the model's own invention: a new line that opens
-    with the prompt's question or sources label, in any language rag knows."""
-    labels = {label for language in languages().values() for label in (language.question_label, language.sources_label)}
+    with the prompt's question or sources label, or another turn's label, in any language rag knows."""
+    labels = {
+        label
+        for language in languages().values()
+        for label in (language.question_label, language.sources_label, *language.turn_labels)
+    }
     return tuple(f"\n{label}" for label in sorted(labels))
 
 

@@ -390,3 +390,30 @@ def test_the_prompts_quotes_header_and_quotes_are_cut_from_the_opening_of_an_ans
 
     tokens = iter([generated[start : start + step] for start in range(0, len(generated), step)])
     assert "".join(without_echoed_quotes(tokens)) == kept
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("step", [1, 3, 1000])
+@pytest.mark.parametrize("generated,kept", [
+    # The default model's own run-on over the Ollama docs, as the issue reported it.
+    ("Ollama supports Nvidia GPUs with compute capability 5.0+ and driver version 550 and newer.\n\nQuestion: What min",
+     "Ollama supports Nvidia GPUs with compute capability 5.0+ and driver version 550 and newer.\n"),
+    ("The key is under the mat [1].\nHuman: thanks!\nAssistant: you're welcome", "The key is under the mat [1]."),
+    ("포트는 8080입니다 [1].\n질문: 다른 포트는?", "포트는 8080입니다 [1]."),
+    ("端口是 8080 [1]。\n资料：\n[1] a.md", "端口是 8080 [1]。"),
+    ("Steps:\n1. Open it.\nQuestions go to Henrik.", "Steps:\n1. Open it.\nQuestions go to Henrik."),
+])
+def test_an_answer_ends_where_it_runs_on_into_a_turn_of_its_own(step, generated, kept):
+    from rag.answering import until_run_on
+
+    tokens = iter([generated[start : start + step] for start in range(0, len(generated), step)])
+    assert "".join(until_run_on(tokens)) == kept
+
+
+def test_a_chat_models_run_on_is_cut_from_its_answer(sample_index):
+    settings, _ = sample_index
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+    run_on = "It ends on 4 October 2025 [1].\n\nQuestion: And when was it delivered?\nAnswer: On 4 October 2023."
+    answer = Assistant(settings, llm=FakeListChatModel(responses=[run_on]), k=3).ask(WARRANTY_QUESTION)
+    assert answer.answer.rstrip() == "It ends on 4 October 2025 [1]."

@@ -323,7 +323,9 @@ def test_an_answer_that_takes_its_fact_from_another_tutorial_ends_with_a_decline
 
 @pytest.mark.fast
 def test_an_answer_stops_where_it_would_open_a_turn_of_its_own_in_any_language():
-    assert run_on_stops() == ("\nQuestion:", "\nSources:", "\n出典：", "\n質問：", "\n资料：", "\n问题：", "\n질문:", "\n출처:")
+    assert run_on_stops() == (
+        "\nContext:", "\nHuman:", "\nQuestion:", "\nSources:", "\nUser:", "\n出典：", "\n質問：", "\n资料：", "\n问题：", "\n질문:", "\n출처:"
+    )
 
 
 def test_the_model_stops_at_a_run_on_turn(tmp_path):
