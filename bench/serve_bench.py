@@ -62,10 +62,11 @@ each answer on a new connection: `rag:default` on both rag servers, and straight
 llama-server the prompt rag built for the same question as one user message (the ceiling: the model
 server alone, without retrieval). Each target is measured for answers per minute (answers over the
 wall time), p50/p95 time to the first content token and p50 time of a whole answer, while a thread
-polls llama-server's /slots for the most requests it had in flight. Questions cycle through all of
-tests/helpers.py, so a slot seldom sees the prompt it has just read (llama-server keeps each slot's
-last prompt, for rag's requests and the straight ones alike; its prompt cache in memory is off, or
-the warm-up would have put every one of rag's prompts there and none of the straight ones).
+polls llama-server's /slots for the most requests it had in flight. Every slot is erased before
+each target (llama-server keeps each slot's last prompt and reuses it for a request that starts the
+same way: the second rag server would otherwise read the first one's prompts for free), and its
+prompt cache in memory is off (the warm-up would have put every one of rag's prompts there and none
+of the straight ones).
 
 Prints one JSON line: per level, the three targets' figures side by side.
 """
@@ -186,22 +187,8 @@ def http_first_token_ask(client, url: str, question: str) -> float:
 
 
 def http_first_token_chat(client, url: str, question: str) -> float:
-    body = {"model": "rag:default", "stream": True, "messages": [{"role": "user", "content": question}]}
-    started = time.perf_counter()
-    first = None
-    with client.stream("POST", f"{url}/v1/chat/completions", json=body) as response:
-        response.raise_for_status()
-        for line in response.iter_lines():
-            if not line.startswith("data: ") or line == "data: [DONE]":
-                continue
-            frame = json.loads(line.removeprefix("data: "))
-            if "error" in frame:
-                raise RuntimeError(line)
-            if first is None and any(choice["delta"].get("content") for choice in frame.get("choices", [])):
-                first = time.perf_counter()
-    if first is None:
-        raise RuntimeError(f"no content from /v1/chat/completions for {question!r}")
-    return (first - started) * 1000
+    first, _ = streamed_answer(client, url, {"model": "rag:default", "messages": [{"role": "user", "content": question}]})
+    return first
 
 
 def inprocess_first_token(assistant, question: str) -> float:
@@ -218,7 +205,7 @@ SLOTS_EVERY_S = 0.05
 
 
 @contextlib.contextmanager
-def llama_server(model: Path, slots: int) -> Iterator[str]:
+def llama_server(model: Path, slots: int, slot_files: Path) -> Iterator[str]:
     """A real llama-server with `slots` slots on a free loopback port (the model loaded); its base URL."""
     import httpx
 
@@ -227,6 +214,7 @@ def llama_server(model: Path, slots: int) -> Iterator[str]:
         str(Path(sys.executable).with_name("llama-cpp-server")), "-m", str(model), "--host", "127.0.0.1", "--port",
         str(port), "--ctx-size", str(1024 * slots), "--", "--threads", "2", "--parallel", str(slots), "--alias", "served",
         "--cache-ram", "0",  # no prompt cache in memory: the in-process warm-up would serve rag's prompts from it
+        "--slot-save-path", str(slot_files),  # which allows erasing the slots between targets
     ]
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
@@ -266,6 +254,14 @@ class SlotPoller(threading.Thread):
                 self.stopped.wait(SLOTS_EVERY_S)
 
 
+def erase_slots(llama_url: str) -> None:
+    """Empty every slot of llama-server, so a target never starts from prompts the previous one left there."""
+    import httpx
+
+    for slot in httpx.get(f"{llama_url}/slots", timeout=30).json():
+        httpx.post(f"{llama_url}/slots/{slot['id']}", params={"action": "erase"}, timeout=30).raise_for_status()
+
+
 def streamed_answer(client, url: str, body: dict[str, Any]) -> tuple[float, float]:
     """Milliseconds to the first content token and to the end of one streamed chat completion."""
     started = time.perf_counter()
@@ -290,6 +286,7 @@ def answers_at_once(url: str, bodies: list[dict[str, Any]], clients: int, llama_
     """`bodies` streamed by `clients` threads: answers per minute, first-token and whole-answer times, busiest slots."""
     import httpx
 
+    erase_slots(llama_url)
     # A new connection per answer: llama-server may close a kept-alive one just as the next request reuses it.
     connections = [httpx.Client(timeout=600, limits=httpx.Limits(max_keepalive_connections=0)) for _ in range(clients)]
     first_ms: list[float] = []
@@ -322,12 +319,13 @@ def concurrent_bench(
     env: dict[str, str], home: Path, settings: Any, questions: list[str], options: argparse.Namespace
 ) -> dict[str, Any]:
     import rag
-    from rag.ask import Assistant
+    from rag.answering import Assistant
     from rag.backends.packaged_models import packaged_model_path
 
     model = options.model.resolve() if options.model else packaged_model_path("gemma-3-270m", settings.cache_path)
     levels = [int(level) for level in options.levels.split(",")]
-    with llama_server(model, options.slots) as llama_url:
+    (home / "slots").mkdir(exist_ok=True)
+    with llama_server(model, options.slots, home / "slots") as llama_url:
         served = {
             "RAG_LLM__BACKEND": "openai", "RAG_LLM__MODEL": "served", "RAG_LLM__OPENAI__BASE_URL": f"{llama_url}/v1",
         }

@@ -568,3 +568,34 @@ def test_a_document_swapped_for_a_link_to_a_file_outside_the_documents_is_not_se
             service.document(str(notes / "b.md"))
     finally:
         service.close()
+
+
+def test_the_page_of_a_collection_with_no_documents_says_how_to_ingest(tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from rag.server.app import create_app
+    from rag.server.service import KnowledgeService
+
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "gone.md").write_text("# Gone\n\nA note removed again.\n", encoding="utf-8")
+    settings = make_settings(tmp_path / "home")
+    rag.ingest([notes], settings)
+    (notes / "gone.md").unlink()
+    rag.ingest([notes], settings)  # the collection is there, with no documents left in it
+    service = KnowledgeService(settings)
+    try:
+        with uvicorn_server(create_app(service, token=ADMIN_TOKEN)) as url, headless_browser(1024, 900) as browser:
+            assert httpx.get(f"{url}/api/status", headers=bearer(ADMIN_TOKEN)).json()["files"] == 0
+            browser.get(f"{url}/")
+            WebDriverWait(browser, 30).until(lambda driver: driver.find_element(By.ID, "token-row").is_displayed())
+            browser.find_element(By.ID, "token").send_keys(ADMIN_TOKEN)
+            browser.find_element(By.CSS_SELECTOR, "#token-form button").click()
+            WebDriverWait(browser, 30).until(lambda driver: driver.find_element(By.ID, "empty").is_displayed())
+            assert browser.find_element(By.ID, "empty").text == (
+                "This collection holds no documents yet. On the server's machine, add a folder with "
+                "rag ingest ~/notes; its documents can then be asked about here."
+            )
+    finally:
+        service.close()
