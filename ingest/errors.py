@@ -147,6 +147,51 @@ class VectorDimensionError(RagError):
         )
 
 
+class MigrationTargetError(UsageError):
+    """Where a collection is to be copied names no backend an index can live in."""
+
+    def __init__(self, target: str, known: list[str]):
+        self.target, self.known = target, known
+        super().__init__(f"{target!r} names no place a collection can be copied to;", f"give {'; or '.join(known)}.")
+
+
+class MigrationTargetNotEmptyError(RagError):
+    """The target of a copy already holds a collection of that name with something in it; the copy
+    writes only into an empty one, so that nothing there is overwritten or mixed in."""
+
+    def __init__(self, target: str, collection: str, files: int, chunks: int):
+        self.target, self.collection, self.files, self.chunks = target, collection, files, chunks
+        held = f"{files} files and {chunks} chunks" if files else f"{chunks} chunks that no file of its manifest lists"
+        super().__init__(
+            f"There is a collection {collection!r} in {target} already ({held}); nothing was copied.",
+            "Copy it to another place.",
+        )
+
+
+class MigrationSourceInconsistentError(RagError):
+    """The collection to copy disagrees with itself (an ingest stopped midway): a copy would carry that along."""
+
+    def __init__(self, source: str, collection: str):
+        self.source, self.collection = source, collection
+        super().__init__(
+            f"The collection {collection!r} in {source} is not consistent (an ingest stopped before it finished); "
+            "nothing was copied.",
+            "Repair it first (rag.repair), then copy it.",
+        )
+
+
+class MigrationCheckError(RagError):
+    """The copy, read back, differs from its original (`differences` says how); it is not recorded as built."""
+
+    def __init__(self, target: str, collection: str, differences: list[str]):
+        self.target, self.collection, self.differences = target, collection, differences
+        super().__init__(
+            f"The copy of {collection!r} in {target} differs from its original ({'; '.join(differences)}); "
+            "it is left unfinished, so no command uses it.",
+            "Copy it again: the copy resumes and checks again.",
+        )
+
+
 class IndexTooNewError(RagError):
     """The index database was written by a newer rag, in a layout this one does not know."""
 

@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterable, Seque
 from ingest.chunk_metadata import CHUNK_METADATA_KEYS
 from ingest.errors import IndexMismatchError, NoIndexError, UsageError, VectorsMissingError, VectorStoreMismatchError
 from ingest.index.chroma import CHROMA_DIR, ChromaStore
-from ingest.index.database import SourceRecord, StoredCollection
+from ingest.index.database import SourceRecord, StoredCollection, Writer
 from ingest.index.databases import open_database
 from ingest.index.keywords import KEYWORD_INDEX_VERSION
 from ingest.index.manifest import MANIFEST_FILE, paths_matching
@@ -65,7 +65,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CHROMA_DIR", "CHUNKER_VERSION", "CHUNK_METADATA_KEYS", "KEYWORD_INDEX_VERSION", "LOCK_FILE", "MANIFEST_FILE",
     "ON_DISK", "REBUILDING", "UNFINISHED_PREFIX", "ChromaStore", "ChunkFilter", "Consistency", "Index", "IndexStats",
-    "MemoryStore", "SourceRecord", "StoredChunk", "VectorStore", "fingerprint_differences", "open_store",
+    "MemoryStore", "SourceRecord", "StoredChunk", "StoredCollection", "VectorStore", "Writer", "fingerprint_differences", "open_store",
     "paths_matching", "settings_fingerprint",
 ]
 
@@ -157,6 +157,7 @@ class Index:
         self.collection_name = settings.collection
         self.fingerprint = settings_fingerprint(settings)
         database_url = _normalized_url(settings.index.url)
+        self.database_label = f"PostgreSQL at {url_without_password(database_url)}" if database_url else None
         requested_vectors = _vectors_url(database_url, _normalized_url(settings.vector_store.url))
         # One database holds both; it is opened at its first use, like the vector store.
         self._database = open_database(self.path, self.collection_name, database_url)
@@ -187,6 +188,11 @@ class Index:
         if url_without_password(requested) != in_use:
             raise VectorStoreMismatchError(self.path, self.collection_name, in_use, url_without_password(requested))
         return requested
+
+    def location(self) -> str:
+        """Where the index is, in words: its folder on this machine, or the database that holds all of
+        it (no password)."""
+        return self.database_label or str(self.path)
 
     def vector_store_label(self) -> str:
         """Where this index's vectors are, in words."""
@@ -360,6 +366,21 @@ class Index:
                 self.path, [f"embedding_dimension {stored.fingerprint['embedding_dimension']}, now {dimension}"]
             )
 
+    def build_record(self) -> StoredCollection | None:
+        """What built the collection, when, and where its vectors are; None if it does not exist."""
+        return self._stored_collection()
+
+    def record_build(self, record: StoredCollection) -> None:
+        """Record the collection as `record` says another copy of it was built (its settings and its
+        times), with its vectors where this index keeps them: what makes a copied collection exist."""
+        with self._transaction():
+            self._manifest.record_collection(
+                record.fingerprint, url_without_password(self.store_url) if self.store_url else ON_DISK,
+                created_at=record.created_at,
+            )
+        if record.last_sync is not None:
+            self._manifest.mark_synced(record.last_sync)
+
     def create(self, embedding_dimension: int) -> None:
         """Record the collection: what builds it, and where its vectors live from now on."""
         with self._transaction():
@@ -382,6 +403,19 @@ class Index:
 
     def mark_synced(self) -> None:
         self._manifest.mark_synced()
+
+    def forget_chunks(self, vector_ids: Sequence[str], keyword_ids: Sequence[str]) -> None:
+        """Drop chunks that no manifest row lists: these from the keyword index, those from the vector store."""
+        with self._writes():
+            with self._transaction():
+                self._keywords.forget(keyword_ids)
+            self.store.delete(vector_ids)
+
+    def writers(self) -> list[Writer]:
+        """Which machines wrote the collection's files, how many and when last, where that is recorded."""
+        if not self._database.exists():
+            return []
+        return self._manifest.writers()
 
     def stats(self) -> IndexStats:
         stored = self._stored_collection()

@@ -31,6 +31,24 @@ class SourceRecord:
     sha256: str
     chunk_ids: list[str]
     ingested_at: float
+    # The machine that wrote it, where the index records that (PostgreSQL, which many machines share);
+    # None for a record about to be written, which takes the writing machine's name.
+    ingested_by: str | None = None
+
+    def same_file_and_chunks(self, other: "SourceRecord") -> bool:
+        """Whether `other` records the same file with the same chunks, whoever wrote either."""
+        return (self.path, self.size, self.mtime_ns, self.sha256, list(self.chunk_ids), self.ingested_at) == (
+            other.path, other.size, other.mtime_ns, other.sha256, list(other.chunk_ids), other.ingested_at
+        )
+
+
+@dataclass
+class Writer:
+    """A machine that wrote files of a collection: how many of them it wrote last, and when it last did."""
+
+    host: str
+    files: int
+    last_write: float
 
 
 class ManifestTables(Protocol):
@@ -39,8 +57,9 @@ class ManifestTables(Protocol):
 
     def collection_record(self) -> StoredCollection | None: ...
 
-    def record_collection(self, fingerprint: dict[str, Any], location: str) -> None:
-        """What builds the collection (its creation time is kept), and where its vectors live."""
+    def record_collection(self, fingerprint: dict[str, Any], location: str, created_at: float | None = None) -> None:
+        """What builds the collection, and where its vectors live. Its creation time is kept, or
+        `created_at` when given (a copied collection keeps its original's)."""
         ...
 
     def sources(self) -> dict[str, SourceRecord]: ...
@@ -51,8 +70,12 @@ class ManifestTables(Protocol):
 
     def delete_sources(self, records: Sequence[SourceRecord]) -> None: ...
 
-    def mark_synced(self) -> None:
-        """Record the time of this sync (its own statement, outside any transaction)."""
+    def mark_synced(self, at: float | None = None) -> None:
+        """Record the time of this sync, or `at` (its own statement, outside any transaction)."""
+        ...
+
+    def writers(self) -> list[Writer]:
+        """The machines that wrote the collection's files, where the backend records them (else empty)."""
         ...
 
     def all_collections(self) -> list[tuple[str, int, int, str | None, float | None]]:
