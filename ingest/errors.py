@@ -107,11 +107,13 @@ class VectorsMissingError(RagError):
 
 
 class IndexBusyError(RagError):
-    def __init__(self, index_path: Path):
+    """`index_path`: the index folder whose lock is taken, or, for a lock held in a database, the
+    collection it guards in words ("the collection 'notes' in PostgreSQL at URL")."""
+
+    def __init__(self, index_path: Path | str):
         self.index_path = index_path
-        super().__init__(
-            f"Another ingest is writing to the index at {index_path};", "try again once it has finished."
-        )
+        where = f"the index at {index_path}" if isinstance(index_path, Path) else index_path
+        super().__init__(f"Another ingest is writing to {where};", "try again once it has finished.")
 
 
 class RebuildScopeError(UsageError):

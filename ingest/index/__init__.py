@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterable, Sequence
 
 from ingest.chunk_metadata import CHUNK_METADATA_KEYS
-from ingest.errors import IndexMismatchError, NoIndexError, UsageError, VectorsMissingError, VectorStoreMismatchError
+from ingest.errors import IndexBusyError, IndexMismatchError, NoIndexError, UsageError, VectorsMissingError, VectorStoreMismatchError
 from ingest.index.chroma import CHROMA_DIR, ChromaStore
 from ingest.index.database import SourceRecord, StoredCollection, Writer
 from ingest.index.databases import open_database
@@ -65,7 +65,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CHROMA_DIR", "CHUNKER_VERSION", "CHUNK_METADATA_KEYS", "KEYWORD_INDEX_VERSION", "LOCK_FILE", "MANIFEST_FILE",
     "ON_DISK", "REBUILDING", "UNFINISHED_PREFIX", "ChromaStore", "ChunkFilter", "Consistency", "Index", "IndexStats",
-    "MemoryStore", "SourceRecord", "StoredChunk", "StoredCollection", "VectorStore", "Writer", "fingerprint_differences", "open_store",
+    "MemoryStore", "SourceRecord", "StoredChunk", "StoredCollection", "VectorStore", "Writer", "fingerprint_differences", "index_location", "open_store",
     "paths_matching", "settings_fingerprint",
 ]
 
@@ -125,6 +125,13 @@ def _normalized_url(url: str | None) -> str | None:
     return (url.strip().rstrip("/") or None) if url else None
 
 
+def index_location(settings: IndexSettings) -> str:
+    """Where the settings keep the index, in words: the folder on this machine, or the database that
+    holds all of it (no password)."""
+    database_url = _normalized_url(settings.index.url)
+    return f"PostgreSQL at {url_without_password(database_url)}" if database_url else str(settings.index_path)
+
+
 def _vectors_url(database_url: str | None, vector_store_url: str | None) -> str | None:
     """Where the settings put the vectors: in the database index.url names, if it names one (refused:
     a vector_store.url naming another place), else where vector_store.url says."""
@@ -157,7 +164,7 @@ class Index:
         self.collection_name = settings.collection
         self.fingerprint = settings_fingerprint(settings)
         database_url = _normalized_url(settings.index.url)
-        self.database_label = f"PostgreSQL at {url_without_password(database_url)}" if database_url else None
+        self.database_label = index_location(settings) if database_url else None
         requested_vectors = _vectors_url(database_url, _normalized_url(settings.vector_store.url))
         # One database holds both; it is opened at its first use, like the vector store.
         self._database = open_database(self.path, self.collection_name, database_url)
@@ -233,6 +240,10 @@ class Index:
     def writer_busy(self) -> bool:
         """Whether another ingest holds the writer lock at this moment (it may take it a moment later)."""
         return self._database.writer_busy()
+
+    def busy_error(self) -> IndexBusyError:
+        """The error saying that another ingest holds the writer lock, naming the folder or database."""
+        return self._database.busy_error()
 
     # -- crash safety ----------------------------------------------------------------------------
 

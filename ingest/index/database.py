@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, ContextManager, Iterable, Protocol, Sequence
 
+from ingest.errors import IndexBusyError
+
 
 @dataclass
 class StoredCollection:
@@ -141,6 +143,10 @@ class IndexDatabase(Protocol):
 
     def writer_busy(self) -> bool:
         """Whether another writer holds the lock at this moment."""
+        ...
+
+    def busy_error(self) -> IndexBusyError:
+        """The error that says another writer holds the lock, naming what it guards."""
         ...
 
     def close(self) -> None:

@@ -92,15 +92,15 @@ def target_settings(source: IndexSettings, to: str, index_dir: Path | None = Non
     if scheme in POSTGRES_SCHEMES:
         if index_dir is not None:
             raise UsageError("PostgreSQL holds the whole index: an index folder goes only with a Chroma server.")
-        where = {"index": IndexDatabaseSettings(url=to), "vector_store": VectorStoreSettings()}
+        where: dict[str, Any] = {"index": IndexDatabaseSettings(url=to), "vector_store": VectorStoreSettings(url=None)}
     elif scheme in CHROMA_SERVER_SCHEMES:
         folder = Path(index_dir).expanduser().resolve() if index_dir else source.index_path
-        where = {"index": IndexDatabaseSettings(), "vector_store": VectorStoreSettings(url=to), "index_dir": folder}
+        where = {"index": IndexDatabaseSettings(url=None), "vector_store": VectorStoreSettings(url=to), "index_dir": folder}
     elif scheme is None and to.strip():
         if index_dir is not None:
             raise UsageError("A folder is the whole index on disk: an index folder goes only with a Chroma server.")
         folder = Path(to).expanduser().resolve()
-        where = {"index": IndexDatabaseSettings(), "vector_store": VectorStoreSettings(), "index_dir": folder}
+        where = {"index": IndexDatabaseSettings(url=None), "vector_store": VectorStoreSettings(url=None), "index_dir": folder}
     else:
         raise MigrationTargetError(url_without_password(to), TARGETS)
     # index_dir is the settings' field for the index folder (rag.settings.Settings); index_path derives from it.

@@ -83,13 +83,16 @@ class PostgresDatabase:
             taken = holder.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", key).fetchone()
             if not (taken and taken[0]):
                 if not wait:
-                    raise IndexBusyError(f"{url_without_password(self.url)} (collection {self.collection!r})")  # type: ignore[arg-type]
+                    raise self.busy_error()
                 if on_wait:
                     on_wait()
                 holder.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", key)
             yield
         finally:
             holder.close()
+
+    def busy_error(self) -> IndexBusyError:
+        return IndexBusyError(f"the collection {self.collection!r} in PostgreSQL at {url_without_password(self.url)}")
 
     def writer_busy(self) -> bool:
         (taken,) = self.rows(
