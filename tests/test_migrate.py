@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 import rag
 from ingest.index import Index
 from rag.cli import app
-from rag.errors import MigrationTargetNotEmptyError, NoIndexError
+from rag.errors import MigrationCheckError, MigrationTargetNotEmptyError, NoIndexError
 from tests.conftest import assert_index_consistent, make_settings
 from tests.helpers import QUESTIONS, SAMPLE_NOTES
 from tests.postgres_server import PASSWORD
@@ -55,6 +55,10 @@ def assert_same_collection(original, copy) -> None:
             built.fingerprint, built.created_at, built.last_sync
         )
     assert_index_consistent(copy)
+
+
+def report_chunks(settings) -> int:
+    return Index(settings).stats().chunks
 
 
 def cli(*arguments: str, home: Path) -> object:
@@ -115,6 +119,13 @@ def test_disk_to_a_chroma_server_keeps_the_manifest_in_the_folder_given(chroma_s
     assert_same_search_results(on_disk, on_server)
     listed = cli("collections", "--index", str(copy_folder), "--json", home=tmp_path / "laptop")
     assert json.loads(listed.stdout)[0]["vector_store"] == chroma_server
+
+    # The server's collection of that name belongs to the copy's index now: another index's copy is refused.
+    again = cli("migrate", "--to", chroma_server, "--to-index", str(tmp_path / "another-copy"), "--collection",
+                collection, home=tmp_path / "laptop")
+    assert again.exit_code == 1
+    assert f"({report_chunks(on_disk)} chunks that no file of its manifest lists); nothing was copied" in again.stderr
+    assert not (tmp_path / "another-copy" / "manifest.sqlite3").exists()
 
 
 def test_a_target_holding_the_collection_is_refused_and_left_as_it_was(tmp_path, notes):
@@ -200,3 +211,29 @@ def test_a_copy_that_stopped_midway_is_no_collection_until_run_again_which_resum
     finally:
         if target_kind == "postgres":
             drop(target)
+
+
+def test_a_copy_that_reads_back_otherwise_is_not_recorded_and_the_next_run_checks_again(tmp_path, notes, monkeypatch):
+    source = make_settings(tmp_path / "a")
+    target = make_settings(tmp_path / "b")
+    assert rag.ingest([notes], source).ok
+    get_chunks = Index.get_chunks
+
+    def read_back_otherwise(index, ids, vectors=False):
+        chunks = get_chunks(index, ids, vectors)
+        if index.path == target.index_path:  # the copy, as a store that lost precision would give it back
+            for chunk in chunks.values():
+                chunk.embedding = chunk.embedding + 1e-3
+        return chunks
+
+    monkeypatch.setattr(Index, "get_chunks", read_back_otherwise)
+    with pytest.raises(MigrationCheckError) as raised:
+        rag.migrate(source, str(target.index_path))
+    assert "sampled chunks differ" in str(raised.value)
+    with pytest.raises(NoIndexError):
+        rag.status(target)
+    monkeypatch.undo()
+
+    report = rag.migrate(source, str(target.index_path))
+    assert report.files_copied == 0 and report.files == 4 and report.largest_vector_difference <= 1e-6
+    assert_same_collection(source, target)

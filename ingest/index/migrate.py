@@ -172,11 +172,13 @@ def _refuse_a_target_in_use(target: Index, label: str) -> None:
 def _groups(records: dict[str, SourceRecord], group_chunks: int) -> Iterator[list[SourceRecord]]:
     """Whole files, in path order, about `group_chunks` chunks at a time."""
     group: list[SourceRecord] = []
+    chunks = 0
     for path in sorted(records):
         group.append(records[path])
-        if sum(len(record.chunk_ids) for record in group) >= group_chunks:
+        chunks += len(records[path].chunk_ids)
+        if chunks >= group_chunks:
             yield group
-            group = []
+            group, chunks = [], 0
     if group:
         yield group
 
