@@ -27,14 +27,15 @@ class UsageError(RagError):
     """The caller asked for something that cannot be done as stated."""
 
 
-def _index_label(index_path: Path, collection: str) -> str:
+def _index_label(index_path: Path | str, collection: str) -> str:
     return f"{index_path}" if collection == "default" else f"{index_path} (collection {collection!r})"
 
 
 class NoIndexError(RagError):
-    """`others` are the collections the index does hold: the caller may have meant one of them."""
+    """`others` are the collections the index does hold: the caller may have meant one of them.
+    `index_path`: the index folder, or the URL (no password) of the database holding the index."""
 
-    def __init__(self, index_path: Path, collection: str, others: list[str] | None = None):
+    def __init__(self, index_path: Path | str, collection: str, others: list[str] | None = None):
         self.index_path, self.collection, self.others = index_path, collection, others or []
         if self.others:
             super().__init__(
@@ -49,7 +50,9 @@ class NoIndexError(RagError):
 
 
 class IndexMismatchError(RagError):
-    def __init__(self, index_path: Path, differences: list[str]):
+    """`index_path`: the index folder, or the URL (no password) of the database holding the index."""
+
+    def __init__(self, index_path: Path | str, differences: list[str]):
         self.index_path, self.differences = index_path, differences
         super().__init__(
             f"The index at {index_path} was built with other settings ({'; '.join(differences)}).",

@@ -242,6 +242,12 @@ def test_status_names_the_database_and_which_machines_wrote_what_and_when(postgr
         assert status.writers[0]["last_write"] >= status.writers[1]["last_write"]
         assert status.index == database and status.index_path == str(tmp_path / "home" / "index")
 
+        # Errors about the index name the database too, not this machine's index folder.
+        missing = runner.invoke(app, ["status", "--index-url", postgres_server, "--collection", f"{collection}-none"],
+                                env={"RAG_HOME": str(tmp_path / "home")})
+        assert missing.exit_code == 1 and database.removeprefix("PostgreSQL at ") in missing.stderr
+        assert str(tmp_path) not in missing.stderr and PASSWORD not in missing.stderr
+
         listed = runner.invoke(app, ["collections", "--index-url", postgres_server, "--json"],
                                env={"RAG_HOME": str(tmp_path / "elsewhere")})
         assert listed.exit_code == 0, listed.output

@@ -165,6 +165,8 @@ class Index:
         self.fingerprint = settings_fingerprint(settings)
         database_url = _normalized_url(settings.index.url)
         self.database_label = index_location(settings) if database_url else None
+        # What errors about the whole index name: its folder, or the database holding it.
+        self._named_in_errors: Path | str = url_without_password(database_url) if database_url else self.path
         requested_vectors = _vectors_url(database_url, _normalized_url(settings.vector_store.url))
         # One database holds both; it is opened at its first use, like the vector store.
         self._database = open_database(self.path, self.collection_name, database_url)
@@ -328,10 +330,12 @@ class Index:
     def exists(self) -> bool:
         return self._stored_collection() is not None
 
-    def require(self) -> None:
-        """Raise the 'run rag ingest first' error unless the index exists."""
-        if not self.exists():
-            raise NoIndexError(self.path, self.collection_name, [c.name for c in self.collections()])
+    def require(self) -> StoredCollection:
+        """What built the collection; the 'run rag ingest first' error if it does not exist."""
+        stored = self._stored_collection()
+        if stored is None:
+            raise NoIndexError(self._named_in_errors, self.collection_name, [c.name for c in self.collections()])
+        return stored
 
     def collections(self) -> list[CollectionSummary]:
         """Every collection the index directory holds (this one or not), by name."""
@@ -368,13 +372,13 @@ class Index:
     def check_fingerprint(self) -> None:
         differences = self.settings_differences()
         if differences:
-            raise IndexMismatchError(self.path, differences)
+            raise IndexMismatchError(self._named_in_errors, differences)
 
     def check_dimension(self, dimension: int) -> None:
         stored = self._stored_collection()
         if stored is not None and stored.fingerprint.get("embedding_dimension") not in (None, dimension):
             raise IndexMismatchError(
-                self.path, [f"embedding_dimension {stored.fingerprint['embedding_dimension']}, now {dimension}"]
+                self._named_in_errors, [f"embedding_dimension {stored.fingerprint['embedding_dimension']}, now {dimension}"]
             )
 
     def build_record(self) -> StoredCollection | None:

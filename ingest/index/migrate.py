@@ -30,10 +30,9 @@ from ingest.errors import (
     MigrationSourceInconsistentError,
     MigrationTargetError,
     MigrationTargetNotEmptyError,
-    NoIndexError,
     UsageError,
 )
-from ingest.index import Index, SourceRecord, StoredCollection
+from ingest.index import Index, SourceRecord
 from ingest.index.postgres import POSTGRES_SCHEMES
 from ingest.index.store import url_without_password
 from ingest.settings import IndexDatabaseSettings, IndexSettings, VectorStoreSettings
@@ -138,7 +137,7 @@ def migrate(
         # this collection, with files: refused above, before its lock could wait for itself.
         with source.writer_lock(wait, on_wait), target.writer_lock(wait, on_wait):
             _refuse_a_target_in_use(target, target_label)  # an ingest that held the lock may have made it meanwhile
-            build = _required_build(source)
+            build = source.require()  # again: a rebuild that held the lock first may have dropped it
             records = source.sources()
             if not source.problems().ok:
                 raise MigrationSourceInconsistentError(source_label, collection)
@@ -149,13 +148,6 @@ def migrate(
             target.record_build(build)
             target.end_writes()
     return report
-
-
-def _required_build(index: Index) -> StoredCollection:
-    build = index.build_record()
-    if build is None:  # dropped by a rebuild that held the lock first
-        raise NoIndexError(index.path, index.collection_name, [c.name for c in index.collections()])
-    return build
 
 
 def _refuse_a_target_in_use(target: Index, label: str) -> None:
