@@ -46,9 +46,7 @@ def assert_same_search_results(original, copy) -> None:
 def assert_same_collection(original, copy) -> None:
     """The same files with the same chunks, the same build record, the same stored chunks."""
     with Index(original) as source, Index(copy) as target:
-        sources, copied = source.sources(), target.sources()
-        assert set(copied) == set(sources)
-        assert all(copied[path].same_file_and_chunks(sources[path]) for path in sources)
+        assert target.sources() == source.sources()
         built, copied_build = source.build_record(), target.build_record()
         assert built is not None and copied_build is not None
         assert (copied_build.fingerprint, copied_build.created_at, copied_build.last_sync) == (

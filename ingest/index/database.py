@@ -11,7 +11,7 @@ file's vectors too (`writes_with_vectors`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, ContextManager, Iterable, Protocol, Sequence
 
 from ingest.errors import IndexBusyError
@@ -34,14 +34,9 @@ class SourceRecord:
     chunk_ids: list[str]
     ingested_at: float
     # The machine that wrote it, where the index records that (PostgreSQL, which many machines share);
-    # None for a record about to be written, which takes the writing machine's name.
-    ingested_by: str | None = None
-
-    def same_file_and_chunks(self, other: "SourceRecord") -> bool:
-        """Whether `other` records the same file with the same chunks, whoever wrote either."""
-        return (self.path, self.size, self.mtime_ns, self.sha256, list(self.chunk_ids), self.ingested_at) == (
-            other.path, other.size, other.mtime_ns, other.sha256, list(other.chunk_ids), other.ingested_at
-        )
+    # None for a record about to be written, which takes the writing machine's name. Not compared:
+    # two records of the same file with the same chunks are equal whoever wrote them.
+    ingested_by: str | None = field(default=None, compare=False)
 
 
 @dataclass

@@ -193,7 +193,7 @@ def _copy(
         for path, record in records.items()
         if not (
             path in present
-            and record.same_file_and_chunks(present[path])
+            and record == present[path]
             and set(record.chunk_ids) <= stored_vectors
             and set(record.chunk_ids) <= stored_words
         )
@@ -240,7 +240,7 @@ def _check(
 
     differences = []
     copied = target.sources()
-    if set(copied) != set(records) or any(not records[path].same_file_and_chunks(copied[path]) for path in copied):
+    if copied != records:
         differences.append("the manifests differ")
     listed = sorted(set(_ids(records.values())))
     counts = {
