@@ -105,6 +105,9 @@ def test_disk_to_a_chroma_server_keeps_the_manifest_in_the_folder_given(chroma_s
     on_disk = make_settings(tmp_path / "laptop", collection=collection)
     assert rag.ingest([notes], on_disk).ok
     copy_folder = tmp_path / "server-copy"
+    # Into the source's own folder, the copy's manifest would be the source's: refused, naming the option.
+    shared = cli("migrate", "--to", chroma_server, "--collection", collection, home=tmp_path / "laptop")
+    assert shared.exit_code == 2 and "--to-index" in shared.stderr and len(shared.stderr.splitlines()) == 1
     moved = cli("migrate", "--to", chroma_server, "--to-index", str(copy_folder), "--collection", collection,
                 home=tmp_path / "laptop")
     assert moved.exit_code == 0, moved.output

@@ -125,6 +125,11 @@ def migrate(
     """
     destination = target_settings(source_settings, to, index_dir)
     collection = source_settings.collection
+    if _same_manifest(source_settings, destination):
+        raise UsageError(
+            f"The collection {collection!r} is in the index at {destination.index_path} already, whose manifest a copy "
+            "there would share: give the copy an index folder of its own (index_dir, or --to-index with a Chroma server)."
+        )
     with Index(source_settings) as source, Index(destination) as target:
         source_label, target_label = index_label(source), index_label(target)
         source.require()
@@ -148,6 +153,12 @@ def migrate(
             target.record_build(build)
             target.end_writes()
     return report
+
+
+def _same_manifest(source: IndexSettings, target: IndexSettings) -> bool:
+    """Whether both keep the manifest in SQLite in the same folder: one collection of a name there."""
+    in_folders = not source.index.url and not target.index.url
+    return in_folders and source.index_path.expanduser().resolve() == target.index_path.expanduser().resolve()
 
 
 def _refuse_a_target_in_use(target: Index, label: str) -> None:
@@ -247,7 +258,11 @@ def _check(
         "vectors": (source.store.count(), target.store.count()),
         "keyword entries": (len(source.keyword_chunk_ids()), len(target.keyword_chunk_ids())),
     }
-    differences += [f"{what}: {there} there, {here} here" for what, (here, there) in counts.items() if here != there]
+    differences += [
+        f"{what}: {original} in the original, {copy} in the copy" for what, (original, copy) in counts.items()
+        if original != copy
+    ]
+    # Seeded by the collection's size: the same collection is checked on the same sample each time.
     chosen = random.Random(len(listed)).sample(listed, min(sample, len(listed)))
     originals, copies = source.get_chunks(chosen, vectors=True), target.get_chunks(chosen, vectors=True)
     largest = 0.0
@@ -259,7 +274,7 @@ def _check(
             continue
         difference = float(np.max(np.abs(np.asarray(original.embedding) - np.asarray(copy.embedding)), initial=0.0))
         largest = max(largest, difference)
-        if not difference <= VECTOR_TOLERANCE:
+        if not difference <= VECTOR_TOLERANCE:  # NaN too
             unlike.append(chunk_id)
     if unlike:
         differences.append(f"{len(unlike)} of {len(chosen)} sampled chunks differ, e.g. {unlike[0]}")
