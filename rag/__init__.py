@@ -45,8 +45,8 @@ _EXPORTS = {
 __all__ = [
     "Assistant", "Conversation", "IndexRetriever", "JobResult", "RagError", "Settings", "ask", "check", "collections",
     "embeddings",
-    "evaluate", "evaluate_answers", "extract", "fields_schema", "ingest", "load_settings", "migrate", "repair", "retriever",
-    "run_job", "search", "status", "summarize", "watch",
+    "evaluate", "evaluate_answers", "extract", "fields_schema", "ingest", "load_settings", "migrate", "repair",
+    "retriever", "run_job", "search", "status", "summarize", "watch",
 ]
 
 if TYPE_CHECKING:

@@ -5,6 +5,10 @@ the same manifest, and a copy that stopped midway resumes."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import time
 import zlib
 from pathlib import Path
 
@@ -15,9 +19,10 @@ import rag
 from ingest.index import Index
 from rag.cli import app
 from rag.errors import MigrationCheckError, MigrationTargetNotEmptyError, NoIndexError
-from tests.conftest import assert_index_consistent, make_settings
+from tests.conftest import assert_index_consistent, installed_command, make_settings
 from tests.helpers import QUESTIONS, SAMPLE_NOTES
 from tests.postgres_server import PASSWORD
+from tests.test_concurrency import many_notes
 
 runner = CliRunner()
 MODES = ("keyword", "dense", "hybrid")
@@ -238,3 +243,47 @@ def test_a_copy_that_reads_back_otherwise_is_not_recorded_and_the_next_run_check
     report = rag.migrate(source, str(target.index_path))
     assert report.files_copied == 0 and report.files == 4 and report.largest_vector_difference <= 1e-6
     assert_same_collection(source, target)
+
+
+@pytest.mark.parametrize("target_kind", ["disk", "postgres"])
+def test_a_copy_killed_midway_leaves_whole_files_and_the_same_command_finishes_it(target_kind, request, tmp_path):
+    """SIGKILL a real `rag migrate` once it has written some files: no half file, no collection yet,
+    and running it again copies the rest."""
+    collection = collection_of(tmp_path)
+    source = make_settings(tmp_path / "a", collection=collection)
+    assert rag.ingest([many_notes(tmp_path / "notes", 150)], source).ok
+    if target_kind == "postgres":
+        to = request.getfixturevalue("postgres_server")
+        target = make_settings(tmp_path / "b", collection=collection, index={"url": to})
+    else:
+        target = make_settings(tmp_path / "b", collection=collection)
+        to = str(target.index_path)
+    command = [installed_command("rag"), "migrate", "--to", to, "--collection", collection]
+    # One file per write: many commits, so the kill lands between and inside them.
+    env = {**os.environ, "RAG_HOME": str(tmp_path / "a"), "RAG_INGEST__GROUP_CHUNKS": "1"}
+    try:
+        copying = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while not Index(target).sources() and copying.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        copying.kill()
+        copying.communicate()
+        assert copying.returncode == -signal.SIGKILL, "the copy finished before the kill: nothing was tested"
+
+        with pytest.raises(NoIndexError):
+            rag.status(target)
+        with Index(target) as half:
+            written = half.sources()
+            assert 0 < len(written) < 150
+            assert all(record == Index(source).sources()[path] for path, record in written.items())
+            if target_kind == "postgres":  # one transaction per file: each whole, nothing else
+                listed = {chunk_id for record in written.values() for chunk_id in record.chunk_ids}
+                assert half.chunk_ids() == listed == half.keyword_chunk_ids()
+
+        finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+        assert finished.returncode == 0, finished.stderr
+        assert "this run copied" in finished.stdout
+        assert_same_collection(source, target)
+    finally:
+        if target_kind == "postgres":
+            drop(target)

@@ -46,7 +46,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterable, Sequence
 
 from ingest.chunk_metadata import CHUNK_METADATA_KEYS
-from ingest.errors import IndexBusyError, IndexMismatchError, NoIndexError, UsageError, VectorsMissingError, VectorStoreMismatchError
+from ingest.errors import (
+    IndexBusyError, IndexMismatchError, NoIndexError, UsageError, VectorsMissingError, VectorStoreMismatchError,
+)
 from ingest.index.chroma import CHROMA_DIR, ChromaStore
 from ingest.index.database import SourceRecord, StoredCollection, Writer
 from ingest.index.databases import open_database
@@ -65,8 +67,8 @@ if TYPE_CHECKING:
 __all__ = [
     "CHROMA_DIR", "CHUNKER_VERSION", "CHUNK_METADATA_KEYS", "KEYWORD_INDEX_VERSION", "LOCK_FILE", "MANIFEST_FILE",
     "ON_DISK", "REBUILDING", "UNFINISHED_PREFIX", "ChromaStore", "ChunkFilter", "Consistency", "Index", "IndexStats",
-    "MemoryStore", "SourceRecord", "StoredChunk", "StoredCollection", "VectorStore", "Writer", "fingerprint_differences", "index_location", "open_store",
-    "paths_matching", "settings_fingerprint",
+    "MemoryStore", "SourceRecord", "StoredChunk", "StoredCollection", "VectorStore", "Writer", "fingerprint_differences",
+    "index_location", "open_store", "paths_matching", "settings_fingerprint",
 ]
 
 UNFINISHED_PREFIX = "unfinished-ingest."
@@ -377,9 +379,8 @@ class Index:
     def check_dimension(self, dimension: int) -> None:
         stored = self._stored_collection()
         if stored is not None and stored.fingerprint.get("embedding_dimension") not in (None, dimension):
-            raise IndexMismatchError(
-                self._named_in_errors, [f"embedding_dimension {stored.fingerprint['embedding_dimension']}, now {dimension}"]
-            )
+            difference = f"embedding_dimension {stored.fingerprint['embedding_dimension']}, now {dimension}"
+            raise IndexMismatchError(self._named_in_errors, [difference])
 
     def build_record(self) -> StoredCollection | None:
         """What built the collection, when, and where its vectors are; None if it does not exist."""

@@ -41,7 +41,8 @@ class SourceRecord:
 
 @dataclass
 class Writer:
-    """A machine that wrote files of a collection: how many of them it wrote last, and when it last did."""
+    """A machine that wrote files of a collection: how many files are as it last wrote them, and when
+    it last wrote one."""
 
     host: str
     files: int
