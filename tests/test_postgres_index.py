@@ -259,11 +259,21 @@ def test_status_names_the_database_and_which_machines_wrote_what_and_when(postgr
 
 
 def test_a_busy_collection_in_postgresql_names_the_collection_and_the_database(postgres_server, tmp_path, notes):
+    from rag.errors import IndexBusyError
+    from rag.server.service import KnowledgeService
+
     collection = collection_of(tmp_path)
-    settings = make_settings(tmp_path / "home", collection=collection, index={"url": postgres_server})
+    settings = make_settings(tmp_path / "home", collection=collection, index={"url": postgres_server},
+                             serve={"ingest_roots": [str(notes)]})
     database = "PostgreSQL at " + postgres_server.replace(f":{PASSWORD}@", "@")
     try:
+        assert rag.ingest([notes], settings).ok  # a service serves a collection that exists
         with Index(settings).writer_lock(wait=False):
+            with pytest.raises(IndexBusyError) as raised:  # what `rag serve` answers 409 with
+                KnowledgeService(settings).check_ingest([str(notes)])
+            assert str(raised.value) == (
+                f"Another ingest is writing to the collection {collection!r} in {database}; try again once it has finished."
+            )
             refused = runner.invoke(app, ["ingest", "--no-wait", str(notes), "--index-url", postgres_server,
                                           "--collection", collection], env={"RAG_HOME": str(tmp_path / "home")})
             assert refused.exit_code == 1
