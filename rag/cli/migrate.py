@@ -42,7 +42,9 @@ def migrate(
     settings: Settings,
 ) -> None:
     """Copy a collection (vectors as stored, texts, manifest, keywords, build record) to another backend,
-    then check the copy. The original stays; a copy that stopped midway resumes when run again."""
+    then check the copy. The original stays; a copy that stopped midway resumes when run again.
+
+    --index, --collection, --chroma-url and --index-url name the collection to copy, as for the other commands."""
     report = rag.migrate(
         settings, to, index_dir=to_index,
         on_progress=None if as_json or not err.is_terminal else _show_progress,
