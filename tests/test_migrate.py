@@ -64,7 +64,7 @@ def report_chunks(settings) -> int:
     return Index(settings).stats().chunks
 
 
-def cli(*arguments: str, home: Path) -> object:
+def cli(*arguments: str, home: Path):
     return runner.invoke(app, [*arguments], env={"RAG_HOME": str(home)})
 
 
