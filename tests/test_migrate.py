@@ -60,10 +60,6 @@ def assert_same_collection(original, copy) -> None:
     assert_index_consistent(copy)
 
 
-def report_chunks(settings) -> int:
-    return Index(settings).stats().chunks
-
-
 def cli(*arguments: str, home: Path):
     return runner.invoke(app, [*arguments], env={"RAG_HOME": str(home)})
 
@@ -130,7 +126,7 @@ def test_disk_to_a_chroma_server_keeps_the_manifest_in_the_folder_given(chroma_s
     again = cli("migrate", "--to", chroma_server, "--to-index", str(tmp_path / "another-copy"), "--collection",
                 collection, home=tmp_path / "laptop")
     assert again.exit_code == 1
-    assert f"({report_chunks(on_disk)} chunks that no file of its manifest lists); nothing was copied" in again.stderr
+    assert f"({Index(on_disk).stats().chunks} chunks that no file of its manifest lists); nothing was copied" in again.stderr
     assert not (tmp_path / "another-copy" / "manifest.sqlite3").exists()
 
 
