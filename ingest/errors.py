@@ -27,14 +27,15 @@ class UsageError(RagError):
     """The caller asked for something that cannot be done as stated."""
 
 
-def _index_label(index_path: Path, collection: str) -> str:
+def _index_label(index_path: Path | str, collection: str) -> str:
     return f"{index_path}" if collection == "default" else f"{index_path} (collection {collection!r})"
 
 
 class NoIndexError(RagError):
-    """`others` are the collections the index does hold: the caller may have meant one of them."""
+    """`others` are the collections the index does hold: the caller may have meant one of them.
+    `index_path`: the index folder, or the URL (no password) of the database holding the index."""
 
-    def __init__(self, index_path: Path, collection: str, others: list[str] | None = None):
+    def __init__(self, index_path: Path | str, collection: str, others: list[str] | None = None):
         self.index_path, self.collection, self.others = index_path, collection, others or []
         if self.others:
             super().__init__(
@@ -49,7 +50,9 @@ class NoIndexError(RagError):
 
 
 class IndexMismatchError(RagError):
-    def __init__(self, index_path: Path, differences: list[str]):
+    """`index_path`: the index folder, or the URL (no password) of the database holding the index."""
+
+    def __init__(self, index_path: Path | str, differences: list[str]):
         self.index_path, self.differences = index_path, differences
         super().__init__(
             f"The index at {index_path} was built with other settings ({'; '.join(differences)}).",
@@ -107,11 +110,13 @@ class VectorsMissingError(RagError):
 
 
 class IndexBusyError(RagError):
-    def __init__(self, index_path: Path):
+    """`index_path`: the index folder whose lock is taken, or, for a lock held in a database, the
+    collection it guards in words ("the collection 'notes' in PostgreSQL at URL")."""
+
+    def __init__(self, index_path: Path | str):
         self.index_path = index_path
-        super().__init__(
-            f"Another ingest is writing to the index at {index_path};", "try again once it has finished."
-        )
+        where = f"the index at {index_path}" if isinstance(index_path, Path) else index_path
+        super().__init__(f"Another ingest is writing to {where};", "try again once it has finished.")
 
 
 class RebuildScopeError(UsageError):
@@ -144,6 +149,51 @@ class VectorDimensionError(RagError):
             f"The collection {collection!r} in {store} holds vectors of {stored} dimensions, not {given}: another "
             "embedding model made them.",
             "Ingest with rebuild=True to rebuild it with this one, or restore the model it was built with.",
+        )
+
+
+class MigrationTargetError(UsageError):
+    """Where a collection is to be copied names no backend an index can live in."""
+
+    def __init__(self, target: str, known: list[str]):
+        self.target, self.known = target, known
+        super().__init__(f"{target!r} names no place a collection can be copied to;", f"give {'; or '.join(known)}.")
+
+
+class MigrationTargetNotEmptyError(RagError):
+    """The target of a copy already holds a collection of that name with something in it; the copy
+    writes only into an empty one, so that nothing there is overwritten or mixed in."""
+
+    def __init__(self, target: str, collection: str, files: int, chunks: int):
+        self.target, self.collection, self.files, self.chunks = target, collection, files, chunks
+        held = f"{files} files and {chunks} chunks" if files else f"{chunks} chunks that no file of its manifest lists"
+        super().__init__(
+            f"There is a collection {collection!r} in {target} already ({held}); nothing was copied.",
+            "Copy it to another place.",
+        )
+
+
+class MigrationSourceInconsistentError(RagError):
+    """The collection to copy disagrees with itself (an ingest stopped midway): a copy would carry that along."""
+
+    def __init__(self, source: str, collection: str):
+        self.source, self.collection = source, collection
+        super().__init__(
+            f"The collection {collection!r} in {source} is not consistent (an ingest stopped before it finished); "
+            "nothing was copied.",
+            "Repair it first (rag.repair), then copy it.",
+        )
+
+
+class MigrationCheckError(RagError):
+    """The copy, read back, differs from its original (`differences` says how); it is not recorded as built."""
+
+    def __init__(self, target: str, collection: str, differences: list[str]):
+        self.target, self.collection, self.differences = target, collection, differences
+        super().__init__(
+            f"The copy of {collection!r} in {target} differs from its original ({'; '.join(differences)}); "
+            "it is left unfinished, so no command uses it.",
+            "Copy it again: the copy resumes and checks again.",
         )
 
 

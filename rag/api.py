@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
 
 from ingest import sync
 from ingest.index import CollectionSummary, Index
+from ingest.index.migrate import migrate as migrate  # the Python API's `rag.migrate`
 from rag import retrieval
 from rag import index_status
 from rag.errors import UsageError

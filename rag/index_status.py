@@ -12,7 +12,8 @@ from rag.settings import Settings
 
 @dataclass
 class IndexStatus:
-    index_path: str
+    index_path: str  # the index folder on this machine, whether or not the index is kept there
+    index: str  # where the index is: that folder, or the database that holds all of it (no password)
     collection: str
     files: int
     chunks: int
@@ -22,6 +23,9 @@ class IndexStatus:
     overlap_tokens: int
     created_at: str
     last_sync: str | None
+    # The machines whose ingests wrote the files, where the index records that (PostgreSQL): host,
+    # files (those whose current version it wrote) and when it last wrote one; most recent first.
+    writers: list[dict[str, Any]]
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -36,9 +40,11 @@ def iso_time(timestamp: float | None) -> str | None:
 def status(settings: Settings) -> IndexStatus:
     with Index(settings) as index:
         stats = index.stats()
+        location, writers = index.location(), index.writers()
     fingerprint = stats.fingerprint
     return IndexStatus(
         index_path=str(settings.index_path),
+        index=location,
         collection=settings.collection,
         files=stats.files,
         chunks=stats.chunks,
@@ -48,4 +54,7 @@ def status(settings: Settings) -> IndexStatus:
         overlap_tokens=fingerprint.get("overlap_tokens", 0),
         created_at=iso_time(stats.created_at) or "",
         last_sync=iso_time(stats.last_sync),
+        writers=[
+            {"host": writer.host, "files": writer.files, "last_write": iso_time(writer.last_write)} for writer in writers
+        ],
     )

@@ -26,9 +26,10 @@ EXPECTED = {
     "chat": FOUR + MODEL,
     "summarize": FOUR + MODEL,
     "extract": FOUR + MODEL,
-    "eval": ("--index", "--config", "--chroma-url") + MODEL,
+    "eval": ("--index", "--config", "--chroma-url", "--index-url") + MODEL,
     "models": ("--config",),
-    "collections": ("--index", "--config"),  # lists every collection of the index
+    "collections": ("--index", "--config", "--index-url"),  # lists every collection of the index
+    "migrate": FOUR,  # the collection to copy, and where it is
     "serve": FOUR + MODEL,
     "mcp": FOUR + MODEL,
 }

@@ -6,6 +6,7 @@ Each process has a home of its own, as another machine would: nothing of the ind
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
 import shutil
@@ -210,3 +211,95 @@ def test_a_file_whose_write_fails_midway_leaves_no_vector_keyword_or_row(postgre
         assert index.problems().ok
     finally:
         drop(settings)
+
+
+def test_status_names_the_database_and_which_machines_wrote_what_and_when(postgres_server, tmp_path, monkeypatch):
+    collection = collection_of(tmp_path)
+    folders = {"work": tmp_path / "work", "personal": tmp_path / "personal"}
+    for name, folder in folders.items():
+        shutil.copytree(SAMPLE_NOTES / name, folder)
+    settings = make_settings(tmp_path / "home", collection=collection, index={"url": postgres_server})
+    try:
+        # Two machines: the host name is all that tells them apart here, as it is in the database.
+        monkeypatch.setattr("socket.gethostname", lambda: "machine-a")
+        assert rag.ingest([folders["work"]], settings).ok
+        monkeypatch.setattr("socket.gethostname", lambda: "machine-b")
+        assert rag.ingest([folders["personal"]], settings).ok
+        monkeypatch.undo()
+
+        options = ["--index-url", postgres_server, "--collection", collection]
+        shown = runner.invoke(app, ["status", *options], env={"RAG_HOME": str(tmp_path / "home")})
+        assert shown.exit_code == 0, shown.output
+        database = "PostgreSQL at " + postgres_server.replace(f":{PASSWORD}@", "@")
+        lines = shown.stdout.splitlines()
+        assert lines[0] == f"index:           {database}" and PASSWORD not in shown.output
+        status = rag.status(settings)
+        assert [(writer["host"], writer["files"]) for writer in status.writers] == [("machine-b", 5), ("machine-a", 9)]
+        assert lines[-2:] == [
+            f"written by:      machine-b: 5 files, last at {status.writers[0]['last_write']}",
+            f"                 machine-a: 9 files, last at {status.writers[1]['last_write']}",
+        ]
+        assert status.writers[0]["last_write"] >= status.writers[1]["last_write"]
+        assert status.index == database and status.index_path == str(tmp_path / "home" / "index")
+
+        # Errors about the index name the database too, not this machine's index folder.
+        missing = runner.invoke(app, ["status", "--index-url", postgres_server, "--collection", f"{collection}-none"],
+                                env={"RAG_HOME": str(tmp_path / "home")})
+        assert missing.exit_code == 1 and database.removeprefix("PostgreSQL at ") in missing.stderr
+        assert str(tmp_path) not in missing.stderr and PASSWORD not in missing.stderr
+
+        listed = runner.invoke(app, ["collections", "--index-url", postgres_server, "--json"],
+                               env={"RAG_HOME": str(tmp_path / "elsewhere")})
+        assert listed.exit_code == 0, listed.output
+        assert {"name": collection, "files": 14} in [
+            {"name": found["name"], "files": found["files"]} for found in json.loads(listed.stdout)
+        ]
+    finally:
+        drop(settings)
+
+
+def test_a_busy_collection_in_postgresql_names_the_collection_and_the_database(postgres_server, tmp_path, notes):
+    from rag.errors import IndexBusyError
+    from rag.server.service import KnowledgeService
+
+    collection = collection_of(tmp_path)
+    settings = make_settings(tmp_path / "home", collection=collection, index={"url": postgres_server},
+                             serve={"ingest_roots": [str(notes)]})
+    database = "PostgreSQL at " + postgres_server.replace(f":{PASSWORD}@", "@")
+    try:
+        assert rag.ingest([notes], settings).ok  # a service serves a collection that exists
+        with Index(settings).writer_lock(wait=False):
+            with pytest.raises(IndexBusyError) as raised:  # what `rag serve` answers 409 with
+                KnowledgeService(settings).check_ingest([str(notes)])
+            assert str(raised.value) == (
+                f"Another ingest is writing to the collection {collection!r} in {database}; try again once it has finished."
+            )
+            refused = runner.invoke(app, ["ingest", "--no-wait", str(notes), "--index-url", postgres_server,
+                                          "--collection", collection], env={"RAG_HOME": str(tmp_path / "home")})
+            assert refused.exit_code == 1
+            assert refused.stderr.startswith(
+                f"Error: Another ingest is writing to the collection {collection!r} in {database}; try again"
+            )
+            waiting = start_ingest(notes, tmp_path / "machine-b", postgres_server, collection)
+            assert waiting.stderr is not None
+            assert waiting.stderr.readline() == f"Another ingest is writing to {database}; waiting for it to finish…\n"
+        finished(waiting)
+        assert Index(settings).stats().files == 4
+    finally:
+        drop(settings)
+
+
+def test_eval_takes_the_index_url(postgres_server, tmp_path):
+    from tests.helpers import write_beir_fixture
+
+    dataset = write_beir_fixture(tmp_path / "fixture")
+    result = runner.invoke(app, ["eval", str(dataset), "--json", "--index-url", postgres_server],
+                           env={"RAG_HOME": str(tmp_path / "home")})
+    assert result.exit_code == 0, result.output
+    assert {r["mode"]: r["mrr_at_10"] for r in json.loads(result.stdout)}["hybrid"] == 1.0
+    evaluated = make_settings(tmp_path / "home", collection="eval-fixture", index={"url": postgres_server})
+    try:
+        assert Index(evaluated).stats().files > 0  # the dataset's collection is in the database
+        assert not (tmp_path / "home" / "index").exists()
+    finally:
+        drop(evaluated)

@@ -46,9 +46,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterable, Sequence
 
 from ingest.chunk_metadata import CHUNK_METADATA_KEYS
-from ingest.errors import IndexMismatchError, NoIndexError, UsageError, VectorsMissingError, VectorStoreMismatchError
+from ingest.errors import (
+    IndexBusyError, IndexMismatchError, NoIndexError, UsageError, VectorsMissingError, VectorStoreMismatchError,
+)
 from ingest.index.chroma import CHROMA_DIR, ChromaStore
-from ingest.index.database import SourceRecord, StoredCollection
+from ingest.index.database import SourceRecord, StoredCollection, Writer
 from ingest.index.databases import open_database
 from ingest.index.keywords import KEYWORD_INDEX_VERSION
 from ingest.index.manifest import MANIFEST_FILE, paths_matching
@@ -65,8 +67,8 @@ if TYPE_CHECKING:
 __all__ = [
     "CHROMA_DIR", "CHUNKER_VERSION", "CHUNK_METADATA_KEYS", "KEYWORD_INDEX_VERSION", "LOCK_FILE", "MANIFEST_FILE",
     "ON_DISK", "REBUILDING", "UNFINISHED_PREFIX", "ChromaStore", "ChunkFilter", "Consistency", "Index", "IndexStats",
-    "MemoryStore", "SourceRecord", "StoredChunk", "VectorStore", "fingerprint_differences", "open_store",
-    "paths_matching", "settings_fingerprint",
+    "MemoryStore", "SourceRecord", "StoredChunk", "StoredCollection", "VectorStore", "Writer", "fingerprint_differences",
+    "index_location", "open_store", "paths_matching", "settings_fingerprint",
 ]
 
 UNFINISHED_PREFIX = "unfinished-ingest."
@@ -125,6 +127,13 @@ def _normalized_url(url: str | None) -> str | None:
     return (url.strip().rstrip("/") or None) if url else None
 
 
+def index_location(settings: IndexSettings) -> str:
+    """Where the settings keep the index, in words: the folder on this machine, or the database that
+    holds all of it (no password)."""
+    database_url = _normalized_url(settings.index.url)
+    return f"PostgreSQL at {url_without_password(database_url)}" if database_url else str(settings.index_path)
+
+
 def _vectors_url(database_url: str | None, vector_store_url: str | None) -> str | None:
     """Where the settings put the vectors: in the database index.url names, if it names one (refused:
     a vector_store.url naming another place), else where vector_store.url says."""
@@ -157,6 +166,9 @@ class Index:
         self.collection_name = settings.collection
         self.fingerprint = settings_fingerprint(settings)
         database_url = _normalized_url(settings.index.url)
+        self.database_label = index_location(settings) if database_url else None
+        # What errors about the whole index name: its folder, or the database holding it.
+        self._named_in_errors: Path | str = url_without_password(database_url) if database_url else self.path
         requested_vectors = _vectors_url(database_url, _normalized_url(settings.vector_store.url))
         # One database holds both; it is opened at its first use, like the vector store.
         self._database = open_database(self.path, self.collection_name, database_url)
@@ -187,6 +199,11 @@ class Index:
         if url_without_password(requested) != in_use:
             raise VectorStoreMismatchError(self.path, self.collection_name, in_use, url_without_password(requested))
         return requested
+
+    def location(self) -> str:
+        """Where the index is, in words: its folder on this machine, or the database that holds all of
+        it (no password)."""
+        return self.database_label or str(self.path)
 
     def vector_store_label(self) -> str:
         """Where this index's vectors are, in words."""
@@ -227,6 +244,10 @@ class Index:
     def writer_busy(self) -> bool:
         """Whether another ingest holds the writer lock at this moment (it may take it a moment later)."""
         return self._database.writer_busy()
+
+    def busy_error(self) -> IndexBusyError:
+        """The error saying that another ingest holds the writer lock, naming the folder or database."""
+        return self._database.busy_error()
 
     # -- crash safety ----------------------------------------------------------------------------
 
@@ -311,10 +332,12 @@ class Index:
     def exists(self) -> bool:
         return self._stored_collection() is not None
 
-    def require(self) -> None:
-        """Raise the 'run rag ingest first' error unless the index exists."""
-        if not self.exists():
-            raise NoIndexError(self.path, self.collection_name, [c.name for c in self.collections()])
+    def require(self) -> StoredCollection:
+        """What built the collection; the 'run rag ingest first' error if it does not exist."""
+        stored = self._stored_collection()
+        if stored is None:
+            raise NoIndexError(self._named_in_errors, self.collection_name, [c.name for c in self.collections()])
+        return stored
 
     def collections(self) -> list[CollectionSummary]:
         """Every collection the index directory holds (this one or not), by name."""
@@ -351,14 +374,28 @@ class Index:
     def check_fingerprint(self) -> None:
         differences = self.settings_differences()
         if differences:
-            raise IndexMismatchError(self.path, differences)
+            raise IndexMismatchError(self._named_in_errors, differences)
 
     def check_dimension(self, dimension: int) -> None:
         stored = self._stored_collection()
         if stored is not None and stored.fingerprint.get("embedding_dimension") not in (None, dimension):
-            raise IndexMismatchError(
-                self.path, [f"embedding_dimension {stored.fingerprint['embedding_dimension']}, now {dimension}"]
+            difference = f"embedding_dimension {stored.fingerprint['embedding_dimension']}, now {dimension}"
+            raise IndexMismatchError(self._named_in_errors, [difference])
+
+    def build_record(self) -> StoredCollection | None:
+        """What built the collection, when, and where its vectors are; None if it does not exist."""
+        return self._stored_collection()
+
+    def record_build(self, record: StoredCollection) -> None:
+        """Record the collection as `record` says another copy of it was built (its settings and its
+        times), with its vectors where this index keeps them: what makes a copied collection exist."""
+        with self._transaction():
+            self._manifest.record_collection(
+                record.fingerprint, url_without_password(self.store_url) if self.store_url else ON_DISK,
+                created_at=record.created_at,
             )
+        if record.last_sync is not None:
+            self._manifest.mark_synced(record.last_sync)
 
     def create(self, embedding_dimension: int) -> None:
         """Record the collection: what builds it, and where its vectors live from now on."""
@@ -382,6 +419,19 @@ class Index:
 
     def mark_synced(self) -> None:
         self._manifest.mark_synced()
+
+    def forget_chunks(self, vector_ids: Sequence[str], keyword_ids: Sequence[str]) -> None:
+        """Drop chunks that no manifest row lists: these from the keyword index, those from the vector store."""
+        with self._writes():
+            with self._transaction():
+                self._keywords.forget(keyword_ids)
+            self.store.delete(vector_ids)
+
+    def writers(self) -> list[Writer]:
+        """Which machines wrote the collection's files, how many and when last, where that is recorded."""
+        if not self._database.exists():
+            return []
+        return self._manifest.writers()
 
     def stats(self) -> IndexStats:
         stored = self._stored_collection()

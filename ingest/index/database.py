@@ -11,8 +11,10 @@ file's vectors too (`writes_with_vectors`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, ContextManager, Iterable, Protocol, Sequence
+
+from ingest.errors import IndexBusyError
 
 
 @dataclass
@@ -31,6 +33,20 @@ class SourceRecord:
     sha256: str
     chunk_ids: list[str]
     ingested_at: float
+    # The machine that wrote it, where the index records that (PostgreSQL, which many machines share);
+    # None for a record about to be written, which takes the writing machine's name. Not compared:
+    # two records of the same file with the same chunks are equal whoever wrote them.
+    ingested_by: str | None = field(default=None, compare=False)
+
+
+@dataclass
+class Writer:
+    """A machine that wrote files of a collection: how many files are as it last wrote them, and when
+    it last wrote one."""
+
+    host: str
+    files: int
+    last_write: float
 
 
 class ManifestTables(Protocol):
@@ -39,8 +55,9 @@ class ManifestTables(Protocol):
 
     def collection_record(self) -> StoredCollection | None: ...
 
-    def record_collection(self, fingerprint: dict[str, Any], location: str) -> None:
-        """What builds the collection (its creation time is kept), and where its vectors live."""
+    def record_collection(self, fingerprint: dict[str, Any], location: str, created_at: float | None = None) -> None:
+        """What builds the collection, and where its vectors live. Its creation time is kept, or
+        `created_at` when given (a copied collection keeps its original's)."""
         ...
 
     def sources(self) -> dict[str, SourceRecord]: ...
@@ -51,8 +68,12 @@ class ManifestTables(Protocol):
 
     def delete_sources(self, records: Sequence[SourceRecord]) -> None: ...
 
-    def mark_synced(self) -> None:
-        """Record the time of this sync (its own statement, outside any transaction)."""
+    def mark_synced(self, at: float | None = None) -> None:
+        """Record the time of this sync, or `at` (its own statement, outside any transaction)."""
+        ...
+
+    def writers(self) -> list[Writer]:
+        """The machines that wrote the collection's files, where the backend records them (else empty)."""
         ...
 
     def all_collections(self) -> list[tuple[str, int, int, str | None, float | None]]:
@@ -118,6 +139,10 @@ class IndexDatabase(Protocol):
 
     def writer_busy(self) -> bool:
         """Whether another writer holds the lock at this moment."""
+        ...
+
+    def busy_error(self) -> IndexBusyError:
+        """The error that says another writer holds the lock, naming what it guards."""
         ...
 
     def close(self) -> None:

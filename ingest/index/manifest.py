@@ -16,7 +16,7 @@ import sqlite3
 import time
 from typing import Any, Callable, Iterable, Sequence
 
-from ingest.index.database import SourceRecord, StoredCollection
+from ingest.index.database import SourceRecord, StoredCollection, Writer
 
 MANIFEST_FILE = "manifest.sqlite3"
 
@@ -75,12 +75,13 @@ class Manifest(CollectionTables):
         ).fetchone()
         return StoredCollection(json.loads(row[0]), row[1], row[2], row[3]) if row else None
 
-    def record_collection(self, fingerprint: dict[str, Any], location: str) -> None:
-        """What builds the collection (its creation time is kept), and where its vectors live."""
+    def record_collection(self, fingerprint: dict[str, Any], location: str, created_at: float | None = None) -> None:
+        """What builds the collection, and where its vectors live; its creation time is kept unless given."""
         self.db.execute(
             "INSERT INTO collections (name, fingerprint, created_at) VALUES (?, ?, ?) "
-            "ON CONFLICT(name) DO UPDATE SET fingerprint = excluded.fingerprint",
-            (self.collection, json.dumps(fingerprint, sort_keys=True), time.time()),
+            "ON CONFLICT(name) DO UPDATE SET fingerprint = excluded.fingerprint, "
+            "created_at = coalesce(?, collections.created_at)",
+            (self.collection, json.dumps(fingerprint, sort_keys=True), created_at or time.time(), created_at),
         )
         self.db.execute(
             "INSERT OR REPLACE INTO vector_stores (collection, location) VALUES (?, ?)", (self.collection, location)
@@ -117,9 +118,13 @@ class Manifest(CollectionTables):
             "DELETE FROM sources WHERE collection = ? AND path = ?", [(self.collection, r.path) for r in records]
         )
 
-    def mark_synced(self) -> None:
-        """Record the time of this sync (its own statement, outside any transaction)."""
-        self.db.execute("UPDATE collections SET last_sync = ? WHERE name = ?", (time.time(), self.collection))
+    def mark_synced(self, at: float | None = None) -> None:
+        """Record the time of this sync, or `at` (its own statement, outside any transaction)."""
+        self.db.execute("UPDATE collections SET last_sync = ? WHERE name = ?", (at or time.time(), self.collection))
+
+    def writers(self) -> list[Writer]:
+        """None recorded: the index folder is written by the machine it is on."""
+        return []
 
     def all_collections(self) -> list[tuple[str, int, int, str | None, float | None]]:
         """(name, files, chunks, vector-store location, last sync) of every collection of the index."""

@@ -25,7 +25,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from ingest.errors import IndexBusyError
-from ingest.index.database import SourceRecord, StoredCollection
+from ingest.index.database import SourceRecord, StoredCollection, Writer
 from ingest.index.keywords import analysed, query_terms
 from ingest.index.postgres import SCHEMA, _connect, _shared_connection
 from ingest.index.store import url_without_password
@@ -83,13 +83,16 @@ class PostgresDatabase:
             taken = holder.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", key).fetchone()
             if not (taken and taken[0]):
                 if not wait:
-                    raise IndexBusyError(f"{url_without_password(self.url)} (collection {self.collection!r})")  # type: ignore[arg-type]
+                    raise self.busy_error()
                 if on_wait:
                     on_wait()
                 holder.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", key)
             yield
         finally:
             holder.close()
+
+    def busy_error(self) -> IndexBusyError:
+        return IndexBusyError(f"the collection {self.collection!r} in PostgreSQL at {url_without_password(self.url)}")
 
     def writer_busy(self) -> bool:
         (taken,) = self.rows(
@@ -114,16 +117,18 @@ class PostgresManifest:
         )
         return StoredCollection(*rows[0]) if rows else None
 
-    def record_collection(self, fingerprint: dict[str, Any], location: str) -> None:
+    def record_collection(self, fingerprint: dict[str, Any], location: str, created_at: float | None = None) -> None:
         self.database.rows(
             f"INSERT INTO {SCHEMA}.builds (collection, fingerprint, created_at, vector_store) VALUES (%s, %s::jsonb, %s, %s) "
-            "ON CONFLICT (collection) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, vector_store = EXCLUDED.vector_store",
-            (self.collection, json.dumps(fingerprint, sort_keys=True), time.time(), location),
+            "ON CONFLICT (collection) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, vector_store = EXCLUDED.vector_store, "
+            "created_at = coalesce(%s, builds.created_at)",
+            (self.collection, json.dumps(fingerprint, sort_keys=True), created_at or time.time(), location, created_at),
         )
 
     def sources(self) -> dict[str, SourceRecord]:
         rows = self.database.rows(
-            f"SELECT path, size, mtime_ns, sha256, chunk_ids, ingested_at FROM {SCHEMA}.sources WHERE collection = %s",
+            f"SELECT path, size, mtime_ns, sha256, chunk_ids, ingested_at, ingested_by FROM {SCHEMA}.sources "
+            "WHERE collection = %s",
             (self.collection,),
         )
         return {row[0]: SourceRecord(*row) for row in rows}
@@ -144,7 +149,8 @@ class PostgresManifest:
                 "size = EXCLUDED.size, mtime_ns = EXCLUDED.mtime_ns, sha256 = EXCLUDED.sha256, "
                 "chunk_ids = EXCLUDED.chunk_ids, ingested_at = EXCLUDED.ingested_at, ingested_by = EXCLUDED.ingested_by",
                 [
-                    (self.collection, r.path, r.size, r.mtime_ns, r.sha256, list(r.chunk_ids), r.ingested_at, host)
+                    (self.collection, r.path, r.size, r.mtime_ns, r.sha256, list(r.chunk_ids), r.ingested_at,
+                     r.ingested_by or host)
                     for r in records
                 ],
             )
@@ -156,10 +162,18 @@ class PostgresManifest:
                 (self.collection, [r.path for r in records]),
             )
 
-    def mark_synced(self) -> None:
+    def mark_synced(self, at: float | None = None) -> None:
         self.database.rows(
-            f"UPDATE {SCHEMA}.builds SET last_sync = %s WHERE collection = %s", (time.time(), self.collection)
+            f"UPDATE {SCHEMA}.builds SET last_sync = %s WHERE collection = %s", (at or time.time(), self.collection)
         )
+
+    def writers(self) -> list[Writer]:
+        rows = self.database.rows(
+            f"SELECT ingested_by, count(*)::integer, max(ingested_at) FROM {SCHEMA}.sources WHERE collection = %s "
+            "GROUP BY ingested_by ORDER BY max(ingested_at) DESC",
+            (self.collection,),
+        )
+        return [Writer(*row) for row in rows]
 
     def all_collections(self) -> list[tuple[str, int, int, str | None, float | None]]:
         return self.database.rows(

@@ -66,7 +66,7 @@ class SqliteDatabase:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 if not wait:
-                    raise IndexBusyError(self.path) from None
+                    raise self.busy_error() from None
                 if on_wait:
                     on_wait()
                 fcntl.flock(lock, fcntl.LOCK_EX)
@@ -74,6 +74,9 @@ class SqliteDatabase:
                 yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def busy_error(self) -> IndexBusyError:
+        return IndexBusyError(self.path)
 
     def writer_busy(self) -> bool:
         self.path.mkdir(parents=True, exist_ok=True)

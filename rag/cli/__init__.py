@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import typer
 
-from rag.cli import answers, batch, evaluate, index, models, search, serve, tokens
+from rag.cli import answers, batch, evaluate, index, migrate, models, search, serve, tokens
 from rag.cli.console import display_path, flush_stdout
 from rag.cli.errors import DEBUG_HINT, RagGroup
 from rag.cli.options import KNOWLEDGE_BASE_OPTIONS, MODEL_OPTIONS, PromptStyle, SearchMode, knowledge_base
@@ -30,6 +30,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(index.commands)  # ingest, status, collections, repair
+app.add_typer(migrate.commands)
 app.add_typer(search.commands)
 app.add_typer(answers.commands)  # ask, chat
 app.add_typer(evaluate.commands)

@@ -28,6 +28,10 @@ from rag.errors import (
     JobOutputExistsError,
     JobOutputMismatchError,
     LocalModelNotFoundError,
+    MigrationCheckError,
+    MigrationSourceInconsistentError,
+    MigrationTargetError,
+    MigrationTargetNotEmptyError,
     ModelNotChosenError,
     ModelNotServedError,
     NoDocumentsError,
@@ -97,6 +101,12 @@ CLI_ERRORS: dict[type[RagError], CliWording] = {
     UnknownVectorStoreError: CliWording(2, lambda error: f"give --chroma-url (or vector_store.url) as {'; '.join(error.known)}."),
     VectorDimensionError: CliWording(1, lambda _: (
         "Run `rag ingest --rebuild PATH...` to rebuild it with this one, or restore the model it was built with."
+    )),
+    MigrationTargetError: CliWording(2, lambda error: f"give --to as {'; or '.join(error.known)}."),
+    MigrationTargetNotEmptyError: CliWording(1, lambda _: "Give another --to (with a Chroma server, another --to-index)."),
+    MigrationSourceInconsistentError: CliWording(1, lambda _: "Run `rag repair` with the same options, then migrate."),
+    MigrationCheckError: CliWording(1, lambda _: (
+        "Run the same `rag migrate` again: it resumes, rewrites what is missing or different, and checks again."
     )),
     ModelNotChosenError: CliWording(2, lambda _: "set llm.model to one of those `rag models` lists."),
     ModelNotServedError: CliWording(1, lambda _: "`rag models` lists the ones it has."),

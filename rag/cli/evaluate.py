@@ -20,7 +20,7 @@ commands = typer.Typer()
 
 
 @commands.command(name="eval")
-@knowledge_base(only=("index", "config", "chroma_url"), model=True)
+@knowledge_base(only=("index", "config", "chroma_url", "index_url"), model=True)
 def eval_command(
     data_dir: Annotated[
         Optional[Path],

@@ -11,6 +11,7 @@ import typer
 from rich.markup import escape
 
 import rag
+from ingest.index import index_location
 from rag.cli.console import display_path, err, out
 from rag.cli.errors import cli_warning
 from rag.cli.options import JsonOption, knowledge_base
@@ -70,13 +71,13 @@ def ingest(
         api.watch(
             paths, settings, on_report=print_sync, rebuild=rebuild, rebuild_all=rebuild_all, progress=progress,
             wait=not no_wait,
-            on_wait=lambda: err.print(f"Another ingest is writing to {settings.index_path}; waiting for it to finish…"),
+            on_wait=lambda: err.print(f"Another ingest is writing to {index_location(settings)}; waiting for it to finish…"),
         )
         return
     report = rag.ingest(
         paths, settings, dry_run=dry_run, rebuild=rebuild, rebuild_all=rebuild_all, progress=progress,
         wait=not no_wait,
-        on_wait=lambda: err.print(f"Another ingest is writing to {settings.index_path}; waiting for it to finish…"),
+        on_wait=lambda: err.print(f"Another ingest is writing to {index_location(settings)}; waiting for it to finish…"),
     )
     if as_json:
         out.print_json(json.dumps(report.to_dict()))
@@ -157,7 +158,7 @@ def status(
         out.print_json(json.dumps(info.to_dict()))
         return
     rows = [
-        ("index", info.index_path),
+        ("index", info.index),
         ("collection", info.collection),
         ("files", str(info.files)),
         ("chunks", str(info.chunks)),
@@ -165,13 +166,17 @@ def status(
         ("chunking", f"{info.chunk_tokens} tokens, {info.overlap_tokens} overlap"),
         ("created", info.created_at),
         ("last sync", info.last_sync or "never"),
+        *(
+            ("written by" if number == 0 else "", f"{writer['host']}: {writer['files']} files, last at {writer['last_write']}")
+            for number, writer in enumerate(info.writers)
+        ),
     ]
     for label, value in rows:
-        out.print(f"{label + ':':<17}{escape(value)}")
+        out.print(f"{label + ':' if label else '':<17}{escape(value)}")
 
 
 @commands.command()
-@knowledge_base(only=("index", "config"), check_model=False)
+@knowledge_base(only=("index", "config", "index_url"), check_model=False)
 def collections(
     as_json: JsonOption = False,
     *,
@@ -185,7 +190,7 @@ def collections(
         out.print_json(json.dumps([collection.to_dict() for collection in found]))
         return
     if not found:
-        err.print(f"No collections in the index at {escape(str(settings.index_path))}. Run `rag ingest PATH` first.")
+        err.print(f"No collections in {escape(index_location(settings))}. Run `rag ingest PATH` first.")
         return
     for collection in found:
         synced = iso_time(collection.last_sync) or "never"

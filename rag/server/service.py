@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterable, Sequen
 
 import rag
 from ingest.index import CHUNK_METADATA_KEYS
-from rag.errors import IndexBusyError, RagError, UsageError
+from rag.errors import RagError, UsageError
 from rag.retrieval import chunk_body, embedding_model, location_label, location_of, open_index
 from rag.server.capacity import GenerationGate, capacity_for
 from rag.settings import Settings
@@ -333,8 +333,9 @@ class KnowledgeService:
         """Refuse an ingest before it starts: a path outside the roots, or another ingest writing now
         (one that starts a moment later is still refused by the ingest itself)."""
         self.confine(paths)
-        if not dry_run and open_index(self.settings).writer_busy():
-            raise IndexBusyError(self.settings.index_path)
+        index = open_index(self.settings)
+        if not dry_run and index.writer_busy():
+            raise index.busy_error()
 
     def confine(self, paths: Sequence[str]) -> list[Path]:
         """`paths` resolved (symlinks and `..` followed), each inside an ingest root; `~` is not expanded."""
