@@ -289,7 +289,7 @@ def open_index(settings: Settings) -> Index:
 
     A rebuild (here or in another process) makes a new collection; then the index is reopened.
     """
-    key = (settings.index_path, settings.collection, settings.model_dump_json(include={"embedding", "chunking", "vector_store"}))
+    key = (settings.index_path, settings.collection, settings.model_dump_json(include={"embedding", "chunking", "vector_store", "index"}))
     index = _OPEN.get(key)
     if index is None or index.rebuilt_since_opened():
         index = _OPEN[key] = Index(settings)

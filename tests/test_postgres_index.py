@@ -303,3 +303,19 @@ def test_eval_takes_the_index_url(postgres_server, tmp_path):
         assert not (tmp_path / "home" / "index").exists()
     finally:
         drop(evaluated)
+
+
+def test_one_process_keeps_a_disk_index_and_a_postgresql_one_of_the_same_name_apart(postgres_server, tmp_path):
+    local = make_settings(tmp_path / "home", collection=collection_of(tmp_path, "apart"))
+    shared = local.model_copy(update={"index": local.index.model_copy(update={"url": postgres_server})})
+    for settings, town in ((local, "Visby"), (shared, "Kiruna")):
+        folder = tmp_path / town
+        folder.mkdir()
+        (folder / "office.md").write_text(f"# Office\n\nThe team's office is in {town}.\n", encoding="utf-8")
+        rag.ingest([folder], settings)
+    try:
+        for settings, town in ((local, "Visby"), (shared, "Kiruna"), (local, "Visby")):
+            hit = rag.search("Where is the team's office?", settings, k=1).hits[0]
+            assert hit.source == str(tmp_path / town / "office.md")
+    finally:
+        drop(shared)
