@@ -92,9 +92,17 @@ def run_candidate(
     return {**result, **report, "peak_rss_mb": usage.ru_maxrss / 1024, "results": answers}
 
 
-def script_language(text: str) -> str | None:
-    """The language the letters of `text` are written in, told by script alone; None without letters."""
-    counts = {"ko": 0, "ja": 0, "han": 0, "latin": 0}
+# Six Latin-script words in a row are a sentence, not a name ("Contexts and Dependency Injection").
+_LATIN_SENTENCE = re.compile(r"[A-Za-z][\w'’-]*(?:[\s,;:]+[A-Za-z][\w'’-]*){5,}")
+_LATIN_WORD = re.compile(r"[A-Za-z][\w'’-]*")
+
+
+def written_in(text: str) -> str | None:
+    """The language `text` is written in, told by script: English when it holds a Latin-script
+    sentence or only Latin-script words, otherwise the CJK script it holds (kana: Japanese, Hangul:
+    Korean, Han alone: Chinese). None for no prose, or a bare term of a word or two ("OrderedReady",
+    "20Gi"), which has no language of its own."""
+    counts = {"ko": 0, "ja": 0, "han": 0}
     for char in text:
         name = unicodedata.name(char, "")
         if name.startswith("HANGUL"):
@@ -103,13 +111,13 @@ def script_language(text: str) -> str | None:
             counts["ja"] += 1
         elif name.startswith("CJK UNIFIED"):
             counts["han"] += 1
-        elif char.isalpha() and char.isascii():
-            counts["latin"] += 1
+    if _LATIN_SENTENCE.search(text):
+        return "en"
     if counts["ja"]:  # Japanese mixes kana with Han; Chinese has no kana
         return "ja"
-    scripts = {"ko": counts["ko"], "zh": counts["han"], "en": counts["latin"]}
-    best = max(scripts, key=scripts.get)
-    return best if scripts[best] else None
+    if counts["ko"] or counts["han"]:
+        return "ko" if counts["ko"] >= counts["han"] else "zh"
+    return "en" if len(_LATIN_WORD.findall(text)) > 2 else None
 
 
 def in_language(language: str, answers: list[dict]) -> float:
@@ -118,7 +126,7 @@ def in_language(language: str, answers: list[dict]) -> float:
     Citations, commands and code are left out first: a Korean answer quoting `kubectl` is Korean.
     """
     prose = [re.sub(r"`[^`]*`|\[\d+\]|\S*[/=_.-]\S*", " ", row["answer"]) for row in answers]
-    judged = [script_language(text) for text in prose]
+    judged = [written_in(text) for text in prose]
     judged = [found for found in judged if found is not None]
     return sum(found == language for found in judged) / len(judged) if judged else 0.0
 
