@@ -34,16 +34,23 @@ class RayCluster:
     node_groups: list[int] = field(default_factory=list)  # the process group of each node
 
     def processes(self) -> list[tuple[int, str]]:
-        """(pid, command line) of every process of the cluster's nodes."""
-        found = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
+        """(pid, command line) of every process of the cluster: those of its nodes' process groups and
+        their descendants (a raylet starts each worker in a process group of the worker's own)."""
+        parents, groups = {}, {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
             try:
-                if os.getpgid(int(entry.name)) in self.node_groups:
-                    found.append((int(entry.name), (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()))
-            except (OSError, ValueError):  # gone meanwhile
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:  # gone meanwhile
                 continue
+            pid = int(stat.parent.name)
+            parents[pid], groups[pid] = int(fields[1]), int(fields[2])
+        ours = {pid for pid, group in groups.items() if group in self.node_groups}
+        while more := {pid for pid, parent in parents.items() if parent in ours and pid not in ours}:
+            ours |= more
+        found = []
+        for pid in sorted(ours):
+            with contextlib.suppress(OSError):
+                found.append((pid, Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()))
         return found
 
     def task_workers(self, task: str) -> list[int]:
@@ -73,6 +80,16 @@ def _start_node(arguments: list[str], folder: Path, cluster: RayCluster) -> None
     cluster.node_groups.append(starter.pid)
     if starter.wait(timeout=180) != 0:
         raise RuntimeError(f"`ray start` failed: {log.read_text()[-2000:]}")
+
+
+def _own_groups(pids: list[int]) -> list[int]:
+    """Those of `pids` that lead a process group of their own."""
+    leaders = []
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            if os.getpgid(pid) == pid:
+                leaders.append(pid)
+    return leaders
 
 
 def _kill_group(group: int, timeout: float = 30) -> None:
@@ -108,6 +125,7 @@ def running_ray_cluster(head_cpus: int = 1, worker_cpus: tuple[int, ...] = (1,))
             _start_node([f"--address={cluster.address}", "--node-ip-address=127.0.0.1", f"--num-cpus={cpus}"], folder, cluster)
         yield cluster
     finally:
-        for group in reversed(cluster.node_groups):
+        workers = _own_groups([pid for pid, _ in cluster.processes() if pid not in cluster.node_groups])
+        for group in [*reversed(cluster.node_groups), *workers]:
             _kill_group(group)
         shutil.rmtree(folder, ignore_errors=True)
