@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from ingest.errors import RagError
 from ingest.settings import ChunkingSettings, EmbeddingSettings
-from ingest.sync import Files, FileSplit, LocalExecutor, split_file
+from ingest.executors import Files, FileSplit, LocalExecutor, split_file
 
 if TYPE_CHECKING:
     import numpy as np
