@@ -126,6 +126,10 @@ class RayExecutor:
                 ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
             except (ConnectionError, ValueError, RuntimeError) as exc:
                 raise _unreachable(address, str(exc)) from exc
+            # Ray prints what its raylets report (a worker died, its task is tried again) on this
+            # process's stdout, where `rag ingest --json` promises one document; a task Ray gives
+            # up on is raised here instead (_get). The switch is the one Ray's own debugger uses.
+            ray._private.worker._worker_logs_enabled = False
         self._cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
         self._settings = ray.put((local.embedding, local.chunking, local.loaders, local.cache_path))
         self._split_task = ray.remote(max_retries=TASK_RETRIES)(_split_files)
@@ -190,6 +194,7 @@ class RayExecutor:
     def close(self) -> None:
         if self._connected_here:
             self._ray.shutdown()
+            self._ray._private.worker._worker_logs_enabled = True
 
 
 def _batches(files: Iterable[Files]) -> Iterator[list[Files]]:

@@ -136,7 +136,7 @@ def test_a_worker_killed_mid_run_loses_and_doubles_nothing(cluster: RayCluster, 
     (tmp_path / "corpus").mkdir()
     corpus = _corpus(tmp_path / "corpus", files=CORPUS_FILES)
     index_dir = tmp_path / "index"
-    args = ["--ray", cluster.address, "--index", str(index_dir), str(corpus)]
+    args = ["--ray", cluster.address, "--index", str(index_dir), "--json", str(corpus)]
     ingest = _rag_ingest(*args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     killed = None
     while killed is None and ingest.poll() is None:
@@ -152,6 +152,8 @@ def test_a_worker_killed_mid_run_loses_and_doubles_nothing(cluster: RayCluster, 
         rerun = _rag_ingest(*args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         stdout, stderr = rerun.communicate(timeout=300)
         assert rerun.returncode == 0, stderr
+    # Ray's word of the dead worker and the retry reaches neither stream: stdout is the report alone.
+    assert json.loads(stdout)["failed"] == [] and stderr == ""
     settings = make_settings(tmp_path, index_dir=index_dir)
     assert_index_consistent(settings)
     local = make_settings(tmp_path / "local")
