@@ -63,6 +63,12 @@ class IngestSettings(Section):
         default_factory=dict,
         description='More file suffixes and the loader that reads each: {".mdown" = "markdown", ".conf" = "text"}.',
     )
+    ray_address: str | None = Field(
+        None,
+        description="Load, chunk and embed the files on the workers of this Ray cluster (rag[ray], installed on every "
+        "node): auto (the one `ray start` runs on this machine), HOST:PORT of its head, or ray://HOST:PORT; this "
+        "process alone writes the index. Default: all in this process.",
+    )
 
     @field_validator("loaders")
     @classmethod

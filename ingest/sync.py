@@ -15,30 +15,25 @@ from __future__ import annotations
 
 import codecs
 import contextlib
-import functools
 import hashlib
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol
 
 from ingest.discover import Candidate, discover
-from ingest.errors import LoadError, NotADocument, RebuildScopeError, UsageError
+from ingest.errors import RebuildScopeError, UsageError
+from ingest.executors import FileExecutor, FileSplit, FileToSplit, LocalExecutor
 from ingest.index import Index, SourceRecord
 from ingest.loaders import IMAGE_SUFFIXES, loader_for
-from ingest.ocr import pages_by_ocr, unread_pages_warning
+from ingest.ocr import unread_pages_warning
 from ingest.scripts import AUTO_MODEL, CHOICE_FILES, UnreadScripts, choose_embedding_model
 from ingest.settings import IndexSettings
 
 if TYPE_CHECKING:
     import numpy as np
-    from langchain_core.documents import Document
-
-    from ingest.chunking import Chunk, Chunker
     from tokenizers import Tokenizer
-
-    from ingest.embedders import Embedder
 
 # From about this much to read (some 2,000 chunks of text), the embedder's bulk path repays the
 # seconds it takes to load (see LocalEmbeddings).
@@ -242,15 +237,17 @@ def _sync(
         index.choose_embedding_model(report.embedding_choice[0])
     embedding = settings.embedding.model_copy(update={"model": index.embedding_model})
     settings = settings.model_copy(update={"embedding": embedding})
-    files = _FileSync(index, settings, report, progress, dry_run, known, vanished, reuse=not rebuild)
-    if not dry_run:
-        # Marked unfinished until the end: an ingest killed midway is reconciled by the next one.
-        index.begin_writes()
-        if drop_collection:
-            index.drop()
-    files.run(to_read)
-    if report.chunks_added > report.chunks_reused:  # a dry run says how it would embed them
-        report.embedding_path = files.embedder.path
+    # Made before anything is written: a cluster that cannot be reached leaves the index as it was.
+    with contextlib.closing(_executor(settings, to_read)) as executor:
+        files = _FileSync(index, settings, executor, report, progress, dry_run, known, vanished, reuse=not rebuild)
+        if not dry_run:
+            # Marked unfinished until the end: an ingest killed midway is reconciled by the next one.
+            index.begin_writes()
+            if drop_collection:
+                index.drop()
+        files.run(to_read)
+        if report.chunks_added > report.chunks_reused:  # a dry run says how it would embed them
+            report.embedding_path = executor.path
     if warning := files.unread_scripts.warning():
         report.warnings.append(warning)
     if warning := unread_pages_warning(files.unread_pages):
@@ -269,6 +266,17 @@ def _sync(
         report.removed = sorted(path for path in previous if path not in ingested)
         report.chunks_removed = sum(len(record.chunk_ids) for record in previous.values())
     return report
+
+
+def _executor(settings: IndexSettings, to_read: list[Candidate]) -> FileExecutor:
+    """The workers of the Ray cluster `ingest.ray_address` names when there are files to read,
+    else this process. Ray is imported only then."""
+    local = LocalExecutor(settings.embedding, settings.chunking, settings.ingest.loaders, settings.cache_path)
+    if not settings.ingest.ray_address or not to_read:
+        return local
+    from ingest.ray_executor import RayExecutor
+
+    return RayExecutor(settings.ingest.ray_address, local)
 
 
 def _skip_reason(path: str, skipped: dict[str, str]) -> str:
@@ -300,6 +308,13 @@ def _blank(data: bytes) -> bool:
 
 
 @dataclass
+class _ToSplit(FileToSplit):
+    record: SourceRecord
+    size: int
+    previous: SourceRecord | None
+
+
+@dataclass
 class _Prepared:
     """One file's chunks, ready to write. `previous`: the row they replace, the same path's or,
     for a renamed file, its old path's (whose vectors these are)."""
@@ -323,6 +338,7 @@ class _FileSync:
         self,
         index: Index,
         settings: IndexSettings,
+        executor: FileExecutor,
         report: IngestReport,
         progress: IngestProgress,
         dry_run: bool,
@@ -332,6 +348,7 @@ class _FileSync:
     ):
         self.index = index
         self.settings = settings
+        self.executor = executor
         self.report = report
         self.progress = progress
         self.dry_run = dry_run
@@ -353,42 +370,41 @@ class _FileSync:
         """The ingested files to remove: gone from disk (and not renamed), or now without text."""
         return [*self._vanished.values(), *self._emptied]
 
-    # Made at first use: an unchanged re-sync imports neither the chunker nor the embedder.
-    @functools.cached_property
-    def embedder(self) -> "Embedder":
-        from ingest.embedders import load_embeddings
-
-        return load_embeddings(self.settings.embedding, self.settings.cache_path)
-
     def _model_tokenizer(self) -> "Tokenizer":
         from ingest.embedders import model_tokenizer
 
         return model_tokenizer(self.settings.embedding.model)
 
-    @functools.cached_property
-    def chunker(self) -> "Chunker":
-        from ingest.chunking import Chunker
-
-        return Chunker(self.embedder.token_counter, self.settings.chunking)
-
     def run(self, to_read: list[Candidate]) -> None:
         if not to_read:
             return
         total_bytes = sum(candidate.size for candidate in to_read)
-        self.embedder.bulk = total_bytes >= BULK_INGEST_BYTES
+        self.executor.bulk = total_bytes >= BULK_INGEST_BYTES
         self.progress.start(len(to_read), total_bytes)
         try:
-            for candidate in to_read:
-                self._prepare(candidate)
-                if self._pending_chunks >= self.settings.ingest.group_chunks:
-                    self._write_pending()
+            for file, split in self.executor.split(self._files_to_split(to_read)):
+                self._prepare(file, split)
+                self._write_if_full()
             self._write_pending()
             if self._touched and not self.dry_run:
                 self.index.touch_sources(self._touched)
         finally:
             self.progress.finish()
 
-    def _prepare(self, candidate: Candidate) -> None:
+    def _files_to_split(self, to_read: list[Candidate]) -> Iterator[_ToSplit]:
+        for candidate in to_read:
+            if (file := self._read(candidate)) is not None:
+                yield file
+            else:  # a renamed file's chunks fill the group too
+                self._write_if_full()
+
+    def _write_if_full(self) -> None:
+        if self._pending_chunks >= self.settings.ingest.group_chunks:
+            self._write_pending()
+
+    def _read(self, candidate: Candidate) -> _ToSplit | None:
+        """The file to load and chunk, or None when it is done with here: unchanged content,
+        blank, renamed, or unreadable."""
         previous = self.known.get(candidate.path)
         try:
             data = Path(candidate.path).read_bytes()
@@ -407,39 +423,33 @@ class _FileSync:
         if previous is None and self.reuse and (moved := self._moved_here(candidate.path, sha256)) is not None:
             if (renamed := self._moved_chunks(record, candidate.size, moved)) is not None:
                 return self._queue(renamed)
-        try:
-            documents, chunks = _load_and_split(candidate.path, data, self.chunker, self.settings.ingest.loaders)
-        except NotADocument as exc:  # a program beside the notes is no failure of the ingest
-            return self._settle(candidate, skipped=str(exc), previous=previous)
-        except LoadError as exc:
-            return self._settle(candidate, failed=str(exc))
-        except Exception as exc:  # a parser bug on one odd file must not stop the whole ingest
-            return self._settle(candidate, failed=f"could not be parsed ({type(exc).__name__}: {exc})")
-        if not chunks:
-            return self._settle(candidate, skipped="no text to index", previous=previous)
-        read_by_ocr, unread = pages_by_ocr(documents)
-        if read_by_ocr:
-            self.report.ocr.append((candidate.path, read_by_ocr))
-        if unread:
-            self.unread_pages.append((candidate.path, unread))
-        record.chunk_ids = [_chunk_id(candidate.path, sha256, i) for i in range(len(chunks))]
-        texts = [chunk.text for chunk in chunks]
-        self.unread_scripts.check(candidate.path, "\n".join(texts))
-        metadatas = [{**chunk.metadata, "source": candidate.path} for chunk in chunks]
-        self._queue(_Prepared(record, candidate.size, texts, metadatas, previous))
+        return _ToSplit(candidate.path, data, record, candidate.size, previous)
+
+    def _prepare(self, file: _ToSplit, split: FileSplit) -> None:
+        """Queue a file's chunks to be written, or settle it when it has none."""
+        if split.failed or split.skipped:
+            return self._settle(file, failed=split.failed, skipped=split.skipped, previous=file.previous)
+        if split.read_by_ocr:
+            self.report.ocr.append((file.path, split.read_by_ocr))
+        if split.unread_pages:
+            self.unread_pages.append((file.path, split.unread_pages))
+        record = file.record
+        record.chunk_ids = [_chunk_id(file.path, record.sha256, i) for i in range(len(split.texts))]
+        self.unread_scripts.check(file.path, "\n".join(split.texts))
+        self._queue(_Prepared(record, file.size, split.texts, split.metadatas, file.previous))
 
     def _settle(
-        self, candidate: Candidate, *, failed: str = "", skipped: str = "", previous: SourceRecord | None = None
+        self, file: Candidate | _ToSplit, *, failed: str = "", skipped: str = "", previous: SourceRecord | None = None
     ) -> None:
         """A file done with without writing chunks: unchanged, failed (it keeps its chunks) or
         skipped (with nothing to index, it loses them)."""
         if failed:
-            self.report.failed.append((candidate.path, failed))
+            self.report.failed.append((file.path, failed))
         if skipped:
-            self.report.skipped.append((candidate.path, skipped))
+            self.report.skipped.append((file.path, skipped))
             if previous is not None:
                 self._emptied.append(previous)
-        self.progress.advance(1, 0, candidate.size)
+        self.progress.advance(1, 0, file.size)
 
     def _moved_here(self, path: str, sha256: str) -> SourceRecord | None:
         """A vanished file with this content, read by the same loader (a new suffix can chunk differently)."""
@@ -534,7 +544,7 @@ class _FileSync:
         if len(to_embed) < len(texts):
             on_progress(len(texts) - len(to_embed))
         if to_embed:
-            vectors.update(zip(to_embed, self.embedder.encode(to_embed, on_progress=on_progress)))
+            vectors.update(zip(to_embed, self.executor.encode(to_embed, on_progress)))
         for prepared in group:
             prepared.vectors = np.asarray([vectors[text] for text in prepared.texts], dtype=np.float32)
 
@@ -563,12 +573,3 @@ def _sample_texts(candidates: list[Candidate], settings: IndexSettings) -> list[
         except Exception:  # the ingest itself reports what is wrong with the file
             continue
     return texts
-
-
-def _load_and_split(
-    path: str, data: bytes, chunker: "Chunker", extra_loaders: dict[str, str]
-) -> tuple[list["Document"], list["Chunk"]]:
-    loader = loader_for(Path(path), extra_loaders)
-    assert loader is not None, "discovery only yields files that have a loader"
-    documents = loader(data)
-    return documents, chunker.split(documents)

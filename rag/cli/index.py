@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.markup import escape
@@ -42,11 +42,23 @@ def ingest(
     watch: Annotated[
         bool, typer.Option("--watch", help="After the sync, keep syncing as files change, one line per change; Ctrl-C stops.")
     ] = False,
+    ray: Annotated[
+        Optional[str],
+        typer.Option(
+            "--ray",
+            metavar="ADDRESS",
+            help="Load, chunk and embed the files on a Ray cluster's workers (rag[ray]); this process writes the "
+            "index. auto: the cluster `ray start` runs on this machine; or HOST:PORT of its head.",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOption = False,
     *,
     settings: Settings,
 ) -> None:
     """Sync documents into the index: add new files, replace changed ones, drop deleted ones."""
+    if ray is not None:
+        settings.ingest.ray_address = ray
     if rebuild_all and not rebuild:
         raise UsageError("--all goes with --rebuild: `rag ingest --rebuild --all PATH...` drops the whole collection first.")
     if watch and (dry_run or as_json):
