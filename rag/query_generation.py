@@ -23,6 +23,7 @@ from rag.settings import Settings
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseLanguageModel
+    from langchain_core.prompt_values import PromptValue
 
 TASK = "search_queries"
 COUNT_WORDS = {1: "ONE", 2: "TWO", 3: "THREE", 4: "FOUR", 5: "FIVE"}
@@ -96,16 +97,19 @@ class QueryWriter:
 
     def reply(self, question: str, count: int) -> str:
         """What the model writes when asked for `count` queries like `question`."""
+        prompt, stop = self.prompt(question, count)
+        # Greedy: the same question is searched the same way every time.
+        reply = with_generation(self.llm, TOKENS_PER_QUERY * count, 0.0).invoke(prompt, stop=stop or None)
+        return str(getattr(reply, "content", reply))
+
+    def prompt(self, question: str, count: int) -> tuple["PromptValue", list[str]]:
+        """The prompt asking for `count` queries like `question`, in the model's format, and its stops."""
         language = detect_language(question)
         chosen = self._prompts.get(language)
         if chosen is None:
             chosen = self._prompts[language] = select_prompt(self.llm, TASK, self.prompt_style, language)
-        prompt = chosen.prompt.invoke(
-            {"question": question.strip(), "count": count_word(count), "language": texts(language).name}
-        )
-        llm = with_generation(self.llm, TOKENS_PER_QUERY * count, None)
-        reply = llm.invoke(prompt, stop=list(chosen.stop) or None)
-        return str(getattr(reply, "content", reply))
+        values = {"question": question.strip(), "count": count_word(count), "language": texts(language).name}
+        return chosen.prompt.invoke(values), list(chosen.stop)
 
 
 _WRITERS: dict[str, QueryWriter] = {}
