@@ -68,7 +68,7 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
 
 
-def scifact(cache: QueryCache, home: Path, data: Path) -> dict:
+def scifact(cache: QueryCache, home: Path, data: Path, per_half: int | None) -> dict:
     import rag
     from rag import evaluation
     from rag.retrieval import search
@@ -79,7 +79,7 @@ def scifact(cache: QueryCache, home: Path, data: Path) -> dict:
     result: dict = {}
     search_ms: list[float] = []
     for name in "AB":
-        ids = [q for q in dataset.queries if half(q) == name]
+        ids = [q for q in dataset.queries if half(q) == name][:per_half]
         scores: dict[str, list[float]] = {"without": [], "with": []}
         for done, query_id in enumerate(ids, start=1):
             question, relevant = dataset.queries[query_id], dataset.qrels[query_id]
@@ -95,7 +95,7 @@ def scifact(cache: QueryCache, home: Path, data: Path) -> dict:
                 print(f"  scifact {name}: {done}/{len(ids)}", file=sys.stderr, flush=True)
         result[name] = {label: round(statistics.fmean(values), 4) for label, values in scores.items()}
         result[name]["questions"] = len(ids)
-    questions = list(dataset.queries.values())
+    questions = [dataset.queries[q] for name in "AB" for q in [q for q in dataset.queries if half(q) == name][:per_half]]
     return {"ndcg_at_10": result, **latency(cache, questions, search_ms)}
 
 
@@ -144,6 +144,9 @@ def main() -> None:
     parser.add_argument("--scifact-home", type=Path, default=Path("/tmp/rag-scifact"))
     parser.add_argument("--scifact-data", type=Path, default=REPO.parent / "shared" / "data" / "scifact")
     parser.add_argument("--home", type=Path, default=Path(tempfile.gettempdir()) / "rag-search-queries")
+    parser.add_argument(
+        "--scifact-per-half", type=int, default=None, help="Only the first N queries of each half (the model writes for each)."
+    )
     parser.add_argument("--only", nargs="*", default=None, help="scifact and/or language codes (en ko zh ja).")
     options = parser.parse_args()
 
@@ -159,7 +162,7 @@ def main() -> None:
         rows[language] = qa_set(cache, language, qa, docs, options.home)
         print(f"{language}: {rows[language]}", file=sys.stderr, flush=True)
     if options.only is None or "scifact" in options.only:
-        rows["scifact"] = scifact(cache, options.scifact_home, options.scifact_data)
+        rows["scifact"] = scifact(cache, options.scifact_home, options.scifact_data, options.scifact_per_half)
         print(f"scifact: {rows['scifact']}", file=sys.stderr, flush=True)
 
     print(f"\nSearch queries written by {options.model} (N = {options.queries}), against the question alone:")
