@@ -68,13 +68,20 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
 
 
-def scifact(cache: QueryCache, home: Path, data: Path, per_half: int | None) -> dict:
+def weighted(settings, query_weight: float | None):
+    """`settings` with search.query_weight set, when given."""
+    if query_weight is None:
+        return settings
+    return settings.model_copy(update={"search": settings.search.model_copy(update={"query_weight": query_weight})})
+
+
+def scifact(cache: QueryCache, home: Path, data: Path, per_half: int | None, query_weight: float | None) -> dict:
     import rag
     from rag import evaluation
     from rag.retrieval import search
 
     dataset = evaluation.load_dataset(data)
-    settings = evaluation.eval_settings(rag.load_settings(home=home), dataset)
+    settings = weighted(evaluation.eval_settings(rag.load_settings(home=home), dataset), query_weight)
     chunks = 10 * evaluation.CHUNKS_PER_DOCUMENT
     result: dict = {}
     search_ms: list[float] = []
@@ -110,14 +117,16 @@ def latency(cache: QueryCache, questions: list[str], search_ms: list[float]) -> 
     }
 
 
-def qa_set(cache: QueryCache, language: str, qa: Path, docs: Path, home: Path) -> dict:
+def qa_set(
+    cache: QueryCache, language: str, qa: Path, docs: Path, home: Path, limit: int | None, query_weight: float | None
+) -> dict:
     import rag
     from rag.chain import IndexRetriever
 
-    settings = rag.load_settings(home=home / language)
+    settings = weighted(rag.load_settings(home=home / language), query_weight)
     rag.ingest([docs], settings)
     items = [json.loads(line) for line in qa.read_text(encoding="utf-8").splitlines() if line.strip()]
-    items = [item for item in items if item.get("source")]
+    items = [item for item in items if item.get("source")][:limit]
     counts = {label: {"top_k": 0, "rank_1": 0, "no_sources": 0} for label in ("without", "with")}
     search_ms: list[float] = []
     for item in items:
@@ -147,6 +156,8 @@ def main() -> None:
     parser.add_argument(
         "--scifact-per-half", type=int, default=None, help="Only the first N queries of each half (the model writes for each)."
     )
+    parser.add_argument("--query-weight", type=float, default=None, help="search.query_weight (default: the setting's).")
+    parser.add_argument("--limit", type=int, default=None, help="Only the first N answerable questions of each QA set.")
     parser.add_argument("--only", nargs="*", default=None, help="scifact and/or language codes (en ko zh ja).")
     options = parser.parse_args()
 
@@ -159,10 +170,12 @@ def main() -> None:
     for language, qa, docs in LANGUAGE_SETS:
         if options.only is not None and language not in options.only:
             continue
-        rows[language] = qa_set(cache, language, qa, docs, options.home)
+        rows[language] = qa_set(cache, language, qa, docs, options.home, options.limit, options.query_weight)
         print(f"{language}: {rows[language]}", file=sys.stderr, flush=True)
     if options.only is None or "scifact" in options.only:
-        rows["scifact"] = scifact(cache, options.scifact_home, options.scifact_data, options.scifact_per_half)
+        rows["scifact"] = scifact(
+            cache, options.scifact_home, options.scifact_data, options.scifact_per_half, options.query_weight
+        )
         print(f"scifact: {rows['scifact']}", file=sys.stderr, flush=True)
 
     print(f"\nSearch queries written by {options.model} (N = {options.queries}), against the question alone:")
@@ -181,7 +194,8 @@ def main() -> None:
     for name, row in rows.items():
         print(f"  {name}: generation p50 {row['generation_ms']['p50']} ms, p95 {row['generation_ms']['p95']} ms; "
               f"{row['queries_written_mean']} queries per question, none usable for {row['no_usable_query']}")
-    print(json.dumps({"model": options.model, "queries": options.queries, "results": rows}, ensure_ascii=False))
+    summary = {"model": options.model, "queries": options.queries, "query_weight": options.query_weight, "results": rows}
+    print(json.dumps(summary, ensure_ascii=False))
 
 
 if __name__ == "__main__":
