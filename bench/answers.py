@@ -4,6 +4,9 @@
                                       [--only MODEL[:QA_PROMPT[:STYLE]] ...] [--limit N]
     .venv/bin/python bench/answers.py --languages [--language ko ...] [--model MODEL] [--embedding-model M ...] [--limit N]
 
+Either form takes --queries N: the model first writes N search queries like each question
+(search.queries), each searched too; without it, the settings' default (0: the question alone).
+
 With --languages, one model (the default one unless --model) with its default prompt answers every
 language's QA set over its own documents: English over the sample notes, Korean, Chinese and Japanese
 over the Kubernetes tutorials in ../shared/data/cjkdocs (read in place). One row per language: the
@@ -64,10 +67,14 @@ LANGUAGE_SETS = [
 
 
 def run_candidate(
-    model: str | None, qa_prompt: str | None, style: str | None, qa: Path, docs: Path, home: Path, embedding: str | None = None
+    model: str | None, qa_prompt: str | None, style: str | None, qa: Path, docs: Path, home: Path, embedding: str | None = None,
+    queries: int | None = None,
 ) -> dict:
     """One `rag eval --answers` process; a None option keeps the settings' default."""
-    options = {"RAG_LLM__QA_PROMPT": qa_prompt, "RAG_LLM__PROMPT_STYLE": style, "RAG_EMBEDDING__MODEL": embedding}
+    options = {
+        "RAG_LLM__QA_PROMPT": qa_prompt, "RAG_LLM__PROMPT_STYLE": style, "RAG_EMBEDDING__MODEL": embedding,
+        "RAG_SEARCH__QUERIES": None if queries is None else str(queries),
+    }
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("RAG_")},
         "RAG_HOME": str(home), "RAG_LLM__TEMPERATURE": "0", **{k: v for k, v in options.items() if v},
@@ -83,7 +90,7 @@ def run_candidate(
     returncode = os.waitstatus_to_exitcode(status)
     result = {
         "model": model or "default", "qa_prompt": qa_prompt or "default", "prompt_style": style or "default",
-        "embedding": embedding or "default",
+        "embedding": embedding or "default", "queries": "default" if queries is None else queries,
     }
     if returncode != 0:
         return {**result, "error": stderr.strip().splitlines()[-1] if stderr.strip() else f"exit {returncode}"}
@@ -133,7 +140,7 @@ def in_language(language: str, answers: list[dict]) -> float:
 
 def language_rows(
     model: str | None, limit: int | None, tmp: Path, answers_file: Path | None, only: list[str] | None = None,
-    embeddings: list[str | None] | None = None,
+    embeddings: list[str | None] | None = None, queries: int | None = None,
 ) -> list[dict]:
     rows = []
     for (language, qa, docs), embedding in itertools.product(LANGUAGE_SETS, embeddings or [None]):
@@ -147,7 +154,7 @@ def language_rows(
             limited.write_text("\n".join(qa.read_text().splitlines()[:limit]) + "\n")
             qa = limited
         home = tmp / f"home-{language}-{len(rows)}"
-        row = {"language": language, **run_candidate(model, None, None, qa, docs, home, embedding)}
+        row = {"language": language, **run_candidate(model, None, None, qa, docs, home, embedding, queries)}
         results = row.pop("results", [])
         row["in_question_language"] = in_language(language, results)
         if answers_file:
@@ -171,10 +178,11 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", help="MODEL[:QA_PROMPT[:STYLE]] candidates instead of the default list")
     parser.add_argument("--limit", type=int, help="the first N questions only (a quicker, noisier run)")
     parser.add_argument("--answers", type=Path, help="also write every candidate's per-question results here (JSONL)")
+    parser.add_argument("--queries", type=int, help="search queries the model writes like each question (search.queries)")
     args = parser.parse_args()
     if args.languages:
         with tempfile.TemporaryDirectory(prefix="rag-answers-bench-") as tmp:
-            rows = language_rows(args.model, args.limit, Path(tmp), args.answers, args.language, args.embedding_model)
+            rows = language_rows(args.model, args.limit, Path(tmp), args.answers, args.language, args.embedding_model, args.queries)
         columns = [*COLUMNS, ("in_question_language", "lang")]
         print_rows(
             rows,
@@ -195,7 +203,7 @@ def main() -> None:
         home = Path(tmp) / "home"
         rows = []
         for model, qa_prompt, style in candidates:
-            row = run_candidate(model, qa_prompt, style, qa, args.docs.resolve(), home)
+            row = run_candidate(model, qa_prompt, style, qa, args.docs.resolve(), home, queries=args.queries)
             answers = row.pop("results", [])
             if args.answers:
                 with args.answers.open("a") as fh:

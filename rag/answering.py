@@ -27,6 +27,7 @@ from rag.chain import FirstLineLLM, IndexRetriever, build_condense_chain, build_
 from rag.languages import DEFAULT as DEFAULT_LANGUAGE
 from rag.languages import detect_language, quotes_headers, run_on_stops, texts
 from rag.prompting import select_prompt
+from rag.query_generation import QueryWriter
 from rag.evidence import Evidence, expected_kind, quote_evidence
 from rag.grounding import Grounding, check_grounding, unmentioned
 from rag.retrieval import embed_texts, location_of, mentioned_anywhere
@@ -60,6 +61,7 @@ class Answer:
     # The answer's facts of the kind the question asked for, when no source has them: the answer
     # then ends by saying the documents do not say so (in the question's language).
     retracted: list[str] = field(default_factory=list)
+    queries: list[str] = field(default_factory=list)  # search queries the model wrote, searched besides the question
 
     @property
     def unsupported(self) -> list[str]:
@@ -71,6 +73,7 @@ class Answer:
             "question": self.question,
             "language": self.language,
             "standalone_question": self.standalone_question,
+            "queries": self.queries,
             "answer": self.answer,
             "sources": [
                 {
@@ -121,6 +124,7 @@ class AnswerStream:
             prompt_family=self._assistant.qa.family,
             standalone_question=self.standalone_question,
             language=self.state.get("language", DEFAULT_LANGUAGE),
+            queries=self.state.get("queries", []),
             timings=self._timings(text, first_token_at, finished),
         )
         if sources:
@@ -170,7 +174,7 @@ class Assistant:
         stop = list(dict.fromkeys([*self.qa.stop, *run_ons, *settings.llm.stop]))
         generator = FirstLineLLM(inner=self.llm) if self.qa.first_line_only else self.llm
         generator = generator.bind(stop=stop) if stop else generator
-        retriever = IndexRetriever.from_settings(settings, k)
+        retriever = IndexRetriever.from_settings(settings, k, write_queries=QueryWriter(self.llm, style).write)
         budget = context_window(self.llm, settings.llm.n_ctx) - settings.llm.max_tokens
         quoting = "quotes" in self.qa.prompt.input_variables
         self.quotes_budget = min(QUOTES_RESERVE_TOKENS, budget // 4) if quoting else 0

@@ -11,7 +11,7 @@ from ingest.index.migrate import migrate as migrate  # the Python API's `rag.mig
 from rag import retrieval
 from rag import index_status
 from rag.errors import UsageError
-from rag.settings import Settings, load_settings
+from rag.settings import MAX_SEARCH_QUERIES, Settings, load_settings
 
 if TYPE_CHECKING:
     import threading
@@ -96,13 +96,34 @@ def search(
     where: dict | None = None,
     paths: list[str] | None = None,
     mmr: bool | None = None,
+    queries: int | None = None,
 ) -> retrieval.SearchResult:
     """The `k` chunks that best match `query`, best first (hybrid search unless `mode` says otherwise).
 
     `where` keeps chunks with these metadata values (`{"source": "/abs/path.md"}`, `{"page": 2}`);
-    `paths` keeps sources matching any of these glob patterns (absolute).
+    `paths` keeps sources matching any of these glob patterns (absolute). `queries` (default
+    search.queries): how many search queries like `query` the language model writes, each searched
+    too and fused with it (the result's `queries`); the model loads once per process.
     """
-    return retrieval.search(query, settings or load_settings(), k, mode=mode, where=where, paths=paths, mmr=mmr)
+    settings = with_queries(settings or load_settings(), queries)
+    generated = []
+    if settings.search.queries and query.strip():
+        from rag.query_generation import write_queries
+
+        generated = write_queries(query, settings.search.queries, settings)
+    return retrieval.search(query, settings, k, mode=mode, where=where, paths=paths, mmr=mmr, generated=generated)
+
+
+def with_queries(settings: Settings, queries: int | None) -> Settings:
+    """`settings` with search.queries set to `queries` (validated), when given."""
+    if queries is None:
+        return settings
+    search = settings.search.model_copy()
+    try:
+        search.queries = queries
+    except ValueError:
+        raise UsageError(f"queries must be between 0 and {MAX_SEARCH_QUERIES} (the search queries the model writes); got {queries}.") from None
+    return settings.model_copy(update={"search": search})
 
 
 def retriever(
@@ -112,17 +133,21 @@ def retriever(
     mode: retrieval.Mode | None = None,
     where: dict | None = None,
     paths: list[str] | None = None,
+    queries: int | None = None,
 ) -> "IndexRetriever":
     """The knowledge base as a LangChain retriever (a `BaseRetriever`), for chains of your own.
 
     `invoke(question)` gives the Documents `rag ask` would answer from: the `k` best chunks of a
     `search` (its `mode`, `where` and `paths`), less those the relevance gate (search.min_score,
     search.min_keyword_coverage) finds unrelated. Metadata: source, score, similarity, rank, and
-    page, heading and lines where the format has them.
+    page, heading and lines where the format has them. `queries` (default search.queries): search
+    queries like the question that the language model writes, each searched too. Each call may
+    set `k`, `mode`, `where`, `paths` and `queries` for itself: `invoke(question, k=1)`.
     """
     from rag.chain import IndexRetriever
 
-    return IndexRetriever.from_settings(settings or load_settings(), k, mode=mode, where=where, paths=paths)
+    settings = with_queries(settings or load_settings(), queries)
+    return IndexRetriever.from_settings(settings, k, mode=mode, where=where, paths=paths)
 
 
 def embeddings(settings: Settings | None = None) -> "Embedder":
@@ -144,14 +169,16 @@ def collections(settings: Settings | None = None) -> list[CollectionSummary]:
         return index.collections()
 
 
-def ask(question: str, settings: Settings | None = None, k: int | None = None) -> "Answer":
+def ask(question: str, settings: Settings | None = None, k: int | None = None, *, queries: int | None = None) -> "Answer":
     """Answer `question` from the knowledge base with the configured model.
 
-    Loads the model on every call; keep an `rag.Assistant` to ask several questions.
+    `queries` (default search.queries): search queries like the question the model writes first,
+    each searched too (the answer's `queries`). Loads the model on every call; keep an
+    `rag.Assistant` to ask several questions.
     """
     from rag.answering import Assistant
 
-    return Assistant(settings or load_settings(), k=k).ask(question)
+    return Assistant(with_queries(settings or load_settings(), queries), k=k).ask(question)
 
 
 def evaluate(

@@ -38,7 +38,7 @@ from rag.errors import RagError, UsageError
 from rag.languages import DEFAULT as DEFAULT_LANGUAGE
 from rag.languages import detect_language, texts
 from rag.retrieval import Mode, SearchHit, embedding_model, location_label, search
-from rag.settings import Settings
+from rag.settings import MAX_SEARCH_QUERIES, Settings
 
 NO_CONTEXT_ANSWER = texts(DEFAULT_LANGUAGE).no_context
 
@@ -48,7 +48,7 @@ class ContextTooLongError(RagError):
 
 
 # What one call of the retriever may set for itself.
-CALL_OPTIONS = ("k", "mode", "where", "paths")
+CALL_OPTIONS = ("k", "mode", "where", "paths", "queries")
 
 
 class IndexRetriever(BaseRetriever):
@@ -62,7 +62,9 @@ class IndexRetriever(BaseRetriever):
     Japanese is for it) has a cosine that says nothing, close to every
     chunk in the same script: then only the words count, and a chunk holding `min_unread_coverage`
     of them is passed to the model, which says when it does not answer the question. `mode`, `where` and `paths` are
-    `search`'s (None: search.mode, no filter). `rag.retriever` makes one with the settings' defaults.
+    `search`'s (None: search.mode, no filter). `queries`: search queries like the question that
+    `write_queries(question, count)` writes (default: the settings' model), each searched too; the
+    gate still judges a chunk by the question. `rag.retriever` makes one with the settings' defaults.
     """
 
     settings: Settings
@@ -75,14 +77,18 @@ class IndexRetriever(BaseRetriever):
     mode: Mode | None = None
     where: dict[str, Any] | None = None
     paths: list[str] | None = None
+    queries: int = 0
+    write_queries: Callable[[str, int], list[str]] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, k: int | None = None, **search_options: Any) -> "IndexRetriever":
-        """The retriever with the settings' k and relevance gate; `search_options`: mode, where, paths."""
+        """The retriever with the settings' k, queries and relevance gate; `search_options`: mode,
+        where, paths, write_queries."""
         gate = settings.search
         return cls(
             settings=settings,
             k=k or gate.k,
+            queries=gate.queries,
             min_score=gate.min_score,
             min_keyword_coverage=gate.min_keyword_coverage,
             min_unread_coverage=gate.min_unread_coverage,
@@ -94,17 +100,33 @@ class IndexRetriever(BaseRetriever):
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **options: Any
     ) -> list[Document]:
-        """The chunks that pass the gate, at most `k`; `options` (k, mode, where, paths) override the
-        retriever's own for this call, as `retriever.invoke(query, k=1)` asks."""
+        """The chunks that pass the gate, at most `k`; `options` (k, mode, where, paths, queries)
+        override the retriever's own for this call, as `retriever.invoke(query, k=1)` asks."""
+        return self.retrieve(query, **options)[0]
+
+    def retrieve(self, query: str, **options: Any) -> tuple[list[Document], list[str]]:
+        """The chunks that pass the gate, and the search queries the model wrote like `query`."""
         if unknown := sorted(set(options) - set(CALL_OPTIONS)):
             raise UsageError(
                 f"The retriever takes no option {', '.join(map(repr, unknown))}; it takes {', '.join(CALL_OPTIONS)}."
             )
-        chosen = {"k": self.k, "mode": self.mode, "where": self.where, "paths": self.paths, **options}
-        hits = search(query, self.settings, chosen.pop("k"), **chosen)
+        chosen = {"k": self.k, "mode": self.mode, "where": self.where, "paths": self.paths, "queries": self.queries, **options}
+        generated = self._generated(query, chosen.pop("queries"))
+        hits = search(query, self.settings, chosen.pop("k"), generated=generated, **chosen)
         # Keyword-mode hits have no cosine to judge: then the model need not even be looked at.
         readable = any(hit.similarity is not None for hit in hits) and self.readable(query)
-        return [hit_to_document(hit) for hit in hits if self.relevant(query, hit, readable)]
+        return [hit_to_document(hit) for hit in hits if self.relevant(query, hit, readable)], hits.queries
+
+    def _generated(self, query: str, count: int) -> list[str]:
+        if not 0 <= count <= MAX_SEARCH_QUERIES:
+            raise UsageError(f"queries must be between 0 and {MAX_SEARCH_QUERIES} (the search queries the model writes); got {count}.")
+        if not count or not query.strip():
+            return []
+        if self.write_queries is not None:
+            return self.write_queries(query, count)
+        from rag.query_generation import write_queries
+
+        return write_queries(query, count, self.settings)
 
     def readable(self, query: str) -> bool:
         """Whether the embedding model reads enough of `query`, in a language it learnt, for its cosine to mean something."""
@@ -176,8 +198,11 @@ def fit_sources(
 def _timed(retriever: BaseRetriever) -> Runnable:
     def retrieve(question: str) -> dict[str, Any]:
         started = time.perf_counter()
-        documents = retriever.invoke(question)
-        return {"sources": documents, "retrieval_ms": (time.perf_counter() - started) * 1000}
+        if isinstance(retriever, IndexRetriever):  # it also tells what else it searched for
+            documents, queries = retriever.retrieve(question)
+        else:
+            documents, queries = retriever.invoke(question), []
+        return {"sources": documents, "queries": queries, "retrieval_ms": (time.perf_counter() - started) * 1000}
 
     return RunnableLambda(retrieve, name="retrieve")
 

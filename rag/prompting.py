@@ -26,7 +26,7 @@ from rag.languages import DEFAULT as DEFAULT_LANGUAGE
 from rag.languages import texts
 
 FAMILIES = ("llama2", "llama3", "mistral", "gemma", "chatml", "plain")
-TASKS = ("qa", "qa_quotes", "qa_fewshot", "condense", "summarize", "combine", "extract")
+TASKS = ("qa", "qa_quotes", "qa_fewshot", "condense", "summarize", "combine", "extract", "search_queries")
 AUTO = "auto"
 CHAT = "chat"
 
@@ -87,7 +87,7 @@ def task(name: str, language: str = DEFAULT_LANGUAGE) -> dict[str, str]:
     """A task's system and user text, labelled for a question in `language` (prompts/languages.toml)."""
     tasks = _read_prompt_file("tasks")
     in_language = texts(language)
-    return {role: in_language.fill(text) for role, text in {**tasks[base_task(name)], **tasks[name]}.items()}
+    return {role: in_language.fill(text) for role, text in {**tasks.get(base_task(name), {}), **tasks[name]}.items()}
 
 
 def text_prompt(family_name: str, task_name: str, language: str = DEFAULT_LANGUAGE) -> PromptTemplate:

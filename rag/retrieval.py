@@ -5,6 +5,9 @@ fuses them (min-max weighted fusion or reciprocal rank fusion, each retriever we
 its ranking separates its best candidates) and, optionally, diversifies the result with maximal
 marginal relevance. Every hit keeps its cosine similarity to the query, so
 "is this relevant at all?" has one scale whatever the mode.
+
+Other wordings of the query (search queries the model wrote, rag.query_generation) are each
+searched the same way; their rankings are fused with the query's own, which weighs the most.
 """
 
 from __future__ import annotations
@@ -79,9 +82,15 @@ class Candidate:
     keyword_score: float | None = None  # BM25
     fused_score: float = 0.0
     dropped_by: str | None = None  # "fusion" or "mmr" for candidates left out
+    # The score over the query and its other wordings, when there were any: it ranks the chunk then.
+    queries_score: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {key: (round(value, 4) if isinstance(value, float) else value) for key, value in self.__dict__.items()}
+        return {
+            key: (round(value, 4) if isinstance(value, float) else value)
+            for key, value in self.__dict__.items()
+            if key != "queries_score" or value is not None
+        }
 
 
 @dataclass
@@ -129,6 +138,7 @@ class SearchResult:
     hits: list[SearchHit]
     dropped: list[Candidate]  # candidates a retriever ranked in its top k that the result left out
     mode: Mode
+    queries: list[str] = field(default_factory=list)  # the other wordings searched besides the query
 
     def __iter__(self) -> Iterator[SearchHit]:
         return iter(self.hits)
@@ -168,6 +178,23 @@ def fuse(
     for c in candidates.values():
         c.fused_score = dense_weight * dense_norm.get(c.chunk_id, 0.0) + keyword_weight * keyword_norm.get(c.chunk_id, 0.0)
     return candidates
+
+
+def fuse_queries(rankings: list[dict[str, Candidate]], mode: Mode, settings: SearchSettings) -> dict[str, float]:
+    """One score per chunk from the rankings of the query (first) and its other wordings, by the
+    same fusion as the retrievers': the query weighs 1, each other wording `settings.query_weight`."""
+    fused: dict[str, float] = {}
+    for position, candidates in enumerate(rankings):
+        weight = 1.0 if position == 0 else settings.query_weight
+        scores = {c.chunk_id: _ranking_score(c, mode) for c in candidates.values() if _ranking_score(c, mode) > float("-inf")}
+        ranked = sorted(scores, key=scores.__getitem__, reverse=True)
+        if settings.fusion == "rrf":
+            contributions = {chunk_id: weight / (settings.rrf_k + rank) for rank, chunk_id in enumerate(ranked, start=1)}
+        else:
+            contributions = {chunk_id: weight * value for chunk_id, value in _min_max(scores).items()}
+        for chunk_id, contribution in contributions.items():
+            fused[chunk_id] = fused.get(chunk_id, 0.0) + contribution
+    return fused
 
 
 def separation(normalized: dict[str, float]) -> float:
@@ -216,11 +243,12 @@ def search(
     where: dict[str, Any] | None = None,
     paths: list[str] | None = None,
     mmr: bool | None = None,
+    generated: list[str] | None = None,
 ) -> SearchResult:
     """The `k` chunks that best match `query`, with what each retriever thought of them.
 
     `where` keeps chunks whose metadata has these values; `paths` keeps sources matching any of
-    these glob patterns.
+    these glob patterns. `generated`: other wordings of the query, each searched too (fused).
     """
     if not query.strip():
         raise UsageError("The query is empty: give some words to search for.")
@@ -232,21 +260,32 @@ def search(
     index.require()
     index.check_fingerprint()
     chunk_filter = ChunkFilter(dict(where or {}), index.matching_sources(paths) if paths else None)
+    generated = list(generated or [])
     if chunk_filter.impossible:
-        return SearchResult([], [], mode)
+        return SearchResult([], [], mode, generated)
 
     pool = max(k, options.candidates)
-    # The keyword search runs while the query is embedded and Chroma searched: both wait in C.
-    keyword_search = (
-        _BACKGROUND.submit(index.keyword_query, query, pool, chunk_filter.keyword_sources()) if mode != "dense" else None
+    texts = [query, *generated]
+    # The keyword searches run while the queries are embedded and Chroma searched: both wait in C.
+    keyword_searches = (
+        [_BACKGROUND.submit(index.keyword_query, text, pool, chunk_filter.keyword_sources()) for text in texts]
+        if mode != "dense"
+        else []
     )
-    vector = _embed_query(query, settings, index) if mode != "keyword" else None
-    dense = index.query(vector, pool, chunk_filter) if vector is not None else []
-    if dense:  # only what the manifest lists: an ingest writing right now is invisible until it commits
-        listed = index.listed([chunk_id for chunk_id, _ in dense])
-        dense = [(chunk_id, score) for chunk_id, score in dense if chunk_id in listed]
-    keyword = keyword_search.result() if keyword_search else []
-    candidates = fuse(dense, keyword, options)
+    vectors = _embed_queries(texts, settings, index) if mode != "keyword" else None
+    rankings = []
+    for position in range(len(texts)):
+        dense = index.query(vectors[position], pool, chunk_filter) if vectors is not None else []
+        if dense:  # only what the manifest lists: an ingest writing right now is invisible until it commits
+            listed = index.listed([chunk_id for chunk_id, _ in dense])
+            dense = [(chunk_id, score) for chunk_id, score in dense if chunk_id in listed]
+        keyword = keyword_searches[position].result() if keyword_searches else []
+        rankings.append(fuse(dense, keyword, options))
+    vector = vectors[0] if vectors is not None else None
+    candidates = rankings[0]  # the query's own: what each retriever thought of a chunk, as --explain shows
+    if generated:
+        for chunk_id, score in fuse_queries(rankings, mode, options).items():
+            candidates.setdefault(chunk_id, Candidate(chunk_id)).queries_score = score
     ranked = sorted(candidates, key=lambda chunk_id: _ranking_score(candidates[chunk_id], mode), reverse=True)
 
     # Text, metadata and vectors are read for as few chunks as the filters and MMR allow.
@@ -265,10 +304,12 @@ def search(
         for chunk_id, embedding in index.get_vectors(unscored).items():
             stored[chunk_id].embedding = embedding
     hits = [_hit(rank, candidates[c], stored[c], vector, mode) for rank, c in enumerate(selected, start=1)]
-    return SearchResult(hits, _dropped(candidates, set(selected), k, "mmr" if use_mmr else "fusion"), mode)
+    return SearchResult(hits, _dropped(candidates, set(selected), k, "mmr" if use_mmr else "fusion"), mode, generated)
 
 
 def _ranking_score(candidate: Candidate, mode: Mode) -> float:
+    if candidate.queries_score is not None:
+        return candidate.queries_score
     score = {"hybrid": candidate.fused_score, "dense": candidate.dense_score, "keyword": candidate.keyword_score}[mode]
     return float("-inf") if score is None else score
 
@@ -325,10 +366,10 @@ def embed_texts(texts: list[str], settings: Settings) -> "np.ndarray":
     return embedder(settings).encode(texts)
 
 
-def _embed_query(query: str, settings: Settings, index: Index) -> "np.ndarray":
-    vector = embedder(settings).encode([query])[0]
-    index.check_dimension(len(vector))
-    return vector
+def _embed_queries(queries: list[str], settings: Settings, index: Index) -> "np.ndarray":
+    vectors = embedder(settings).encode(queries)
+    index.check_dimension(len(vectors[0]))
+    return vectors
 
 
 def _hit(rank: int, candidate: Candidate, chunk: StoredChunk, vector: "np.ndarray | None", mode: Mode) -> SearchHit:
@@ -339,7 +380,7 @@ def _hit(rank: int, candidate: Candidate, chunk: StoredChunk, vector: "np.ndarra
         similarity = float(np.dot(chunk.embedding, vector))
     return SearchHit(
         rank=rank,
-        score=_ranking_score(candidate, mode) if mode != "dense" else float(similarity),
+        score=_ranking_score(candidate, mode) if mode != "dense" or candidate.queries_score is not None else float(similarity),
         source=chunk.metadata.get("source", ""),
         text=chunk.text,
         chunk_id=chunk.id,

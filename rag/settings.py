@@ -40,6 +40,8 @@ CONFIG_FILE_NAME = "rag.toml"
 ENV_PREFIX = "RAG_"
 ENV_NESTED_DELIMITER = "__"
 # Chroma's own rule for collection names, checked up front so the message is ours.
+# The most search queries the model may be asked to write like a question (search.queries).
+MAX_SEARCH_QUERIES = 5
 COLLECTION_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
 
 
@@ -85,6 +87,16 @@ class SearchSettings(Section):
     candidates: int = Field(50, gt=0, description="Chunks each retriever proposes before fusion.")
     mmr: bool = Field(False, description="Diversify results with maximal marginal relevance.")
     mmr_diversity: float = Field(0.3, ge=0, le=1, description="With mmr: how much unlikeness to the chunks already chosen counts.")
+    queries: int = Field(
+        0,
+        ge=0,
+        le=MAX_SEARCH_QUERIES,
+        description="Search queries the language model writes like the question (in its language), each searched "
+        "besides it and fused with its ranking; 0 searches the question alone (no model is loaded for a search).",
+    )
+    query_weight: float = Field(
+        0.5, ge=0, le=1, description="With queries: each written query's weight in the fused ranking, the question's being 1."
+    )
 
 
 def _runtime(default: Any, **kwargs: Any) -> Any:

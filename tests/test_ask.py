@@ -79,9 +79,10 @@ def test_cli_ask_json_has_every_field(sample_index):
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert set(payload) == {
-        "question", "language", "standalone_question", "answer", "sources", "evidence", "unsupported", "retracted", "prompt_family",
-        "timings", "prompt",
+        "question", "language", "standalone_question", "queries", "answer", "sources", "evidence", "unsupported", "retracted",
+        "prompt_family", "timings", "prompt",
     }
+    assert payload["queries"] == []  # search.queries is 0: the question was searched alone
     assert payload["language"] == "en"
     assert payload["sources"][0]["source"] == WARRANTY_FILE
     assert set(payload["sources"][0]) == {"number", "source", "score", "similarity", "location", "chunk_id"}

@@ -72,5 +72,5 @@ def test_where_paths_and_mode_hold_per_call():
 
 
 def test_an_unknown_option_is_refused_naming_the_accepted_ones():
-    with pytest.raises(UsageError, match=r"^The retriever takes no option 'top_n'; it takes k, mode, where, paths\.$"):
+    with pytest.raises(UsageError, match=r"^The retriever takes no option 'top_n'; it takes k, mode, where, paths, queries\.$"):
         rag.retriever(sample_notes()).invoke(QUESTION, top_n=3)

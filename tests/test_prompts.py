@@ -264,3 +264,69 @@ def test_a_chat_template_in_the_gguf_is_honoured_even_for_an_unknown_family(tmp_
     assert chosen.prompt.format(**QA_INPUT) == (
         f"<|system|>\n{QA_SYSTEM}<|end|>\n<|user|>\n{QA_USER}<|end|>\n<|assistant|>\n"
     )
+
+
+SEARCH_SYSTEM = "You are an assistant tasked with improving search results."
+SEARCH_USER = (
+    "Generate THREE search queries that are similar to this question, written in English. "
+    "The output should be a numbered list of questions and each should have a question mark at the end:\n\n"
+    "Where is the key?"
+)
+SEARCH_INPUT = {"count": "THREE", "language": "English", "question": "Where is the key?"}
+LLAMA2_SEARCH_PROMPT = (
+    "[INST] <<SYS>>\nYou are an assistant tasked with improving search results.\n<</SYS>>\n\n"
+    "Generate THREE search queries that are similar to this question, written in English. "
+    "The output should be a numbered list of questions and each should have a question mark at the end:\n\n"
+    "Where is the key? [/INST]"
+)
+PLAIN_SEARCH_PROMPT = (
+    "You are an assistant tasked with improving search results.\n\n"
+    "Generate THREE search queries that are similar to this question, written in English. "
+    "The output should be a numbered list of questions and each should have a question mark at the end:\n\n"
+    "Where is the key?\nSearch queries:\n1."
+)
+
+
+@pytest.mark.fast
+def test_search_queries_prompt_is_the_guides_in_llama_tokens_or_plain():
+    assert text_prompt("llama2", "search_queries").format(**SEARCH_INPUT) == LLAMA2_SEARCH_PROMPT
+    assert text_prompt("plain", "search_queries").format(**SEARCH_INPUT) == PLAIN_SEARCH_PROMPT
+    plain = select_prompt(FakeListLLM(responses=[""]), "search_queries", "plain")
+    assert not plain.first_line_only, "the queries come one per line"
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("family", sorted(EXPECTED))
+def test_search_queries_prompt_of_each_family(family):
+    rendered = text_prompt(family, "search_queries").format(**SEARCH_INPUT)
+    assert rendered == EXPECTED[family].replace("{system}", SEARCH_SYSTEM).replace("{user}", SEARCH_USER)
+
+
+@pytest.mark.fast
+def test_search_queries_prompt_asks_for_the_questions_language():
+    from rag.query_generation import QueryWriter
+
+    writer = QueryWriter(FakeListLLM(responses=[""]), prompt_style="plain")
+    prompt, stop = writer.prompt("대시보드 URL만 출력하려면 어떤 플래그를 붙이나요?", 2)
+    assert prompt.to_string() == (
+        "You are an assistant tasked with improving search results.\n\n"
+        "Generate TWO search queries that are similar to this question, written in Korean. "
+        "The output should be a numbered list of questions and each should have a question mark at the end:\n\n"
+        "대시보드 URL만 출력하려면 어떤 플래그를 붙이나요?\nSearch queries:\n1."
+    )
+    assert stop == ["\nQuestion:", "\nSources:", "\nDocument:"]
+    assert writer.prompt("Where is the key?", 3)[0].to_string() == PLAIN_SEARCH_PROMPT
+
+
+@pytest.mark.parametrize("kind,family", [("chat", "llama2"), ("instruct-by-name", "llama2"), ("base", "plain")])
+def test_selector_picks_the_search_queries_form_from_the_real_gguf(tiny_llama_files, kind, family, tmp_path):
+    from rag.backends import create_llm
+    from rag.query_generation import QueryWriter
+    from rag.settings import load_settings
+
+    settings = load_settings(environ={}, cwd=tmp_path, home=tmp_path, llm={"model_path": str(tiny_llama_files[kind])})
+    writer = QueryWriter(create_llm(settings))
+    prompt, _ = writer.prompt("Where is the key?", 3)
+    assert select_prompt(writer.llm, "search_queries").family == family
+    assert prompt.to_string() == (LLAMA2_SEARCH_PROMPT if family == "llama2" else PLAIN_SEARCH_PROMPT)
+    assert isinstance(writer.reply("Where is the key?", 1), str)  # the tiny model really generates

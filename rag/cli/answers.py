@@ -10,7 +10,10 @@ import typer
 from rich.markup import escape
 
 from rag.cli.console import display_path, err, out
-from rag.cli.options import JsonOption, ModeOption, SearchMode, TopKOption, knowledge_base, with_mode
+from rag.cli.options import (
+    JsonOption, ModeOption, QueriesOption, SearchMode, TopKOption, VerboseOption, knowledge_base, with_mode,
+)
+from rag.cli.search import print_queries
 from rag.languages import texts
 from rag.settings import Settings
 
@@ -54,9 +57,12 @@ def _print_checks(answer) -> None:
         out.print(f"{escape(said.not_in_sources)}: {escape(claims)}")
 
 
-def _print_answer_footer(answer) -> None:
+def _print_answer_footer(answer, show_queries: bool = False) -> None:
     _print_checks(answer)
     _print_sources(answer.sources)
+    if show_queries:
+        out.print()
+        print_queries(answer.queries)
 
 
 def _print_prompt(prompt: str) -> None:
@@ -83,11 +89,16 @@ def ask(
     as_json: JsonOption = False,
     show_prompt: Annotated[bool, typer.Option("--show-prompt", help="Print the exact prompt sent to the model.")] = False,
     no_stream: Annotated[bool, typer.Option("--no-stream", help="Print the answer only when it is complete.")] = False,
+    queries: QueriesOption = None,
+    verbose: VerboseOption = False,
     *,
     settings: Settings,
 ) -> None:
     """Answer QUESTION with the local model, from the most relevant chunks, citing them."""
-    assistant = _assistant(settings, k, mode)
+    from rag.api import with_queries
+
+    assistant = _assistant(with_queries(settings, queries), k, mode)
+    show_queries = verbose and assistant.settings.search.queries > 0
     if as_json or no_stream:
         answer = assistant.ask(question)
         if as_json:
@@ -97,11 +108,11 @@ def ask(
         if show_prompt:
             _print_prompt(answer.prompt)
         out.print(escape(answer.answer.strip()))
-        _print_answer_footer(answer)
+        _print_answer_footer(answer, show_queries)
         return
     stream = assistant.stream(question)
     _stream_answer(stream, show_prompt)
-    _print_answer_footer(stream.answer)
+    _print_answer_footer(stream.answer, show_queries)
 
 
 CHAT_HELP = "Ask about your documents. /sources shows the last answer's sources, /reset forgets the conversation, /exit leaves."

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Callable, Optional
 import typer
 
 from rag.cli.errors import remember_json
-from rag.settings import Settings, load_settings
+from rag.settings import MAX_SEARCH_QUERIES, Settings, load_settings
 
 IndexOption = Annotated[
     Optional[Path], typer.Option("--index", help="Index directory (default: RAG_HOME/index).", show_default=False)
@@ -73,6 +73,17 @@ ModeOption = Annotated[
 ]
 
 
+QueriesOption = Annotated[
+    Optional[int],
+    typer.Option(
+        "--queries",
+        min=0,
+        max=MAX_SEARCH_QUERIES,
+        help="Search queries the model writes like yours, each searched too (default: search.queries; 0: yours alone).",
+        show_default=False,
+    ),
+]
+VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Also show the search queries the model wrote.")]
 ModelOption = Annotated[
     Optional[Path],
     typer.Option(

@@ -12,7 +12,7 @@ from rich.markup import escape
 import rag
 from ingest.index import CHUNK_METADATA_KEYS
 from rag.cli.console import display_path, err, out
-from rag.cli.options import JsonOption, ModeOption, choice_value, knowledge_base
+from rag.cli.options import JsonOption, ModeOption, QueriesOption, VerboseOption, choice_value, knowledge_base
 from rag.errors import UsageError
 from rag.settings import Settings
 
@@ -36,11 +36,13 @@ def search(
     explain: Annotated[
         bool, typer.Option("--explain", help="Show each hit's dense and keyword ranks and scores, and what was dropped.")
     ] = False,
+    queries: QueriesOption = None,
+    verbose: VerboseOption = False,
     as_json: JsonOption = False,
     *,
     settings: Settings,
 ) -> None:
-    """Find the chunks most relevant to QUERY (retrieval only, no language model)."""
+    """Find the chunks most relevant to QUERY (retrieval only; with --queries the model writes more queries)."""
     result = rag.search(
         query,
         settings,
@@ -49,13 +51,19 @@ def search(
         where=_parse_where(where or []),
         paths=[os.path.abspath(pattern) for pattern in path or []] or None,
         mmr=mmr or None,
+        queries=queries,
     )
+    searched_more = bool(queries if queries is not None else settings.search.queries)
     if as_json:
         payload: object = [hit.to_dict(explain) for hit in result.hits]
         if explain:
             payload = {"mode": result.mode, "hits": payload, "dropped": [c.to_dict() for c in result.dropped]}
+        if searched_more:  # the hits then come with what else was searched for
+            payload = {"queries": result.queries, **(payload if isinstance(payload, dict) else {"hits": payload})}
         out.print_json(json.dumps(payload))
         return
+    if verbose and searched_more:
+        print_queries(result.queries)
     if not result.hits:
         err.print("No matching chunks.")
     for hit in result.hits:
@@ -68,6 +76,15 @@ def search(
         out.print(f"\nDropped by {result.dropped[0].dropped_by}:")
         for candidate in result.dropped:
             out.print(f"   {candidate.chunk_id[:12]}  {_explain_line(candidate)}")
+
+
+def print_queries(queries: list[str]) -> None:
+    if not queries:
+        out.print("The model wrote no usable search query: yours was searched alone.")
+        return
+    out.print("Also searched for:")
+    for query in queries:
+        out.print(f"  {escape(query)}")
 
 
 def _explain_line(candidate) -> str:
