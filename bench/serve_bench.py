@@ -249,7 +249,10 @@ class SlotPoller(threading.Thread):
 
         with httpx.Client(timeout=30) as client:
             while not self.stopped.is_set():
-                slots = client.get(f"{self.url}/slots").json()
+                try:
+                    slots = client.get(f"{self.url}/slots").json()
+                except httpx.TimeoutException:  # a server busy with sixteen requests may answer late; ask again
+                    continue
                 self.most = max(self.most, sum(slot["is_processing"] for slot in slots))
                 self.stopped.wait(SLOTS_EVERY_S)
 

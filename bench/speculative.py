@@ -89,7 +89,11 @@ def main() -> None:
 
     cache = load_settings().cache_path
     large, small = packaged_model_path(LARGE, cache), packaged_model_path(SMALL, cache)
-    common = {"n_ctx": 4096, "n_threads": options.threads, "seed": 0, "verbose": False}
+    # rag fits its prompts to llm.n_ctx (2048 by default) less the answer's budget.
+    common = {"n_ctx": 2048, "n_threads": options.threads, "seed": 0, "verbose": False}
+    # A model with a draft checks the drafted tokens against its own logits for each of them, which
+    # llama-cpp-python keeps only for a model made with logits_all.
+    drafting = {**common, "logits_all": True}
     wanted = options.languages.split(",")
     with tempfile.TemporaryDirectory(prefix="rag-speculative-") as tmp:
         prompts = [
@@ -102,10 +106,11 @@ def main() -> None:
     variants = {
         "1.5B": llama_cpp.Llama(model_path=str(large), **common),
         "1.5B + prompt lookup": llama_cpp.Llama(
-            model_path=str(large), draft_model=LlamaPromptLookupDecoding(num_pred_tokens=10), **common
+            model_path=str(large), draft_model=LlamaPromptLookupDecoding(num_pred_tokens=10), **drafting
         ),
         "1.5B + 0.5B draft": llama_cpp.Llama(
-            model_path=str(large), draft_model=DraftFromSmallModel(llama_cpp.Llama(model_path=str(small), **common)), **common
+            model_path=str(large), draft_model=DraftFromSmallModel(llama_cpp.Llama(model_path=str(small), **common)),
+            **drafting,
         ),
         "0.5B": llama_cpp.Llama(model_path=str(small), **common),
     }
