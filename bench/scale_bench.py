@@ -35,10 +35,13 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+if TYPE_CHECKING:
+    from rag.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO))  # the tests' helpers start the Chroma server and PostgreSQL
 
 MODES = ("keyword", "dense", "hybrid")
 SENTENCES_PER_CHUNK = 6
@@ -52,7 +55,7 @@ SEED = 27
 @dataclass
 class Store:
     name: str
-    settings: object
+    settings: Settings
     size_on_disk: Callable[[], int]
     chunks: int = 0
     build_s: float = 0.0
@@ -152,7 +155,7 @@ def running_stores(work: Path) -> Iterator[list[Store]]:
     from tests.helpers import free_port, running_server
     from tests.postgres_server import running_postgres
 
-    def settings(name: str, **where):
+    def settings(name: str, **where: Any) -> Settings:
         home = work / name
         return rag.load_settings(environ={}, cwd=home, home=home, embedding={"model": ENGLISH_MODEL}, **where)
 
@@ -193,7 +196,6 @@ def main() -> None:
         queries = [json.loads(line)["text"] for line in lines][: options.queries]
     sentences = corpus_sentences(options.data)
     work = Path(tempfile.mkdtemp(prefix="rag-scale-"))
-    os.chmod(work, 0o755)  # PostgreSQL may run as nobody; its folder is its own, this one only holds the others
     results = []
     try:
         with running_stores(work) as stores:
