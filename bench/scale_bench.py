@@ -54,6 +54,7 @@ SEED = 27
 
 @dataclass
 class Store:
+    key: str
     name: str
     settings: Settings
     size_on_disk: Callable[[], int]
@@ -173,9 +174,9 @@ def running_stores(work: Path) -> Iterator[list[Store]]:
                 return connection.execute("SELECT pg_database_size(current_database())").fetchone()[0]
 
         yield [
-            Store("Chroma on disk", on_disk, lambda: folder_bytes(on_disk.index_path)),
-            Store("Chroma server", on_server, lambda: folder_bytes(server_data) + folder_bytes(on_server.index_path)),
-            Store("PostgreSQL", settings("postgres", index={"url": postgres_url}), database_bytes),
+            Store("disk", "Chroma on disk", on_disk, lambda: folder_bytes(on_disk.index_path)),
+            Store("server", "Chroma server", on_server, lambda: folder_bytes(server_data) + folder_bytes(on_server.index_path)),
+            Store("postgres", "PostgreSQL", settings("postgres", index={"url": postgres_url}), database_bytes),
         ]
 
 
@@ -184,6 +185,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000", help="chunk counts, comma-separated, ascending")
     parser.add_argument("--queries", type=int, default=50, help="SciFact queries timed per mode and round")
     parser.add_argument("--rounds", type=int, default=2, help="times each store is searched at each size")
+    parser.add_argument("--stores", default="disk,server,postgres", help="which of disk, server, postgres")
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "scifact")
     options = parser.parse_args()
     sizes = [int(size) for size in options.sizes.split(",")]
@@ -198,7 +200,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="rag-scale-"))
     results = []
     try:
-        with running_stores(work) as stores:
+        with running_stores(work) as all_stores:
+            stores = [store for store in all_stores if store.key in options.stores.split(",")]
             # The model searches use, loaded once here: its dimension is the synthetic vectors'.
             dimension = int(embed_texts(["dimension"], stores[0].settings).shape[1])
             turn = 0
