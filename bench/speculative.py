@@ -125,7 +125,7 @@ def main() -> None:
         seconds = [elapsed for _, elapsed, _ in results]
         figures[name] = {
             "answer_p50_s": round(statistics.median(seconds), 2),
-            "answer_p95_s": round(statistics.quantiles(seconds, n=20, method="inclusive")[-1], 2),
+            "answer_p95_s": round(statistics.quantiles(seconds, n=20, method="inclusive")[-1] if len(seconds) > 1 else seconds[0], 2),
             "tokens_per_s_p50": round(statistics.median(tokens / elapsed for _, elapsed, tokens in results), 1),
             "identical_to_1.5B": sum(text == same for (text, _, _), same in zip(results, plain)),
             "answers": len(results),
