@@ -64,6 +64,15 @@ def cli(*arguments: str, home: Path):
     return runner.invoke(app, [*arguments], env={"RAG_HOME": str(home)})
 
 
+def migration_target(target_kind: str, request, tmp_path: Path, collection: str):
+    """(the target's settings, the `--to` naming it): PostgreSQL, or an index on disk of its own."""
+    if target_kind == "postgres":
+        to = request.getfixturevalue("postgres_server")
+        return make_settings(tmp_path / "b", collection=collection, index={"url": to}), to
+    target = make_settings(tmp_path / "b", collection=collection)
+    return target, str(target.index_path)
+
+
 def drop(settings) -> None:
     with Index(settings) as index, index.writer_lock():
         index.drop()
@@ -181,12 +190,7 @@ def test_a_copy_that_stopped_midway_is_no_collection_until_run_again_which_resum
     collection = collection_of(tmp_path)
     source = make_settings(tmp_path / "a", collection=collection, ingest={"group_chunks": 4})
     assert rag.ingest([notes], source).ok
-    if target_kind == "postgres":
-        to = request.getfixturevalue("postgres_server")
-        target = make_settings(tmp_path / "b", collection=collection, index={"url": to})
-    else:
-        target = make_settings(tmp_path / "b", collection=collection)
-        to = str(target.index_path)
+    target, to = migration_target(target_kind, request, tmp_path, collection)
 
     written = []
     write_sources = Index.write_sources
@@ -248,12 +252,7 @@ def test_a_copy_killed_midway_leaves_whole_files_and_the_same_command_finishes_i
     collection = collection_of(tmp_path)
     source = make_settings(tmp_path / "a", collection=collection)
     assert rag.ingest([many_notes(tmp_path / "notes", 150)], source).ok
-    if target_kind == "postgres":
-        to = request.getfixturevalue("postgres_server")
-        target = make_settings(tmp_path / "b", collection=collection, index={"url": to})
-    else:
-        target = make_settings(tmp_path / "b", collection=collection)
-        to = str(target.index_path)
+    target, to = migration_target(target_kind, request, tmp_path, collection)
     command = [installed_command("rag"), "migrate", "--to", to, "--collection", collection]
     # One file per write: many commits, so the kill lands between and inside them.
     env = {**os.environ, "RAG_HOME": str(tmp_path / "a"), "RAG_INGEST__GROUP_CHUNKS": "1"}
