@@ -186,7 +186,8 @@ def fuse_queries(rankings: list[dict[str, Candidate]], mode: Mode, settings: Sea
     fused: dict[str, float] = {}
     for position, candidates in enumerate(rankings):
         weight = 1.0 if position == 0 else settings.query_weight
-        scores = {c.chunk_id: _ranking_score(c, mode) for c in candidates.values() if _ranking_score(c, mode) > float("-inf")}
+        all_scores = {chunk_id: _ranking_score(candidate, mode) for chunk_id, candidate in candidates.items()}
+        scores = {chunk_id: score for chunk_id, score in all_scores.items() if score > float("-inf")}
         ranked = sorted(scores, key=scores.__getitem__, reverse=True)
         if settings.fusion == "rrf":
             contributions = {chunk_id: weight / (settings.rrf_k + rank) for rank, chunk_id in enumerate(ranked, start=1)}
