@@ -29,7 +29,8 @@ demo: $(VENV)/.installed-demo
 test: lint
 	$(BIN)/python -m pytest
 
-# Logic that needs no model, index or server: well under a minute.
+# tests/unit (marked fast by its folder) and the few fast tests that share a module with slower
+# ones: logic that needs no model, index or server, in under a minute.
 test-fast: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -m fast
 

@@ -54,7 +54,7 @@ What each figure is (one JSON line on stdout; progress on stderr):
 
 `--ocr-pages N` stands alone (no SciFact or folder ingest, no peer; its own JSON line): N scanned
 pages, each a Letter page at 200 dpi with 27 lines of 12 pt body text (Pillow's own font at 33 pixels,
-as tests/test_ocr.py draws them; SciFact's titles and abstracts, ASCII words only, different on each
+as tests/integration/test_ocr.py draws them; SciFact's titles and abstracts, ASCII words only, different on each
 page, or made-up sentences without SciFact), saved as one PDF of page images with no text layer, as
 a scanner writes it:
 

@@ -1,5 +1,7 @@
 """Shared fixtures: real Chroma on disk under a temporary RAG_HOME, the real packaged MiniLM.
 
+Each test carries the marker of its tier folder (TIER_MARKERS): `make test-fast` runs `-m fast`.
+
 The sample corpus is ingested once per session; tests that change files work on their own copy.
 The fast tier's fixtures (`fake_embedder`, `model_free`, the `store` fixture's "memory" run) keep
 vectors in memory and make them with tests/fake_embedder.py: no model, no Chroma.
@@ -24,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 for _name in [n for n in os.environ if n.startswith("RAG_")]:
     del os.environ[_name]
 # Tests that only need some generation use the fastest packaged model (in-process and in every
-# `rag` process they start); tests/test_default_model.py runs the default end to end.
+# `rag` process they start); tests/e2e/test_default_model.py runs the default end to end.
 TEST_MODEL = "gemma-3-270m"
 os.environ["RAG_LLM__MODEL"] = TEST_MODEL
 
@@ -32,6 +34,19 @@ import rag  # noqa: E402
 from ingest.index import Index, open_store  # noqa: E402
 from rag.settings import Settings, load_settings  # noqa: E402
 from tests.fake_embedder import FAKE_MODEL, FakeEmbedder, load_fake_embedder_for_its_name  # noqa: E402
+
+
+# unit/ is the fast tier by its folder. A test elsewhere can be marked `fast` itself where it shares
+# its module with slower ones: the store contract's in-memory parameter, for one.
+TIER_MARKERS = {"unit": "fast", "integration": "integration", "e2e": "e2e"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        tier = item.path.relative_to(REPO / "tests").parts[0]
+        if tier not in TIER_MARKERS:
+            raise pytest.UsageError(f"{item.nodeid}: a test module belongs in a tier folder: {', '.join(TIER_MARKERS)}")
+        item.add_marker(TIER_MARKERS[tier])
 
 
 @pytest.fixture(scope="session", autouse=True)

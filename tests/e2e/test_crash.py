@@ -14,7 +14,7 @@ import rag
 from ingest.index import UNFINISHED_PREFIX, Index
 from rag.cli import app
 from tests.conftest import assert_index_consistent, make_settings
-from tests.test_concurrency import many_notes, start_ingest
+from tests.integration.test_concurrency import many_notes, start_ingest
 
 runner = CliRunner()
 KILLS = 20

@@ -19,8 +19,8 @@ import pytest
 import rag
 from ingest.index import Index
 from tests.conftest import SAMPLE_NOTES, make_settings
-from tests.test_concurrency import many_notes
-from tests.test_serve import WARRANTY_QUESTION, fast_settings, sse_events, uvicorn_server
+from tests.integration.test_concurrency import many_notes
+from tests.e2e.test_serve import WARRANTY_QUESTION, fast_settings, sse_events, uvicorn_server
 
 FOREIGN_HOST = "rebind.attacker.example"
 TOKEN = "a-token-of-20-chars!"

@@ -31,7 +31,7 @@ from rag.backends.packaged_models import packaged_model_path
 from rag.cli import app as cli
 from tests.conftest import SAMPLE_NOTES, TEST_MODEL, installed_command, make_settings
 from tests.helpers import free_port, headless_browser, running_server
-from tests.test_serve import sse_events, uvicorn_server
+from tests.e2e.test_serve import sse_events, uvicorn_server
 
 runner = CliRunner()
 SLOTS = 4

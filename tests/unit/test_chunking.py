@@ -18,11 +18,8 @@ from ingest.chunking import MIN_TEXT_CHARS, Chunker, text_chars
 from ingest.embedding import LocalEmbeddings
 from ingest.loaders import load_docx, load_html, load_markdown, load_mdx, load_plain, load_rst, loader_for
 from rag.settings import ChunkingSettings, load_settings
+from tests.conftest import REPO
 from tests.helpers import REALDOCS, requires_realdocs
-
-pytestmark = pytest.mark.fast
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _load_bench():

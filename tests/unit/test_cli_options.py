@@ -11,7 +11,6 @@ from typer.testing import CliRunner
 from rag.cli import KNOWLEDGE_BASE_OPTIONS, MODEL_OPTIONS, app, knowledge_base
 from rag.settings import Settings
 
-pytestmark = pytest.mark.fast
 runner = CliRunner()
 COMMANDS = typer.main.get_command(app).commands
 FOUR = ("--index", "--collection", "--config", "--chroma-url", "--index-url")

@@ -19,9 +19,8 @@ from rag.cli import app
 from rag.cli.reference import PAGES, main, stale_pages
 from rag.settings import Settings
 from tests.conftest import REPO
-from tests.test_settings import _section_model, setting_keys
+from tests.unit.test_settings import _section_model, setting_keys
 
-pytestmark = pytest.mark.fast
 
 MARKDOWN_PAGES = [REPO / "README.md", REPO / "CONTRIBUTING.md", *sorted((REPO / "docs").glob("*.md"))]
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")

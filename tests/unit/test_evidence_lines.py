@@ -81,7 +81,6 @@ def lab_file(tmp_path_factory, counter):
     return path, chunks, as_retrieved(path, chunks)
 
 
-@pytest.mark.fast
 def test_the_document_has_continued_pieces_of_each_kind(lab_file):
     _, _, documents = lab_file
     bodies = [doc.page_content for doc in documents]
@@ -92,7 +91,6 @@ def test_the_document_has_continued_pieces_of_each_kind(lab_file):
     assert any(b.startswith("```\nport_") and "port_0 " not in b for b in bodies)  # an unclosed fence, continued
 
 
-@pytest.mark.fast
 def test_every_sentence_of_every_chunk_cites_its_own_lines(lab_file):
     path, _, documents = lab_file
     file_lines = path.read_text().split("\n")
@@ -103,7 +101,6 @@ def test_every_sentence_of_every_chunk_cites_its_own_lines(lab_file):
         assert_cites_its_lines(file_lines, passage.document.page_content[passage.start : passage.end], quote.location)
 
 
-@pytest.mark.fast
 def test_the_cited_part_of_each_body_is_the_files_lines(lab_file):
     path, _, documents = lab_file
     file_lines = path.read_text().split("\n")
@@ -113,7 +110,6 @@ def test_the_cited_part_of_each_body_is_the_files_lines(lab_file):
         assert doc.page_content[start:end] == "\n".join(cited), doc.metadata
 
 
-@pytest.mark.fast
 @pytest.mark.parametrize(
     ("question", "line"),
     [
@@ -136,7 +132,6 @@ def test_a_quote_from_a_continued_piece_cites_the_line_it_quotes(lab_file, quest
     assert line in cited and fold(" ".join(cited)) == fold(evidence[0].text)
 
 
-@pytest.mark.fast
 def test_a_repeated_header_or_fence_is_never_quoted_from_a_continued_piece(lab_file):
     _, _, documents = lab_file
     passages, _ = _passages(documents)
@@ -148,7 +143,6 @@ def test_a_repeated_header_or_fence_is_never_quoted_from_a_continued_piece(lab_f
         assert start <= passage.start and passage.end <= end
 
 
-@pytest.mark.fast
 @pytest.mark.parametrize(
     ("body", "lines", "added"),
     [
@@ -166,7 +160,6 @@ def test_added_lines_by_hand(body, lines, added):
     assert added_lines(body, *lines) == added
 
 
-@pytest.mark.fast
 @requires_realdocs
 def test_realdocs_chunk_bodies_are_their_files_prepared_lines_but_for_the_added_ones(counter):
     """Every chunk the chunker makes of the real documents reads right: its body less the added
@@ -188,26 +181,3 @@ def test_realdocs_chunk_bodies_are_their_files_prepared_lines_but_for_the_added_
                 with_added += (start, end) != (0, len(doc.page_content))
     assert checked > 2500 and with_added > 100
 
-
-def test_evidence_from_an_index_cites_the_files_lines(tmp_path):
-    """End to end: the file ingested with small chunks, retrieved, quoted with the real embedding model."""
-    import rag
-    from rag.chain import IndexRetriever
-    from rag.retrieval import embed_texts
-    from tests.conftest import make_settings
-
-    folder = tmp_path / "docs"
-    folder.mkdir()
-    (folder / "lab.md").write_text(DOCUMENT)
-    settings = make_settings(tmp_path / "home", chunking={"chunk_tokens": 80, "overlap_tokens": 0})
-    rag.ingest([folder], settings)
-    file_lines = DOCUMENT.split("\n")
-    for question, line in [("Which port does svc-33 use?", SERVICES[33]), ("What baud rate does lab-36 use?", SCRIPT[36])]:
-        sources = IndexRetriever.from_settings(settings, 5).invoke(question)
-        assert any(doc.page_content.startswith(("| service |", "```python")) for doc in sources)
-        evidence = quote_evidence(question, "", sources, lambda texts: embed_texts(texts, settings))
-        quote = next(q for q in evidence if line.strip() in q.text)
-        assert line in file_lines[quote.location["start_line"] - 1 : quote.location["end_line"]]
-        for quote in evidence:
-            cited = file_lines[quote.location["start_line"] - 1 : quote.location["end_line"]]
-            assert fold(quote.text) in fold(" ".join(cited)) and fold(cited[0]).split()[-1] in fold(quote.text)

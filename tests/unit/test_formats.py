@@ -1,6 +1,6 @@
 """Every format beyond Markdown, text, PDF, HTML and .docx: each file is built here with the library
-people make it with, loaded and chunked (fast tests), or ingested and searched, the hit's location
-checked as a citation shows it."""
+people make it with, then loaded and chunked (tests/integration/test_formats.py ingests and searches
+them, the hit's location checked as a citation shows it)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-import rag
 from ingest.chunking import Chunker
 from ingest.discover import discover
 from ingest.embedding import LocalEmbeddings
@@ -22,7 +21,6 @@ from ingest.loaders import load_csv, load_notebook, loader_for
 from rag.errors import ConfigError, LoadError
 from rag.retrieval import chunk_body, location_label, location_of
 from rag.settings import ChunkingSettings, load_settings
-from tests.conftest import make_settings
 from tests.helpers import REALDOCS, requires_realdocs
 
 PNG_PIXEL = base64.b64encode(bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000")).decode()
@@ -68,7 +66,6 @@ def notebook_bytes() -> bytes:
     return nbformat.writes(notebook).encode()
 
 
-@pytest.mark.fast
 def test_a_notebook_keeps_cells_in_order_with_short_outputs_located_by_cell(chunker):
     [document] = load_notebook(notebook_bytes())
     text = document.page_content
@@ -84,7 +81,6 @@ def test_a_notebook_keeps_cells_in_order_with_short_outputs_located_by_cell(chun
     assert "start_line" not in spare.metadata  # the rendered text is not the file's lines
 
 
-@pytest.mark.fast
 def test_a_long_output_is_cut_to_its_opening_lines():
     import nbformat
     from nbformat.v4 import new_code_cell, new_notebook, new_output
@@ -97,7 +93,6 @@ def test_a_long_output_is_cut_to_its_opening_lines():
     assert "…" in document.page_content
 
 
-@pytest.mark.fast
 def test_a_code_fence_a_markdown_cell_leaves_open_ends_with_the_cell(chunker):
     import nbformat
     from nbformat.v4 import new_markdown_cell, new_notebook
@@ -112,13 +107,11 @@ def test_a_code_fence_a_markdown_cell_leaves_open_ends_with_the_cell(chunker):
     assert label(wiring) == "cell 2, § Setup > Wiring"
 
 
-@pytest.mark.fast
 def test_a_file_that_is_no_notebook_is_refused_with_its_reason():
     with pytest.raises(LoadError, match="unreadable notebook"):
         load_notebook(b"{ not json")
 
 
-@pytest.mark.fast
 @requires_realdocs
 def test_real_notebooks_chunk_by_cell(chunker):
     notebooks = sorted((REALDOCS / "chroma-notebooks").glob("*.ipynb"))
@@ -147,7 +140,6 @@ def readings_csv(rows: int, delimiter: str = ",") -> bytes:
     return out.getvalue().encode()
 
 
-@pytest.mark.fast
 def test_every_chunk_of_a_table_repeats_its_header_and_cites_its_rows(chunker):
     chunks = chunker.split(load_csv(readings_csv(300)))
     assert len(chunks) > 3
@@ -163,7 +155,6 @@ def test_every_chunk_of_a_table_repeats_its_header_and_cites_its_rows(chunker):
         assert label(chunk) == f"rows {first}-{last}"
 
 
-@pytest.mark.fast
 def test_a_semicolon_csv_and_a_tsv_are_read_as_tables():
     for name, data in [("eu.csv", readings_csv(3, ";")), ("tabs.tsv", readings_csv(3, "\t"))]:
         [document] = loader_for(Path(name))(data)
@@ -192,7 +183,6 @@ def workbook_bytes() -> bytes:
     return out.getvalue()
 
 
-@pytest.mark.fast
 def test_a_workbook_gives_each_sheet_under_its_name_with_its_rows(chunker):
     chunks = chunker.split(loader_for(Path("stock.xlsx"))(workbook_bytes()))
     by_sheet = {chunk.metadata["sheet"]: chunk for chunk in chunks}
@@ -225,7 +215,6 @@ def deck_bytes() -> bytes:
     return out.getvalue()
 
 
-@pytest.mark.fast
 def test_a_deck_is_located_by_slide_and_title_with_its_speaker_notes(chunker):
     documents = loader_for(Path("deck.pptx"))(deck_bytes())
     assert [document.metadata["slide"] for document in documents] == [1, 2]
@@ -260,7 +249,6 @@ def epub_bytes(tmp_path: Path) -> bytes:
     return path.read_bytes()
 
 
-@pytest.mark.fast
 def test_an_ebook_has_its_chapters_as_headings(chunker, tmp_path):
     chunks = chunker.split(loader_for(Path("book.epub"))(epub_bytes(tmp_path)))
     plinth = next(chunk for chunk in chunks if "plinth" in chunk.text)
@@ -288,7 +276,6 @@ def odt_bytes() -> bytes:
     return out.getvalue()
 
 
-@pytest.mark.fast
 def test_an_odt_keeps_its_headings_and_lists(chunker):
     [document] = loader_for(Path("visit.odt"))(odt_bytes())
     assert document.page_content == (
@@ -307,7 +294,6 @@ Caf\'e9 boiler: checked.\par
 }"""
 
 
-@pytest.mark.fast
 def test_rtf_is_read_as_text():
     [document] = loader_for(Path("log.rtf"))(RTF)
     assert "The boiler was descaled on 3 March" in document.page_content
@@ -317,7 +303,6 @@ def test_rtf_is_read_as_text():
         loader_for(Path("fake.rtf"))(b"just text")
 
 
-@pytest.mark.fast
 def test_xhtml_is_read_as_html(chunker):
     page = (
         b'<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -341,7 +326,6 @@ def mail_bytes() -> bytes:
     return bytes(message)
 
 
-@pytest.mark.fast
 def test_a_mail_is_headed_by_subject_sender_and_date_and_its_attachments_are_read(chunker):
     chunks = chunker.split(loader_for(Path("mail.eml"))(mail_bytes()))
     body = next(chunk for chunk in chunks if "breaker every night" in chunk.text)
@@ -356,7 +340,6 @@ def test_a_mail_is_headed_by_subject_sender_and_date_and_its_attachments_are_rea
     assert "Attachment photo.png not indexed: unreadable image" in body.text  # said, not silently dropped
 
 
-@pytest.mark.fast
 def test_a_mailbox_locates_each_message_by_its_number(chunker, tmp_path):
     box = mailbox.mbox(tmp_path / "inbox.mbox")
     for subject, text in [("Rota", "Sam covers the weekend shift."), ("Keys", "The spare van key is in the safe.")]:
@@ -371,7 +354,6 @@ def test_a_mailbox_locates_each_message_by_its_number(chunker, tmp_path):
     assert len(chunks) == 2
 
 
-@pytest.mark.fast
 @pytest.mark.parametrize(
     "name", ["config.json", "site.yaml", "pyproject.toml", "feed.xml", "server.log", "paper.tex", "todo.org",
              "guide.adoc", "README", "AUTHORS"],
@@ -381,13 +363,11 @@ def test_text_formats_and_files_without_an_extension_are_read_as_text(name):
     assert "The pump room key" in documents[0].page_content
 
 
-@pytest.mark.fast
 def test_binary_content_without_an_extension_is_refused_with_its_reason():
     with pytest.raises(LoadError, match="binary content, not text .*ragignore"):
         loader_for(Path("pump-controller"))(b"\x7fELF\x02\x01\x01\x00" + bytes(64))
 
 
-@pytest.mark.fast
 def test_the_loaders_setting_maps_a_suffix_to_a_loader(tmp_path):
     settings = load_settings(environ={}, cwd=tmp_path, home=tmp_path, ingest={"loaders": {".Notes": "markdown"}})
     assert settings.ingest.loaders == {".notes": "markdown"}
@@ -400,7 +380,6 @@ def test_the_loaders_setting_maps_a_suffix_to_a_loader(tmp_path):
     assert loader_for(Path("pump.notes"), settings.ingest.loaders)(b"# Pump\n")[0].metadata["format"] == "markdown"
 
 
-@pytest.mark.fast
 @pytest.mark.parametrize(
     ("loaders", "problem"),
     [({".notes": "markdwn"}, "unknown loader 'markdwn' for '.notes'; use one of: markdown, mdx, text"),
@@ -412,60 +391,6 @@ def test_a_wrong_loaders_setting_is_refused_naming_the_choices(tmp_path, loaders
         load_settings(environ={}, cwd=tmp_path, home=tmp_path, ingest={"loaders": loaders})
 
 
-def test_every_format_is_ingested_and_found_at_its_location(tmp_path, home):
-    folder = tmp_path / "docs"
-    folder.mkdir()
-    (folder / "pumps.ipynb").write_bytes(notebook_bytes())
-    (folder / "readings.csv").write_bytes(readings_csv(300))
-    (folder / "stock.xlsx").write_bytes(workbook_bytes())
-    (folder / "review.pptx").write_bytes(deck_bytes())
-    (folder / "handbook.epub").write_bytes(epub_bytes(tmp_path))
-    (folder / "visit.odt").write_bytes(odt_bytes())
-    (folder / "boiler.rtf").write_bytes(RTF)
-    (folder / "harbour.eml").write_bytes(mail_bytes())
-    (folder / "AUTHORS").write_text("Maintained by the waterworks night crew, led by Joan Okafor.\n")
-    (folder / "settings.json").write_text('{"alarm_threshold_bar": 6.5, "alarm_contact": "control room"}\n')
-    (folder / "pump-controller").write_bytes(b"\x7fELF\x02\x01\x01\x00" + bytes(64))
-    settings = make_settings(home)
-    report = rag.ingest([folder], settings)
-
-    assert report.ok and not report.failed  # the program is skipped with its reason, not failed
-    assert dict((Path(path).name, reason) for path, reason in report.skipped)["pump-controller"].startswith(
-        "binary content, not text (a file without an extension is read as text)"
-    )
-    assert len(report.added) == 10
-    for query, name, location in [
-        ("Where is the spare impeller kept?", "pumps.ipynb", "cell 5, § Pump maintenance > Spare parts"),
-        ("Which supplier delivers order PO-9?", "stock.xlsx", "sheet Orders, rows 2-8, § Orders"),
-        ("Who mentions the seized bypass valve at Harbour Road?", "review.pptx", "slide 2, § Pump fleet > Notes"),
-        ("How is a leaking shaft seal fixed?", "handbook.epub", "§ Repairs > Seals"),
-        ("Book the electrician for the float switch", "visit.odt", "§ Site visit > Follow-up"),
-        ("When was the boiler descaled?", "boiler.rtf", "§ Boiler log"),
-        ("How many relays and breakers are listed in the parts table?", "harbour.eml", "attachment parts.csv"),
-        ("Who leads the night crew?", "AUTHORS", "lines 1-1"),
-        ("alarm threshold bar", "settings.json", "lines 1-1"),
-    ]:
-        hits = rag.search(query, settings, k=3, where=None)
-        hit = next((hit for hit in hits if Path(hit.source).name == name), None)
-        assert hit is not None, (query, [(Path(h.source).name, h.location_label) for h in hits])
-        assert hit.location_label.startswith(location), (query, hit.location_label)
-    station = rag.search("Town 150 reading", settings, k=10, mode="keyword")
-    csv_hit = next(hit for hit in station if Path(hit.source).name == "readings.csv" and "| S150 |" in hit.text)
-    assert csv_hit.location["row"] <= 151 <= csv_hit.location["end_row"]
-
-
-def test_a_suffix_mapped_in_the_loaders_setting_is_ingested_with_that_loader(tmp_path, home):
-    folder = tmp_path / "notes"
-    folder.mkdir()
-    (folder / "pump.notes").write_text("# Pump room\n\n## Keys\n\nThe pump room key hangs behind the boiler door.\n")
-    settings = make_settings(home, ingest={"loaders": {".notes": "markdown"}})
-    report = rag.ingest([folder], settings)
-    assert [Path(path).name for path in report.added] == ["pump.notes"], report.failed
-    [hit] = rag.search("Where does the pump room key hang?", settings, k=1)
-    assert hit.location_label == "§ Pump room > Keys, lines 5-5"
-
-
-@pytest.mark.fast
 def test_an_html_mail_heads_its_own_headings_and_a_pdf_attachment_keeps_its_pages(chunker):
     from fpdf import FPDF
 
@@ -485,7 +410,6 @@ def test_an_html_mail_heads_its_own_headings_and_a_pdf_attachment_keeps_its_page
     assert label(chunks[1]) == "attachment invoice.pdf, page 1" and "Invoice 4411" in chunks[1].text
 
 
-@pytest.mark.fast
 def test_tables_without_values_are_refused_with_their_reason():
     import openpyxl
 
@@ -497,3 +421,4 @@ def test_tables_without_values_are_refused_with_their_reason():
         loader_for(Path("empty.xlsx"))(out.getvalue())
     with pytest.raises(LoadError, match="unreadable .xlsx"):
         loader_for(Path("fake.xlsx"))(b"PK not a zip")
+

@@ -84,7 +84,6 @@ def write_unnumbered_index(home) -> None:
     db.close()
 
 
-@pytest.mark.fast
 def test_an_index_from_before_numbered_migrations_opens_and_keeps_its_data(home):
     write_unnumbered_index(home)
     settings = make_settings(home, embedding={"model": "all-MiniLM-L6-v2"})
@@ -104,7 +103,6 @@ def test_an_index_from_before_numbered_migrations_opens_and_keeps_its_data(home)
         assert schema_version(db) == SCHEMA_VERSION == len(MIGRATIONS)
 
 
-@pytest.mark.fast
 def test_a_new_index_gets_every_migration(tmp_path):
     db = connect(tmp_path / MANIFEST_FILE)
     assert schema_version(db) == SCHEMA_VERSION
@@ -113,7 +111,6 @@ def test_a_new_index_gets_every_migration(tmp_path):
     db.close()
 
 
-@pytest.mark.fast
 def test_only_the_missing_migrations_run_in_order(tmp_path):
     path = tmp_path / MANIFEST_FILE
     db = sqlite3.connect(path, isolation_level=None)
@@ -131,7 +128,6 @@ def test_only_the_missing_migrations_run_in_order(tmp_path):
     db.close()
 
 
-@pytest.mark.fast
 def test_concurrent_first_opens_migrate_once(tmp_path):
     path = tmp_path / MANIFEST_FILE
     errors: list[BaseException] = []
@@ -152,7 +148,6 @@ def test_concurrent_first_opens_migrate_once(tmp_path):
         assert schema_version(db) == SCHEMA_VERSION
 
 
-@pytest.mark.fast
 def test_an_index_of_a_newer_schema_is_refused_in_one_line_and_left_as_it_is(home):
     write_unnumbered_index(home)
     path = home / "index" / MANIFEST_FILE

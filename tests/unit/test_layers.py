@@ -13,7 +13,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
 
 from tests.conftest import REPO
 
@@ -113,13 +112,11 @@ def cycles(graph: dict[str, dict[str, int]]) -> list[list[str]]:
     ]
 
 
-@pytest.mark.fast
 def test_ingest_never_imports_rag():
     offenders = upward_imports(import_graph(REPO))
     assert not offenders, "ingest must not import rag; move what it needs down into ingest:\n" + "\n".join(offenders)
 
 
-@pytest.mark.fast
 def test_no_module_imports_itself_through_others():
     found = cycles(import_graph(REPO))
     assert not found, "import cycles; move the piece both sides need to a module of its own:\n" + "\n\n".join(
@@ -127,7 +124,6 @@ def test_no_module_imports_itself_through_others():
     )
 
 
-@pytest.mark.fast
 def test_the_checks_see_imports_in_functions_type_checking_blocks_and_relative_ones(tmp_path):
     files = {
         "ingest/__init__.py": "",

@@ -12,7 +12,6 @@ import sys
 import tomllib
 from pathlib import Path
 
-import pytest
 
 from tests.conftest import REPO
 
@@ -26,7 +25,6 @@ def run(tool: str, cwd: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.fast
 def test_deptry_refuses_an_import_no_dependency_declares(tmp_path):
     for folder in ("rag", "ingest", "prompts", "tests", "bench"):
         shutil.copytree(REPO / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__", "*.toml", "*.jsonl"))
@@ -40,7 +38,6 @@ def test_deptry_refuses_an_import_no_dependency_declares(tmp_path):
     assert "ingest/planted.py:1:8: DEP001 'leftpad' imported but missing from the dependency definitions" in planted.stderr
 
 
-@pytest.mark.fast
 def test_mypy_reports_a_type_error_in_a_checked_module_and_not_in_one_not_yet_typed(tmp_path):
     shutil.copy(REPO / "pyproject.toml", tmp_path)
     for package in ("ingest", "rag"):
@@ -59,7 +56,6 @@ def test_mypy_reports_a_type_error_in_a_checked_module_and_not_in_one_not_yet_ty
     assert run("mypy", tmp_path, "--cache-dir", str(tmp_path / ".mypy_cache")).returncode == 0
 
 
-@pytest.mark.fast
 def test_every_module_listed_as_not_yet_typed_exists():
     """A module that was renamed or removed must leave the list, or its successor goes unchecked."""
     overrides = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["mypy"]["overrides"]

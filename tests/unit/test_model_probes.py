@@ -21,7 +21,6 @@ from tests.tiny_gguf import LLAMA2_CHAT_TEMPLATE, VOCAB_SIZE, write_tiny_llama_g
 ENGINE_MODULES = ("llama_cpp", "langchain_community", "langchain_openai", "langchain_ollama", "openai", "rag.prompting")
 
 
-@pytest.mark.fast
 def test_the_header_is_read_past_the_vocabulary_as_gguf_reads_it(tmp_path):
     import gguf
 
@@ -38,7 +37,6 @@ def test_the_header_is_read_past_the_vocabulary_as_gguf_reads_it(tmp_path):
     assert header["tokenizer.chat_template"] == LLAMA2_CHAT_TEMPLATE  # a key after the vocabulary
 
 
-@pytest.mark.fast
 def test_a_header_cut_or_damaged_inside_the_vocabulary_is_refused(tmp_path):
     data = write_tiny_llama_gguf(tmp_path / "tiny.gguf").read_bytes()
     first_token = data.index(b"<unk>")  # the vocabulary's first string, after its 8-byte length
@@ -53,7 +51,6 @@ def test_a_header_cut_or_damaged_inside_the_vocabulary_is_refused(tmp_path):
         read_header(damaged)
 
 
-@pytest.mark.fast
 def test_models_all_loads_no_engine_and_no_langchain_client(tmp_path):
     model = write_tiny_llama_gguf(tmp_path / "tiny.gguf", chat_template=LLAMA2_CHAT_TEMPLATE)
     dead = f"http://127.0.0.1:{_refusing_port()}"
@@ -78,7 +75,6 @@ def test_models_all_loads_no_engine_and_no_langchain_client(tmp_path):
     }
 
 
-@pytest.mark.fast
 def test_servers_that_never_answer_are_probed_at_once(home):
     from rag.backends.http import PROBE_TIMEOUT_S
 
@@ -95,7 +91,6 @@ def test_servers_that_never_answer_are_probed_at_once(home):
     assert PROBE_TIMEOUT_S <= elapsed < 2 * PROBE_TIMEOUT_S, f"{elapsed:.1f}s"
 
 
-@pytest.mark.fast
 def test_gpt4all_is_asked_about_the_architecture_without_loading_the_weights(home, tmp_path):
     from rag.backends import backend_status
 

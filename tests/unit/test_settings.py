@@ -13,8 +13,6 @@ from rag.errors import ConfigError
 from rag.settings import Settings, load_settings
 from tests.conftest import REPO
 
-pytestmark = pytest.mark.fast
-
 
 def test_defaults(tmp_path):
     settings = load_settings(environ={}, cwd=tmp_path)

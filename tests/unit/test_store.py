@@ -1,19 +1,15 @@
 """What only the Chroma store does: it opens nothing until used, and its `where` for a filter.
 
 The vector-store contract, on Chroma on disk, a Chroma server and the in-memory store, is
-tests/test_store_contract.py.
+tests/integration/test_store_contract.py.
 """
 
 from __future__ import annotations
-
-
-import pytest
 
 from ingest.index import ChromaStore, ChunkFilter, VectorStore
 from ingest.index.chroma import CHROMA_DIR, chroma_where
 
 
-@pytest.mark.fast
 def test_a_store_opens_nothing_until_used(tmp_path):
     store: VectorStore = ChromaStore("test", tmp_path)
     assert store.label() == f"Chroma on disk in {tmp_path / CHROMA_DIR}"
@@ -23,7 +19,6 @@ def test_a_store_opens_nothing_until_used(tmp_path):
     assert ChromaStore("test", tmp_path, "http://localhost:9").label() == "the Chroma server http://localhost:9"
 
 
-@pytest.mark.fast
 def test_the_chroma_where_of_a_filter():
     assert chroma_where(None) is None and chroma_where(ChunkFilter()) is None
     assert chroma_where(ChunkFilter({"page": 2})) == {"page": 2}
