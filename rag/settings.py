@@ -11,14 +11,14 @@ import re
 import tomllib
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Literal, Mapping, TypeVar, cast
 
 import platformdirs
 from pydantic import (
     BaseModel,
     Field,
-    SecretStr,
     ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
@@ -34,6 +34,7 @@ from pydantic_settings import (
 from ingest.settings import (
     ChunkingSettings, EmbeddingSettings, IndexDatabaseSettings, IngestSettings, Section, VectorStoreSettings,
 )
+from rag.backends.registry import BACKENDS
 from rag.errors import ConfigError
 
 CONFIG_FILE_NAME = "rag.toml"
@@ -43,6 +44,7 @@ ENV_NESTED_DELIMITER = "__"
 # The most search queries the model may be asked to write like a question (search.queries).
 MAX_SEARCH_QUERIES = 5
 COLLECTION_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
+SectionT = TypeVar("SectionT", bound=Section)
 
 
 class SearchSettings(Section):
@@ -99,61 +101,7 @@ class SearchSettings(Section):
     )
 
 
-def _runtime(default: Any, **kwargs: Any) -> Any:
-    """A setting that changes how a model runs but not what it writes (left out of batch-job fingerprints)."""
-    return Field(default, json_schema_extra={"affects_output": False}, **kwargs)
-
-
-class LlamaCppSettings(Section):
-    n_batch: int = _runtime(512, gt=0, description="Prompt tokens evaluated per batch.")
-    n_gpu_layers: int = _runtime(0, description="Layers offloaded to the GPU (-1: all); needs a GPU build.")
-    f16_kv: bool = Field(True, description="Keep the key/value cache in half precision.")
-    n_threads: int | None = _runtime(None, gt=0, description="CPU threads; default: llama.cpp's choice.")
-
-
-class GPT4AllSettings(Section):
-    n_batch: int = _runtime(512, gt=0, description="Prompt tokens evaluated per batch.")
-    n_threads: int | None = _runtime(None, gt=0, description="CPU threads; default: GPT4All's choice.")
-
-
-class _ServerSettings(Section):
-    base_url: str = Field(description="Where the server listens.")
-    request_timeout: float = _runtime(300.0, gt=0, description="Seconds to wait for the server's answer.")
-
-
-class OllamaSettings(_ServerSettings):
-    base_url: str = Field("http://localhost:11434", description="Where `ollama serve` listens.")
-    api: Literal["chat", "generate"] = Field(
-        "chat", description="chat (the server applies the model's template) or generate (rag's prompt)."
-    )
-    keep_alive: str = _runtime("5m", description="How long the server keeps the model loaded.")
-
-
-class LlamafileSettings(_ServerSettings):
-    base_url: str = Field("http://localhost:8080", description="A llamafile or llama.cpp server.")
-
-
-class OpenAISettings(_ServerSettings):
-    base_url: str = Field(
-        "http://localhost:8080/v1",
-        description="An OpenAI-compatible server's /v1 address: llama-server, vLLM, LM Studio, Ollama's /v1 ...",
-    )
-    api_key: SecretStr | None = Field(None, description="Sent as a bearer token; never printed. Or api_key_file.")
-    api_key_file: Path | None = Field(None, description="A file holding the API key (its first line).")
-    structured_output: Literal["auto", "json_schema", "none"] = Field(
-        "auto",
-        description="Batch extraction: json_schema sends the schema as response_format; none checks and retries; "
-        "auto asks the server once whether it accepts response_format.",
-    )
-
-    @model_validator(mode="after")
-    def _one_key_source(self) -> "OpenAISettings":
-        if self.api_key is not None and self.api_key_file is not None:
-            raise ValueError("set api_key or api_key_file, not both")
-        return self
-
-
-class LLMSettings(Section):
+class _LLMSettingsWithoutBackends(Section):
     backend: str = Field("llamacpp", description="llamacpp, ollama, gpt4all, llamafile or openai.")
     model_path: Path | None = Field(
         None, description="llamacpp and gpt4all: a GGUF file; default: the packaged model `model` names."
@@ -175,12 +123,8 @@ class LLMSettings(Section):
     max_tokens: int = Field(256, gt=0, description="Answer budget in tokens.")
     stop: list[str] = Field(default_factory=list, description="Stop sequences added to the prompt family's.")
     seed: int = Field(0, description="The sampler's seed, so the same question and sources give the same answer.")
-    # One section per backend, named as the backend; only the active one's is read.
-    llamacpp: LlamaCppSettings = Field(default_factory=LlamaCppSettings)
-    ollama: OllamaSettings = Field(default_factory=OllamaSettings)
-    gpt4all: GPT4AllSettings = Field(default_factory=GPT4AllSettings)
-    llamafile: LlamafileSettings = Field(default_factory=LlamafileSettings)
-    openai: OpenAISettings = Field(default_factory=OpenAISettings)
+    # Then one section per backend, named as the backend, from the registry (LLMSettings below); only
+    # the active one's is read.
 
     @model_validator(mode="before")
     @classmethod
@@ -192,8 +136,8 @@ class LLMSettings(Section):
         flat = {key: value for key, value in data.items() if key not in cls.model_fields}
         merged = {key: value for key, value in data.items() if key in cls.model_fields}
         claimed: set[str] = set()
-        for name in backend_names():
-            keys = {key: value for key, value in flat.items() if key in cls.model_fields[name].annotation.model_fields}
+        for name, spec in BACKENDS.items():
+            keys = {key: value for key, value in flat.items() if key in spec.settings.model_fields}
             if keys:
                 section = merged.get(name)
                 explicit = section.model_dump(exclude_unset=True) if isinstance(section, BaseModel) else section or {}
@@ -211,14 +155,19 @@ class LLMSettings(Section):
     @field_validator("backend")
     @classmethod
     def _known_backend(cls, name: str) -> str:
-        if name not in backend_names():
-            raise ValueError(f"unknown backend {name!r}; use one of: {', '.join(backend_names())}")
+        if name not in BACKENDS:
+            raise ValueError(f"unknown backend {name!r}; use one of: {', '.join(BACKENDS)}")
         return name
 
     @property
     def active(self) -> Section:
         """The settings section of the backend in use."""
-        return getattr(self, self.backend)
+        return cast(Section, getattr(self, self.backend))
+
+    def section(self, kind: type[SectionT]) -> SectionT:
+        """The section of the backend whose settings model is `kind` (llm.NAME), typed as such."""
+        [name] = [name for name, spec in BACKENDS.items() if spec.settings is kind]
+        return cast(SectionT, getattr(self, name))
 
     def output_settings(self) -> dict[str, Any]:
         """What decides what the active backend writes: the model, its sampling and the active section, less
@@ -235,13 +184,16 @@ class LLMSettings(Section):
         }
 
 
-def backend_names() -> list[str]:
-    """The backends there are: each has a settings section of its name in LLMSettings."""
-    return [name for name, field in LLMSettings.model_fields.items() if _is_section(field.annotation)]
-
-
-def _is_section(annotation: Any) -> bool:
-    return isinstance(annotation, type) and issubclass(annotation, Section)
+if TYPE_CHECKING:
+    # The type checker knows the common keys; a backend reaches its own section through section().
+    LLMSettings = _LLMSettingsWithoutBackends
+else:
+    LLMSettings = create_model(
+        "LLMSettings",
+        __base__=_LLMSettingsWithoutBackends,
+        __module__=__name__,
+        **{name: (spec.settings, Field(default_factory=spec.settings)) for name, spec in BACKENDS.items()},
+    )
 
 
 # Keys that never go into a fingerprint, a log or an output.

@@ -1,50 +1,33 @@
-"""Language-model backends: a registry of `BackendSpec`s, one module per backend (see base.py).
+"""Language-model backends: one module per backend (see base.py), named by its `BackendSpec` in
+the registry (registry.py), which also holds its settings section.
 
 A module is imported only when its backend is used, so a missing optional dependency of one
 backend never affects another; it becomes an install hint. `rag models` asks each backend's
 probe module instead, which imports neither LangChain nor the engine. Adding a backend: a module
-that satisfies `base.Backend`, a probe module that satisfies `base.Probe`, a settings section of
-its name in `rag.settings.LLMSettings`, a spec here, an extra in pyproject.toml.
+that satisfies `base.Backend`, a probe module that satisfies `base.Probe`, its settings section and
+its spec in registry.py, an extra in pyproject.toml.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
+import importlib.util
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, cast
 
-from rag.backends.base import Backend, BackendSpec, traits
+from rag.backends.base import traits
+from rag.backends.registry import BACKENDS, BackendSpec
 from rag.errors import ConfigError, RagError
-from rag.settings import Settings
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseLanguageModel
     from langchain_core.runnables import Runnable
 
-BACKENDS: dict[str, BackendSpec] = {
-    spec.name: spec
-    for spec in (
-        BackendSpec(
-            "llamacpp", "rag.backends.llamacpp", "rag.backends.llamacpp_probe", extra="llamacpp",
-            packages=("langchain_community", "llama_cpp"),
-        ),
-        BackendSpec(
-            "ollama", "rag.backends.ollama", "rag.backends.ollama_probe", extra="ollama", packages=("langchain_ollama",)
-        ),
-        BackendSpec(
-            "gpt4all", "rag.backends.gpt4all", "rag.backends.gpt4all_probe", extra="gpt4all",
-            packages=("langchain_community", "gpt4all"),
-        ),
-        BackendSpec(
-            "llamafile", "rag.backends.llamafile", "rag.backends.llamafile_probe", extra="llamafile",
-            packages=("langchain_community", "requests"),
-        ),
-        BackendSpec(
-            "openai", "rag.backends.openai", "rag.backends.openai_probe", extra="openai", packages=("langchain_openai",)
-        ),
-    )
-}
+    from rag.backends.base import Backend, Probe
+    # Only as a type: rag.settings builds its backend sections from the registry, imported above.
+    from rag.settings import Settings
 
 
 @dataclass
@@ -70,7 +53,23 @@ def spec_of(name: str) -> BackendSpec:
 
 
 def backend(name: str) -> Backend:
-    return spec_of(name).load()
+    spec = spec_of(name)
+    try:
+        return cast("Backend", importlib.import_module(spec.module))
+    except ImportError as exc:
+        raise spec.missing_package(exc) from exc
+
+
+def probe(spec: BackendSpec) -> Probe:
+    """The backend's probe module, once the packages it needs are found (looked up, not imported)."""
+    for package in spec.packages:
+        try:
+            found = importlib.util.find_spec(package) is not None
+        except ValueError:  # in sys.modules as None: a package that is not there
+            found = False
+        if not found:
+            raise spec.missing_package(ImportError(name=package))
+    return cast("Probe", importlib.import_module(spec.probe))
 
 
 def create_llm(settings: Settings) -> BaseLanguageModel:
@@ -99,7 +98,7 @@ def backend_status(name: str, settings: Settings) -> BackendStatus:
     spec = spec_of(name)
     try:
         try:
-            return BackendStatus(backend=name, ok=True, **spec.load_probe().status(settings))
+            return BackendStatus(backend=name, ok=True, **probe(spec).status(settings))
         except ImportError as exc:  # a probe that asks the engine itself (gpt4all's)
             raise spec.missing_package(exc) from exc
     except RagError as exc:

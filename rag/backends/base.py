@@ -2,25 +2,22 @@
 
 A backend is a module, imported only when it is used, that satisfies `Backend`, and a lighter
 one that satisfies `Probe`: what `rag models` asks, answered without importing the LangChain
-client or loading the engine. `BackendSpec` names both, the packages the backend needs, its pip
-extra (for the install hint) and, by its name, its settings section (`LLMSettings.<name>`),
-without importing any of them. The models a backend creates mix in `ModelTraits`
-and override what their engine knows; any other LangChain model gets the defaults.
+client or loading the engine. Its `BackendSpec` (registry.py) names both, the packages the backend
+needs, its pip extra (for the install hint) and its settings section, without importing any of
+them. The models a backend creates mix in `ModelTraits` and override what their engine knows; any
+other LangChain model gets the defaults.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, cast
-
-from rag.errors import RagError
-from rag.settings import Settings
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseLanguageModel
     from langchain_core.runnables import Runnable
+
+    from rag.errors import RagError
+    from rag.settings import Settings
 
 # Without a tokenizer, assume dense text: about 3 characters a token errs on the short side.
 CHARS_PER_TOKEN_ESTIMATE = 3
@@ -39,45 +36,6 @@ class Probe(Protocol):
         """Where it is and which models it has (`where`, `models`, `selected`, `selected_available`), for
         `rag models`: a model file's header, a server's answers, never the engine loaded; RagError when
         it is unreachable or could not load the model."""
-
-
-@dataclass(frozen=True)
-class BackendSpec:
-    name: str
-    module: str
-    probe: str
-    extra: str
-    # Top-level packages the backend imports when it creates a model: looked up, not imported, by a probe.
-    packages: tuple[str, ...] = ()
-
-    @property
-    def install_hint(self) -> str:
-        return f"pip install 'rag[{self.extra}]'"
-
-    def load(self) -> Backend:
-        try:
-            return cast(Backend, importlib.import_module(self.module))
-        except ImportError as exc:
-            raise self.missing_package(exc) from exc
-
-    def load_probe(self) -> Probe:
-        for package in self.packages:
-            try:
-                found = importlib.util.find_spec(package) is not None
-            except ValueError:  # in sys.modules as None: a package that is not there
-                found = False
-            if not found:
-                raise self.missing_package(ImportError(name=package))
-        return cast(Probe, importlib.import_module(self.probe))
-
-    def missing_package(self, exc: ImportError) -> RagError:
-        """The install hint, for a package of this backend that could not be imported."""
-        # LangChain re-raises a failed import as a plain ImportError; the one it caught names the package.
-        cause: BaseException | None = exc
-        while cause is not None and not getattr(cause, "name", None):
-            cause = cause.__cause__ or cause.__context__
-        package = f" ({getattr(cause, 'name')})" if cause is not None else ""
-        return RagError(f"The {self.name} backend needs a package that is not installed{package}: {self.install_hint}")
 
 
 class ModelTraits:

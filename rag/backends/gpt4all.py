@@ -17,6 +17,7 @@ from rag.backends.families import family_from_gguf_metadata
 from rag.backends.gguf_files import is_gguf, model_file, native_stderr_silenced, require_readable
 from rag.backends.gguf_header import read_metadata
 from rag.backends.gpt4all_probe import not_gguf, unloadable
+from rag.backends.registry import GPT4AllSettings
 from rag.errors import RagError
 from rag.settings import Settings
 
@@ -69,7 +70,7 @@ def until_stop(tokens: Iterator[str], stops: list[str]) -> Iterator[str]:
 
 
 def create(settings: Settings) -> RagGPT4All:
-    llm = settings.llm
+    llm, engine = settings.llm, settings.llm.section(GPT4AllSettings)
     path = require_readable(model_file(settings))
     if not is_gguf(path):
         raise not_gguf(path)
@@ -79,11 +80,11 @@ def create(settings: Settings) -> RagGPT4All:
                 model=str(path),
                 allow_download=False,
                 device="cpu",
-                n_threads=llm.gpt4all.n_threads,
+                n_threads=engine.n_threads,
                 max_tokens=llm.max_tokens,
                 n_predict=llm.max_tokens,
                 temp=llm.temperature,
-                n_batch=llm.gpt4all.n_batch,
+                n_batch=engine.n_batch,
                 seed=llm.seed,
                 streaming=True,
                 prompt_family=family_from_gguf_metadata(read_metadata(path)),

@@ -19,6 +19,7 @@ from rag.backends.base import ModelTraits
 from rag.backends.families import family_from_gguf_metadata
 from rag.backends.gguf_files import model_file, native_stderr_silenced, require_readable
 from rag.backends.llamacpp_probe import unloadable
+from rag.backends.registry import LlamaCppSettings
 from rag.errors import RagError
 from rag.settings import Settings
 
@@ -86,7 +87,7 @@ class RagLlamaCpp(ModelTraits, LlamaCpp):
 
 
 def create(all_settings: Settings) -> RagLlamaCpp:
-    settings, engine = all_settings.llm, all_settings.llm.llamacpp
+    settings, engine = all_settings.llm, all_settings.llm.section(LlamaCppSettings)
     path = require_readable(model_file(all_settings))
     try:
         with native_stderr_silenced():

@@ -15,6 +15,7 @@ from rag.backends.base import ModelTraits
 from rag.backends.families import family_from_chat_template
 from rag.backends.http import post_json
 from rag.backends.llamafile_probe import base_url, not_answering, server_properties
+from rag.backends.registry import LlamafileSettings
 from rag.errors import RagError
 from rag.settings import Settings
 
@@ -61,7 +62,7 @@ def create(settings: Settings) -> RagLlamafile:
     properties = server_properties(url)
     return RagLlamafile(
         base_url=url,
-        request_timeout=int(llm.llamafile.request_timeout),
+        request_timeout=int(llm.section(LlamafileSettings).request_timeout),
         temperature=llm.temperature,
         n_predict=llm.max_tokens,
         seed=llm.seed,

@@ -8,12 +8,13 @@ from typing import Any
 
 from rag.backends.families import family_from_chat_template
 from rag.backends.http import ServerUnreachable, get_json
+from rag.backends.registry import LlamafileSettings
 from rag.errors import RagError
 from rag.settings import Settings
 
 
 def base_url(settings: Settings) -> str:
-    return settings.llm.llamafile.base_url.rstrip("/")
+    return settings.llm.section(LlamafileSettings).base_url.rstrip("/")
 
 
 def not_answering(url: str) -> RagError:

@@ -10,6 +10,7 @@ from langchain_ollama import ChatOllama, OllamaLLM
 
 from rag.backends.base import ModelTraits
 from rag.backends.ollama_probe import base_url, family, list_models, not_pulled, not_running, pulled
+from rag.backends.registry import OllamaSettings
 from rag.errors import ModelNotChosenError, RagError
 from rag.settings import Settings
 
@@ -43,7 +44,7 @@ class RagOllamaLLM(_SchemaFormat, OllamaLLM):
 
 
 def create(settings: Settings) -> RagChatOllama | RagOllamaLLM:
-    llm = settings.llm
+    llm, server = settings.llm, settings.llm.section(OllamaSettings)
     url = base_url(settings)
     if not llm.model:
         raise ModelNotChosenError(f"the Ollama server at {url}")
@@ -56,10 +57,10 @@ def create(settings: Settings) -> RagChatOllama | RagOllamaLLM:
         num_predict=llm.max_tokens,
         temperature=llm.temperature,
         seed=llm.seed,
-        keep_alive=llm.ollama.keep_alive,
-        client_kwargs={"timeout": llm.ollama.request_timeout},
+        keep_alive=server.keep_alive,
+        client_kwargs={"timeout": server.request_timeout},
     )
-    if llm.ollama.api == "chat":
+    if server.api == "chat":
         return RagChatOllama(**options)
     return RagOllamaLLM(prompt_family=family(url, llm.model), **options)
 

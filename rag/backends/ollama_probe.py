@@ -8,12 +8,13 @@ from typing import Any
 
 from rag.backends.families import family_from_chat_template, family_from_model_name
 from rag.backends.http import ServerUnreachable, get_json, post_json
+from rag.backends.registry import OllamaSettings
 from rag.errors import RagError
 from rag.settings import Settings
 
 
 def base_url(settings: Settings) -> str:
-    return settings.llm.ollama.base_url.rstrip("/")
+    return settings.llm.section(OllamaSettings).base_url.rstrip("/")
 
 
 def not_running(url: str) -> RagError:

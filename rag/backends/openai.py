@@ -29,6 +29,7 @@ from rag.backends.openai_probe import (
     served_context,
     served_models,
 )
+from rag.backends.registry import OpenAISettings
 from rag.errors import RagError
 from rag.settings import Settings
 
@@ -75,7 +76,7 @@ class RagChatOpenAI(ModelTraits, ChatOpenAI):
 
 
 def create(settings: Settings) -> RagChatOpenAI:
-    llm, section = settings.llm, settings.llm.openai
+    llm, section = settings.llm, settings.llm.section(OpenAISettings)
     url = base_url(settings)
     models = served_models(settings)
     name = selected_model(settings, models)
@@ -108,7 +109,7 @@ def translate_error(settings: Settings, exc: Exception) -> RagError | None:
 
     url = base_url(settings)
     if isinstance(exc, openai.APITimeoutError):
-        return RagError(f"The server at {url} did not answer within {settings.llm.openai.request_timeout:g} s; "
+        return RagError(f"The server at {url} did not answer within {settings.llm.section(OpenAISettings).request_timeout:g} s; "
                         "raise llm.openai.request_timeout.")
     if isinstance(exc, openai.APIConnectionError):
         return not_answering(url)

@@ -8,8 +8,9 @@ import urllib.error
 from typing import Any
 
 from rag.backends.http import ServerUnreachable, get_json, post_json
+from rag.backends.registry import OpenAISettings
 from rag.errors import ConfigError, ModelNotServedError, RagError
-from rag.settings import OpenAISettings, Settings
+from rag.settings import Settings
 
 
 def response_format(schema: dict[str, Any]) -> dict[str, Any]:
@@ -17,7 +18,7 @@ def response_format(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def base_url(settings: Settings) -> str:
-    return settings.llm.openai.base_url.rstrip("/")
+    return settings.llm.section(OpenAISettings).base_url.rstrip("/")
 
 
 def api_key(section: OpenAISettings) -> str | None:
@@ -55,7 +56,7 @@ def not_served(model: str, url: str) -> RagError:
 def served_models(settings: Settings) -> list[dict[str, Any]]:
     url = base_url(settings)
     try:
-        return get_json(f"{url}/models", headers=headers(settings.llm.openai)).get("data", [])
+        return get_json(f"{url}/models", headers=headers(settings.llm.section(OpenAISettings))).get("data", [])
     except ServerUnreachable as exc:
         raise not_answering(url) from exc
     except urllib.error.HTTPError as exc:
@@ -90,7 +91,7 @@ def llama_server_properties(settings: Settings) -> dict[str, Any] | None:
     """llama-server's /props, or None for another server."""
     root = base_url(settings).removesuffix("/v1")
     try:
-        properties = get_json(f"{root}/props", headers=headers(settings.llm.openai))
+        properties = get_json(f"{root}/props", headers=headers(settings.llm.section(OpenAISettings)))
     except (ServerUnreachable, urllib.error.HTTPError):
         return None
     return properties if isinstance(properties, dict) else None
@@ -98,7 +99,7 @@ def llama_server_properties(settings: Settings) -> dict[str, Any] | None:
 
 def accepts_json_schema(settings: Settings, model: str) -> bool:
     """Whether the server takes `response_format` with a JSON schema: one request of one token."""
-    section = settings.llm.openai
+    section = settings.llm.section(OpenAISettings)
     payload = {
         "model": model,
         "messages": [{"role": "user", "content": "Reply with an empty JSON object."}],
@@ -130,7 +131,7 @@ def status(settings: Settings) -> dict[str, Any]:
 
 
 def _structured_output(settings: Settings, model: str) -> str:
-    chosen = settings.llm.openai.structured_output
+    chosen = settings.llm.section(OpenAISettings).structured_output
     if chosen == "auto":
         chosen = "json_schema" if accepts_json_schema(settings, model) else "none"
     return "json_schema (sent as response_format)" if chosen == "json_schema" else "none (replies checked and retried)"

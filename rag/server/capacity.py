@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
+from rag.backends.registry import LlamafileSettings, OpenAISettings
 from rag.errors import RagError
 from rag.settings import Settings
 
@@ -58,11 +59,12 @@ def server_slots(settings: Settings) -> int | None:
     if llm.backend == "openai":
         from rag.backends.openai import api_key
 
-        root = llm.openai.base_url.rstrip("/").removesuffix("/v1")
-        key = api_key(llm.openai)
+        server = llm.section(OpenAISettings)
+        root = server.base_url.rstrip("/").removesuffix("/v1")
+        key = api_key(server)
         headers = {"Authorization": f"Bearer {key}"} if key else {}
     elif llm.backend == "llamafile":
-        root, headers = llm.llamafile.base_url.rstrip("/"), {}
+        root, headers = llm.section(LlamafileSettings).base_url.rstrip("/"), {}
     else:  # Ollama does not say (OLLAMA_NUM_PARALLEL is its own setting)
         return None
     try:
