@@ -215,7 +215,7 @@ def prepare_markdown(text: str, mdx: bool = False) -> tuple[str, str | None]:
             pass
         text = "\n" * toml.group().count("\n") + text[toml.end() :]
     lines = drop_encoded_data(text).split("\n")
-    code_lines = set()
+    code_lines: set[int] = set()
     for token in markdown_parser(mdx).parse("\n".join(lines)):
         if token.map is None:
             continue
@@ -377,7 +377,8 @@ def man_page_sections(text: str) -> list[tuple[tuple[str, ...], int, int]] | Non
         return None
     page = header.group(1)
     sections: list[tuple[tuple[str, ...], int, int]] = []
-    heading, body_start = (page,), 1
+    heading: tuple[str, ...] = (page,)
+    body_start = 1
     for number in range(1, len(lines)):
         if _MAN_SECTION.match(lines[number]) and not lines[number - 1].strip():
             sections.append((heading, body_start, number))
@@ -530,7 +531,9 @@ class Chunker:
             header = "\n".join(lines[block.start : block.start + 2])
             return self._split_lines(prepared, block, block.start + 2, block.end, budget, head=(block.start, header))
         if block.kind == "code":
-            fence = _FENCE_OPENER.match(lines[block.start]).group(1)
+            opener = _FENCE_OPENER.match(lines[block.start])
+            assert opener is not None, "a code block starts at its opening fence"
+            fence = opener.group(1)
             closed = block.end - 1 > block.start and _closes_fence(lines[block.end - 1], fence)
             last = block.end - 1 if closed else block.end
             return self._split_lines(
@@ -725,7 +728,7 @@ class Chunker:
 
     @functools.lru_cache(maxsize=64)
     def _splitter(self, budget: int, language: Language | None) -> RecursiveCharacterTextSplitter:
-        options = dict(
+        options: dict[str, Any] = dict(
             chunk_size=budget,
             chunk_overlap=min(self.overlap_tokens, budget // 4),
             length_function=self.size,

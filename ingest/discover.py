@@ -11,6 +11,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, cast
 
 import pathspec
 
@@ -55,7 +56,7 @@ class _IgnoreRules:
     label: str  # the ignore file, as the reason names it
     spec: pathspec.GitIgnoreSpec
 
-    def verdict(self, path: str, is_dir: bool) -> str | None | bool:
+    def verdict(self, path: str, is_dir: bool) -> str | None | Literal[False]:
         """The reason `path` is ignored, False when a `!pattern` keeps it, None when no line matches."""
         relative = os.path.relpath(path, self.base).replace(os.sep, "/")
         result = self.spec.check_file(relative + "/" if is_dir else relative)
@@ -63,7 +64,8 @@ class _IgnoreRules:
             return None
         if not result.include:
             return False
-        return f"ignored by {self.label} (line {result.index + 1}: {self.spec.patterns[result.index].pattern})"
+        pattern = cast(str, self.spec.patterns[result.index].pattern)  # the file is read as text
+        return f"ignored by {self.label} (line {result.index + 1}: {pattern})"
 
 
 def discover(roots: list[Path], settings: IngestSettings) -> Discovery:
@@ -119,6 +121,7 @@ def _walk(root: str, settings: IngestSettings, max_bytes: int, found: Discovery)
 
 def _build_folder(path: str, name: str) -> str | None:
     """Why the folder holds no documents (None: it may), judged by its name and the files in and beside it."""
+    what: str | None
     if name in GENERATED_FOLDERS or name.endswith(GENERATED_FOLDER_SUFFIXES):
         what = name
     elif name in BUILD_OUTPUT_FOLDERS and (

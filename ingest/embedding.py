@@ -159,9 +159,9 @@ class LocalEmbeddings(Embeddings):
         if path == "bfloat16-torch":
             from ingest.torch_encoder import Bfloat16Encoder
 
-            return Bfloat16Encoder(
-                self.model_path, onnx_encoder.pooling_mode(self.model_path), self._max_seq_length(), BULK_BATCH_SIZE
-            )
+            pooling = onnx_encoder.pooling_mode(self.model_path)
+            assert pooling is not None, "embedding_path takes the bfloat16 path only for a pooling it can reproduce"
+            return Bfloat16Encoder(self.model_path, pooling, self._max_seq_length(), BULK_BATCH_SIZE)
         model = _load_sentence_transformer(str(self.model_path), self.settings.device)
         return lambda texts: model.encode(
             texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False

@@ -218,7 +218,7 @@ def load_html(data: bytes) -> list[Document]:
     title = soup.title.get_text(" ", strip=True) if soup.title else ""
     for tag in soup(_NOISE_TAGS + ["title", "head"]):
         tag.decompose()
-    for tag in soup.find_all(attrs={"role": _NOISE_ROLES}):
+    for tag in soup.find_all(role=_NOISE_ROLES):
         tag.decompose()
     for tag in soup.find_all(["div", "p", "table"]):
         if tag.decomposed:
@@ -554,8 +554,8 @@ def load_epub(data: bytes) -> list[Document]:
         except LoadError:  # a cover or a page holding only an image
             continue
         # The title heads what comes before the chapter's first heading (all of it, if it has none).
-        if title := titles.get(item.get_name()):
-            chapter.metadata["title"] = title
+        if chapter_title := titles.get(item.get_name()):
+            chapter.metadata["title"] = chapter_title
         documents.append(chapter)
     if not documents:
         raise LoadError(".epub has no text in its chapters")

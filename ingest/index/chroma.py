@@ -10,7 +10,7 @@ import functools
 import re
 import urllib.parse
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 from ingest.errors import RagError, VectorDimensionError
 from ingest.index.store import ChunkFilter, StoredChunk
@@ -18,6 +18,7 @@ from ingest.index.store import ChunkFilter, StoredChunk
 if TYPE_CHECKING:
     import numpy as np
     from chromadb.api.models.Collection import Collection
+    from chromadb.api.types import Include
 
 CHROMA_DIR = "chroma"
 # How Chroma (on disk and as a server) refuses vectors of another length than the collection's.
@@ -125,31 +126,38 @@ class ChromaStore:
     def get(self, ids: Sequence[str], vectors: bool = False) -> dict[str, StoredChunk]:
         if not ids:
             return {}
-        include = ["documents", "metadatas", "embeddings"] if vectors else ["documents", "metadatas"]
+        include: Include = ["documents", "metadatas", "embeddings"] if vectors else ["documents", "metadatas"]
         result = self._collection.get(ids=list(ids), include=include)
-        embeddings = result["embeddings"] if vectors else [None] * len(result["ids"])
+        texts, metadatas = result["documents"], result["metadatas"]
+        assert texts is not None and metadatas is not None, "asked for in include"
+        embeddings: Iterable[Any] | None = result["embeddings"] if vectors else [None] * len(result["ids"])
+        assert embeddings is not None, "asked for in include"
         return {
-            chunk_id: StoredChunk(chunk_id, text, metadata or {}, embedding)
-            for chunk_id, text, metadata, embedding in zip(result["ids"], result["documents"], result["metadatas"], embeddings)
+            chunk_id: StoredChunk(chunk_id, text, dict(metadata or {}), embedding)
+            for chunk_id, text, metadata, embedding in zip(result["ids"], texts, metadatas, embeddings)
         }
 
     def get_vectors(self, ids: Sequence[str]) -> dict[str, "np.ndarray"]:
         if not ids:
             return {}
         result = self._collection.get(ids=list(ids), include=["embeddings"])
-        return dict(zip(result["ids"], result["embeddings"]))
+        embeddings: Iterable[Any] | None = result["embeddings"]
+        assert embeddings is not None, "asked for in include"
+        return dict(zip(result["ids"], embeddings))
 
     def query(
         self, embedding: Sequence[float], k: int, chunk_filter: ChunkFilter | None = None
     ) -> list[tuple[str, float]]:
         import numpy as np
 
+        query: list[Any] = [np.asarray(embedding, dtype=np.float32)]
         with self._same_dimension():
             result = self._collection.query(
-                query_embeddings=[np.asarray(embedding, dtype=np.float32)], n_results=k,
-                where=chroma_where(chunk_filter) or None, include=["distances"],
+                query_embeddings=query, n_results=k, where=chroma_where(chunk_filter) or None, include=["distances"],
             )
-        return [(chunk_id, 1.0 - distance) for chunk_id, distance in zip(result["ids"][0], result["distances"][0])]
+        distances = result["distances"]
+        assert distances is not None, "asked for in include"
+        return [(chunk_id, 1.0 - distance) for chunk_id, distance in zip(result["ids"][0], distances[0])]
 
     def ids(self) -> set[str]:
         return set(self._collection.get(include=[])["ids"])

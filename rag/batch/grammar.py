@@ -28,7 +28,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 _TYPES = ("object", "array", "string", "number", "boolean", "null")  # "integer" is within "number"
 ANY: dict[str, Any] = {"anyOf": [{"type": kind} for kind in _TYPES]}
@@ -526,8 +526,12 @@ def _kinds(branch: dict[str, Any]) -> set[str] | None:
         values = branch["enum"] if "enum" in branch else [branch["const"]]
         return {_kind_of(value) for value in values}
     if "anyOf" in branch:
-        kinds = [_kinds(part) for part in branch["anyOf"]]
-        return None if None in kinds else set().union(*kinds)
+        kinds: set[str] = set()
+        for part in branch["anyOf"]:
+            if (part_kinds := _kinds(part)) is None:
+                return None
+            kinds |= part_kinds
+        return kinds
     return None  # a reference: unknown
 
 
@@ -538,7 +542,8 @@ def _kind_of(value: Any) -> str:
         return "boolean"
     if isinstance(value, (int, float)):
         return "number"
-    return {str: "string", list: "array", dict: "object"}[type(value)]
+    names: dict[type, str] = {str: "string", list: "array", dict: "object"}
+    return names[type(value)]
 
 
 def _disjoint(branches: list[dict[str, Any]]) -> bool:
@@ -565,18 +570,23 @@ def _numbers(*values: Any) -> bool:
     return all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in values)
 
 
+def _number(value: Any) -> TypeGuard[int | float]:
+    return _numbers(value)
+
+
 def _integer_bounds(schema: dict[str, Any]) -> tuple[int | None, int | None]:
-    low = high = None
+    low: int | None = None
+    high: int | None = None
     minimum, maximum = schema.get("minimum"), schema.get("maximum")
     above, below = schema.get("exclusiveMinimum"), schema.get("exclusiveMaximum")
-    if _numbers(minimum):
+    if _number(minimum):
         low = math.ceil(minimum) if above is not True else math.floor(minimum) + 1  # draft 4: a boolean
-    if _numbers(above):
-        low = max(low if low is not None else -math.inf, math.floor(above) + 1)
-    if _numbers(maximum):
+    if _number(above):
+        low = math.floor(above) + 1 if low is None else max(low, math.floor(above) + 1)
+    if _number(maximum):
         high = math.floor(maximum) if below is not True else math.ceil(maximum) - 1
-    if _numbers(below):
-        high = min(high if high is not None else math.inf, math.ceil(below) - 1)
+    if _number(below):
+        high = math.ceil(below) - 1 if high is None else min(high, math.ceil(below) - 1)
     return low, high
 
 

@@ -23,9 +23,9 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, MutableMapping, Sequence, TypeVar
+from typing import Any, Callable, Iterator, MutableMapping, Sequence, TypeVar, cast
 
-from langchain_core.language_models import BaseLanguageModel
+from langchain_core.language_models import BaseLanguageModel, BaseLLM
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.runnables import Runnable
 
@@ -155,7 +155,8 @@ class BatchModel:
             if key in self.memo:
                 return self.memo[key]
         llm = self.with_budget(max_tokens) if max_tokens else self.llm
-        model: Runnable = constrained or (FirstLineLLM(inner=llm) if selected.first_line_only else llm)
+        # Only a text model's prompt asks for the first line.
+        model: Runnable = constrained or (FirstLineLLM(inner=cast(BaseLLM, llm)) if selected.first_line_only else llm)
         if stop := [*selected.stop, *self.settings.llm.stop]:
             model = model.bind(stop=stop)
         with self._in_flight, backend_errors(self.settings):
@@ -276,6 +277,9 @@ class BatchJob:
 
     def __len__(self) -> int:
         return len(self.items)
+
+    def __iter__(self) -> Iterator[Summary | Extraction]:
+        raise NotImplementedError("each kind of job runs its items its own way")
 
     @property
     def memo(self) -> MutableMapping[str, str]:
@@ -573,6 +577,7 @@ class PartValue:
         """The retry prompt's note on the last invalid reply ("" before the first attempt)."""
         if self.error is None:
             return ""
+        assert self.raw is not None, "a reply that failed is kept with its error"
         return retry.replace("{reply}", self.raw[:FEEDBACK_REPLY_CHARS]).replace("{problem}", self.error)
 
 

@@ -109,7 +109,7 @@ def stream_job(
 
 def _run(
     job: BatchJob,
-    chosen: str,
+    chosen: output.Format,
     write: Callable[[Summary | Extraction, str], None],
     on_record: Callable[[Summary | Extraction], None] | None,
 ) -> tuple[int, int]:

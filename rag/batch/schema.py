@@ -53,7 +53,9 @@ def fields_schema(fields: str) -> dict[str, Any]:
     properties: dict[str, Any] = {}
     for part in filter(str.strip, fields.split(",")):
         match = _FIELD.match(part)
-        kind = match and match["type"]
+        if match is None:
+            raise FieldsShorthandError(part.strip(), list(_SHORTHAND_TYPES))
+        kind = match["type"]
         if kind in _SHORTHAND_TYPES:
             properties[match["name"]] = {**_bounded(kind), "type": [_SHORTHAND_TYPES[kind], "null"]}
         elif kind and kind.startswith("list[") and kind[5:-1] in _SHORTHAND_TYPES:

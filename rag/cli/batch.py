@@ -141,7 +141,7 @@ def _run_job(job, out_file: Path | None, fmt: str | None, restart: bool) -> None
     if out_file is None and restart:
         raise UsageError("--restart applies to a job writing --out FILE.")
     progress = JobProgressBar(job) if err.is_terminal else None
-    done = Counter()
+    done: Counter[bool] = Counter()
 
     def start(done_before: int) -> None:
         if done_before:

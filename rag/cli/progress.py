@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rag.cli.console import err
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 
 class IngestProgressBar:
@@ -24,7 +29,7 @@ class IngestProgressBar:
             console=err,
             transient=True,
         )
-        self._task = None
+        self._task: TaskID | None = None
 
     def start(self, total_files: int, total_bytes: int) -> None:
         self._task = self._bar.add_task("ingest", total=max(total_bytes, 1), files=0, total_files=total_files, chunks=0)
@@ -33,6 +38,7 @@ class IngestProgressBar:
     def advance(self, files: int, chunks: int, done_bytes: int) -> None:
         self._files += files
         self._chunks += chunks
+        assert self._task is not None, "started"
         self._bar.update(self._task, advance=done_bytes, files=self._files, chunks=self._chunks)
 
     def finish(self) -> None:
@@ -57,7 +63,7 @@ class JobProgressBar:
             console=err,
             transient=True,
         )
-        self._task = None
+        self._task: TaskID | None = None
         job.on_call = self._on_call
 
     def start(self, done: int) -> None:
@@ -67,9 +73,11 @@ class JobProgressBar:
     def _on_call(self, call) -> None:
         self._tokens += call.tokens
         self._seconds += call.seconds
+        assert self._task is not None, "started"
         self._bar.update(self._task, speed=f"{self._tokens / max(self._seconds, 1e-9):.1f} tokens/s")
 
     def advance(self) -> None:
+        assert self._task is not None, "started"
         self._bar.update(self._task, advance=1)
 
     def finish(self) -> None:

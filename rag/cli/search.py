@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional, cast
 
 import typer
 from rich.markup import escape
@@ -15,6 +15,9 @@ from rag.cli.console import display_path, err, out
 from rag.cli.options import JsonOption, ModeOption, QueriesOption, VerboseOption, choice_value, knowledge_base
 from rag.errors import UsageError
 from rag.settings import Settings
+
+if TYPE_CHECKING:
+    from rag.retrieval import Mode
 
 commands = typer.Typer()
 
@@ -47,7 +50,7 @@ def search(
         query,
         settings,
         k=k,
-        mode=choice_value(mode),
+        mode=cast("Mode | None", choice_value(mode)),
         where=_parse_where(where or []),
         paths=[os.path.abspath(pattern) for pattern in path or []] or None,
         mmr=mmr or None,

@@ -17,7 +17,7 @@ import uuid
 from typing import Any, AsyncIterator, Literal
 
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from rag.server.responses import event_stream, rag_error_body, until_disconnected
@@ -184,7 +184,7 @@ def openai_router(service: KnowledgeService) -> APIRouter:
         return {"object": "list", "data": [{"id": id, "object": "model", "created": created, "owned_by": "rag"} for id in ids]}
 
     @router.post("/chat/completions", response_model=None)
-    async def chat_completions(request: ChatRequest, http: Request) -> dict[str, Any] | StreamingResponse:
+    async def chat_completions(request: ChatRequest, http: Request) -> dict[str, Any] | StreamingResponse | Response:
         if request.model == DIRECT_MODEL:
             messages = [(message.role, message.text) for message in request.messages]
             turn, retrieval = service.direct_turn(messages, request.options), False

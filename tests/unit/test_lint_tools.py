@@ -44,13 +44,13 @@ def test_mypy_reports_a_type_error_in_a_checked_module_and_not_in_one_not_yet_ty
         (tmp_path / package).mkdir()
         (tmp_path / package / "__init__.py").write_text("")
     (tmp_path / "ingest" / "errors.py").write_text(MISTYPED)  # checked
-    (tmp_path / "ingest" / "sync.py").write_text(MISTYPED)  # not yet typed
+    (tmp_path / "rag" / "retrieval.py").write_text(MISTYPED)  # not yet typed
     found = run("mypy", tmp_path, "--cache-dir", str(tmp_path / ".mypy_cache"))
     assert found.returncode == 1
     assert found.stdout.splitlines()[0] == (
         'ingest/errors.py:2: error: Incompatible return value type (got "str", expected "int")  [return-value]'
     )
-    assert "ingest/sync.py" not in found.stdout
+    assert "rag/retrieval.py" not in found.stdout
 
     (tmp_path / "ingest" / "errors.py").write_text(MISTYPED.replace('"three"', "3"))
     assert run("mypy", tmp_path, "--cache-dir", str(tmp_path / ".mypy_cache")).returncode == 0
