@@ -40,7 +40,7 @@ from mdit_py_plugins.front_matter import front_matter_plugin
 from ingest.chunk_lines import added_lines
 from ingest.chunk_metadata import DOCUMENT_METADATA_KEYS
 from ingest.embedding import TokenCounter
-from ingest.settings import ChunkingSettings
+from ingest.settings import DEFAULT_CHUNK_TOKENS, ChunkingSettings
 
 HEADING_SEPARATOR = " > "
 MAX_TITLE_CHARS = 200
@@ -163,6 +163,7 @@ class _Block:
     headings: tuple[str, ...]
     start: int  # 0-based first line
     end: int  # 0-based line after the last
+    parts: list[_Block] = field(default_factory=list)  # of a list or block quote: the blocks it holds
 
 
 @dataclass
@@ -286,13 +287,22 @@ def _blank_esm(lines: list[str]) -> list[str]:
 
 
 def markdown_outline(text: str, mdx: bool, title: str | None) -> list[_Block]:
-    """The blocks of prepared Markdown, each with the heading path in force, from the parser's tokens."""
+    """The blocks of prepared Markdown, each with the heading path in force, from the parser's tokens.
+
+    A list or block quote is one block with the paragraphs, code blocks and tables it holds as its
+    parts, so one longer than a chunk is split between them, never inside a code block of an item.
+    """
     tokens = markdown_parser(mdx).parse(text)
     root = (title,) if title else ()  # an empty title heads nothing
     stack: list[tuple[int, str]] = []
     blocks: list[_Block] = []
+    container: _Block | None = None  # the list or block quote being read
     for index, token in enumerate(tokens):
-        if token.level != 0 or token.map is None or token.nesting == -1:
+        if token.map is None or token.nesting == -1:
+            continue
+        if token.level != 0:
+            if container and token.type in _CONTAINED_BLOCKS:
+                container.parts.append(_Block(_BLOCK_KINDS.get(token.type, "text"), container.headings, *token.map))
             continue
         start, end = token.map
         if token.type == "heading_open":
@@ -303,15 +313,18 @@ def markdown_outline(text: str, mdx: bool, title: str | None) -> list[_Block]:
         if title and path and path[0] == title:
             path = path[1:]  # a page that repeats its front matter title as its first heading
         headings = root + tuple(path)
-        if token.type == "fence":
-            blocks.append(_Block("code", headings, start, end))
-        elif token.type == "code_block":
-            blocks.append(_Block("indented", headings, start, end))
-        elif token.type == "table_open":
-            blocks.append(_Block("table", headings, start, end))
-        elif token.type not in ("hr", "front_matter"):
-            blocks.append(_Block("text", headings, start, end))
+        if token.type in ("hr", "front_matter"):
+            continue
+        blocks.append(_Block(_BLOCK_KINDS.get(token.type, "text"), headings, start, end))
+        container = blocks[-1] if token.type in _CONTAINERS else None
     return blocks
+
+
+_BLOCK_KINDS = {"fence": "code", "code_block": "indented", "table_open": "table"}
+# Blocks that hold blocks, and the blocks they hold as their parts, at any depth (a list item is
+# only their container; a heading inside one heads no section).
+_CONTAINERS = frozenset({"bullet_list_open", "ordered_list_open", "blockquote_open"})
+_CONTAINED_BLOCKS = frozenset({"paragraph_open", "fence", "code_block", "table_open", "html_block", "heading_open"})
 
 
 def _closes_fence(line: str, opener: str) -> bool:
@@ -419,7 +432,7 @@ def enclosing_definitions(outline: list[tuple[int, int, str]], line: int) -> tup
 class Chunker:
     def __init__(self, counter: TokenCounter, settings: ChunkingSettings):
         self.counter = counter
-        self.chunk_tokens = min(settings.chunk_tokens, counter.window)
+        self.chunk_tokens = min(settings.chunk_tokens or DEFAULT_CHUNK_TOKENS, counter.window)
         self.overlap_tokens = settings.overlap_tokens
         self.size = functools.lru_cache(maxsize=1 << 16)(self._size)
 
@@ -496,8 +509,9 @@ class Chunker:
     def _budget(self, headings: tuple[str, ...]) -> int:
         return self.chunk_tokens - self.size(self._prefix(headings))
 
-    def _pack_blocks(self, prepared: _Prepared) -> list[_Piece]:
-        """Consecutive blocks of a section gathered into pieces up to the budget; a block too big alone is split."""
+    def _pack_blocks(self, prepared: _Prepared, blocks: list[_Block] | None = None) -> list[_Piece]:
+        """Consecutive blocks of a section gathered into pieces up to the budget; a block too big alone is
+        split (a list or block quote between the blocks it holds, these packed alike)."""
         pieces: list[_Piece] = []
         current: list[_Block] = []
 
@@ -507,7 +521,7 @@ class Chunker:
                 pieces.append(_Piece(current[0].headings, start, end))
                 current.clear()
 
-        for block in prepared.blocks:
+        for block in prepared.blocks if blocks is None else blocks:
             budget = self._budget(block.headings)
             block_text = prepared.text[prepared.offset(block.start) : prepared.offset(block.end)]
             if not block_text.strip():
@@ -520,6 +534,8 @@ class Chunker:
             flush()
             if self.size(block_text) <= budget:
                 current.append(block)
+            elif block.parts:
+                pieces.extend(self._pack_blocks(prepared, block.parts))
             else:
                 pieces.extend(self._split_block(prepared, block, budget))
         flush()

@@ -11,6 +11,8 @@ from typing import Any, Literal, Mapping, Protocol, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from ingest.scripts import MULTILINGUAL_MODEL
+
 
 class Section(BaseModel):
     """A settings section: unknown keys are refused, and so are invalid values set later."""
@@ -35,17 +37,36 @@ class EmbeddingSettings(Section):
     )
 
 
+# Chunk sizes when chunking.chunk_tokens is not set: all-MiniLM-L6-v2 reads 256 word pieces and
+# drops the rest; the multilingual encoder reads a text whole, and on the Korean QA set its larger
+# chunks put the answer's chunk among the first five for more questions (docs/languages.md).
+DEFAULT_CHUNK_TOKENS = 200
+MULTILINGUAL_CHUNK_TOKENS = 400
+
+
 class ChunkingSettings(Section):
-    chunk_tokens: int = Field(200, gt=16, description="Largest chunk, heading prefix included, in embedding-model tokens.")
+    chunk_tokens: int | None = Field(
+        None,
+        gt=16,
+        description=f"Largest chunk, heading prefix included, in embedding-model tokens. Default: "
+        f"{DEFAULT_CHUNK_TOKENS}, or {MULTILINGUAL_CHUNK_TOKENS} with the multilingual embedding model.",
+    )
     overlap_tokens: int = Field(32, ge=0, description="Tokens a chunk repeats from the one before; less than chunk_tokens.")
 
     @field_validator("overlap_tokens")
     @classmethod
     def _overlap_below_chunk(cls, overlap: int, info: ValidationInfo) -> int:
-        chunk_tokens = info.data.get("chunk_tokens")  # absent when it was itself refused
-        if chunk_tokens is not None and overlap >= chunk_tokens:
+        chunk_tokens = info.data.get("chunk_tokens", DEFAULT_CHUNK_TOKENS) or DEFAULT_CHUNK_TOKENS
+        if "chunk_tokens" in info.data and overlap >= chunk_tokens:  # absent when it was itself refused
             raise ValueError(f"must be less than chunking.chunk_tokens ({chunk_tokens}); got {overlap}")
         return overlap
+
+    def for_model(self, model: str) -> Self:
+        """These settings with chunk_tokens decided for the embedding model `model` where unset."""
+        if self.chunk_tokens is not None:
+            return self
+        size = MULTILINGUAL_CHUNK_TOKENS if model == MULTILINGUAL_MODEL else DEFAULT_CHUNK_TOKENS
+        return self.model_copy(update={"chunk_tokens": size})
 
 
 class IngestSettings(Section):

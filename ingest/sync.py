@@ -236,7 +236,8 @@ def _sync(
         report.embedding_choice = choose_embedding_model(_sample_texts(to_read, settings))
         index.choose_embedding_model(report.embedding_choice[0])
     embedding = settings.embedding.model_copy(update={"model": index.embedding_model})
-    settings = settings.model_copy(update={"embedding": embedding})
+    chunking = settings.chunking.for_model(index.embedding_model)
+    settings = settings.model_copy(update={"embedding": embedding, "chunking": chunking})
     # Made before anything is written: a cluster that cannot be reached leaves the index as it was.
     with contextlib.closing(_executor(settings, to_read)) as executor:
         files = _FileSync(index, settings, executor, report, progress, dry_run, known, vanished, reuse=not rebuild)

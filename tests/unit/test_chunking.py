@@ -173,6 +173,47 @@ def test_a_long_code_block_is_split_on_lines_and_fenced_again(counter):
     assert chunks[0].metadata["start_line"] == 3 and chunks[-1].metadata["end_line"] == 33
 
 
+# From the Kubernetes tutorials (Korean and English alike): numbered steps, each a sentence and
+# a command or its output indented under it.
+STEPS = """# Expose a service
+
+{steps}
+
+Cleaning up comes last.
+"""
+STEP = """1. Look at the service number {n}:
+
+    ```shell
+    kubectl describe services my-service-{n}
+    ```
+
+    The output shows `NodePort` {port} for service {n}.
+"""
+
+
+def test_a_long_list_splits_between_its_blocks_never_inside_a_code_block(counter):
+    chunker = Chunker(counter, ChunkingSettings(chunk_tokens=80, overlap_tokens=0))
+    text = STEPS.format(steps="\n".join(STEP.format(n=n, port=32000 + n) for n in range(8)))
+    chunks = chunks_of(chunker, text)
+    assert len(chunks) > 3
+    for chunk in chunks:
+        fences = [line for line in body(chunk).split("\n") if line.strip().startswith("```")]
+        # Each code block whole, with its opening and closing fence: no chunk starts or ends inside one.
+        assert [fence.strip() for fence in fences] == ["```shell", "```"] * (len(fences) // 2), body(chunk)
+        assert body(chunk) in text or body(chunk).split("\n\n", 1)[1] in text
+    # Overlap 0: each step's sentence is in exactly one chunk.
+    for n in range(8):
+        assert sum(f"`NodePort` {32000 + n}" in chunk.text for chunk in chunks) == 1
+
+
+def test_a_list_that_fits_a_chunk_is_not_split_to_fill_the_one_before(counter):
+    chunker = Chunker(counter, ChunkingSettings(chunk_tokens=80, overlap_tokens=0))
+    prose = "The pump is serviced every spring by the facilities team, who also log the pressure readings."
+    steps = "1. Close the intake valve.\n2. Drain the housing.\n3. Replace the seal and the filter."
+    chunks = chunks_of(chunker, f"# Pump\n\n{prose}\n\n{prose}\n\n{steps}\n")
+    assert [steps in body(chunk) for chunk in chunks] == [False] * (len(chunks) - 1) + [True]
+
+
 def test_base64_blobs_and_data_uris_are_dropped(chunker):
     # From llm's plugin docs: an attachment sent as base64 in a JSON example.
     blob = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg" * 3

@@ -222,7 +222,7 @@ def test_an_unknown_embedding_model_is_left_to_the_command_that_loads_it(tmp_pat
     from rag.settings import load_settings
 
     settings = load_settings(environ={}, cwd=tmp_path, check_model=True, embedding={"model": str(tmp_path / "none")})
-    assert settings.chunking.chunk_tokens == 200
+    assert settings.chunking.chunk_tokens is None  # decided with the model, when it is found
 
 
 # -- --json on failure --------------------------------------------------------------------------------
