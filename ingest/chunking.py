@@ -300,11 +300,11 @@ def markdown_outline(text: str, mdx: bool, title: str | None) -> list[_Block]:
     for index, token in enumerate(tokens):
         if token.map is None or token.nesting == -1:
             continue
+        start, end = token.map
         if token.level != 0:
             if container and token.type in _CONTAINED_BLOCKS:
-                container.parts.append(_Block(_BLOCK_KINDS.get(token.type, "text"), container.headings, *token.map))
+                container.parts.append(_Block(_BLOCK_KINDS.get(token.type, "text"), container.headings, start, end))
             continue
-        start, end = token.map
         if token.type == "heading_open":
             level, heading = int(token.tag[1]), " ".join(tokens[index + 1].content.split())
             stack = [(lvl, name) for lvl, name in stack if lvl < level] + [(level, heading)]
