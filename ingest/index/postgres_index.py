@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import socket
 import time
 from collections import Counter
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from ingest.errors import IndexBusyError
@@ -36,8 +38,19 @@ if TYPE_CHECKING:
 # The first key of the writers' advisory lock (the second is the collection's hash); the vector
 # store's schema lock uses another.
 _WRITER_LOCK = 0x72616777  # "ragw"
-# FTS5's bm25() constants.
+# FTS5's bm25() constants, and the idf it gives a word most chunks hold.
 _K1, _B = 1.2, 0.75
+_MIN_IDF = 1e-6
+# Slack for the sums of floating-point scores, far above their rounding, far below a score's difference.
+_ROUNDING = 1e-9
+
+
+@dataclass(frozen=True)
+class _Phrase:
+    """A query phrase (its tokens; one for most words) and its weight: idf times its count in the query."""
+
+    terms: tuple[str, ...]
+    weight: float
 
 
 class PostgresDatabase:
@@ -213,10 +226,11 @@ class PostgresKeywordIndex:
             with cursor.copy(f"COPY {SCHEMA}.keyword_chunks (collection, chunk_id, source, length) FROM STDIN") as copy:
                 for chunk_id, source, length in zip(ids, sources, lengths):
                     copy.write_row((self.collection, chunk_id, source, length))
-            with cursor.copy(f"COPY {SCHEMA}.keyword_postings (collection, term, chunk_id, frequency) FROM STDIN") as copy:
-                for chunk_id, terms in zip(ids, counts):
+            postings = f"COPY {SCHEMA}.keyword_postings (collection, term, chunk_id, frequency, length) FROM STDIN"
+            with cursor.copy(postings) as copy:
+                for chunk_id, terms, length in zip(ids, counts, lengths):
                     for term, frequency in terms.items():
-                        copy.write_row((self.collection, term, chunk_id, frequency))
+                        copy.write_row((self.collection, term, chunk_id, frequency, length))
             cursor.execute(
                 f"INSERT INTO {SCHEMA}.keyword_totals (collection, chunks, length) VALUES (%s, %s, %s) "
                 "ON CONFLICT (collection) DO UPDATE SET chunks = keyword_totals.chunks + EXCLUDED.chunks, "
@@ -243,44 +257,125 @@ class PostgresKeywordIndex:
             self.database.rows(f"DELETE FROM {SCHEMA}.{table} WHERE collection = %s", (self.collection,))
 
     def query(self, query: str, k: int, sources: Sequence[str] | None = None) -> list[tuple[str, float]]:
-        """(chunk id, BM25 score: higher is better) of the `k` best keyword matches, as FTS5's bm25() scores them."""
+        """(chunk id, BM25 score: higher is better) of the `k` best keyword matches, as FTS5's bm25() scores them.
+
+        The `k` best of an exact BM25, found without scoring every chunk that holds a common word
+        (MaxScore): a word adds at most idf * (k1 + 1) to a chunk's score, so once `k` chunks that
+        hold the rarer words score more than the common words could add together, no chunk holding
+        only common words can be among the best. Those are scored only for the chunks that could
+        still rise into the `k`, each looked up by key; the rarer words' postings are read in full.
+        """
         # Each query word is analysed as the index's text is. One that is several tokens (snake_case)
         # is a phrase to FTS5: here a chunk holding all of them matches it, as often as its rarest.
         phrases = Counter(tuple(sorted(terms)) for terms in analysed(query_terms(query)) if terms)
-        if not phrases or sources == []:
+        if not phrases or sources == [] or k <= 0:
             return []
-        numbered = list(enumerate(phrases))
-        source_filter = " AND chunks.source = ANY(%(sources)s)" if sources else ""
+        totals = self.database.rows(
+            f"SELECT chunks, length FROM {SCHEMA}.keyword_totals WHERE collection = %s", (self.collection,)
+        )
+        if not totals or not totals[0][0]:
+            return []
+        chunks, length = totals[0]
+        weighted = self._weighted_phrases(phrases, chunks)
+        if not weighted:
+            return []
+        # Rarest first; a phrase of several tokens is always scored in full (its postings are joined).
+        weighted.sort(key=lambda phrase: (len(phrase.terms) == 1, -phrase.weight, phrase.terms))
+        essential = max(1, sum(len(phrase.terms) > 1 for phrase in weighted))
+        while True:
+            rest = weighted[essential:]
+            bound = sum(phrase.weight for phrase in rest) * (_K1 + 1)
+            rows, threshold = self._top(weighted[:essential], rest, bound, length / chunks, k, sources)
+            if not rest or (threshold is not None and threshold > bound + _ROUNDING):
+                return [(chunk_id, float(score)) for chunk_id, score in rows]
+            # Not yet sure: score more words in full, as many as the bound says the known threshold needs.
+            essential += 1
+            while threshold is not None and essential < len(weighted) and (
+                sum(phrase.weight for phrase in weighted[essential:]) * (_K1 + 1) >= threshold
+            ):
+                essential += 1
+
+    def _weighted_phrases(self, phrases: Counter[tuple[str, ...]], chunks: int) -> list[_Phrase]:
+        """The query's phrases that some chunk holds, each with its idf times its count in the query."""
+        single = [terms[0] for terms in phrases if len(terms) == 1]
+        found = dict(
+            self.database.rows(
+                f"SELECT term, count(*) FROM {SCHEMA}.keyword_postings WHERE collection = %s AND term = ANY(%s) "
+                "GROUP BY term",
+                (self.collection, single),
+            )
+        )
+        for terms in phrases:
+            if len(terms) > 1:
+                found[terms] = self.database.rows(
+                    f"SELECT count(*) FROM (SELECT chunk_id FROM {SCHEMA}.keyword_postings WHERE collection = %s "
+                    "AND term = ANY(%s) GROUP BY chunk_id HAVING count(*) = %s) holding",
+                    (self.collection, list(terms), len(terms)),
+                )[0][0]
+        weighted = []
+        for terms, count in phrases.items():
+            holding = found.get(terms[0] if len(terms) == 1 else terms, 0)
+            if holding:
+                idf = max(math.log((chunks - holding + 0.5) / (holding + 0.5)), _MIN_IDF)
+                weighted.append(_Phrase(terms, count * idf))
+        return weighted
+
+    def _top(
+        self, essential: list[_Phrase], rest: list[_Phrase], bound: float, average: float, k: int,
+        sources: Sequence[str] | None,
+    ) -> tuple[list[tuple[str, float]], float | None]:
+        """The `k` best chunks among those holding an `essential` phrase, scored in full, and the
+        `k`-th best score of the essential phrases alone (None: fewer chunks hold them)."""
+        numbered = list(enumerate(essential))
+        source_filter = (
+            f"JOIN {SCHEMA}.keyword_chunks chunks ON chunks.collection = %(collection)s "
+            "AND chunks.chunk_id = matches.chunk_id AND chunks.source = ANY(%(sources)s) "
+            if sources else ""
+        )
+
+        def score(weights: str, postings: str) -> str:
+            return (
+                f"{weights}.weight * {postings}.frequency * (%(k1)s + 1) / ({postings}.frequency + "
+                f"%(k1)s * (1 - %(b)s + %(b)s * {postings}.length / %(average)s))"
+            )
+
         rows = self.database.rows(
             "WITH wanted (phrase, term) AS (SELECT * FROM unnest(%(phrase_of)s::integer[], %(terms)s::text[])), "
             "phrases (phrase, tokens, weight) AS (SELECT * FROM unnest(%(phrases)s::integer[], %(tokens)s::integer[], "
-            "%(weights)s::integer[])), "
-            f"totals AS (SELECT chunks, length::float8 / greatest(chunks, 1) AS average FROM {SCHEMA}.keyword_totals "
-            "WHERE collection = %(collection)s), "
-            "matches AS (SELECT wanted.phrase, postings.chunk_id, min(postings.frequency) AS frequency "
+            "%(weights)s::float8[])), "
+            "matches AS (SELECT wanted.phrase, postings.chunk_id, min(postings.frequency) AS frequency, "
+            "min(postings.length) AS length "
             f"FROM {SCHEMA}.keyword_postings postings JOIN wanted USING (term) "
             "WHERE postings.collection = %(collection)s AND postings.term = ANY(%(terms)s) "
             "GROUP BY wanted.phrase, postings.chunk_id "
             "HAVING count(*) = (SELECT tokens FROM phrases WHERE phrases.phrase = wanted.phrase)), "
-            "idf AS (SELECT phrase, phrases.weight * greatest(ln((totals.chunks - count(*) + 0.5) / "
-            "(count(*) + 0.5)), 1e-6) AS weight FROM matches JOIN phrases USING (phrase), totals "
-            "GROUP BY phrase, phrases.weight, totals.chunks) "
-            "SELECT matches.chunk_id, sum(idf.weight * matches.frequency * (%(k1)s + 1) / (matches.frequency + "
-            "%(k1)s * (1 - %(b)s + %(b)s * chunks.length / totals.average))) AS score "
-            f"FROM matches JOIN idf USING (phrase) JOIN {SCHEMA}.keyword_chunks chunks "
-            "ON chunks.collection = %(collection)s AND chunks.chunk_id = matches.chunk_id, totals "
-            f"WHERE true{source_filter} "
-            "GROUP BY matches.chunk_id ORDER BY score DESC, matches.chunk_id LIMIT %(k)s",
+            f"partial AS (SELECT matches.chunk_id, sum({score('phrases', 'matches')}) AS score "
+            f"FROM matches JOIN phrases USING (phrase) {source_filter}GROUP BY matches.chunk_id), "
+            "threshold AS (SELECT score FROM partial ORDER BY score DESC OFFSET %(k)s - 1 LIMIT 1), "
+            "rising AS (SELECT * FROM partial WHERE score + %(bound)s + %(rounding)s >= "
+            "coalesce((SELECT score FROM threshold), '-infinity'::float8)), "
+            "rest_weights (term, weight) AS (SELECT * FROM unnest(%(rest_terms)s::text[], %(rest_weights)s::float8[])), "
+            f"added AS (SELECT rising.chunk_id, sum({score('rest_weights', 'postings')}) AS score FROM rising "
+            f"JOIN {SCHEMA}.keyword_postings postings ON postings.collection = %(collection)s "
+            "AND postings.chunk_id = rising.chunk_id AND postings.term = ANY(%(rest_terms)s) "
+            "JOIN rest_weights USING (term) GROUP BY rising.chunk_id) "
+            "SELECT rising.chunk_id, rising.score + coalesce(added.score, 0) AS score, (SELECT score FROM threshold) "
+            "FROM rising LEFT JOIN added USING (chunk_id) ORDER BY 2 DESC, 1 LIMIT %(k)s",
             {
-                "phrase_of": [number for number, terms in numbered for _ in terms],
-                "terms": [term for _, terms in numbered for term in terms],
+                "phrase_of": [number for number, phrase in numbered for _ in phrase.terms],
+                "terms": [term for _, phrase in numbered for term in phrase.terms],
                 "phrases": [number for number, _ in numbered],
-                "tokens": [len(terms) for _, terms in numbered],
-                "weights": [phrases[terms] for _, terms in numbered],
-                "collection": self.collection, "sources": list(sources or ()), "k1": _K1, "b": _B, "k": k,
+                "tokens": [len(phrase.terms) for _, phrase in numbered],
+                "weights": [phrase.weight for _, phrase in numbered],
+                "rest_terms": [phrase.terms[0] for phrase in rest],
+                "rest_weights": [phrase.weight for phrase in rest],
+                "collection": self.collection, "sources": list(sources or ()), "k1": _K1, "b": _B,
+                "average": average, "k": k, "bound": bound, "rounding": _ROUNDING,
             },
         )
-        return [(chunk_id, float(score)) for chunk_id, score in rows]
+        if not rows:
+            return [], None
+        return [(chunk_id, score) for chunk_id, score, _ in rows], rows[0][2]
 
     def listed(self, chunk_ids: Sequence[str]) -> set[str]:
         if not len(chunk_ids):
