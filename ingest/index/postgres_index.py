@@ -326,47 +326,54 @@ class PostgresKeywordIndex:
     ) -> tuple[list[tuple[str, float]], float | None]:
         """The `k` best chunks among those holding an `essential` phrase, scored in full, and the
         `k`-th best score of the essential phrases alone (None: fewer chunks hold them)."""
-        numbered = list(enumerate(essential))
+        singles = [phrase for phrase in essential if len(phrase.terms) == 1]
+        numbered = list(enumerate(phrase for phrase in essential if len(phrase.terms) > 1))
         source_filter = (
             f"JOIN {SCHEMA}.keyword_chunks chunks ON chunks.collection = %(collection)s "
             "AND chunks.chunk_id = matches.chunk_id AND chunks.source = ANY(%(sources)s) "
             if sources else ""
         )
 
-        def score(weights: str, postings: str) -> str:
+        def score(postings: str) -> str:
             return (
-                f"{weights}.weight * {postings}.frequency * (%(k1)s + 1) / ({postings}.frequency + "
+                f"weight * {postings}.frequency * (%(k1)s + 1) / ({postings}.frequency + "
                 f"%(k1)s * (1 - %(b)s + %(b)s * {postings}.length / %(average)s))"
             )
 
         rows = self.database.rows(
-            "WITH wanted (phrase, term) AS (SELECT * FROM unnest(%(phrase_of)s::integer[], %(terms)s::text[])), "
+            "WITH singles (term, weight) AS (SELECT * FROM unnest(%(single_terms)s::text[], %(single_weights)s::float8[])), "
+            "wanted (phrase, term) AS (SELECT * FROM unnest(%(phrase_of)s::integer[], %(phrase_terms)s::text[])), "
             "phrases (phrase, tokens, weight) AS (SELECT * FROM unnest(%(phrases)s::integer[], %(tokens)s::integer[], "
-            "%(weights)s::float8[])), "
-            "matches AS (SELECT wanted.phrase, postings.chunk_id, min(postings.frequency) AS frequency, "
-            "min(postings.length) AS length "
+            "%(phrase_weights)s::float8[])), "
+            "matches AS (SELECT postings.chunk_id, singles.weight, postings.frequency, postings.length "
+            f"FROM {SCHEMA}.keyword_postings postings JOIN singles USING (term) "
+            "WHERE postings.collection = %(collection)s AND postings.term = ANY(%(single_terms)s) "
+            "UNION ALL SELECT held.chunk_id, phrases.weight, held.frequency, held.length FROM ("
+            "SELECT wanted.phrase, postings.chunk_id, min(postings.frequency) AS frequency, "
+            "min(postings.length) AS length, count(*) AS tokens "
             f"FROM {SCHEMA}.keyword_postings postings JOIN wanted USING (term) "
-            "WHERE postings.collection = %(collection)s AND postings.term = ANY(%(terms)s) "
-            "GROUP BY wanted.phrase, postings.chunk_id "
-            "HAVING count(*) = (SELECT tokens FROM phrases WHERE phrases.phrase = wanted.phrase)), "
-            f"partial AS (SELECT matches.chunk_id, sum({score('phrases', 'matches')}) AS score "
-            f"FROM matches JOIN phrases USING (phrase) {source_filter}GROUP BY matches.chunk_id), "
+            "WHERE postings.collection = %(collection)s AND postings.term = ANY(%(phrase_terms)s) "
+            "GROUP BY wanted.phrase, postings.chunk_id) held JOIN phrases USING (phrase, tokens)), "
+            f"partial AS (SELECT matches.chunk_id, sum({score('matches')}) AS score "
+            f"FROM matches {source_filter}GROUP BY matches.chunk_id), "
             "threshold AS (SELECT score FROM partial ORDER BY score DESC OFFSET %(k)s - 1 LIMIT 1), "
             "rising AS (SELECT * FROM partial WHERE score + %(bound)s + %(rounding)s >= "
             "coalesce((SELECT score FROM threshold), '-infinity'::float8)), "
-            "rest_weights (term, weight) AS (SELECT * FROM unnest(%(rest_terms)s::text[], %(rest_weights)s::float8[])), "
-            f"added AS (SELECT rising.chunk_id, sum({score('rest_weights', 'postings')}) AS score FROM rising "
+            "rest (term, weight) AS (SELECT * FROM unnest(%(rest_terms)s::text[], %(rest_weights)s::float8[])), "
+            "scored AS (SELECT chunk_id, score FROM rising UNION ALL "
+            f"SELECT rising.chunk_id, {score('postings')} FROM rising "
             f"JOIN {SCHEMA}.keyword_postings postings ON postings.collection = %(collection)s "
-            "AND postings.chunk_id = rising.chunk_id AND postings.term = ANY(%(rest_terms)s) "
-            "JOIN rest_weights USING (term) GROUP BY rising.chunk_id) "
-            "SELECT rising.chunk_id, rising.score + coalesce(added.score, 0) AS score, (SELECT score FROM threshold) "
-            "FROM rising LEFT JOIN added USING (chunk_id) ORDER BY 2 DESC, 1 LIMIT %(k)s",
+            "AND postings.chunk_id = rising.chunk_id AND postings.term = ANY(%(rest_terms)s) JOIN rest USING (term)) "
+            "SELECT chunk_id, sum(score), (SELECT score FROM threshold) FROM scored "
+            "GROUP BY chunk_id ORDER BY 2 DESC, 1 LIMIT %(k)s",
             {
+                "single_terms": [phrase.terms[0] for phrase in singles],
+                "single_weights": [phrase.weight for phrase in singles],
                 "phrase_of": [number for number, phrase in numbered for _ in phrase.terms],
-                "terms": [term for _, phrase in numbered for term in phrase.terms],
+                "phrase_terms": [term for _, phrase in numbered for term in phrase.terms],
                 "phrases": [number for number, _ in numbered],
                 "tokens": [len(phrase.terms) for _, phrase in numbered],
-                "weights": [phrase.weight for _, phrase in numbered],
+                "phrase_weights": [phrase.weight for _, phrase in numbered],
                 "rest_terms": [phrase.terms[0] for phrase in rest],
                 "rest_weights": [phrase.weight for phrase in rest],
                 "collection": self.collection, "sources": list(sources or ()), "k1": _K1, "b": _B,
