@@ -11,8 +11,12 @@ text: the tokens are exactly those the SQLite FTS5 index holds (`keywords.analys
 bigrams, then FTS5's own tokenizer, stemming included), and the score is FTS5's bm25() formula
 (k1 1.2, b 0.75, its idf), so a query ranks chunks alike on both, in every language.
 
-The single writer of a collection is a session-level advisory lock on a connection of its own: a
-process that dies, however it dies, ends its session and so releases the lock.
+Writers hold session-level advisory locks on a connection of their own: a process that dies,
+however it dies, ends its session and so releases them. An ingest of folders into a collection
+that exists locks those folders (and shares the collection with other such ingests), so ingests
+of different folders write at once and two of the same folder, or of a folder and one inside it,
+take turns; what concerns the whole collection (making it, recording what builds it, dropping it
+for a rebuild, a repair, a copy) holds the collection alone.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import socket
 import time
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from ingest.errors import IndexBusyError
@@ -35,9 +40,10 @@ from ingest.index.store import url_without_password
 if TYPE_CHECKING:
     import psycopg
 
-# The first key of the writers' advisory lock (the second is the collection's hash); the vector
-# store's schema lock uses another.
+# The first keys of the writers' advisory locks (the second is the hash of the collection's name, or
+# of the collection's and a folder's); the vector store's schema lock uses another.
 _WRITER_LOCK = 0x72616777  # "ragw"
+_FOLDER_LOCK = 0x72616766  # "ragf"
 # FTS5's bm25() constants, and the idf it gives a word most chunks hold.
 _K1, _B = 1.2, 0.75
 _MIN_IDF = 1e-6
@@ -89,31 +95,61 @@ class PostgresDatabase:
         """The connection is shared by the process's stores and indexes on this URL: it stays open."""
 
     @contextlib.contextmanager
-    def writer_lock(self, wait: bool = True, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
-        holder = _connect(self.url)  # its own session: the lock lives exactly as long as it
+    def writer_lock(
+        self, wait: bool = True, on_wait: Callable[[], None] | None = None, folders: Sequence[Path] | None = None
+    ) -> Iterator[None]:
+        holder = _connect(self.url)  # its own session: the locks live exactly as long as it
         try:
-            key = (_WRITER_LOCK, self.collection)
-            taken = holder.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", key).fetchone()
-            if not (taken and taken[0]):
-                if not wait:
-                    raise self.busy_error()
-                if on_wait:
-                    on_wait()
-                holder.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", key)
+            waited = False
+            for function, key in self._writer_locks(folders):
+                taken = holder.execute(f"SELECT pg_try_{function}(%s, hashtext(%s))", key).fetchone()
+                if not (taken and taken[0]):
+                    if not wait:
+                        raise self.busy_error()
+                    if on_wait and not waited:
+                        on_wait()
+                    waited = True
+                    holder.execute(f"SELECT pg_{function}(%s, hashtext(%s))", key)
             yield
         finally:
             holder.close()
 
+    def _writer_locks(self, folders: Sequence[Path] | None) -> list[tuple[str, tuple[int, str]]]:
+        """The advisory locks a writer takes, in the one order every writer takes them (so no two
+        wait for each other): the collection's, then per folder its own and its parents'.
+
+        A writer of the whole collection holds the collection's lock alone. A writer of folders
+        shares it with other writers of folders, and holds each folder's lock alone and its parent
+        folders' shared: two writers of one folder, or of a folder and one inside it, take turns;
+        writers of folders apart do not. (pg_advisory_lock, or _shared, and its key.)
+        """
+        collection = ("advisory_lock_shared" if folders else "advisory_lock", (_WRITER_LOCK, self.collection))
+        alone: dict[str, bool] = {}
+        for folder in folders or ():
+            path = PurePosixPath(folder)
+            alone[str(path)] = True
+            for parent in path.parents:
+                alone.setdefault(str(parent), False)
+        return [collection] + [
+            ("advisory_lock" if alone[path] else "advisory_lock_shared", (_FOLDER_LOCK, f"{self.collection}\n{path}"))
+            for path in sorted(alone)
+        ]
+
     def busy_error(self) -> IndexBusyError:
         return IndexBusyError(f"the collection {self.collection!r} in PostgreSQL at {url_without_password(self.url)}")
 
-    def writer_busy(self) -> bool:
-        (taken,) = self.rows(
-            "SELECT pg_try_advisory_lock(%s, hashtext(%s))", (_WRITER_LOCK, self.collection)
-        )[0]
-        if taken:
-            self.rows("SELECT pg_advisory_unlock(%s, hashtext(%s))", (_WRITER_LOCK, self.collection))
-        return not taken
+    def writer_busy(self, folders: Sequence[Path] | None = None) -> bool:
+        taken = []
+        try:
+            for function, key in self._writer_locks(folders):
+                if not self.rows(f"SELECT pg_try_{function}(%s, hashtext(%s))", key)[0][0]:
+                    return True
+                taken.append((function, key))
+            return False
+        finally:
+            for function, key in taken:
+                unlock = function.replace("advisory_lock", "advisory_unlock")
+                self.rows(f"SELECT pg_{unlock}(%s, hashtext(%s))", key)
 
 
 class PostgresManifest:
