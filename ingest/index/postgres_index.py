@@ -53,10 +53,12 @@ _ROUNDING = 1e-9
 
 @dataclass(frozen=True)
 class _Phrase:
-    """A query phrase (its tokens; one for most words) and its weight: idf times its count in the query."""
+    """A query phrase (its tokens; one for most words), its weight (idf times its count in the query)
+    and the most it adds to the score of a chunk of the collection."""
 
     terms: tuple[str, ...]
     weight: float
+    ceiling: float  # the most it adds to a chunk's score
 
 
 class PostgresDatabase:
@@ -296,10 +298,11 @@ class PostgresKeywordIndex:
         """(chunk id, BM25 score: higher is better) of the `k` best keyword matches, as FTS5's bm25() scores them.
 
         The `k` best of an exact BM25, found without scoring every chunk that holds a common word
-        (MaxScore): a word adds at most idf * (k1 + 1) to a chunk's score, so once `k` chunks that
-        hold the rarer words score more than the common words could add together, no chunk holding
-        only common words can be among the best. Those are scored only for the chunks that could
-        still rise into the `k`, each looked up by key; the rarer words' postings are read in full.
+        (MaxScore): a word adds at most what it gives the chunk it suits best (read with its count
+        of chunks), so once `k` chunks score more than the common words could add together, no chunk
+        holding only common words can be among the best. The common words are then scored only for
+        the chunks that could still rise into the `k`, each looked up by key; the rarer words'
+        postings are scored in full.
         """
         # Each query word is analysed as the index's text is. One that is several tokens (snake_case)
         # is a phrase to FTS5: here a chunk holding all of them matches it, as often as its rarest.
@@ -312,56 +315,64 @@ class PostgresKeywordIndex:
         if not totals or not totals[0][0]:
             return []
         chunks, length = totals[0]
-        weighted = self._weighted_phrases(phrases, chunks)
+        weighted = self._weighted_phrases(phrases, chunks, length / chunks)
         if not weighted:
             return []
         # Rarest first; a phrase of several tokens is always scored in full (its postings are joined).
-        weighted.sort(key=lambda phrase: (len(phrase.terms) == 1, -phrase.weight, phrase.terms))
+        weighted.sort(key=lambda phrase: (len(phrase.terms) == 1, -phrase.ceiling, phrase.terms))
         essential = max(1, sum(len(phrase.terms) > 1 for phrase in weighted))
         while True:
             rest = weighted[essential:]
-            bound = sum(phrase.weight for phrase in rest) * (_K1 + 1)
-            rows, threshold = self._top(weighted[:essential], rest, bound, length / chunks, k, sources)
+            bound = sum(phrase.ceiling for phrase in rest)
+            rows = self._top(weighted[:essential], rest, bound, length / chunks, k, sources)
+            # The k-th of these full scores: the k best of all score at least that much.
+            threshold = rows[-1][1] if len(rows) == k else None
             if not rest or (threshold is not None and threshold > bound + _ROUNDING):
                 return [(chunk_id, float(score)) for chunk_id, score in rows]
             # Not yet sure: score more words in full, as many as the bound says the known threshold needs.
             essential += 1
             while threshold is not None and essential < len(weighted) and (
-                sum(phrase.weight for phrase in weighted[essential:]) * (_K1 + 1) >= threshold
+                sum(phrase.ceiling for phrase in weighted[essential:]) >= threshold
             ):
                 essential += 1
 
-    def _weighted_phrases(self, phrases: Counter[tuple[str, ...]], chunks: int) -> list[_Phrase]:
-        """The query's phrases that some chunk holds, each with its idf times its count in the query."""
+    def _weighted_phrases(self, phrases: Counter[tuple[str, ...]], chunks: int, average: float) -> list[_Phrase]:
+        """The query's phrases that some chunk holds, each with its idf times its count in the query,
+        and for a single word the most it adds to a chunk's score."""
         single = [terms[0] for terms in phrases if len(terms) == 1]
-        found = dict(
-            self.database.rows(
-                f"SELECT term, count(*) FROM {SCHEMA}.keyword_postings WHERE collection = %s AND term = ANY(%s) "
-                "GROUP BY term",
-                (self.collection, single),
+        # One pass over each word's postings, read from the index: how many chunks hold it, and the
+        # largest share of its idf it gives one of them.
+        found = {
+            (term,): (holding, most)
+            for term, holding, most in self.database.rows(
+                f"SELECT term, count(*), max(frequency * (%(k1)s + 1) / (frequency + %(k1)s * "
+                f"(1 - %(b)s + %(b)s * length / %(average)s))) FROM {SCHEMA}.keyword_postings "
+                "WHERE collection = %(collection)s AND term = ANY(%(terms)s) GROUP BY term",
+                {"collection": self.collection, "terms": single, "k1": _K1, "b": _B, "average": average},
             )
-        )
+        }
         for terms in phrases:
             if len(terms) > 1:
-                found[terms] = self.database.rows(
+                holding = self.database.rows(
                     f"SELECT count(*) FROM (SELECT chunk_id FROM {SCHEMA}.keyword_postings WHERE collection = %s "
                     "AND term = ANY(%s) GROUP BY chunk_id HAVING count(*) = %s) holding",
                     (self.collection, list(terms), len(terms)),
                 )[0][0]
+                found[terms] = (holding, _K1 + 1)
         weighted = []
         for terms, count in phrases.items():
-            holding = found.get(terms[0] if len(terms) == 1 else terms, 0)
+            holding, most = found.get(terms, (0, 0.0))
             if holding:
-                idf = max(math.log((chunks - holding + 0.5) / (holding + 0.5)), _MIN_IDF)
-                weighted.append(_Phrase(terms, count * idf))
+                weight = count * max(math.log((chunks - holding + 0.5) / (holding + 0.5)), _MIN_IDF)
+                weighted.append(_Phrase(terms, weight, weight * most))
         return weighted
 
     def _top(
         self, essential: list[_Phrase], rest: list[_Phrase], bound: float, average: float, k: int,
         sources: Sequence[str] | None,
-    ) -> tuple[list[tuple[str, float]], float | None]:
-        """The `k` best chunks among those holding an `essential` phrase, scored in full, and the
-        `k`-th best score of the essential phrases alone (None: fewer chunks hold them)."""
+    ) -> list[tuple[str, float]]:
+        """The `k` best chunks, scored in full, among those holding an `essential` phrase whose score
+        with those alone plus `bound` (what the `rest` could add) reaches the `k`-th best such score."""
         singles = [phrase for phrase in essential if len(phrase.terms) == 1]
         numbered = list(enumerate(phrase for phrase in essential if len(phrase.terms) > 1))
         source_filter = (
@@ -400,7 +411,7 @@ class PostgresKeywordIndex:
             f"SELECT rising.chunk_id, {score('postings')} FROM rising "
             f"JOIN {SCHEMA}.keyword_postings postings ON postings.collection = %(collection)s "
             "AND postings.chunk_id = rising.chunk_id AND postings.term = ANY(%(rest_terms)s) JOIN rest USING (term)) "
-            "SELECT chunk_id, sum(score), (SELECT score FROM threshold) FROM scored "
+            "SELECT chunk_id, sum(score) FROM scored "
             "GROUP BY chunk_id ORDER BY 2 DESC, 1 LIMIT %(k)s",
             {
                 "single_terms": [phrase.terms[0] for phrase in singles],
@@ -416,9 +427,7 @@ class PostgresKeywordIndex:
                 "average": average, "k": k, "bound": bound, "rounding": _ROUNDING,
             },
         )
-        if not rows:
-            return [], None
-        return [(chunk_id, score) for chunk_id, score, _ in rows], rows[0][2]
+        return [(chunk_id, score) for chunk_id, score in rows]
 
     def listed(self, chunk_ids: Sequence[str]) -> set[str]:
         if not len(chunk_ids):
