@@ -342,7 +342,7 @@ class PostgresKeywordIndex:
         single = [terms[0] for terms in phrases if len(terms) == 1]
         # One pass over each word's postings, read from the index: how many chunks hold it, and the
         # largest share of its idf it gives one of them.
-        found = {
+        found: dict[tuple[str, ...], tuple[int, float]] = {
             (term,): (holding, most)
             for term, holding, most in self.database.rows(
                 f"SELECT term, count(*), max(frequency * (%(k1)s + 1) / (frequency + %(k1)s * "
