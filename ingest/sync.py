@@ -162,13 +162,29 @@ def ingest(
         if not root.exists():
             raise UsageError(f"Path not found: {root}")
     rebuild = rebuild or rebuild_all
-    with Index(settings) as index, contextlib.nullcontext() if dry_run else index.writer_lock(wait, on_wait):
+    with Index(settings) as index, contextlib.nullcontext() if dry_run else _writing(index, roots, rebuild, wait, on_wait):
         drop_collection = rebuild and _rebuild_drops_collection(index, roots, rebuild_all)
         if not dry_run and not drop_collection and index.unfinished():  # a dropped collection needs no repair
             index.reconcile()
         report = _sync(roots, index, settings, dry_run, rebuild, drop_collection, progress or _Silent())
     report.seconds = time.perf_counter() - started
     return report
+
+
+@contextlib.contextmanager
+def _writing(
+    index: Index, roots: list[Path], rebuild: bool, wait: bool, on_wait: Callable[[], None] | None
+) -> Iterator[None]:
+    """The writer's lock an ingest of `roots` holds: of those folders only, where the index lets
+    ingests of different folders write at once, when the collection exists and stays; of the whole
+    collection when the ingest makes it (what builds it is recorded once) or rebuilds (it may drop it)."""
+    with contextlib.ExitStack() as held:
+        folders_only = not rebuild and index.exists()
+        held.enter_context(index.writer_lock(wait, on_wait, roots if folders_only else None))
+        if folders_only and not index.exists():  # dropped while this one waited: made anew, alone
+            held.close()
+            held.enter_context(index.writer_lock(wait, on_wait))
+        yield
 
 
 def _rebuild_drops_collection(index: Index, roots: list[Path], rebuild_all: bool) -> bool:

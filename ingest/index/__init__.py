@@ -235,17 +235,21 @@ class Index:
             return None
         return self._manifest.collection_record()
 
-    def writer_lock(self, wait: bool = True, on_wait: Callable[[], None] | None = None) -> ContextManager[None]:
-        """Hold the index's single-writer lock: concurrent ingests would interleave their writes.
+    def writer_lock(
+        self, wait: bool = True, on_wait: Callable[[], None] | None = None, folders: Sequence[Path] | None = None
+    ) -> ContextManager[None]:
+        """Hold the writer's lock: of the whole collection, or of the files under `folders` only.
 
-        An OS file lock on the index folder, or a lock on the collection held in PostgreSQL: either
-        is released when the holder exits, however it exits.
+        An OS file lock on the index folder (one writer, whatever its folders), or locks held in
+        PostgreSQL, where writers of folders apart write at once: either is released when the
+        holder exits, however it exits.
         """
-        return self._database.writer_lock(wait, on_wait)
+        return self._database.writer_lock(wait, on_wait, folders)
 
-    def writer_busy(self) -> bool:
-        """Whether another ingest holds the writer lock at this moment (it may take it a moment later)."""
-        return self._database.writer_busy()
+    def writer_busy(self, folders: Sequence[Path] | None = None) -> bool:
+        """Whether another ingest holds a lock this one (of `folders`, or of all) would wait for at
+        this moment (it may take it a moment later)."""
+        return self._database.writer_busy(folders)
 
     def busy_error(self) -> IndexBusyError:
         """The error saying that another ingest holds the writer lock, naming the folder or database."""

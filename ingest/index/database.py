@@ -12,6 +12,7 @@ file's vectors too (`writes_with_vectors`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterable, Protocol, Sequence
 
 from ingest.errors import IndexBusyError
@@ -132,13 +133,16 @@ class IndexDatabase(Protocol):
         """One transaction: committed when the block ends, rolled back if it raises."""
         ...
 
-    def writer_lock(self, wait: bool, on_wait: Callable[[], None] | None) -> ContextManager[None]:
-        """Hold the collection's single-writer lock (IndexBusyError when taken and not `wait`);
-        released when its holder ends, however it ends."""
+    def writer_lock(
+        self, wait: bool, on_wait: Callable[[], None] | None, folders: Sequence[Path] | None = None
+    ) -> ContextManager[None]:
+        """Hold the writer's lock (IndexBusyError when taken and not `wait`), released when its
+        holder ends, however it ends: of the whole collection, or where the backend lets writers of
+        different places write at once, of the files under `folders` only."""
         ...
 
-    def writer_busy(self) -> bool:
-        """Whether another writer holds the lock at this moment."""
+    def writer_busy(self, folders: Sequence[Path] | None = None) -> bool:
+        """Whether another writer holds a lock this one would wait for, at this moment."""
         ...
 
     def busy_error(self) -> IndexBusyError:

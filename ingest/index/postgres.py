@@ -101,6 +101,16 @@ MIGRATIONS: tuple[str, ...] = (
         length bigint NOT NULL
     );
     """,
+    # Each posting carries its chunk's length, and the key's index holds the columns BM25 reads:
+    # a keyword search reads a term's postings from the index alone, and one chunk's postings by key.
+    f"""
+    ALTER TABLE {SCHEMA}.keyword_postings ADD COLUMN length integer;
+    UPDATE {SCHEMA}.keyword_postings postings SET length = chunks.length FROM {SCHEMA}.keyword_chunks chunks
+        WHERE chunks.collection = postings.collection AND chunks.chunk_id = postings.chunk_id;
+    ALTER TABLE {SCHEMA}.keyword_postings ALTER COLUMN length SET NOT NULL,
+        DROP CONSTRAINT keyword_postings_pkey,
+        ADD PRIMARY KEY (collection, term, chunk_id) INCLUDE (frequency, length);
+    """,
 )
 
 

@@ -11,17 +11,24 @@ text: the tokens are exactly those the SQLite FTS5 index holds (`keywords.analys
 bigrams, then FTS5's own tokenizer, stemming included), and the score is FTS5's bm25() formula
 (k1 1.2, b 0.75, its idf), so a query ranks chunks alike on both, in every language.
 
-The single writer of a collection is a session-level advisory lock on a connection of its own: a
-process that dies, however it dies, ends its session and so releases the lock.
+Writers hold session-level advisory locks on a connection of their own: a process that dies,
+however it dies, ends its session and so releases them. An ingest of folders into a collection
+that exists locks those folders (and shares the collection with other such ingests), so ingests
+of different folders write at once and two of the same folder, or of a folder and one inside it,
+take turns; what concerns the whole collection (making it, recording what builds it, dropping it
+for a rebuild, a repair, a copy) holds the collection alone.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import socket
 import time
 from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from ingest.errors import IndexBusyError
@@ -33,11 +40,25 @@ from ingest.index.store import url_without_password
 if TYPE_CHECKING:
     import psycopg
 
-# The first key of the writers' advisory lock (the second is the collection's hash); the vector
-# store's schema lock uses another.
+# The first keys of the writers' advisory locks (the second is the hash of the collection's name, or
+# of the collection's and a folder's); the vector store's schema lock uses another.
 _WRITER_LOCK = 0x72616777  # "ragw"
-# FTS5's bm25() constants.
+_FOLDER_LOCK = 0x72616766  # "ragf"
+# FTS5's bm25() constants, and the idf it gives a word most chunks hold.
 _K1, _B = 1.2, 0.75
+_MIN_IDF = 1e-6
+# Slack for the sums of floating-point scores, far above their rounding, far below a score's difference.
+_ROUNDING = 1e-9
+
+
+@dataclass(frozen=True)
+class _Phrase:
+    """A query phrase (its tokens; one for most words), its weight (idf times its count in the query)
+    and the most it adds to the score of a chunk of the collection."""
+
+    terms: tuple[str, ...]
+    weight: float
+    ceiling: float  # the most it adds to a chunk's score
 
 
 class PostgresDatabase:
@@ -76,31 +97,61 @@ class PostgresDatabase:
         """The connection is shared by the process's stores and indexes on this URL: it stays open."""
 
     @contextlib.contextmanager
-    def writer_lock(self, wait: bool = True, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
-        holder = _connect(self.url)  # its own session: the lock lives exactly as long as it
+    def writer_lock(
+        self, wait: bool = True, on_wait: Callable[[], None] | None = None, folders: Sequence[Path] | None = None
+    ) -> Iterator[None]:
+        holder = _connect(self.url)  # its own session: the locks live exactly as long as it
         try:
-            key = (_WRITER_LOCK, self.collection)
-            taken = holder.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", key).fetchone()
-            if not (taken and taken[0]):
-                if not wait:
-                    raise self.busy_error()
-                if on_wait:
-                    on_wait()
-                holder.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", key)
+            waited = False
+            for function, key in self._writer_locks(folders):
+                taken = holder.execute(f"SELECT pg_try_{function}(%s, hashtext(%s))", key).fetchone()
+                if not (taken and taken[0]):
+                    if not wait:
+                        raise self.busy_error()
+                    if on_wait and not waited:
+                        on_wait()
+                    waited = True
+                    holder.execute(f"SELECT pg_{function}(%s, hashtext(%s))", key)
             yield
         finally:
             holder.close()
 
+    def _writer_locks(self, folders: Sequence[Path] | None) -> list[tuple[str, tuple[int, str]]]:
+        """The advisory locks a writer takes, in the one order every writer takes them (so no two
+        wait for each other): the collection's, then per folder its own and its parents'.
+
+        A writer of the whole collection holds the collection's lock alone. A writer of folders
+        shares it with other writers of folders, and holds each folder's lock alone and its parent
+        folders' shared: two writers of one folder, or of a folder and one inside it, take turns;
+        writers of folders apart do not. (pg_advisory_lock, or _shared, and its key.)
+        """
+        collection = ("advisory_lock_shared" if folders else "advisory_lock", (_WRITER_LOCK, self.collection))
+        alone: dict[str, bool] = {}
+        for folder in folders or ():
+            path = PurePosixPath(folder)
+            alone[str(path)] = True
+            for parent in path.parents:
+                alone.setdefault(str(parent), False)
+        return [collection] + [
+            ("advisory_lock" if alone[path] else "advisory_lock_shared", (_FOLDER_LOCK, f"{self.collection}\n{path}"))
+            for path in sorted(alone)
+        ]
+
     def busy_error(self) -> IndexBusyError:
         return IndexBusyError(f"the collection {self.collection!r} in PostgreSQL at {url_without_password(self.url)}")
 
-    def writer_busy(self) -> bool:
-        (taken,) = self.rows(
-            "SELECT pg_try_advisory_lock(%s, hashtext(%s))", (_WRITER_LOCK, self.collection)
-        )[0]
-        if taken:
-            self.rows("SELECT pg_advisory_unlock(%s, hashtext(%s))", (_WRITER_LOCK, self.collection))
-        return not taken
+    def writer_busy(self, folders: Sequence[Path] | None = None) -> bool:
+        taken = []
+        try:
+            for function, key in self._writer_locks(folders):
+                if not self.rows(f"SELECT pg_try_{function}(%s, hashtext(%s))", key)[0][0]:
+                    return True
+                taken.append((function, key))
+            return False
+        finally:
+            for function, key in taken:
+                unlock = function.replace("advisory_lock", "advisory_unlock")
+                self.rows(f"SELECT pg_{unlock}(%s, hashtext(%s))", key)
 
 
 class PostgresManifest:
@@ -213,10 +264,11 @@ class PostgresKeywordIndex:
             with cursor.copy(f"COPY {SCHEMA}.keyword_chunks (collection, chunk_id, source, length) FROM STDIN") as copy:
                 for chunk_id, source, length in zip(ids, sources, lengths):
                     copy.write_row((self.collection, chunk_id, source, length))
-            with cursor.copy(f"COPY {SCHEMA}.keyword_postings (collection, term, chunk_id, frequency) FROM STDIN") as copy:
-                for chunk_id, terms in zip(ids, counts):
+            postings = f"COPY {SCHEMA}.keyword_postings (collection, term, chunk_id, frequency, length) FROM STDIN"
+            with cursor.copy(postings) as copy:
+                for chunk_id, terms, length in zip(ids, counts, lengths):
                     for term, frequency in terms.items():
-                        copy.write_row((self.collection, term, chunk_id, frequency))
+                        copy.write_row((self.collection, term, chunk_id, frequency, length))
             cursor.execute(
                 f"INSERT INTO {SCHEMA}.keyword_totals (collection, chunks, length) VALUES (%s, %s, %s) "
                 "ON CONFLICT (collection) DO UPDATE SET chunks = keyword_totals.chunks + EXCLUDED.chunks, "
@@ -243,44 +295,139 @@ class PostgresKeywordIndex:
             self.database.rows(f"DELETE FROM {SCHEMA}.{table} WHERE collection = %s", (self.collection,))
 
     def query(self, query: str, k: int, sources: Sequence[str] | None = None) -> list[tuple[str, float]]:
-        """(chunk id, BM25 score: higher is better) of the `k` best keyword matches, as FTS5's bm25() scores them."""
+        """(chunk id, BM25 score: higher is better) of the `k` best keyword matches, as FTS5's bm25() scores them.
+
+        The `k` best of an exact BM25, found without scoring every chunk that holds a common word
+        (MaxScore): a word adds at most what it gives the chunk it suits best (read with its count
+        of chunks), so once `k` chunks score more than the common words could add together, no chunk
+        holding only common words can be among the best. The common words are then scored only for
+        the chunks that could still rise into the `k`, each looked up by key; the rarer words'
+        postings are scored in full.
+        """
         # Each query word is analysed as the index's text is. One that is several tokens (snake_case)
         # is a phrase to FTS5: here a chunk holding all of them matches it, as often as its rarest.
         phrases = Counter(tuple(sorted(terms)) for terms in analysed(query_terms(query)) if terms)
-        if not phrases or sources == []:
+        if not phrases or sources == [] or k <= 0:
             return []
-        numbered = list(enumerate(phrases))
-        source_filter = " AND chunks.source = ANY(%(sources)s)" if sources else ""
+        totals = self.database.rows(
+            f"SELECT chunks, length FROM {SCHEMA}.keyword_totals WHERE collection = %s", (self.collection,)
+        )
+        if not totals or not totals[0][0]:
+            return []
+        chunks, length = totals[0]
+        weighted = self._weighted_phrases(phrases, chunks, length / chunks)
+        if not weighted:
+            return []
+        # Rarest first; a phrase of several tokens is always scored in full (its postings are joined).
+        weighted.sort(key=lambda phrase: (len(phrase.terms) == 1, -phrase.ceiling, phrase.terms))
+        essential = max(1, sum(len(phrase.terms) > 1 for phrase in weighted))
+        while True:
+            rest = weighted[essential:]
+            bound = sum(phrase.ceiling for phrase in rest)
+            rows = self._top(weighted[:essential], rest, bound, length / chunks, k, sources)
+            # The k-th of these full scores: the k best of all score at least that much.
+            threshold = rows[-1][1] if len(rows) == k else None
+            if not rest or (threshold is not None and threshold > bound + _ROUNDING):
+                return [(chunk_id, float(score)) for chunk_id, score in rows]
+            # Not yet sure: score more words in full, as many as the bound says the known threshold needs.
+            essential += 1
+            while threshold is not None and essential < len(weighted) and (
+                sum(phrase.ceiling for phrase in weighted[essential:]) >= threshold
+            ):
+                essential += 1
+
+    def _weighted_phrases(self, phrases: Counter[tuple[str, ...]], chunks: int, average: float) -> list[_Phrase]:
+        """The query's phrases that some chunk holds, each with its idf times its count in the query,
+        and for a single word the most it adds to a chunk's score."""
+        single = [terms[0] for terms in phrases if len(terms) == 1]
+        # One pass over each word's postings, read from the index: how many chunks hold it, and the
+        # largest share of its idf it gives one of them.
+        found: dict[tuple[str, ...], tuple[int, float]] = {
+            (term,): (holding, most)
+            for term, holding, most in self.database.rows(
+                f"SELECT term, count(*), max(frequency * (%(k1)s + 1) / (frequency + %(k1)s * "
+                f"(1 - %(b)s + %(b)s * length / %(average)s))) FROM {SCHEMA}.keyword_postings "
+                "WHERE collection = %(collection)s AND term = ANY(%(terms)s) GROUP BY term",
+                {"collection": self.collection, "terms": single, "k1": _K1, "b": _B, "average": average},
+            )
+        }
+        for terms in phrases:
+            if len(terms) > 1:
+                holding = self.database.rows(
+                    f"SELECT count(*) FROM (SELECT chunk_id FROM {SCHEMA}.keyword_postings WHERE collection = %s "
+                    "AND term = ANY(%s) GROUP BY chunk_id HAVING count(*) = %s) holding",
+                    (self.collection, list(terms), len(terms)),
+                )[0][0]
+                found[terms] = (holding, _K1 + 1)
+        weighted = []
+        for terms, count in phrases.items():
+            holding, most = found.get(terms, (0, 0.0))
+            if holding:
+                weight = count * max(math.log((chunks - holding + 0.5) / (holding + 0.5)), _MIN_IDF)
+                weighted.append(_Phrase(terms, weight, weight * most))
+        return weighted
+
+    def _top(
+        self, essential: list[_Phrase], rest: list[_Phrase], bound: float, average: float, k: int,
+        sources: Sequence[str] | None,
+    ) -> list[tuple[str, float]]:
+        """The `k` best chunks, scored in full, among those holding an `essential` phrase whose score
+        with those alone plus `bound` (what the `rest` could add) reaches the `k`-th best such score."""
+        singles = [phrase for phrase in essential if len(phrase.terms) == 1]
+        numbered = list(enumerate(phrase for phrase in essential if len(phrase.terms) > 1))
+        source_filter = (
+            f"JOIN {SCHEMA}.keyword_chunks chunks ON chunks.collection = %(collection)s "
+            "AND chunks.chunk_id = matches.chunk_id AND chunks.source = ANY(%(sources)s) "
+            if sources else ""
+        )
+
+        def score(postings: str) -> str:
+            return (
+                f"weight * {postings}.frequency * (%(k1)s + 1) / ({postings}.frequency + "
+                f"%(k1)s * (1 - %(b)s + %(b)s * {postings}.length / %(average)s))"
+            )
+
         rows = self.database.rows(
-            "WITH wanted (phrase, term) AS (SELECT * FROM unnest(%(phrase_of)s::integer[], %(terms)s::text[])), "
+            "WITH singles (term, weight) AS (SELECT * FROM unnest(%(single_terms)s::text[], %(single_weights)s::float8[])), "
+            "wanted (phrase, term) AS (SELECT * FROM unnest(%(phrase_of)s::integer[], %(phrase_terms)s::text[])), "
             "phrases (phrase, tokens, weight) AS (SELECT * FROM unnest(%(phrases)s::integer[], %(tokens)s::integer[], "
-            "%(weights)s::integer[])), "
-            f"totals AS (SELECT chunks, length::float8 / greatest(chunks, 1) AS average FROM {SCHEMA}.keyword_totals "
-            "WHERE collection = %(collection)s), "
-            "matches AS (SELECT wanted.phrase, postings.chunk_id, min(postings.frequency) AS frequency "
+            "%(phrase_weights)s::float8[])), "
+            "matches AS (SELECT postings.chunk_id, singles.weight, postings.frequency, postings.length "
+            f"FROM {SCHEMA}.keyword_postings postings JOIN singles USING (term) "
+            "WHERE postings.collection = %(collection)s AND postings.term = ANY(%(single_terms)s) "
+            "UNION ALL SELECT held.chunk_id, phrases.weight, held.frequency, held.length FROM ("
+            "SELECT wanted.phrase, postings.chunk_id, min(postings.frequency) AS frequency, "
+            "min(postings.length) AS length, count(*) AS tokens "
             f"FROM {SCHEMA}.keyword_postings postings JOIN wanted USING (term) "
-            "WHERE postings.collection = %(collection)s AND postings.term = ANY(%(terms)s) "
-            "GROUP BY wanted.phrase, postings.chunk_id "
-            "HAVING count(*) = (SELECT tokens FROM phrases WHERE phrases.phrase = wanted.phrase)), "
-            "idf AS (SELECT phrase, phrases.weight * greatest(ln((totals.chunks - count(*) + 0.5) / "
-            "(count(*) + 0.5)), 1e-6) AS weight FROM matches JOIN phrases USING (phrase), totals "
-            "GROUP BY phrase, phrases.weight, totals.chunks) "
-            "SELECT matches.chunk_id, sum(idf.weight * matches.frequency * (%(k1)s + 1) / (matches.frequency + "
-            "%(k1)s * (1 - %(b)s + %(b)s * chunks.length / totals.average))) AS score "
-            f"FROM matches JOIN idf USING (phrase) JOIN {SCHEMA}.keyword_chunks chunks "
-            "ON chunks.collection = %(collection)s AND chunks.chunk_id = matches.chunk_id, totals "
-            f"WHERE true{source_filter} "
-            "GROUP BY matches.chunk_id ORDER BY score DESC, matches.chunk_id LIMIT %(k)s",
+            "WHERE postings.collection = %(collection)s AND postings.term = ANY(%(phrase_terms)s) "
+            "GROUP BY wanted.phrase, postings.chunk_id) held JOIN phrases USING (phrase, tokens)), "
+            f"partial AS (SELECT matches.chunk_id, sum({score('matches')}) AS score "
+            f"FROM matches {source_filter}GROUP BY matches.chunk_id), "
+            "threshold AS (SELECT score FROM partial ORDER BY score DESC OFFSET %(k)s - 1 LIMIT 1), "
+            "rising AS (SELECT * FROM partial WHERE score + %(bound)s + %(rounding)s >= "
+            "coalesce((SELECT score FROM threshold), '-infinity'::float8)), "
+            "rest (term, weight) AS (SELECT * FROM unnest(%(rest_terms)s::text[], %(rest_weights)s::float8[])), "
+            "scored AS (SELECT chunk_id, score FROM rising UNION ALL "
+            f"SELECT rising.chunk_id, {score('postings')} FROM rising "
+            f"JOIN {SCHEMA}.keyword_postings postings ON postings.collection = %(collection)s "
+            "AND postings.chunk_id = rising.chunk_id AND postings.term = ANY(%(rest_terms)s) JOIN rest USING (term)) "
+            "SELECT chunk_id, sum(score) FROM scored "
+            "GROUP BY chunk_id ORDER BY 2 DESC, 1 LIMIT %(k)s",
             {
-                "phrase_of": [number for number, terms in numbered for _ in terms],
-                "terms": [term for _, terms in numbered for term in terms],
+                "single_terms": [phrase.terms[0] for phrase in singles],
+                "single_weights": [phrase.weight for phrase in singles],
+                "phrase_of": [number for number, phrase in numbered for _ in phrase.terms],
+                "phrase_terms": [term for _, phrase in numbered for term in phrase.terms],
                 "phrases": [number for number, _ in numbered],
-                "tokens": [len(terms) for _, terms in numbered],
-                "weights": [phrases[terms] for _, terms in numbered],
-                "collection": self.collection, "sources": list(sources or ()), "k1": _K1, "b": _B, "k": k,
+                "tokens": [len(phrase.terms) for _, phrase in numbered],
+                "phrase_weights": [phrase.weight for _, phrase in numbered],
+                "rest_terms": [phrase.terms[0] for phrase in rest],
+                "rest_weights": [phrase.weight for phrase in rest],
+                "collection": self.collection, "sources": list(sources or ()), "k1": _K1, "b": _B,
+                "average": average, "k": k, "bound": bound, "rounding": _ROUNDING,
             },
         )
-        return [(chunk_id, float(score)) for chunk_id, score in rows]
+        return [(chunk_id, score) for chunk_id, score in rows]
 
     def listed(self, chunk_ids: Sequence[str]) -> set[str]:
         if not len(chunk_ids):

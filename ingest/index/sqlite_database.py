@@ -9,7 +9,7 @@ import fcntl
 import functools
 import sqlite3
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 from ingest.errors import IndexBusyError
 from ingest.index.keywords import KeywordIndex
@@ -58,8 +58,11 @@ class SqliteDatabase:
             db.close()
 
     @contextlib.contextmanager
-    def writer_lock(self, wait: bool = True, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
-        """An OS file lock on the index folder, so it is released when the holder exits, however it exits."""
+    def writer_lock(
+        self, wait: bool = True, on_wait: Callable[[], None] | None = None, folders: Sequence[Path] | None = None
+    ) -> Iterator[None]:
+        """An OS file lock on the index folder, so it is released when the holder exits, however it exits.
+        One writer at a time, whatever `folders` it writes: Chroma on disk and SQLite take one."""
         self.path.mkdir(parents=True, exist_ok=True)
         with open(self.path / LOCK_FILE, "a") as lock:
             try:
@@ -78,7 +81,7 @@ class SqliteDatabase:
     def busy_error(self) -> IndexBusyError:
         return IndexBusyError(self.path)
 
-    def writer_busy(self) -> bool:
+    def writer_busy(self, folders: Sequence[Path] | None = None) -> bool:
         self.path.mkdir(parents=True, exist_ok=True)
         with open(self.path / LOCK_FILE, "a") as lock:
             try:

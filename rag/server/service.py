@@ -332,9 +332,11 @@ class KnowledgeService:
     def check_ingest(self, paths: Sequence[str], dry_run: bool = False) -> None:
         """Refuse an ingest before it starts: a path outside the roots, or another ingest writing now
         (one that starts a moment later is still refused by the ingest itself)."""
-        self.confine(paths)
+        confined = self.confine(paths)
         index = open_index(self.settings)
-        if not dry_run and index.writer_busy():
+        # As the ingest locks: its folders where the collection exists (PostgreSQL lets others write
+        # elsewhere in it meanwhile), else the whole collection.
+        if not dry_run and index.writer_busy(confined if index.exists() else None):
             raise index.busy_error()
 
     def confine(self, paths: Sequence[str]) -> list[Path]:

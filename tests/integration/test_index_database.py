@@ -4,6 +4,7 @@ these behaviours; PostgreSQL's keyword index must rank as the SQLite FTS5 one do
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -19,7 +20,7 @@ from ingest.errors import IndexBusyError, UsageError
 from ingest.index.database import IndexDatabase, SourceRecord
 from ingest.index.databases import DATABASES, database_kind, open_database
 from ingest.index.keywords import KeywordIndex
-from ingest.index.postgres_index import PostgresDatabase
+from ingest.index.postgres_index import PostgresDatabase, PostgresKeywordIndex
 from ingest.index.schema import connect
 from ingest.index.sqlite_database import SqliteDatabase
 from tests.conftest import REPO
@@ -181,3 +182,50 @@ def test_the_writer_lock_is_released_when_its_holder_is_killed(database):
         time.sleep(0.1)
     with database.writer_lock(wait=False):
         assert database.writer_busy()  # held: by this process now
+
+
+SCIFACT = REPO.parent / "shared" / "data" / "scifact"
+
+
+def ranked(hits: list[tuple[str, float]]) -> list[tuple[float, str]]:
+    """The hits in order, chunks of equal score (abstracts alike) by id: FTS5 orders those by when they
+    were added, PostgreSQL by id. The last score's chunks are left out: which of them make the k is a tie."""
+    last = round(hits[-1][1], 9) if hits else None
+    return sorted((-round(score, 9), chunk_id) for chunk_id, score in hits if round(score, 9) != last)
+
+
+@pytest.mark.skipif(not SCIFACT.is_dir(), reason=f"needs the SciFact corpus at {SCIFACT} (shared data)")
+def test_the_pruned_keyword_search_finds_the_exact_bm25_ranking_on_a_real_corpus(postgres_server, tmp_path, monkeypatch):
+    """PostgreSQL skips scoring chunks that hold only common words when they cannot reach the k best
+    (MaxScore): on SciFact abstracts and queries its k best are FTS5's exact ones, scores included,
+    and most searches did skip some words."""
+    with open(SCIFACT / "corpus.jsonl", encoding="utf-8") as corpus:
+        texts = {document["_id"]: f"{document['title']}\n{document['text']}" for document in map(json.loads, corpus)}
+    texts = dict(list(texts.items())[:3000])
+    with open(SCIFACT / "queries.jsonl", encoding="utf-8") as lines:
+        queries = [json.loads(line)["text"] for line in lines][:150]
+    database = open_database(tmp_path / "index", f"scifact-{zlib.crc32(str(tmp_path).encode()):08x}", postgres_server)
+    add_texts(database, texts)
+    reference = fts5_reference(tmp_path, texts)
+    pruned = []
+    scored = PostgresKeywordIndex._top
+
+    def recording(self, essential, rest, *args):
+        found = scored(self, essential, rest, *args)
+        pruned.append(bool(rest))
+        return found
+
+    monkeypatch.setattr(PostgresKeywordIndex, "_top", recording)
+    searches = skipped = 0
+    try:
+        for query in queries:
+            for k in (5, 40):
+                pruned.clear()
+                got, expected = database.keywords.query(query, k), reference.query(query, k)
+                assert [score for _, score in got] == pytest.approx([score for _, score in expected], rel=1e-9)
+                assert ranked(got) == ranked(expected), (query, k)
+                searches, skipped = searches + 1, skipped + pruned[-1]
+        assert skipped > searches / 2, f"{skipped} of {searches} searches skipped a word"
+    finally:
+        with database.transaction():
+            database.keywords.forget_collection()

@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 import rag
 from ingest.errors import UsageError
 from ingest.index import UNFINISHED_PREFIX, Index, SourceRecord
+from ingest.index.postgres_index import _FOLDER_LOCK
 from rag.cli import app
 from tests.conftest import assert_index_consistent, installed_command, make_settings
 from tests.helpers import SAMPLE_NOTES
@@ -80,22 +81,54 @@ def test_a_serving_process_sees_an_ingest_made_by_another_process_at_its_next_se
         drop(replica)
 
 
+def writer_locks(url: str) -> list[tuple[int, str, bool]]:
+    """(process id, mode, granted) of every folder lock of rag's writers the server holds or has asked for."""
+    with psycopg.connect(url, autocommit=True) as connection:
+        return connection.execute(
+            "SELECT pid, mode, granted FROM pg_locks WHERE locktype = 'advisory' AND classid = %s AND objsubid = 2",
+            (_FOLDER_LOCK,),
+        ).fetchall()
+
+
+def watched_locks(url: str, ingests: list[subprocess.Popen]) -> list[list[tuple[int, str, bool]]]:
+    """The writers' folder locks, seen every few milliseconds until every ingest has exited."""
+    seen = []
+    while any(ingest.poll() is None for ingest in ingests):
+        seen.append(writer_locks(url))
+        time.sleep(0.02)
+    return seen
+
+
+def seeded_collection(tmp_path: Path, url: str) -> str:
+    """A collection of this test's own, made by a first ingest: the ingest that makes a collection
+    records what builds it, and so holds all of it."""
+    seed = tmp_path / "seed"
+    seed.mkdir()
+    (seed / "seed.md").write_text("# Seed\n\nThe seed note makes the collection before the folders arrive.\n")
+    collection = collection_of(tmp_path)
+    finished(start_ingest(seed, tmp_path / "home-seed", url, collection))
+    return collection
+
+
 def test_two_processes_ingesting_different_folders_into_one_collection_at_once_both_land(postgres_server, tmp_path):
     folders = {"personal": tmp_path / "personal", "work": tmp_path / "work"}
     for name, folder in folders.items():
         shutil.copytree(SAMPLE_NOTES / name, folder)
-    collection = collection_of(tmp_path)
+    collection = seeded_collection(tmp_path, postgres_server)
     ingests = [start_ingest(folder, tmp_path / f"home-{name}", postgres_server, collection) for name, folder in folders.items()]
+    seen = watched_locks(postgres_server, ingests)
     errors = [finished(ingest) for ingest in ingests]
-    # The database's lock on the collection lets one write at a time: the other said it waited.
-    assert any("waiting" in error.lower() for error in errors), errors
+    # Each locked its own folder, and they wrote at once: neither waited for the other.
+    assert not any("waiting" in error.lower() for error in errors), errors
+    assert any(len({pid for pid, mode, granted in locks if mode == "ExclusiveLock" and granted}) == 2 for locks in seen)
+    assert not any(not granted for locks in seen for _, _, granted in locks)
 
     settings = make_settings(tmp_path / "reader", collection=collection, index={"url": postgres_server})
     try:
         sources = Index(settings).sources()
-        on_disk = {str(path) for folder in folders.values() for path in folder.rglob("*") if path.is_file()}
-        assert set(sources) <= on_disk and {Path(p).relative_to(tmp_path).parts[0] for p in sources} == set(folders)
-        assert len(sources) == 14
+        on_disk = {str(path) for folder in [*folders.values(), tmp_path / "seed"] for path in folder.rglob("*") if path.is_file()}
+        assert set(sources) <= on_disk and {Path(p).relative_to(tmp_path).parts[0] for p in sources} == {*folders, "seed"}
+        assert len(sources) == 15
         assert_index_consistent(settings)  # nothing lost, nothing doubled: vectors = keywords = the manifest's list
         hits = rag.search("What oven temperature are the cardamom buns baked at?", settings, k=1)
         assert hits.hits[0].source == str(folders["personal"] / "recipes/cardamom-buns.md")
@@ -103,6 +136,54 @@ def test_two_processes_ingesting_different_folders_into_one_collection_at_once_b
         assert hits.hits[0].source == str(folders["work"] / "tools/calibrate.py")
     finally:
         drop(settings)
+
+
+@pytest.mark.parametrize("second", ["personal", "personal/recipes"], ids=["the same folder", "a folder inside it"])
+def test_two_processes_ingesting_one_folder_at_once_take_turns(postgres_server, tmp_path, second):
+    """Two ingests of one folder, or of a folder and one inside it, would write the same files: the
+    second waits for the first's lock in the database, then finds its files already there."""
+    shutil.copytree(SAMPLE_NOTES / "personal", tmp_path / "personal")
+    collection = seeded_collection(tmp_path, postgres_server)
+    ingests = []
+    for number, folder in enumerate(["personal", second]):
+        ingests.append(subprocess.Popen(
+            [installed_command("rag"), "ingest", "--json", str(tmp_path / folder)],
+            env={**os.environ, "RAG_HOME": str(tmp_path / f"home-{number}"), "RAG_INDEX__URL": postgres_server,
+                 "RAG_COLLECTION": collection},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        ))
+    seen = watched_locks(postgres_server, ingests)
+    outputs = [ingest.communicate(timeout=600) for ingest in ingests]
+    assert [ingest.returncode for ingest in ingests] == [0, 0], outputs
+    # One asked for a folder lock the other held, and said it waited; they never held both at once.
+    assert sum("waiting for it to finish" in stderr for _, stderr in outputs) == 1, outputs
+    assert any(not granted for locks in seen for _, _, granted in locks)
+    assert not any(len({pid for pid, mode, granted in locks if mode == "ExclusiveLock" and granted}) == 2 for locks in seen)
+
+    settings = make_settings(tmp_path / "reader", collection=collection, index={"url": postgres_server})
+    try:
+        reports = [json.loads(stdout) for stdout, _ in outputs]
+        # Whichever went second found every file of its folder written by the first, and wrote none.
+        assert sorted(len(report["added"]) for report in reports)[0] == 0
+        assert sum(report["chunks_added"] for report in reports) == Index(settings).stats().chunks - 1
+        assert Index(settings).stats().files == 1 + sum(1 for path in (tmp_path / "personal").rglob("*") if path.is_file())
+        assert_index_consistent(settings)
+    finally:
+        drop(settings)
+
+
+@pytest.mark.fast
+def test_writers_lock_their_folders_and_the_parents_shared_in_one_order(tmp_path):
+    from ingest.index.postgres_index import _WRITER_LOCK, PostgresDatabase
+
+    database = PostgresDatabase("postgresql://rag@db.example/team", "kb")
+    assert database._writer_locks(None) == [("advisory_lock", (_WRITER_LOCK, "kb"))]
+    assert database._writer_locks([Path("/notes/work"), Path("/notes")]) == [
+        ("advisory_lock_shared", (_WRITER_LOCK, "kb")),
+        ("advisory_lock_shared", (_FOLDER_LOCK, "kb\n/")),
+        ("advisory_lock", (_FOLDER_LOCK, "kb\n/notes")),  # its own folder alone, though a parent of the other
+        ("advisory_lock", (_FOLDER_LOCK, "kb\n/notes/work")),
+    ]
 
 
 def test_an_ingest_killed_mid_write_leaves_whole_files_and_the_next_one_completes(postgres_server, tmp_path):

@@ -258,3 +258,48 @@ def test_a_user_who_may_not_create_the_tables_gets_one_line_saying_what_is_neede
             with psycopg.connect(url, autocommit=True) as admin:
                 admin.execute(f"DROP OWNED BY {role}")
                 admin.execute(f"DROP ROLE {role}")
+
+
+def test_a_keyword_index_of_an_older_schema_is_upgraded_on_open_and_ranks_as_before(postgres_server, tmp_path):
+    """A database made before step 3 (postings without their chunk's length): opening it fills the
+    lengths in from the chunks' rows, and the keyword search ranks and scores as a fresh index does."""
+    import psycopg
+
+    from ingest.index.keywords import analysed
+    from ingest.index.postgres import MIGRATIONS, SCHEMA
+    from ingest.index.postgres_index import PostgresDatabase
+    from tests.test_index_database import QUERIES, TEXTS, add_texts
+
+    texts = {chunk_id: text for chunk_id, text in TEXTS.items() if text}
+    with fresh_database(postgres_server, "older") as url:
+        with psycopg.connect(url, autocommit=True) as connection:  # the layout and rows of a rag of version 2
+            connection.execute(f"CREATE SCHEMA {SCHEMA}")
+            connection.execute(f"CREATE TABLE {SCHEMA}.schema_version (version integer NOT NULL)")
+            for number, step in enumerate(MIGRATIONS[:2], start=1):
+                connection.execute(step)
+                connection.execute(f"INSERT INTO {SCHEMA}.schema_version (version) VALUES (%s)", (number,))
+            counts = analysed(list(texts.values()))
+            for chunk_id, terms in zip(texts, counts):
+                connection.execute(
+                    f"INSERT INTO {SCHEMA}.keyword_chunks VALUES ('kb', %s, %s, %s)",
+                    (chunk_id, f"/notes/{chunk_id}", sum(terms.values())),
+                )
+                for term, frequency in terms.items():
+                    connection.execute(
+                        f"INSERT INTO {SCHEMA}.keyword_postings VALUES ('kb', %s, %s, %s)", (term, chunk_id, frequency)
+                    )
+            connection.execute(
+                f"INSERT INTO {SCHEMA}.keyword_totals VALUES ('kb', %s, %s)",
+                (len(texts), sum(sum(terms.values()) for terms in counts)),
+            )
+        upgraded = PostgresDatabase(url, "kb")
+        fresh = PostgresDatabase(url, "kb-fresh")
+        add_texts(fresh, texts)
+        for query in QUERIES:
+            assert upgraded.keywords.query(query, 5) == fresh.keywords.query(query, 5), query
+        with psycopg.connect(url) as connection:
+            assert connection.execute(f"SELECT max(version) FROM {SCHEMA}.schema_version").fetchone()[0] == len(MIGRATIONS)
+            assert connection.execute(
+                f"SELECT count(*) FROM {SCHEMA}.keyword_postings postings JOIN {SCHEMA}.keyword_chunks chunks "
+                "USING (collection, chunk_id) WHERE postings.length <> chunks.length"
+            ).fetchone()[0] == 0
