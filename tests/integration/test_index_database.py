@@ -24,7 +24,7 @@ from ingest.index.postgres_index import PostgresDatabase, PostgresKeywordIndex
 from ingest.index.schema import connect
 from ingest.index.sqlite_database import SqliteDatabase
 from tests.conftest import REPO
-from tests.test_cjk import NOTES as CJK_NOTES
+from tests.integration.test_cjk import NOTES as CJK_NOTES
 
 BACKENDS = [pytest.param("sqlite", marks=pytest.mark.fast), "postgres"]
 

@@ -22,7 +22,7 @@ from rag.errors import MigrationCheckError, MigrationTargetNotEmptyError, NoInde
 from tests.conftest import assert_index_consistent, installed_command, make_settings
 from tests.helpers import QUESTIONS, SAMPLE_NOTES
 from tests.postgres_server import PASSWORD
-from tests.test_concurrency import many_notes
+from tests.integration.test_concurrency import many_notes
 
 runner = CliRunner()
 MODES = ("keyword", "dense", "hybrid")

@@ -1,6 +1,6 @@
 """The PostgreSQL vector store in use: the sample notes ingested and searched with their vectors in a
 real PostgreSQL with pgvector (tests/postgres_server.py), two processes writing one collection at
-once, and a wrong password. The store's own contract runs in tests/test_store_contract.py."""
+once, and a wrong password. The store's own contract runs in tests/integration/test_store_contract.py."""
 
 from __future__ import annotations
 
@@ -268,7 +268,7 @@ def test_a_keyword_index_of_an_older_schema_is_upgraded_on_open_and_ranks_as_bef
     from ingest.index.keywords import analysed
     from ingest.index.postgres import MIGRATIONS, SCHEMA
     from ingest.index.postgres_index import PostgresDatabase
-    from tests.test_index_database import QUERIES, TEXTS, add_texts
+    from tests.integration.test_index_database import QUERIES, TEXTS, add_texts
 
     texts = {chunk_id: text for chunk_id, text in TEXTS.items() if text}
     with fresh_database(postgres_server, "older") as url:
