@@ -1,5 +1,6 @@
-"""`make lint`'s dependency and type checks bite: deptry refuses an import no dependency declares,
-and mypy reports a type error in a module it checks and not in one listed as not yet typed.
+"""`make lint`'s layer, dependency and type checks bite: lint-imports refuses an `import rag` inside
+`ingest`, deptry refuses an import no dependency declares, and mypy reports a type error in a module
+it checks and not in one listed as not yet typed.
 
 Each runs on a copy made here, with the project's own pyproject.toml, so that what they find is
 what the planted mistake caused."""
@@ -21,8 +22,24 @@ MISTYPED = 'def count() -> int:\n    return "three"\n'
 
 def run(tool: str, cwd: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [str(BIN / tool), *args], cwd=cwd, capture_output=True, text=True, timeout=600, env={"NO_COLOR": "1", "PATH": ""}
+        [str(BIN / tool), *args], cwd=cwd, capture_output=True, text=True, timeout=600,
+        # lint-imports imports the packages it checks: the copy's, not the installed project's.
+        env={"NO_COLOR": "1", "PATH": "", "PYTHONPATH": str(cwd)},
     )
+
+
+def test_lint_imports_refuses_ingest_importing_rag(tmp_path):
+    for package in ("rag", "ingest"):
+        shutil.copytree(REPO / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "pyproject.toml", tmp_path)
+    clean = run("lint-imports", tmp_path, "--no-cache")
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+
+    (tmp_path / "ingest" / "planted.py").write_text("def late():\n    import rag.settings\n")
+    planted = run("lint-imports", tmp_path, "--no-cache")
+    assert planted.returncode == 1
+    assert "ingest sits below rag: it never imports rag BROKEN" in planted.stdout
+    assert "ingest.planted -> rag.settings (l.2)" in planted.stdout
 
 
 def test_deptry_refuses_an_import_no_dependency_declares(tmp_path):
