@@ -196,8 +196,11 @@ def texts(settings: rag.Settings, query: str, mode: str, k: int = 5) -> list[str
 @requires_guide
 @pytest.mark.parametrize("phrase,guide", [("大型语言模型", CHINESE_GUIDE), ("量化", CHINESE_GUIDE), ("양자화", KOREAN_GUIDE)])
 def test_keyword_search_finds_every_top_chunk_by_a_word_inside_runs(guide_index, phrase, guide):
+    every_chunk = texts(guide_index, phrase, "dense", k=rag.status(guide_index).chunks)
+    holding = sum(phrase in text for text in every_chunk)
+    assert holding >= 3
     hits = rag.search(phrase, guide_index, 5, mode="keyword")
-    assert len(hits) == 5 and all(phrase in hit.text and hit.source == str(guide) for hit in hits)
+    assert len(hits) == min(5, holding) and all(phrase in hit.text and hit.source == str(guide) for hit in hits)
 
 
 @requires_guide
