@@ -2,7 +2,11 @@
 
     .venv/bin/python bench/answers.py [--qa data/sample-notes-qa.jsonl] [--docs data/sample-notes]
                                       [--only MODEL[:QA_PROMPT[:STYLE]] ...] [--limit N]
-    .venv/bin/python bench/answers.py --languages [--language ko ...] [--model MODEL] [--embedding-model M ...] [--limit N]
+    .venv/bin/python bench/answers.py --languages [--language ko ...] [--model MODEL] [--embedding-model M ...]
+                                      [--chunk-tokens N ...] [--limit N]
+
+--chunk-tokens N (repeated) builds each language's index once per chunk size, the sizes side by
+side in one run (without it, the size chosen with the embedding model).
 
 Either form takes --queries N: the model first writes N search queries like each question
 (search.queries), each searched too; without it, the settings' default (0: the question alone).
@@ -68,12 +72,13 @@ LANGUAGE_SETS = [
 
 def run_candidate(
     model: str | None, qa_prompt: str | None, style: str | None, qa: Path, docs: Path, home: Path, embedding: str | None = None,
-    queries: int | None = None,
+    queries: int | None = None, chunk_tokens: int | None = None,
 ) -> dict:
     """One `rag eval --answers` process; a None option keeps the settings' default."""
     options = {
         "RAG_LLM__QA_PROMPT": qa_prompt, "RAG_LLM__PROMPT_STYLE": style, "RAG_EMBEDDING__MODEL": embedding,
         "RAG_SEARCH__QUERIES": None if queries is None else str(queries),
+        "RAG_CHUNKING__CHUNK_TOKENS": None if chunk_tokens is None else str(chunk_tokens),
     }
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("RAG_")},
@@ -91,6 +96,7 @@ def run_candidate(
     result = {
         "model": model or "default", "qa_prompt": qa_prompt or "default", "prompt_style": style or "default",
         "embedding": embedding or "default", "queries": "default" if queries is None else queries,
+        "chunk_tokens": chunk_tokens or "default",
     }
     if returncode != 0:
         return {**result, "error": stderr.strip().splitlines()[-1] if stderr.strip() else f"exit {returncode}"}
@@ -140,10 +146,12 @@ def in_language(language: str, answers: list[dict]) -> float:
 
 def language_rows(
     model: str | None, limit: int | None, tmp: Path, answers_file: Path | None, only: list[str] | None = None,
-    embeddings: list[str | None] | None = None, queries: int | None = None,
+    embeddings: list[str | None] | None = None, queries: int | None = None, chunk_sizes: list[int | None] | None = None,
 ) -> list[dict]:
     rows = []
-    for (language, qa, docs), embedding in itertools.product(LANGUAGE_SETS, embeddings or [None]):
+    for (language, qa, docs), embedding, chunk_tokens in itertools.product(
+        LANGUAGE_SETS, embeddings or [None], chunk_sizes or [None]
+    ):
         if only and language not in only:
             continue
         if not docs.is_dir():
@@ -154,7 +162,7 @@ def language_rows(
             limited.write_text("\n".join(qa.read_text().splitlines()[:limit]) + "\n")
             qa = limited
         home = tmp / f"home-{language}-{len(rows)}"
-        row = {"language": language, **run_candidate(model, None, None, qa, docs, home, embedding, queries)}
+        row = {"language": language, **run_candidate(model, None, None, qa, docs, home, embedding, queries, chunk_tokens)}
         results = row.pop("results", [])
         row["in_question_language"] = in_language(language, results)
         if answers_file:
@@ -173,6 +181,10 @@ def main() -> None:
     parser.add_argument(
         "--embedding-model", action="append", help="with --languages: this embedding model (repeat: each language with each)"
     )
+    parser.add_argument(
+        "--chunk-tokens", type=int, action="append",
+        help="with --languages: this chunk size (repeat: each language with each, in one run)",
+    )
     parser.add_argument("--qa", type=Path, default=REPO / "data" / "sample-notes-qa.jsonl")
     parser.add_argument("--docs", type=Path, default=REPO / "data" / "sample-notes")
     parser.add_argument("--only", nargs="*", help="MODEL[:QA_PROMPT[:STYLE]] candidates instead of the default list")
@@ -182,12 +194,16 @@ def main() -> None:
     args = parser.parse_args()
     if args.languages:
         with tempfile.TemporaryDirectory(prefix="rag-answers-bench-") as tmp:
-            rows = language_rows(args.model, args.limit, Path(tmp), args.answers, args.language, args.embedding_model, args.queries)
+            rows = language_rows(
+                args.model, args.limit, Path(tmp), args.answers, args.language, args.embedding_model, args.queries,
+                args.chunk_tokens,
+            )
         columns = [*COLUMNS, ("in_question_language", "lang")]
         print_rows(
             rows,
-            f"{'language':<10}{'model':<30}{'embedding':<42}" + "".join(f"{short:>7}" for _, short in columns) + f"{'p50 s':>7}",
-            lambda row: f"{row['language']:<10}{row.get('model', ''):<30}{row.get('embedding', ''):<42}",
+            f"{'language':<10}{'model':<30}{'embedding':<42}{'chunk':>8}" + "".join(f"{short:>7}" for _, short in columns)
+            + f"{'p50 s':>7}",
+            lambda row: f"{row['language']:<10}{row.get('model', ''):<30}{row.get('embedding', ''):<42}{row.get('chunk_tokens', ''):>8}",
             lambda row: "".join(f"{row[key]:>7.3f}" for key, _ in columns) + f"{row['latency_p50_ms'] / 1000:>7.2f}",
         )
         return
