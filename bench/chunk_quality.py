@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from ingest.chunking import (  # noqa: E402
+from ingest.chunking.chunker import (  # noqa: E402
     HEADING_SEPARATOR,
     MIN_TEXT_CHARS,
     Chunk,

@@ -61,7 +61,7 @@ a scanner writes it:
 - `ocr_s`, `ocr_peak_rss_mb`, `ocr_library_s`: a real `rag ingest` CLI process of that PDF into an
   empty index, timed as `full_ingest_s` is (cold start and OCR model load included; then chunking,
   embedding, writing). `ocr_pages_per_s`: ocr_pages / ocr_s.
-- `ocr_pages_per_s_warm`: OCR alone, in this process, through `ingest.ocr.read_pdf_pages` (render
+- `ocr_pages_per_s_warm`: OCR alone, in this process, through `ingest.loaders.ocr.read_pdf_pages` (render
   and read) on the same PDF, all N pages, after one page read as a warm-up (models loaded, threads
   started; the engine keeps no results); `ocr_warm_s` is its time.
 - `ocr_words`: words drawn; `ocr_words_found_share`: the share of them (lower-cased, punctuation
@@ -303,7 +303,7 @@ def onnx_matmul_seconds(dtype: str, rows: int, hidden: int, inner: int) -> float
     model.ir_version = 8  # what this onnxruntime reads for sure
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as ingest.onnx_encoder's session
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as ingest.embedding.onnx_encoder's session
     session = onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     return best_of(lambda: session.run(None, {"A": activations}))
 
@@ -394,7 +394,7 @@ def words_found(drawn: list[str], stored: list[str]) -> int:
 def ocr_bench(pages: int, workdir: Path, rag_env: dict[str, str]) -> dict:
     """The --ocr-pages figures (see the module's docstring)."""
     import rag
-    from ingest.ocr import read_pdf_pages
+    from ingest.loaders.ocr import read_pdf_pages
 
     print(f"drawing {pages} scanned pages ...", file=sys.stderr)
     texts = page_texts(pages)

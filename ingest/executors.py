@@ -13,15 +13,15 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Protocol, T
 
 from ingest.errors import LoadError, NotADocument
 from ingest.loaders import loader_for
-from ingest.ocr import pages_by_ocr
+from ingest.loaders.ocr import pages_by_ocr
 from ingest.settings import ChunkingSettings, EmbeddingSettings
 
 if TYPE_CHECKING:
     import numpy as np
     from langchain_core.documents import Document
 
-    from ingest.chunking import Chunk, Chunker
-    from ingest.embedders import Embedder
+    from ingest.chunking.chunker import Chunk, Chunker
+    from ingest.embedding.embedders import Embedder
 
 
 @dataclass
@@ -99,13 +99,13 @@ class LocalExecutor:
     # Made at first use: an unchanged re-sync imports neither the chunker nor the embedder.
     @functools.cached_property
     def embedder(self) -> "Embedder":
-        from ingest.embedders import load_embeddings
+        from ingest.embedding.embedders import load_embeddings
 
         return load_embeddings(self.embedding, self.cache_path)
 
     @functools.cached_property
     def chunker(self) -> "Chunker":
-        from ingest.chunking import Chunker
+        from ingest.chunking.chunker import Chunker
 
         return Chunker(self.embedder.token_counter, self.chunking)
 

@@ -27,7 +27,7 @@ from ingest.errors import RebuildScopeError, UsageError
 from ingest.executors import FileExecutor, FileSplit, FileToSplit, LocalExecutor
 from ingest.index import Index, SourceRecord
 from ingest.loaders import IMAGE_SUFFIXES, loader_for
-from ingest.ocr import unread_pages_warning
+from ingest.loaders.ocr import unread_pages_warning
 from ingest.scripts import AUTO_MODEL, CHOICE_FILES, UnreadScripts, choose_embedding_model
 from ingest.settings import IndexSettings
 
@@ -388,7 +388,7 @@ class _FileSync:
         return [*self._vanished.values(), *self._emptied]
 
     def _model_tokenizer(self) -> "Tokenizer":
-        from ingest.embedders import model_tokenizer
+        from ingest.embedding.embedders import model_tokenizer
 
         return model_tokenizer(self.settings.embedding.model)
 

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from langchain_core.language_models import BaseLanguageModel
 
-    from ingest.embedders import Embedder
+    from ingest.embedding.embedders import Embedder
     from ingest.index import Consistency
     from ingest.watch import WatchReport
     from rag.batch.jobs import ExtractJob, SummarizeJob

@@ -30,8 +30,8 @@ from langchain_core.runnables import (
     RunnablePassthrough,
 )
 
+from ingest.embedding.embedders import model_tokenizer
 from ingest.index.keywords import term_coverage
-from ingest.embedders import model_tokenizer
 from ingest.scripts import readability
 from ingest.text import word_coverage
 from rag.errors import RagError, UsageError

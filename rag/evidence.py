@@ -14,7 +14,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from ingest.chunk_lines import added_lines
+from ingest.chunking.lines import added_lines
 from ingest.index.keywords import cjk_terms
 from ingest.scripts import CJK_RUN, cjk_language
 from ingest.text import fold, stems

@@ -25,7 +25,7 @@ from rag.settings import SearchSettings, Settings
 if TYPE_CHECKING:
     import numpy as np
 
-    from ingest.embedders import Embedder
+    from ingest.embedding.embedders import Embedder
 
 SNIPPET_CHARS = 240
 # With MMR, the k results are chosen among this many times k of the best candidates.
@@ -353,7 +353,7 @@ def embedding_model(settings: Settings) -> str:
 
 def embedder(settings: Settings) -> "Embedder":
     """The collection's embedding model, loaded once per process."""
-    from ingest.embedders import load_embeddings
+    from ingest.embedding.embedders import load_embeddings
 
     embedding = settings.embedding.model_copy(update={"model": embedding_model(settings)})
     key = (settings.cache_path, embedding.model_dump_json())

@@ -423,8 +423,8 @@ def model_problem(settings: Settings) -> str | None:
     The chunker would otherwise cut chunks silently at the model's window. A model that cannot be
     found is left to the command that loads it, which says so.
     """
-    from ingest.embedders import model_window
     from ingest.embedding import SPECIAL_TOKENS_PER_INPUT, concrete_model
+    from ingest.embedding.embedders import model_window
     from rag.errors import ModelNotFoundError
 
     try:

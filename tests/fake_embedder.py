@@ -1,6 +1,6 @@
 """A fake embedding model for the fast tier: deterministic vectors from the words of a text, no weights.
 
-`FakeEmbedder` implements `ingest.embedders.Embedder`. Each word (lowercased) adds ±1 to a
+`FakeEmbedder` implements `ingest.embedding.embedders.Embedder`. Each word (lowercased) adds ±1 to a
 dimension chosen by its CRC-32, and the sum is scaled to unit length: texts that share words get
 a high cosine, texts that share none one near 0, the same text always the same vector, in every
 process. Its tokenizer reads each UTF-8 byte as a token (a real `tokenizers.Tokenizer`, built
@@ -84,11 +84,11 @@ def load_fake_embedder_for_its_name(set_attribute: Callable[[Any, str, Any], Non
     """Make the code load FakeEmbedder and its tokenizer for the model name FAKE_MODEL, and real
     models for every other name. `set_attribute`: pytest's `monkeypatch.setattr` (undone after the
     test) or `setattr` (for the rest of a process)."""
-    import ingest.embedders
+    import ingest.embedding.embedders
     import rag.chain
 
     real_load, real_tokenizer, real_window = (
-        ingest.embedders.load_embeddings, ingest.embedders.model_tokenizer, ingest.embedders.model_window
+        ingest.embedding.embedders.load_embeddings, ingest.embedding.embedders.model_tokenizer, ingest.embedding.embedders.model_window
     )
 
     def load_embeddings(settings, cache_dir):
@@ -100,7 +100,7 @@ def load_fake_embedder_for_its_name(set_attribute: Callable[[Any, str, Any], Non
     def model_window(model):
         return FAKE_WINDOW if model == FAKE_MODEL else real_window(model)
 
-    set_attribute(ingest.embedders, "load_embeddings", load_embeddings)
-    set_attribute(ingest.embedders, "model_tokenizer", model_tokenizer)
-    set_attribute(ingest.embedders, "model_window", model_window)
+    set_attribute(ingest.embedding.embedders, "load_embeddings", load_embeddings)
+    set_attribute(ingest.embedding.embedders, "model_tokenizer", model_tokenizer)
+    set_attribute(ingest.embedding.embedders, "model_window", model_window)
     set_attribute(rag.chain, "model_tokenizer", model_tokenizer)  # imported by name there

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterable, Sequence
 
-from ingest.chunk_metadata import CHUNK_METADATA_KEYS
+from ingest.chunking.metadata import CHUNK_METADATA_KEYS
 from ingest.errors import (
     IndexBusyError, IndexMismatchError, NoIndexError, UsageError, VectorsMissingError, VectorStoreMismatchError,
 )

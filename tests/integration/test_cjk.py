@@ -15,10 +15,10 @@ import pytest
 from langchain_core.language_models.fake import FakeListLLM
 
 import rag
+from ingest.embedding.embedders import model_tokenizer
 from ingest.index import keywords
 from ingest.index.keywords import KeywordIndex, index_text, query_terms, term_coverage
 from ingest.index.schema import connect
-from ingest.embedders import model_tokenizer
 from ingest.scripts import UnreadScripts, readability
 from rag.chain import IndexRetriever, build_rag_chain
 from rag import languages

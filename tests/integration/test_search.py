@@ -124,7 +124,8 @@ def test_a_graph_the_quantizer_cannot_handle_is_embedded_in_float32(sample_index
 
     import numpy as np
 
-    from ingest import embedding, onnx_encoder
+    from ingest import embedding
+    from ingest.embedding import onnx_encoder
 
     settings, _ = sample_index
     cache = tmp_path / "cache"
@@ -152,8 +153,7 @@ def test_copies_of_a_model_share_one_onnx_export_and_older_exports_are_removed(t
 
     import numpy as np
 
-    from ingest import onnx_encoder
-    from ingest.embedding import resolve_model_path
+    from ingest.embedding import onnx_encoder, resolve_model_path
 
     packaged = resolve_model_path("sentence-transformers/all-MiniLM-L6-v2")
     first, second = tmp_path / "venv-a" / "model", tmp_path / "venv-b" / "model"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.chunking import MIN_TEXT_CHARS, Chunker, text_chars
+from ingest.chunking.chunker import MIN_TEXT_CHARS, Chunker, text_chars
 from ingest.embedding import LocalEmbeddings
 from ingest.loaders import load_docx, load_html, load_markdown, load_mdx, load_plain, load_rst, loader_for
 from rag.settings import ChunkingSettings, load_settings
@@ -405,7 +405,7 @@ def test_korean_is_sized_by_syllables_not_jamo_tokens(chunker, counter):
 
 
 def test_quality_report_counts_junk_of_the_old_kinds(chunker):
-    from ingest.chunking import Chunk
+    from ingest.chunking.chunker import Chunk
 
     assert chunk_quality.junk_reason(Chunk("Usage\n\n```", {"heading": "Usage"})).startswith("under 20 characters")
     assert chunk_quality.junk_reason(Chunk("---\ntitle: FAQ\n---")) == "front matter"

@@ -2,7 +2,7 @@
 
 A piece of a long table repeats the header and separator rows at its top, a piece of a long code
 block its opening fence, and every piece of a split code block ends with a closing fence: lines
-that are not at that place in the file. ingest.chunk_lines.added_lines tells them from the body and
+that are not at that place in the file. ingest.chunking.lines.added_lines tells them from the body and
 its start_line-end_line, and a quote's lines are counted from the first cited line. Each test reads
 the file's lines and compares text.
 """
@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from langchain_core.documents import Document
 
-from ingest.chunk_lines import added_lines
-from ingest.chunking import Chunker
+from ingest.chunking.chunker import Chunker
+from ingest.chunking.lines import added_lines
 from ingest.loaders import load_markdown, loader_for
 from ingest.text import fold
 from rag.evidence import _evidence, _passages, cited_span, quote_evidence

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.chunking import Chunker
+from ingest.chunking.chunker import Chunker
 from ingest.discover import discover
 from ingest.embedding import LocalEmbeddings
 from ingest.loaders import load_csv, load_notebook, loader_for

@@ -17,7 +17,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ingest.encoder_tokenizer import load_tokenizer
+from ingest.embedding.tokenizer import load_tokenizer
 
 if TYPE_CHECKING:
     import numpy as np
@@ -102,7 +102,7 @@ def _content_digest(model_path: Path, folder: Path) -> str:
 def _export(model_path: Path, pooling: str, target: Path) -> None:
     import torch
 
-    from ingest.torch_encoder import load_pooled
+    from ingest.embedding.torch_encoder import load_pooled
 
     model = load_pooled(model_path, pooling)
     unfused = target.with_suffix(".unfused")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from ingest.encoder_tokenizer import load_tokenizer
+from ingest.embedding.tokenizer import load_tokenizer
 
 if TYPE_CHECKING:
     import numpy as np

@@ -15,7 +15,7 @@ are kept, so `start_line`/`end_line` cite exactly. The only lines that are not t
 first starts with the table's header and separator rows; a piece of a code block after the first
 starts with the block's opening fence, and every piece of a split code block ends with a closing
 fence (the file's own closing fence is cited by none, unless a short text after the block joins
-the last piece). ingest.chunk_lines.added_lines tells them from the chunk body and its line
+the last piece). ingest.chunking.lines.added_lines tells them from the chunk body and its line
 count, so that quoted evidence cites the lines of each sentence; a join that rule would misread
 is not made (`_cites_exactly`).
 """
@@ -37,8 +37,8 @@ from langchain_text_splitters import Language, RecursiveCharacterTextSplitter
 from markdown_it import MarkdownIt
 from mdit_py_plugins.front_matter import front_matter_plugin
 
-from ingest.chunk_lines import added_lines
-from ingest.chunk_metadata import DOCUMENT_METADATA_KEYS
+from ingest.chunking.lines import added_lines
+from ingest.chunking.metadata import DOCUMENT_METADATA_KEYS
 from ingest.embedding import TokenCounter
 from ingest.settings import DEFAULT_CHUNK_TOKENS, ChunkingSettings
 
@@ -701,7 +701,7 @@ class Chunker:
         )
 
     def _cites_exactly(self, prepared: _Prepared, piece: _Piece) -> bool:
-        """Whether the chunk of `piece` tells which of its lines are added (see chunk_lines.added_lines)."""
+        """Whether the chunk of `piece` tells which of its lines are added (see lines.added_lines)."""
         real = prepared.text[piece.start : piece.end].strip("\n").rstrip()
         body = piece.before + real + piece.after
         return added_lines(body, 1, real.count("\n") + 1) == (piece.before.count("\n"), piece.after.count("\n"))

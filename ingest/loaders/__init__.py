@@ -6,7 +6,7 @@ Structured formats (HTML, .docx, notebooks, slides, e-books, mail) are rendered 
 their headings chunk like Markdown, and tables (.csv, .tsv, .xlsx) as Markdown tables, which the
 chunker splits between rows, repeating the header. Each document carries what locates it in the
 file (page, slide, sheet, message, attachment; cells and rows line by line, see
-Chunker._units). Scanned PDF pages and images are read by OCR (ingest/ocr.py). A format's
+Chunker._units). Scanned PDF pages and images are read by OCR (ocr.py in this package). A format's
 library is imported when a file of it is read.
 """
 
@@ -134,7 +134,7 @@ def load_pdf(data: bytes) -> list[Document]:
     from pypdf import PdfReader
     from pypdf.errors import PyPdfError
 
-    from ingest.ocr import OcrUnavailable, read_pdf_pages
+    from ingest.loaders.ocr import OcrUnavailable, read_pdf_pages
 
     # pypdf logs recoverable damage to stderr; an unrecoverable file raises and is reported once.
     logging.getLogger("pypdf").setLevel(logging.ERROR)
@@ -178,7 +178,7 @@ def load_pdf(data: bytes) -> list[Document]:
 def load_image(data: bytes) -> list[Document]:
     """A picture of text (a scan, a photo of a page, a screenshot) read by OCR: one page, or one
     per frame of a multi-page TIFF. Without OCR installed, or with no text in it, it is skipped."""
-    from ingest.ocr import OcrUnavailable, read_image
+    from ingest.loaders.ocr import OcrUnavailable, read_image
 
     try:
         frames = read_image(data)

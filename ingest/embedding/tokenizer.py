@@ -1,9 +1,9 @@
 """The embedding model's tokenizer, loaded from its tokenizer.json (no torch): as both encoders feed
-it (ingest/onnx_encoder.py, ingest/torch_encoder.py) and as ingest/embedding.py counts tokens.
+it (onnx_encoder.py, torch_encoder.py) and as the package (ingest.embedding) counts tokens.
 
 A module of its own because the ONNX export loads the torch encoder: each importing the other
 would be a cycle. (The universal sentence encoder's tokenizer is built from its SentencePiece
-model instead: ingest/use_embeddings.py.)
+model instead: use_encoder.py.)
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Which lines of a chunk body are its file's own: the chunker adds lines to the pieces of a block
 it splits, and quoted evidence must cite only the file's lines.
 
-Kept apart from ingest/chunking.py (which makes no chunk this module would misread) so that
+Kept apart from chunker.py (which makes no chunk this module would misread) so that
 rag.evidence reads chunk bodies without importing the chunker and its parsers.
 """
 
@@ -19,7 +19,7 @@ def added_lines(body: str, start_line: int, end_line: int) -> tuple[int, int]:
     """(top, bottom): how many lines at the top and at the bottom of a chunk body are not its
     file's lines `start_line`-`end_line`.
 
-    They are what a split block adds to its pieces (ingest/chunking.py): at the top a continued
+    They are what a split block adds to its pieces (chunker.py): at the top a continued
     table's header and separator rows or a continued code block's opening fence, at the bottom
     the closing fence every piece of a split code block ends with. The body has that many lines
     more than it cites, and only one split of them fits those shapes, but for one more line and a

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 class MetadataKey(NamedTuple):
     name: str
-    # What a loader knows of the whole document, copied to each of its chunks by ingest.chunking:
+    # What a loader knows of the whole document, copied to each of its chunks by ingest.chunking.chunker:
     # where it is (a PDF page, a slide, a sheet, a message in a mailbox, an attachment), a mail's
     # subject, sender and date, and whether its text was read by OCR.
     from_document: bool

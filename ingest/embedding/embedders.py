@@ -2,7 +2,7 @@
 
 Two kinds: sentence-transformers models (the packaged all-MiniLM-L6-v2, or a model folder on
 disk; `ingest.embedding`) and the packaged Universal Sentence Encoder multilingual
-(`ingest.use_embeddings`), which reads Korean, Chinese and Japanese.
+(`ingest.embedding.use_encoder`), which reads Korean, Chinese and Japanese.
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Protocol
 
-from ingest import embedding, use_embeddings
+from ingest import embedding
+from ingest.embedding import use_encoder
 from ingest.scripts import MULTILINGUAL_MODEL
 from ingest.settings import EmbeddingSettings
 
@@ -43,14 +44,14 @@ def is_universal_sentence_encoder(model: str) -> bool:
 def load_embeddings(settings: EmbeddingSettings, cache_dir: Path) -> Embedder:
     """The embedding model of these settings (its weights load at the first text it embeds)."""
     if is_universal_sentence_encoder(settings.model):
-        return use_embeddings.UniversalSentenceEncoder(settings.batch_size)
+        return use_encoder.UniversalSentenceEncoder(settings.batch_size)
     return embedding.LocalEmbeddings(settings, cache_dir)
 
 
 def model_window(model: str) -> int:
     """Content tokens the embedding model reads, without loading it."""
     if is_universal_sentence_encoder(model):
-        return use_embeddings.UNBOUNDED_WINDOW
+        return use_encoder.UNBOUNDED_WINDOW
     return embedding.model_window(model)
 
 
@@ -58,5 +59,5 @@ def model_tokenizer(model: str) -> "Tokenizer":
     """The embedding model's tokenizer, without padding or truncation (no torch): the one its
     token counter uses."""
     if is_universal_sentence_encoder(model):
-        return use_embeddings.sentencepiece_tokenizer()
+        return use_encoder.sentencepiece_tokenizer()
     return embedding.counting_tokenizer(embedding.resolve_model_path(model))

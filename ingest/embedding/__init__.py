@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Callable
 
 from langchain_core.embeddings import Embeddings
 
-from ingest.encoder_tokenizer import load_tokenizer
+from ingest.embedding.tokenizer import load_tokenizer
 from ingest.errors import ModelNotFoundError
 from ingest.scripts import AUTO_MODEL, ENGLISH_MODEL
 from ingest.settings import EmbeddingSettings
@@ -145,7 +145,7 @@ class LocalEmbeddings(Embeddings):
         return self._encoders[path]
 
     def _load_encoder(self, path: str) -> Callable[[list[str]], "np.ndarray"]:
-        from ingest import onnx_encoder
+        from ingest.embedding import onnx_encoder
 
         if path == "int8-onnx":
             try:
@@ -157,7 +157,7 @@ class LocalEmbeddings(Embeddings):
         if path == "float32-onnx":
             return self._onnx_encoder(onnx_encoder.cached_export(self.model_path, self.cache_dir))
         if path == "bfloat16-torch":
-            from ingest.torch_encoder import Bfloat16Encoder
+            from ingest.embedding.torch_encoder import Bfloat16Encoder
 
             pooling = onnx_encoder.pooling_mode(self.model_path)
             assert pooling is not None, "embedding_path takes the bfloat16 path only for a pooling it can reproduce"
@@ -168,7 +168,7 @@ class LocalEmbeddings(Embeddings):
         )
 
     def _onnx_encoder(self, onnx_file: Path) -> Callable[[list[str]], "np.ndarray"]:
-        from ingest import onnx_encoder
+        from ingest.embedding import onnx_encoder
 
         encoder = onnx_encoder.load_encoder(onnx_file, self.model_path / "tokenizer.json", self._max_seq_length())
         return lambda texts: encoder(texts, self.batch_size)
@@ -214,7 +214,7 @@ def _load_sentence_transformer(path: str, device: str):
 def embedding_path(settings: EmbeddingSettings, bulk: bool) -> tuple[str, str]:
     """("float32-onnx" | "int8-onnx" | "bfloat16-torch" | "float32-torch", why): how texts are
     embedded with these settings, in a large ingest (`bulk`) or otherwise."""
-    from ingest.onnx_encoder import pooling_mode
+    from ingest.embedding.onnx_encoder import pooling_mode
 
     if settings.runtime == "torch" or settings.device != "cpu":
         return "float32-torch", f"embedding.runtime is {settings.runtime!r}, embedding.device {settings.device!r}"
