@@ -523,7 +523,7 @@ def main() -> None:
     tokens = sum(min(counter.count(text), counter.window) + SPECIAL_TOKENS_PER_INPUT for text in texts)
     print(f"floor: the encoder's matrix products on the {path} path ...", file=sys.stderr)
     batch = BULK_BATCH_SIZE if path == "bfloat16-torch" else settings.embedding.batch_size
-    floor = matmul_floor(path, embedder.model_path, tokens, batch, settings.chunking.for_model(settings.embedding.model).chunk_tokens)
+    floor = matmul_floor(path, embedder.model_path, tokens, batch, settings.chunking.tokens_for(settings.embedding.model))
     ndcg = None
     if options.ndcg:
         print("nDCG@10 of the index, hybrid, SciFact's test queries ...", file=sys.stderr)

@@ -61,12 +61,15 @@ class ChunkingSettings(Section):
             raise ValueError(f"must be less than chunking.chunk_tokens ({chunk_tokens}); got {overlap}")
         return overlap
 
+    def tokens_for(self, model: str) -> int:
+        """The chunk size with the embedding model `model`: the one set, else the model's."""
+        if self.chunk_tokens is not None:
+            return self.chunk_tokens
+        return MULTILINGUAL_CHUNK_TOKENS if model == MULTILINGUAL_MODEL else DEFAULT_CHUNK_TOKENS
+
     def for_model(self, model: str) -> Self:
         """These settings with chunk_tokens decided for the embedding model `model` where unset."""
-        if self.chunk_tokens is not None:
-            return self
-        size = MULTILINGUAL_CHUNK_TOKENS if model == MULTILINGUAL_MODEL else DEFAULT_CHUNK_TOKENS
-        return self.model_copy(update={"chunk_tokens": size})
+        return self.model_copy(update={"chunk_tokens": self.tokens_for(model)})
 
 
 class IngestSettings(Section):

@@ -431,7 +431,7 @@ def model_problem(settings: Settings) -> str | None:
         window = model_window(settings.embedding.model)
     except (ModelNotFoundError, OSError, KeyError, ValueError):
         return None
-    chunk_tokens = settings.chunking.for_model(settings.embedding.model).chunk_tokens or window
+    chunk_tokens = settings.chunking.tokens_for(settings.embedding.model)
     if chunk_tokens > window:
         return (
             f"chunking.chunk_tokens: {chunk_tokens} is beyond the embedding model's window of {window} tokens "

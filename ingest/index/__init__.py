@@ -109,7 +109,7 @@ def settings_fingerprint(settings: IndexSettings) -> dict[str, Any]:
     return {
         "embedding_model": settings.embedding.model,
         # Decided with the embedding model (None until "auto" has chosen it).
-        "chunk_tokens": None if settings.embedding.model == AUTO_MODEL else settings.chunking.for_model(settings.embedding.model).chunk_tokens,
+        "chunk_tokens": None if settings.embedding.model == AUTO_MODEL else settings.chunking.tokens_for(settings.embedding.model),
         "overlap_tokens": settings.chunking.overlap_tokens,
         "chunker_version": CHUNKER_VERSION,
         "keyword_index": KEYWORD_INDEX_VERSION,
@@ -377,7 +377,7 @@ class Index:
         """Make a new collection with `model` (what "auto" chose), and chunks of its size unless set."""
         self.fingerprint["embedding_model"] = model
         if self.fingerprint["chunk_tokens"] is None:
-            self.fingerprint["chunk_tokens"] = self._chunking.for_model(model).chunk_tokens
+            self.fingerprint["chunk_tokens"] = self._chunking.tokens_for(model)
 
     def check_fingerprint(self) -> None:
         differences = self.settings_differences()

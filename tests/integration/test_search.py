@@ -42,7 +42,7 @@ def test_every_chunk_fits_the_embedding_window_and_cites_real_lines(sample_index
     hits = rag.search("anything", settings, k=1000)
     assert len(hits) == sum(1 for _ in hits) > 100
     for hit in hits:
-        assert counter.count(hit.text) <= settings.chunking.for_model(settings.embedding.model).chunk_tokens <= counter.window
+        assert counter.count(hit.text) <= settings.chunking.tokens_for(settings.embedding.model) <= counter.window
         if "start_line" in hit.location:
             lines = Path(hit.source).read_text().splitlines()
             cited = "\n".join(lines[hit.location["start_line"] - 1 : hit.location["end_line"]])
