@@ -44,6 +44,8 @@ HISTORY_TURNS = 4
 PROMPT_QUOTES = 3
 PROMPT_RUNNER_UP_SHARE = 0.6
 QUOTES_RESERVE_TOKENS = 320
+# An answer that holds nothing but this much of the question, or all of it, repeats it.
+REPEATED_SHARE = 0.5
 
 
 @dataclass
@@ -127,16 +129,20 @@ class AnswerStream:
             queries=self.state.get("queries", []),
             timings=self._timings(text, first_token_at, finished),
         )
+        question = self.standalone_question or self._question
+        said = None
         if sources:
-            question = self.standalone_question or self._question
             self.answer.evidence, self.answer.grounding = self._assistant.check(question, text, sources)
             self.answer.timings["evidence_ms"] = (time.perf_counter() - finished) * 1000
             self.answer.retracted = self.answer.grounding.unsupported_answer(expected_kind(question))
             if self.answer.retracted:
                 grounding = self.answer.grounding
                 said = texts(self.answer.language).retraction(self.answer.retracted, grounding.unsupported, grounding.subject)
-                self.answer.answer = f"{text.rstrip()}\n\n{said}"
-                yield self.answer.answer[len(text) :]
+        if repeats_question(text, question) or repeats_question(text, self._question):
+            said = texts(self.answer.language).repeated_question
+        if said:
+            self.answer.answer = f"{text.rstrip()}\n\n{said}"
+            yield self.answer.answer[len(text) :]
 
     def _tokens(self) -> Iterator[str]:
         for chunk in self._chunks:
@@ -259,6 +265,21 @@ class Assistant:
 
     def ask(self, question: str, history: Sequence[tuple[str, str]] = ()) -> Answer:
         return complete(self.stream(question, history))
+
+
+def repeats_question(answer: str, question: str) -> bool:
+    """Whether `answer` only says `question` again, whole or most of it (its letters and digits,
+    citations left out): a small model given a question its sources do not answer sometimes
+    writes it back. A short answer the question happens to hold ("kind") is no repetition."""
+
+    def letters(text: str) -> str:
+        return "".join(char for char in fold(_CITATION_MARKER.sub("", text)) if char.isalnum())
+
+    said, asked = letters(answer), letters(question)
+    return bool(said) and said in asked and len(said) >= REPEATED_SHARE * len(asked)
+
+
+_CITATION_MARKER = re.compile(r"\[\d+\]")
 
 
 def without_echoed_quotes(tokens: Iterator[str]) -> Iterator[str]:

@@ -18,7 +18,7 @@ from ingest.chunking.lines import added_lines
 from ingest.index.keywords import cjk_terms
 from ingest.scripts import CJK_RUN, cjk_language
 from ingest.text import fold, stems
-from rag.grounding import dates_in
+from rag.grounding import answer_facts, dates_in
 from rag.languages import detect_language, texts
 from rag.retrieval import location_label, location_of
 
@@ -31,6 +31,10 @@ if TYPE_CHECKING:
 MEANING_WEIGHT = 0.45
 QUESTION_WORDS_WEIGHT = 0.35
 ANSWER_WORDS_WEIGHT = 0.2
+# The share of the answer's own facts (numbers, dates, codes, names the question does not hold)
+# that a passage states: the sentence an answer's fact comes from is its evidence, however few of
+# the question's words it repeats.
+ANSWER_FACTS_WEIGHT = 0.5
 # A sentence of a higher-ranked source wins a near tie.
 RANK_PENALTY = 0.02
 # A passage of the kind of fact the question asks for (a date for "when") gains this much.
@@ -258,6 +262,14 @@ def _word_share(wanted: set[str], passage_words: set[str], weights: dict[str, fl
     return sum(weights.get(word, 1.0) for word in wanted & passage_words) / total
 
 
+def _fact_share(facts: list[str], text: str) -> float:
+    """The share of `facts` (folded) that `text` states."""
+    if not facts:
+        return 0.0
+    folded = fold(text)
+    return sum(fact in folded for fact in facts) / len(facts)
+
+
 def expected_kind(question: str) -> str | None:
     """What kind of fact the question asks for (a time, a date, a number, a command or other
     code), as its language's words for asking say."""
@@ -303,6 +315,7 @@ def quote_evidence(
     weights = {word: math.log(1 + single_count / count) for word, count in frequency.items()}
     question_words = _terms(question, question=True)
     answer_words = _terms(answer) - question_words
+    facts = [fold(fact) for fact in answer_facts(answer, question)]
     kind = expected_kind(question)
     vectors = embed([question] + [p.text for p in passages])
     meaning = np.asarray(vectors[1:]) @ np.asarray(vectors[0])
@@ -312,6 +325,7 @@ def quote_evidence(
             MEANING_WEIGHT * float(similarity)
             + QUESTION_WORDS_WEIGHT * _word_share(question_words, passage_words, weights)
             + ANSWER_WORDS_WEIGHT * _word_share(answer_words, passage_words, weights)
+            + ANSWER_FACTS_WEIGHT * _fact_share(facts, passage.text)
             + KIND_BONUS * _has_kind(kind, passage.text, question)
             - NOTHING_NEW_PENALTY * (not passage_words - question_words)
             - PAIR_PENALTY * (position >= single_count)

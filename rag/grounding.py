@@ -72,12 +72,17 @@ class Grounding:
         return bool(self.checked) and len(self.unsupported) == len(self.checked)
 
     def unsupported_answer(self, asked: str | None) -> list[str]:
-        """The answer's facts of the kind a question asked for (a FACT_KINDS name, or None), when
-        no source about the question's subject has any of them: then the answer is a guess ("1GiB"
-        for an unstated limit) or a fact of another document."""
-        claims = [claim for claim in self.checked if asked and self.kinds[claim] in ANSWER_KINDS[asked]]
-        unfounded = [*self.unsupported, *self.off_subject]
-        return claims if claims and all(claim in unfounded for claim in claims) else []
+        """The answer's facts of the kind a question asked for (a FACT_KINDS name, or None) that no
+        source about the question's subject has: then the answer is a guess ("1GiB" for an unstated
+        limit, "512 MiB" beside a "1 CPU" it did find) or a fact of another document. A number
+        question is answered by claims holding a digit, not by a term the answer puts in backticks."""
+        if not asked:
+            return []
+        claims = [claim for claim in self.checked if self.kinds[claim] in ANSWER_KINDS[asked]]
+        if asked == "number":
+            claims = [claim for claim in claims if any(char.isdigit() for char in claim)]
+        unfounded = {*self.unsupported, *self.off_subject}
+        return [claim for claim in claims if claim in unfounded]
 
 
 def _dates(text: str) -> list[tuple[str, tuple[int | None, int | None, int | None], tuple[int, int]]]:
@@ -152,6 +157,13 @@ def check_grounding(answer: str, sources: list[str], question: str = "", titles:
             held = {claim for text in about for claim in _supported(_claims(answer, [text], question))}
             result.off_subject = [claim for claim in _supported(result) if claim not in held]
     return result
+
+
+def answer_facts(answer: str, question: str) -> list[str]:
+    """The numbers, dates, codes and names `answer` states that `question` does not hold."""
+    found = _claims(answer, [], question)
+    folded_question = fold(question)
+    return [claim for claim in found.checked if found.kinds[claim] != "citation" and fold(claim) not in folded_question]
 
 
 def subject_terms(question: str, titles: list[str]) -> list[str]:

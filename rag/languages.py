@@ -37,6 +37,7 @@ class LanguageTexts:
     nothing_supported: str
     unsupported_answer: str
     off_subject_answer: str
+    repeated_question: str
     declines: tuple[str, ...]
     asks: tuple[tuple[str, re.Pattern[str]], ...]  # (fact kind, what a question asking for it says)
     turn_labels: tuple[str, ...] = ()

@@ -94,6 +94,7 @@ def test_every_languages_declines_are_declines():
         assert is_declined(language.no_context) and is_declined(language.unmentioned_answer(["RO-450"]))
         assert is_declined(language.unsupported_answer.format(claims="8080"))
         assert is_declined(language.off_subject_answer.format(claims="8080", subject="Redis"))
+        assert is_declined(language.repeated_question)
 
 
 @pytest.mark.fast
@@ -250,6 +251,25 @@ def test_an_answer_whose_asked_for_fact_no_source_has_ends_with_a_decline_in_its
     assert Assistant(minikube_pages, llm=FakeStreamingListLLM(responses=[right])).ask(question).answer == right
 
 
+@requires_cjkdocs
+@pytest.mark.parametrize("question,language,decline", [
+    ("minikube 대시보드를 열지 않고 URL만 출력하려면 어떤 플래그를 붙이나요?", "ko",
+     "모델이 답하지 않고 질문을 되풀이했습니다. 문서에 나와 있지 않을 수 있으니 추측하지 않겠습니다."),
+    ("如何只获取 minikube 仪表板的 URL 而不打开浏览器？", "zh", "模型没有回答，只是重复了问题：文档中可能没有提到，因此我不会猜测。"),
+    ("Katacoda環境で、Display Portをクリックする前に入力する番号は何ですか？", "ja",
+     "モデルは答えずに質問を繰り返しました。文書に記載がない可能性があるため、推測はしません。"),
+])
+def test_an_answer_that_repeats_the_question_ends_with_a_decline_in_its_language(minikube_pages, question, language, decline):
+    from langchain_core.language_models.fake import FakeStreamingListLLM
+
+    from rag.answering import Assistant
+
+    stream = Assistant(minikube_pages, llm=FakeStreamingListLLM(responses=[question])).stream(question)
+    streamed = "".join(stream)
+    assert stream.answer.language == language and streamed == stream.answer.answer == f"{question}\n\n{decline}"
+    assert is_declined(streamed)
+
+
 @pytest.mark.fast
 def test_a_command_an_answer_quotes_as_code_must_be_in_a_source_as_written():
     sources = ["전체를 삭제하지 않고 멈추려면 `minikube stop`을 실행한다.", "Use kubectl get pods -o wide to see the nodes."]
@@ -270,6 +290,33 @@ def test_an_answer_is_retracted_for_the_kind_of_fact_its_question_asks_for_only(
 
 
 @pytest.mark.fast
+def test_an_answer_is_retracted_for_any_made_up_number_a_number_question_asks_for():
+    # Real answers of the default model to questions the pages do not answer.
+    sources = ["Redis 跟随者容器请求 1 CPU。", "카산드라 `스테이트풀셋`은 파드마다 볼륨을 요청한다."]
+    both = check_grounding("每个 Redis 跟随者容器请求了 1 CPU 和 512 MiB 内存。", sources)
+    assert both.unsupported_answer("number") == ["512"]
+    # A term in backticks answers no number question: the made-up size alone decides.
+    korean = check_grounding("[1] `스테이트풀셋`의 파드에는 20GiB 크기의 퍼시스턴트 볼륨이 요청되나요.", sources)
+    assert korean.unsupported_answer("number") == ["20GiB"]
+    assert check_grounding("`스테이트풀셋`은 볼륨을 요청합니다.", sources).unsupported_answer("number") == []
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("answer,question,repeated", [
+    # The default model's replies to an unanswerable and an answerable Chinese question.
+    ("每个 Pod 的 PersistentVolumeClaim 申请了多大的存储容量？", "Cassandra 示例中，每个 Pod 的 PersistentVolumeClaim 申请了多大的存储容量？", True),
+    ("在教程中，哪一项显示外部 IP 地址？ [1]", "在教程中，哪一项显示外部 IP 地址？", True),
+    ("kind", "用 kind 创建的集群叫什么名字？", False),
+    ("用 kind 创建的集群叫 `kind`。", "用 kind 创建的集群叫什么名字？", False),
+    ("", "Where is the key?", False),
+])
+def test_an_answer_that_only_repeats_the_question_is_told_apart(answer, question, repeated):
+    from rag.answering import repeats_question
+
+    assert repeats_question(answer, question) is repeated
+
+
+@pytest.mark.fast
 def test_a_fact_that_only_a_page_about_something_else_holds_is_off_subject():
     titles = ["cassandra.md\n示例：使用 StatefulSet 部署 Cassandra", "zookeeper.md\n运行 ZooKeeper，一个分布式协调系统 > 提供持久存储"]
     sources = [f"{titles[0]}\nMinikube 默认需要 2048MB 内存。", f"{titles[1]}\nvolumeClaimTemplates:\n  storage: 20Gi"]
@@ -287,6 +334,34 @@ def test_a_fact_that_only_a_page_about_something_else_holds_is_off_subject():
     assert texts("en").retraction(["LQ7M2P"], wrong_trip.unsupported, wrong_trip.subject) == (
         "The documents do not say this: LQ7M2P is said in the sources of something other than Reine, so do not rely on this answer."
     )
+
+
+@pytest.fixture(scope="module")
+def security_pages(tmp_path_factory) -> rag.Settings:
+    """The tutorials on Pod Security Standards per namespace and per cluster in Korean and Japanese."""
+    settings = make_settings(tmp_path_factory.mktemp("cjk-security-home"))
+    pages = [CJK_DOCS / language / "security" / page for language in ("ko", "ja") for page in ("ns-level-pss.md", "cluster-level-pss.md")]
+    rag.ingest(pages, settings)
+    return settings
+
+
+@requires_cjkdocs
+@pytest.mark.parametrize("question,answer,fact", [
+    # The default model's right answers, whose evidence quoted the pages' openings before.
+    ("파드 시큐리티 스탠다드를 네임스페이스 수준에 적용하는 튜토리얼에서 kind로 만드는 클러스터의 이름은 무엇인가요?",
+     "파드 시큐리티 스탠다드를 네임스페이스 수준에 적용하는 튜토리얼에서 kind로 만드는 클러스터의 이름은 `psa-ns-level`입니다.",
+     "psa-ns-level"),
+    ("クラスターレベルでPodセキュリティの標準を適用するチュートリアルで、Kubernetes v1.23とv1.24の場合、PodSecurityConfigurationの設定にはどのAPIバージョンを使いますか？",
+     "Kubernetes v1.23とv1.24の場合、PodSecurityConfigurationの設定には[v1beta1](https://v1-24.docs.kubernetes.io/docs/tasks/configure-pod-container/enforce-standards-admission-controller/)を使用します。",
+     "v1beta1"),
+])
+def test_the_evidence_of_an_answer_is_the_sentence_its_fact_comes_from(security_pages, question, answer, fact):
+    from langchain_core.language_models.fake import FakeStreamingListLLM
+
+    from rag.answering import Assistant
+
+    result = Assistant(security_pages, llm=FakeStreamingListLLM(responses=[answer])).ask(question)
+    assert result.answer == answer and fact in result.evidence[0].text
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,126 @@
+"""Re-grade saved answers with today's checks, generating nothing.
+
+    .venv/bin/python bench/regrade.py ANSWERS.jsonl [--home DIR] [--language ko ...]
+
+ANSWERS is a file `bench/answers.py --languages --answers FILE` wrote. Each of its rows is asked
+again through the real pipeline (the same documents, index, retrieval, prompt fit, evidence,
+grounding check, retraction and decline rules), with the default backend's model loaded as usual
+but its llama.cpp client replaying the reply the row saved for each question instead of
+generating. What changed after the reply (the checks, the grading) then shows on exactly the same
+replies, in minutes instead of the hour a generating run takes; a change before the reply (the
+prompt, retrieval) needs a generating run. Prints the saved figures and today's side by side, and
+each question whose grade changed.
+
+--home keeps each language's index between runs (built on first use, synced after).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+
+from answers import LANGUAGE_SETS, in_language  # noqa: E402
+
+FIGURES = [
+    ("accuracy", "acc"), ("evidence_accuracy", "evid"), ("answered_when_answerable", "answd"),
+    ("declined_when_unanswerable", "decl"), ("flagged_when_wrong", "flagW"), ("flagged_when_right", "flagR"),
+]
+
+
+def model_reply(answer: str) -> str:
+    """What the model wrote: a saved answer less the retraction rag appended to it."""
+    from rag.languages import languages
+
+    body, _, last = answer.rpartition("\n\n")
+    openings = {
+        template.split("{", 1)[0]
+        for texts in languages().values()
+        for template in (texts.unsupported_answer, texts.off_subject_answer)
+    }
+    return body if body and any(last.startswith(opening) for opening in openings) else answer
+
+
+class ReplayClient:
+    """A llama_cpp.Llama that answers a prompt with the saved reply to the question it holds."""
+
+    def __init__(self, real: Any, replies: dict[str, str]):
+        self._real = real
+        self._replies = replies
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def __call__(self, prompt: str, stream: bool = False, **_: Any) -> Any:
+        asked = max((question for question in self._replies if question in prompt), key=len)
+        part = {"choices": [{"text": self._replies[asked], "logprobs": None, "finish_reason": "stop"}]}
+        return iter([part]) if stream else part
+
+
+def regrade(row: dict[str, Any], home: Path) -> dict[str, Any]:
+    import rag
+    from rag import answer_eval
+    from rag.answering import Assistant
+
+    language = row["language"]
+    _, qa, docs = next(entry for entry in LANGUAGE_SETS if entry[0] == language)
+    chunk_tokens = row.get("chunk_tokens")
+    settings = rag.load_settings(
+        environ={}, home=home / f"{language}-{chunk_tokens or 'default'}", llm={"temperature": 0},
+        chunking={"chunk_tokens": None if chunk_tokens in (None, "default") else int(chunk_tokens)},
+    )
+    folder = docs.resolve()
+    settings = answer_eval.docs_settings(settings, folder)
+    rag.ingest([folder], settings)
+    assistant = Assistant(settings)
+    replies = {result["question"]: model_reply(result["answer"]) for result in row["results"]}
+    assistant.llm.client = ReplayClient(assistant.llm.client, replies)
+    items = answer_eval.load_qa(qa)
+    report = answer_eval.evaluate_answers(items, assistant, folder)
+    results = [vars(result) for result in report.results]
+    figures = {key: getattr(report, key) for key, _ in FIGURES}
+    return {"language": language, **figures, "in_question_language": in_language(language, results), "results": results}
+
+
+def changes(before: list[dict], after: list[dict]) -> Iterator[str]:
+    saved = {result["id"]: result for result in before}
+    for result in after:
+        old = saved.get(result["id"])
+        if old is None:
+            continue
+        grade = ("correct", "declined", "evidence_correct")
+        if any(old[key] != result[key] for key in grade) or old["answer"] != result["answer"]:
+            was = " ".join(f"{key}={old[key]}" for key in grade)
+            now = " ".join(f"{key}={result[key]}" for key in grade)
+            answer = " ".join(result["answer"].split())[:200]
+            yield f"  {result['id']}: {was} -> {now}\n    {answer}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("answers", type=Path, help="a file bench/answers.py --answers wrote")
+    parser.add_argument("--home", type=Path, help="keep each language's index under this folder")
+    parser.add_argument("--language", action="append", help="only these languages")
+    args = parser.parse_args()
+    rows = [json.loads(line) for line in args.answers.read_text().splitlines() if line.strip()]
+    rows = [row for row in rows if "results" in row and (not args.language or row["language"] in args.language)]
+    with tempfile.TemporaryDirectory(prefix="rag-regrade-") as tmp:
+        home = args.home or Path(tmp)
+        table = [f"{'language':9} {'':6}" + "".join(f"{label:>7}" for _, label in FIGURES) + f"{'lang':>7}"]
+        for row in rows:
+            now = regrade(row, home)
+            for name, figures in (("saved", row), ("now", now)):
+                values = [*(figures[key] for key, _ in FIGURES), figures.get("in_question_language", float("nan"))]
+                table.append(f"{row['language']:9} {name:6}" + "".join(f"{value:7.3f}" for value in values))
+            print("\n".join([*table[-2:], *changes(row["results"], now["results"])]), flush=True)
+        print("\n".join(table))
+
+
+if __name__ == "__main__":
+    main()
