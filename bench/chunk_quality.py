@@ -194,7 +194,7 @@ def default_chunker() -> Chunker:
     from rag.settings import load_settings
 
     settings = load_settings(environ={})
-    return Chunker(LocalEmbeddings(settings.embedding, settings.cache_path).token_counter, settings.chunking.for_model(settings.embedding.model))
+    return Chunker(LocalEmbeddings(settings.embedding, settings.cache_path).token_counter, settings.chunking.model_copy(update={"chunk_tokens": settings.chunking.tokens_for(settings.embedding.model)}))
 
 
 if __name__ == "__main__":

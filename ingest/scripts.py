@@ -68,6 +68,27 @@ def choose_embedding_model(texts: list[str]) -> tuple[str, str]:
     return model, f"{share:.0%} of the words read are Chinese, Japanese or Korean"
 
 
+def cjk_language_of(texts: list[str]) -> str | None:
+    """'ko', 'zh' or 'ja': the language of the Chinese, Japanese or Korean letters of `texts` (a
+    new collection's sample), when they are at least MULTILINGUAL_SHARE of its words; else None.
+
+    py3langid reads the CJK letters alone: with the code and English terms of a technical page
+    around them it takes Chinese tutorials for English."""
+    sample = "\n".join(text[:SAMPLE_CHARS] for text in texts)
+    if cjk_word_share(sample) < MULTILINGUAL_SHARE:
+        return None
+    return _cjk_identifier().classify(" ".join(CJK_RUN.findall(sample)))[0]
+
+
+@functools.cache
+def _cjk_identifier():
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    identifier = LanguageIdentifier.from_model_file(MODEL_FILE)
+    identifier.set_languages(["ja", "ko", "zh"])
+    return identifier
+
+
 def cjk_language(text: str) -> str:
     """'ko', 'ja' or 'zh': the language of a text in CJK letters, by them (Hangul is Korean, kana
     Japanese, Han without either Chinese)."""

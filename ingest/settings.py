@@ -11,7 +11,7 @@ from typing import Any, Literal, Mapping, Protocol, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from ingest.scripts import MULTILINGUAL_MODEL
+from ingest.scripts import AUTO_MODEL, MULTILINGUAL_MODEL
 
 
 class Section(BaseModel):
@@ -38,10 +38,11 @@ class EmbeddingSettings(Section):
 
 
 # Chunk sizes when chunking.chunk_tokens is not set: all-MiniLM-L6-v2 reads 256 word pieces and
-# drops the rest; the multilingual encoder reads a text whole, and on the Korean QA set its larger
-# chunks put the answer's chunk among the first five for more questions (docs/languages.md).
+# drops the rest. The multilingual encoder reads a text whole; with it the answers to the Korean QA
+# set gain from larger chunks and the Chinese and Japanese ones do not (docs/languages.md), so its
+# size follows the language a new collection's documents are written in.
 DEFAULT_CHUNK_TOKENS = 200
-MULTILINGUAL_CHUNK_TOKENS = 400
+MULTILINGUAL_CHUNK_TOKENS = {"ko": 400}
 
 
 class ChunkingSettings(Section):
@@ -49,7 +50,8 @@ class ChunkingSettings(Section):
         None,
         gt=16,
         description=f"Largest chunk, heading prefix included, in embedding-model tokens. Default: "
-        f"{DEFAULT_CHUNK_TOKENS}, or {MULTILINGUAL_CHUNK_TOKENS} with the multilingual embedding model.",
+        f"{DEFAULT_CHUNK_TOKENS}; with the multilingual embedding model, by the language of a new collection's "
+        f"documents: {', '.join(f'{size} for {language}' for language, size in MULTILINGUAL_CHUNK_TOKENS.items())}.",
     )
     overlap_tokens: int = Field(32, ge=0, description="Tokens a chunk repeats from the one before; less than chunk_tokens.")
 
@@ -61,15 +63,19 @@ class ChunkingSettings(Section):
             raise ValueError(f"must be less than chunking.chunk_tokens ({chunk_tokens}); got {overlap}")
         return overlap
 
-    def tokens_for(self, model: str) -> int:
-        """The chunk size with the embedding model `model`: the one set, else the model's."""
+    def tokens_for(self, model: str, language: str | None = None) -> int:
+        """The chunk size with the embedding model `model` for documents in `language` (an ISO
+        639-1 code, None when not Chinese, Japanese or Korean): the one set, else the model's."""
         if self.chunk_tokens is not None:
             return self.chunk_tokens
-        return MULTILINGUAL_CHUNK_TOKENS if model == MULTILINGUAL_MODEL else DEFAULT_CHUNK_TOKENS
+        if model == MULTILINGUAL_MODEL:
+            return MULTILINGUAL_CHUNK_TOKENS.get(language or "", DEFAULT_CHUNK_TOKENS)
+        return DEFAULT_CHUNK_TOKENS
 
-    def for_model(self, model: str) -> Self:
-        """These settings with chunk_tokens decided for the embedding model `model` where unset."""
-        return self.model_copy(update={"chunk_tokens": self.tokens_for(model)})
+    def waits_for_documents(self, model: str) -> bool:
+        """Whether the chunk size is decided by a new collection's documents: it is not set, and
+        the model ("auto", or the multilingual one) depends on their language."""
+        return self.chunk_tokens is None and model in (AUTO_MODEL, MULTILINGUAL_MODEL)
 
 
 class IngestSettings(Section):

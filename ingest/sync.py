@@ -28,7 +28,7 @@ from ingest.executors import FileExecutor, FileSplit, FileToSplit, LocalExecutor
 from ingest.index import Index, SourceRecord
 from ingest.loaders import IMAGE_SUFFIXES, loader_for
 from ingest.loaders.ocr import unread_pages_warning
-from ingest.scripts import AUTO_MODEL, CHOICE_FILES, UnreadScripts, choose_embedding_model
+from ingest.scripts import AUTO_MODEL, CHOICE_FILES, UnreadScripts, choose_embedding_model, cjk_language_of
 from ingest.settings import IndexSettings
 
 if TYPE_CHECKING:
@@ -248,11 +248,15 @@ def _sync(
             f"{'it keeps its' if len(kept) == 1 else 'they keep their'} chunks; a rebuild of the whole collection "
             "leaves them out."
         )
-    if settings.embedding.model == AUTO_MODEL and (drop_collection or index.embedding_model == AUTO_MODEL):
-        report.embedding_choice = choose_embedding_model(_sample_texts(to_read, settings))
-        index.choose_embedding_model(report.embedding_choice[0])
+    model = settings.embedding.model
+    if (model == AUTO_MODEL or settings.chunking.waits_for_documents(model)) and (drop_collection or not index.exists()):
+        sample = _sample_texts(to_read, settings)
+        if model == AUTO_MODEL:
+            report.embedding_choice = choose_embedding_model(sample)
+            model = report.embedding_choice[0]
+        index.choose_embedding_model(model, cjk_language_of(sample))
     embedding = settings.embedding.model_copy(update={"model": index.embedding_model})
-    chunking = settings.chunking.for_model(index.embedding_model)
+    chunking = settings.chunking.model_copy(update={"chunk_tokens": index.chunk_tokens})
     settings = settings.model_copy(update={"embedding": embedding, "chunking": chunking})
     # Made before anything is written: a cluster that cannot be reached leaves the index as it was.
     with contextlib.closing(_executor(settings, to_read)) as executor:

@@ -58,7 +58,7 @@ from ingest.index.memory import MemoryStore
 from ingest.index.sqlite_database import LOCK_FILE
 from ingest.index.store import ChunkFilter, StoredChunk, VectorStore, url_without_password
 from ingest.index.stores import open_store
-from ingest.scripts import AUTO_MODEL
+from ingest.scripts import AUTO_MODEL, MULTILINGUAL_MODEL
 from ingest.settings import IndexSettings
 
 if TYPE_CHECKING:
@@ -106,21 +106,27 @@ class Consistency:
 
 def settings_fingerprint(settings: IndexSettings) -> dict[str, Any]:
     """What must stay the same for old and new chunks to be comparable."""
+    model = settings.embedding.model
     return {
-        "embedding_model": settings.embedding.model,
-        # Decided with the embedding model (None until "auto" has chosen it).
-        "chunk_tokens": None if settings.embedding.model == AUTO_MODEL else settings.chunking.tokens_for(settings.embedding.model),
+        "embedding_model": model,
+        # Decided with the embedding model and the documents' language: None until a new collection has read them.
+        "chunk_tokens": None if settings.chunking.waits_for_documents(model) else settings.chunking.tokens_for(model),
         "overlap_tokens": settings.chunking.overlap_tokens,
         "chunker_version": CHUNKER_VERSION,
         "keyword_index": KEYWORD_INDEX_VERSION,
     }
 
 
+# What the record says of the collection beside its settings: its vectors' length, and the language
+# of its documents when a chunk size waited for them.
+RECORDED_FACTS = ("embedding_dimension", "language")
+
+
 def fingerprint_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
     return [
         f"{key} {stored.get(key)!r}, now {current.get(key)!r}"
         for key in sorted(set(stored) | set(current))
-        if key != "embedding_dimension" and stored.get(key) != current.get(key)
+        if key not in RECORDED_FACTS and stored.get(key) != current.get(key)
     ]
 
 
@@ -361,10 +367,19 @@ class Index:
         return fingerprint_differences(stored.fingerprint, self.fingerprint) if stored else []
 
     def _adopt_recorded_model(self, stored: StoredCollection | None) -> None:
-        """For embedding.model "auto", the model the collection was made with, once it exists (an
-        ingest that waited for another may find it made meanwhile)."""
-        if self.fingerprint["embedding_model"] == AUTO_MODEL and stored:
-            self.choose_embedding_model(stored.fingerprint["embedding_model"])
+        """What a new collection decides from its documents (the model for "auto", the chunk size
+        for the documents' language), as the collection records it once it exists (an ingest that
+        waited for another may find it made meanwhile)."""
+        if stored is None:
+            return
+        recorded = stored.fingerprint
+        if self.fingerprint["embedding_model"] == AUTO_MODEL:
+            self.fingerprint["embedding_model"] = recorded["embedding_model"]
+        if self.fingerprint["chunk_tokens"] is None:
+            if "language" in recorded or recorded["embedding_model"] != MULTILINGUAL_MODEL:
+                self.choose_embedding_model(self.fingerprint["embedding_model"], recorded.get("language"))
+            else:  # made before the language was recorded: the multilingual model's size was one for all
+                self.fingerprint["chunk_tokens"] = recorded["chunk_tokens"]
 
     @property
     def embedding_model(self) -> str:
@@ -373,11 +388,20 @@ class Index:
             self._adopt_recorded_model(self._stored_collection())
         return self.fingerprint["embedding_model"]
 
-    def choose_embedding_model(self, model: str) -> None:
-        """Make a new collection with `model` (what "auto" chose), and chunks of its size unless set."""
-        self.fingerprint["embedding_model"] = model
+    @property
+    def chunk_tokens(self) -> int | None:
+        """The size of the collection's chunks; None for a new collection whose documents decide it."""
         if self.fingerprint["chunk_tokens"] is None:
-            self.fingerprint["chunk_tokens"] = self._chunking.tokens_for(model)
+            self._adopt_recorded_model(self._stored_collection())
+        return self.fingerprint["chunk_tokens"]
+
+    def choose_embedding_model(self, model: str, language: str | None) -> None:
+        """Make a new collection with `model` (what "auto" chose, or the one set) for documents in
+        `language`, and chunks of the size those get unless a size is set."""
+        self.fingerprint["embedding_model"] = model
+        self.fingerprint["language"] = language
+        if self._chunking.chunk_tokens is None:
+            self.fingerprint["chunk_tokens"] = self._chunking.tokens_for(model, language)
 
     def check_fingerprint(self) -> None:
         differences = self.settings_differences()

