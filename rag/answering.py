@@ -178,8 +178,8 @@ class Assistant:
         # server ends the turn (and OpenAI's takes at most four stop sequences).
         run_ons = run_on_stops() if isinstance(self.llm, BaseLLM) else ()
         stop = list(dict.fromkeys([*self.qa.stop, *run_ons, *settings.llm.stop]))
-        generator = FirstLineLLM(inner=self.llm) if self.qa.first_line_only else self.llm
-        generator = generator.bind(stop=stop) if stop else generator
+        answering = FirstLineLLM(inner=self.llm) if self.qa.first_line_only else self.llm
+        generator = answering.bind(stop=stop) if stop else answering
         retriever = IndexRetriever.from_settings(settings, k, write_queries=QueryWriter(self.llm, style).write)
         budget = context_window(self.llm, settings.llm.n_ctx) - settings.llm.max_tokens
         quoting = "quotes" in self.qa.prompt.input_variables
@@ -189,8 +189,8 @@ class Assistant:
             quotes=self._prompt_quotes if quoting else None, decline=self._unmentioned,
         )
         condense_stop = [*self.condense.stop, *settings.llm.stop]
-        condenser = FirstLineLLM(inner=self.llm) if isinstance(self.llm, BaseLLM) else self.llm
-        condenser = condenser.bind(stop=condense_stop) if condense_stop else condenser
+        condensing = FirstLineLLM(inner=self.llm) if isinstance(self.llm, BaseLLM) else self.llm
+        condenser = condensing.bind(stop=condense_stop) if condense_stop else condensing
         self.condense_chain = build_condense_chain(self.condense.prompt, condenser)
 
     def count_tokens(self, text: str) -> int:

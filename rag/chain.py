@@ -17,7 +17,7 @@ from typing import Any, Callable, Generator, Iterator, cast
 
 from langchain_core.callbacks import CallbackManagerForLLMRun, CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
-from langchain_core.language_models import LLM, BaseLanguageModel, BaseLLM
+from langchain_core.language_models import LLM, BaseLLM
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.outputs import GenerationChunk
 from langchain_core.prompts import BasePromptTemplate
@@ -210,7 +210,7 @@ def _timed(retriever: BaseRetriever) -> Runnable:
 def build_rag_chain(
     retriever: BaseRetriever,
     prompt: Callable[[str], BasePromptTemplate],
-    llm: BaseLanguageModel,
+    llm: Runnable,
     fit: Callable[[list[Document], str], list[Document]] = lambda sources, question: sources,
     parser: Runnable | None = None,
     quotes: Callable[[str, list[Document]], str] | None = None,
@@ -307,6 +307,6 @@ class FirstLineLLM(LLM):
             stream.close()
 
 
-def build_condense_chain(prompt: BasePromptTemplate, llm: BaseLanguageModel) -> Runnable:
+def build_condense_chain(prompt: BasePromptTemplate, llm: Runnable) -> Runnable:
     """{question, history} -> a standalone question."""
     return prompt | llm | StrOutputParser() | RunnableLambda(lambda text: text.strip())

@@ -94,7 +94,7 @@ def _dates(text: str) -> list[tuple[str, tuple[int | None, int | None, int | Non
             span = match.span()
             if any(start < span[1] and span[0] < end for start, end in taken):
                 continue
-            for value in _date_values(kind, match.groups()):
+            for value in _date_values(kind, match.groups("")):
                 found.append((match.group(0), value, span))
             taken.append(span)
     return found
@@ -105,8 +105,10 @@ def dates_in(text: str) -> list[tuple[int | None, int | None, int | None]]:
     return [value for _, value, _ in _dates(text)]
 
 
-def _date_values(kind: str, groups: tuple[str | None, ...]) -> list[tuple[int | None, int | None, int | None]]:
-    def day(text: str | None) -> int | None:
+def _date_values(kind: str, groups: tuple[str, ...]) -> list[tuple[int | None, int | None, int | None]]:
+    """The (year, month, day) readings of a date pattern's groups ("" for a part not written)."""
+
+    def day(text: str) -> int | None:
         return int(re.sub(r"\D", "", text)) if text else None
 
     def month(text: str) -> int:
@@ -223,8 +225,8 @@ def _claims(answer: str, sources: list[str], question: str) -> Grounding:
             claim("code", code, fold(code) in folded_corpus or fold(code) in folded_question, match.span())
     for match in _NUMBER.finditer(answer):
         if free(match.span()):
-            number = match.group(0)
-            claim("number", number, _number_value(number) in known_numbers or number in question, match.span())
+            written = match.group(0)
+            claim("number", written, _number_value(written) in known_numbers or written in question, match.span())
     for match in _NAME.finditer(answer):
         name = _name_in(match.group(0).strip(), answer, match.start())
         if not name or not free(match.span()):

@@ -31,7 +31,8 @@ SNIPPET_CHARS = 240
 # With MMR, the k results are chosen among this many times k of the best candidates.
 MMR_POOL_FACTOR = 4
 _BACKGROUND = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-keyword-search")
-_OPEN: dict[tuple, "Index | Embedder"] = {}
+_OPEN: dict[tuple, Index] = {}
+_EMBEDDERS: dict[tuple, "Embedder"] = {}
 # Of the metadata a chunk carries, what says where in its file it is (the rest is about the file, or the chunk's order).
 LOCATION_KEYS = tuple(
     key for key in CHUNK_METADATA_KEYS if key not in ("source", "subject", "sender", "date", "chunk_index")
@@ -290,14 +291,14 @@ def search(
     ranked = sorted(candidates, key=lambda chunk_id: _ranking_score(candidates[chunk_id], mode), reverse=True)
 
     # Text, metadata and vectors are read for as few chunks as the filters and MMR allow.
-    use_mmr = use_mmr and vector is not None
-    needed = len(ranked) if not chunk_filter.empty else MMR_POOL_FACTOR * k if use_mmr else k
-    stored = index.get_chunks(ranked[:needed], vectors=use_mmr)
+    mmr_query = vector if use_mmr else None
+    needed = len(ranked) if not chunk_filter.empty else MMR_POOL_FACTOR * k if mmr_query is not None else k
+    stored = index.get_chunks(ranked[:needed], vectors=mmr_query is not None)
     # An id a concurrent ingest deleted since it was ranked is simply no longer there.
     ranked = [c for c in ranked[:needed] if c in stored and chunk_filter.accepts(stored[c].metadata)]
-    if use_mmr:
-        pool_ids = ranked[: MMR_POOL_FACTOR * k]
-        selected = mmr_select(vector, pool_ids, {c: stored[c].embedding for c in pool_ids}, k, options.mmr_diversity)
+    if mmr_query is not None:
+        pool_vectors = {c: embedding for c in ranked[: MMR_POOL_FACTOR * k] if (embedding := stored[c].embedding) is not None}
+        selected = mmr_select(mmr_query, list(pool_vectors), pool_vectors, k, options.mmr_diversity)
     else:
         selected = ranked[:k]
     if vector is not None:  # keyword-only hits still get their similarity to the query
@@ -305,7 +306,7 @@ def search(
         for chunk_id, embedding in index.get_vectors(unscored).items():
             stored[chunk_id].embedding = embedding
     hits = [_hit(rank, candidates[c], stored[c], vector, mode) for rank, c in enumerate(selected, start=1)]
-    return SearchResult(hits, _dropped(candidates, set(selected), k, "mmr" if use_mmr else "fusion"), mode, generated)
+    return SearchResult(hits, _dropped(candidates, set(selected), k, "mmr" if mmr_query is not None else "fusion"), mode, generated)
 
 
 def _ranking_score(candidate: Candidate, mode: Mode) -> float:
@@ -357,9 +358,9 @@ def embedder(settings: Settings) -> "Embedder":
 
     embedding = settings.embedding.model_copy(update={"model": embedding_model(settings)})
     key = (settings.cache_path, embedding.model_dump_json())
-    if key not in _OPEN:
-        _OPEN[key] = load_embeddings(embedding, settings.cache_path)
-    return _OPEN[key]
+    if key not in _EMBEDDERS:
+        _EMBEDDERS[key] = load_embeddings(embedding, settings.cache_path)
+    return _EMBEDDERS[key]
 
 
 def embed_texts(texts: list[str], settings: Settings) -> "np.ndarray":
@@ -381,7 +382,7 @@ def _hit(rank: int, candidate: Candidate, chunk: StoredChunk, vector: "np.ndarra
         similarity = float(np.dot(chunk.embedding, vector))
     return SearchHit(
         rank=rank,
-        score=_ranking_score(candidate, mode) if mode != "dense" or candidate.queries_score is not None else float(similarity),
+        score=_ranking_score(candidate, mode) if mode != "dense" or candidate.queries_score is not None else float(similarity or 0.0),
         source=chunk.metadata.get("source", ""),
         text=chunk.text,
         chunk_id=chunk.id,

@@ -466,9 +466,7 @@ class Index:
         return self._manifest.writers()
 
     def stats(self) -> IndexStats:
-        stored = self._stored_collection()
-        if stored is None:
-            self.require()  # raises: the collection does not exist
+        stored = self.require()
         files, chunks = self._manifest.counts()
         return IndexStats(files, chunks, stored.fingerprint, stored.created_at, stored.last_sync)
 

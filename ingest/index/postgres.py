@@ -194,10 +194,16 @@ def _reason(error: Exception, url: str) -> str:
     return reason.rstrip(".")
 
 
+def _value(connection: "psycopg.Connection", query: Any, params: Sequence[Any] = ()) -> Any:
+    """The one value of a query that returns one row (an aggregate, a function call)."""
+    row = connection.execute(query, params).fetchone()
+    return row[0] if row else None
+
+
 def _schema_version(connection: "psycopg.Connection") -> int:
-    if connection.execute("SELECT to_regclass(%s)", (f"{SCHEMA}.schema_version",)).fetchone()[0] is None:
+    if _value(connection, "SELECT to_regclass(%s)", (f"{SCHEMA}.schema_version",)) is None:
         return 0
-    return connection.execute(f"SELECT coalesce(max(version), 0) FROM {SCHEMA}.schema_version").fetchone()[0]
+    return _value(connection, f"SELECT coalesce(max(version), 0) FROM {SCHEMA}.schema_version")
 
 
 def _migrate(connection: "psycopg.Connection", label: str) -> None:
@@ -278,7 +284,7 @@ class PostgresStore:
         existing = self._table(connection)
         if existing is not None:
             return existing
-        number = connection.execute(f"SELECT nextval('{SCHEMA}.chunk_table_numbers')").fetchone()[0]
+        number = _value(connection, f"SELECT nextval('{SCHEMA}.chunk_table_numbers')")
         name = f"chunks_{number}"
         table = sql.Identifier(SCHEMA, name)
         connection.execute(
@@ -357,7 +363,8 @@ class PostgresStore:
         }
 
     def get_vectors(self, ids: Sequence[str]) -> dict[str, "np.ndarray"]:
-        return {chunk_id: chunk.embedding for chunk_id, chunk in self.get(ids, vectors=True).items()}
+        found = self.get(ids, vectors=True).items()
+        return {chunk_id: chunk.embedding for chunk_id, chunk in found if chunk.embedding is not None}
 
     def query(
         self, embedding: Sequence[float], k: int, chunk_filter: ChunkFilter | None = None
@@ -403,7 +410,7 @@ class PostgresStore:
             found = self._table(connection)
             if found is None:
                 return 0
-            return connection.execute(sql.SQL("SELECT count(*) FROM {}").format(found[0])).fetchone()[0]
+            return _value(connection, sql.SQL("SELECT count(*) FROM {}").format(found[0]))
 
     def drop(self) -> None:
         sql = self._sql
