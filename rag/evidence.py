@@ -33,7 +33,7 @@ QUESTION_WORDS_WEIGHT = 0.35
 ANSWER_WORDS_WEIGHT = 0.2
 # The share of the answer's own facts (numbers, dates, codes, names the question does not hold)
 # that a passage states: the sentence an answer's fact comes from is its evidence, however few of
-# the question's words it repeats.
+# the question's words it repeats (the sentence that best matches the question is quoted too).
 ANSWER_FACTS_WEIGHT = 0.5
 # A sentence of a higher-ranked source wins a near tie.
 RANK_PENALTY = 0.02
@@ -320,18 +320,19 @@ def quote_evidence(
     vectors = embed([question] + [p.text for p in passages])
     meaning = np.asarray(vectors[1:]) @ np.asarray(vectors[0])
     scored = []
+    besides_facts = []
     for position, (passage, passage_words, similarity) in enumerate(zip(passages, words, meaning)):
         score = (
             MEANING_WEIGHT * float(similarity)
             + QUESTION_WORDS_WEIGHT * _word_share(question_words, passage_words, weights)
             + ANSWER_WORDS_WEIGHT * _word_share(answer_words, passage_words, weights)
-            + ANSWER_FACTS_WEIGHT * _fact_share(facts, passage.text)
             + KIND_BONUS * _has_kind(kind, passage.text, question)
             - NOTHING_NEW_PENALTY * (not passage_words - question_words)
             - PAIR_PENALTY * (position >= single_count)
             - RANK_PENALTY * (passage.source_number - 1)
         )
-        scored.append((score, passage))
+        besides_facts.append((score, passage))
+        scored.append((score + ANSWER_FACTS_WEIGHT * _fact_share(facts, passage.text), passage))
     scored.sort(key=lambda pair: pair[0], reverse=True)
     best = scored[0][0]
     chosen: list[tuple[float, _Passage]] = []
@@ -340,6 +341,11 @@ def quote_evidence(
             break
         if not any(_overlaps(passage, other) for _, other in chosen):
             chosen.append((score, passage))
+    # The sentence that best matches the question stays quoted beside the one the answer's facts
+    # come from: when the model took a fact from the wrong sentence, the reader sees both.
+    score, passage = max(besides_facts, key=lambda pair: pair[0])
+    if facts and max_quotes > 1 and not any(_overlaps(passage, other) for _, other in chosen):
+        chosen = [*chosen[: max_quotes - 1], (score, passage)]
     return [_evidence(score, passage) for score, passage in chosen]
 
 

@@ -98,6 +98,16 @@ def test_evidence_quotes_the_answer_verbatim_from_a_source_whatever_the_model_sa
     assert any(quote.source == str(SAMPLE_NOTES / expected_source) for quote in evidence)
 
 
+def test_evidence_quotes_the_sentence_a_wrong_answers_fact_comes_from_beside_the_one_that_answers(sample_index):
+    settings, _ = sample_index
+    # The small test model's answer in a CI run: the delivery date taken for the warranty's end.
+    wrong = fake_assistant(settings, "The warranty of the RO-350 reflow oven ends on 4 October 2023. [2]").ask(WARRANTY_QUESTION)
+    assert ["4 October 2023" in quote.text for quote in wrong.evidence] == [True, False]
+    assert "24 months from the delivery" in wrong.evidence[1].text
+    right = fake_assistant(settings, "The warranty ends on 4 October 2025 [1].").ask(WARRANTY_QUESTION)
+    assert len(right.evidence) == 1 and "24 months from the delivery" in right.evidence[0].text
+
+
 def test_evidence_locations_are_the_page_the_heading_and_the_lines_of_the_quote(sample_index):
     settings, _ = sample_index
     _, pdf = evidence_for(settings, WARRANTY_QUESTION)
