@@ -15,7 +15,7 @@ import re
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ingest.errors import UnreadScriptsWarning
 
@@ -77,15 +77,16 @@ def cjk_language_of(texts: list[str]) -> str | None:
     sample = "\n".join(text[:SAMPLE_CHARS] for text in texts)
     if cjk_word_share(sample) < MULTILINGUAL_SHARE:
         return None
-    return _cjk_identifier().classify(" ".join(CJK_RUN.findall(sample)))[0]
+    return language_identifier(("ja", "ko", "zh")).classify(" ".join(CJK_RUN.findall(sample)))[0]
 
 
 @functools.cache
-def _cjk_identifier():
+def language_identifier(languages: tuple[str, ...]) -> Any:
+    """py3langid's identifier (langid.py's model, inside its package), choosing among `languages` only."""
     from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
     identifier = LanguageIdentifier.from_model_file(MODEL_FILE)
-    identifier.set_languages(["ja", "ko", "zh"])
+    identifier.set_languages(list(languages))
     return identifier
 
 

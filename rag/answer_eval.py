@@ -11,7 +11,6 @@ An answer is correct when an accepted string occurs in it, case and whitespace f
 from __future__ import annotations
 
 import json
-import re
 import statistics
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -20,13 +19,13 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from ingest.text import fold, words
 from rag.errors import UsageError
+from rag.grounding import CITATION
 from rag.languages import says_declined
 
 if TYPE_CHECKING:
     from rag.answering import Answer, Assistant
     from rag.settings import Settings
 
-_CITATION_MARKER = re.compile(r"\[\d+\]")
 
 
 @dataclass(frozen=True)
@@ -129,7 +128,7 @@ def contains_answer(text: str, accepted: Iterable[str]) -> bool:
 
 def token_f1(answer: str, accepted: Iterable[str]) -> float:
     """SQuAD's token F1 against the best-matching accepted answer (citation markers left out)."""
-    predicted = Counter(words(_CITATION_MARKER.sub(" ", answer)))
+    predicted = Counter(words(CITATION.sub(" ", answer)))
     best = 0.0
     for candidate in accepted:
         gold = Counter(words(candidate))

@@ -29,7 +29,7 @@ from rag.languages import detect_language, quotes_headers, run_on_stops, texts
 from rag.prompting import select_prompt
 from rag.query_generation import QueryWriter
 from rag.evidence import Evidence, expected_kind, quote_evidence
-from rag.grounding import Grounding, check_grounding, unmentioned
+from rag.grounding import CITATION, Grounding, check_grounding, unmentioned
 from rag.retrieval import embed_texts, location_of, mentioned_anywhere
 from rag.settings import Settings
 
@@ -273,13 +273,10 @@ def repeats_question(answer: str, question: str) -> bool:
     writes it back. A short answer the question happens to hold ("kind") is no repetition."""
 
     def letters(text: str) -> str:
-        return "".join(char for char in fold(_CITATION_MARKER.sub("", text)) if char.isalnum())
+        return "".join(char for char in fold(CITATION.sub("", text)) if char.isalnum())
 
     said, asked = letters(answer), letters(question)
     return bool(said) and said in asked and len(said) >= REPEATED_SHARE * len(asked)
-
-
-_CITATION_MARKER = re.compile(r"\[\d+\]")
 
 
 def without_echoed_quotes(tokens: Iterator[str]) -> Iterator[str]:

@@ -43,7 +43,8 @@ _NUMBER = re.compile(r"(?<![\w.,])\d{1,3}(?:[,  ]\d{3})+(?:\.\d+)?(?![\w])|(?<![
 # letters are Latin ones: a Korean or Japanese particle written onto it ("Always일") is no part of it.
 _NAME_CHAR = r"[A-Za-z0-9\u00C0-\u024F'’-]"
 _NAME = re.compile(rf"\b[A-Z]{_NAME_CHAR}*[a-z]{_NAME_CHAR}*(?:\s+(?:[A-Z]{_NAME_CHAR}+|(?:of|de|von|van|der)\b))*\s*")
-_CITATION = re.compile(r"\[(\d+)\]")
+# A citation marker, "[2]".
+CITATION = re.compile(r"\[(\d+)\]")
 # Inline code as Markdown marks it: a command or literal the answer quotes must be one a source has.
 _CODE_SPAN = re.compile(r"`([^`\n]+)`")
 # The claims that answer a question asking for a time, a date, a command or a number: a port may be
@@ -213,7 +214,7 @@ def _claims(answer: str, sources: list[str], question: str) -> Grounding:
         dates.setdefault(written, (span, []))[1].append(value)
     for written, (span, values) in dates.items():
         claim("date", written, any(_same_date(value, known_dates) for value in values), span)
-    for match in _CITATION.finditer(answer):
+    for match in CITATION.finditer(answer):
         number = int(match.group(1))
         if not 1 <= number <= len(sources):
             claim("citation", match.group(0), False, match.span())

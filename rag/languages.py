@@ -13,6 +13,7 @@ import tomllib
 from dataclasses import dataclass
 from importlib import resources
 
+from ingest.scripts import language_identifier
 from ingest.text import fold
 
 DEFAULT = "en"
@@ -90,20 +91,11 @@ def texts(language: str) -> LanguageTexts:
     return languages().get(language) or languages()[DEFAULT]
 
 
-@functools.cache
-def _identifier():
-    from py3langid.langid import MODEL_FILE, LanguageIdentifier
-
-    identifier = LanguageIdentifier.from_model_file(MODEL_FILE)
-    identifier.set_languages(sorted(languages()))
-    return identifier
-
-
 def detect_language(text: str) -> str:
     """The language `text` is written in, among those rag has texts for (English when unsure)."""
     if not any(char.isalpha() for char in text):
         return DEFAULT
-    return _identifier().classify(text)[0]
+    return language_identifier(tuple(sorted(languages()))).classify(text)[0]
 
 
 @functools.cache

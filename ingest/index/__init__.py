@@ -183,7 +183,7 @@ class Index:
         self._manifest = self._database.manifest
         self._keywords = self._database.keywords
         stored = self._stored_collection()
-        self._adopt_recorded_model(stored)
+        self._adopt_recorded(stored)
         self._built_at_open = stored.created_at if stored else None
         self._location_recorded = bool(stored and stored.vector_store)
         self.store_url = self._vector_store_url(stored, requested_vectors)
@@ -363,10 +363,10 @@ class Index:
     def settings_differences(self) -> list[str]:
         """How the settings that built the collection differ from the current ones (empty: they agree)."""
         stored = self._stored_collection()
-        self._adopt_recorded_model(stored)
+        self._adopt_recorded(stored)
         return fingerprint_differences(stored.fingerprint, self.fingerprint) if stored else []
 
-    def _adopt_recorded_model(self, stored: StoredCollection | None) -> None:
+    def _adopt_recorded(self, stored: StoredCollection | None) -> None:
         """What a new collection decides from its documents (the model for "auto", the chunk size
         for the documents' language), as the collection records it once it exists (an ingest that
         waited for another may find it made meanwhile)."""
@@ -385,14 +385,14 @@ class Index:
     def embedding_model(self) -> str:
         """The model the collection's vectors are made with; "auto" for a collection not yet made."""
         if self.fingerprint["embedding_model"] == AUTO_MODEL:
-            self._adopt_recorded_model(self._stored_collection())
+            self._adopt_recorded(self._stored_collection())
         return self.fingerprint["embedding_model"]
 
     @property
     def chunk_tokens(self) -> int | None:
         """The size of the collection's chunks; None for a new collection whose documents decide it."""
         if self.fingerprint["chunk_tokens"] is None:
-            self._adopt_recorded_model(self._stored_collection())
+            self._adopt_recorded(self._stored_collection())
         return self.fingerprint["chunk_tokens"]
 
     def choose_embedding_model(self, model: str, language: str | None) -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import math
 import os
-import re
 import threading
 import weakref
 from collections import OrderedDict
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterable, Sequen
 import rag
 from ingest.index import CHUNK_METADATA_KEYS
 from rag.errors import RagError, UsageError
+from rag.grounding import CITATION
 from rag.retrieval import chunk_body, embedding_model, location_label, location_of, open_index
 from rag.server.capacity import GenerationGate, capacity_for
 from rag.settings import Settings
@@ -45,7 +45,6 @@ MAX_TEMPERATURE = 2.0
 # A query longer than this many characters per allowed token is refused without tokenizing it.
 MAX_CHARS_PER_TOKEN = 16
 # The transcript a text (non-chat) model continues when it is asked without retrieval.
-CITATION = re.compile(r"\[\d+\]")
 TRANSCRIPT_ROLES = {"system": "System", "user": "User", "assistant": "Assistant"}
 
 
