@@ -6,13 +6,14 @@ Without `llm.model_path` it runs the packaged model `llm.model` names.
 from __future__ import annotations
 
 import warnings
-from typing import Any, cast
+from typing import Any, Iterator, cast
 
 with warnings.catch_warnings():
     # langchain-community announces its own sunset on import; LlamaCpp itself is what we want.
     warnings.simplefilter("ignore", DeprecationWarning)
     from langchain_community.llms import LlamaCpp
 
+from langchain_core.outputs import GenerationChunk
 from langchain_core.runnables import Runnable
 
 from rag.backends.base import ModelTraits
@@ -29,6 +30,13 @@ class RagLlamaCpp(ModelTraits, LlamaCpp):
 
     def rag_constrains_json(self) -> bool:
         return True
+
+    def _stream(self, prompt: str, stop: list[str] | None = None, run_manager: Any = None, **kwargs: Any) -> Iterator[GenerationChunk]:
+        # llama.cpp keeps the previous prompt's state and evaluates only what differs; the floats of
+        # a prompt evaluated from another starting point differ slightly, enough to turn a greedy
+        # answer. Starting afresh, a question gets the same answer whatever was asked before it.
+        self.client.reset()
+        yield from super()._stream(prompt, stop=stop, run_manager=run_manager, **kwargs)
 
     def rag_prompt_family(self) -> str:
         return family_from_gguf_metadata(self.client.metadata)

@@ -225,6 +225,19 @@ def test_a_question_is_answered_from_its_languages_page_with_evidence_in_that_la
 
 
 @requires_cjkdocs
+def test_a_question_gets_the_same_answer_whatever_was_asked_before_it(minikube_pages):
+    """llama.cpp reuses the state of the previous prompt; evaluated from there, the Chinese question
+    was answered with `service` instead of the page's `--url`."""
+    from rag.answering import Assistant
+
+    question = "如何只获取 minikube 仪表板的 URL 而不打开浏览器？"
+    assistant = Assistant(minikube_pages)
+    first = assistant.ask(question).answer
+    assistant.ask("minikube 대시보드를 열지 않고 URL만 출력하려면 어떤 플래그를 붙이나요?")
+    assert assistant.ask(question).answer == first and "--url" in first
+
+
+@requires_cjkdocs
 @pytest.mark.parametrize("question,language", [("페루의 수도는 어디입니까?", "ko"), ("秘鲁的首都是哪里？", "zh"), ("ペルーの首都はどこですか？", "ja")])
 def test_an_off_topic_question_is_declined_in_its_language(assistant, question, language):
     answer = assistant.ask(question)
