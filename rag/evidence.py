@@ -295,9 +295,14 @@ def quote_evidence(
     embed: Callable[[list[str]], "np.ndarray"],
     max_quotes: int = MAX_QUOTES,
     runner_up_share: float = RUNNER_UP_SHARE,
+    widen: bool = False,
 ) -> list[Evidence]:
     """The sentences of `sources` that best support `answer` to `question`, best first; each after
-    the first scores at least `runner_up_share` of the first's score."""
+    the first scores at least `runner_up_share` of the first's score.
+
+    `widen` (the prompt's quotes): a passage that overlaps one quote and scores as well joins it
+    once, so a sentence is quoted with the next one when the two together match the question
+    (the best match often names the topic and the next states the fact)."""
     import numpy as np
 
     passages, single_count = _passages(sources)
@@ -336,11 +341,17 @@ def quote_evidence(
     scored.sort(key=lambda pair: pair[0], reverse=True)
     best = scored[0][0]
     chosen: list[tuple[float, _Passage]] = []
+    widened: set[int] = set()
     for score, passage in scored:
         if len(chosen) == max_quotes or score < best * runner_up_share:
             break
-        if not any(_overlaps(passage, other) for _, other in chosen):
+        overlapping = [index for index, (_, other) in enumerate(chosen) if _overlaps(passage, other)]
+        if not overlapping:
             chosen.append((score, passage))
+        elif widen and len(overlapping) == 1 and overlapping[0] not in widened:
+            widened.add(overlapping[0])
+            kept_score, kept = chosen[overlapping[0]]
+            chosen[overlapping[0]] = (kept_score, _joined(kept, passage))
     # The sentence that best matches the question stays quoted beside the one the answer's facts
     # come from: when the model took a fact from the wrong sentence, the reader sees both.
     score, passage = max(besides_facts, key=lambda pair: pair[0])
@@ -351,6 +362,11 @@ def quote_evidence(
 
 def _overlaps(one: _Passage, other: _Passage) -> bool:
     return one.document is other.document and one.start < other.end and other.start < one.end
+
+
+def _joined(one: _Passage, other: _Passage) -> _Passage:
+    """The span of two overlapping passages of one source."""
+    return _passage(one.source_number, one.document, min(one.start, other.start), max(one.end, other.end))
 
 
 def _evidence(score: float, passage: _Passage) -> Evidence:

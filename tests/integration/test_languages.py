@@ -424,3 +424,29 @@ def test_the_model_stops_at_a_run_on_turn(tmp_path):
     transcript = "Question: What is 2+2?\nAnswer: 4\nQuestion: What is 3+3?\nAnswer: 6\nQuestion: What is 5+5?\nAnswer:"
     assert "\nQuestion:" in llm.invoke(transcript)
     assert not any(stop in llm.invoke(transcript, stop=list(run_on_stops())) for stop in run_on_stops())
+
+
+@pytest.fixture(scope="module")
+def korean_zookeeper_page(tmp_path_factory) -> rag.Settings:
+    """The Korean ZooKeeper tutorial alone, chunked as a Korean collection is."""
+    settings = make_settings(tmp_path_factory.mktemp("ko-zookeeper-home"))
+    rag.ingest([CJK_DOCS / "ko" / "stateful-application" / "zookeeper.md"], settings)
+    return settings
+
+
+@requires_cjkdocs
+def test_the_prompt_quotes_the_sentence_after_the_best_match_when_the_two_together_match_as_well(korean_zookeeper_page):
+    """The question's best match on the Korean ZooKeeper page names the topic (a server rescheduled
+    after a node fails); the next sentence states what the question asks for (anti-affinity)."""
+    from tests.integration.test_library import RecordingLLM
+
+    from rag.answering import Assistant
+
+    question = "머신 한 대가 고장 나도 ZooKeeper 서버 여러 개가 함께 멈추지 않도록, 파드들이 같은 머신에 나란히 놓이지 않게 막는 스케줄링 설정은 무엇인가요?"
+    llm = RecordingLLM(responses=["파드안티어피니티입니다 [1]."])
+    Assistant(korean_zookeeper_page, llm=llm).ask(question)
+    quoted = llm.prompts[0].split(question)[0]
+    assert (
+        "그렇게 하면 쿠버네티스 스케줄러가 ZooKeeper 서버 하나를 다시 스케줄하는 동안까지만 작동 중단될 것이다. "
+        "그러나 서비스에서 노드 실패로 인한 다운타임을 방지하려 한다면, `파드안티어피니티`를 설정해야 한다." in quoted
+    )
