@@ -2,8 +2,8 @@
 
     .venv/bin/python bench/answers.py [--qa data/sample-notes-qa.jsonl] [--docs data/sample-notes]
                                       [--only MODEL[:QA_PROMPT[:STYLE]] ...] [--limit N]
-    .venv/bin/python bench/answers.py --languages [--language ko ...] [--model MODEL] [--embedding-model M ...]
-                                      [--chunk-tokens N ...] [--limit N]
+    .venv/bin/python bench/answers.py --languages [--language ko ...] [--model MODEL ...] [--queries N ...]
+                                      [--embedding-model M ...] [--chunk-tokens N ...] [--limit N]
 
 --chunk-tokens N (repeated) builds each language's index once per chunk size, the sizes side by
 side in one run (without it, the size chosen with the embedding model).
@@ -11,11 +11,12 @@ side in one run (without it, the size chosen with the embedding model).
 Either form takes --queries N: the model first writes N search queries like each question
 (search.queries), each searched too; without it, the settings' default (0: the question alone).
 
-With --languages, one model (the default one unless --model) with its default prompt answers every
-language's QA set over its own documents: English over the sample notes, Korean, Chinese and Japanese
-over the Kubernetes tutorials in ../shared/data/cjkdocs (read in place). One row per language: the
-same columns, plus "lang", the share of answers written in the question's language (by script:
-Hangul for Korean, kana for Japanese, Han without kana for Chinese, Latin for English).
+With --languages, the default model (or each --model in turn, packaged or a GGUF) with its default
+prompt answers every language's QA set over its own documents: English over the sample notes,
+Korean, Chinese and Japanese over the Kubernetes tutorials in ../shared/data/cjkdocs (read in
+place); each --queries N in turn too. One row per model, query count and language: the same
+columns, plus "lang", the share of answers written in the question's language (by script: Hangul
+for Korean, kana for Japanese, Han without kana for Chinese, Latin for English), and p95 latency.
 
 Each candidate is a real `rag eval --answers` process (so its peak RSS is its own) against the
 same index of the sample notes, built once in a temporary RAG_HOME. Prints one table (answer
@@ -145,12 +146,13 @@ def in_language(language: str, answers: list[dict]) -> float:
 
 
 def language_rows(
-    model: str | None, limit: int | None, tmp: Path, answers_file: Path | None, only: list[str] | None = None,
-    embeddings: list[str | None] | None = None, queries: int | None = None, chunk_sizes: list[int | None] | None = None,
+    models: list[str | None] | None, limit: int | None, tmp: Path, answers_file: Path | None, only: list[str] | None = None,
+    embeddings: list[str | None] | None = None, query_counts: list[int | None] | None = None,
+    chunk_sizes: list[int | None] | None = None,
 ) -> list[dict]:
     rows = []
-    for (language, qa, docs), embedding, chunk_tokens in itertools.product(
-        LANGUAGE_SETS, embeddings or [None], chunk_sizes or [None]
+    for model, queries, (language, qa, docs), embedding, chunk_tokens in itertools.product(
+        models or [None], query_counts or [None], LANGUAGE_SETS, embeddings or [None], chunk_sizes or [None]
     ):
         if only and language not in only:
             continue
@@ -161,7 +163,7 @@ def language_rows(
             limited = tmp / f"{language}-qa.jsonl"
             limited.write_text("\n".join(qa.read_text().splitlines()[:limit]) + "\n")
             qa = limited
-        home = tmp / f"home-{language}-{len(rows)}"
+        home = tmp / f"home-{language}-{embedding}-{chunk_tokens}"  # one index per setting that shapes it, whatever the model
         row = {"language": language, **run_candidate(model, None, None, qa, docs, home, embedding, queries, chunk_tokens)}
         results = row.pop("results", [])
         row["in_question_language"] = in_language(language, results)
@@ -175,8 +177,10 @@ def language_rows(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--languages", action="store_true", help="every language's QA set with one model")
-    parser.add_argument("--model", help="with --languages: this packaged model or GGUF instead of the default")
+    parser.add_argument("--languages", action="store_true", help="every language's QA set with the default model")
+    parser.add_argument(
+        "--model", action="append", help="with --languages: this packaged model or GGUF instead of the default (repeat: each in turn)"
+    )
     parser.add_argument("--language", action="append", choices=[code for code, _, _ in LANGUAGE_SETS], help="with --languages: only these")
     parser.add_argument(
         "--embedding-model", action="append", help="with --languages: this embedding model (repeat: each language with each)"
@@ -190,7 +194,10 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", help="MODEL[:QA_PROMPT[:STYLE]] candidates instead of the default list")
     parser.add_argument("--limit", type=int, help="the first N questions only (a quicker, noisier run)")
     parser.add_argument("--answers", type=Path, help="also write every candidate's per-question results here (JSONL)")
-    parser.add_argument("--queries", type=int, help="search queries the model writes like each question (search.queries)")
+    parser.add_argument(
+        "--queries", type=int, action="append",
+        help="search queries the model writes like each question (search.queries; with --languages, repeat: each in turn)",
+    )
     args = parser.parse_args()
     if args.languages:
         with tempfile.TemporaryDirectory(prefix="rag-answers-bench-") as tmp:
@@ -201,10 +208,13 @@ def main() -> None:
         columns = [*COLUMNS, ("in_question_language", "lang")]
         print_rows(
             rows,
-            f"{'language':<10}{'model':<30}{'embedding':<42}{'chunk':>8}" + "".join(f"{short:>7}" for _, short in columns)
-            + f"{'p50 s':>7}",
-            lambda row: f"{row['language']:<10}{row.get('model', ''):<30}{row.get('embedding', ''):<42}{row.get('chunk_tokens', ''):>8}",
-            lambda row: "".join(f"{row[key]:>7.3f}" for key, _ in columns) + f"{row['latency_p50_ms'] / 1000:>7.2f}",
+            f"{'language':<10}{'model':<30}{'queries':>8}  {'embedding':<42}{'chunk':>8}" + "".join(f"{short:>7}" for _, short in columns)
+            + f"{'TTFT ms':>9}{'tok/s':>7}{'p50 s':>7}{'p95 s':>7}{'RSS MB':>8}",
+            lambda row: f"{row['language']:<10}{row.get('model', ''):<30}{row.get('queries', ''):>8}  {row.get('embedding', ''):<42}"
+            f"{row.get('chunk_tokens', ''):>8}",
+            lambda row: "".join(f"{row[key]:>7.3f}" for key, _ in columns)
+            + f"{row['first_token_p50_ms']:>9.0f}{row['tokens_per_s_p50']:>7.1f}{row['latency_p50_ms'] / 1000:>7.2f}"
+            + f"{row['latency_p95_ms'] / 1000:>7.2f}{row['peak_rss_mb']:>8.0f}",
         )
         return
     candidates = CANDIDATES
@@ -219,7 +229,7 @@ def main() -> None:
         home = Path(tmp) / "home"
         rows = []
         for model, qa_prompt, style in candidates:
-            row = run_candidate(model, qa_prompt, style, qa, args.docs.resolve(), home, queries=args.queries)
+            row = run_candidate(model, qa_prompt, style, qa, args.docs.resolve(), home, queries=(args.queries or [None])[-1])
             answers = row.pop("results", [])
             if args.answers:
                 with args.answers.open("a") as fh:
