@@ -318,8 +318,11 @@ def quote_evidence(
         for word in passage_words | headings[id(passage.document)]:
             frequency[word] = frequency.get(word, 0) + 1
     weights = {word: math.log(1 + single_count / count) for word, count in frequency.items()}
-    question_words = _terms(question, question=True)
-    answer_words = _terms(answer) - question_words
+    asked = _terms(question, question=True)
+    # Words the question shares with the sources' headings name the page or section it asks about
+    # ("in the tutorial on X"), which the page's opening sentences repeat; the fact is in the others.
+    question_words = asked - set().union(*headings.values()) or asked
+    answer_words = _terms(answer) - asked
     facts = [fold(fact) for fact in answer_facts(answer, question)]
     kind = expected_kind(question)
     vectors = embed([question] + [p.text for p in passages])

@@ -450,3 +450,28 @@ def test_the_prompt_quotes_the_sentence_after_the_best_match_when_the_two_togeth
         "그렇게 하면 쿠버네티스 스케줄러가 ZooKeeper 서버 하나를 다시 스케줄하는 동안까지만 작동 중단될 것이다. "
         "그러나 서비스에서 노드 실패로 인한 다운타임을 방지하려 한다면, `파드안티어피니티`를 설정해야 한다." in quoted
     )
+
+
+@pytest.fixture(scope="module")
+def japanese_security_pages(tmp_path_factory) -> rag.Settings:
+    """The Japanese tutorials on Pod Security Standards per namespace and per cluster, chunked as a Japanese collection is."""
+    settings = make_settings(tmp_path_factory.mktemp("ja-security-home"))
+    rag.ingest([CJK_DOCS / "ja" / "security" / page for page in ("ns-level-pss.md", "cluster-level-pss.md")], settings)
+    return settings
+
+
+@requires_cjkdocs
+def test_the_prompt_quotes_the_fact_not_the_opening_that_repeats_the_pages_title(japanese_security_pages):
+    """The question names its tutorial by the title's words, which the page's opening sentences repeat."""
+    from tests.integration.test_library import RecordingLLM
+
+    from rag.answering import Assistant
+
+    question = (
+        "クラスターレベルでPodセキュリティの標準を適用するチュートリアルで、Kubernetes v1.23とv1.24の場合、"
+        "PodSecurityConfigurationの設定にはどのAPIバージョンを使いますか？"
+    )
+    llm = RecordingLLM(responses=["v1beta1です [1]。"])
+    Assistant(japanese_security_pages, llm=llm).ask(question)
+    quoted = llm.prompts[0].split("質問")[-2]
+    assert "v1.23とv1.24では[v1beta1]" in quoted
