@@ -300,9 +300,9 @@ def quote_evidence(
     """The sentences of `sources` that best support `answer` to `question`, best first; each after
     the first scores at least `runner_up_share` of the first's score.
 
-    `widen` (the prompt's quotes): a passage that overlaps one quote and scores as well joins it
-    once, so a sentence is quoted with the next one when the two together match the question
-    (the best match often names the topic and the next states the fact)."""
+    `widen` (the prompt's quotes): a passage that overlaps one quote and scores high enough to be
+    quoted itself joins it, once, so a sentence is quoted with the next one when the two together
+    match the question (the best match often names the topic and the next states the fact)."""
     import numpy as np
 
     passages, single_count = _passages(sources)
