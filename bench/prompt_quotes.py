@@ -9,10 +9,8 @@ ingested with rag's defaults into a RAG_HOME (temporary, or --home to keep it be
 answerable question of the QA set is retrieved with rag's own retriever, and its quotes are chosen
 as the prompt chooses them. A question counts when the quotes hold one of its accepted answers
 (folded: case and whitespace). The baseline column chooses runners-up as the shown evidence does
-(`rag.evidence.RUNNER_UP_SHARE`), which is how the prompt chose them before; "unjoined" is the
-prompt's runner-up share without joining a quote to an overlapping passage that scores as well
-(`widen`); "misses" lists the questions the shipped setting fails. The sources are the retriever's,
-before the prompt's token budget trims them and the quotes. Takes about a minute on two cores once the indexes exist.
+(`rag.evidence.RUNNER_UP_SHARE`), which is how the prompt chose them before; "misses" lists the
+questions the shipped setting fails. Takes about a minute on two cores once the indexes exist.
 """
 
 from __future__ import annotations
@@ -39,19 +37,17 @@ def quotes_hold_answers(language: str, qa: Path, docs: Path, home: Path) -> dict
         rag.ingest(docs, settings)
         (home / ".ingested").touch()
     retriever = rag.retriever(settings)
-    held = {"baseline": 0, "unjoined": 0, "shipped": 0}
+    held = {"baseline": 0, "shipped": 0}
     misses, total = [], 0
     for question in load_qa(qa):
         if not question.answers:
             continue
         total += 1
         sources = retriever.invoke(question.question)
-        for name, share, widen in (
-            ("baseline", RUNNER_UP_SHARE, False), ("unjoined", PROMPT_RUNNER_UP_SHARE, False), ("shipped", PROMPT_RUNNER_UP_SHARE, True)
-        ):
+        for name, share in (("baseline", RUNNER_UP_SHARE), ("shipped", PROMPT_RUNNER_UP_SHARE)):
             quotes = quote_evidence(
                 question.question, "", sources, lambda texts: embed_texts(texts, settings),
-                max_quotes=PROMPT_QUOTES, runner_up_share=share, widen=widen,
+                max_quotes=PROMPT_QUOTES, runner_up_share=share,
             )
             text = fold(" ".join(quote.text for quote in quotes))
             found = any(fold(answer) in text for answer in question.answers)
@@ -67,7 +63,7 @@ def main() -> None:
     parser.add_argument("--home", type=Path, help="keep each language's index under this folder between runs")
     args = parser.parse_args()
     base = args.home or Path(tempfile.mkdtemp(prefix="rag-prompt-quotes-"))
-    print(f"{'language':<9}{'questions':>10}{'baseline':>10}{'unjoined':>10}{'shipped':>9}  misses (shipped)")
+    print(f"{'language':<9}{'questions':>10}{'baseline':>10}{'shipped':>9}  misses (shipped)")
     for language, qa, docs in LANGUAGE_SETS:
         if args.language and language not in args.language:
             continue
@@ -77,9 +73,7 @@ def main() -> None:
         home = base / language
         home.mkdir(parents=True, exist_ok=True)
         row = quotes_hold_answers(language, qa, docs, home)
-        print(
-            f"{language:<9}{row['questions']:>10}{row['baseline']:>10.2f}{row['unjoined']:>10.2f}{row['shipped']:>9.2f}  {' '.join(row['misses'])}"
-        )
+        print(f"{language:<9}{row['questions']:>10}{row['baseline']:>10.2f}{row['shipped']:>9.2f}  {' '.join(row['misses'])}")
         print(json.dumps(row), flush=True)
 
 

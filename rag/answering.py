@@ -210,7 +210,7 @@ class Assistant:
     def _prompt_quotes(self, question: str, sources: list[Document]) -> str:
         """The sentences that best match the question, for the prompt: "[n] sentence" lines."""
         quotes = quote_evidence(
-            question, "", sources, self._embed, max_quotes=PROMPT_QUOTES, runner_up_share=PROMPT_RUNNER_UP_SHARE, widen=True
+            question, "", sources, self._embed, max_quotes=PROMPT_QUOTES, runner_up_share=PROMPT_RUNNER_UP_SHARE
         )
         lines: list[str] = []
         for quote in quotes:  # as many as the room kept for them holds

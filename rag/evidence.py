@@ -295,14 +295,9 @@ def quote_evidence(
     embed: Callable[[list[str]], "np.ndarray"],
     max_quotes: int = MAX_QUOTES,
     runner_up_share: float = RUNNER_UP_SHARE,
-    widen: bool = False,
 ) -> list[Evidence]:
     """The sentences of `sources` that best support `answer` to `question`, best first; each after
-    the first scores at least `runner_up_share` of the first's score.
-
-    `widen` (the prompt's quotes): a passage that overlaps one quote and scores high enough to be
-    quoted itself joins it, once, so a sentence is quoted with the next one when the two together
-    match the question (the best match often names the topic and the next states the fact)."""
+    the first scores at least `runner_up_share` of the first's score."""
     import numpy as np
 
     passages, single_count = _passages(sources)
@@ -318,11 +313,8 @@ def quote_evidence(
         for word in passage_words | headings[id(passage.document)]:
             frequency[word] = frequency.get(word, 0) + 1
     weights = {word: math.log(1 + single_count / count) for word, count in frequency.items()}
-    asked = _terms(question, question=True)
-    # Words the question shares with the sources' headings name the page or section it asks about
-    # ("in the tutorial on X"), which the page's opening sentences repeat; the fact is in the others.
-    question_words = asked - set().union(*headings.values()) or asked
-    answer_words = _terms(answer) - asked
+    question_words = _terms(question, question=True)
+    answer_words = _terms(answer) - question_words
     facts = [fold(fact) for fact in answer_facts(answer, question)]
     kind = expected_kind(question)
     vectors = embed([question] + [p.text for p in passages])
@@ -344,17 +336,11 @@ def quote_evidence(
     scored.sort(key=lambda pair: pair[0], reverse=True)
     best = scored[0][0]
     chosen: list[tuple[float, _Passage]] = []
-    widened: set[int] = set()
     for score, passage in scored:
         if len(chosen) == max_quotes or score < best * runner_up_share:
             break
-        overlapping = [index for index, (_, other) in enumerate(chosen) if _overlaps(passage, other)]
-        if not overlapping:
+        if not any(_overlaps(passage, other) for _, other in chosen):
             chosen.append((score, passage))
-        elif widen and len(overlapping) == 1 and overlapping[0] not in widened:
-            widened.add(overlapping[0])
-            kept_score, kept = chosen[overlapping[0]]
-            chosen[overlapping[0]] = (kept_score, _joined(kept, passage))
     # The sentence that best matches the question stays quoted beside the one the answer's facts
     # come from: when the model took a fact from the wrong sentence, the reader sees both.
     score, passage = max(besides_facts, key=lambda pair: pair[0])
@@ -365,11 +351,6 @@ def quote_evidence(
 
 def _overlaps(one: _Passage, other: _Passage) -> bool:
     return one.document is other.document and one.start < other.end and other.start < one.end
-
-
-def _joined(one: _Passage, other: _Passage) -> _Passage:
-    """The span of two overlapping passages of one source."""
-    return _passage(one.source_number, one.document, min(one.start, other.start), max(one.end, other.end))
 
 
 def _evidence(score: float, passage: _Passage) -> Evidence:
