@@ -32,10 +32,12 @@ class RagLlamaCpp(ModelTraits, LlamaCpp):
         return True
 
     def _stream(self, prompt: str, stop: list[str] | None = None, run_manager: Any = None, **kwargs: Any) -> Iterator[GenerationChunk]:
-        # llama.cpp keeps the previous prompt's state and evaluates only what differs; the floats of
-        # a prompt evaluated from another starting point differ slightly, enough to turn a greedy
-        # answer. Starting afresh, a question gets the same answer whatever was asked before it.
+        # llama.cpp keeps the previous prompt's state and evaluates only what differs, and draws each
+        # completion's seed from the last one: a prompt evaluated from another starting point gives
+        # slightly different floats, enough to turn a greedy answer, and a later call samples with
+        # another seed. Starting afresh, a question gets the same answer whatever was asked before it.
         self.client.reset()
+        self.client.set_seed(self.seed)
         yield from super()._stream(prompt, stop=stop, run_manager=run_manager, **kwargs)
 
     def rag_prompt_family(self) -> str:

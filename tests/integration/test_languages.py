@@ -238,6 +238,17 @@ def test_a_question_gets_the_same_answer_whatever_was_asked_before_it(minikube_p
 
 
 @requires_cjkdocs
+def test_a_sampled_answer_is_the_same_each_time_with_the_same_seed(minikube_pages):
+    """llama.cpp draws each completion's seed from the previous one; rag starts every answer from llm.seed."""
+    from rag.answering import Assistant
+
+    sampling = minikube_pages.model_copy(update={"llm": minikube_pages.llm.model_copy(update={"temperature": 1.5})})
+    assistant = Assistant(sampling)
+    question = "minikube 대시보드를 열지 않고 URL만 출력하려면 어떤 플래그를 붙이나요?"
+    assert len({assistant.ask(question).answer for _ in range(3)}) == 1
+
+
+@requires_cjkdocs
 @pytest.mark.parametrize("question,language", [("페루의 수도는 어디입니까?", "ko"), ("秘鲁的首都是哪里？", "zh"), ("ペルーの首都はどこですか？", "ja")])
 def test_an_off_topic_question_is_declined_in_its_language(assistant, question, language):
     answer = assistant.ask(question)
