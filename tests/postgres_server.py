@@ -40,29 +40,35 @@ def _server_user() -> str | None:
 
 
 @contextlib.contextmanager
-def running_postgres(timeout: float = 60) -> Iterator[str]:
-    """A fresh server on 127.0.0.1 at a free port, its data in a temporary folder removed after;
-    yields its URL with the password (postgresql://postgres:PASSWORD@127.0.0.1:PORT/postgres)."""
+def running_postgres(timeout: float = 60, kept_in: Path | None = None, port: int | None = None) -> Iterator[str]:
+    """A server on 127.0.0.1 (at `port`, or a free one); yields its URL with the password
+    (postgresql://postgres:PASSWORD@127.0.0.1:PORT/postgres).
+
+    Its data is in a temporary folder removed after, or in `kept_in`, made on the first use and
+    kept, so a later run (a benchmark that goes on where it stopped) finds its databases there.
+    """
     import psycopg
 
     user = _server_user()
     # Not under pytest's temporary root: that is private to root, and the server may run as nobody.
-    folder = Path(tempfile.mkdtemp(prefix="rag-test-postgres-"))
+    folder = kept_in or Path(tempfile.mkdtemp(prefix="rag-test-postgres-"))
+    folder.mkdir(parents=True, exist_ok=True)
     data, password_file = folder / "data", folder / "password"
     password_file.write_text(PASSWORD)
     if user is not None:
         entry = pwd.getpwnam(user)
         for path in (folder, password_file):
             os.chown(path, entry.pw_uid, entry.pw_gid)
-    port = free_port()
+    port = port or free_port()
     url = f"postgresql://{USER}:{PASSWORD}@127.0.0.1:{port}/{DATABASE}"
     server = None
     try:
-        subprocess.run(
-            [str(_binaries() / "initdb"), "-D", str(data), "-U", USER, f"--pwfile={password_file}",
-             "--auth=scram-sha-256", "--encoding=UTF8", "--locale=C"],
-            check=True, capture_output=True, user=user, timeout=120,
-        )
+        if not (data / "PG_VERSION").exists():
+            subprocess.run(
+                [str(_binaries() / "initdb"), "-D", str(data), "-U", USER, f"--pwfile={password_file}",
+                 "--auth=scram-sha-256", "--encoding=UTF8", "--locale=C"],
+                check=True, capture_output=True, user=user, timeout=120,
+            )
         # -k "": no Unix socket; TCP on loopback only, as the tests connect.
         server = subprocess.Popen(
             [str(_binaries() / "postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(port), "-k", "",
@@ -82,7 +88,8 @@ def running_postgres(timeout: float = 60) -> Iterator[str]:
     finally:
         if server is not None:
             _stop(server)
-        shutil.rmtree(folder, ignore_errors=True)
+        if kept_in is None:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _stop(server: subprocess.Popen) -> None:
