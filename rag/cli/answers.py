@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import sys
-from typing import TYPE_CHECKING, Annotated
+import threading
+from typing import TYPE_CHECKING, Annotated, Iterator
 
 import typer
 from rich.markup import escape
@@ -69,10 +72,32 @@ def _print_prompt(prompt: str) -> None:
     out.print(f"--- prompt ---\n{escape(prompt)}\n--- answer ---")
 
 
-def _stream_answer(stream, show_prompt: bool) -> None:
-    """Print tokens as they arrive; the prompt first when asked for."""
+@contextlib.contextmanager
+def _ctrl_c_noticed() -> Iterator[threading.Event]:
+    """Ctrl-C raises KeyboardInterrupt as always, and is also noted in the event yielded: one that
+    lands in llama.cpp's log callback (while the model loads) or while LangChain's streaming starts
+    a worker thread is swallowed there, and the command would run on as if no key had been pressed."""
+    noticed = threading.Event()
+    previous = signal.getsignal(signal.SIGINT)
+
+    def interrupt(signum, frame):
+        noticed.set()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)
+    try:
+        yield noticed
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _stream_answer(stream, show_prompt: bool, interrupted: threading.Event) -> None:
+    """Print tokens as they arrive; the prompt first when asked for. Stops at the first token after
+    a Ctrl-C (KeyboardInterrupt), even one that the chain swallowed."""
     prompt_shown = not show_prompt
     for token in stream:
+        if interrupted.is_set():
+            raise KeyboardInterrupt
         if not prompt_shown:
             _print_prompt(stream.state["prompt"].to_string())
             prompt_shown = True
@@ -97,21 +122,24 @@ def ask(
     """Answer QUESTION with the local model, from the most relevant chunks, citing them."""
     from rag.api import with_queries
 
-    assistant = _assistant(with_queries(settings, queries), k, mode)
-    show_queries = verbose and assistant.settings.search.queries > 0
-    if as_json or no_stream:
-        answer = assistant.ask(question)
-        if as_json:
-            payload = answer.to_dict() | ({"prompt": answer.prompt} if show_prompt else {})
-            out.print_json(json.dumps(payload))
+    with _ctrl_c_noticed() as interrupted:
+        assistant = _assistant(with_queries(settings, queries), k, mode)
+        show_queries = verbose and assistant.settings.search.queries > 0
+        if as_json or no_stream:
+            answer = assistant.ask(question)
+            if interrupted.is_set():
+                raise KeyboardInterrupt
+            if as_json:
+                payload = answer.to_dict() | ({"prompt": answer.prompt} if show_prompt else {})
+                out.print_json(json.dumps(payload))
+                return
+            if show_prompt:
+                _print_prompt(answer.prompt)
+            out.print(escape(answer.answer.strip()))
+            _print_answer_footer(answer, show_queries)
             return
-        if show_prompt:
-            _print_prompt(answer.prompt)
-        out.print(escape(answer.answer.strip()))
-        _print_answer_footer(answer, show_queries)
-        return
-    stream = assistant.stream(question)
-    _stream_answer(stream, show_prompt)
+        stream = assistant.stream(question)
+        _stream_answer(stream, show_prompt, interrupted)
     _print_answer_footer(stream.answer, show_queries)
 
 
@@ -129,8 +157,15 @@ def chat(
     """Talk with your documents: follow-up questions keep the conversation's context."""
     from rag.answering import Conversation
 
-    conversation = Conversation(_assistant(settings, k, mode))
-    err.print(CHAT_HELP)
+    with _ctrl_c_noticed() as interrupted:
+        conversation = Conversation(_assistant(settings, k, mode))
+        if interrupted.is_set():
+            raise KeyboardInterrupt
+        err.print(CHAT_HELP)
+        _chat_turns(conversation, interrupted)
+
+
+def _chat_turns(conversation, interrupted: threading.Event) -> None:
     while True:
         try:
             line = input("> " if sys.stdin.isatty() else "").strip()
@@ -153,11 +188,12 @@ def chat(
         if line.startswith("/"):
             err.print(f"Unknown command {line.split()[0]}. {CHAT_HELP}")
             continue
-        stream = conversation.stream(line)  # the turn is remembered once its answer is complete
-        if stream.standalone_question:
-            err.print(f"(searching for: {escape(stream.standalone_question)})")
+        interrupted.clear()
         try:
-            _stream_answer(stream, show_prompt=False)
+            stream = conversation.stream(line)  # the turn is remembered once its answer is complete
+            if stream.standalone_question:
+                err.print(f"(searching for: {escape(stream.standalone_question)})")
+            _stream_answer(stream, show_prompt=False, interrupted=interrupted)
         except KeyboardInterrupt:
             out.print()
             err.print("(answer stopped)")

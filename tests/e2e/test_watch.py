@@ -290,7 +290,7 @@ def test_cli_watch_prints_a_line_per_change_and_stops_cleanly_on_ctrl_c(home, tm
         (folder / "b.md").write_text("# Beta\n\nThe beta note, added while watching.\n")
         wait_for_line("added notes/b.md (1 chunk)")
         watcher.send_signal(signal.SIGINT)
-        assert watcher.wait(timeout=30) in (0, 130)
+        assert watcher.wait(timeout=REPORT_TIMEOUT_S) in (0, 130)  # a bound for a loaded machine, not a timing
         wait_for_line("Interrupted.")
     finally:
         if watcher.poll() is None:
