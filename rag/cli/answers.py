@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import signal
 import sys
 import threading
-from typing import TYPE_CHECKING, Annotated, Iterator
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
 from rag.cli.console import display_path, err, out
+from rag.cli.errors import ctrl_c_noticed
 from rag.cli.options import (
     JsonOption, ModeOption, QueriesOption, SearchMode, TopKOption, VerboseOption, knowledge_base, with_mode,
 )
@@ -72,25 +71,6 @@ def _print_prompt(prompt: str) -> None:
     out.print(f"--- prompt ---\n{escape(prompt)}\n--- answer ---")
 
 
-@contextlib.contextmanager
-def _ctrl_c_noticed() -> Iterator[threading.Event]:
-    """Ctrl-C raises KeyboardInterrupt as always, and is also noted in the event yielded: one that
-    lands in llama.cpp's log callback (while the model loads) or while LangChain's streaming starts
-    a worker thread is swallowed there, and the command would run on as if no key had been pressed."""
-    noticed = threading.Event()
-    previous = signal.getsignal(signal.SIGINT)
-
-    def interrupt(signum, frame):
-        noticed.set()
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGINT, interrupt)
-    try:
-        yield noticed
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def _stream_answer(stream, show_prompt: bool, interrupted: threading.Event) -> None:
     """Print tokens as they arrive; the prompt first when asked for. Stops at the first token after
     a Ctrl-C (KeyboardInterrupt), even one that the chain swallowed."""
@@ -122,7 +102,7 @@ def ask(
     """Answer QUESTION with the local model, from the most relevant chunks, citing them."""
     from rag.api import with_queries
 
-    with _ctrl_c_noticed() as interrupted:
+    with ctrl_c_noticed() as interrupted:
         assistant = _assistant(with_queries(settings, queries), k, mode)
         show_queries = verbose and assistant.settings.search.queries > 0
         if as_json or no_stream:
@@ -157,7 +137,7 @@ def chat(
     """Talk with your documents: follow-up questions keep the conversation's context."""
     from rag.answering import Conversation
 
-    with _ctrl_c_noticed() as interrupted:
+    with ctrl_c_noticed() as interrupted:
         conversation = Conversation(_assistant(settings, k, mode))
         if interrupted.is_set():
             raise KeyboardInterrupt

@@ -12,6 +12,7 @@ from rich.markup import escape
 
 import rag
 from rag.cli.console import err, out
+from rag.cli.errors import ctrl_c_noticed
 from rag.cli.options import TopKOption, choice_value, knowledge_base
 from rag.cli.progress import JobProgressBar
 from rag.errors import UsageError
@@ -153,6 +154,8 @@ def _run_job(job, out_file: Path | None, fmt: str | None, restart: bool) -> None
         done[record.ok] += 1
         if progress:
             progress.advance()
+        if interrupted.is_set():  # a Ctrl-C swallowed while the model loaded: stop after this record
+            raise KeyboardInterrupt
 
     def print_record(record, text: str) -> None:
         if record.ok:
@@ -161,11 +164,12 @@ def _run_job(job, out_file: Path | None, fmt: str | None, restart: bool) -> None
             err.print(f"failed  {escape(text.strip())}")
 
     try:
-        if out_file is not None:
-            result = rag.run_job(job, out_file, format=fmt, restart=restart, on_start=start, on_record=count)
-        else:
-            start(0)
-            result = stream_job(job, print_record, format=fmt, on_record=count)
+        with ctrl_c_noticed() as interrupted:
+            if out_file is not None:
+                result = rag.run_job(job, out_file, format=fmt, restart=restart, on_start=start, on_record=count)
+            else:
+                start(0)
+                result = stream_job(job, print_record, format=fmt, on_record=count)
     except KeyboardInterrupt:
         hint = "; run the same command again to continue" if out_file is not None else ""
         err.print(f"Stopped after {done.total()} items this run{hint}.")

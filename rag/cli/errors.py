@@ -8,9 +8,12 @@ it, and the exit code. Anything else is a bug, shown as its type and message wit
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
+import threading
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import typer
 from rich.markup import escape
@@ -194,3 +197,22 @@ class RagGroup(TyperGroup):
             err.print(DEBUG_HINT)
             _json_error(ctx, f"{type(exc).__name__}{detail}", 1)
             ctx.exit(1)
+
+
+@contextlib.contextmanager
+def ctrl_c_noticed() -> Iterator[threading.Event]:
+    """Ctrl-C raises KeyboardInterrupt as always, and is also noted in the event yielded: one that
+    lands in llama.cpp's log callback (while the model loads) or while LangChain's streaming starts
+    a worker thread is swallowed there, and the command would run on as if no key had been pressed."""
+    noticed = threading.Event()
+    previous = signal.getsignal(signal.SIGINT)
+
+    def interrupt(signum, frame):
+        noticed.set()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)
+    try:
+        yield noticed
+    finally:
+        signal.signal(signal.SIGINT, previous)

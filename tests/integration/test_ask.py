@@ -192,7 +192,8 @@ def test_a_ctrl_c_swallowed_in_a_c_callback_still_stops_the_answer():
     import signal
     import time
 
-    from rag.cli.answers import _ctrl_c_noticed, _stream_answer
+    from rag.cli.answers import _stream_answer
+    from rag.cli.errors import ctrl_c_noticed
 
     class TokenStreamFake:
         state: dict = {}
@@ -204,7 +205,7 @@ def test_a_ctrl_c_swallowed_in_a_c_callback_still_stops_the_answer():
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(0.1)  # the handler runs here, inside the callback
 
-    with _ctrl_c_noticed() as interrupted:
+    with ctrl_c_noticed() as interrupted:
         ctypes.CFUNCTYPE(None)(press_ctrl_c)()  # returns normally: ctypes swallowed the KeyboardInterrupt
         with pytest.raises(KeyboardInterrupt):
             _stream_answer(TokenStreamFake(), show_prompt=False, interrupted=interrupted)
