@@ -203,3 +203,9 @@ def headless_browser(width: int = 390, height: int = 844):
         yield browser
     finally:
         browser.quit()
+
+
+def ctrl_c_reaches_it() -> None:
+    """`preexec_fn` of a child process the test presses Ctrl-C in: a shell starts its background jobs
+    (a CI runner's, say) with SIGINT ignored, and the child would inherit that and never see the key."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -206,6 +206,9 @@ def ctrl_c_noticed() -> Iterator[threading.Event]:
     a worker thread is swallowed there, and the command would run on as if no key had been pressed."""
     noticed = threading.Event()
     previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.SIG_IGN:  # started in the background by a shell: Ctrl-C is not ours to take
+        yield noticed
+        return
 
     def interrupt(signum, frame):
         noticed.set()

@@ -21,6 +21,7 @@ from ingest.watch import WatchReport, _Relevance
 from rag import api
 from rag.errors import UsageError
 from tests.conftest import assert_index_consistent, installed_command, make_settings
+from tests.helpers import ctrl_c_reaches_it
 
 # Short, so each change is synced soon; a burst written in one go is still well inside it.
 QUIET_MS = 150
@@ -273,6 +274,7 @@ def test_cli_watch_prints_a_line_per_change_and_stops_cleanly_on_ctrl_c(home, tm
     watcher = subprocess.Popen(
         [installed_command("rag"), "ingest", "--watch", "-v", "notes"], cwd=tmp_path,
         env={**os.environ, "RAG_HOME": str(home)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=ctrl_c_reaches_it,
     )
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line.rstrip("\n")) for line in watcher.stderr], daemon=True).start()

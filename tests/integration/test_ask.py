@@ -11,6 +11,7 @@ from rag.answering import Assistant
 from rag.chain import NO_CONTEXT_ANSWER
 from rag.cli import app, display_path
 from tests.conftest import SAMPLE_NOTES, installed_command
+from tests.helpers import ctrl_c_reaches_it
 
 WARRANTY_QUESTION = "When does the warranty of the Brandt RO-350 reflow oven end?"
 WARRANTY_FILE = str(SAMPLE_NOTES / "work/vendors/brandt-ro350-manual.pdf")
@@ -162,7 +163,8 @@ def test_ctrl_c_stops_the_running_answer_but_not_the_chat(sample_index):
         "RAG_LLM__TEMPERATURE": "0",
     }
     chat = subprocess.Popen(
-        [rag_bin, "chat", "-k", "1"], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        [rag_bin, "chat", "-k", "1"], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        preexec_fn=ctrl_c_reaches_it,
     )
     chat.stdin.write(f"{WARRANTY_QUESTION}\n".encode())
     chat.stdin.flush()
@@ -205,7 +207,11 @@ def test_a_ctrl_c_swallowed_in_a_c_callback_still_stops_the_answer():
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(0.1)  # the handler runs here, inside the callback
 
-    with ctrl_c_noticed() as interrupted:
-        ctypes.CFUNCTYPE(None)(press_ctrl_c)()  # returns normally: ctypes swallowed the KeyboardInterrupt
-        with pytest.raises(KeyboardInterrupt):
-            _stream_answer(TokenStreamFake(), show_prompt=False, interrupted=interrupted)
+    parents_handler = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+    try:
+        with ctrl_c_noticed() as interrupted:
+            ctypes.CFUNCTYPE(None)(press_ctrl_c)()  # returns normally: ctypes swallowed the KeyboardInterrupt
+            with pytest.raises(KeyboardInterrupt):
+                _stream_answer(TokenStreamFake(), show_prompt=False, interrupted=interrupted)
+    finally:
+        signal.signal(signal.SIGINT, parents_handler)
