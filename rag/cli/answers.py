@@ -73,7 +73,7 @@ def _print_prompt(prompt: str) -> None:
 
 def _stream_answer(stream, show_prompt: bool, interrupted: threading.Event) -> None:
     """Print tokens as they arrive; the prompt first when asked for. Stops at the first token after
-    a Ctrl-C (KeyboardInterrupt), even one that the chain swallowed."""
+    a Ctrl-C, even one swallowed while the model loaded (see ctrl_c_noticed)."""
     prompt_shown = not show_prompt
     for token in stream:
         if interrupted.is_set():

@@ -202,8 +202,8 @@ class RagGroup(TyperGroup):
 @contextlib.contextmanager
 def ctrl_c_noticed() -> Iterator[threading.Event]:
     """Ctrl-C raises KeyboardInterrupt as always, and is also noted in the event yielded: one that
-    lands in llama.cpp's log callback (while the model loads) or while LangChain's streaming starts
-    a worker thread is swallowed there, and the command would run on as if no key had been pressed."""
+    lands in llama.cpp's log callback (while the model loads) is swallowed by ctypes, and the
+    command would run on as if no key had been pressed."""
     noticed = threading.Event()
     previous = signal.getsignal(signal.SIGINT)
     if previous is signal.SIG_IGN:  # started in the background by a shell: Ctrl-C is not ours to take
