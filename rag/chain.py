@@ -11,6 +11,7 @@ the rest. The prompt and what rag itself says (a decline) are in the question's 
 
 from __future__ import annotations
 
+import os
 import time
 from operator import itemgetter
 from typing import Any, Callable, Generator, Iterator, cast
@@ -163,9 +164,23 @@ def source_label(document: Document) -> str:
 
 
 def format_context(sources: list[Document]) -> str:
+    """The numbered sources of a prompt, each labelled by its path under the folder they share.
+
+    Where the documents live (a user's home, a checkout's folder) is not in the prompt: it would
+    cost tokens, show the model a user's folder names and move a greedy answer when the folder moves.
+    """
+    if not sources:
+        return ""
+    paths = [doc.metadata["source"] for doc in sources]
+    shared = os.path.dirname(paths[0]) if len(set(paths)) == 1 else os.path.commonpath(paths)
     return "\n\n".join(
-        f"[{number}] {source_label(doc)}\n{doc.page_content}" for number, doc in enumerate(sources, start=1)
+        f"[{number}] {_under(source_label(doc), doc.metadata['source'], shared)}\n{doc.page_content}"
+        for number, doc in enumerate(sources, start=1)
     )
+
+
+def _under(label: str, path: str, folder: str) -> str:
+    return label.replace(path, os.path.relpath(path, folder), 1)
 
 
 def fit_sources(

@@ -4,6 +4,7 @@ so these tests pin the chain's own behaviour (retrieval, fitting, streaming orde
 from __future__ import annotations
 
 import pytest
+from langchain_core.documents import Document
 from langchain_core.language_models.fake import FakeStreamingListLLM
 
 from rag.chain import IndexRetriever, first_line, build_rag_chain, fit_sources, format_context
@@ -30,6 +31,22 @@ def test_chain_streams_sources_before_the_answer_tokens(sample_index):
     state = {k: v for c in chunks for k, v in c.items() if k != "answer"}
     assert state["sources"][0].metadata["source"] == str(SAMPLE_NOTES / "work/vendors/brandt-ro350-manual.pdf")
     assert state["prompt"].to_string().startswith("[INST] <<SYS>>\n")
+    assert str(SAMPLE_NOTES) not in state["prompt"].to_string()
+
+
+@pytest.mark.fast
+def test_the_prompt_labels_sources_by_their_path_under_the_folder_they_share():
+    def chunk(path: str, **location: object) -> Document:
+        return Document(page_content="text", metadata={"source": path, **location})
+
+    manual, runbook = "/home/ana/notes/work/vendors/manual.pdf", "/home/ana/notes/home/runbook.md"
+    assert format_context([chunk(manual, page=2), chunk(runbook)]) == (
+        "[1] work/vendors/manual.pdf (page 2)\ntext\n\n[2] home/runbook.md\ntext"
+    )
+    assert format_context([chunk(manual, page=2), chunk(manual, page=3)]) == (
+        "[1] manual.pdf (page 2)\ntext\n\n[2] manual.pdf (page 3)\ntext"
+    )
+    assert format_context([]) == ""
 
 
 def test_fit_keeps_sources_in_rank_order_until_the_budget(sample_index):
