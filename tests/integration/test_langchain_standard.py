@@ -4,7 +4,9 @@ over the real index of the sample notes: the retriever keeps the contract per ca
 
 from __future__ import annotations
 
+import atexit
 import functools
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,9 @@ TWO_FILES = "When does the warranty of the Brandt RO-350 reflow oven end, and wh
 @functools.cache
 def sample_notes() -> rag.Settings:
     """The sample notes ingested once for this module (the standard suites ask for settings in properties)."""
-    settings = make_settings(Path(tempfile.mkdtemp(prefix="rag-langchain-standard-")))
+    home = tempfile.mkdtemp(prefix="rag-langchain-standard-")
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
+    settings = make_settings(Path(home))
     rag.ingest([SAMPLE_NOTES], settings)
     return settings
 
