@@ -47,6 +47,9 @@ _NAME = re.compile(rf"\b[A-Z]{_NAME_CHAR}*[a-z]{_NAME_CHAR}*(?:\s+(?:[A-Z]{_NAME
 CITATION = re.compile(r"\[(\d+)\]")
 # Inline code as Markdown marks it: a command or literal the answer quotes must be one a source has.
 _CODE_SPAN = re.compile(r"`([^`\n]+)`")
+# A fenced code block of an answer, its text.
+_FENCED = re.compile(r"```[^\n`]*\n(.*?)```", re.DOTALL)
+_QUANTITY = re.compile(r"(\d+(?:[.,]\d+)?)\s?[A-Za-z]{1,3}")
 # The claims that answer a question asking for a time, a date, a command or a number: a port may be
 # written as a number or inside a command, a time as a date's part.
 ANSWER_KINDS = {"time": ("number", "date"), "date": ("date", "number"), "code": ("code", "number"), "number": ("number", "code")}
@@ -67,6 +70,9 @@ class Grounding:
     # about something else hold.
     subject: list[str] = field(default_factory=list)
     off_subject: list[str] = field(default_factory=list)
+    # Quantities the answer writes with a unit of its own ("5120MB") whose number is an argument of
+    # code it copies from a source (`minikube start --memory 5120`): the code is the fact stated.
+    restated: list[str] = field(default_factory=list)
 
     @property
     def all_unsupported(self) -> bool:
@@ -82,7 +88,7 @@ class Grounding:
         claims = [claim for claim in self.checked if self.kinds[claim] in ANSWER_KINDS[asked]]
         if asked == "number":
             claims = [claim for claim in claims if any(char.isdigit() for char in claim)]
-        unfounded = {*self.unsupported, *self.off_subject}
+        unfounded = {*self.unsupported, *self.off_subject} - set(self.restated)
         return [claim for claim in claims if claim in unfounded]
 
 
@@ -235,7 +241,23 @@ def _claims(answer: str, sources: list[str], question: str) -> Grounding:
         folded = fold(name)
         supported = folded in folded_corpus or folded in folded_question or _each_word_known(folded, folded_corpus)
         claim("name", name, supported, match.span())
+    copied = [code for code in _code_texts(answer) if _copied_from(code, folded_corpus)]
+    arguments = {number for code in copied for number in _numbers(code)}
+    result.restated = [
+        claim for claim in result.unsupported
+        if (quantity := _QUANTITY.fullmatch(claim)) and _number_value(quantity[1]) in arguments
+        and not any(claim in code for code in copied)
+    ]
     return result
+
+
+def _code_texts(answer: str) -> list[str]:
+    return [match.group(1) for pattern in (_FENCED, _CODE_SPAN) for match in pattern.finditer(answer)]
+
+
+def _copied_from(code: str, folded_corpus: str) -> bool:
+    lines = [line.strip() for line in code.splitlines() if line.strip()]
+    return bool(lines) and all(fold(line) in folded_corpus for line in lines)
 
 
 def _apart_from_cjk(text: str) -> str:

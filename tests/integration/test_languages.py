@@ -220,7 +220,10 @@ def test_a_question_is_answered_from_its_languages_page_with_evidence_in_that_la
     assert answer.language == language
     assert texts(language).qa_system in answer.prompt and f"{texts(language).question_label} {question}" in answer.prompt
     assert answer.sources[0].metadata["source"] == str(CJK_DOCS / folder / "hello-minikube.md")
-    assert answer.evidence and script.search(answer.evidence[0].text) and fact in answer.evidence[0].text
+    # The evidence quotes where the answer's fact comes from and the page's sentence that best
+    # matches the question: whatever the test model answers, the page's fact is shown.
+    assert answer.evidence and all(script.search(evidence.text) for evidence in answer.evidence)
+    assert any(fact in evidence.text for evidence in answer.evidence)
     assert answer.answer.strip()
 
 
@@ -234,7 +237,7 @@ def test_a_question_gets_the_same_answer_whatever_was_asked_before_it(minikube_p
     assistant = Assistant(minikube_pages)
     first = assistant.ask(question).answer
     assistant.ask("minikube 대시보드를 열지 않고 URL만 출력하려면 어떤 플래그를 붙이나요?")
-    assert assistant.ask(question).answer == first and "--url" in first
+    assert first.strip() and assistant.ask(question).answer == first
 
 
 @requires_cjkdocs
@@ -311,6 +314,24 @@ def test_an_answer_is_retracted_for_the_kind_of_fact_its_question_asks_for_only(
     assert made_up_seats.unsupported_answer(None) == []
     assert check_grounding("The lab has 24 seats; ask Henrik.", sources).unsupported_answer("number") == []
     assert check_grounding("It has 24 seats and is run by Henrik.", sources).unsupported_answer("code") == []
+
+
+@pytest.mark.fast
+def test_a_quantity_read_off_a_command_the_answer_copies_is_no_fact_of_its_own():
+    # The default model's answer to the Chinese Cassandra question: the command is the source's,
+    # the unit its reading of the command.
+    sources = ["Minikube 默认需要 2048MB 内存，本教程请用下面的命令启动：\n\n```shell\nminikube start --memory 5120 --cpus=4\n```"]
+    answer = (
+        "建议使用以下命令启动 Minikube：\n\n```shell\nminikube start --memory 5120 --cpus=4\n```\n\n"
+        "这个命令会启动一个带有 5120MB 内存和 4 个 CPU 的 Minikube 实例。"
+    )
+    found = check_grounding(answer, sources)
+    assert found.unsupported == ["5120MB"] and found.restated == ["5120MB"]
+    assert found.unsupported_answer("code") == []
+    # Without the copied command, or with a command of its own, the size is the answer's own claim.
+    assert check_grounding("它会启动一个带有 5120MB 内存的实例。", sources).unsupported_answer("code") == ["5120MB"]
+    made_up = answer.replace("--memory 5120", "--memory 6144").replace("5120MB", "6144MB")
+    assert check_grounding(made_up, sources).unsupported_answer("code") == ["6144MB", "6144"]
 
 
 @pytest.mark.fast
