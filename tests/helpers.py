@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import subprocess
+import tempfile
 import textwrap
 import time
 import urllib.request
@@ -198,11 +199,15 @@ def headless_browser(width: int = 390, height: int = 844):
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", f"--window-size={width},{height}"):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    browser = webdriver.Chrome(options=options, service=webdriver.ChromeService(shutil.which("chromedriver")))
+    # Chromium leaves its profile's lock folder in TMPDIR: a folder of its own is removed after.
+    scratch = tempfile.mkdtemp(prefix="rag-test-browser-")
+    service = webdriver.ChromeService(shutil.which("chromedriver"), env={**os.environ, "TMPDIR": scratch})
+    browser = webdriver.Chrome(options=options, service=service)
     try:
         yield browser
     finally:
         browser.quit()
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def ctrl_c_reaches_it() -> None:
