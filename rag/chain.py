@@ -157,10 +157,11 @@ def hit_to_document(hit: SearchHit) -> Document:
     )
 
 
-def source_label(document: Document) -> str:
-    """'path (page 2, § Heading, lines 3-9)' for a retrieved chunk."""
+def source_label(document: Document, path: str | None = None) -> str:
+    """'path (page 2, § Heading, lines 3-9)' for a retrieved chunk; `path`: its path as shown."""
+    path = document.metadata["source"] if path is None else path
     where = location_label(document.metadata)
-    return f"{document.metadata['source']} ({where})" if where else document.metadata["source"]
+    return f"{path} ({where})" if where else path
 
 
 def format_context(sources: list[Document]) -> str:
@@ -174,13 +175,9 @@ def format_context(sources: list[Document]) -> str:
     paths = [doc.metadata["source"] for doc in sources]
     shared = os.path.dirname(paths[0]) if len(set(paths)) == 1 else os.path.commonpath(paths)
     return "\n\n".join(
-        f"[{number}] {_under(source_label(doc), doc.metadata['source'], shared)}\n{doc.page_content}"
+        f"[{number}] {source_label(doc, os.path.relpath(doc.metadata['source'], shared))}\n{doc.page_content}"
         for number, doc in enumerate(sources, start=1)
     )
-
-
-def _under(label: str, path: str, folder: str) -> str:
-    return label.replace(path, os.path.relpath(path, folder), 1)
 
 
 def fit_sources(

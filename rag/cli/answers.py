@@ -38,7 +38,7 @@ def _print_sources(sources) -> None:
         return
     out.print("\nSources:")
     for number, doc in enumerate(sources, start=1):
-        label = source_label(doc).replace(doc.metadata["source"], display_path(doc.metadata["source"]), 1)
+        label = source_label(doc, display_path(doc.metadata["source"]))
         similarity = doc.metadata["similarity"]
         relevance = f"  (similarity {similarity:.2f})" if similarity is not None else ""
         out.print(f"  [{number}] {escape(label)}{relevance}")
