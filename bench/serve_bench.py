@@ -94,7 +94,7 @@ from typing import Any, Callable, Iterator
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.helpers import QUESTIONS, SAMPLE_NOTES, free_port  # noqa: E402 (imports nothing of rag)
+from tests.helpers import QUESTIONS, SAMPLE_NOTES, free_port, running_server  # noqa: E402 (imports nothing of rag)
 
 
 @contextlib.contextmanager
@@ -207,8 +207,6 @@ SLOTS_EVERY_S = 0.05
 @contextlib.contextmanager
 def llama_server(model: Path, slots: int, slot_files: Path) -> Iterator[str]:
     """A real llama-server with `slots` slots on a free loopback port (the model loaded); its base URL."""
-    import httpx
-
     port = free_port()
     command = [
         str(Path(sys.executable).with_name("llama-cpp-server")), "-m", str(model), "--host", "127.0.0.1", "--port",
@@ -216,23 +214,8 @@ def llama_server(model: Path, slots: int, slot_files: Path) -> Iterator[str]:
         "--cache-ram", "0",  # no prompt cache in memory: the in-process warm-up would serve rag's prompts from it
         "--slot-save-path", str(slot_files),  # which allows erasing the slots between targets
     ]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    try:
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("llama-server did not come up")
-            time.sleep(0.2)
-        yield url
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+    with running_server(command, f"http://127.0.0.1:{port}/health", timeout=120):
+        yield f"http://127.0.0.1:{port}"
 
 
 class SlotPoller(threading.Thread):
