@@ -140,6 +140,8 @@ class AnswerStream:
                 said = texts(self.answer.language).retraction(self.answer.retracted, grounding.unsupported, grounding.subject)
         if repeats_question(text, question) or repeats_question(text, self._question):
             said = texts(self.answer.language).repeated_question
+        if quote := cited_quote(text, self.answer.evidence):
+            said = texts(self.answer.language).cited_only.format(quote=f"[{quote.source_number}] {quote.text}")
         if said:
             self.answer.answer = f"{text.rstrip()}\n\n{said}"
             yield self.answer.answer[len(text) :]
@@ -277,6 +279,16 @@ def repeats_question(answer: str, question: str) -> bool:
 
     said, asked = letters(answer), letters(question)
     return bool(said) and said in asked and len(said) >= REPEATED_SHARE * len(asked)
+
+
+def cited_quote(answer: str, evidence: list[Evidence]) -> Evidence | None:
+    """For an answer that is nothing but a source's number ("[1]"), the evidence quoted from that
+    source (the sentence that best matches the question): a small model sometimes points to the
+    sentence that answers instead of saying it."""
+    cited = {int(number) for number in CITATION.findall(answer)}
+    if not cited or CITATION.sub("", answer).strip(" .,;:、，。\n"):
+        return None
+    return next((quote for quote in evidence if quote.source_number in cited), None)
 
 
 def without_echoed_quotes(tokens: Iterator[str]) -> Iterator[str]:

@@ -39,6 +39,7 @@ class LanguageTexts:
     unsupported_answer: str
     off_subject_answer: str
     repeated_question: str
+    cited_only: str
     declines: tuple[str, ...]
     asks: tuple[tuple[str, re.Pattern[str]], ...]  # (fact kind, what a question asking for it says)
     turn_labels: tuple[str, ...] = ()

@@ -211,6 +211,22 @@ def test_an_answer_is_retracted_only_when_its_asked_for_fact_is_in_no_source(sam
         assert result.answer == answer and not is_declined(result.answer)
 
 
+@pytest.mark.fast
+def test_an_answer_that_is_only_a_sources_number_gets_that_sources_sentence(sample_index):
+    settings, _ = sample_index
+    question = "Which number do I call for the security company if I forget my badge after 17:00?"
+    stream = fake_assistant(settings, "[1]").stream(question)
+    streamed = "".join(stream)
+    quote = stream.answer.evidence[0]
+    assert quote.source_number == 1 and "018-555 0199" in quote.text
+    assert streamed == stream.answer.answer == (
+        f"[1]\n\nThe model answered only with a source's number; that source says: [1] {quote.text}"
+    )
+    assert not is_declined(stream.answer.answer)
+    answered = fake_assistant(settings, "Call 018-555 0199 [1].").ask(question)
+    assert answered.answer == "Call 018-555 0199 [1]."
+
+
 def test_gate_answers_a_keyword_only_question_and_declines_an_off_topic_one(sample_index):
     settings, _ = sample_index
     keyword_only = "What is the part number of the flux filter cartridge?"

@@ -95,6 +95,7 @@ def test_every_languages_declines_are_declines():
         assert is_declined(language.unsupported_answer.format(claims="8080"))
         assert is_declined(language.off_subject_answer.format(claims="8080", subject="Redis"))
         assert is_declined(language.repeated_question)
+        assert not is_declined(language.cited_only.format(quote="[1] 8080"))
 
 
 @pytest.mark.fast
