@@ -39,6 +39,8 @@ import unicodedata
 from pathlib import Path
 from typing import Callable
 
+from rag.cli.evaluate import figure
+
 REPO = Path(__file__).resolve().parents[1]
 # (packaged model, qa prompt, prompt style): every model with each question prompt in the format
 # the selector picks for it ("auto": the base model's plain prompt, the instruct models' own chat
@@ -212,8 +214,8 @@ def main() -> None:
             + f"{'TTFT ms':>9}{'tok/s':>7}{'p50 s':>7}{'p95 s':>7}{'RSS MB':>8}",
             lambda row: f"{row['language']:<10}{row.get('model', ''):<30}{row.get('queries', ''):>8}  {row.get('embedding', ''):<42}"
             f"{row.get('chunk_tokens', ''):>8}",
-            lambda row: "".join(f"{row[key]:>7.3f}" for key, _ in columns)
-            + f"{row['first_token_p50_ms']:>9.0f}{row['tokens_per_s_p50']:>7.1f}{row['latency_p50_ms'] / 1000:>7.2f}"
+            lambda row: "".join(figure(row[key], ">7.3f") for key, _ in columns)
+            + f"{figure(row['first_token_p50_ms'], '>9.0f')}{figure(row['tokens_per_s_p50'], '>7.1f')}{row['latency_p50_ms'] / 1000:>7.2f}"
             + f"{row['latency_p95_ms'] / 1000:>7.2f}{row['peak_rss_mb']:>8.0f}",
         )
         return
@@ -240,8 +242,8 @@ def main() -> None:
         rows,
         f"{'model':<30}{'prompt':<11}" + "".join(f"{short:>7}" for _, short in COLUMNS) + f"{'TTFT ms':>9}{'tok/s':>7}{'p50 s':>7}{'RSS MB':>8}",
         lambda row: f"{row['model']:<30}{row['qa_prompt']:<11}",
-        lambda row: "".join(f"{row[key]:>7.3f}" for key, _ in COLUMNS)
-        + f"{row['first_token_p50_ms']:>9.0f}{row['tokens_per_s_p50']:>7.1f}{row['latency_p50_ms'] / 1000:>7.2f}"
+        lambda row: "".join(figure(row[key], ">7.3f") for key, _ in COLUMNS)
+        + f"{figure(row['first_token_p50_ms'], '>9.0f')}{figure(row['tokens_per_s_p50'], '>7.1f')}{row['latency_p50_ms'] / 1000:>7.2f}"
         + f"{row['peak_rss_mb']:>8.0f}",
     )
 

@@ -27,6 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
 from answers import LANGUAGE_SETS, in_language  # noqa: E402
+from rag.cli.evaluate import figure  # noqa: E402
 
 FIGURES = [
     ("accuracy", "acc"), ("evidence_accuracy", "evid"), ("answered_when_answerable", "answd"),
@@ -116,8 +117,8 @@ def main() -> None:
         for row in rows:
             now = regrade(row, home)
             for name, figures in (("saved", row), ("now", now)):
-                values = [*(figures[key] for key, _ in FIGURES), figures.get("in_question_language", float("nan"))]
-                table.append(f"{row['language']:9} {name:6}" + "".join(f"{value:7.3f}" for value in values))
+                values = [*(figures[key] for key, _ in FIGURES), figures.get("in_question_language")]
+                table.append(f"{row['language']:9} {name:6}" + "".join(figure(value, ">7.3f") for value in values))
             print("\n".join([*table[-2:], *changes(row["results"], now["results"])]), flush=True)
         print("\n".join(table))
 

@@ -67,18 +67,20 @@ class AnswerReport:
     questions: int
     answerable: int
     unanswerable: int
-    accuracy: float  # answerable questions answered with an accepted string
-    f1: float  # mean token F1 against the best accepted answer, answerable questions
-    gold_cited: float  # answerable questions whose source file was among the answer's sources
-    evidence_accuracy: float  # answerable questions whose quoted evidence holds an accepted string
-    answered_when_answerable: float
-    declined_when_unanswerable: float
-    flagged_when_wrong: float  # wrong answers with a fact the grounding check flagged
-    flagged_when_right: float  # right answers flagged anyway (false alarms)
+    # A share or median is None where there is nothing to count: no unanswerable question in the
+    # file, no wrong answer to flag, no question that reached the model.
+    accuracy: float | None  # answerable questions answered with an accepted string
+    f1: float | None  # mean token F1 against the best accepted answer, answerable questions
+    gold_cited: float | None  # answerable questions whose source file was among the answer's sources
+    evidence_accuracy: float | None  # answerable questions whose quoted evidence holds an accepted string
+    answered_when_answerable: float | None
+    declined_when_unanswerable: float | None
+    flagged_when_wrong: float | None  # wrong answers with a fact the grounding check flagged
+    flagged_when_right: float | None  # right answers flagged anyway (false alarms)
     latency_p50_ms: float
     latency_p95_ms: float
-    first_token_p50_ms: float  # of the questions that reached the model
-    tokens_per_s_p50: float
+    first_token_p50_ms: float | None  # of the questions that reached the model
+    tokens_per_s_p50: float | None
     results: list[QuestionResult] = field(default_factory=list, repr=False)
 
     def to_dict(self, per_question: bool = False) -> dict[str, Any]:
@@ -169,13 +171,13 @@ def judge(item: QAItem, answer: "Answer", docs_dir: Path | None) -> QuestionResu
     )
 
 
-def _median(values: list[float | None]) -> float:
+def _median(values: list[float | None]) -> float | None:
     known = [value for value in values if value is not None]
-    return statistics.median(known) if known else float("nan")
+    return statistics.median(known) if known else None
 
 
-def _share(values: list[bool]) -> float:
-    return sum(values) / len(values) if values else float("nan")
+def _share(values: list[bool]) -> float | None:
+    return sum(values) / len(values) if values else None
 
 
 def summarize(results: list[QuestionResult]) -> AnswerReport:
@@ -189,7 +191,7 @@ def summarize(results: list[QuestionResult]) -> AnswerReport:
         answerable=len(answerable),
         unanswerable=len(unanswerable),
         accuracy=_share([r.correct for r in answerable]),
-        f1=statistics.fmean(r.f1 for r in answerable) if answerable else float("nan"),
+        f1=statistics.fmean(r.f1 for r in answerable) if answerable else None,
         gold_cited=_share([bool(r.gold_cited) for r in answerable if r.gold_cited is not None]),
         evidence_accuracy=_share([bool(r.evidence_correct) for r in answerable]),
         answered_when_answerable=_share([not r.declined for r in answerable]),

@@ -39,13 +39,13 @@ class ModeReport:
     queries: int
     ndcg_at_10: float
     recall_at_10: float
-    recall_at_100: float
+    recall_at_100: float | None  # None when not measured (deep=False)
     mrr_at_10: float
     latency_p50_ms: float
     latency_p95_ms: float
     per_query_ndcg: dict[str, float] = field(default_factory=dict, repr=False)
 
-    def to_dict(self) -> dict[str, float | int | str]:
+    def to_dict(self) -> dict[str, float | int | str | None]:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.__dict__.items() if k != "per_query_ndcg"}
 
 
@@ -212,7 +212,7 @@ def _evaluate_mode(dataset: Dataset, settings: Settings, mode: Mode, ids: list[s
         queries=len(ids),
         ndcg_at_10=statistics.fmean(ndcg.values()),
         recall_at_10=statistics.fmean(recall10),
-        recall_at_100=statistics.fmean(recall100) if recall100 else float("nan"),
+        recall_at_100=statistics.fmean(recall100) if recall100 else None,
         mrr_at_10=statistics.fmean(mrr),
         latency_p50_ms=latencies[len(latencies) // 2],
         latency_p95_ms=latencies[min(len(latencies) - 1, int(len(latencies) * 0.95))],

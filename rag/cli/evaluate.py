@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -63,9 +64,14 @@ def eval_command(
     out.print(f"{'mode':<9}{'nDCG@10':>9}{'R@10':>8}{'R@100':>8}{'MRR@10':>8}{'p50 ms':>9}{'p95 ms':>9}  queries")
     for r in reports:
         out.print(
-            f"{r.mode:<9}{r.ndcg_at_10:>9.4f}{r.recall_at_10:>8.4f}{r.recall_at_100:>8.4f}{r.mrr_at_10:>8.4f}"
+            f"{r.mode:<9}{r.ndcg_at_10:>9.4f}{r.recall_at_10:>8.4f}{figure(r.recall_at_100, '>8.4f')}{r.mrr_at_10:>8.4f}"
             f"{r.latency_p50_ms:>9.1f}{r.latency_p95_ms:>9.1f}  {r.queries}"
         )
+
+
+def figure(value: float | None, spec: str) -> str:
+    """`value` formatted by `spec`, or a dash where there was nothing to measure."""
+    return format(value, spec) if value is not None else format("-", re.sub(r"\.\d+f$", "", spec))
 
 
 ANSWER_METRICS = (
@@ -95,5 +101,5 @@ def _eval_answers(qa_file: Path, docs_dir: Path | None, settings: Settings, k: i
         return
     out.print(f"{report.questions} questions ({report.answerable} answerable, {report.unanswerable} not answerable)")
     for label, key in ANSWER_METRICS:
-        out.print(f"{label + ':':<28}{getattr(report, key):.3f}")
+        out.print(f"{label + ':':<28}{figure(getattr(report, key), '.3f')}")
     out.print(f"{'latency p50 / p95:':<28}{report.latency_p50_ms / 1000:.2f} s / {report.latency_p95_ms / 1000:.2f} s")

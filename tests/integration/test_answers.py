@@ -318,6 +318,29 @@ def test_eval_answers_on_a_hand_made_qa_set_gives_hand_computed_figures(sample_i
     assert report.evidence_accuracy == 1.0
 
 
+def test_eval_answers_says_a_share_it_had_nothing_to_count_in_is_none_in_valid_json(sample_index, tmp_path, monkeypatch):
+    settings, _ = sample_index
+    ask_module = importlib.import_module("rag.answering")
+    monkeypatch.setattr(ask_module, "create_llm", lambda _: FakeStreamingListLLM(responses=["It ends on 4 October 2025 [1]."]))
+    qa = tmp_path / "qa.jsonl"  # one answerable question, answered right: no unanswerable one, no wrong answer
+    qa.write_text(json.dumps({"id": "a", "question": WARRANTY_QUESTION, "answers": ["4 October 2025"]}) + "\n")
+    env = {"RAG_HOME": str(settings.home)}
+    result = runner.invoke(app, ["eval", "--answers", str(qa), str(SAMPLE_NOTES), "--json", "-k", "3"], env=env)
+    assert result.exit_code == 0, result.output
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{constant} is not JSON")
+
+    report = json.loads(result.stdout, parse_constant=refuse)
+    assert report["accuracy"] == 1.0
+    assert report["declined_when_unanswerable"] is None and report["flagged_when_wrong"] is None
+    result = runner.invoke(app, ["eval", "--answers", str(qa), str(SAMPLE_NOTES), "-k", "3"], env=env)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert "answer accuracy:            1.000" in lines
+    assert "declined when unanswerable: -" in lines and "wrong answers flagged:      -" in lines
+
+
 @pytest.mark.fast
 def test_bad_qa_files_are_one_line_errors(tmp_path):
     bad = tmp_path / "qa.jsonl"
