@@ -31,6 +31,7 @@ from rag.query_generation import QueryWriter
 from rag.evidence import Evidence, expected_kind, quote_evidence
 from rag.grounding import CITATION, Grounding, check_grounding, unmentioned
 from rag.retrieval import embed_texts, location_of, mentioned_anywhere
+from rag.errors import UsageError
 from rag.settings import Settings
 
 if TYPE_CHECKING:
@@ -257,6 +258,7 @@ class Assistant:
             return self.condense_chain.invoke({"question": question, "history": turns})
 
     def stream(self, question: str, history: Sequence[tuple[str, str]] = ()) -> AnswerStream:
+        require_question(question)
         standalone = self.standalone_question(question, history) if history else None
         chunks = self._explained(self.chain.stream({"question": standalone or question}))
         return AnswerStream(chunks, question, standalone, self)
@@ -267,6 +269,12 @@ class Assistant:
 
     def ask(self, question: str, history: Sequence[tuple[str, str]] = ()) -> Answer:
         return complete(self.stream(question, history))
+
+
+def require_question(question: str) -> None:
+    """Refuse a blank question before any work is done for it."""
+    if not question.strip():
+        raise UsageError("The question is empty: ask something about your documents.")
 
 
 def repeats_question(answer: str, question: str) -> bool:

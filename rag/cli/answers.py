@@ -100,8 +100,10 @@ def ask(
     settings: Settings,
 ) -> None:
     """Answer QUESTION with the local model, from the most relevant chunks, citing them."""
+    from rag.answering import require_question
     from rag.api import with_queries
 
+    require_question(question)  # before the model loads
     with ctrl_c_noticed() as interrupted:
         assistant = _assistant(with_queries(settings, queries), k, mode)
         show_queries = verbose and assistant.settings.search.queries > 0

@@ -342,6 +342,17 @@ def test_eval_answers_says_a_share_it_had_nothing_to_count_in_is_none_in_valid_j
 
 
 @pytest.mark.fast
+def test_a_blank_question_is_refused_before_the_model_loads(sample_index, monkeypatch):
+    settings, _ = sample_index
+    with pytest.raises(UsageError, match=r"^The question is empty: ask something about your documents\.$"):
+        fake_assistant(settings, "unused").stream(" \n")
+    ask_module = importlib.import_module("rag.answering")
+    monkeypatch.setattr(ask_module, "create_llm", lambda _: pytest.fail("the model was loaded"))
+    result = runner.invoke(app, ["ask", "  "], env={"RAG_HOME": str(settings.home)})
+    assert result.exit_code == 2 and result.stderr == "Error: The question is empty: ask something about your documents.\n"
+
+
+@pytest.mark.fast
 def test_bad_qa_files_are_one_line_errors(tmp_path):
     bad = tmp_path / "qa.jsonl"
     bad.write_text('{"id": "a", "question": "q", "answers": ["x"]}\nnot json\n')
