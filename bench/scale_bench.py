@@ -22,8 +22,9 @@ words scored, each matched chunk's length looked up.
 
 `--keep DIR` keeps the stores (the Chroma server's and PostgreSQL's data too) and the rows measured
 so far in DIR, and a later run with the same DIR goes on where the last one stopped, even one that
-was killed mid-write (the Index's own crash repair runs first): 1M chunks take hours in each store
-on a small machine. The build seconds add up the runs' times spent writing.
+was killed mid-write (the Index's own crash repair runs first; a `kill` stops the servers it started
+too): 1M chunks take hours in each store on a small machine. The build seconds add up the runs'
+times spent writing. `--stores` measures some stores only; the others wait at their size.
 
 Size on disk: the index folder (Chroma on disk); the server's data folder and the index folder,
 which keeps the manifest and keywords (Chroma server); the database (PostgreSQL, without the
@@ -40,6 +41,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -325,6 +327,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "scifact")
     parser.add_argument("--keep", type=Path, help="keep the stores and rows here; a later run goes on from them")
     options = parser.parse_args()
+    # A `kill` ends the run through its context managers, so the servers it started stop with it.
+    signal.signal(signal.SIGTERM, lambda number, _: sys.exit(128 + number))
     sizes = [int(size) for size in options.sizes.split(",")]
     if any(size % CHUNKS_PER_FILE for size in sizes):
         parser.error(f"each size is a whole number of files of {CHUNKS_PER_FILE} chunks")
