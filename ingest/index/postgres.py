@@ -111,6 +111,34 @@ MIGRATIONS: tuple[str, ...] = (
         DROP CONSTRAINT keyword_postings_pkey,
         ADD PRIMARY KEY (collection, term, chunk_id) INCLUDE (frequency, length);
     """,
+    # Postings name their collection and chunk by number: the names, repeated in every posting and
+    # in its key, were most of the database's size. A chunk's number is unique across collections.
+    f"""
+    CREATE TABLE {SCHEMA}.keyword_collections (
+        number integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        name text NOT NULL UNIQUE
+    );
+    INSERT INTO {SCHEMA}.keyword_collections (name)
+        SELECT collection FROM {SCHEMA}.keyword_totals UNION SELECT collection FROM {SCHEMA}.keyword_chunks;
+    ALTER TABLE {SCHEMA}.keyword_chunks ADD COLUMN number bigint GENERATED ALWAYS AS IDENTITY UNIQUE;
+    CREATE TABLE {SCHEMA}.keyword_postings_numbered (
+        chunk bigint NOT NULL,
+        collection integer NOT NULL,
+        frequency integer NOT NULL,
+        length integer NOT NULL,
+        term text NOT NULL,
+        PRIMARY KEY (collection, term, chunk) INCLUDE (frequency, length)
+    );
+    INSERT INTO {SCHEMA}.keyword_postings_numbered (chunk, collection, frequency, length, term)
+        SELECT chunks.number, collections.number, postings.frequency, postings.length, postings.term
+        FROM {SCHEMA}.keyword_postings postings
+        JOIN {SCHEMA}.keyword_chunks chunks USING (collection, chunk_id)
+        JOIN {SCHEMA}.keyword_collections collections ON collections.name = postings.collection;
+    DROP TABLE {SCHEMA}.keyword_postings;
+    ALTER TABLE {SCHEMA}.keyword_postings_numbered RENAME TO keyword_postings;
+    ALTER INDEX {SCHEMA}.keyword_postings_numbered_pkey RENAME TO keyword_postings_pkey;
+    CREATE INDEX ON {SCHEMA}.keyword_postings (chunk);
+    """,
 )
 
 

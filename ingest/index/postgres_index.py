@@ -261,14 +261,19 @@ class PostgresKeywordIndex:
         counts = analysed(texts)
         lengths = [sum(terms.values()) for terms in counts]
         with self.database.connection() as connection, connection.cursor() as cursor:
-            with cursor.copy(f"COPY {SCHEMA}.keyword_chunks (collection, chunk_id, source, length) FROM STDIN") as copy:
-                for chunk_id, source, length in zip(ids, sources, lengths):
-                    copy.write_row((self.collection, chunk_id, source, length))
-            postings = f"COPY {SCHEMA}.keyword_postings (collection, term, chunk_id, frequency, length) FROM STDIN"
+            collection = self._number(create=True)
+            numbers = dict(
+                cursor.execute(
+                    f"INSERT INTO {SCHEMA}.keyword_chunks (collection, chunk_id, source, length) "
+                    "SELECT %s, * FROM unnest(%s::text[], %s::text[], %s::integer[]) RETURNING chunk_id, number",
+                    (self.collection, list(ids), list(sources), lengths),
+                ).fetchall()
+            )
+            postings = f"COPY {SCHEMA}.keyword_postings (chunk, collection, frequency, length, term) FROM STDIN"
             with cursor.copy(postings) as copy:
                 for chunk_id, terms, length in zip(ids, counts, lengths):
                     for term, frequency in terms.items():
-                        copy.write_row((self.collection, term, chunk_id, frequency, length))
+                        copy.write_row((numbers[chunk_id], collection, frequency, length, term))
             cursor.execute(
                 f"INSERT INTO {SCHEMA}.keyword_totals (collection, chunks, length) VALUES (%s, %s, %s) "
                 "ON CONFLICT (collection) DO UPDATE SET chunks = keyword_totals.chunks + EXCLUDED.chunks, "
@@ -276,12 +281,24 @@ class PostgresKeywordIndex:
                 (self.collection, len(ids), sum(lengths)),
             )
 
+    def _number(self, create: bool = False) -> int | None:
+        """The collection's number in the postings; a new one when `create`, else None if it has none."""
+        if create:
+            self.database.rows(
+                f"INSERT INTO {SCHEMA}.keyword_collections (name) VALUES (%s) ON CONFLICT (name) DO NOTHING",
+                (self.collection,),
+            )
+        rows = self.database.rows(f"SELECT number FROM {SCHEMA}.keyword_collections WHERE name = %s", (self.collection,))
+        return rows[0][0] if rows else None
+
     def forget(self, chunk_ids: Sequence[str]) -> None:
         if not len(chunk_ids):
             return
         ids = list(chunk_ids)
         self.database.rows(
-            f"DELETE FROM {SCHEMA}.keyword_postings WHERE collection = %s AND chunk_id = ANY(%s)", (self.collection, ids)
+            f"DELETE FROM {SCHEMA}.keyword_postings WHERE chunk = ANY(ARRAY(SELECT number FROM {SCHEMA}.keyword_chunks "
+            "WHERE collection = %s AND chunk_id = ANY(%s)))",
+            (self.collection, ids),
         )
         self.database.rows(
             f"WITH gone AS (DELETE FROM {SCHEMA}.keyword_chunks WHERE collection = %s AND chunk_id = ANY(%s) "
@@ -291,8 +308,11 @@ class PostgresKeywordIndex:
         )
 
     def forget_collection(self) -> None:
-        for table in ("keyword_postings", "keyword_chunks", "keyword_totals"):
-            self.database.rows(f"DELETE FROM {SCHEMA}.{table} WHERE collection = %s", (self.collection,))
+        number = self._number()
+        if number is not None:
+            self.database.rows(f"DELETE FROM {SCHEMA}.keyword_postings WHERE collection = %s", (number,))
+        for table, column in (("keyword_chunks", "collection"), ("keyword_totals", "collection"), ("keyword_collections", "name")):
+            self.database.rows(f"DELETE FROM {SCHEMA}.{table} WHERE {column} = %s", (self.collection,))
 
     def query(self, query: str, k: int, sources: Sequence[str] | None = None) -> list[tuple[str, float]]:
         """(chunk id, BM25 score: higher is better) of the `k` best keyword matches, as FTS5's bm25() scores them.
@@ -310,12 +330,14 @@ class PostgresKeywordIndex:
         if not phrases or sources == [] or k <= 0:
             return []
         totals = self.database.rows(
-            f"SELECT chunks, length FROM {SCHEMA}.keyword_totals WHERE collection = %s", (self.collection,)
+            f"SELECT chunks, length, number FROM {SCHEMA}.keyword_totals "
+            f"JOIN {SCHEMA}.keyword_collections ON name = collection WHERE collection = %s",
+            (self.collection,),
         )
         if not totals or not totals[0][0]:
             return []
-        chunks, length = totals[0]
-        weighted = self._weighted_phrases(phrases, chunks, length / chunks)
+        chunks, length, collection = totals[0]
+        weighted = self._weighted_phrases(phrases, collection, chunks, length / chunks)
         if not weighted:
             return []
         # Rarest first; a phrase of several tokens is always scored in full (its postings are joined).
@@ -324,7 +346,7 @@ class PostgresKeywordIndex:
         while True:
             rest = weighted[essential:]
             bound = sum(phrase.ceiling for phrase in rest)
-            rows = self._top(weighted[:essential], rest, bound, length / chunks, k, sources)
+            rows = self._top(collection, weighted[:essential], rest, bound, length / chunks, k, sources)
             # The k-th of these full scores: the k best of all score at least that much.
             threshold = rows[-1][1] if len(rows) == k else None
             if not rest or (threshold is not None and threshold > bound + _ROUNDING):
@@ -336,7 +358,9 @@ class PostgresKeywordIndex:
             ):
                 essential += 1
 
-    def _weighted_phrases(self, phrases: Counter[tuple[str, ...]], chunks: int, average: float) -> list[_Phrase]:
+    def _weighted_phrases(
+        self, phrases: Counter[tuple[str, ...]], collection: int, chunks: int, average: float
+    ) -> list[_Phrase]:
         """The query's phrases that some chunk holds, each with its idf times its count in the query,
         and for a single word the most it adds to a chunk's score."""
         single = [terms[0] for terms in phrases if len(terms) == 1]
@@ -348,15 +372,15 @@ class PostgresKeywordIndex:
                 f"SELECT term, count(*), max(frequency * (%(k1)s + 1) / (frequency + %(k1)s * "
                 f"(1 - %(b)s + %(b)s * length / %(average)s))) FROM {SCHEMA}.keyword_postings "
                 "WHERE collection = %(collection)s AND term = ANY(%(terms)s) GROUP BY term",
-                {"collection": self.collection, "terms": single, "k1": _K1, "b": _B, "average": average},
+                {"collection": collection, "terms": single, "k1": _K1, "b": _B, "average": average},
             )
         }
         for terms in phrases:
             if len(terms) > 1:
                 holding = self.database.rows(
-                    f"SELECT count(*) FROM (SELECT chunk_id FROM {SCHEMA}.keyword_postings WHERE collection = %s "
-                    "AND term = ANY(%s) GROUP BY chunk_id HAVING count(*) = %s) holding",
-                    (self.collection, list(terms), len(terms)),
+                    f"SELECT count(*) FROM (SELECT chunk FROM {SCHEMA}.keyword_postings WHERE collection = %s "
+                    "AND term = ANY(%s) GROUP BY chunk HAVING count(*) = %s) holding",
+                    (collection, list(terms), len(terms)),
                 )[0][0]
                 found[terms] = (holding, _K1 + 1)
         weighted = []
@@ -368,7 +392,7 @@ class PostgresKeywordIndex:
         return weighted
 
     def _top(
-        self, essential: list[_Phrase], rest: list[_Phrase], bound: float, average: float, k: int,
+        self, collection: int, essential: list[_Phrase], rest: list[_Phrase], bound: float, average: float, k: int,
         sources: Sequence[str] | None,
     ) -> list[tuple[str, float]]:
         """The `k` best chunks, scored in full, among those holding an `essential` phrase whose score
@@ -376,8 +400,7 @@ class PostgresKeywordIndex:
         singles = [phrase for phrase in essential if len(phrase.terms) == 1]
         numbered = list(enumerate(phrase for phrase in essential if len(phrase.terms) > 1))
         source_filter = (
-            f"JOIN {SCHEMA}.keyword_chunks chunks ON chunks.collection = %(collection)s "
-            "AND chunks.chunk_id = matches.chunk_id AND chunks.source = ANY(%(sources)s) "
+            f"JOIN {SCHEMA}.keyword_chunks chunks ON chunks.number = matches.chunk AND chunks.source = ANY(%(sources)s) "
             if sources else ""
         )
 
@@ -392,27 +415,28 @@ class PostgresKeywordIndex:
             "wanted (phrase, term) AS (SELECT * FROM unnest(%(phrase_of)s::integer[], %(phrase_terms)s::text[])), "
             "phrases (phrase, tokens, weight) AS (SELECT * FROM unnest(%(phrases)s::integer[], %(tokens)s::integer[], "
             "%(phrase_weights)s::float8[])), "
-            "matches AS (SELECT postings.chunk_id, singles.weight, postings.frequency, postings.length "
+            "matches AS (SELECT postings.chunk, singles.weight, postings.frequency, postings.length "
             f"FROM {SCHEMA}.keyword_postings postings JOIN singles USING (term) "
             "WHERE postings.collection = %(collection)s AND postings.term = ANY(%(single_terms)s) "
-            "UNION ALL SELECT held.chunk_id, phrases.weight, held.frequency, held.length FROM ("
-            "SELECT wanted.phrase, postings.chunk_id, min(postings.frequency) AS frequency, "
+            "UNION ALL SELECT held.chunk, phrases.weight, held.frequency, held.length FROM ("
+            "SELECT wanted.phrase, postings.chunk, min(postings.frequency) AS frequency, "
             "min(postings.length) AS length, count(*) AS tokens "
             f"FROM {SCHEMA}.keyword_postings postings JOIN wanted USING (term) "
             "WHERE postings.collection = %(collection)s AND postings.term = ANY(%(phrase_terms)s) "
-            "GROUP BY wanted.phrase, postings.chunk_id) held JOIN phrases USING (phrase, tokens)), "
-            f"partial AS (SELECT matches.chunk_id, sum({score('matches')}) AS score "
-            f"FROM matches {source_filter}GROUP BY matches.chunk_id), "
+            "GROUP BY wanted.phrase, postings.chunk) held JOIN phrases USING (phrase, tokens)), "
+            f"partial AS (SELECT matches.chunk, sum({score('matches')}) AS score "
+            f"FROM matches {source_filter}GROUP BY matches.chunk), "
             "threshold AS (SELECT score FROM partial ORDER BY score DESC OFFSET %(k)s - 1 LIMIT 1), "
             "rising AS (SELECT * FROM partial WHERE score + %(bound)s + %(rounding)s >= "
             "coalesce((SELECT score FROM threshold), '-infinity'::float8)), "
             "rest (term, weight) AS (SELECT * FROM unnest(%(rest_terms)s::text[], %(rest_weights)s::float8[])), "
-            "scored AS (SELECT chunk_id, score FROM rising UNION ALL "
-            f"SELECT rising.chunk_id, {score('postings')} FROM rising "
+            "scored AS (SELECT chunk, score FROM rising UNION ALL "
+            f"SELECT rising.chunk, {score('postings')} FROM rising "
             f"JOIN {SCHEMA}.keyword_postings postings ON postings.collection = %(collection)s "
-            "AND postings.chunk_id = rising.chunk_id AND postings.term = ANY(%(rest_terms)s) JOIN rest USING (term)) "
-            "SELECT chunk_id, sum(score) FROM scored "
-            "GROUP BY chunk_id ORDER BY 2 DESC, 1 LIMIT %(k)s",
+            "AND postings.chunk = rising.chunk AND postings.term = ANY(%(rest_terms)s) JOIN rest USING (term)), "
+            "summed AS (SELECT chunk, sum(score) AS score FROM scored GROUP BY chunk) "
+            f"SELECT chunks.chunk_id, summed.score FROM summed JOIN {SCHEMA}.keyword_chunks chunks "
+            "ON chunks.number = summed.chunk ORDER BY 2 DESC, 1 LIMIT %(k)s",
             {
                 "single_terms": [phrase.terms[0] for phrase in singles],
                 "single_weights": [phrase.weight for phrase in singles],
@@ -423,7 +447,7 @@ class PostgresKeywordIndex:
                 "phrase_weights": [phrase.weight for _, phrase in numbered],
                 "rest_terms": [phrase.terms[0] for phrase in rest],
                 "rest_weights": [phrase.weight for phrase in rest],
-                "collection": self.collection, "sources": list(sources or ()), "k1": _K1, "b": _B,
+                "collection": collection, "sources": list(sources or ()), "k1": _K1, "b": _B,
                 "average": average, "k": k, "bound": bound, "rounding": _ROUNDING,
             },
         )

@@ -261,8 +261,9 @@ def test_a_user_who_may_not_create_the_tables_gets_one_line_saying_what_is_neede
 
 
 def test_a_keyword_index_of_an_older_schema_is_upgraded_on_open_and_ranks_as_before(postgres_server, tmp_path):
-    """A database made before step 3 (postings without their chunk's length): opening it fills the
-    lengths in from the chunks' rows, and the keyword search ranks and scores as a fresh index does."""
+    """A database made before step 3 (postings without their chunk's length, naming their collection
+    and chunk): opening it fills the lengths in from the chunks' rows and numbers the postings, and
+    the keyword search ranks and scores as a fresh index does."""
     import psycopg
 
     from ingest.index.keywords import analysed
@@ -301,5 +302,8 @@ def test_a_keyword_index_of_an_older_schema_is_upgraded_on_open_and_ranks_as_bef
             assert connection.execute(f"SELECT max(version) FROM {SCHEMA}.schema_version").fetchone()[0] == len(MIGRATIONS)
             assert connection.execute(
                 f"SELECT count(*) FROM {SCHEMA}.keyword_postings postings JOIN {SCHEMA}.keyword_chunks chunks "
-                "USING (collection, chunk_id) WHERE postings.length <> chunks.length"
+                "ON chunks.number = postings.chunk WHERE postings.length <> chunks.length"
             ).fetchone()[0] == 0
+            assert connection.execute(f"SELECT count(*) FROM {SCHEMA}.keyword_postings").fetchone()[0] == sum(
+                len(terms) for terms in counts
+            ) * 2  # the upgraded collection's and the fresh one's
