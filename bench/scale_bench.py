@@ -340,6 +340,7 @@ def main() -> None:
     if options.keep:
         options.keep.mkdir(parents=True, exist_ok=True)
     work = options.keep or Path(tempfile.mkdtemp(prefix="rag-scale-"))
+    work.chmod(0o755)  # PostgreSQL's folder inside it may belong to the user the server runs as (not root)
     progress = Progress.load(options.keep / "progress.json" if options.keep else None)
     try:
         with running_stores(work, progress) as all_stores:
