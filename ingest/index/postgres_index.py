@@ -296,7 +296,7 @@ class PostgresKeywordIndex:
             return
         ids = list(chunk_ids)
         self.database.rows(
-            f"DELETE FROM {SCHEMA}.keyword_postings WHERE chunk = ANY(ARRAY(SELECT number FROM {SCHEMA}.keyword_chunks "
+            f"DELETE FROM {SCHEMA}.keyword_postings WHERE chunk + 0 = ANY(ARRAY(SELECT number FROM {SCHEMA}.keyword_chunks "
             "WHERE collection = %s AND chunk_id = ANY(%s)))",
             (self.collection, ids),
         )
