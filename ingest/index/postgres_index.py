@@ -295,6 +295,7 @@ class PostgresKeywordIndex:
         if not len(chunk_ids):
             return
         ids = list(chunk_ids)
+        # `chunk + 0` is the expression the postings' delete index is on (schema step 4).
         self.database.rows(
             f"DELETE FROM {SCHEMA}.keyword_postings WHERE chunk + 0 = ANY(ARRAY(SELECT number FROM {SCHEMA}.keyword_chunks "
             "WHERE collection = %s AND chunk_id = ANY(%s)))",
