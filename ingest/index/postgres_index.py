@@ -283,12 +283,14 @@ class PostgresKeywordIndex:
 
     def _number(self, create: bool = False) -> int | None:
         """The collection's number in the postings; a new one when `create`, else None if it has none."""
-        if create:
+        select = f"SELECT number FROM {SCHEMA}.keyword_collections WHERE name = %s"
+        rows = self.database.rows(select, (self.collection,))
+        if not rows and create:  # inserted only when missing: each insert draws a number, even one that conflicts
             self.database.rows(
                 f"INSERT INTO {SCHEMA}.keyword_collections (name) VALUES (%s) ON CONFLICT (name) DO NOTHING",
                 (self.collection,),
             )
-        rows = self.database.rows(f"SELECT number FROM {SCHEMA}.keyword_collections WHERE name = %s", (self.collection,))
+            rows = self.database.rows(select, (self.collection,))
         return rows[0][0] if rows else None
 
     def forget(self, chunk_ids: Sequence[str]) -> None:
