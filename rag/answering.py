@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from langchain_core.documents import Document
 from langchain_core.language_models import BaseLanguageModel, BaseLLM
@@ -23,7 +23,7 @@ from langchain_core.prompts import BasePromptTemplate
 from ingest.index import Index
 from ingest.text import fold, stems
 from rag.backends import backend_errors, context_window, count_tokens, create_llm
-from rag.chain import FirstLineLLM, IndexRetriever, build_condense_chain, build_rag_chain, fit_sources
+from rag.chain import FirstLineLLM, IndexRetriever, build_condense_chain, build_rag_chain, fit_sources, prompt_paths
 from rag.languages import DEFAULT as DEFAULT_LANGUAGE
 from rag.languages import detect_language, quotes_headers, run_on_stops, texts
 from rag.prompting import select_prompt
@@ -112,7 +112,7 @@ class AnswerStream:
     def __iter__(self) -> Iterator[str]:
         first_token_at = None
         pieces: list[str] = []
-        for token in until_run_on(without_echoed_quotes(self._tokens())):
+        for token in until_run_on(without_echoed_quotes(self._tokens()), self._run_on_markers):
             first_token_at = first_token_at or time.perf_counter()
             pieces.append(token)
             yield token
@@ -146,6 +146,10 @@ class AnswerStream:
         if said:
             self.answer.answer = f"{text.rstrip()}\n\n{said}"
             yield self.answer.answer[len(text) :]
+
+    def _run_on_markers(self) -> tuple[str, ...]:
+        paths = prompt_paths(self.state.get("sources", []))
+        return (*run_on_stops(), *(f"\n[{number}] {path}" for number, path in enumerate(paths, start=1)))
 
     def _tokens(self) -> Iterator[str]:
         for chunk in self._chunks:
@@ -332,23 +336,27 @@ def without_echoed_quotes(tokens: Iterator[str]) -> Iterator[str]:
 _QUOTE_LINE = re.compile(r"\s*\[\d+\]\s")
 
 
-def until_run_on(tokens: Iterator[str]) -> Iterator[str]:
-    """`tokens` up to a new line that opens a turn of the model's own invention ("\nQuestion: ...").
+def until_run_on(tokens: Iterator[str], markers: Callable[[], Sequence[str]] = run_on_stops) -> Iterator[str]:
+    """`tokens` up to a new line that opens a turn of the model's own invention ("\nQuestion: ...")
+    or copies a source's header from the prompt ("\n[2] notes/badges.md (§ Badges ..."): the
+    `markers`, asked for at the first token, when the prompt's sources are known.
 
-    A text model is stopped there by its stop sequences; a chat model's server takes few (OpenAI's
-    four), so what it lets through ends here, and generation with it."""
-    markers = run_on_stops()
+    A text model is stopped at a turn by its stop sequences; a chat model's server takes few
+    (OpenAI's four), and a source's header is no fixed text, so what gets through ends here, and
+    generation with it."""
     held = ""
+    stops: Sequence[str] | None = None
     for token in tokens:
+        stops = markers() if stops is None else stops
         held += token
-        cut = min((held.find(marker) for marker in markers if marker in held), default=-1)
+        cut = min((held.find(marker) for marker in stops if marker in held), default=-1)
         if cut >= 0:
             if held[:cut]:
                 yield held[:cut]
             return
         # Hold back only a tail that may still become a marker: a new line and what follows it.
         pending = next(
-            (at for at in range(len(held)) if held[at] == "\n" and any(m.startswith(held[at:]) for m in markers)),
+            (at for at in range(len(held)) if held[at] == "\n" and any(m.startswith(held[at:]) for m in stops)),
             len(held),
         )
         if pending:

@@ -170,14 +170,19 @@ def format_context(sources: list[Document]) -> str:
     Where the documents live (a user's home, a checkout's folder) is not in the prompt: it would
     cost tokens, show the model a user's folder names and move a greedy answer when the folder moves.
     """
+    return "\n\n".join(
+        f"[{number}] {source_label(doc, path)}\n{doc.page_content}"
+        for number, (doc, path) in enumerate(zip(sources, prompt_paths(sources)), start=1)
+    )
+
+
+def prompt_paths(sources: list[Document]) -> list[str]:
+    """Each source's path as the prompt shows it: under the folder the sources share."""
     if not sources:
-        return ""
+        return []
     paths = [doc.metadata["source"] for doc in sources]
     shared = os.path.dirname(paths[0]) if len(set(paths)) == 1 else os.path.commonpath(paths)
-    return "\n\n".join(
-        f"[{number}] {source_label(doc, os.path.relpath(doc.metadata['source'], shared))}\n{doc.page_content}"
-        for number, doc in enumerate(sources, start=1)
-    )
+    return [os.path.relpath(path, shared) for path in paths]
 
 
 def fit_sources(

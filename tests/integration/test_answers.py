@@ -470,6 +470,35 @@ def test_an_answer_ends_where_it_runs_on_into_a_turn_of_its_own(step, generated,
     assert "".join(until_run_on(tokens)) == kept
 
 
+@pytest.mark.fast
+@pytest.mark.parametrize("step", [1, 3, 1000])
+def test_an_answer_ends_where_it_copies_the_header_of_a_source_from_its_prompt(step):
+    from rag.answering import until_run_on
+
+    # The default model's reply to ko29, running on into the prompt's second source.
+    generated = (
+        "이는 `zk` `스테이트풀셋`의 파드에 `파드안티어피니티(PodAntiAffinity)`를 지정했기 때문이다.\n\n"
+        "[2] zookeeper.md (§ ZooKeeper 프로세스 관리하기, lines 804-829)\n준비도는 활성도와 동일하지 않다."
+    )
+    tokens = iter([generated[start : start + step] for start in range(0, len(generated), step)])
+    markers = ("\nQuestion:", "\n[1] cassandra.md", "\n[2] zookeeper.md")
+    assert "".join(until_run_on(tokens, lambda: markers)) == (
+        "이는 `zk` `스테이트풀셋`의 파드에 `파드안티어피니티(PodAntiAffinity)`를 지정했기 때문이다.\n"
+    )
+
+
+def test_an_answer_that_runs_on_into_a_source_of_its_prompt_ends_before_it(sample_index):
+    settings, _ = sample_index
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+    from rag.chain import prompt_paths
+
+    sources = Assistant(settings, llm=FakeListChatModel(responses=["-"]), k=3).ask(WARRANTY_QUESTION).sources
+    header = f"[2] {prompt_paths(sources)[1]}"
+    run_on = f"It ends on 4 October 2025 [1].\n\n{header} (§ Warranty)\nThe warranty runs two years."
+    answer = Assistant(settings, llm=FakeListChatModel(responses=[run_on]), k=3).ask(WARRANTY_QUESTION)
+    assert answer.answer.rstrip() == "It ends on 4 October 2025 [1]."
+
+
 def test_a_chat_models_run_on_is_cut_from_its_answer(sample_index):
     settings, _ = sample_index
     from langchain_core.language_models.fake_chat_models import FakeListChatModel
