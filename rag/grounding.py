@@ -43,6 +43,8 @@ _NUMBER = re.compile(r"(?<![\w.,])\d{1,3}(?:[,  ]\d{3})+(?:\.\d+)?(?![\w])|(?<![
 # letters are Latin ones: a Korean or Japanese particle written onto it ("Always일") is no part of it.
 _NAME_CHAR = r"[A-Za-z0-9\u00C0-\u024F'’-]"
 _NAME = re.compile(rf"\b[A-Z]{_NAME_CHAR}*[a-z]{_NAME_CHAR}*(?:\s+(?:[A-Z]{_NAME_CHAR}+|(?:of|de|von|van|der)\b))*\s*")
+# A Markdown ordered list item's number ("3. Restart the pod"): the answer's own numbering, no fact.
+_LIST_NUMBER = re.compile(r"^[ \t]*\d{1,9}[.)](?=[ \t])", re.MULTILINE)
 # A citation marker, "[2]".
 CITATION = re.compile(r"\[(\d+)\]")
 # Inline code as Markdown marks it: a command or literal the answer quotes must be one a source has.
@@ -230,6 +232,7 @@ def _claims(answer: str, sources: list[str], question: str) -> Grounding:
         if free(match.span()) and not re.fullmatch(r"[\d.,]+", match.group(0)):
             code = match.group(0)
             claim("code", code, fold(code) in folded_corpus or fold(code) in folded_question, match.span())
+    spans.extend(match.span() for match in _LIST_NUMBER.finditer(answer))
     for match in _NUMBER.finditer(answer):
         if free(match.span()):
             written = match.group(0)

@@ -145,6 +145,14 @@ def test_grounding_flags_a_planted_wrong_number_and_passes_the_right_one(sample_
     assert made_up.unsupported == ["PO-2023-0878", "0800", "123 456", "Siemens Service"]
 
 
+@pytest.mark.fast
+def test_the_numbers_of_an_answers_own_list_are_no_facts_to_check():
+    # The default model's steps for zh17, over sources that hold no 3.
+    answer = "步骤如下：\n\n1. 检查 ConfigMap：\n2) 查看 Pod 的 3 个事件\n   3. **重启 Redis Pod**（port 6379）"
+    found = check_grounding(answer, ["kubectl apply -f redis-pod.yaml 会重新创建 Pod，端口 6379。"])
+    assert found.checked == ["3", "6379", "ConfigMap", "Pod", "Redis Pod"] and found.unsupported == ["3", "ConfigMap"]
+
+
 def test_an_answer_carries_its_evidence_and_its_unsupported_facts(sample_index):
     settings, _ = sample_index
     answer = fake_assistant(settings, "It ended on 12/28/2024.").ask(WARRANTY_QUESTION)
