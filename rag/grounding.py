@@ -47,10 +47,10 @@ _NAME = re.compile(rf"\b[A-Z]{_NAME_CHAR}*[a-z]{_NAME_CHAR}*(?:\s+(?:[A-Z]{_NAME
 _LIST_NUMBER = re.compile(r"^[ \t]*\d{1,9}[.)](?=[ \t])", re.MULTILINE)
 # A citation marker, "[2]".
 CITATION = re.compile(r"\[(\d+)\]")
+# A code block's comment lines say what its code does: the model's words, not a command to find.
+_COMMENT_OPENINGS = ("#", "//")
 # Inline code as Markdown marks it: a command or literal the answer quotes must be one a source has.
 _CODE_SPAN = re.compile(r"`([^`\n]+)`")
-# A fenced code block of an answer, its text.
-_FENCED = re.compile(r"```[^\n`]*\n(.*?)```", re.DOTALL)
 _QUANTITY = re.compile(r"(\d+(?:[.,]\d+)?)\s?[A-Za-z]{1,3}")
 # The claims that answer a question asking for a time, a date, a command or a number: a port may be
 # written as a number or inside a command, a time as a date's part.
@@ -194,6 +194,7 @@ def _supported(found: Grounding) -> list[str]:
 
 def _claims(answer: str, sources: list[str], question: str) -> Grounding:
     result = Grounding()
+    blocks = _fenced_blocks(answer)
     answer = _apart_from_cjk(answer)
     corpus = _apart_from_cjk("\n".join(sources))
     folded_corpus = fold(corpus)
@@ -213,9 +214,17 @@ def _claims(answer: str, sources: list[str], question: str) -> Grounding:
     def free(span: tuple[int, int]) -> bool:
         return not any(start < span[1] and span[0] < end for start, end in spans)
 
+    line_starts = _line_starts(answer)  # CJK letters spaced apart: the same lines, longer
+    for block, (first, end) in blocks:
+        span = (line_starts[first], line_starts[end])
+        spans.append(span)
+        for line in (line.strip() for line in block.splitlines()):
+            if line and not line.startswith(_COMMENT_OPENINGS):
+                folded_line = fold(_apart_from_cjk(line))
+                claim("code", line, folded_line in folded_corpus or folded_line in folded_question, span)
     for match in _CODE_SPAN.finditer(answer):
         code = match.group(1).strip()
-        if code:
+        if code and free(match.span()):
             claim("code", code, fold(code) in folded_corpus or fold(code) in folded_question, match.span())
     dates: dict[str, tuple[tuple[int, int], list]] = {}
     for written, value, span in _dates(answer):
@@ -255,7 +264,24 @@ def _claims(answer: str, sources: list[str], question: str) -> Grounding:
 
 
 def _code_texts(answer: str) -> list[str]:
-    return [match.group(1) for pattern in (_FENCED, _CODE_SPAN) for match in pattern.finditer(answer)]
+    return [block for block, _ in _fenced_blocks(answer)] + [match.group(1) for match in _CODE_SPAN.finditer(answer)]
+
+
+def _fenced_blocks(text: str) -> list[tuple[str, tuple[int, int]]]:
+    """The text of each fenced code block of Markdown `text`, and its lines (first, past the last).
+    A command or output an answer writes as a block must be one a source has, line by line."""
+    from markdown_it import MarkdownIt
+
+    return [
+        (token.content, (token.map[0], token.map[1]))
+        for token in MarkdownIt("commonmark").parse(text)
+        if token.type == "fence" and token.map
+    ]
+
+
+def _line_starts(text: str) -> list[int]:
+    """Where each line of `text` starts, and its end."""
+    return [0, *(newline.end() for newline in re.finditer("\n", text)), len(text)]
 
 
 def _copied_from(code: str, folded_corpus: str) -> bool:

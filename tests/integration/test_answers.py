@@ -153,6 +153,19 @@ def test_the_numbers_of_an_answers_own_list_are_no_facts_to_check():
     assert found.checked == ["3", "6379", "ConfigMap", "Pod", "Redis Pod"] and found.unsupported == ["3", "ConfigMap"]
 
 
+@pytest.mark.fast
+def test_each_line_of_a_code_block_in_an_answer_must_be_in_a_source():
+    # The default model's reply to ja13: a command no source has, in a block, and one copied.
+    sources = ["`minikube addons list` で有効なアドオンを確認します。", "```shell\nkubectl get pods\nNAME   READY\n```"]
+    answer = (
+        "以下のコマンドを実行します：\n\n```shell\n# 一覧を表示する\nkubectl get addons --all-namespaces\n```\n\n"
+        "```\nkubectl get pods\nNAME   READY\n```\n\nインラインの ```minikube addons list``` も。"
+    )
+    found = check_grounding(answer, sources)
+    assert found.checked == ["kubectl get addons --all-namespaces", "kubectl get pods", "NAME   READY", "minikube addons list"]
+    assert found.unsupported == ["kubectl get addons --all-namespaces"]
+
+
 def test_an_answer_carries_its_evidence_and_its_unsupported_facts(sample_index):
     settings, _ = sample_index
     answer = fake_assistant(settings, "It ended on 12/28/2024.").ask(WARRANTY_QUESTION)

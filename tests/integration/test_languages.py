@@ -332,7 +332,7 @@ def test_a_quantity_read_off_a_command_the_answer_copies_is_no_fact_of_its_own()
     # Without the copied command, or with a command of its own, the size is the answer's own claim.
     assert check_grounding("它会启动一个带有 5120MB 内存的实例。", sources).unsupported_answer("code") == ["5120MB"]
     made_up = answer.replace("--memory 5120", "--memory 6144").replace("5120MB", "6144MB")
-    assert check_grounding(made_up, sources).unsupported_answer("code") == ["6144MB", "6144"]
+    assert check_grounding(made_up, sources).unsupported_answer("code") == ["minikube start --memory 6144 --cpus=4", "6144MB"]
 
 
 @pytest.mark.fast
