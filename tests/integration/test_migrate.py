@@ -28,6 +28,10 @@ runner = CliRunner()
 MODES = ("keyword", "dense", "hybrid")
 # Scores computed by different engines from the same float32 vectors and the same term statistics.
 SCORE_TOLERANCE = 1e-5
+# A hybrid score is normalised by the worst of each retriever's candidates, and the last of the
+# nearest vectors an HNSW graph finds can differ between two builds of the same vectors (pgvector
+# draws its nodes' levels at random): the same ranking, its scores a little apart now and then.
+HYBRID_SCORE_TOLERANCE = 1e-2
 
 
 def collection_of(path: Path, name: str = "moved") -> str:
@@ -44,8 +48,9 @@ def assert_same_search_results(original, copy) -> None:
         for mode in MODES:
             expected, found = ranking(original, question, mode), ranking(copy, question, mode)
             assert [chunk_id for chunk_id, _ in found] == [chunk_id for chunk_id, _ in expected], (question, mode)
+            tolerance = HYBRID_SCORE_TOLERANCE if mode == "hybrid" else SCORE_TOLERANCE
             for (_, score), (_, original_score) in zip(found, expected):
-                assert score == pytest.approx(original_score, rel=SCORE_TOLERANCE, abs=SCORE_TOLERANCE), (question, mode)
+                assert score == pytest.approx(original_score, rel=tolerance, abs=tolerance), (question, mode)
 
 
 def assert_same_collection(original, copy) -> None:
