@@ -253,7 +253,8 @@ def _claims(answer: str, sources: list[str], question: str) -> Grounding:
         folded = fold(name)
         supported = folded in folded_corpus or folded in folded_question or _each_word_known(folded, folded_corpus)
         claim("name", name, supported, match.span())
-    copied = [code for code in _code_texts(answer) if _copied_from(code, folded_corpus)]
+    code_texts = [_apart_from_cjk(block) for block, _ in blocks] + [match.group(1) for match in _CODE_SPAN.finditer(answer)]
+    copied = [code for code in code_texts if _copied_from(code, folded_corpus)]
     arguments = {number for code in copied for number in _numbers(code)}
     result.restated = [
         claim for claim in result.unsupported
@@ -261,10 +262,6 @@ def _claims(answer: str, sources: list[str], question: str) -> Grounding:
         and not any(claim in code for code in copied)
     ]
     return result
-
-
-def _code_texts(answer: str) -> list[str]:
-    return [block for block, _ in _fenced_blocks(answer)] + [match.group(1) for match in _CODE_SPAN.finditer(answer)]
 
 
 def _fenced_blocks(text: str) -> list[tuple[str, tuple[int, int]]]:
