@@ -71,6 +71,19 @@ class Answer:
         """Numbers, dates, codes, names and citations of the answer that no source contains."""
         return self.grounding.unsupported
 
+    @property
+    def warnings(self) -> list[str]:
+        """What the grounding check says under the answer, in the question's language: the facts no
+        source has, and those only sources about something else hold (a retracted answer's own text
+        names the facts it was retracted for)."""
+        grounding = self.grounding
+        return texts(self.language).warnings(
+            [claim for claim in grounding.unsupported if claim not in self.retracted],
+            grounding.all_unsupported and not self.retracted,
+            [claim for claim in grounding.off_subject if claim not in self.retracted],
+            grounding.subject,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "question": self.question,
@@ -92,6 +105,7 @@ class Answer:
             "evidence": [quote.to_dict() for quote in self.evidence],
             "unsupported": self.unsupported,
             "retracted": self.retracted,
+            "warnings": self.warnings,
             "prompt_family": self.prompt_family,
             "timings": {key: round(value, 2) for key, value in self.timings.items()},
         }

@@ -11,6 +11,7 @@ the ZooKeeper page, is in a source but not an answer.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -47,6 +48,8 @@ _NAME = re.compile(rf"\b[A-Z]{_NAME_CHAR}*[a-z]{_NAME_CHAR}*(?:\s+(?:[A-Z]{_NAME
 _LIST_NUMBER = re.compile(r"^[ \t]*\d{1,9}[.)](?=[ \t])", re.MULTILINE)
 # A citation marker, "[2]".
 CITATION = re.compile(r"\[(\d+)\]")
+# A line as the prompt quotes a source's sentence: "[2] The sentence."
+_QUOTE_LINE = re.compile(r"[ \t]*\[\d+\][ \t]+(\S.*)")
 # A code block's comment lines say what its code does: the model's words, not a command to find.
 _COMMENT_OPENINGS = ("#", "//")
 # Inline code as Markdown marks it: a command or literal the answer quotes must be one a source has.
@@ -59,6 +62,8 @@ _WEEKDAYS = {"monday", "tuesday", "wednesday", "thursday", "friday", "saturday",
 # A term a question may name its document by: a Latin-script word with a capital or a digit
 # ("Cassandra", "RO-350"), which Korean, Chinese and Japanese questions write as the page does.
 _SUBJECT_TERM = re.compile(r"[A-Za-z][\w.-]*[A-Za-z0-9]")
+# Markdown's blocks that hold no other block: an answer's paragraphs, list items' text, code blocks, headings.
+_LEAF_BLOCKS = ("paragraph_open", "fence", "code_block", "heading_open", "html_block", "table_open")
 
 
 @dataclass
@@ -75,6 +80,11 @@ class Grounding:
     # Quantities the answer writes with a unit of its own ("5120MB") whose number is an argument of
     # code it copies from a source (`minikube start --memory 5120`): the code is the fact stated.
     restated: list[str] = field(default_factory=list)
+    # The answer's line each claim is first stated on, and its Markdown blocks' lines (first, past the last).
+    lines: dict[str, int] = field(default_factory=dict)
+    blocks: list[tuple[int, int]] = field(default_factory=list)
+    # Lines that repeat a source's sentence after its number, as the prompt quotes them: no statement of the model's.
+    echoes: set[int] = field(default_factory=set)
 
     @property
     def all_unsupported(self) -> bool:
@@ -82,16 +92,33 @@ class Grounding:
 
     def unsupported_answer(self, asked: str | None) -> list[str]:
         """The answer's facts of the kind a question asked for (a FACT_KINDS name, or None) that no
-        source about the question's subject has: then the answer is a guess ("1GiB" for an unstated
-        limit, "512 MiB" beside a "1 CPU" it did find) or a fact of another document. A number
-        question is answered by claims holding a digit, not by a term the answer puts in backticks."""
+        source about the question's subject has, in the block of the answer that first states such
+        a fact: then the answer is a guess ("1GiB" for an unstated limit, "512 MiB" beside a "1 CPU"
+        it did find) or a fact of another document. What later blocks add is elaboration: a made-up
+        value there is flagged, not taken for the answer. A number question is answered by claims
+        holding a digit, not by a term the answer puts in backticks."""
+        claims = self._asked_claims(asked)
+        unfounded = {*self.unsupported, *self.off_subject} - set(self.restated)
+        stated = self._first_block(claims)
+        return [claim for claim in claims if claim in unfounded and claim in stated]
+
+    def _asked_claims(self, asked: str | None) -> list[str]:
         if not asked:
             return []
         claims = [claim for claim in self.checked if self.kinds[claim] in ANSWER_KINDS[asked]]
         if asked == "number":
             claims = [claim for claim in claims if any(char.isdigit() for char in claim)]
-        unfounded = {*self.unsupported, *self.off_subject} - set(self.restated)
-        return [claim for claim in claims if claim in unfounded]
+        return claims
+
+    def _first_block(self, claims: list[str]) -> list[str]:
+        """Those of `claims` stated in the Markdown block of the answer that first states one of them
+        in its own words (not in a line repeating a quoted sentence)."""
+        stated = [self.lines.get(claim, 0) for claim in claims]
+        if not (own := [line for line in stated if line not in self.echoes]):
+            return []
+        line = min(own)
+        first, end = next(((first, end) for first, end in self.blocks if first <= line < end), (line, line + 1))
+        return [claim for claim in claims if first <= self.lines.get(claim, 0) < end]
 
 
 def _dates(text: str) -> list[tuple[str, tuple[int | None, int | None, int | None], tuple[int, int]]]:
@@ -166,7 +193,12 @@ def check_grounding(answer: str, sources: list[str], question: str = "", titles:
         about = [text for text in sources if all(fold(term) in fold(text) for term in result.subject)]
         if len(about) < len(sources):
             held = {claim for text in about for claim in _supported(_claims(answer, [text], question))}
-            result.off_subject = [claim for claim in _supported(result) if claim not in held]
+            # The subject's own names and the question's words are no facts about something else.
+            asked = fold(question)
+            named = {fold(term) for term in result.subject}
+            result.off_subject = [
+                claim for claim in _supported(result) if claim not in held and fold(claim) not in named and fold(claim) not in asked
+            ]
     return result
 
 
@@ -194,7 +226,9 @@ def _supported(found: Grounding) -> list[str]:
 
 def _claims(answer: str, sources: list[str], question: str) -> Grounding:
     result = Grounding()
-    blocks = _fenced_blocks(answer)
+    blocks = _markdown_blocks(answer)
+    fenced = [(content, lines) for kind, content, lines in blocks if kind == "fence"]
+    result.blocks = [lines for _, _, lines in blocks]
     answer = _apart_from_cjk(answer)
     corpus = _apart_from_cjk("\n".join(sources))
     folded_corpus = fold(corpus)
@@ -202,20 +236,25 @@ def _claims(answer: str, sources: list[str], question: str) -> Grounding:
     known_dates = dates_in(corpus)
     known_numbers = _numbers(corpus)
     spans: list[tuple[int, int]] = []
+    line_starts = _line_starts(answer)  # CJK letters spaced apart: the same lines, longer
+    result.echoes = {
+        number for number, line in enumerate(answer.split("\n"))
+        if (quoted := _QUOTE_LINE.fullmatch(line)) and fold(quoted[1]) in folded_corpus
+    }
 
     def claim(kind: str, text: str, supported: bool, span: tuple[int, int]) -> None:
         spans.append(span)
         if text not in result.checked:
             result.checked.append(text)
             result.kinds[text] = kind
+            result.lines[text] = bisect_right(line_starts, span[0]) - 1
             if not supported:
                 result.unsupported.append(text)
 
     def free(span: tuple[int, int]) -> bool:
         return not any(start < span[1] and span[0] < end for start, end in spans)
 
-    line_starts = _line_starts(answer)  # CJK letters spaced apart: the same lines, longer
-    for block, (first, end) in blocks:
+    for block, (first, end) in fenced:
         span = (line_starts[first], line_starts[end])
         spans.append(span)
         for line in (line.strip() for line in block.splitlines()):
@@ -253,7 +292,7 @@ def _claims(answer: str, sources: list[str], question: str) -> Grounding:
         folded = fold(name)
         supported = folded in folded_corpus or folded in folded_question or _each_word_known(folded, folded_corpus)
         claim("name", name, supported, match.span())
-    code_texts = [_apart_from_cjk(block) for block, _ in blocks] + [match.group(1) for match in _CODE_SPAN.finditer(answer)]
+    code_texts = [_apart_from_cjk(block) for block, _ in fenced] + [match.group(1) for match in _CODE_SPAN.finditer(answer)]
     copied = [code for code in code_texts if _copied_from(code, folded_corpus)]
     arguments = {number for code in copied for number in _numbers(code)}
     result.restated = [
@@ -264,15 +303,16 @@ def _claims(answer: str, sources: list[str], question: str) -> Grounding:
     return result
 
 
-def _fenced_blocks(text: str) -> list[tuple[str, tuple[int, int]]]:
-    """The text of each fenced code block of Markdown `text`, and its lines (first, past the last).
-    A command or output an answer writes as a block must be one a source has, line by line."""
+def _markdown_blocks(text: str) -> list[tuple[str, str, tuple[int, int]]]:
+    """The leaf blocks of Markdown `text`: (kind, content, its lines (first, past the last)). A
+    command or output an answer writes as a fenced block ("fence") must be one a source has, line
+    by line; a block is also the unit an answer states a fact in."""
     from markdown_it import MarkdownIt
 
     return [
-        (token.content, (token.map[0], token.map[1]))
-        for token in MarkdownIt("commonmark").parse(text)
-        if token.type == "fence" and token.map
+        (token.type, token.content, (token.map[0], token.map[1]))
+        for token in MarkdownIt("commonmark").enable("table").parse(text)
+        if token.type in _LEAF_BLOCKS and token.map
     ]
 
 

@@ -35,6 +35,7 @@ class LanguageTexts:
     unmentioned: str
     names_separator: str
     not_in_sources: str
+    off_subject_claims: str
     nothing_supported: str
     unsupported_answer: str
     off_subject_answer: str
@@ -55,6 +56,18 @@ class LanguageTexts:
         if all(claim in unsupported for claim in claims):
             return self.unsupported_answer.format(claims=listed)
         return self.off_subject_answer.format(claims=listed, subject=self.names_separator.join(subject))
+
+    def warnings(self, unsupported: list[str], all_unsupported: bool, off_subject: list[str], subject: list[str]) -> list[str]:
+        """The lines under an answer that name its facts no source has (`unsupported`; when
+        `all_unsupported`, a warning that nothing it states is), and those only sources about
+        something other than its `subject` hold."""
+        said = []
+        if unsupported:
+            claims = ", ".join(unsupported)
+            said.append(self.nothing_supported.format(claims=claims) if all_unsupported else f"{self.not_in_sources}: {claims}")
+        if off_subject:
+            said.append(self.off_subject_claims.format(claims=", ".join(off_subject), subject=self.names_separator.join(subject)))
+        return said
 
     def unmentioned_answer(self, names: list[str]) -> str:
         return self.unmentioned.format(names=self.names_separator.join(names))

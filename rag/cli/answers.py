@@ -16,7 +16,6 @@ from rag.cli.options import (
     JsonOption, ModeOption, QueriesOption, SearchMode, TopKOption, VerboseOption, knowledge_base, with_mode,
 )
 from rag.cli.search import print_queries
-from rag.languages import texts
 from rag.settings import Settings
 
 if TYPE_CHECKING:
@@ -51,12 +50,8 @@ def _print_checks(answer) -> None:
         for quote in answer.evidence:
             where = f" ({quote.location_label})" if quote.location_label else ""
             out.print(f"  [{quote.source_number}] \"{escape(quote.text)}\"{escape(where)}")
-    said = texts(answer.language)  # the question's language
-    claims = ", ".join(claim for claim in answer.unsupported if claim not in answer.retracted)  # a retracted answer says those
-    if answer.grounding.all_unsupported and not answer.retracted:
-        out.print(escape(said.nothing_supported.format(claims=claims)))
-    elif claims:
-        out.print(f"{escape(said.not_in_sources)}: {escape(claims)}")
+    for warning in answer.warnings:
+        out.print(escape(warning))
 
 
 def _print_answer_footer(answer, show_queries: bool = False) -> None:

@@ -99,6 +99,7 @@ def mcp_server(service: KnowledgeService) -> MCPServer:
             "sources": sources_payload(answer),
             "unsupported": answer.unsupported,
             "retracted": answer.retracted,
+            "warnings": answer.warnings,
         }
 
     @server.tool()

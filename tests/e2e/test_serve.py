@@ -27,6 +27,7 @@ from tests.helpers import free_port, headless_browser, running_server
 
 WARRANTY_QUESTION = "When does the warranty of the Brandt RO-350 reflow oven end?"
 WARRANTY_FILE = str(SAMPLE_NOTES / "work/vendors/brandt-ro350-manual.pdf")
+WIFI_PASSWORD_QUESTION = "What is the current password for the LQ-Guest Wi-Fi network?"  # the notes do not say
 TOKEN = "s3cret-token-of-the-tests"
 runner = CliRunner()
 
@@ -441,6 +442,17 @@ def test_a_real_browser_asks_sees_tokens_arrive_and_opens_a_citation(base_url, t
         screenshot = tmp_path / "rag-page.png"
         browser.save_screenshot(str(screenshot))
         assert screenshot.stat().st_size > 1000
+        # The test model makes a password up for this one: the grounding check's line shows under its answer.
+        browser.find_element(By.ID, "new-conversation").click()
+        question = browser.find_element(By.ID, "question")
+        question.clear()
+        question.send_keys(WIFI_PASSWORD_QUESTION)
+        browser.find_element(By.CSS_SELECTOR, "#ask-form button").click()
+        WebDriverWait(browser, 300).until(lambda driver: driver.find_elements(By.CSS_SELECTOR, "#warnings p"))
+        warning = browser.find_element(By.CSS_SELECTOR, "#warnings p").text
+        made_up = warning.removeprefix("Not in the sources: ")
+        assert made_up != warning and made_up in browser.find_element(By.ID, "answer").text, warning
+        assert browser.find_element(By.ID, "answer").get_attribute("lang") == "en"
         console = [entry["message"] for entry in browser.get_log("browser")]
         assert not [message for message in console if "Content Security Policy" in message], console
 
@@ -473,7 +485,7 @@ def test_mcp_over_stdio_lists_tools_and_answers_search_and_ask(sample_index):
     assert tools == ["ask", "collections", "get_chunk", "search", "status"]
     assert not searched.is_error and searched.structured_content["result"][0]["source"] == WARRANTY_FILE
     assert not asked.is_error and asked.structured_content["sources"][0]["path"] == WARRANTY_FILE
-    assert "[1]" in asked.structured_content["answer"]
+    assert "[1]" in asked.structured_content["answer"] and asked.structured_content["warnings"] == []
     assert chunk.structured_content["location"] == {"page": 2}
 
 

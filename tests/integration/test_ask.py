@@ -84,7 +84,7 @@ def test_cli_ask_json_has_every_field(sample_index):
     payload = json.loads(result.stdout)
     assert set(payload) == {
         "question", "language", "standalone_question", "queries", "answer", "sources", "evidence", "unsupported", "retracted",
-        "prompt_family", "timings", "prompt",
+        "warnings", "prompt_family", "timings", "prompt",
     }
     assert payload["queries"] == []  # search.queries is 0: the question was searched alone
     assert payload["language"] == "en"

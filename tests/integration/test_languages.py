@@ -331,8 +331,9 @@ def test_a_quantity_read_off_a_command_the_answer_copies_is_no_fact_of_its_own()
     assert found.unsupported_answer("code") == []
     # Without the copied command, or with a command of its own, the size is the answer's own claim.
     assert check_grounding("它会启动一个带有 5120MB 内存的实例。", sources).unsupported_answer("code") == ["5120MB"]
-    made_up = answer.replace("--memory 5120", "--memory 6144").replace("5120MB", "6144MB")
-    assert check_grounding(made_up, sources).unsupported_answer("code") == ["minikube start --memory 6144 --cpus=4", "6144MB"]
+    made_up = check_grounding(answer.replace("--memory 5120", "--memory 6144").replace("5120MB", "6144MB"), sources)
+    assert made_up.unsupported_answer("code") == ["minikube start --memory 6144 --cpus=4"]
+    assert made_up.unsupported == ["minikube start --memory 6144 --cpus=4", "6144MB"]  # the next paragraph's size is flagged
 
 
 @pytest.mark.fast
@@ -370,6 +371,11 @@ def test_a_fact_that_only_a_page_about_something_else_holds_is_off_subject():
     borrowed = check_grounding("申请了 20Gi [2]。", sources, question, titles)
     assert borrowed.subject == ["Cassandra"] and borrowed.unsupported == [] and borrowed.off_subject == ["20Gi"]
     assert borrowed.unsupported_answer("number") == ["20Gi"]
+    # The subject's names and the question's words are no facts about something else, though no source is about all it names.
+    claims_titles = [titles[0], titles[1] + " > PersistentVolumeClaim"]
+    claims_sources = [sources[0], f"{claims_titles[1]}\nvolumeClaimTemplates:\n  storage: 20Gi"]
+    named = check_grounding("每个 PersistentVolumeClaim 申请了 20Gi [2]。", claims_sources, question, claims_titles)
+    assert named.subject == ["Cassandra", "PersistentVolumeClaim"] and named.off_subject == ["20Gi"]
     assert check_grounding("2048MB [1]。", sources, question, titles).unsupported_answer("number") == []
     # A question that names no retrieved document by a term of its title leaves every source about it.
     assert check_grounding("20Gi [2]。", sources, "每个 Pod 申请了多大的存储容量？", titles).off_subject == []
@@ -380,6 +386,55 @@ def test_a_fact_that_only_a_page_about_something_else_holds_is_off_subject():
     assert texts("en").retraction(["LQ7M2P"], wrong_trip.unsupported, wrong_trip.subject) == (
         "The documents do not say this: LQ7M2P is said in the sources of something other than Reine, so do not rely on this answer."
     )
+
+
+@pytest.mark.fast
+def test_an_answer_is_retracted_for_the_block_that_states_its_answer_and_flagged_for_what_follows():
+    # The default model's answer to ja19: the right field, then values it made up, one of them a
+    # type that only the page about ClusterIP names.
+    titles = ["source-ip.md\nソースIPを使用する > Type=NodePort の Service でのソース IP", "connect-applications-service.md\nServiceとアプリケーションの接続 > ClusterIP"]
+    sources = [
+        f"{titles[0]}\n`service.spec.externalTrafficPolicy` フィールドを `Local` に設定すると、クライアントのIPアドレスが保たれます。",
+        f"{titles[1]}\nこれは`ClusterIP`のServiceで、クラスター内からのみアクセスできます。",
+    ]
+    question = "NodePort型のServiceで、クライアントの本来のIPアドレスがノードのアドレスに書き換えられないようにするには、Serviceのどのフィールドを設定しますか？"
+    answer = (
+        "Serviceの`spec.externalTrafficPolicy`フィールドを設定します。\n\n以下のような値があります：\n\n"
+        "- `Local`: Serviceは内部IPアドレスで直接アクセスします。\n- `ClusterIP`: Serviceはクラスタ内からのみアクセスできます。"
+    )
+    found = check_grounding(answer, sources, question, titles)
+    assert found.off_subject == ["ClusterIP"] and found.unsupported_answer("code") == []
+    assert texts("ja").warnings(found.unsupported, found.all_unsupported, found.off_subject, found.subject) == [
+        "NodePortまたはServiceではなく別の対象についての出典の内容：ClusterIP"
+    ]
+    # The same value as the answer's first statement is its answer, and retracted.
+    stated_first = check_grounding("`ClusterIP`を設定します。\n\n- `spec.externalTrafficPolicy`: 外部から", sources, question, titles)
+    assert stated_first.unsupported_answer("code") == ["ClusterIP"]
+
+
+@pytest.mark.fast
+def test_the_prompts_quoted_sentences_an_answer_repeats_are_not_its_statement():
+    # The default model's reply to ja36 (unanswerable): two quoted sentences, then its own command.
+    sources = ["次のコマンドを実行すると、フロントエンドのPodの数をスケールアップできます。\n```shell\nkubectl scale deployment frontend --replicas=5\n```"]
+    answer = (
+        "[1] 次のコマンドを実行すると、フロントエンドのPodの数をスケールアップできます。 ```shell kubectl scale deployment frontend --replicas=5 ```\n"
+        "[1] HPAさせるには、以下のコマンドを使います。\n\n```shell\nkubectl autoscale deployment frontend --min=3 --max=5\n```"
+    )
+    found = check_grounding(answer, sources)
+    assert found.unsupported_answer("code") == ["kubectl autoscale deployment frontend --min=3 --max=5"]
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("language,warnings", [
+    ("en", ["Not in the sources: 6144MB", "From sources about something other than Cassandra: 20Gi"]),
+    ("ko", ["출처에 없음: 6144MB", "Cassandra이(가) 아닌 다른 대상에 관한 출처의 내용: 20Gi"]),
+    ("zh", ["资料中没有: 6144MB", "出自关于Cassandra以外内容的资料：20Gi"]),
+    ("ja", ["出典にない: 6144MB", "Cassandraではなく別の対象についての出典の内容：20Gi"]),
+])
+def test_the_lines_under_an_answer_name_its_unfounded_facts_in_the_questions_language(language, warnings):
+    assert texts(language).warnings(["6144MB"], False, ["20Gi"], ["Cassandra"]) == warnings
+    assert texts(language).warnings(["6144MB"], True, [], [])[0] == texts(language).nothing_supported.format(claims="6144MB")
+    assert texts(language).warnings([], False, [], ["Cassandra"]) == []
 
 
 @pytest.fixture(scope="module")
