@@ -21,6 +21,7 @@ from langchain_core.language_models import BaseLanguageModel, BaseLLM
 from langchain_core.prompts import BasePromptTemplate
 
 from ingest.index import Index
+from ingest.index.keywords import cjk_terms
 from ingest.text import fold, stems
 from rag.backends import backend_errors, context_window, count_tokens, create_llm
 from rag.chain import FirstLineLLM, IndexRetriever, build_condense_chain, build_rag_chain, fit_sources, prompt_paths
@@ -462,8 +463,16 @@ class ConversationStream:
 
 
 def resolves_follow_up(rewritten: str, question: str, history: Sequence[tuple[str, str]]) -> bool:
-    """Whether a condensed question is one, and names something of the conversation the follow-up did not."""
-    if not rewritten.strip().endswith("?") or any(rewritten.strip() == answer.strip() for _, answer in history):
+    """Whether a condensed question is one, in the follow-up's language (the answer's), and names
+    something of the conversation the follow-up did not: a word, or a pair of CJK letters."""
+    rewritten = rewritten.strip()
+    if not rewritten.endswith(("?", "？")) or any(rewritten == answer.strip() for _, answer in history):
         return False
-    said = stems(" ".join(" ".join(turn) for turn in history))
-    return bool((stems(rewritten) - stems(question)) & said)
+    if detect_language(rewritten) != detect_language(question):
+        return False
+
+    def terms(text: str) -> set[str]:
+        return stems(text) | cjk_terms(text)
+
+    said = terms(" ".join(" ".join(turn) for turn in history))
+    return bool((terms(rewritten) - terms(question)) & said)

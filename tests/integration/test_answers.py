@@ -412,6 +412,23 @@ def test_a_follow_up_rewrite_is_used_only_when_it_names_something_from_the_conve
     assert not resolves_follow_up("Lab equipment uses VLAN 240", "and what must I register?", history)
 
 
+@pytest.mark.fast
+@pytest.mark.parametrize("first,answer,follow_up,rewritten,kept", [
+    # The default model's rewrites and answers (it often answers instead of rewriting).
+    ("Cassandra 教程中，启动 Minikube 时要给多少内存？", "2048MB", "那 CPU 要几个？", "Cassandra 教程中，启动 Minikube 时要给几个 CPU？", True),
+    ("Cassandra 教程中，启动 Minikube 时要给多少内存？", "2048MB", "那 CPU 要几个？", "CPU 要 4 核心。", False),
+    ("ZooKeeperのチュートリアルで、アンサンブルのサーバーはいくつですか？", "3", "それらのサーバーが同じノードに置かれないようにするには、どの設定を使いますか？",
+     "ZooKeeperのアンサンブルのサーバーが同じノードに置かれないようにするには、どの設定を使いますか？", True),
+    ("카산드라 튜토리얼에서 Minikube는 메모리를 얼마나 주고 시작하나요?", "2048MB로 시작합니다.", "그럼 CPU는 몇 개인가요?",
+     "카산드라 튜토리얼에서 Minikube는 CPU를 몇 개로 시작하나요?", True),
+    # A rewrite in another language than the follow-up's would turn the answer's language too.
+    ("ZooKeeper 튜토리얼에서 앙상블의 서버는 몇 개인가요?", "3개입니다.", "그 서버들이 같은 노드에 놓이지 않게 하려면 어떤 설정을 쓰나요?",
+     "Who has the code of the ZooKeeper server?", False),
+])
+def test_a_follow_up_rewrite_in_chinese_japanese_or_korean_is_kept_in_its_language(first, answer, follow_up, rewritten, kept):
+    assert resolves_follow_up(rewritten, follow_up, [(first, answer)]) is kept
+
+
 def test_chat_searches_the_last_question_with_a_follow_up_the_model_could_not_rewrite(sample_index):
     settings, _ = sample_index
     assistant = fake_assistant(settings, "VLAN 240 is for lab equipment.", "Register the MAC address [1].")

@@ -18,11 +18,15 @@ QA_SYSTEM = (
 )
 QA_USER = "Sources:\n\n[1] notes.md\nThe key is under the mat.\n\nQuestion: Where is the key?"
 CONDENSE_SYSTEM = (
-    "Rewrite the user's follow-up question as one standalone question that can be understood without the "
-    "conversation. Keep names, numbers and terms from the conversation that the question refers to. "
-    "Reply with the question only."
+    "You rewrite a follow-up question so that it can be understood without the conversation; you never answer it. "
+    "Keep the names, numbers and terms of the conversation that it refers to, and write it in the language of the "
+    "follow-up question. Reply with the rewritten question only."
 )
-CONDENSE_USER = "Conversation:\nUser: Where is the key?\nAssistant: Under the mat.\n\nFollow-up question: and the spare?"
+CONDENSE_USER = (
+    "Example:\nConversation:\nUser: Where is the spare key of the office?\nAssistant: In the grey cabinet by the door [1].\n"
+    "Follow-up question: Who has its code?\nStandalone question: Who has the code of the grey cabinet by the office door?\n\n"
+    "Conversation:\nUser: Where is the key?\nAssistant: Under the mat.\nFollow-up question: and the spare?\nStandalone question:"
+)
 QA_INPUT = {"context": "[1] notes.md\nThe key is under the mat.", "question": "Where is the key?"}
 CONDENSE_INPUT = {"history": "User: Where is the key?\nAssistant: Under the mat.", "question": "and the spare?"}
 
@@ -140,7 +144,7 @@ def test_plain_prompts_end_where_a_base_model_continues():
     assert text_prompt("plain", "qa").format(**QA_INPUT) == f"{QA_SYSTEM}\n\n{QA_USER}\nAnswer:"
     assert (
         text_prompt("plain", "condense").format(**CONDENSE_INPUT)
-        == f"{CONDENSE_SYSTEM}\n\n{CONDENSE_USER}\nStandalone question:"
+        == f"{CONDENSE_SYSTEM}\n\n{CONDENSE_USER}\n"  # its own text ends with the label
     )
 
 

@@ -1,0 +1,103 @@
+"""Follow-up questions in a conversation, per language: rewritten, and answered right?
+
+    .venv/bin/python bench/chat.py [--language ko ...] [--home DIR]
+
+Each dialog of data/chat-qa.jsonl is a first question and a follow-up that refers back to it
+("And what is the part number of its door gasket?"), over the documents of bench/answers.py for
+its language (the sample notes; the Kubernetes tutorials in ../shared/data/cjkdocs). The first
+question is asked, then the follow-up with that turn as the conversation, as `rag chat` asks it:
+the model is asked to rewrite the follow-up as a standalone question, and rag keeps the rewrite
+when it is a question in the follow-up's language that names something of the conversation;
+otherwise the previous question and the follow-up, together, are what is searched and asked.
+
+Printed per language: the follow-ups whose rewrite was kept, those answered right (an accepted
+answer in the answer, which rag did not retract), and beside them, in the same run, the baseline
+of asking the previous question and the follow-up together without a rewrite; then the seconds a
+follow-up took (p50, the rewrite included). The default model, greedy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from answers import LANGUAGE_SETS  # noqa: E402
+
+DIALOGS = REPO / "data" / "chat-qa.jsonl"
+
+
+def run_language(language: str, dialogs: list[dict], docs: Path, home: Path) -> dict:
+    import rag
+    from rag.answer_eval import contains_answer, docs_settings
+    from rag.answering import Answer, Assistant
+
+    settings = docs_settings(rag.load_settings(environ={}, cwd=home, home=home, llm={"temperature": 0}), docs)
+    if not (home / ".ingested").exists():
+        rag.ingest(docs, settings)
+        (home / ".ingested").touch()
+    assistant = Assistant(settings)
+
+    def right(answer: Answer, accepted: list[str]) -> bool:
+        return not answer.retracted and contains_answer(answer.answer, accepted)
+
+    rewritten = shipped = together = 0
+    seconds = []
+    for dialog in dialogs:
+        first = assistant.ask(dialog["first"])
+        started = time.perf_counter()
+        follow_up = assistant.ask(dialog["follow_up"], [(dialog["first"], first.answer.strip())])
+        seconds.append(time.perf_counter() - started)
+        combined = f"{dialog['first']} {dialog['follow_up']}"
+        kept = follow_up.standalone_question != combined
+        baseline = assistant.ask(combined) if kept else follow_up
+        rewritten += kept
+        shipped += right(follow_up, dialog["answers"])
+        together += right(baseline, dialog["answers"])
+        print(
+            f"  {dialog['id']}: {'rewritten' if kept else 'together'} -> {follow_up.standalone_question!r}; "
+            f"right {right(follow_up, dialog['answers'])} (together {right(baseline, dialog['answers'])})",
+            flush=True,
+        )
+    count = len(dialogs)
+    return {
+        "language": language, "dialogs": count, "rewritten": rewritten / count, "right": shipped / count,
+        "right_together": together / count, "follow_up_s_p50": round(statistics.median(seconds), 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--language", action="append", help="only these languages (en, ko, zh, ja)")
+    parser.add_argument("--home", type=Path, help="keep each language's index under this folder between runs")
+    args = parser.parse_args()
+    base = args.home or Path(tempfile.mkdtemp(prefix="rag-chat-bench-"))
+    dialogs = [json.loads(line) for line in DIALOGS.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = []
+    for language, _, docs in LANGUAGE_SETS:
+        if args.language and language not in args.language:
+            continue
+        if not docs.is_dir():
+            print(f"{language}: needs {docs} (the shared data beside the checkout)")
+            continue
+        home = base / language
+        home.mkdir(parents=True, exist_ok=True)
+        rows.append(run_language(language, [d for d in dialogs if d["language"] == language], docs, home))
+        print(json.dumps(rows[-1]), flush=True)
+    print(f"\n{'language':<9}{'dialogs':>8}{'rewritten':>10}{'right':>7}{'together':>9}{'s p50':>7}")
+    for row in rows:
+        print(
+            f"{row['language']:<9}{row['dialogs']:>8}{row['rewritten']:>10.2f}{row['right']:>7.2f}"
+            f"{row['right_together']:>9.2f}{row['follow_up_s_p50']:>7}"
+        )
+
+
+if __name__ == "__main__":
+    main()
