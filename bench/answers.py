@@ -37,9 +37,12 @@ import sys
 import tempfile
 import unicodedata
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from rag.cli.evaluate import figure
+
+if TYPE_CHECKING:
+    from rag.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 # (packaged model, qa prompt, prompt style): every model with each question prompt in the format
@@ -71,6 +74,42 @@ LANGUAGE_SETS = [
     ("zh", REPO / "data" / "k8s-tutorials-zh-cn-qa.jsonl", CJK_DOCS / "zh-cn"),
     ("ja", REPO / "data" / "k8s-tutorials-ja-qa.jsonl", CJK_DOCS / "ja"),
 ]
+
+
+def language_options(description: str, prefix: str) -> tuple[list[str] | None, Path]:
+    """The languages asked for (--language; None: all) and the folder of their indexes (--home, else
+    a new temporary one named with `prefix`), from the command line of a per-language bench."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--language", action="append", help="only these languages (en, ko, zh, ja)")
+    parser.add_argument("--home", type=Path, help="keep each language's index under this folder between runs")
+    args = parser.parse_args()
+    return args.language, args.home or Path(tempfile.mkdtemp(prefix=prefix))
+
+
+def language_homes(wanted: list[str] | None, base: Path) -> Iterator[tuple[str, Path, Path, Path]]:
+    """(language, QA set, documents, a home for its index under `base`) for each language set in
+    `wanted` (all if None) whose documents are here; a missing one is said and skipped."""
+    for language, qa, docs in LANGUAGE_SETS:
+        if wanted and language not in wanted:
+            continue
+        if not docs.is_dir():
+            print(f"{language}: needs {docs} (the shared data beside the checkout)")
+            continue
+        home = base / language
+        home.mkdir(parents=True, exist_ok=True)
+        yield language, qa, docs, home
+
+
+def indexed_settings(docs: Path, home: Path, **overrides: Any) -> "Settings":
+    """rag's settings for `docs` in `home`, ingested there with rag's defaults the first time."""
+    import rag
+    from rag.answer_eval import docs_settings
+
+    settings = docs_settings(rag.load_settings(environ={}, cwd=home, home=home, **overrides), docs)
+    if not (home / ".ingested").exists():
+        rag.ingest(docs, settings)
+        (home / ".ingested").touch()
+    return settings
 
 
 def run_candidate(

@@ -18,32 +18,25 @@ follow-up took (p50, the rewrite included). The default model, greedy.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from answers import LANGUAGE_SETS  # noqa: E402
+from answers import indexed_settings, language_homes, language_options  # noqa: E402
 
 DIALOGS = REPO / "data" / "chat-qa.jsonl"
 
 
 def run_language(language: str, dialogs: list[dict], docs: Path, home: Path) -> dict:
-    import rag
-    from rag.answer_eval import contains_answer, docs_settings
+    from rag.answer_eval import contains_answer
     from rag.answering import Answer, Assistant
 
-    settings = docs_settings(rag.load_settings(environ={}, cwd=home, home=home, llm={"temperature": 0}), docs)
-    if not (home / ".ingested").exists():
-        rag.ingest(docs, settings)
-        (home / ".ingested").touch()
-    assistant = Assistant(settings)
+    assistant = Assistant(indexed_settings(docs, home, llm={"temperature": 0}))
 
     def right(answer: Answer, accepted: list[str]) -> bool:
         return not answer.retracted and contains_answer(answer.answer, accepted)
@@ -74,21 +67,10 @@ def run_language(language: str, dialogs: list[dict], docs: Path, home: Path) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--language", action="append", help="only these languages (en, ko, zh, ja)")
-    parser.add_argument("--home", type=Path, help="keep each language's index under this folder between runs")
-    args = parser.parse_args()
-    base = args.home or Path(tempfile.mkdtemp(prefix="rag-chat-bench-"))
+    languages, base = language_options(__doc__.splitlines()[0], "rag-chat-bench-")
     dialogs = [json.loads(line) for line in DIALOGS.read_text(encoding="utf-8").splitlines() if line.strip()]
     rows = []
-    for language, _, docs in LANGUAGE_SETS:
-        if args.language and language not in args.language:
-            continue
-        if not docs.is_dir():
-            print(f"{language}: needs {docs} (the shared data beside the checkout)")
-            continue
-        home = base / language
-        home.mkdir(parents=True, exist_ok=True)
+    for language, _, docs, home in language_homes(languages, base):
         rows.append(run_language(language, [d for d in dialogs if d["language"] == language], docs, home))
         print(json.dumps(rows[-1]), flush=True)
     print(f"\n{'language':<9}{'dialogs':>8}{'rewritten':>10}{'right':>7}{'together':>9}{'s p50':>7}")

@@ -15,27 +15,21 @@ questions the shipped setting fails. Takes about a minute on two cores once the 
 
 from __future__ import annotations
 
-import argparse
 import json
-import tempfile
 from pathlib import Path
 
-from answers import LANGUAGE_SETS
+from answers import indexed_settings, language_homes, language_options
 
 import rag
 from ingest.text import fold
-from rag.answer_eval import docs_settings, load_qa
+from rag.answer_eval import load_qa
 from rag.answering import PROMPT_QUOTES, PROMPT_RUNNER_UP_SHARE
 from rag.evidence import RUNNER_UP_SHARE, quote_evidence
 from rag.retrieval import embed_texts
-from rag.settings import load_settings
 
 
 def quotes_hold_answers(language: str, qa: Path, docs: Path, home: Path) -> dict:
-    settings = docs_settings(load_settings(environ={}, cwd=home, home=home), docs)
-    if not (home / ".ingested").exists():
-        rag.ingest(docs, settings)
-        (home / ".ingested").touch()
+    settings = indexed_settings(docs, home)
     retriever = rag.retriever(settings)
     held = {"baseline": 0, "shipped": 0}
     misses, total = [], 0
@@ -58,20 +52,9 @@ def quotes_hold_answers(language: str, qa: Path, docs: Path, home: Path) -> dict
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--language", action="append", help="only these languages (en, ko, zh, ja)")
-    parser.add_argument("--home", type=Path, help="keep each language's index under this folder between runs")
-    args = parser.parse_args()
-    base = args.home or Path(tempfile.mkdtemp(prefix="rag-prompt-quotes-"))
+    languages, base = language_options(__doc__.splitlines()[0], "rag-prompt-quotes-")
     print(f"{'language':<9}{'questions':>10}{'baseline':>10}{'shipped':>9}  misses (shipped)")
-    for language, qa, docs in LANGUAGE_SETS:
-        if args.language and language not in args.language:
-            continue
-        if not docs.is_dir():
-            print(f"{language:<9}needs {docs} (the shared data beside the checkout)")
-            continue
-        home = base / language
-        home.mkdir(parents=True, exist_ok=True)
+    for language, qa, docs, home in language_homes(languages, base):
         row = quotes_hold_answers(language, qa, docs, home)
         print(f"{language:<9}{row['questions']:>10}{row['baseline']:>10.2f}{row['shipped']:>9.2f}  {' '.join(row['misses'])}")
         print(json.dumps(row), flush=True)
