@@ -1,8 +1,8 @@
 """OpenAI-compatible routes: /v1/models, /v1/chat/completions, /v1/embeddings.
 
 `rag:<collection>` answers from that collection with citations: inline `[n]` markers in the text and
-a top-level `sources` list (in the full response, and in the streamed chunk that finishes the
-choice). `llm` sends the conversation to the model as it is, for the title and summary calls that
+a top-level `sources` list and the grounding check's `warnings` (in the full response, and in the
+streamed chunk that finishes the choice). `llm` sends the conversation to the model as it is, for the title and summary calls that
 chat clients make. Fields this server has no use for are ignored, as clients send many.
 A token sees and asks only the collections it may read; `llm` and embeddings read no document, so
 any token this server accepts may use them.
@@ -100,6 +100,7 @@ class Completion:
         self.text = ""
         self.standalone_question: str | None = None  # what a follow-up was condensed into for retrieval
         self.language: str | None = None  # the question's, in which rag answered (None without retrieval)
+        self.warnings: list[str] = []  # the grounding check's lines, in that language
 
     def finish(self) -> tuple[str, list[dict[str, Any]]]:
         """After the tokens: the citation markers still to add, and the sources."""
@@ -109,6 +110,7 @@ class Completion:
         self.prompt_text = answer.prompt
         self.standalone_question = answer.standalone_question
         self.language = answer.language
+        self.warnings = answer.warnings
         return citation_suffix(answer, bool(self.turn.stream.state.get("declined"))), sources_payload(answer)
 
     def usage(self) -> dict[str, int]:
@@ -141,6 +143,7 @@ class Completion:
             "sources": sources,
             "standalone_question": self.standalone_question,
             "language": self.language,
+            "warnings": self.warnings,
         }
 
     async def frames(self) -> AsyncIterator[str]:
@@ -159,7 +162,8 @@ class Completion:
             self.text += suffix
             yield data_frame(self.chunk({"content": suffix}))
         finished = self.chunk(
-            {}, self.finish_reason(usage), sources=sources, standalone_question=self.standalone_question, language=self.language
+            {}, self.finish_reason(usage), sources=sources, standalone_question=self.standalone_question,
+            language=self.language, warnings=self.warnings,
         )
         yield data_frame(finished)
         options = self.request.stream_options

@@ -140,6 +140,15 @@ def test_a_completion_answers_from_the_documents_with_sources_and_inline_citatio
     assert response.usage.prompt_tokens > 100 and 0 < response.usage.completion_tokens <= 24
 
 
+def test_a_completion_carries_the_grounding_checks_lines(client):
+    response = client.chat.completions.create(
+        model="rag:default", messages=[{"role": "user", "content": WIFI_PASSWORD_QUESTION}], temperature=0,
+    )
+    warnings = response.model_extra["warnings"]  # the test model makes a password up
+    assert len(warnings) == 1 and warnings[0].startswith("Not in the sources: ")
+    assert warnings[0].removeprefix("Not in the sources: ") in response.choices[0].message.content
+
+
 def test_a_streamed_completion_sends_chunks_then_sources_then_usage(client):
     stream = client.chat.completions.create(
         model="rag:default",
@@ -151,6 +160,7 @@ def test_a_streamed_completion_sends_chunks_then_sources_then_usage(client):
     text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
     finished = [chunk for chunk in chunks if chunk.choices and chunk.choices[0].finish_reason]
     assert len(finished) == 1 and finished[0].model_extra["sources"][0]["path"] == WARRANTY_FILE
+    assert isinstance(finished[0].model_extra["warnings"], list)
     assert "[1]" in text and len([chunk for chunk in chunks if chunk.choices and chunk.choices[0].delta.content]) > 3
     assert chunks[-1].choices == [] and 0 < chunks[-1].usage.completion_tokens <= 17  # 16, and the [n] markers
 
