@@ -30,7 +30,7 @@ from rag.languages import detect_language, quotes_headers, run_on_stops, texts
 from rag.prompting import select_prompt
 from rag.query_generation import QueryWriter
 from rag.evidence import Evidence, expected_kind, quote_evidence
-from rag.grounding import CITATION, Grounding, check_grounding, unmentioned
+from rag.grounding import CITATION, QUOTE_LINE, Grounding, check_grounding, unmentioned
 from rag.retrieval import embed_texts, location_of, mentioned_anywhere
 from rag.errors import UsageError
 from rag.settings import Settings
@@ -335,9 +335,9 @@ def without_echoed_quotes(tokens: Iterator[str]) -> Iterator[str]:
         if not newline:
             continue
         lines = rest.split("\n")
-        while len(lines) > 1 and (not lines[0].strip() or _QUOTE_LINE.match(lines[0])):
+        while len(lines) > 1 and (not lines[0].strip() or QUOTE_LINE.match(lines[0])):
             lines.pop(0)
-        if len(lines) > 1 or (lines[0].strip() and not _QUOTE_LINE.match(lines[0]) and not _could_be_quote(lines[0])):
+        if len(lines) > 1 or (lines[0].strip() and not QUOTE_LINE.match(lines[0]) and not _could_be_quote(lines[0])):
             yield "\n".join(lines)
             break
         held = first_line + "\n" + "\n".join(lines)
@@ -346,9 +346,6 @@ def without_echoed_quotes(tokens: Iterator[str]) -> Iterator[str]:
             yield held  # only the header and quotes came: better those than nothing
         return
     yield from tokens
-
-
-_QUOTE_LINE = re.compile(r"\s*\[\d+\]\s")
 
 
 def until_run_on(tokens: Iterator[str], markers: Callable[[], Sequence[str]] = run_on_stops) -> Iterator[str]:

@@ -49,7 +49,7 @@ _LIST_NUMBER = re.compile(r"^[ \t]*\d{1,9}[.)](?=[ \t])", re.MULTILINE)
 # A citation marker, "[2]".
 CITATION = re.compile(r"\[(\d+)\]")
 # A line as the prompt quotes a source's sentence: "[2] The sentence."
-_QUOTE_LINE = re.compile(r"[ \t]*\[\d+\][ \t]+(\S.*)")
+QUOTE_LINE = re.compile(r"\s*\[\d+\]\s+(.*)")
 # A code block's comment lines say what its code does: the model's words, not a command to find.
 _COMMENT_OPENINGS = ("#", "//")
 # Inline code as Markdown marks it: a command or literal the answer quotes must be one a source has.
@@ -187,24 +187,26 @@ def check_grounding(answer: str, sources: list[str], question: str = "", titles:
 
     With `titles` (each source's file name and heading path), also the claims that only sources
     about something other than the question's subject hold."""
-    result = _claims(answer, sources, question)
+    blocks = _markdown_blocks(answer)
+    result = _claims(answer, sources, question, blocks)
     if titles is not None:
         result.subject = subject_terms(question, titles)
         about = [text for text in sources if all(fold(term) in fold(text) for term in result.subject)]
         if len(about) < len(sources):
-            held = {claim for text in about for claim in _supported(_claims(answer, [text], question))}
+            held = {claim for text in about for claim in _supported(_claims(answer, [text], question, blocks))}
             # The subject's own names and the question's words are no facts about something else.
-            asked = fold(question)
+            folded_question = fold(question)
             named = {fold(term) for term in result.subject}
             result.off_subject = [
-                claim for claim in _supported(result) if claim not in held and fold(claim) not in named and fold(claim) not in asked
+                claim for claim in _supported(result)
+                if claim not in held and fold(claim) not in named and fold(claim) not in folded_question
             ]
     return result
 
 
 def answer_facts(answer: str, question: str) -> list[str]:
     """The numbers, dates, codes and names `answer` states that `question` does not hold."""
-    found = _claims(answer, [], question)
+    found = _claims(answer, [], question, _markdown_blocks(answer))
     folded_question = fold(question)
     return [claim for claim in found.checked if found.kinds[claim] != "citation" and fold(claim) not in folded_question]
 
@@ -224,9 +226,9 @@ def _supported(found: Grounding) -> list[str]:
     return [claim for claim in found.checked if claim not in found.unsupported]
 
 
-def _claims(answer: str, sources: list[str], question: str) -> Grounding:
+def _claims(answer: str, sources: list[str], question: str, blocks: list[tuple[str, str, tuple[int, int]]]) -> Grounding:
+    """The claims of `answer` checked against `sources`; `blocks` are its Markdown blocks (`_markdown_blocks`)."""
     result = Grounding()
-    blocks = _markdown_blocks(answer)
     fenced = [(content, lines) for kind, content, lines in blocks if kind == "fence"]
     result.blocks = [lines for _, _, lines in blocks]
     answer = _apart_from_cjk(answer)
@@ -239,7 +241,7 @@ def _claims(answer: str, sources: list[str], question: str) -> Grounding:
     line_starts = _line_starts(answer)  # CJK letters spaced apart: the same lines, longer
     result.echoes = {
         number for number, line in enumerate(answer.split("\n"))
-        if (quoted := _QUOTE_LINE.fullmatch(line)) and fold(quoted[1]) in folded_corpus
+        if (quoted := QUOTE_LINE.fullmatch(line)) and fold(quoted[1]) in folded_corpus
     }
 
     def claim(kind: str, text: str, supported: bool, span: tuple[int, int]) -> None:
