@@ -24,7 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from answers import LANGUAGE_SETS
+from answers import SET_CHOICES, chosen_sets
 
 MODES = ("hybrid", "dense", "keyword")
 CUTOFFS = (1, 5, 10)
@@ -76,18 +76,16 @@ def found_within(row: dict, mode: str, cutoff: int) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--language", action="append", choices=[language for language, *_ in LANGUAGE_SETS])
+    parser.add_argument("--language", action="append", choices=SET_CHOICES, help="only these QA sets or languages")
     parser.add_argument("--baseline-tokens", type=int, default=200)
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for language, qa, docs in LANGUAGE_SETS:
-            if args.language and language not in args.language:
-                continue
+        for qa_set in chosen_sets(args.language):
             for chunk_tokens in (args.baseline_tokens, None):
-                home = Path(tmp) / f"{language}-{chunk_tokens or 'default'}"
-                print(f"{language}: chunk size {chunk_tokens or 'default'} ...", file=sys.stderr)
-                rows.append(measure(language, qa, docs, chunk_tokens, home))
+                home = Path(tmp) / f"{qa_set.name}-{chunk_tokens or 'default'}"
+                print(f"{qa_set.name}: chunk size {chunk_tokens or 'default'} ...", file=sys.stderr)
+                rows.append(measure(qa_set.name, qa_set.qa, qa_set.docs, chunk_tokens, home))
     heading = ["language", "setting", "chunk tokens", "chunks", "questions"]
     heading += [f"{mode} @{cutoff}" for mode in MODES for cutoff in CUTOFFS]
     print("| " + " | ".join(heading) + " |")

@@ -13,9 +13,10 @@ Either form takes --queries N: the model first writes N search queries like each
 
 With --languages, the default model (or each --model in turn, packaged or a GGUF) with its default
 prompt answers every language's QA set over its own documents: English over the sample notes,
-Korean, Chinese and Japanese over the Kubernetes tutorials in ../shared/data/cjkdocs (read in
-place); each --queries N in turn too. One row per model, query count and language: the same
-columns, plus "lang", the share of answers written in the question's language (by script: Hangul
+Korean, Chinese and Japanese over the Kubernetes tutorials in ../shared/data/cjkdocs, and Korean
+and Chinese over the "run models locally" guide in ../shared/data/realdocs/langchain-local-llms,
+whose folder holds both translations (`ko-guide`, `zh-guide`; all read in place); each --queries N
+in turn too. One row per model, query count and set: the same columns, plus "lang", the share of answers written in the question's language (by script: Hangul
 for Korean, kana for Japanese, Han without kana for Chinese, Latin for English), and p95 latency.
 
 Each candidate is a real `rag eval --answers` process (so its peak RSS is its own) against the
@@ -37,7 +38,7 @@ import sys
 import tempfile
 import unicodedata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple
 
 from rag.cli.evaluate import figure
 
@@ -66,38 +67,58 @@ COLUMNS = [
 ]
 
 
-CJK_DOCS = REPO.parent / "shared" / "data" / "cjkdocs" / "k8s-tutorials"
-# (language, QA set, its documents): each language's questions over documents written in it.
-LANGUAGE_SETS = [
-    ("en", REPO / "data" / "sample-notes-qa.jsonl", REPO / "data" / "sample-notes"),
-    ("ko", REPO / "data" / "k8s-tutorials-ko-qa.jsonl", CJK_DOCS / "ko"),
-    ("zh", REPO / "data" / "k8s-tutorials-zh-cn-qa.jsonl", CJK_DOCS / "zh-cn"),
-    ("ja", REPO / "data" / "k8s-tutorials-ja-qa.jsonl", CJK_DOCS / "ja"),
+SHARED_DATA = REPO.parent / "shared" / "data"
+CJK_DOCS = SHARED_DATA / "cjkdocs" / "k8s-tutorials"
+# The guide this project grew from, in Korean and Chinese, one folder holding both translations.
+GUIDE_DOCS = SHARED_DATA / "realdocs" / "langchain-local-llms"
+
+
+class QASet(NamedTuple):
+    """Questions in one language over documents written in it; `name` labels its rows and index."""
+
+    name: str
+    language: str
+    qa: Path
+    docs: Path
+
+
+QA_SETS = [
+    QASet("en", "en", REPO / "data" / "sample-notes-qa.jsonl", REPO / "data" / "sample-notes"),
+    QASet("ko", "ko", REPO / "data" / "k8s-tutorials-ko-qa.jsonl", CJK_DOCS / "ko"),
+    QASet("zh", "zh", REPO / "data" / "k8s-tutorials-zh-cn-qa.jsonl", CJK_DOCS / "zh-cn"),
+    QASet("ja", "ja", REPO / "data" / "k8s-tutorials-ja-qa.jsonl", CJK_DOCS / "ja"),
+    QASet("ko-guide", "ko", REPO / "data" / "local-llms-guide-ko-qa.jsonl", GUIDE_DOCS),
+    QASet("zh-guide", "zh", REPO / "data" / "local-llms-guide-zh-qa.jsonl", GUIDE_DOCS),
 ]
+SET_CHOICES = sorted({qa_set.name for qa_set in QA_SETS} | {qa_set.language for qa_set in QA_SETS})
+
+
+def chosen_sets(wanted: list[str] | None) -> Iterator[QASet]:
+    """The QA sets `wanted` names, by set name or by language (`ko`: every Korean set); all if None."""
+    return (qa_set for qa_set in QA_SETS if not wanted or qa_set.name in wanted or qa_set.language in wanted)
 
 
 def language_options(description: str, prefix: str) -> tuple[list[str] | None, Path]:
-    """The languages asked for (--language; None: all) and the folder of their indexes (--home, else
-    a new temporary one named with `prefix`), from the command line of a per-language bench."""
+    """The QA sets asked for (--language, by set name or language; None: all) and the folder of
+    their indexes (--home, else a new temporary one named with `prefix`), from the command line of
+    a per-language bench."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--language", action="append", help="only these languages (en, ko, zh, ja)")
-    parser.add_argument("--home", type=Path, help="keep each language's index under this folder between runs")
+    parser.add_argument("--language", action="append", choices=SET_CHOICES, help="only these QA sets or languages")
+    parser.add_argument("--home", type=Path, help="keep each set's index under this folder between runs")
     args = parser.parse_args()
     return args.language, args.home or Path(tempfile.mkdtemp(prefix=prefix))
 
 
-def language_homes(wanted: list[str] | None, base: Path) -> Iterator[tuple[str, Path, Path, Path]]:
-    """(language, QA set, documents, a home for its index under `base`) for each language set in
-    `wanted` (all if None) whose documents are here; a missing one is said and skipped."""
-    for language, qa, docs in LANGUAGE_SETS:
-        if wanted and language not in wanted:
+def language_homes(wanted: list[str] | None, base: Path) -> Iterator[tuple[QASet, Path]]:
+    """Each QA set in `wanted` (all if None) whose documents are here, with a home for its index
+    under `base`; a missing one is said and skipped."""
+    for qa_set in chosen_sets(wanted):
+        if not qa_set.docs.is_dir():
+            print(f"{qa_set.name}: needs {qa_set.docs} (the shared data beside the checkout)")
             continue
-        if not docs.is_dir():
-            print(f"{language}: needs {docs} (the shared data beside the checkout)")
-            continue
-        home = base / language
+        home = base / qa_set.name
         home.mkdir(parents=True, exist_ok=True)
-        yield language, qa, docs, home
+        yield qa_set, home
 
 
 def indexed_settings(docs: Path, home: Path, **overrides: Any) -> "Settings":
@@ -192,22 +213,21 @@ def language_rows(
     chunk_sizes: list[int | None] | None = None,
 ) -> list[dict]:
     rows = []
-    for model, queries, (language, qa, docs), embedding, chunk_tokens in itertools.product(
-        models or [None], query_counts or [None], LANGUAGE_SETS, embeddings or [None], chunk_sizes or [None]
+    for model, queries, qa_set, embedding, chunk_tokens in itertools.product(
+        models or [None], query_counts or [None], list(chosen_sets(only)), embeddings or [None], chunk_sizes or [None]
     ):
-        if only and language not in only:
+        labels = {"set": qa_set.name, "language": qa_set.language}
+        if not qa_set.docs.is_dir():
+            rows.append({**labels, "error": f"needs {qa_set.docs} (the shared data beside the checkout)"})
             continue
-        if not docs.is_dir():
-            rows.append({"language": language, "error": f"needs {docs} (the shared data beside the checkout)"})
-            continue
+        qa = qa_set.qa
         if limit:
-            limited = tmp / f"{language}-qa.jsonl"
-            limited.write_text("\n".join(qa.read_text().splitlines()[:limit]) + "\n")
-            qa = limited
-        home = tmp / f"home-{language}-{embedding}-{chunk_tokens}"  # one index per setting that shapes it, whatever the model
-        row = {"language": language, **run_candidate(model, None, None, qa, docs, home, embedding, queries, chunk_tokens)}
+            qa = tmp / f"{qa_set.name}-qa.jsonl"
+            qa.write_text("\n".join(qa_set.qa.read_text().splitlines()[:limit]) + "\n")
+        home = tmp / f"home-{qa_set.name}-{embedding}-{chunk_tokens}"  # one index per setting that shapes it, whatever the model
+        row = {**labels, **run_candidate(model, None, None, qa, qa_set.docs, home, embedding, queries, chunk_tokens)}
         results = row.pop("results", [])
-        row["in_question_language"] = in_language(language, results)
+        row["in_question_language"] = in_language(qa_set.language, results)
         if answers_file:
             with answers_file.open("a") as fh:
                 fh.write(json.dumps({**row, "results": results}, ensure_ascii=False) + "\n")
@@ -222,7 +242,9 @@ def main() -> None:
     parser.add_argument(
         "--model", action="append", help="with --languages: this packaged model or GGUF instead of the default (repeat: each in turn)"
     )
-    parser.add_argument("--language", action="append", choices=[code for code, _, _ in LANGUAGE_SETS], help="with --languages: only these")
+    parser.add_argument(
+        "--language", action="append", choices=SET_CHOICES, help="with --languages: only these QA sets, or every set of these languages"
+    )
     parser.add_argument(
         "--embedding-model", action="append", help="with --languages: this embedding model (repeat: each language with each)"
     )
@@ -249,9 +271,9 @@ def main() -> None:
         columns = [*COLUMNS, ("in_question_language", "lang")]
         print_rows(
             rows,
-            f"{'language':<10}{'model':<30}{'queries':>8}  {'embedding':<42}{'chunk':>8}" + "".join(f"{short:>7}" for _, short in columns)
+            f"{'set':<10}{'model':<30}{'queries':>8}  {'embedding':<42}{'chunk':>8}" + "".join(f"{short:>7}" for _, short in columns)
             + f"{'TTFT ms':>9}{'tok/s':>7}{'p50 s':>7}{'p95 s':>7}{'RSS MB':>8}",
-            lambda row: f"{row['language']:<10}{row.get('model', ''):<30}{row.get('queries', ''):>8}  {row.get('embedding', ''):<42}"
+            lambda row: f"{row['set']:<10}{row.get('model', ''):<30}{row.get('queries', ''):>8}  {row.get('embedding', ''):<42}"
             f"{row.get('chunk_tokens', ''):>8}",
             lambda row: "".join(figure(row[key], ">7.3f") for key, _ in columns)
             + f"{figure(row['first_token_p50_ms'], '>9.0f')}{figure(row['tokens_per_s_p50'], '>7.1f')}{row['latency_p50_ms'] / 1000:>7.2f}"

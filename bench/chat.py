@@ -70,9 +70,11 @@ def main() -> None:
     languages, base = language_options(__doc__.splitlines()[0], "rag-chat-bench-")
     dialogs = [json.loads(line) for line in DIALOGS.read_text(encoding="utf-8").splitlines() if line.strip()]
     rows = []
-    for language, _, docs, home in language_homes(languages, base):
-        rows.append(run_language(language, [d for d in dialogs if d["language"] == language], docs, home))
-        print(json.dumps(rows[-1]), flush=True)
+    for qa_set, home in language_homes(languages, base):
+        dialogs_here = [dialog for dialog in dialogs if dialog["language"] == qa_set.name]
+        if dialogs_here:
+            rows.append(run_language(qa_set.name, dialogs_here, qa_set.docs, home))
+            print(json.dumps(rows[-1]), flush=True)
     print(f"\n{'language':<9}{'dialogs':>8}{'rewritten':>10}{'right':>7}{'together':>9}{'s p50':>7}")
     for row in rows:
         print(

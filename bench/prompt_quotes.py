@@ -53,10 +53,10 @@ def quotes_hold_answers(language: str, qa: Path, docs: Path, home: Path) -> dict
 
 def main() -> None:
     languages, base = language_options(__doc__.splitlines()[0], "rag-prompt-quotes-")
-    print(f"{'language':<9}{'questions':>10}{'baseline':>10}{'shipped':>9}  misses (shipped)")
-    for language, qa, docs, home in language_homes(languages, base):
-        row = quotes_hold_answers(language, qa, docs, home)
-        print(f"{language:<9}{row['questions']:>10}{row['baseline']:>10.2f}{row['shipped']:>9.2f}  {' '.join(row['misses'])}")
+    print(f"{'set':<9}{'questions':>10}{'baseline':>10}{'shipped':>9}  misses (shipped)")
+    for qa_set, home in language_homes(languages, base):
+        row = quotes_hold_answers(qa_set.name, qa_set.qa, qa_set.docs, home)
+        print(f"{row['language']:<9}{row['questions']:>10}{row['baseline']:>10.2f}{row['shipped']:>9.2f}  {' '.join(row['misses'])}")
         print(json.dumps(row), flush=True)
 
 

@@ -11,7 +11,7 @@ replies, in minutes instead of the hour a generating run takes; a change before 
 prompt, retrieval) needs a generating run. Prints the saved figures and today's side by side, and
 each question whose grade changed.
 
---home keeps each language's index between runs (built on first use, synced after).
+--home keeps each QA set's index between runs (built on first use, synced after).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any, Iterator
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
-from answers import LANGUAGE_SETS, in_language  # noqa: E402
+from answers import QA_SETS, in_language  # noqa: E402
 from rag.cli.evaluate import figure  # noqa: E402
 
 FIGURES = [
@@ -70,10 +70,11 @@ def regrade(row: dict[str, Any], home: Path) -> dict[str, Any]:
     from rag.answering import Assistant
 
     language = row["language"]
-    _, qa, docs = next(entry for entry in LANGUAGE_SETS if entry[0] == language)
+    name = row.get("set", language)  # rows saved before there were two sets of a language name it by language
+    _, _, qa, docs = next(qa_set for qa_set in QA_SETS if qa_set.name == name)
     chunk_tokens = row.get("chunk_tokens")
     settings = rag.load_settings(
-        environ={}, home=home / f"{language}-{chunk_tokens or 'default'}", llm={"temperature": 0},
+        environ={}, home=home / f"{name}-{chunk_tokens or 'default'}", llm={"temperature": 0},
         chunking={"chunk_tokens": None if chunk_tokens in (None, "default") else int(chunk_tokens)},
     )
     folder = docs.resolve()
@@ -86,7 +87,7 @@ def regrade(row: dict[str, Any], home: Path) -> dict[str, Any]:
     report = answer_eval.evaluate_answers(items, assistant, folder)
     results = [vars(result) for result in report.results]
     figures = {key: getattr(report, key) for key, _ in FIGURES}
-    return {"language": language, **figures, "in_question_language": in_language(language, results), "results": results}
+    return {"set": name, "language": language, **figures, "in_question_language": in_language(language, results), "results": results}
 
 
 def changes(before: list[dict], after: list[dict]) -> Iterator[str]:
@@ -106,19 +107,19 @@ def changes(before: list[dict], after: list[dict]) -> Iterator[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("answers", type=Path, help="a file bench/answers.py --answers wrote")
-    parser.add_argument("--home", type=Path, help="keep each language's index under this folder")
-    parser.add_argument("--language", action="append", help="only these languages")
+    parser.add_argument("--home", type=Path, help="keep each QA set's index under this folder")
+    parser.add_argument("--language", action="append", help="only these QA sets or languages")
     args = parser.parse_args()
     rows = [json.loads(line) for line in args.answers.read_text().splitlines() if line.strip()]
-    rows = [row for row in rows if "results" in row and (not args.language or row["language"] in args.language)]
+    rows = [row for row in rows if "results" in row and (not args.language or {row["language"], row.get("set")} & set(args.language))]
     with tempfile.TemporaryDirectory(prefix="rag-regrade-") as tmp:
         home = args.home or Path(tmp)
-        table = [f"{'language':9} {'':6}" + "".join(f"{label:>7}" for _, label in FIGURES) + f"{'lang':>7}"]
+        table = [f"{'set':9} {'':6}" + "".join(f"{label:>7}" for _, label in FIGURES) + f"{'lang':>7}"]
         for row in rows:
             now = regrade(row, home)
             for name, figures in (("saved", row), ("now", now)):
                 values = [*(figures[key] for key, _ in FIGURES), figures.get("in_question_language")]
-                table.append(f"{row['language']:9} {name:6}" + "".join(figure(value, ">7.3f") for value in values))
+                table.append(f"{row.get('set', row['language']):9} {name:6}" + "".join(figure(value, ">7.3f") for value in values))
             print("\n".join([*table[-2:], *changes(row["results"], now["results"])]), flush=True)
         print("\n".join(table))
 

@@ -45,8 +45,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-# The same (language, QA set, documents) as the answer benchmark beside this file.
-from answers import LANGUAGE_SETS
+# The same QA sets as the answer benchmark beside this file.
+from answers import SET_CHOICES, QASet, chosen_sets
 
 if TYPE_CHECKING:
     import numpy as np
@@ -330,19 +330,19 @@ def rag_rows(questions: list[dict], home: Path, docs: Path) -> list[dict]:
     return rows
 
 
-def language_rows(language: str, qa: Path, docs: Path, threads: int, tmp: Path) -> tuple[dict, list[dict]]:
-    """(what was ranked, one row per ranker) for one language."""
-    home = tmp / f"home-{language}"
-    docs = docs.resolve()
+def language_rows(qa_set: QASet, threads: int, tmp: Path) -> tuple[dict, list[dict]]:
+    """(what was ranked, one row per ranker) for one QA set."""
+    home = tmp / f"home-{qa_set.name}"
+    docs = qa_set.docs.resolve()
     ingest_s = ingest(docs, home)
     texts, sources = stored_chunks(home, docs)
-    questions = answerable(qa)
+    questions = answerable(qa_set.qa)
     question_texts = [q["question"] for q in questions]
     corpus = {
-        "language": language, "files": len(set(sources)), "chunks": len(texts), "questions": len(questions),
+        "language": qa_set.name, "files": len(set(sources)), "chunks": len(texts), "questions": len(questions),
         "ingest_s": round(ingest_s, 1),
     }
-    print(f"{language}: {corpus}", file=sys.stderr, flush=True)
+    print(f"{qa_set.name}: {corpus}", file=sys.stderr, flush=True)
 
     def ranked_sources(rankings: list[list[int]]) -> list[list[str]]:
         return [[sources[i] for i in ranking[:10]] for ranking in rankings]
@@ -351,7 +351,7 @@ def language_rows(language: str, qa: Path, docs: Path, threads: int, tmp: Path) 
     keyword: dict[str, list[list[int]]] = {}
     dense: dict[str, list[list[int]]] = {}
     for name, (languages, _) in ANALYZERS.items():
-        if language not in languages:
+        if qa_set.language not in languages:
             continue
         measured = measure_apart(name, texts, question_texts, threads, home)
         keyword[name] = bm25_rankings(measured["chunks"], measured["questions"])
@@ -370,7 +370,7 @@ def language_rows(language: str, qa: Path, docs: Path, threads: int, tmp: Path) 
     for keyword_name, dense_name in fusions:
         fused = rrf_rankings(keyword[keyword_name], dense[dense_name])
         rows.append({"ranker": f"RRF {keyword_name} + {dense_name}", **recall(ranked_sources(fused), questions)})
-    return corpus, [{"language": language, **row} for row in rows]
+    return corpus, [{"language": qa_set.name, **row} for row in rows]
 
 
 def costs(measured: dict[str, Any]) -> dict[str, float]:
@@ -394,7 +394,7 @@ def print_table(corpus: dict, rows: list[dict]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--language", action="append", choices=[code for code, _, _ in LANGUAGE_SETS], help="only these (repeatable)"
+        "--language", action="append", choices=SET_CHOICES, help="only these QA sets or languages (repeatable)"
     )
     parser.add_argument(
         "--threads", type=int, default=1,
@@ -406,13 +406,11 @@ def main() -> None:
         os.environ[variable] = str(args.threads)
     all_rows = []
     with tempfile.TemporaryDirectory(prefix="rag-retrieval-languages-") as tmp:
-        for language, qa, docs in LANGUAGE_SETS:
-            if args.language and language not in args.language:
+        for qa_set in chosen_sets(args.language):
+            if not qa_set.docs.is_dir():
+                print(f"\n{qa_set.name}: needs {qa_set.docs} (the shared data beside the checkout)")
                 continue
-            if not docs.is_dir():
-                print(f"\n{language}: needs {docs} (the shared data beside the checkout)")
-                continue
-            corpus, rows = language_rows(language, qa, docs, args.threads, Path(tmp))
+            corpus, rows = language_rows(qa_set, args.threads, Path(tmp))
             print_table(corpus, rows)
             all_rows.extend({**corpus, **row} for row in rows)
     print()

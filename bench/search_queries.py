@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from answers import LANGUAGE_SETS
+from answers import QA_SETS
 from scifact import half
 
 REPO = Path(__file__).resolve().parents[1]
@@ -158,7 +158,7 @@ def main() -> None:
     )
     parser.add_argument("--query-weight", type=float, default=None, help="search.query_weight (default: the setting's).")
     parser.add_argument("--limit", type=int, default=None, help="Only the first N answerable questions of each QA set.")
-    parser.add_argument("--only", nargs="*", default=None, help="scifact and/or language codes (en ko zh ja).")
+    parser.add_argument("--only", nargs="*", default=None, help="scifact and/or QA sets (en ko zh ja ko-guide zh-guide).")
     options = parser.parse_args()
 
     import rag
@@ -167,11 +167,11 @@ def main() -> None:
     model = {"model_path": options.model} if options.model.endswith(".gguf") else {"model": options.model}
     cache = QueryCache(options.home / "query-cache.json", options.model, options.queries, rag.load_settings(home=options.home, llm=model))
     rows = {}
-    for language, qa, docs in LANGUAGE_SETS:
-        if options.only is not None and language not in options.only:
+    for chosen in QA_SETS:
+        if options.only is not None and chosen.name not in options.only:
             continue
-        rows[language] = qa_set(cache, language, qa, docs, options.home, options.limit, options.query_weight)
-        print(f"{language}: {rows[language]}", file=sys.stderr, flush=True)
+        rows[chosen.name] = qa_set(cache, chosen.name, chosen.qa, chosen.docs, options.home, options.limit, options.query_weight)
+        print(f"{chosen.name}: {rows[chosen.name]}", file=sys.stderr, flush=True)
     if options.only is None or "scifact" in options.only:
         rows["scifact"] = scifact(
             cache, options.scifact_home, options.scifact_data, options.scifact_per_half, options.query_weight

@@ -29,7 +29,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
-from answers import LANGUAGE_SETS  # noqa: E402 (a sibling script)
+from answers import chosen_sets  # noqa: E402 (a sibling script)
 
 LARGE, SMALL = "qwen2.5-coder-1.5b-instruct", "qwen2.5-coder-0.5b-instruct"
 
@@ -77,7 +77,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--questions", type=int, default=6, help="questions per language")
     parser.add_argument("--max-tokens", type=int, default=128)
-    parser.add_argument("--languages", default="en,ko", help="comma-separated, of en, ko, zh, ja")
+    parser.add_argument("--languages", default="en,ko", help="comma-separated QA sets or languages (en, ko, zh, ja, ko-guide, zh-guide)")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     options = parser.parse_args()
 
@@ -98,9 +98,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="rag-speculative-") as tmp:
         prompts = [
             prompt
-            for language, qa, docs in LANGUAGE_SETS
-            if language in wanted
-            for prompt in prompts_for(language, qa, docs, options.questions, Path(tmp) / language)
+            for qa_set in chosen_sets(wanted)
+            for prompt in prompts_for(qa_set.language, qa_set.qa, qa_set.docs, options.questions, Path(tmp) / qa_set.name)
         ]
     print(f"{len(prompts)} prompts ...", file=sys.stderr)
     variants = {
