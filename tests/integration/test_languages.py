@@ -149,6 +149,14 @@ def test_evidence_joins_korean_and_chinese_lines_wrapped_at_the_same_columns_as_
     ("要检查 AppArmor 是否启用，应该查看哪个文件？", "code"),
     ("ポートを転送するコマンドは何ですか？", "code"),
     ("Minikubeを何MBのメモリで起動しますか？", "number"),
+    ("Which environment variable sets the ternlog cache directory?", "code"),
+    ("LangSmith API 키는 어떤 환경 변수에 넣어야 하나요？", "code"),
+    ("대화 턴 형식을 처리하는 Ollama의 채팅 모델 래퍼 클래스 이름은 무엇인가요?", "code"),
+    ("可以根据模型类型选择不同提示词的 LangChain 类是什么？", "code"),
+    ("在 LangChain 中使用 Ollama 模型需要用 pip 安装哪个包？", "code"),
+    ("这个服务是什么类型？", None),
+    ("LangChainでOllamaを使うにはどのパッケージを入れますか？", "code"),
+    ("クラスターの名前は何ですか？", None),
 ])
 def test_the_kind_of_fact_a_question_asks_for_is_read_in_its_language(question, kind):
     assert expected_kind(question) == kind
