@@ -531,8 +531,14 @@ class Chunker:
                 if self.size(joined) <= budget:
                     current.append(block)
                     continue
+            introduction = self._introduction(prepared, current, block, budget)
+            if introduction:
+                current.pop()
             flush()
-            if self.size(block_text) <= budget:
+            if introduction:
+                current.append(introduction)
+                current.append(block)
+            elif self.size(block_text) <= budget:
                 current.append(block)
             elif block.parts:
                 pieces.extend(self._pack_blocks(prepared, block.parts))
@@ -540,6 +546,20 @@ class Chunker:
                 pieces.extend(self._split_block(prepared, block, budget))
         flush()
         return pieces
+
+    def _introduction(self, prepared: _Prepared, current: list[_Block], block: _Block, budget: int) -> _Block | None:
+        """The paragraph ending `current` that introduces `block`, when `block` does not fit after
+        it: moved into `block`'s piece, a step's "run this command:" stays with the command, and a
+        chunk no longer ends in a promise the next one keeps. A paragraph introduces a code block
+        or table, or any block when it ends in a colon; it moves only when `current` keeps another
+        block and the two fit together."""
+        if len(current) < 2 or current[-1].kind != "text" or current[-1].parts or current[-1].headings != block.headings:
+            return None
+        paragraph = current[-1]
+        text = prepared.text[prepared.offset(paragraph.start) : prepared.offset(block.end)]
+        paragraph_text = prepared.text[prepared.offset(paragraph.start) : prepared.offset(paragraph.end)]
+        introduces = block.kind != "text" or paragraph_text.rstrip().endswith((":", "："))
+        return paragraph if introduces and self.size(text) <= budget else None
 
     def _split_block(self, prepared: _Prepared, block: _Block, budget: int) -> list[_Piece]:
         lines = prepared.lines

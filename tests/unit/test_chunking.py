@@ -214,6 +214,29 @@ def test_a_list_that_fits_a_chunk_is_not_split_to_fill_the_one_before(counter):
     assert [steps in body(chunk) for chunk in chunks] == [False] * (len(chunks) - 1) + [True]
 
 
+@pytest.mark.parametrize("introduction,block", [
+    ("Start the cluster with enough memory:", "```shell\nminikube start --memory 5120 --cpus=4\n```"),
+    ("用以下命令启动集群，内存要足够大：", "```shell\nminikube start --memory 5120 --cpus=4\n```"),
+    ("클러스터를 시작한다", "```shell\nminikube start --memory 5120 --cpus=4\n```"),
+    ("The two settings that matter:", "- `n_ctx`: the context window, 2048 tokens\n- `n_batch`: tokens evaluated at once, 512"),
+])
+def test_the_paragraph_introducing_a_block_moves_with_it_to_the_next_chunk(counter, introduction, block):
+    chunker = Chunker(counter, ChunkingSettings(chunk_tokens=80, overlap_tokens=0))
+    prose = "The pump is serviced every spring by the facilities team, who also log the pressure readings."
+    chunks = chunks_of(chunker, f"# Pump\n\n{prose}\n\n{prose}\n\n{prose}\n\n{introduction}\n\n{block}\n")
+    assert [introduction in body(chunk) for chunk in chunks] == [False, True]
+    assert f"{introduction}\n\n{block}" in body(chunks[1])
+
+
+def test_a_paragraph_before_a_list_stays_unless_it_ends_in_a_colon(counter):
+    chunker = Chunker(counter, ChunkingSettings(chunk_tokens=80, overlap_tokens=0))
+    prose = "The pump is serviced every spring by the facilities team, who also log the pressure readings."
+    steps = "- Close the intake valve and drain the housing.\n- Replace the seal and the filter, then log it."
+    chunks = chunks_of(chunker, f"# Pump\n\n{prose}\n\n{prose}\n\n{prose}\n\nThe seal was replaced in May.\n\n{steps}\n")
+    assert ["The seal was replaced in May." in body(chunk) for chunk in chunks] == [True, False]
+    assert steps in body(chunks[1])
+
+
 def test_base64_blobs_and_data_uris_are_dropped(chunker):
     # From llm's plugin docs: an attachment sent as base64 in a JSON example.
     blob = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg" * 3
