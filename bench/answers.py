@@ -14,10 +14,11 @@ Either form takes --queries N: the model first writes N search queries like each
 With --languages, the default model (or each --model in turn, packaged or a GGUF) with its default
 prompt answers every language's QA set over its own documents: English over the sample notes,
 Korean, Chinese and Japanese over the Kubernetes tutorials in ../shared/data/cjkdocs, and Korean
-and Chinese over the "run models locally" guide in ../shared/data/realdocs/langchain-local-llms,
+and Chinese over the "Run models locally" guide in ../shared/data/realdocs/langchain-local-llms,
 whose folder holds both translations (`ko-guide`, `zh-guide`; all read in place); each --queries N
-in turn too. One row per model, query count and set: the same columns, plus "lang", the share of answers written in the question's language (by script: Hangul
-for Korean, kana for Japanese, Han without kana for Chinese, Latin for English), and p95 latency.
+in turn too. One row per model, query count and set: the same columns, plus "lang", the share of
+answers written in the question's language (by script: Hangul for Korean, kana for Japanese, Han
+without kana for Chinese, Latin for English), and p95 latency.
 
 Each candidate is a real `rag eval --answers` process (so its peak RSS is its own) against the
 same index of the sample notes, built once in a temporary RAG_HOME. Prints one table (answer

@@ -71,19 +71,19 @@ def regrade(row: dict[str, Any], home: Path) -> dict[str, Any]:
 
     language = row["language"]
     name = row.get("set", language)  # rows saved before there were two sets of a language name it by language
-    _, _, qa, docs = next(qa_set for qa_set in QA_SETS if qa_set.name == name)
+    qa_set = next(candidate for candidate in QA_SETS if candidate.name == name)
     chunk_tokens = row.get("chunk_tokens")
     settings = rag.load_settings(
         environ={}, home=home / f"{name}-{chunk_tokens or 'default'}", llm={"temperature": 0},
         chunking={"chunk_tokens": None if chunk_tokens in (None, "default") else int(chunk_tokens)},
     )
-    folder = docs.resolve()
+    folder = qa_set.docs.resolve()
     settings = answer_eval.docs_settings(settings, folder)
     rag.ingest([folder], settings)
     assistant = Assistant(settings)
     replies = {result["question"]: model_reply(result["answer"]) for result in row["results"]}
     assistant.llm.client = ReplayClient(assistant.llm.client, replies)
-    items = answer_eval.load_qa(qa)
+    items = answer_eval.load_qa(qa_set.qa)
     report = answer_eval.evaluate_answers(items, assistant, folder)
     results = [vars(result) for result in report.results]
     figures = {key: getattr(report, key) for key, _ in FIGURES}
