@@ -118,12 +118,12 @@ def latency(cache: QueryCache, questions: list[str], search_ms: list[float]) -> 
 
 
 def qa_set(
-    cache: QueryCache, language: str, qa: Path, docs: Path, home: Path, limit: int | None, query_weight: float | None
+    cache: QueryCache, name: str, qa: Path, docs: Path, home: Path, limit: int | None, query_weight: float | None
 ) -> dict:
     import rag
     from rag.chain import IndexRetriever
 
-    settings = weighted(rag.load_settings(home=home / language), query_weight)
+    settings = weighted(rag.load_settings(home=home / name), query_weight)
     rag.ingest([docs], settings)
     items = [json.loads(line) for line in qa.read_text(encoding="utf-8").splitlines() if line.strip()]
     items = [item for item in items if item.get("source")][:limit]

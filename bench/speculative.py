@@ -29,7 +29,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
-from answers import chosen_sets  # noqa: E402 (a sibling script)
+from answers import QASet, chosen_sets  # noqa: E402 (a sibling script)
 
 LARGE, SMALL = "qwen2.5-coder-1.5b-instruct", "qwen2.5-coder-0.5b-instruct"
 
@@ -51,7 +51,7 @@ class DraftFromSmallModel:
         return np.array(drafted, dtype=np.intc)
 
 
-def prompts_for(language: str, qa: Path, docs: Path, count: int, home: Path) -> list[str]:
+def prompts_for(qa_set: QASet, count: int, home: Path) -> list[str]:
     """The prompts rag builds for the first `count` answerable questions (no model runs)."""
     from langchain_core.language_models.fake import FakeListLLM
 
@@ -59,9 +59,9 @@ def prompts_for(language: str, qa: Path, docs: Path, count: int, home: Path) -> 
     from rag.answering import Assistant
 
     settings = rag.load_settings(home=home, llm={"prompt_style": "chatml"})
-    rag.ingest([docs], settings)
+    rag.ingest([qa_set.docs], settings)
     assistant = Assistant(settings, llm=FakeListLLM(responses=["-"] * count))
-    rows = [json.loads(line) for line in qa.read_text().splitlines() if line.strip()]
+    rows = [json.loads(line) for line in qa_set.qa.read_text().splitlines() if line.strip()]
     questions = [row["question"] for row in rows if row["answers"]][:count]
     return [prompt for prompt in (assistant.ask(question).prompt for question in questions) if prompt]
 
@@ -99,7 +99,7 @@ def main() -> None:
         prompts = [
             prompt
             for qa_set in chosen_sets(wanted)
-            for prompt in prompts_for(qa_set.language, qa_set.qa, qa_set.docs, options.questions, Path(tmp) / qa_set.name)
+            for prompt in prompts_for(qa_set, options.questions, Path(tmp) / qa_set.name)
         ]
     print(f"{len(prompts)} prompts ...", file=sys.stderr)
     variants = {

@@ -536,8 +536,7 @@ class Chunker:
                 current.pop()
             flush()
             if introduction:
-                current.append(introduction)
-                current.append(block)
+                current.extend((introduction, block))
             elif self.size(block_text) <= budget:
                 current.append(block)
             elif block.parts:

@@ -3,7 +3,8 @@
 `rag:<collection>` answers from that collection with citations: inline `[n]` markers in the text and
 a top-level `sources` list and the grounding check's `warnings` (in the full response, and in the
 streamed chunk that finishes the choice). `llm` sends the conversation to the model as it is, for the
-title and summary calls that chat clients make. Fields this server has no use for are ignored, as clients send many.
+title and summary calls that chat clients make. Fields this server has no use for are ignored, as
+clients send many.
 A token sees and asks only the collections it may read; `llm` and embeddings read no document, so
 any token this server accepts may use them.
 """
