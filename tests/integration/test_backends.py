@@ -316,3 +316,17 @@ def test_openai_backend_chats_with_follow_ups_and_summarizes(sample_index, llama
     [record] = [json.loads(line) for line in summarized.stdout.splitlines()]
     assert record["source"] == EXPECTED_SOURCE and record["summary"]
     assert "summarize: 1 written, 0 failed" in summarized.stderr
+
+
+def test_llamacpp_generates_on_every_physical_core_unless_told(sample_index, tiny_model):
+    from rag.backends import create_llm
+    from rag.backends.llamacpp import generation_threads
+
+    settings, _ = sample_index
+    llm = {"backend": "llamacpp", "model_path": str(tiny_model), "n_ctx": 512}
+
+    def loaded(**llamacpp: int):
+        return create_llm(settings.model_copy(update={"llm": LLMSettings.model_validate(llm | {"llamacpp": llamacpp})}))
+
+    assert loaded().client.n_threads == generation_threads()
+    assert loaded(n_threads=1).client.n_threads == 1
