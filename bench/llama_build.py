@@ -4,8 +4,8 @@
 
 Each wheel (the Makefile keeps one per set of build flags under ~/.cache/rag/wheels/; CANDIDATE
 defaults to the llama-cpp-python installed here) is unpacked into a temporary folder and put first
-on the path of a fresh process, which asks the sample notes the same questions through the whole
-rag pipeline (`Assistant.ask`: retrieval, the prompt, the packaged model, the checks), with
+on the path of a fresh process, which asks the sample notes `bench/ask_bench.py`'s questions through
+the whole rag pipeline (`Assistant.ask`: retrieval, the prompt, the packaged model, the checks), with
 generation on one thread (llama.cpp's own default on a two-core machine) and on rag's default
 (one per physical core). Prompts are evaluated on every logical CPU in all four. Prints a table of
 medians (seconds to the first token, tokens per second of generation, seconds an answer) and one
@@ -26,13 +26,9 @@ import time
 import zipfile
 from pathlib import Path
 
+from ask_bench import QUESTIONS
+
 REPO = Path(__file__).resolve().parents[1]
-QUESTIONS = [
-    "When does the warranty of the Brandt RO-350 reflow oven end?",
-    "How many days of paid vacation per year do employees get?",
-    "What is the booking reference for the Rorbu cabin in Reine?",
-    "At what time does the nightly harbor-retention cleanup job run?",
-]
 
 
 def measure(home: Path, model: str, threads: int | None, runs: int) -> dict:
