@@ -9,8 +9,8 @@ export RAG_DEMO_QUESTION ?= When does the warranty of the Brandt RO-350 reflow o
 LLAMA_CPP_VERSION := 0.3.36
 # GGML_NATIVE=OFF: a native build enables AMX kernels that segfault on these machines at the
 # first generation. AVX-512 is asked for only where the CPU has it and no AMX (the machines that
-# segfaulted had AMX: they keep the AVX2 build); it evaluates a prompt about twice as fast as AVX2
-# (bench/llama_build.py).
+# segfaulted had AMX: they keep the AVX2 build); it reads a prompt faster than AVX2 does
+# (bench/llama_build.py measures by how much).
 CPU_FLAGS := $(shell grep -m1 '^flags' /proc/cpuinfo 2>/dev/null)
 has = $(filter $(1),$(CPU_FLAGS))
 AVX512 := $(if $(call has,amx_tile),,$(and $(call has,avx512f),$(call has,avx512cd),$(call has,avx512vl),$(call has,avx512dq),$(call has,avx512bw)))

@@ -91,7 +91,7 @@ def main() -> None:
     sampling = assistant.llm._get_parameters([*assistant.qa.stop, *settings.llm.stop])
     s, engine = settings.llm, settings.llm.llamacpp
     llama = llama_cpp.Llama(
-        model_path=assistant.llm.model_path, n_ctx=s.n_ctx, n_batch=engine.n_batch, n_threads=engine.n_threads,
+        model_path=assistant.llm.model_path, n_ctx=s.n_ctx, n_batch=engine.n_batch, n_threads=assistant.llm.client.n_threads,
         n_gpu_layers=engine.n_gpu_layers, seed=s.seed, verbose=False,
     )
     time_rag(assistant, QUESTIONS[0])  # warm-up: first query loads the embedding model

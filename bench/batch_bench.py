@@ -121,7 +121,7 @@ def main() -> None:
     model = BatchModel(settings, batch_llm, {})
     llama = llama_cpp.Llama(
         model_path=str(model_file(settings)), n_ctx=settings.llm.n_ctx, n_batch=settings.llm.llamacpp.n_batch,
-        seed=settings.llm.seed, verbose=False,
+        n_threads=batch_llm.client.n_threads, seed=settings.llm.seed, verbose=False,
     )
     grammar = llama_cpp.LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
     # The sampling parameters LangChain's LlamaCpp sends (its repeat_penalty is not llama.cpp's default).
