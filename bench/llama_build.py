@@ -37,7 +37,6 @@ def measure(home: Path, model: str, threads: int | None, runs: int) -> dict:
 
     import rag
     from rag.answering import Assistant
-    from rag.backends.llamacpp import generation_threads
 
     llm = {"model": model, "temperature": 0.0, "llamacpp": {"n_threads": threads}}
     settings = rag.load_settings(environ={}, cwd=home, home=home, llm=llm)
@@ -52,7 +51,7 @@ def measure(home: Path, model: str, threads: int | None, runs: int) -> dict:
             answers[question] = answer.answer
     return {
         "llama_cpp": str(Path(llama_cpp.__file__).parent),
-        "threads": threads or generation_threads(),
+        "threads": assistant.llm.client.n_threads,
         "first_token_s": round(statistics.median(row["first_token_ms"] for row in rows) / 1000, 2),
         "tokens_per_s": round(statistics.median(row["tokens_per_s"] for row in rows), 1),
         "answer_s": round(statistics.median(row["answer_ms"] for row in rows) / 1000, 2),
