@@ -62,7 +62,8 @@ class IndexRetriever(BaseRetriever):
     all-MiniLM-L6-v2 reads Chinese or Korean, or in a language outside `cosine_languages`, as
     Japanese is for it) has a cosine that says nothing, close to every
     chunk in the same script: then only the words count, and a chunk holding `min_unread_coverage`
-    of them is passed to the model, which says when it does not answer the question. `mode`, `where` and `paths` are
+    of them is passed to the model, with the other chunks among the best `k` from its file; the
+    model says when they do not answer the question. `mode`, `where` and `paths` are
     `search`'s (None: search.mode, no filter). `queries`: search queries like the question that
     `write_queries(question, count)` writes (default: the settings' model), each searched too; the
     gate still judges a chunk by the question. `rag.retriever` makes one with the settings' defaults.
@@ -116,7 +117,13 @@ class IndexRetriever(BaseRetriever):
         hits = search(query, self.settings, chosen.pop("k"), generated=generated, **chosen)
         # Keyword-mode hits have no cosine to judge: then the model need not even be looked at.
         readable = any(hit.similarity is not None for hit in hits) and self.readable(query)
-        return [hit_to_document(hit) for hit in hits if self.relevant(query, hit, readable)], hits.queries
+        passed = [hit for hit in hits if self.relevant(query, hit, readable)]
+        if not readable:
+            # The words a chunk shares with the question find the page, but the chunk that answers
+            # it (a command under the sentence that names the task) often repeats none of them.
+            pages = {hit.source for hit in passed}
+            passed = [hit for hit in hits if hit.source in pages]
+        return [hit_to_document(hit) for hit in passed], hits.queries
 
     def _generated(self, query: str, count: int) -> list[str]:
         if not 0 <= count <= MAX_SEARCH_QUERIES:

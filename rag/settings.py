@@ -76,9 +76,10 @@ class SearchSettings(Section):
         0.2,
         ge=0,
         le=1,
-        description="For such a question, a chunk that holds this share of its words is used to answer it: the "
-        "keyword side finds the right page, but how much of the question a page holds says little about whether it "
-        "answers it, so the model judges that (and says when the documents do not answer).",
+        description="For such a question, a chunk that holds this share of its words is used to answer it, with "
+        "the other chunks of its file among the best k: the keyword side finds the right page, but how much of the "
+        "question a chunk holds says little about whether it answers it, so the model judges that (and says when the "
+        "documents do not answer).",
     )
     mode: Literal["dense", "keyword", "hybrid"] = Field(
         "hybrid", description="dense (the embedding's cosine), keyword (BM25 over the keyword index) or both fused."

@@ -1,6 +1,6 @@
 """Chinese and Korean: words inside a run of letters are found, a ranking the embedding model
 cannot make does not outvote the keyword matches, a question it cannot read is answered only
-from chunks that hold its words, and ingest says which documents it cannot read.
+from the pages whose chunks hold its words, and ingest says which documents it cannot read.
 
 The small corpus is written here; the real one is LangChain's "Run models locally" guide in
 Chinese and Korean from the shared realdocs folder (skipped where that folder is absent).
@@ -227,10 +227,15 @@ def test_an_off_topic_question_on_the_guide_is_declined(guide_index, question):
 
 
 @requires_guide
-@pytest.mark.parametrize("question,expected", [("什么是量化？", "量化"), ("양자화란 무엇인가요?", "양자화")])
-def test_a_question_on_the_guide_is_answered_from_chunks_that_hold_its_words(guide_index, question, expected):
+@pytest.mark.parametrize(
+    "question,expected,guide", [("什么是量化？", "量化", CHINESE_GUIDE), ("양자화란 무엇인가요?", "양자화", KOREAN_GUIDE)]
+)
+def test_a_question_on_the_guide_is_answered_from_its_languages_page_led_by_the_chunks_that_hold_its_words(
+    guide_index, question, expected, guide
+):
     documents = IndexRetriever.from_settings(guide_index).invoke(question)
-    assert documents and all(expected in doc.page_content for doc in documents)
+    assert documents and expected in documents[0].page_content
+    assert {doc.metadata["source"] for doc in documents} == {str(guide)}
 
 
 @requires_guide

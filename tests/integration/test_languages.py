@@ -267,6 +267,32 @@ def test_an_off_topic_question_is_declined_in_its_language(assistant, question, 
     assert answer.language == language and answer.answer == texts(language).no_context and answer.sources == []
 
 
+@pytest.fixture(scope="module")
+def korean_tutorials(tmp_path_factory) -> rag.Settings:
+    """Hello Minikube and the stateful tutorials in Korean, ingested together."""
+    settings = make_settings(tmp_path_factory.mktemp("cjk-korean-tutorials-home"))
+    pages = ["hello-minikube.md", *(f"stateful-application/{name}.md" for name in ("basic-stateful-set", "cassandra", "zookeeper"))]
+    rag.ingest([CJK_DOCS / "ko" / page for page in pages], settings)
+    return settings
+
+
+@requires_cjkdocs
+def test_the_chunk_that_answers_without_the_questions_words_comes_with_the_chunks_of_its_page_that_hold_them(korean_tutorials):
+    """Hello Minikube's `minikube stop` sits under a sentence about removing what was made, which
+    shares almost none of the question's words: the page's chunks that do hold them bring it in."""
+    from ingest.index.keywords import term_coverage
+    from rag.chain import IndexRetriever
+
+    question = "minikube 실습을 마친 뒤 환경을 지우지는 않고 잠시 꺼 두기만 하고 싶다면 어떤 명령을 실행하나요?"
+    documents = IndexRetriever.from_settings(korean_tutorials).invoke(question)
+    coverage = {doc.page_content: term_coverage(question, doc.page_content) for doc in documents}
+    answering = [doc for doc in documents if "minikube stop" in doc.page_content]
+    assert answering and coverage[answering[0].page_content] < korean_tutorials.search.min_unread_coverage
+    holding_the_words = {doc.metadata["source"] for doc in documents if coverage[doc.page_content] >= korean_tutorials.search.min_unread_coverage}
+    assert answering[0].metadata["source"] in holding_the_words
+    assert {doc.metadata["source"] for doc in documents} == holding_the_words
+
+
 @requires_cjkdocs
 @pytest.mark.parametrize("question,answer,retraction", [
     ("minikube 대시보드를 열지 않고 URL만 출력하려면 어떤 플래그를 붙이나요?", "`--no-browser` 플래그를 붙입니다 [1].",
