@@ -31,19 +31,20 @@ from ask_bench import QUESTIONS
 REPO = Path(__file__).resolve().parents[1]
 
 
-def measure(home: Path, model: str, threads: int | None, runs: int) -> dict:
-    """In this process: the questions asked `runs` times each; medians and the answers."""
+def measure(home: Path, model: str, threads: int | None, runs: int, questions: list[str] = QUESTIONS, **llamacpp: bool) -> dict:
+    """In this process: the questions asked `runs` times each; medians and the answers.
+    `llamacpp`: other settings of the llama.cpp backend."""
     import llama_cpp
 
     import rag
     from rag.answering import Assistant
 
-    llm = {"model": model, "temperature": 0.0, "llamacpp": {"n_threads": threads}}
+    llm = {"model": model, "temperature": 0.0, "llamacpp": {"n_threads": threads, **llamacpp}}
     settings = rag.load_settings(environ={}, cwd=home, home=home, llm=llm)
     assistant = Assistant(settings)
-    assistant.ask(QUESTIONS[0])  # warm-up: loads the embedding model and pages the model in
+    assistant.ask(questions[0])  # warm-up: loads the embedding model and pages the model in
     rows, answers = [], {}
-    for question in QUESTIONS:
+    for question in questions:
         for _ in range(runs):
             started = time.perf_counter()
             answer = assistant.ask(question)

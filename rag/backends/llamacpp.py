@@ -109,6 +109,7 @@ def create(all_settings: Settings) -> RagLlamaCpp:
                 n_gpu_layers=engine.n_gpu_layers,
                 f16_kv=engine.f16_kv,
                 n_threads=engine.n_threads or generation_threads(),
+                model_kwargs={"flash_attn": engine.flash_attn},
                 temperature=settings.temperature,
                 max_tokens=settings.max_tokens,
                 seed=settings.seed,

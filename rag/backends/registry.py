@@ -28,6 +28,7 @@ class LlamaCppSettings(Section):
     n_batch: int = _runtime(512, gt=0, description="Prompt tokens evaluated per batch.")
     n_gpu_layers: int = _runtime(0, description="Layers offloaded to the GPU (-1: all); needs a GPU build.")
     f16_kv: bool = Field(True, description="Keep the key/value cache in half precision.")
+    flash_attn: bool = Field(True, description="Compute attention with llama.cpp's flash attention: reads a prompt faster.")
     n_threads: int | None = _runtime(None, gt=0, description="CPU threads; default: one per physical core.")
 
 

@@ -330,3 +330,19 @@ def test_llamacpp_generates_on_every_physical_core_unless_told(sample_index, tin
 
     assert loaded().client.n_threads == generation_threads()
     assert loaded(n_threads=1).client.n_threads == 1
+
+
+def test_llamacpp_computes_attention_with_flash_attention_unless_told(sample_index, tiny_model):
+    import llama_cpp
+
+    from rag.backends import create_llm
+
+    settings, _ = sample_index
+    llm = {"backend": "llamacpp", "model_path": str(tiny_model), "n_ctx": 512}
+
+    def attention(**llamacpp: bool) -> int:
+        loaded = create_llm(settings.model_copy(update={"llm": LLMSettings.model_validate(llm | {"llamacpp": llamacpp})}))
+        return loaded.client.context_params.flash_attn_type
+
+    assert attention() == llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
+    assert attention(flash_attn=False) == llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
