@@ -1,6 +1,7 @@
 """Flash attention in llama.cpp, off and on: `rag ask` in English and in Korean, side by side.
 
     .venv/bin/python bench/flash_attention.py [--model NAME] [--runs 2] [--rounds 2]
+    .venv/bin/python bench/flash_attention.py --logits
 
 Asks `bench/ask_bench.py`'s questions over the sample notes and the first questions of the Korean
 "Run models locally" QA set over its guide (../shared/data/realdocs/langchain-local-llms, read in
@@ -10,6 +11,13 @@ process so that a slower stretch of the machine weighs on both alike. Prints a t
 (seconds to the first token, tokens per second of generation, seconds an answer) and one JSON line
 per row, and says which answers differ: attention computed another way adds floats in another
 order, which can turn a greedy answer.
+
+`--logits`: how far flash attention moves each installed packaged model's next-token scores over
+a real prompt (a sample note and a question on it; the Korean guide's opening and its first
+question): the largest change of a logit, the share of positions whose likeliest next token stays,
+and the largest total-variation distance between the two next-token distributions. On a CPU the
+kernels add up the attention's values in half precision, and models differ in how much that moves
+them; rag turns it on by default only for a model measured to answer as well with it.
 """
 
 from __future__ import annotations
@@ -27,6 +35,8 @@ REPO = Path(__file__).resolve().parents[1]
 GUIDE = REPO.parent / "shared" / "data" / "realdocs" / "langchain-local-llms"
 KOREAN_QA = REPO / "data" / "local-llms-guide-ko-qa.jsonl"
 KOREAN_QUESTIONS = 4
+RUNBOOK = REPO / "data" / "sample-notes" / "work" / "runbooks" / "harbor-ingest-runbook.md"
+PROMPT_CHARACTERS = 1500
 
 
 def corpora() -> list[tuple[str, Path, list[str]]]:
@@ -45,12 +55,62 @@ def corpora() -> list[tuple[str, Path, list[str]]]:
     return made
 
 
+def logit_drift() -> None:
+    """Per installed packaged model and prompt: how flash attention moves the next-token scores."""
+    import llama_cpp
+    import numpy as np
+    from ask_bench import QUESTIONS
+
+    import rag
+    from rag.backends.packaged_models import PACKAGED_MODELS, packaged_model_path
+    from rag.errors import ModelNotFoundError
+
+    korean = json.loads(KOREAN_QA.read_text(encoding="utf-8").splitlines()[0])["question"]
+    prompts = {
+        "English": f"{RUNBOOK.read_text(encoding='utf-8')[:PROMPT_CHARACTERS]}\n\nQuestion: {QUESTIONS[3]}\nAnswer:",
+        "Korean": f"{(GUIDE / 'local_llms.ko.md').read_text(encoding='utf-8')[:PROMPT_CHARACTERS]}\n\n질문: {korean}\n답:",
+    }
+    cache = rag.load_settings(environ={}).cache_path
+    print(f"{'model':28} {'prompt':8} {'largest logit change':>20} {'same likeliest':>14} {'largest TV':>10}")
+    for name in PACKAGED_MODELS:
+        try:
+            path = packaged_model_path(name, cache)
+        except ModelNotFoundError:
+            print(f"{name:28} not installed")
+            continue
+        for language, text in prompts.items():
+            scores = {}
+            for flash_attn in (False, True):
+                model = llama_cpp.Llama(str(path), n_ctx=2048, flash_attn=flash_attn, logits_all=True, verbose=False)
+                tokens = model.tokenize(text.encode("utf-8"))
+                model.eval(tokens)
+                scores[flash_attn] = np.array(model.scores[: len(tokens)], dtype=np.float64)
+                model.close()
+            off, on = scores[False], scores[True]
+            probabilities = [np.exp(s - s.max(1, keepdims=True)) for s in (off, on)]
+            probabilities = [p / p.sum(1, keepdims=True) for p in probabilities]
+            row = {
+                "model": name,
+                "prompt": language,
+                "tokens": len(off),
+                "largest_logit_change": round(float(np.abs(on - off).max()), 2),
+                "same_likeliest": round(float((on.argmax(1) == off.argmax(1)).mean()), 3),
+                "largest_total_variation": round(float(0.5 * np.abs(probabilities[0] - probabilities[1]).sum(1).max()), 3),
+            }
+            print(f"{name:28} {language:8} {row['largest_logit_change']:>20} {row['same_likeliest']:>14} {row['largest_total_variation']:>10}")
+            print(json.dumps(row, ensure_ascii=False))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="qwen2.5-coder-1.5b-instruct", help="a packaged model's name")
     parser.add_argument("--runs", type=int, default=2, help="runs per question in each round")
     parser.add_argument("--rounds", type=int, default=2, help="times flash attention is turned off and on")
+    parser.add_argument("--logits", action="store_true", help="instead: how far it moves each packaged model's logits")
     options = parser.parse_args()
+    if options.logits:
+        logit_drift()
+        return
     measured: dict[tuple[str, bool], list[dict]] = {}
     for name, home, questions in corpora():
         for round_number in range(options.rounds):

@@ -21,9 +21,10 @@ from rag.backends.base import ModelTraits
 from rag.backends.families import family_from_gguf_metadata
 from rag.backends.gguf_files import model_file, native_stderr_silenced, require_readable
 from rag.backends.llamacpp_probe import unloadable
+from rag.backends.packaged_models import DEFAULT_MODEL, packaged_model
 from rag.backends.registry import LlamaCppSettings
 from rag.errors import RagError
-from rag.settings import Settings
+from rag.settings import LLMSettings, Settings
 
 
 class RagLlamaCpp(ModelTraits, LlamaCpp):
@@ -109,7 +110,7 @@ def create(all_settings: Settings) -> RagLlamaCpp:
                 n_gpu_layers=engine.n_gpu_layers,
                 f16_kv=engine.f16_kv,
                 n_threads=engine.n_threads or generation_threads(),
-                model_kwargs={"flash_attn": engine.flash_attn},
+                model_kwargs={"flash_attn": uses_flash_attention(settings)},
                 temperature=settings.temperature,
                 max_tokens=settings.max_tokens,
                 seed=settings.seed,
@@ -118,6 +119,15 @@ def create(all_settings: Settings) -> RagLlamaCpp:
             )
     except (ValueError, RuntimeError) as exc:
         raise unloadable(path) from exc
+
+
+def uses_flash_attention(settings: LLMSettings) -> bool:
+    """llm.llamacpp.flash_attn, or where it is unset, whether the packaged model was measured to answer as
+    well with flash attention (a model_path's model was not)."""
+    chosen = settings.section(LlamaCppSettings).flash_attn
+    if chosen is not None:
+        return chosen
+    return not settings.model_path and packaged_model(settings.model or DEFAULT_MODEL).flash_attention
 
 
 def generation_threads() -> int:

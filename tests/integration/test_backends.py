@@ -332,7 +332,7 @@ def test_llamacpp_generates_on_every_physical_core_unless_told(sample_index, tin
     assert loaded(n_threads=1).client.n_threads == 1
 
 
-def test_llamacpp_computes_attention_with_flash_attention_unless_told(sample_index, tiny_model):
+def test_llamacpp_computes_attention_with_flash_attention_when_told(sample_index, tiny_model):
     import llama_cpp
 
     from rag.backends import create_llm
@@ -344,5 +344,6 @@ def test_llamacpp_computes_attention_with_flash_attention_unless_told(sample_ind
         loaded = create_llm(settings.model_copy(update={"llm": LLMSettings.model_validate(llm | {"llamacpp": llamacpp})}))
         return loaded.client.context_params.flash_attn_type
 
-    assert attention() == llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
-    assert attention(flash_attn=False) == llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+    # A model_path's model (here Gemma 3 270M) was not measured with it: off unless told.
+    assert attention() == llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+    assert attention(flash_attn=True) == llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
