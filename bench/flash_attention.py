@@ -29,26 +29,35 @@ import sys
 import tempfile
 from pathlib import Path
 
+from answers import QA_SETS
+from ask_bench import QUESTIONS
 from llama_build import measure
 
 REPO = Path(__file__).resolve().parents[1]
-GUIDE = REPO.parent / "shared" / "data" / "realdocs" / "langchain-local-llms"
-KOREAN_QA = REPO / "data" / "local-llms-guide-ko-qa.jsonl"
+[KOREAN_GUIDE] = [qa_set for qa_set in QA_SETS if qa_set.name == "ko-guide"]
 KOREAN_QUESTIONS = 4
 RUNBOOK = REPO / "data" / "sample-notes" / "work" / "runbooks" / "harbor-ingest-runbook.md"
 PROMPT_CHARACTERS = 1500
 
 
+def korean_questions() -> list[str]:
+    """The Korean guide QA set's first questions (the guide itself must be there too)."""
+    from rag.answer_eval import load_qa
+
+    if not KOREAN_GUIDE.docs.is_dir():
+        raise SystemExit(f"needs the 'Run models locally' guide at {KOREAN_GUIDE.docs} (the shared data beside the checkout)")
+    return [item.question for item in load_qa(KOREAN_GUIDE.qa)[:KOREAN_QUESTIONS]]
+
+
 def corpora() -> list[tuple[str, Path, list[str]]]:
     """Each corpus's name, an index of it made with rag's defaults, and its questions."""
     import rag
-    from ask_bench import QUESTIONS
 
-    if not GUIDE.is_dir():
-        raise SystemExit(f"needs the 'Run models locally' guide at {GUIDE} (the shared data beside the checkout)")
-    korean = [json.loads(line)["question"] for line in KOREAN_QA.read_text(encoding="utf-8").splitlines()[:KOREAN_QUESTIONS]]
     made = []
-    for name, documents, questions in (("English", REPO / "data" / "sample-notes", QUESTIONS), ("Korean", GUIDE, korean)):
+    for name, documents, questions in (
+        ("English", REPO / "data" / "sample-notes", QUESTIONS),
+        ("Korean", KOREAN_GUIDE.docs, korean_questions()),
+    ):
         home = Path(tempfile.mkdtemp(prefix=f"rag-flash-attention-{name.lower()}-"))
         rag.ingest([documents], rag.load_settings(environ={}, cwd=home, home=home))
         made.append((name, home, questions))
@@ -59,16 +68,15 @@ def logit_drift() -> None:
     """Per installed packaged model and prompt: how flash attention moves the next-token scores."""
     import llama_cpp
     import numpy as np
-    from ask_bench import QUESTIONS
 
     import rag
     from rag.backends.packaged_models import PACKAGED_MODELS, packaged_model_path
     from rag.errors import ModelNotFoundError
 
-    korean = json.loads(KOREAN_QA.read_text(encoding="utf-8").splitlines()[0])["question"]
+    guide = (KOREAN_GUIDE.docs / "local_llms.ko.md").read_text(encoding="utf-8")
     prompts = {
         "English": f"{RUNBOOK.read_text(encoding='utf-8')[:PROMPT_CHARACTERS]}\n\nQuestion: {QUESTIONS[3]}\nAnswer:",
-        "Korean": f"{(GUIDE / 'local_llms.ko.md').read_text(encoding='utf-8')[:PROMPT_CHARACTERS]}\n\n질문: {korean}\n답:",
+        "Korean": f"{guide[:PROMPT_CHARACTERS]}\n\n질문: {korean_questions()[0]}\n답:",
     }
     cache = rag.load_settings(environ={}).cache_path
     print(f"{'model':28} {'prompt':8} {'largest logit change':>20} {'same likeliest':>14} {'largest TV':>10}")
@@ -78,15 +86,17 @@ def logit_drift() -> None:
         except ModelNotFoundError:
             print(f"{name:28} not installed")
             continue
-        for language, text in prompts.items():
-            scores = {}
-            for flash_attn in (False, True):
-                model = llama_cpp.Llama(str(path), n_ctx=2048, flash_attn=flash_attn, logits_all=True, verbose=False)
+        scores: dict[tuple[str, bool], np.ndarray] = {}
+        for flash_attn in (False, True):
+            model = llama_cpp.Llama(str(path), n_ctx=2048, flash_attn=flash_attn, logits_all=True, verbose=False)
+            for language, text in prompts.items():
                 tokens = model.tokenize(text.encode("utf-8"))
+                model.reset()
                 model.eval(tokens)
-                scores[flash_attn] = np.array(model.scores[: len(tokens)], dtype=np.float64)
-                model.close()
-            off, on = scores[False], scores[True]
+                scores[language, flash_attn] = np.array(model.scores[: len(tokens)], dtype=np.float64)
+            model.close()
+        for language in prompts:
+            off, on = scores[language, False], scores[language, True]
             probabilities = [np.exp(s - s.max(1, keepdims=True)) for s in (off, on)]
             probabilities = [p / p.sum(1, keepdims=True) for p in probabilities]
             row = {

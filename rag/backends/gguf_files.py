@@ -14,7 +14,12 @@ from rag.backends.gguf_header import GGUF_MAGIC, read_metadata
 from rag.backends.local_models import resolve, store_reference
 from rag.backends.packaged_models import DEFAULT_MODEL, packaged_model_path
 from rag.errors import ModelNotFoundError
-from rag.settings import Settings
+from rag.settings import LLMSettings, Settings
+
+
+def packaged_model_name(llm: LLMSettings) -> str | None:
+    """The packaged model llm.model names (default: the default packaged model); None with llm.model_path."""
+    return None if llm.model_path else llm.model or DEFAULT_MODEL
 
 
 def model_file(settings: Settings) -> Path:
@@ -22,11 +27,13 @@ def model_file(settings: Settings) -> Path:
 
     llm.model_path is a file, or another app's model as STORE:NAME (ollama:llama3.2, see local_models).
     """
-    if settings.llm.model_path:
-        if reference := store_reference(str(settings.llm.model_path)):
-            return resolve(*reference)
-        return settings.llm.model_path.expanduser()
-    return packaged_model_path(settings.llm.model or DEFAULT_MODEL, settings.cache_path)
+    name = packaged_model_name(settings.llm)
+    if name is not None:
+        return packaged_model_path(name, settings.cache_path)
+    assert settings.llm.model_path is not None
+    if reference := store_reference(str(settings.llm.model_path)):
+        return resolve(*reference)
+    return settings.llm.model_path.expanduser()
 
 
 def require_readable(path: Path) -> Path:

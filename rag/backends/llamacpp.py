@@ -19,9 +19,9 @@ from langchain_core.runnables import Runnable
 
 from rag.backends.base import ModelTraits
 from rag.backends.families import family_from_gguf_metadata
-from rag.backends.gguf_files import model_file, native_stderr_silenced, require_readable
+from rag.backends.gguf_files import model_file, native_stderr_silenced, packaged_model_name, require_readable
 from rag.backends.llamacpp_probe import unloadable
-from rag.backends.packaged_models import DEFAULT_MODEL, packaged_model
+from rag.backends.packaged_models import packaged_model
 from rag.backends.registry import LlamaCppSettings
 from rag.errors import RagError
 from rag.settings import LLMSettings, Settings
@@ -127,7 +127,8 @@ def uses_flash_attention(settings: LLMSettings) -> bool:
     chosen = settings.section(LlamaCppSettings).flash_attn
     if chosen is not None:
         return chosen
-    return not settings.model_path and packaged_model(settings.model or DEFAULT_MODEL).flash_attention
+    name = packaged_model_name(settings)
+    return name is not None and packaged_model(name).flash_attention
 
 
 def generation_threads() -> int:
