@@ -18,7 +18,7 @@ from ingest.chunking.lines import added_lines
 from ingest.index.keywords import cjk_terms
 from ingest.scripts import CJK_RUN, cjk_language
 from ingest.text import fold, stems
-from rag.grounding import answer_facts, dates_in
+from rag.grounding import QUOTE_CUT, answer_facts, dates_in
 from rag.languages import detect_language, texts
 from rag.retrieval import location_label, location_of
 
@@ -244,7 +244,7 @@ def _cited_sentences(document: "Document") -> list[tuple[int, int]]:
 def _passage(number: int, document: "Document", start: int, end: int) -> _Passage:
     text = " ".join(document.page_content[start:end].split())
     if len(text) > MAX_SENTENCE_CHARS:
-        text = text[: MAX_SENTENCE_CHARS - 1].rsplit(" ", 1)[0] + "…"
+        text = text[: MAX_SENTENCE_CHARS - 1].rsplit(" ", 1)[0] + QUOTE_CUT
     return _Passage(text, number, document, start, end)
 
 

@@ -50,6 +50,8 @@ _LIST_NUMBER = re.compile(r"^[ \t]*\d{1,9}[.)](?=[ \t])", re.MULTILINE)
 CITATION = re.compile(r"\[(\d+)\]")
 # A line as the prompt quotes a source's sentence: "[2] The sentence."
 QUOTE_LINE = re.compile(r"\s*\[\d+\]\s+(.*)")
+# Where a quoted sentence too long to quote whole is cut: a model that copies the quote copies it too.
+QUOTE_CUT = "…"
 # A code block's comment lines say what its code does: the model's words, not a command to find.
 _COMMENT_OPENINGS = ("#", "//")
 # Inline code as Markdown marks it: a command or literal the answer quotes must be one a source has.
@@ -253,6 +255,12 @@ def _claims(answer: str, sources: list[str], question: str, blocks: list[tuple[s
             if not supported:
                 result.unsupported.append(text)
 
+    def held(code: str) -> bool:
+        """Whether a source or the question holds `code`; copied from a quote that was cut, each
+        part around the cut."""
+        parts = [fold(part) for part in code.split(QUOTE_CUT) if part.strip()]
+        return all(part in folded_corpus for part in parts) or all(part in folded_question for part in parts)
+
     def free(span: tuple[int, int]) -> bool:
         return not any(start < span[1] and span[0] < end for start, end in spans)
 
@@ -261,12 +269,11 @@ def _claims(answer: str, sources: list[str], question: str, blocks: list[tuple[s
         spans.append(span)
         for line in (line.strip() for line in block.splitlines()):
             if line and not line.startswith(_COMMENT_OPENINGS):
-                folded_line = fold(_apart_from_cjk(line))
-                claim("code", line, folded_line in folded_corpus or folded_line in folded_question, span)
+                claim("code", line, held(_apart_from_cjk(line)), span)
     for match in _CODE_SPAN.finditer(answer):
         code = match.group(1).strip()
         if code and free(match.span()):
-            claim("code", code, fold(code) in folded_corpus or fold(code) in folded_question, match.span())
+            claim("code", code, held(code), match.span())
     dates: dict[str, tuple[tuple[int, int], list]] = {}
     for written, value, span in _dates(answer):
         dates.setdefault(written, (span, []))[1].append(value)
@@ -281,7 +288,7 @@ def _claims(answer: str, sources: list[str], question: str, blocks: list[tuple[s
     for match in _CODE.finditer(answer):
         if free(match.span()) and not re.fullmatch(r"[\d.,]+", match.group(0)):
             code = match.group(0)
-            claim("code", code, fold(code) in folded_corpus or fold(code) in folded_question, match.span())
+            claim("code", code, held(code), match.span())
     spans.extend(match.span() for match in _LIST_NUMBER.finditer(answer))
     for match in _NUMBER.finditer(answer):
         if free(match.span()):

@@ -447,6 +447,34 @@ def test_an_answer_is_retracted_for_the_block_that_states_its_answer_and_flagged
 
 
 @pytest.mark.fast
+def test_code_copied_from_a_quote_the_prompt_cut_short_is_the_sources_up_to_the_cut():
+    from langchain_core.documents import Document
+
+    # The page ja21 asks about: its Deployment's YAML is one sentence, too long to quote whole.
+    lines = [
+        "apiVersion: apps/v1", "kind: Deployment", "metadata:", "  name: nginx-deployment", "spec:",
+        "  template:", "    spec:", "      terminationGracePeriodSeconds: 120 # 非常に長い猶予期間", "      containers:",
+        "      - name: nginx", "        image: nginx:latest", "        lifecycle:", "          preStop:", "            exec:",
+        *(f"              # {comment}" for comment in [
+            "実際の活動終了はterminationGracePeriodSecondsまでかかる可能性がある。",
+            "この例においては、少なくともterminationGracePeriodSecondsの間は待機し、",
+            "120秒経過すると、コンテナは強制終了される。", "この間ずっとnginxはリクエストを処理し続けていることに注意。",
+        ]),
+        '              command: ["/bin/sh", "-c", "sleep 180"]',
+    ]
+    body = "1つの`nginx`レプリカを含むDeploymentがあるとします:\n\n```yaml\n" + "\n".join(lines) + "\n```"
+    sources = [Document(page_content=body, metadata={"source": "/docs/pods-and-endpoint-termination-flow.md"})]
+    question = "Podの終了動作の例で、nginxコンテナが強制的に停止されるまでに与えられている猶予は何秒ですか？"
+    quote = next(q.text for q in quote_evidence(question, "", sources, lambda texts: np.ones((len(texts), 4)) / 2) if "…" in q.text)
+    # The default model's reply: the quote's flattened YAML in a code block, with the mark of the cut.
+    copied = f"この出力は以下のようなものになります:\n\n```yaml\n{quote[quote.index('apiVersion'):]}\n```"
+    found = check_grounding(copied, [body], question)
+    assert found.unsupported == [] and found.unsupported_answer("number") == []
+    made_up = check_grounding(copied.replace("Seconds: 120", "Seconds: 30"), [body], question)
+    assert made_up.unsupported_answer("number") == [made_up.unsupported[0]] and "Seconds: 30" in made_up.unsupported[0]
+
+
+@pytest.mark.fast
 def test_the_prompts_quoted_sentences_an_answer_repeats_are_not_its_statement():
     # The default model's reply to ja36 (unanswerable): two quoted sentences, then its own command.
     sources = ["次のコマンドを実行すると、フロントエンドのPodの数をスケールアップできます。\n```shell\nkubectl scale deployment frontend --replicas=5\n```"]
