@@ -77,13 +77,17 @@ def test_a_korean_question_gets_a_korean_prompt_that_asks_for_a_korean_answer():
     "文档中没有提到。",
     "문서에 나와 있지 않습니다.",
     "見つかりません。",
+    # The default model's own words for ko21 ("an exact answer is not provided"), before it copied the question.
+    "문제에 대한 정확한 답변은 제공되지 않습니다.",
 ])
 def test_declines_are_recognised_in_every_language(answer):
     assert is_declined(answer)
 
 
 @pytest.mark.fast
-@pytest.mark.parametrize("answer", ["28 days.", "포트는 8080입니다 [1].", "端口是 8080 [1]。", "ポートは8080です [1]。"])
+@pytest.mark.parametrize("answer", [
+    "28 days.", "포트는 8080입니다 [1].", "端口是 8080 [1]。", "ポートは8080です [1]。", "이 기능은 베타 버전에서는 제공되지 않습니다 [2].",
+])
 def test_answers_are_not_taken_for_declines(answer):
     assert not is_declined(answer)
 
