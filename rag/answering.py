@@ -163,8 +163,10 @@ class AnswerStream:
             yield self.answer.answer[len(text) :]
 
     def _run_on_markers(self) -> tuple[str, ...]:
+        # A model copying a source's header may number it as another source (ko07: "[2]" for the third).
         paths = prompt_paths(self.state.get("sources", []))
-        return (*run_on_stops(), *(f"\n[{number}] {path}" for number, path in enumerate(paths, start=1)))
+        headers = (f"\n[{number}] {path}" for number in range(1, len(paths) + 1) for path in dict.fromkeys(paths))
+        return (*run_on_stops(), *headers)
 
     def _tokens(self) -> Iterator[str]:
         for chunk in self._chunks:

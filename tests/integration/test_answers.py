@@ -537,6 +537,22 @@ def test_an_answer_that_runs_on_into_a_source_of_its_prompt_ends_before_it(sampl
     assert answer.answer.rstrip() == "It ends on 4 October 2025 [1]."
 
 
+def test_an_answer_ends_where_it_copies_a_sources_header_under_another_sources_number(sample_index):
+    settings, _ = sample_index
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+    from rag.chain import prompt_paths
+
+    question = "What should a new hire set up on their laptop, and which Wi-Fi network does the office use?"
+    sources = Assistant(settings, llm=FakeListChatModel(responses=["-"]), k=4).ask(question).sources
+    listed = list(enumerate(prompt_paths(sources), start=1))
+    # A file's header under a number the prompt gave another file, as ko07's reply gave the third source's as "[2]".
+    number, path = next((number, path) for number, _ in listed for _, path in listed if (number, path) not in listed)
+    header = f"[{number}] {path}"
+    run_on = f"The onboarding guide lists it [1].\n\n{header} (§ Notes, lines 400-423)\nSomething else."
+    answer = Assistant(settings, llm=FakeListChatModel(responses=[run_on]), k=4).ask(question)
+    assert answer.answer.rstrip() == "The onboarding guide lists it [1]." and answer.unsupported == []
+
+
 def test_a_chat_models_run_on_is_cut_from_its_answer(sample_index):
     settings, _ = sample_index
     from langchain_core.language_models.fake_chat_models import FakeListChatModel
