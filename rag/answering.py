@@ -163,7 +163,7 @@ class AnswerStream:
             yield self.answer.answer[len(text) :]
 
     def _run_on_markers(self) -> tuple[str, ...]:
-        # A model copying a source's header may number it as another source (ko07: "[2]" for the third).
+        # A model copying a source's header may give it another source's number.
         paths = prompt_paths(self.state.get("sources", []))
         headers = (f"\n[{number}] {path}" for number in range(1, len(paths) + 1) for path in dict.fromkeys(paths))
         return (*run_on_stops(), *headers)
