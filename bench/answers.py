@@ -200,9 +200,10 @@ def written_in(text: str) -> str | None:
 def in_language(language: str, answers: list[dict]) -> float:
     """The share of answers (rag's declines included) whose prose is in `language`.
 
-    Citations, commands and code are left out first: a Korean answer quoting `kubectl` is Korean.
+    Citations, commands and code (code blocks too, closed or not) are left out first: a Korean
+    answer quoting `kubectl` is Korean.
     """
-    prose = [re.sub(r"`[^`]*`|\[\d+\]|\S*[/=_.-]\S*", " ", row["answer"]) for row in answers]
+    prose = [re.sub(r"```.*?(?:```|$)|`[^`]*`|\[\d+\]|\S*[/=_.-]\S*", " ", row["answer"], flags=re.S) for row in answers]
     judged = [written_in(text) for text in prose]
     judged = [found for found in judged if found is not None]
     return sum(found == language for found in judged) / len(judged) if judged else 0.0
