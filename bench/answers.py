@@ -11,6 +11,9 @@ side in one run (without it, the size chosen with the embedding model).
 Either form takes --queries N: the model first writes N search queries like each question
 (search.queries), each searched too; without it, the settings' default (0: the question alone).
 
+Either form answers with the settings' sampling temperature (llm.temperature), as a user's `rag ask`
+does; --temperature T answers with T instead.
+
 With --languages, the default model (or each --model in turn, packaged or a GGUF) with its default
 prompt answers every language's QA set over its own documents: English over the sample notes,
 Korean, Chinese and Japanese over the Kubernetes tutorials in ../shared/data/cjkdocs, and Korean
@@ -136,17 +139,17 @@ def indexed_settings(docs: Path, home: Path, **overrides: Any) -> "Settings":
 
 def run_candidate(
     model: str | None, qa_prompt: str | None, style: str | None, qa: Path, docs: Path, home: Path, embedding: str | None = None,
-    queries: int | None = None, chunk_tokens: int | None = None,
+    queries: int | None = None, chunk_tokens: int | None = None, temperature: float | None = None,
 ) -> dict:
     """One `rag eval --answers` process; a None option keeps the settings' default."""
     options = {
-        "RAG_LLM__QA_PROMPT": qa_prompt, "RAG_LLM__PROMPT_STYLE": style, "RAG_EMBEDDING__MODEL": embedding,
+        "RAG_LLM__TEMPERATURE": None if temperature is None else str(temperature), "RAG_LLM__QA_PROMPT": qa_prompt, "RAG_LLM__PROMPT_STYLE": style, "RAG_EMBEDDING__MODEL": embedding,
         "RAG_SEARCH__QUERIES": None if queries is None else str(queries),
         "RAG_CHUNKING__CHUNK_TOKENS": None if chunk_tokens is None else str(chunk_tokens),
     }
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("RAG_")},
-        "RAG_HOME": str(home), "RAG_LLM__TEMPERATURE": "0", **{k: v for k, v in options.items() if v},
+        "RAG_HOME": str(home), **{k: v for k, v in options.items() if v},
     }
     command = [str(Path(sys.executable).parent / "rag"), "eval", "--answers", str(qa), str(docs), "--json", "-v"]
     command += ["--model", model] if model else []
@@ -160,7 +163,7 @@ def run_candidate(
     result = {
         "model": model or "default", "qa_prompt": qa_prompt or "default", "prompt_style": style or "default",
         "embedding": embedding or "default", "queries": "default" if queries is None else queries,
-        "chunk_tokens": chunk_tokens or "default",
+        "chunk_tokens": chunk_tokens or "default", "temperature": "default" if temperature is None else temperature,
     }
     if returncode != 0:
         return {**result, "error": stderr.strip().splitlines()[-1] if stderr.strip() else f"exit {returncode}"}
@@ -212,7 +215,7 @@ def in_language(language: str, answers: list[dict]) -> float:
 def language_rows(
     models: list[str | None] | None, limit: int | None, tmp: Path, answers_file: Path | None, only: list[str] | None = None,
     embeddings: list[str | None] | None = None, query_counts: list[int | None] | None = None,
-    chunk_sizes: list[int | None] | None = None,
+    chunk_sizes: list[int | None] | None = None, temperature: float | None = None,
 ) -> list[dict]:
     rows = []
     for model, queries, qa_set, embedding, chunk_tokens in itertools.product(
@@ -227,7 +230,7 @@ def language_rows(
             qa = tmp / f"{qa_set.name}-qa.jsonl"
             qa.write_text("\n".join(qa_set.qa.read_text().splitlines()[:limit]) + "\n")
         home = tmp / f"home-{qa_set.name}-{embedding}-{chunk_tokens}"  # one index per setting that shapes it, whatever the model
-        row = {**labels, **run_candidate(model, None, None, qa, qa_set.docs, home, embedding, queries, chunk_tokens)}
+        row = {**labels, **run_candidate(model, None, None, qa, qa_set.docs, home, embedding, queries, chunk_tokens, temperature)}
         results = row.pop("results", [])
         row["in_question_language"] = in_language(qa_set.language, results)
         if answers_file:
@@ -263,12 +266,13 @@ def main() -> None:
         "--queries", type=int, action="append",
         help="search queries the model writes like each question (search.queries; with --languages, repeat: each in turn)",
     )
+    parser.add_argument("--temperature", type=float, help="the model's sampling temperature instead of the settings' default")
     args = parser.parse_args()
     if args.languages:
         with tempfile.TemporaryDirectory(prefix="rag-answers-bench-") as tmp:
             rows = language_rows(
                 args.model, args.limit, Path(tmp), args.answers, args.language, args.embedding_model, args.queries,
-                args.chunk_tokens,
+                args.chunk_tokens, args.temperature,
             )
         columns = [*COLUMNS, ("in_question_language", "lang")]
         print_rows(
@@ -294,7 +298,7 @@ def main() -> None:
         home = Path(tmp) / "home"
         rows = []
         for model, qa_prompt, style in candidates:
-            row = run_candidate(model, qa_prompt, style, qa, args.docs.resolve(), home, queries=(args.queries or [None])[-1])
+            row = run_candidate(model, qa_prompt, style, qa, args.docs.resolve(), home, queries=(args.queries or [None])[-1], temperature=args.temperature)
             answers = row.pop("results", [])
             if args.answers:
                 with args.answers.open("a") as fh:

@@ -120,10 +120,14 @@ class _LLMSettingsWithoutBackends(Section):
         "(two worked examples first, for base models).",
     )
     n_ctx: int = Field(2048, gt=0, description="Context window in tokens: prompt plus answer.")
-    temperature: float = Field(0.1, ge=0, description="Sampling temperature; 0 always takes the likeliest token.")
+    temperature: float = Field(
+        0.0, ge=0, description="Sampling temperature; 0 always takes the likeliest token (greedy: the answers the docs measured)."
+    )
     max_tokens: int = Field(256, gt=0, description="Answer budget in tokens.")
     stop: list[str] = Field(default_factory=list, description="Stop sequences added to the prompt family's.")
-    seed: int = Field(0, description="The sampler's seed, so the same question and sources give the same answer.")
+    seed: int = Field(
+        0, description="The sampler's seed at a temperature above 0, so the same question and sources give the same answer."
+    )
     # Then one section per backend, named as the backend, from the registry (LLMSettings below); only
     # the active one's is read.
 
@@ -214,6 +218,9 @@ def json_value(value: Any) -> Any:
 class BatchSettings(Section):
     max_tokens: int = Field(
         384, gt=0, description="Budget in tokens for each summary and each extracted record (instead of llm.max_tokens)."
+    )
+    temperature: float = Field(
+        0.1, ge=0, description="Sampling temperature of each summary and extracted record (instead of llm.temperature)."
     )
     max_attempts: int = Field(
         3, gt=0, description="Tries per extracted record: a reply that is not valid JSON for the schema is retried."

@@ -70,8 +70,8 @@ class BatchModel:
 
     def __init__(self, settings: Settings, llm: BaseLanguageModel | None, memo: MutableMapping[str, str]):
         self.settings = settings
-        budget = settings.batch.max_tokens
-        self.llm = llm or create_llm(settings.model_copy(update={"llm": settings.llm.model_copy(update={"max_tokens": budget})}))
+        generation = {"max_tokens": settings.batch.max_tokens, "temperature": settings.batch.temperature}
+        self.llm = llm or create_llm(settings.model_copy(update={"llm": settings.llm.model_copy(update=generation)}))
         self.window = context_window(self.llm, settings.llm.n_ctx)
         self.memo = memo
         self.stats = CallStats()
@@ -304,7 +304,11 @@ class BatchJob:
             "job": self.kind,
             "index": [str(self.settings.index_path), self.settings.collection],
             "selection": self.selection,
-            "model": {**self.settings.llm.output_settings(), "max_tokens": self.settings.batch.max_tokens},
+            "model": {
+                **self.settings.llm.output_settings(),
+                "max_tokens": self.settings.batch.max_tokens,
+                "temperature": self.settings.batch.temperature,
+            },
         }
 
     def pending(self) -> list[Item]:

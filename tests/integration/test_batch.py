@@ -44,14 +44,14 @@ def corpus(tmp_path_factory):
     folder = tmp_path_factory.mktemp("batch-corpus")
     write_files(folder, DOCUMENTS)
     settings = make_settings(
-        tmp_path_factory.mktemp("batch-home"), llm={"temperature": 0.0, "n_ctx": 1024}, batch={"max_tokens": 96}
+        tmp_path_factory.mktemp("batch-home"), llm={"n_ctx": 1024}, batch={"max_tokens": 96, "temperature": 0.0}
     )
     rag.ingest([folder], settings)
     return settings, folder
 
 
 def cli(settings, *args: str, **env: str):
-    environment = {"RAG_HOME": str(settings.home), "RAG_LLM__TEMPERATURE": "0", "RAG_LLM__N_CTX": "1024",
+    environment = {"RAG_HOME": str(settings.home), "RAG_BATCH__TEMPERATURE": "0", "RAG_LLM__N_CTX": "1024",
                    "RAG_BATCH__MAX_TOKENS": "96", **env}
     return runner.invoke(app, list(args), env=environment)
 
@@ -279,7 +279,7 @@ def test_a_killed_job_resumes_and_writes_every_item_exactly_once(corpus, tmp_pat
         installed_command("rag"), "extract", "--fields", "people:list[str], date:str", "--per", "chunk",
         str(folder), "--out", str(out),
     ]
-    env = {**os.environ, "RAG_HOME": str(settings.home), "RAG_LLM__TEMPERATURE": "0", "RAG_LLM__N_CTX": "1024",
+    env = {**os.environ, "RAG_HOME": str(settings.home), "RAG_BATCH__TEMPERATURE": "0", "RAG_LLM__N_CTX": "1024",
            "RAG_BATCH__MAX_TOKENS": "96"}
     job = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.monotonic() + 240
@@ -327,6 +327,12 @@ def test_a_job_file_is_only_continued_by_the_same_job(corpus, tmp_path):
     assert restarted.exit_code == 0, restarted.output
     assert out.read_text().splitlines()[0] == "source,location,chunk_ids,vendor,amount"
 
+    sampled = cli(settings, "extract", "--fields", "vendor:str, amount:float", source, "--out", str(out), RAG_BATCH__TEMPERATURE="0.7")
+    assert sampled.exit_code == 2, "batch.temperature decides what the job writes"
+    assert "belongs to a job started with other settings (model)" in sampled.stderr
+    answers_only = cli(settings, "extract", "--fields", "vendor:str, amount:float", source, "--out", str(out), RAG_LLM__TEMPERATURE="0.7")
+    assert answers_only.exit_code == 0 and "1 done before" in answers_only.stderr, "llm.temperature is the answers', not the job's"
+
     mine = tmp_path / "mine.jsonl"
     mine.write_text("my own notes\n")
     refused = cli(settings, "extract", "--fields", "vendor:str", source, "--out", str(mine))
@@ -358,7 +364,7 @@ def test_a_document_changed_after_planning_is_reported_not_skipped(tmp_path):
     folder.mkdir()
     note = folder / "note.md"
     note.write_text("# Lab move\n\nThe lab moves on 20 April.\n")
-    settings = make_settings(tmp_path / "home", llm={"temperature": 0.0, "n_ctx": 1024}, batch={"max_tokens": 32})
+    settings = make_settings(tmp_path / "home", llm={"n_ctx": 1024}, batch={"max_tokens": 32, "temperature": 0.0})
     rag.ingest([folder], settings)
     extraction = rag.extract(fields_schema("date:str"), [str(folder)], settings)
     summary = rag.summarize([str(folder)], settings)

@@ -40,8 +40,8 @@ def corpus(tmp_path_factory):
     write_files(folder, DOCUMENTS)
     settings = make_settings(
         tmp_path_factory.mktemp("library-home"),
-        llm={"temperature": 0.0, "n_ctx": 1024, "max_tokens": 32},
-        batch={"max_tokens": 48},
+        llm={"n_ctx": 1024, "max_tokens": 32},
+        batch={"max_tokens": 48, "temperature": 0.0},
     )
     rag.ingest([folder], settings)
     return settings, folder

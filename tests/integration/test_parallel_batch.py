@@ -67,7 +67,7 @@ def served(tmp_path_factory):
     ]
     env = {
         "RAG_HOME": str(home), "RAG_LLM__BACKEND": "openai", "RAG_LLM__MODEL": "served",
-        "RAG_LLM__OPENAI__BASE_URL": f"http://127.0.0.1:{port}/v1", "RAG_LLM__TEMPERATURE": "0",
+        "RAG_LLM__OPENAI__BASE_URL": f"http://127.0.0.1:{port}/v1", "RAG_BATCH__TEMPERATURE": "0",
         "RAG_BATCH__MAX_TOKENS": "48",
     }
     with running_server(command, f"http://127.0.0.1:{port}/health", timeout=120):
