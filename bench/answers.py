@@ -143,7 +143,8 @@ def run_candidate(
 ) -> dict:
     """One `rag eval --answers` process; a None option keeps the settings' default."""
     options = {
-        "RAG_LLM__TEMPERATURE": None if temperature is None else str(temperature), "RAG_LLM__QA_PROMPT": qa_prompt, "RAG_LLM__PROMPT_STYLE": style, "RAG_EMBEDDING__MODEL": embedding,
+        "RAG_LLM__TEMPERATURE": None if temperature is None else str(temperature),
+        "RAG_LLM__QA_PROMPT": qa_prompt, "RAG_LLM__PROMPT_STYLE": style, "RAG_EMBEDDING__MODEL": embedding,
         "RAG_SEARCH__QUERIES": None if queries is None else str(queries),
         "RAG_CHUNKING__CHUNK_TOKENS": None if chunk_tokens is None else str(chunk_tokens),
     }
@@ -298,7 +299,10 @@ def main() -> None:
         home = Path(tmp) / "home"
         rows = []
         for model, qa_prompt, style in candidates:
-            row = run_candidate(model, qa_prompt, style, qa, args.docs.resolve(), home, queries=(args.queries or [None])[-1], temperature=args.temperature)
+            row = run_candidate(
+                model, qa_prompt, style, qa, args.docs.resolve(), home, queries=(args.queries or [None])[-1],
+                temperature=args.temperature,
+            )
             answers = row.pop("results", [])
             if args.answers:
                 with args.answers.open("a") as fh:

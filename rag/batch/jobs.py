@@ -65,13 +65,18 @@ class CallStats:
         self.seconds += other.seconds
 
 
+def generating_settings(settings: Settings) -> Settings:
+    """The settings a job's model writes with: the configured model at batch's budget and temperature."""
+    generation = {"max_tokens": settings.batch.max_tokens, "temperature": settings.batch.temperature}
+    return settings.model_copy(update={"llm": settings.llm.model_copy(update=generation)})
+
+
 class BatchModel:
     """The configured model, prompted for batch tasks in its family's format, within its window."""
 
     def __init__(self, settings: Settings, llm: BaseLanguageModel | None, memo: MutableMapping[str, str]):
         self.settings = settings
-        generation = {"max_tokens": settings.batch.max_tokens, "temperature": settings.batch.temperature}
-        self.llm = llm or create_llm(settings.model_copy(update={"llm": settings.llm.model_copy(update=generation)}))
+        self.llm = llm or create_llm(generating_settings(settings))
         self.window = context_window(self.llm, settings.llm.n_ctx)
         self.memo = memo
         self.stats = CallStats()
@@ -304,11 +309,7 @@ class BatchJob:
             "job": self.kind,
             "index": [str(self.settings.index_path), self.settings.collection],
             "selection": self.selection,
-            "model": {
-                **self.settings.llm.output_settings(),
-                "max_tokens": self.settings.batch.max_tokens,
-                "temperature": self.settings.batch.temperature,
-            },
+            "model": {**generating_settings(self.settings).llm.output_settings(), "max_tokens": self.settings.batch.max_tokens},
         }
 
     def pending(self) -> list[Item]:
