@@ -164,10 +164,11 @@ def hit_to_document(hit: SearchHit) -> Document:
     )
 
 
-def source_label(document: Document, path: str | None = None) -> str:
-    """'path (page 2, § Heading, lines 3-9)' for a retrieved chunk; `path`: its path as shown."""
+def source_label(document: Document, path: str | None = None, *, in_prompt: bool = False) -> str:
+    """'path (page 2, § Heading, lines 3-9)' for a retrieved chunk; `path`: its path as shown;
+    `in_prompt`: as the answer prompt labels it."""
     path = document.metadata["source"] if path is None else path
-    where = location_label(document.metadata)
+    where = location_label(document.metadata, line_range=in_prompt)
     return f"{path} ({where})" if where else path
 
 
@@ -178,7 +179,7 @@ def format_context(sources: list[Document]) -> str:
     cost tokens, show the model a user's folder names and move a greedy answer when the folder moves.
     """
     return "\n\n".join(
-        f"[{number}] {source_label(doc, path)}\n{doc.page_content}"
+        f"[{number}] {source_label(doc, path, in_prompt=True)}\n{doc.page_content}"
         for number, (doc, path) in enumerate(zip(sources, prompt_paths(sources)), start=1)
     )
 

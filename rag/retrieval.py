@@ -47,8 +47,12 @@ def location_of(metadata: dict[str, Any]) -> dict[str, Any]:
     return {key: metadata[key] for key in LOCATION_KEYS if key in metadata}
 
 
-def location_label(location: dict[str, Any]) -> str:
-    """'page 2, § Heading, lines 3-9'; 'message 3, attachment a.pdf, page 1'; 'sheet Sales, rows 2-40'."""
+def location_label(location: dict[str, Any], *, line_range: bool = False) -> str:
+    """'page 2, § Heading, lines 3-9'; 'line 12'; 'message 3, attachment a.pdf, page 1'; 'sheet Sales, rows 2-40'.
+
+    `line_range`: a single line as a range too ('lines 12-12'), as the answer prompt labels its sources:
+    every QA set was measured with that prompt, and leaving the lines out of it cost right answers.
+    """
     parts = []
     for key in ("message", "attachment", "page", "slide", "sheet"):
         if key in location:
@@ -60,7 +64,8 @@ def location_label(location: dict[str, Any]) -> str:
     if "heading" in location:
         parts.append(f"§ {location['heading']}")
     if "start_line" in location:
-        parts.append(f"lines {location['start_line']}-{location['end_line']}")
+        first, last = location["start_line"], location["end_line"]
+        parts.append(f"line {first}" if first == last and not line_range else f"lines {first}-{last}")
     return ", ".join(parts)
 
 

@@ -7,7 +7,7 @@ import pytest
 from langchain_core.documents import Document
 from langchain_core.language_models.fake import FakeStreamingListLLM
 
-from rag.chain import IndexRetriever, first_line, build_rag_chain, fit_sources, format_context
+from rag.chain import IndexRetriever, first_line, build_rag_chain, fit_sources, format_context, source_label
 from rag.prompting import text_prompt
 from tests.conftest import SAMPLE_NOTES
 
@@ -47,6 +47,19 @@ def test_the_prompt_labels_sources_by_their_path_under_the_folder_they_share():
         "[1] manual.pdf (page 2)\ntext\n\n[2] manual.pdf (page 3)\ntext"
     )
     assert format_context([]) == ""
+
+
+@pytest.mark.fast
+def test_a_single_line_is_line_n_for_the_reader_and_a_range_in_the_prompt_as_measured():
+    runbook = "/home/ana/notes/home/runbook.md"
+
+    def chunk(**location: object) -> Document:
+        return Document(page_content="text", metadata={"source": runbook, **location})
+
+    one_line = chunk(heading="Keys", start_line=5, end_line=5)
+    assert source_label(one_line, "home/runbook.md") == "home/runbook.md (§ Keys, line 5)"
+    assert format_context([one_line]) == "[1] runbook.md (§ Keys, lines 5-5)\ntext"
+    assert source_label(chunk(start_line=5, end_line=9)) == f"{runbook} (lines 5-9)"
 
 
 def test_fit_keeps_sources_in_rank_order_until_the_budget(sample_index):
