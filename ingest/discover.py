@@ -43,9 +43,26 @@ class Candidate:
 
 @dataclass
 class Discovery:
+    """The files to read, and those left out with the reason. A file is listed once, even where the
+    folders given hold one another (or one folder is given twice)."""
+
     candidates: list[Candidate] = field(default_factory=list)
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    skipped: dict[str, str] = field(default_factory=dict)  # path as shown: reason
     empty: set[str] = field(default_factory=set)  # skipped files of zero bytes: their text is gone
+    _taken: set[str] = field(default_factory=set, repr=False)
+
+    def skip(self, path: str, reason: str) -> None:
+        self.skipped.setdefault(shown_path(path), reason)
+
+    def take(self, candidate: Candidate) -> None:
+        if candidate.path not in self._taken:
+            self._taken.add(candidate.path)
+            self.candidates.append(candidate)
+
+
+def shown_path(path: str) -> str:
+    """`path` as it can be printed: bytes of a name that are not UTF-8 as escapes (`caf\\xe9.md`)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 @dataclass
@@ -72,6 +89,8 @@ def discover(roots: list[Path], settings: IngestSettings) -> Discovery:
     found = Discovery()
     max_bytes = int(settings.max_file_mb * 1024 * 1024)
     for root in roots:
+        if not os.path.lexists(root):  # gone since it was ingested: its files leave the index
+            continue
         if root.is_dir():
             _walk(str(root), settings, max_bytes, found)
         else:  # a file named explicitly is taken even if hidden or ignored
@@ -99,22 +118,22 @@ def _walk(root: str, settings: IngestSettings, max_bytes: int, found: Discovery)
         for name in sorted(subdirs):
             path = os.path.join(directory, name)
             if name.startswith("."):
-                found.skipped.append((path, "hidden folder"))
+                found.skip(path, "hidden folder")
             elif os.path.islink(path):
-                found.skipped.append((path, "symlinked folder (not followed)"))
+                found.skip(path, "symlinked folder (not followed)")
             elif reason := ignored(name, True) or _build_folder(path, name):
-                found.skipped.append((path, reason))
+                found.skip(path, reason)
             else:
                 kept_dirs.append(name)
         subdirs[:] = kept_dirs
         for name in sorted(files):
             path = os.path.join(directory, name)
             if name.startswith("."):
-                found.skipped.append((path, "hidden file"))
+                found.skip(path, "hidden file")
             elif EDITOR_TEMP_FILE.search(name):
-                found.skipped.append((path, "an editor's backup or temporary file"))
+                found.skip(path, "an editor's backup or temporary file")
             elif reason := ignored(name, False):
-                found.skipped.append((path, reason))
+                found.skip(path, reason)
             else:
                 _consider(path, root, settings, max_bytes, found)
 
@@ -136,30 +155,31 @@ def _build_folder(path: str, name: str) -> str | None:
 
 
 def _consider(path: str, root: str, settings: IngestSettings, max_bytes: int, found: Discovery) -> None:
+    if shown_path(path) != path:
+        found.skip(path, "its name is not UTF-8, which the index stores names in; rename the file to ingest it")
+        return
     # By name alone (a file without a suffix is taken as text): its content is judged when it is read.
     if loader_for(Path(path), settings.loaders) is None:
-        found.skipped.append((path, f"unsupported file type {Path(path).suffix}"))
+        found.skip(path, f"unsupported file type {Path(path).suffix}")
         return
     if os.path.islink(path):
         target = os.path.realpath(path)
         if os.path.commonpath([target, os.path.realpath(root)]) != os.path.realpath(root):
-            found.skipped.append((path, f"symlink to {target}, outside the ingested folder"))
+            found.skip(path, f"symlink to {target}, outside the ingested folder")
             return
     try:
         stat = os.stat(path)
     except OSError as exc:
-        found.skipped.append((path, f"cannot stat: {exc.strerror or exc}"))
+        found.skip(path, f"cannot stat: {exc.strerror or exc}")
         return
     if stat.st_size == 0:
-        found.skipped.append((path, "empty file"))
+        found.skip(path, "empty file")
         found.empty.add(path)
         return
     if stat.st_size > max_bytes:
-        found.skipped.append(
-            (path, f"larger than max_file_mb ({stat.st_size / 1048576:.1f} MB); raise ingest.max_file_mb to include it")
-        )
+        found.skip(path, f"larger than max_file_mb ({stat.st_size / 1048576:.1f} MB); raise ingest.max_file_mb to include it")
         return
-    found.candidates.append(Candidate(path, stat.st_size, stat.st_mtime_ns))
+    found.take(Candidate(path, stat.st_size, stat.st_mtime_ns))
 
 
 def _read_ignore_rules(directory: str, root: str, ignore_files: list[str]) -> list[_IgnoreRules]:

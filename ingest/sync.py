@@ -157,18 +157,27 @@ def ingest(
     started = time.perf_counter()
     if not paths:
         raise UsageError("Give at least one file or folder to ingest.")
-    roots = [Path(os.path.abspath(os.path.expanduser(p))) for p in paths]
-    for root in roots:
-        if not root.exists():
-            raise UsageError(f"Path not found: {root}")
+    roots = list(dict.fromkeys(Path(os.path.abspath(os.path.expanduser(p))) for p in paths))
     rebuild = rebuild or rebuild_all
-    with Index(settings) as index, contextlib.nullcontext() if dry_run else _writing(index, roots, rebuild, wait, on_wait):
-        drop_collection = rebuild and _rebuild_drops_collection(index, roots, rebuild_all)
-        if not dry_run and not drop_collection and index.unfinished():  # a dropped collection needs no repair
-            index.reconcile()
-        report = _sync(roots, index, settings, dry_run, rebuild, drop_collection, progress or _Silent())
+    with Index(settings) as index:
+        _require_on_disk_or_indexed(roots, index)
+        with contextlib.nullcontext() if dry_run else _writing(index, roots, rebuild, wait, on_wait):
+            drop_collection = rebuild and _rebuild_drops_collection(index, roots, rebuild_all)
+            if not dry_run and not drop_collection and index.unfinished():  # a dropped collection needs no repair
+                index.reconcile()
+            report = _sync(roots, index, settings, dry_run, rebuild, drop_collection, progress or _Silent())
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _require_on_disk_or_indexed(roots: list[Path], index: Index) -> None:
+    """A path that is gone is synced like a folder emptied: its files leave the index. One the index
+    never held is a mistake."""
+    missing = [root for root in roots if not os.path.lexists(root)]
+    indexed = list(index.sources()) if missing else []
+    for root in missing:
+        if not any(_under_roots(path, [root]) for path in indexed):
+            raise UsageError(f"Path not found: {root}")
 
 
 @contextlib.contextmanager
@@ -233,13 +242,13 @@ def _sync(
     known = {} if drop_collection else previous
     seen = {candidate.path for candidate in found.candidates}
     unseen = [record for path, record in sorted(known.items()) if path not in seen and _under_roots(path, roots)]
-    skipped = dict(found.skipped)
+    skipped = found.skipped
     # Still on disk with text, only skipped now (a hidden folder, an ignore rule): kept, and said so.
     kept = [record for record in unseen if os.path.isfile(record.path) and record.path not in found.empty]
     vanished = [record for record in unseen if record not in kept]
     to_read = found.candidates if rebuild else [c for c in found.candidates if _stat_changed(c, known.get(c.path))]
 
-    report = IngestReport(skipped=list(found.skipped), unchanged=len(found.candidates) - len(to_read), dry_run=dry_run)
+    report = IngestReport(skipped=list(found.skipped.items()), unchanged=len(found.candidates) - len(to_read), dry_run=dry_run)
     report.kept = [(record.path, _skip_reason(record.path, skipped)) for record in kept]
     if kept:
         subject = "1 file ingested before is" if len(kept) == 1 else f"{len(kept)} files ingested before are"

@@ -39,10 +39,12 @@ def hostile_corpus(root: Path, outside: Path) -> tuple[dict[str, str], set[str]]
         "encrypted.pdf": "encrypted PDF",
         "link-outside.md": "outside the ingested folder",
         "loop": "symlinked folder",
+        "caf\\xe9.md": "its name is not UTF-8",  # shown with the byte escaped, as it can be printed
     }
     (root / "truncated.pdf").write_bytes(b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n" + b"\x00" * 10)
     (root / "disguised.txt").write_bytes(os.urandom(4096) + b"\x00")
     (root / "empty.md").write_bytes(b"")
+    (root / os.fsdecode(b"caf\xe9.md")).write_text("# Caf\n\nA Latin-1 name: the menu changes on Fridays.")
     (root / "latin1.txt").write_bytes("Smörgåsbord and crème brûlée".encode("latin-1"))  # good, but not UTF-8
     (root / "bad-utf16.txt").write_bytes(codecs.BOM_UTF16_LE + b"\x00\xd8\x41")  # an unpaired surrogate
     # A 50 MB single line, over the default size limit: skipped without being read.

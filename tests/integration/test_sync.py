@@ -10,7 +10,7 @@ import pytest
 
 import rag
 from ingest.index import Index
-from rag.errors import IndexMismatchError
+from rag.errors import IndexMismatchError, UsageError
 from tests.conftest import SAMPLE_NOTES, assert_index_consistent, make_settings
 
 
@@ -175,6 +175,40 @@ def test_deleting_a_whole_folder_removes_its_chunks_only(store, notes, home, tmp
     report = rag.ingest([notes], settings)
     assert len(report.removed) == 4
     assert list(Index(settings).sources()) == [str(other / "keep.md")]
+    assert_index_consistent(settings)
+
+
+def test_a_folder_or_file_gone_from_disk_leaves_the_index_when_named(store, notes, home, tmp_path):
+    settings = store(home)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "keep.md").write_text("# Keep\n\nThe spare key is under the blue flowerpot.\n")
+    rag.ingest([notes, other], settings)
+    recipe = notes / "personal/recipes/cardamom-buns.md"
+    recipe.unlink()
+    assert rag.ingest([recipe], settings).removed == [str(recipe)]
+    shutil.rmtree(notes)
+
+    assert len(rag.ingest([notes], settings, dry_run=True).removed) == 3
+    report = rag.ingest([notes], settings)
+    assert len(report.removed) == 3 and report.added == report.failed == []
+    assert list(Index(settings).sources()) == [str(other / "keep.md")]
+    with pytest.raises(UsageError, match="^Path not found: .*never$"):  # a path the index never held
+        rag.ingest([tmp_path / "never"], settings)
+    assert_index_consistent(settings)
+
+
+def test_folders_given_inside_one_another_or_twice_sync_each_file_once(store, notes, home):
+    settings = store(home)
+    first = rag.ingest([notes, notes / "work", notes], settings)
+    assert len(first.added) == 4 and first.failed == []
+    assert Index(settings).stats().files == 4
+    calibrate = notes / "work/tools/calibrate.py"
+    calibrate.write_text(calibrate.read_text() + "\n# The probe is kept in drawer 4.\n")
+    assert rag.ingest([notes, notes / "work"], settings, dry_run=True).unchanged == 3
+    report = rag.ingest([notes / "work", notes], settings)
+    assert (report.updated, report.unchanged) == ([str(calibrate)], 3)
+    assert "drawer 4" in rag.search("Where is the probe kept?", settings, k=1)[0].text
     assert_index_consistent(settings)
 
 
