@@ -11,8 +11,10 @@ tokens file (tokens.py, `rag serve token add`). FastAPI, uvicorn and the MCP SDK
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
+import socket
 import sys
 from typing import Sequence
 
@@ -53,19 +55,37 @@ def serve(
     from rag.server.app import create_app
     from rag.server.service import KnowledgeService
 
-    service = KnowledgeService(settings)
+    with contextlib.closing(_listening_socket(host, port)) as listening:
+        service = KnowledgeService(settings)
+        try:
+            app = create_app(service, token=token, cors_origins=cors_origins, host=host, tokens=keeper)
+            shown = f"[{host}]" if ":" in host else host
+            print(f"Serving {settings.index_path} at http://{shown}:{port}/ (OpenAI API at /v1); Ctrl-C stops.", file=sys.stderr)
+            capacity = service.gate.capacity
+            print(f"Answers at once: {capacity.parallel} ({capacity.reason}), {capacity.queue} more may wait.", file=sys.stderr)
+            if keeper is not None:
+                print(f"Named tokens from {path}.", file=sys.stderr)
+            _log_requests()
+            uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[listening])
+        finally:
+            service.close()
+
+
+def _listening_socket(host: str, port: int) -> socket.socket:
+    """The server's socket, bound before the model loads: a port in use is one line at once, not
+    uvicorn's error after seconds of loading."""
     try:
-        app = create_app(service, token=token, cors_origins=cors_origins, host=host, tokens=keeper)
-        shown = f"[{host}]" if ":" in host else host
-        print(f"Serving {settings.index_path} at http://{shown}:{port}/ (OpenAI API at /v1); Ctrl-C stops.", file=sys.stderr)
-        capacity = service.gate.capacity
-        print(f"Answers at once: {capacity.parallel} ({capacity.reason}), {capacity.queue} more may wait.", file=sys.stderr)
-        if keeper is not None:
-            print(f"Named tokens from {path}.", file=sys.stderr)
-        _log_requests()
-        uvicorn.run(app, host=host, port=port, log_level="warning")
-    finally:
-        service.close()
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    except socket.gaierror as exc:
+        raise UsageError(f"Cannot serve on {host}: {exc.strerror}; give --host an address of this machine.") from None
+    listening = socket.socket(family, socket.SOCK_STREAM)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: a restart reuses the port at once
+    try:
+        listening.bind((host, port))
+    except OSError as exc:
+        listening.close()
+        raise UsageError(f"Cannot serve on {host}:{port}: {exc.strerror}; stop what uses it or choose another --port.") from None
+    return listening
 
 
 def _log_requests() -> None:

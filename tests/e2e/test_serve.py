@@ -396,6 +396,20 @@ def test_rag_serve_takes_its_address_and_origins_from_the_serve_settings(sample_
     assert refused.exit_code == 2 and "without a token" in refused.output  # the settings' host obeys the token rule
 
 
+def test_rag_serve_on_a_port_in_use_is_one_line_before_anything_loads(sample_index):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        refused = runner.invoke(app, ["serve", "--port", str(port)], env={"RAG_HOME": str(sample_index[0].home)})
+    assert refused.exit_code == 2
+    assert refused.output == (
+        f"Error: Cannot serve on 127.0.0.1:{port}: Address already in use; stop what uses it or choose another --port.\n"
+    )
+
+
 def test_no_cors_headers_unless_configured(base_url):
     preflight = httpx.options(
         f"{base_url}/v1/models", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"}
