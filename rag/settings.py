@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic.fields import FieldInfo
+from pydantic_core import ErrorDetails
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -156,6 +157,15 @@ class _LLMSettingsWithoutBackends(Section):
     @classmethod
     def _empty_is_unset(cls, name: str | None) -> str | None:
         return name or None  # RAG_LLM__MODEL= unsets a model set in a config file
+
+    @model_validator(mode="after")
+    def _room_for_the_prompt(self) -> "LLMSettings":
+        if self.max_tokens >= self.n_ctx:
+            raise ValueError(
+                f"max_tokens ({self.max_tokens}) must be below n_ctx ({self.n_ctx}), the window that holds the "
+                "prompt and the answer"
+            )
+        return self
 
     @field_validator("backend")
     @classmethod
@@ -414,15 +424,24 @@ def load_settings(
     try:
         settings = Settings(**{key: value for key, value in overrides.items() if value is not None})
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(_problem(error) for error in exc.errors())
         raise ConfigError(f"Invalid settings{source}: {problems}") from exc
     finally:
         _LAYERS_BELOW_OVERRIDES.reset(layers)
     if check_model and (problem := model_problem(settings)):
         raise ConfigError(f"Invalid settings{source}: {problem}")
     return settings
+
+
+def _problem(error: ErrorDetails) -> str:
+    """'section.key: what is wrong', in words for a person rather than pydantic's."""
+    where = ".".join(str(part) for part in error["loc"])
+    if error["type"] == "extra_forbidden":
+        return f"{where}: no such setting (docs/settings.md lists them)"
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "list_type":
+        message += """ (in a RAG_* variable, a JSON list: '["a", "b"]')"""
+    return f"{where}: {message}"
 
 
 def model_problem(settings: Settings) -> str | None:

@@ -233,7 +233,7 @@ def test_models_all_reports_down_servers_quickly(sample_index, tmp_path):
 def test_unknown_backend_is_a_usage_error(sample_index):
     result, _ = cli_error(sample_index, RAG_LLM__BACKEND="vllm")
     assert result.exit_code == 2
-    assert result.stderr.startswith("Error: Invalid settings: llm.backend: Value error, unknown backend 'vllm'; use one of:")
+    assert result.stderr.startswith("Error: Invalid settings: llm.backend: unknown backend 'vllm'; use one of:")
 
 
 @pytest.mark.fast

@@ -156,7 +156,7 @@ def test_a_command_added_under_serve_gets_the_settings_its_options_made(tmp_path
 # -- contradictions ---------------------------------------------------------------------------------
 
 CONTRADICTIONS = [
-    ("[chunking]\nchunk_tokens = 200\noverlap_tokens = 300\n", "chunking.overlap_tokens: Value error, must be less than chunking.chunk_tokens (200); got 300"),
+    ("[chunking]\nchunk_tokens = 200\noverlap_tokens = 300\n", "chunking.overlap_tokens: must be less than chunking.chunk_tokens (200); got 300"),
     ("[chunking]\nchunk_tokens = 100\noverlap_tokens = 100\n", "chunking.overlap_tokens:"),
     ("[search]\nmin_score = 2.5\n", "search.min_score: Input should be less than or equal to 1"),
     ("[search]\nmin_score = -1.5\n", "search.min_score: Input should be greater than or equal to -1"),
@@ -181,7 +181,7 @@ def test_a_contradiction_from_the_environment_is_refused_too(tmp_path):
     env = {"RAG_HOME": str(tmp_path), "RAG_CHUNKING__OVERLAP_TOKENS": "250"}
     result = runner.invoke(app, ["status"], env=env)
     assert result.exit_code == 2
-    assert "chunking.overlap_tokens: Value error, must be less than chunking.chunk_tokens (200); got 250" in result.stderr
+    assert "chunking.overlap_tokens: must be less than chunking.chunk_tokens (200); got 250" in result.stderr
 
 
 @pytest.mark.parametrize("command", [["ingest", "."], ["search", "oven"], ["ask", "oven"], ["summarize"]])
@@ -236,7 +236,7 @@ def test_an_unknown_embedding_model_is_left_to_the_command_that_loads_it(tmp_pat
         (["repair", "--json"], 1, "No index at {home}/index. Run `rag ingest PATH` first."),
         (["ingest", "{empty}", "--json"], 2, "Nothing to ingest"),
         (["search", "oven", "--where", "colour=red", "--json"], 2, "--where colour=...: chunks have no 'colour'"),
-        (["status", "--json", "--collection", "a"], 2, "Invalid settings: collection: Value error"),
+        (["status", "--json", "--collection", "a"], 2, "Invalid settings: collection: use 3-512 characters"),
     ],
 )
 def test_a_failing_json_command_prints_json_on_stdout(command, exit_code, message, tmp_path):

@@ -63,9 +63,13 @@ def test_only_load_settings_reads_the_environment(monkeypatch):
 @pytest.mark.parametrize(
     "toml,message",
     [
-        ("[chunking]\nchunk_size = 100\n", "chunking.chunk_size: Extra inputs are not permitted"),
+        ("[chunking]\nchunk_size = 100\n", "chunking.chunk_size: no such setting (docs/settings.md lists them)"),
         ("[search]\nk = 0\n", "search.k: Input should be greater than 0"),
-        ('collection = "x"\n', "collection: Value error, use 3-512 characters"),
+        ('collection = "x"\n', "collection: use 3-512 characters"),
+        (
+            "[llm]\nmax_tokens = 5000\n",
+            "llm: max_tokens (5000) must be below n_ctx (2048), the window that holds the prompt and the answer",
+        ),
         ("[chunking\n", "Cannot read config file"),
     ],
 )
@@ -75,6 +79,14 @@ def test_bad_settings_name_the_file_and_the_key(tmp_path, toml, message):
         load_settings(environ={}, cwd=tmp_path)
     assert message in str(caught.value)
     assert str(tmp_path / "rag.toml") in str(caught.value)
+
+
+def test_a_list_in_a_variable_that_is_not_json_says_how_to_write_one(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={"RAG_SEARCH__COSINE_LANGUAGES": "en"}, cwd=tmp_path)
+    assert str(caught.value) == (
+        """Invalid settings: search.cosine_languages: Input should be a valid list (in a RAG_* variable, a JSON list: '["a", "b"]')"""
+    )
 
 
 def test_missing_explicit_config_is_an_error(tmp_path):
