@@ -86,7 +86,13 @@ class SearchSettings(Section):
         "hybrid", description="dense (the embedding's cosine), keyword (BM25 over the keyword index) or both fused."
     )
     fusion: Literal["weighted", "rrf"] = Field("weighted", description="How hybrid search merges its two rankings.")
-    dense_weight: float = Field(0.5, ge=0, le=1, description="The dense ranking's share in the fused score.")
+    dense_weight: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="The dense ranking's share in the fused score, before each ranking is weighed by how far its best "
+        "candidates stand apart.",
+    )
     rrf_k: int = Field(60, gt=0, description="With fusion = rrf: the constant k of 1 / (k + rank).")
     candidates: int = Field(50, gt=0, description="Chunks each retriever proposes before fusion.")
     mmr: bool = Field(False, description="Diversify results with maximal marginal relevance.")
