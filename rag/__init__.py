@@ -28,8 +28,8 @@ enforce_offline()
 # Public name -> the module that defines it.
 _EXPORTS = {
     **dict.fromkeys(
-        ("ask", "check", "collections", "embeddings", "evaluate", "evaluate_answers", "extract", "fields_schema", "ingest",
-         "migrate", "repair", "retriever", "search", "status", "summarize", "watch"),
+        ("ask", "check", "collections", "embeddings", "evaluate", "evaluate_answers", "extract", "fields_schema", "files",
+         "ingest", "migrate", "repair", "retriever", "search", "status", "summarize", "watch"),
         "rag.api",
     ),
     "Assistant": "rag.answering",
@@ -45,14 +45,14 @@ _EXPORTS = {
 __all__ = [
     "Assistant", "Conversation", "IndexRetriever", "JobResult", "RagError", "Settings", "ask", "check", "collections",
     "embeddings",
-    "evaluate", "evaluate_answers", "extract", "fields_schema", "ingest", "load_settings", "migrate", "repair",
+    "evaluate", "evaluate_answers", "extract", "fields_schema", "files", "ingest", "load_settings", "migrate", "repair",
     "retriever", "run_job", "search", "status", "summarize", "watch",
 ]
 
 if TYPE_CHECKING:
     from rag.api import (
-        ask, check, collections, embeddings, evaluate, evaluate_answers, extract, fields_schema, ingest, migrate, repair,
-        retriever, search, status, summarize, watch,
+        ask, check, collections, embeddings, evaluate, evaluate_answers, extract, fields_schema, files, ingest, migrate,
+        repair, retriever, search, status, summarize, watch,
     )
     from rag.answering import Assistant, Conversation
     from rag.batch.run import JobResult, run_job

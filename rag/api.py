@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
 
@@ -161,6 +162,13 @@ def embeddings(settings: Settings | None = None) -> "Embedder":
 def status(settings: Settings | None = None) -> index_status.IndexStatus:
     """Location, size and build settings of the index."""
     return index_status.status(settings or load_settings())
+
+
+def files(settings: Settings | None = None, paths: Sequence[str | Path] | None = None) -> list[index_status.IndexedFile]:
+    """The files the collection holds (path, size, chunks, when and where ingested), by path;
+    `paths`: only those under these folders, or these files, or matching these globs."""
+    patterns = [os.path.abspath(os.path.expanduser(path)) for path in paths or []]
+    return index_status.files(settings or load_settings(), patterns or None)
 
 
 def collections(settings: Settings | None = None) -> list[CollectionSummary]:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
-from typing import Any
+import fnmatch
+import os
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
 
 from ingest.index import Index
 from rag.settings import Settings
@@ -58,3 +60,34 @@ def status(settings: Settings) -> IndexStatus:
             {"host": writer.host, "files": writer.files, "last_write": iso_time(writer.last_write)} for writer in writers
         ],
     )
+
+
+@dataclass
+class IndexedFile:
+    """A file the collection holds, as its last ingest read it."""
+
+    path: str
+    size: int  # bytes
+    chunks: int
+    ingested_at: str
+    ingested_by: str | None  # the machine, where the index records it (PostgreSQL)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def files(settings: Settings, paths: Sequence[str] | None = None) -> list[IndexedFile]:
+    """The files the collection holds, by path; `paths`: only those under these folders, or these
+    files, or matching these globs (absolute)."""
+    with Index(settings) as index:
+        index.require()
+        records = index.sources()
+    return [
+        IndexedFile(record.path, record.size, len(record.chunk_ids), iso_time(record.ingested_at) or "", record.ingested_by)
+        for path, record in sorted(records.items())
+        if not paths or any(_under_or_matching(path, pattern) for pattern in paths)
+    ]
+
+
+def _under_or_matching(path: str, pattern: str) -> bool:
+    return path == pattern or path.startswith(pattern.rstrip(os.sep) + os.sep) or fnmatch.fnmatch(path, pattern)

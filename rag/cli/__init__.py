@@ -9,6 +9,8 @@ Each module below holds a group of commands on a `typer.Typer` of its own; a new
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from rag.cli import answers, batch, evaluate, index, migrate, models, search, serve, tokens
@@ -29,7 +31,26 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-app.add_typer(index.commands)  # ingest, status, collections, repair
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        from importlib.metadata import version
+
+        typer.echo(f"rag {version('rag')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    _version: Annotated[
+        bool, typer.Option("--version", help="Print rag's version and exit.", callback=_print_version, is_eager=True)
+    ] = False,
+) -> None:
+    pass
+
+
+app.add_typer(index.commands)  # ingest, status, files, collections, repair
 app.add_typer(migrate.commands)
 app.add_typer(search.commands)
 app.add_typer(answers.commands)  # ask, chat

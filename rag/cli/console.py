@@ -59,3 +59,14 @@ def display_path(path: str) -> str:
 
 out = _Stdout(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def human_size(size: float) -> str:
+    """'812 B', '12.3 KB', '1.5 GB'."""
+    if size < 1000:
+        return f"{size:.0f} B"
+    for unit in ("KB", "MB"):
+        size /= 1000
+        if size < 1000:
+            return f"{size:.1f} {unit}"
+    return f"{size / 1000:.1f} GB"

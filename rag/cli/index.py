@@ -1,4 +1,4 @@
-"""The commands that write and inspect the index: ingest, status, collections, repair."""
+"""The commands that write and inspect the index: ingest, status, files, collections, repair."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from rich.markup import escape
 
 import rag
 from ingest.index import index_location
-from rag.cli.console import display_path, err, out
+from rag.cli.console import display_path, err, human_size, out
 from rag.cli.errors import cli_warning
 from rag.cli.options import JsonOption, knowledge_base
 from rag.cli.progress import IngestProgressBar
@@ -185,6 +185,32 @@ def status(
     ]
     for label, value in rows:
         out.print(f"{label + ':' if label else '':<17}{escape(value)}")
+
+
+@commands.command()
+@knowledge_base(check_model=False)
+def files(
+    paths: Annotated[
+        Optional[list[str]],
+        typer.Argument(
+            metavar="[PATH...]", help="Only the files under these folders, these files, or those matching a glob ('notes/*.md').",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+    *,
+    settings: Settings,
+) -> None:
+    """List the files the collection holds: their chunks, size and when they were ingested."""
+    found = rag.files(settings, paths)
+    if as_json:
+        out.print_json(json.dumps([file.to_dict() for file in found]))
+        return
+    if not found:
+        err.print("No file of the collection matches." if paths else "The collection holds no files.")
+        return
+    for file in found:
+        out.print(f"{file.chunks:>5} chunks {human_size(file.size):>9}  {file.ingested_at}  {escape(display_path(file.path))}")
 
 
 @commands.command()

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from rag.cli.console import err, out
+from rag.cli.console import err, human_size, out
 from rag.cli.errors import cli_wording
 from rag.cli.options import JsonOption, knowledge_base
 from rag.settings import Settings
@@ -72,7 +72,7 @@ def _print_local_models(as_json: bool) -> None:
         width = max(len(model.reference) for model in found)
         for model in found:
             details = [
-                _size(model.size), model.architecture, model.quantization,
+                human_size(model.size), model.architecture, model.quantization,
                 f"context {model.context}" if model.context else "", "chat template" if model.chat_template else "",
             ]
             out.print(f"{escape(f'{model.reference:<{width}}')}  {escape(', '.join(detail for detail in details if detail))}")
@@ -82,12 +82,3 @@ def _print_local_models(as_json: bool) -> None:
             dimension = f", {embedder.dimension} dimensions" if embedder.dimension else ""
             out.print(f"  {escape(embedder.name)}  {escape(embedder.path)}{dimension}")
 
-
-def _size(size: float) -> str:
-    if size < 1000:
-        return f"{size:.0f} B"
-    for unit in ("KB", "MB"):
-        size /= 1000
-        if size < 1000:
-            return f"{size:.1f} {unit}"
-    return f"{size / 1000:.1f} GB"

@@ -58,12 +58,19 @@ def test_every_command_has_help(command):
         assert "--index" in result.stdout and "--collection" in result.stdout
 
 
-@pytest.mark.parametrize("command", [["search", "anything"], ["status"]])
+@pytest.mark.parametrize("command", [["search", "anything"], ["status"], ["files"]])
 def test_without_an_index_commands_say_to_ingest_first(command, home):
     result = rag_cli(*command, home=home)
     assert result.exit_code == 1
     assert result.stderr.strip() == f"Error: No index at {home / 'index'}. Run `rag ingest PATH` first."
     assert result.stdout == ""
+
+
+def test_version_is_the_installed_packages():
+    from importlib.metadata import version
+
+    result = runner.invoke(app, ["--version"])
+    assert (result.exit_code, result.stdout) == (0, f"rag {version('rag')}\n")
 
 
 def test_usage_errors_exit_2(home, tmp_path):

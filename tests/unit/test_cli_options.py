@@ -20,6 +20,7 @@ EXPECTED = {
     "ingest": FOUR,
     "search": FOUR,
     "status": FOUR,
+    "files": FOUR,
     "repair": FOUR,
     "ask": FOUR + MODEL,
     "chat": FOUR + MODEL,
@@ -268,6 +269,29 @@ def test_an_unexpected_error_under_json_is_json_too(tmp_path, monkeypatch):
     assert result.exit_code == 1
     assert json.loads(result.stdout) == {"error": "ZeroDivisionError: division by zero", "exit_code": 1}
     assert "RAG_DEBUG=1" in result.stderr
+
+
+def test_files_lists_what_the_collection_holds_under_the_paths_given(tmp_path, monkeypatch):
+    notes = tmp_path / "notes"
+    (notes / "pumps").mkdir(parents=True)
+    (notes / "oven.md").write_text("# Oven\n\nThe reflow oven's warranty ends on 4 October 2025.\n")
+    (notes / "pumps" / "seal.md").write_text("# Seal\n\nThe shaft seal of pump three is replaced every spring.\n")
+    env = {"RAG_HOME": str(tmp_path / "home")}
+    assert runner.invoke(app, ["ingest", str(notes)], env=env).exit_code == 0
+    monkeypatch.chdir(tmp_path)
+
+    listed = runner.invoke(app, ["files", "--json"], env=env)
+    assert listed.exit_code == 0, listed.output
+    files = json.loads(listed.stdout)
+    oven, seal = notes / "oven.md", notes / "pumps" / "seal.md"
+    assert [(f["path"], f["size"], f["chunks"]) for f in files] == [
+        (str(oven), oven.stat().st_size, 1), (str(seal), seal.stat().st_size, 1),
+    ]
+    under_pumps = runner.invoke(app, ["files", "notes/pumps"], env=env)
+    assert under_pumps.stdout == f"    1 chunks      {seal.stat().st_size} B  {files[1]['ingested_at']}  notes/pumps/seal.md\n"
+    assert json.loads(runner.invoke(app, ["files", "--json", "notes/*.md"], env=env).stdout) == files
+    none = runner.invoke(app, ["files", "elsewhere"], env=env)
+    assert (none.exit_code, none.stdout, none.stderr) == (0, "", "No file of the collection matches.\n")
 
 
 def test_collections_are_listed_and_a_missing_one_names_those_there(tmp_path):
