@@ -258,9 +258,21 @@ def _report_consistency(found, as_json: bool, fixed: bool) -> None:
         verb = "Fixed" if fixed else "Found"
         if found.unfinished:
             out.print(f"{verb}: an ingest stopped before it finished.")
-        out.print(f"{verb}: {len(found.orphan_vectors)} vectors and {len(found.orphan_words)} keyword entries no file lists.")
-        out.print(f"{verb}: {len(found.incomplete_sources)} files with chunks missing" + (" (they will be ingested again)." if fixed else "."))
+        orphans = [
+            _count(len(found.orphan_vectors), "vector", "vectors"),
+            _count(len(found.orphan_words), "keyword entry", "keyword entries"),
+        ]
+        if listed := [orphan for orphan in orphans if orphan]:
+            out.print(f"{verb}: {' and '.join(listed)} no file lists.")
+        if incomplete := len(found.incomplete_sources):
+            again = (" (it will be ingested again)" if incomplete == 1 else " (they will be ingested again)") if fixed else ""
+            out.print(f"{verb}: {_count(incomplete, 'file', 'files')} with chunks missing{again}.")
         if not fixed:
             err.print("Run `rag repair`, or just `rag ingest` again: it repairs first.")
     if not fixed and not found.ok:
         raise typer.Exit(1)
+
+
+def _count(number: int, one: str, many: str) -> str:
+    """'1 file', '3 files'; '' for none."""
+    return f"{number} {one if number == 1 else many}" if number else ""

@@ -103,7 +103,11 @@ def test_repair_fixes_what_a_crash_left_and_check_reports_it(notes, home):
         "incomplete_sources": [victim.path],
     }
     repaired = runner.invoke(app, ["repair"], env={"RAG_HOME": str(home)})
-    assert repaired.exit_code == 0 and "Fixed: 1 files with chunks missing" in repaired.stdout
+    assert (repaired.exit_code, repaired.stdout) == (0, (
+        "Fixed: an ingest stopped before it finished.\n"
+        "Fixed: 1 vector no file lists.\n"
+        "Fixed: 1 file with chunks missing (it will be ingested again).\n"
+    ))
     assert runner.invoke(app, ["status", "--check"], env={"RAG_HOME": str(home)}).exit_code == 0
     again = rag.ingest([notes], settings)
     assert again.added == [victim.path]  # forgotten by the repair, so ingested again
