@@ -17,20 +17,21 @@ class MetadataKey(NamedTuple):
     # subject, sender and date, and whether its text was read by OCR.
     from_document: bool
     filterable: bool = True
+    whole_number: bool = False  # a page, a line: a filter's value must be one too
 
 
 # In the order a filter's error lists them; the rest come from ingest.sync (source, chunk_index), the
 # loaders' line units (rows, cells) and the chunker (heading, lines).
 CHUNK_METADATA = (
     MetadataKey("source", from_document=False),
-    MetadataKey("page", from_document=True),
-    MetadataKey("slide", from_document=True),
+    MetadataKey("page", from_document=True, whole_number=True),
+    MetadataKey("slide", from_document=True, whole_number=True),
     MetadataKey("sheet", from_document=True),
-    MetadataKey("row", from_document=False),
-    MetadataKey("end_row", from_document=False),
-    MetadataKey("cell", from_document=False),
-    MetadataKey("end_cell", from_document=False),
-    MetadataKey("message", from_document=True),
+    MetadataKey("row", from_document=False, whole_number=True),
+    MetadataKey("end_row", from_document=False, whole_number=True),
+    MetadataKey("cell", from_document=False, whole_number=True),
+    MetadataKey("end_cell", from_document=False, whole_number=True),
+    MetadataKey("message", from_document=True, whole_number=True),
     MetadataKey("attachment", from_document=True),
     MetadataKey("subject", from_document=True),
     MetadataKey("sender", from_document=True),
@@ -38,10 +39,11 @@ CHUNK_METADATA = (
     # A flag (True), and a filter's value is a string or an integer: no filter could match it.
     MetadataKey("ocr", from_document=True, filterable=False),
     MetadataKey("heading", from_document=False),
-    MetadataKey("start_line", from_document=False),
-    MetadataKey("end_line", from_document=False),
-    MetadataKey("chunk_index", from_document=False),
+    MetadataKey("start_line", from_document=False, whole_number=True),
+    MetadataKey("end_line", from_document=False, whole_number=True),
+    MetadataKey("chunk_index", from_document=False, whole_number=True),
 )
 # What a filter can name.
 CHUNK_METADATA_KEYS = tuple(key.name for key in CHUNK_METADATA if key.filterable)
 DOCUMENT_METADATA_KEYS = tuple(key.name for key in CHUNK_METADATA if key.from_document)
+WHOLE_NUMBER_KEYS = frozenset(key.name for key in CHUNK_METADATA if key.whole_number)

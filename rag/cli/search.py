@@ -10,6 +10,7 @@ import typer
 from rich.markup import escape
 
 import rag
+from ingest.chunking.metadata import WHOLE_NUMBER_KEYS
 from ingest.index import CHUNK_METADATA_KEYS
 from rag.cli.console import display_path, err, out
 from rag.cli.options import JsonOption, ModeOption, QueriesOption, VerboseOption, choice_value, knowledge_base
@@ -108,5 +109,7 @@ def _parse_where(conditions: list[str]) -> dict[str, object]:
             raise UsageError(f"--where takes KEY=VALUE, such as source=notes/todo.md or page=2; got {condition!r}.")
         if key not in CHUNK_METADATA_KEYS:
             raise UsageError(f"--where {key}=...: chunks have no {key!r}; use one of: {', '.join(CHUNK_METADATA_KEYS)}.")
+        if key in WHOLE_NUMBER_KEYS and not value.isdigit():
+            raise UsageError(f"--where {key}={value}: {key} is a whole number, such as {key}=2.")
         parsed[key] = os.path.abspath(value) if key == "source" else int(value) if value.isdigit() else value
     return parsed

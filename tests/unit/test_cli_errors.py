@@ -71,6 +71,11 @@ def test_where_on_a_key_chunks_never_have_is_refused_with_the_keys():
     )
 
 
+def test_where_on_a_page_or_line_takes_a_whole_number():
+    result = runner.invoke(app, ["search", "oven", "--where", "page=abc"])
+    assert (result.exit_code, result.stderr) == (2, "Error: --where page=abc: page is a whole number, such as page=2.\n")
+
+
 def test_an_unexpected_error_is_one_line_and_a_hint(monkeypatch, home):
     def broken(*args, **kwargs):
         raise KeyError("bogus")
