@@ -155,6 +155,14 @@ async def answer_events(turn: ModelTurn) -> AsyncIterator[str]:
     yield sse({**answer.to_dict(), "answer": answer.answer + suffix}, "answer")
 
 
+def _request_problem(error: dict[str, Any]) -> str:
+    """'field: what is wrong' for one error of a request's body."""
+    if error["type"] == "json_invalid":
+        return f"the body is not valid JSON (at character {error['loc'][-1]}); send a JSON object"
+    where = ".".join(str(part) for part in error["loc"] if part != "body") or "body"
+    return f"{where}: {error['msg'].removeprefix('Value error, ')}"
+
+
 def create_app(
     service: KnowledgeService,
     token: str | None = None,
@@ -197,9 +205,7 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc'] if part != 'body') or 'body'}: {error['msg']}" for error in exc.errors()
-        )
+        problems = "; ".join(_request_problem(error) for error in exc.errors())
         return error_response(f"Invalid request: {problems}", "invalid_request_error", 400)
 
     @app.exception_handler(HTTPException)

@@ -217,6 +217,10 @@ def test_errors_are_one_line_json_with_their_status(client, base_url):
     invalid = httpx.post(f"{base_url}/v1/chat/completions", json={"model": "llm"})
     assert invalid.status_code == 400 and "messages" in invalid.json()["error"]["message"]
     assert "\n" not in invalid.text
+    broken = httpx.post(f"{base_url}/api/search", content=b'{"query": ', headers={"Content-Type": "application/json"})
+    assert (broken.status_code, broken.json()["error"]["message"]) == (
+        400, "Invalid request: the body is not valid JSON (at character 10); send a JSON object",
+    )
     gone = httpx.get(f"{base_url}/api/chunks/no-such-chunk")
     assert gone.status_code == 404 and gone.json()["error"]["type"] == "ChunkNotFoundError"
 
