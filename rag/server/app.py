@@ -77,16 +77,20 @@ class IngestRequest(BaseModel):
 
 
 class _ProgressEvents:
-    """An ingest's progress (rag's IngestProgress) as events for the request's event loop."""
+    """An ingest's progress (rag's IngestProgress) as events for the request's event loop: each
+    `progress` event says how far the ingest is, against the totals of `start`."""
 
     def __init__(self, send: Callable[[str | None, Any], None]):
         self.send = send
+        self.done = {"files": 0, "chunks": 0, "done_bytes": 0}
 
     def start(self, total_files: int, total_bytes: int) -> None:
         self.send("start", {"files": total_files, "bytes": total_bytes})
 
     def advance(self, files: int, chunks: int, done_bytes: int) -> None:
-        self.send("progress", {"files": files, "chunks": chunks, "done_bytes": done_bytes})
+        for key, step in (("files", files), ("chunks", chunks), ("done_bytes", done_bytes)):
+            self.done[key] += step
+        self.send("progress", dict(self.done))
 
     def finish(self) -> None:
         pass

@@ -325,6 +325,10 @@ def test_ingest_syncs_paths_and_sends_progress_then_the_report(service, notes, t
         found = httpx.post(f"{url}/api/search", json={"query": "calibrate", "k": 4}).json()
     names = [name for name, _ in events]
     assert names[0] == "start" and "progress" in names and names[-1] == "report"
+    total = json.loads(events[0][1])
+    done = [json.loads(data) for name, data in events if name == "progress"]
+    assert [step["done_bytes"] for step in done] == sorted(step["done_bytes"] for step in done)  # so far, not each step's
+    assert (done[-1]["files"], done[-1]["done_bytes"]) == (total["files"], total["bytes"])
     report = json.loads(events[-1][1])
     assert sorted(report["added"]) == sorted(str(path) for path in (notes / "work").rglob("*") if path.is_file())
     assert report["unchanged"] == 2 and report["chunks_added"] > 0
