@@ -23,7 +23,6 @@ from pydantic import (
     model_validator,
 )
 from pydantic.fields import FieldInfo
-from pydantic_core import ErrorDetails
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -439,7 +438,7 @@ def load_settings(
     return settings
 
 
-def _problem(error: ErrorDetails) -> str:
+def _problem(error: Mapping[str, Any]) -> str:
     """'section.key: what is wrong', in words for a person rather than pydantic's."""
     where = ".".join(str(part) for part in error["loc"])
     if error["type"] == "extra_forbidden":
