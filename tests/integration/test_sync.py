@@ -163,27 +163,30 @@ def test_ignore_files_hidden_files_and_symlinks(notes, home, tmp_path):
     assert "outside the ingested folder" in skipped[str(notes / "link-out.md")]
 
 
-def test_deleting_a_whole_folder_removes_its_chunks_only(store, notes, home, tmp_path):
-    settings = store(home)
+def _ingested_with_another_folder(settings, notes: Path, tmp_path: Path) -> Path:
+    """`notes` and a folder beside it ingested together; the other folder's one file."""
     other = tmp_path / "other"
     other.mkdir()
     (other / "keep.md").write_text("# Keep\n\nThe spare key is under the blue flowerpot.\n")
     rag.ingest([notes, other], settings)
+    return other / "keep.md"
+
+
+def test_deleting_a_whole_folder_removes_its_chunks_only(store, notes, home, tmp_path):
+    settings = store(home)
+    kept = _ingested_with_another_folder(settings, notes, tmp_path)
     shutil.rmtree(notes)
     notes.mkdir()
 
     report = rag.ingest([notes], settings)
     assert len(report.removed) == 4
-    assert list(Index(settings).sources()) == [str(other / "keep.md")]
+    assert list(Index(settings).sources()) == [str(kept)]
     assert_index_consistent(settings)
 
 
 def test_a_folder_or_file_gone_from_disk_leaves_the_index_when_named(store, notes, home, tmp_path):
     settings = store(home)
-    other = tmp_path / "other"
-    other.mkdir()
-    (other / "keep.md").write_text("# Keep\n\nThe spare key is under the blue flowerpot.\n")
-    rag.ingest([notes, other], settings)
+    kept = _ingested_with_another_folder(settings, notes, tmp_path)
     recipe = notes / "personal/recipes/cardamom-buns.md"
     recipe.unlink()
     assert rag.ingest([recipe], settings).removed == [str(recipe)]
@@ -192,7 +195,7 @@ def test_a_folder_or_file_gone_from_disk_leaves_the_index_when_named(store, note
     assert len(rag.ingest([notes], settings, dry_run=True).removed) == 3
     report = rag.ingest([notes], settings)
     assert len(report.removed) == 3 and report.added == report.failed == []
-    assert list(Index(settings).sources()) == [str(other / "keep.md")]
+    assert list(Index(settings).sources()) == [str(kept)]
     with pytest.raises(UsageError, match="^Path not found: .*never$"):  # a path the index never held
         rag.ingest([tmp_path / "never"], settings)
     assert_index_consistent(settings)
