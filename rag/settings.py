@@ -284,6 +284,10 @@ class ServeSettings(Section):
     )
 
 
+def _default_home() -> Path:
+    return Path(platformdirs.user_data_dir("rag"))
+
+
 class Settings(BaseSettings):
     # Section's rules, and the names of the RAG_* variables. Only load_settings reads the environment and
     # the TOML file (as sources it builds per call); Settings(...) itself takes its arguments and defaults only.
@@ -294,10 +298,7 @@ class Settings(BaseSettings):
         env_nested_delimiter=ENV_NESTED_DELIMITER,
     )
 
-    home: Path = Field(
-        default_factory=lambda: Path(platformdirs.user_data_dir("rag")),
-        description="Where rag keeps its data (RAG_HOME).",
-    )
+    home: Path = Field(default_factory=lambda: _default_home(), description="Where rag keeps its data (RAG_HOME).")
     index_dir: Path | None = Field(None, description="Index directory; defaults to HOME/index.")
     cache_dir: Path = Field(
         default_factory=lambda: Path(platformdirs.user_cache_dir("rag")),
@@ -313,6 +314,11 @@ class Settings(BaseSettings):
     index: IndexDatabaseSettings = Field(default_factory=IndexDatabaseSettings)
     batch: BatchSettings = Field(default_factory=BatchSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
+
+    @field_validator("home", mode="before")
+    @classmethod
+    def _empty_home_is_unset(cls, home: Any) -> Any:
+        return home if home != "" else _default_home()  # RAG_HOME= unsets it; it never means the current folder
 
     @field_validator("collection")
     @classmethod

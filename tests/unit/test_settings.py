@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import tomllib
 import typing
+from pathlib import Path
 
 import pytest
 from pydantic import BaseModel
@@ -87,6 +88,12 @@ def test_a_list_in_a_variable_that_is_not_json_says_how_to_write_one(tmp_path):
     assert str(caught.value) == (
         """Invalid settings: search.cosine_languages: Input should be a valid list (in a RAG_* variable, a JSON list: '["a", "b"]')"""
     )
+
+
+def test_an_empty_rag_home_is_the_default_not_the_current_folder(tmp_path):
+    import platformdirs
+
+    assert load_settings(environ={"RAG_HOME": ""}, cwd=tmp_path).home == Path(platformdirs.user_data_dir("rag"))
 
 
 def test_missing_explicit_config_is_an_error(tmp_path):
