@@ -7,6 +7,7 @@ ends the command quietly instead of failing.
 from __future__ import annotations
 
 import os
+import unicodedata
 import select
 import sys
 
@@ -49,12 +50,14 @@ def flush_stdout() -> None:
 
 
 def display_path(path: str) -> str:
-    """`path` relative to the working directory when it is below it, else as it is."""
+    """`path` relative to the working directory when it is below it, else as it is; a control
+    character of a file's name (a newline) escaped, so that the name stays on its line."""
     try:
         relative = os.path.relpath(path)
     except ValueError:
-        return path
-    return path if relative.startswith("..") else relative
+        relative = ".."
+    shown = path if relative.startswith("..") else relative
+    return "".join(char.encode("unicode_escape").decode() if unicodedata.category(char) == "Cc" else char for char in shown)
 
 
 out = _Stdout(highlight=False, soft_wrap=True)

@@ -73,6 +73,15 @@ def test_version_is_the_installed_packages():
     assert (result.exit_code, result.stdout) == (0, f"rag {version('rag')}\n")
 
 
+def test_a_path_is_shown_on_one_line_whatever_its_name_holds(tmp_path, monkeypatch):
+    from rag.cli.console import display_path
+
+    monkeypatch.chdir(tmp_path)
+    assert display_path(str(tmp_path / "notes" / "name\nwith newline.txt")) == "notes/name\\nwith newline.txt"
+    assert display_path(str(tmp_path / "ünïcødé-名前.md")) == "ünïcødé-名前.md"
+    assert display_path("/elsewhere/tab\there.md") == "/elsewhere/tab\\there.md"
+
+
 def test_usage_errors_exit_2(home, tmp_path):
     missing = rag_cli("ingest", str(tmp_path / "nope"), home=home)
     assert missing.exit_code == 2 and "Path not found" in missing.stderr
