@@ -144,7 +144,8 @@ def ingest(
     wait: bool = True,
     on_wait: Callable[[], None] | None = None,
 ) -> IngestReport:
-    """Sync the index with the files under `paths` and report what changed.
+    """Sync the index with the files under `paths` and report what changed. A path gone from the
+    disk that the index holds files under is synced as an emptied folder: they are removed.
 
     `rebuild`: drop the chunks of every file under `paths` and ingest them again; files from
     other folders stay. When the settings that built the collection changed, all of it must be

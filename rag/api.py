@@ -40,7 +40,8 @@ def ingest(
     wait: bool = True,
     on_wait: Callable[[], None] | None = None,
 ) -> sync.IngestReport:
-    """Sync the index with the files and folders in `paths`.
+    """Sync the index with the files and folders in `paths`; one deleted since it was ingested
+    takes its files out of the index.
 
     `rebuild` embeds the files under `paths` again; with `rebuild_all` the whole collection is
     dropped first, files from other folders too.
