@@ -49,7 +49,7 @@ class Discovery:
     candidates: list[Candidate] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # path as shown: reason
     empty: set[str] = field(default_factory=set)  # skipped files of zero bytes: their text is gone
-    _taken: set[str] = field(default_factory=set, repr=False)
+    _taken: set[str] = field(default_factory=set, init=False, repr=False)
 
     def skip(self, path: str, reason: str) -> None:
         self.skipped.setdefault(shown_path(path), reason)
