@@ -224,8 +224,8 @@ def collections(
     from rag.index_status import iso_time
 
     found = rag.collections(settings)
-    if as_json:
-        out.print_json(json.dumps([collection.to_dict() for collection in found]))
+    if as_json:  # times as `rag status --json` gives them
+        out.print_json(json.dumps([{**c.to_dict(), "last_sync": iso_time(c.last_sync)} for c in found]))
         return
     if not found:
         err.print(f"No collections in {escape(index_location(settings))}. Run `rag ingest PATH` first.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 import pytest
 import typer
 import typer.main
@@ -304,9 +305,11 @@ def test_collections_are_listed_and_a_missing_one_names_those_there(tmp_path):
         assert runner.invoke(app, ["ingest", str(notes), "--collection", name], env=env).exit_code == 0
     listed = runner.invoke(app, ["collections", "--json"], env=env)
     assert listed.exit_code == 0, listed.output
-    assert [(c["name"], c["files"], c["chunks"], c["vector_store"]) for c in json.loads(listed.stdout)] == [
+    collections = json.loads(listed.stdout)
+    assert [(c["name"], c["files"], c["chunks"], c["vector_store"]) for c in collections] == [
         ("personal", 1, 1, "disk"), ("work", 1, 1, "disk"),
     ]
+    assert all(datetime.fromisoformat(c["last_sync"]).tzinfo for c in collections)  # as status --json has it
     text = runner.invoke(app, ["collections"], env=env)
     assert text.stdout.splitlines()[0].startswith("personal                  1 files        1 chunks  vectors: disk")
     missing = runner.invoke(app, ["status"], env=env)  # the default collection was never made
