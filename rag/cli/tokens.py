@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+import rag
 from rag.server.tokens import SCOPES, add_token, list_tokens, revoke_token, tokens_path
 
 commands = typer.Typer(
@@ -34,6 +35,13 @@ def add(
     token = add_token(path, name, dict.fromkeys(collection, scope))
     typer.echo(token)
     typer.echo(f"Added {name!r} ({scope} on {', '.join(collection)}) to {path}; a running server accepts it now.", err=True)
+    existing = {summary.name for summary in rag.collections(ctx.obj)}
+    if unknown := [wanted for wanted in collection if wanted != "*" and wanted not in existing]:
+        held = f"it holds {', '.join(sorted(existing))}" if existing else "it holds none yet"
+        typer.echo(
+            f"Note: the index has no collection {', '.join(map(repr, unknown))} ({held}); the token reaches it once it is made.",
+            err=True,
+        )
 
 
 @commands.command("list")

@@ -381,6 +381,7 @@ def test_a_token_added_and_revoked_with_the_cli_works_and_stops_without_a_restar
     env = {"RAG_HOME": str(team[0].home)}
     added = runner.invoke(cli, ["serve", "token", "add", "guest", "--collection", "alpha", "--scope", "read"], env=env)
     assert added.exit_code == 0, added.output
+    assert "Note:" not in added.stderr  # alpha exists
     token = added.stdout.strip()
     assert len(token) >= 32 and token not in path.read_text() and stat.S_IMODE(path.stat().st_mode) == 0o600
     assert httpx.get(f"{url}/api/collections", headers=bearer(token)).json() == ["alpha"]
@@ -392,6 +393,10 @@ def test_a_token_added_and_revoked_with_the_cli_works_and_stops_without_a_restar
     assert httpx.get(f"{url}/api/collections", headers=bearer(token)).status_code == 401
     again = runner.invoke(cli, ["serve", "token", "revoke", "guest"], env=env)
     assert again.exit_code == 2 and again.stderr.startswith("Error: No token named 'guest'")
+    early = runner.invoke(cli, ["serve", "token", "add", "early", "--collection", "gamma"], env=env)
+    assert early.exit_code == 0 and early.stderr.splitlines()[-1] == (
+        "Note: the index has no collection 'gamma' (it holds alpha, beta); the token reaches it once it is made."
+    )
 
 
 def test_a_tokens_file_others_may_read_is_refused_in_one_line(tokens, team, tmp_path):
