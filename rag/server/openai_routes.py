@@ -102,6 +102,7 @@ class Completion:
         self.standalone_question: str | None = None  # what a follow-up was condensed into for retrieval
         self.language: str | None = None  # the question's, in which rag answered (None without retrieval)
         self.warnings: list[str] = []  # the grounding check's lines, in that language
+        self.declined_by_rag = False  # no source, or none about the question: the model read and wrote nothing
 
     def finish(self) -> tuple[str, list[dict[str, Any]]]:
         """After the tokens: the citation markers still to add, and the sources."""
@@ -112,9 +113,13 @@ class Completion:
         self.standalone_question = answer.standalone_question
         self.language = answer.language
         self.warnings = answer.warnings
-        return citation_suffix(answer, bool(self.turn.stream.state.get("declined"))), sources_payload(answer)
+        declined = bool(self.turn.stream.state.get("declined"))
+        self.declined_by_rag = declined or not answer.sources
+        return citation_suffix(answer, declined), sources_payload(answer)
 
     def usage(self) -> dict[str, int]:
+        if self.declined_by_rag:
+            return {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
         prompt = self.service.count_tokens(self.prompt_text) if self.prompt_text else 0
         completion = self.service.count_tokens(self.text)
         return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}

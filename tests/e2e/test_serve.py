@@ -140,6 +140,16 @@ def test_a_completion_answers_from_the_documents_with_sources_and_inline_citatio
     assert response.usage.prompt_tokens > 100 and 0 < response.usage.completion_tokens <= 24
 
 
+def test_a_question_rag_declines_itself_uses_no_token_of_the_model(client):
+    from rag.chain import NO_CONTEXT_ANSWER
+
+    response = client.chat.completions.create(
+        model="rag:default", messages=[{"role": "user", "content": "What is the capital of Peru?"}], temperature=0,
+    )
+    assert response.choices[0].message.content == NO_CONTEXT_ANSWER
+    assert (response.usage.prompt_tokens, response.usage.completion_tokens, response.usage.total_tokens) == (0, 0, 0)
+
+
 def test_a_completion_carries_the_grounding_checks_lines(client):
     response = client.chat.completions.create(
         model="rag:default", messages=[{"role": "user", "content": WIFI_PASSWORD_QUESTION}], temperature=0,
