@@ -33,7 +33,7 @@ from ingest.errors import (
 
 __all__ = [
     "ConfigError", "FieldsShorthandError", "FormatUnknownError", "IndexBusyError", "IndexMismatchError",
-    "IndexTooNewError", "IngestWarning", "JobOutputBusyError", "JobOutputExistsError", "JobOutputMismatchError",
+    "IndexTooNewError", "IngestWarning", "JobOutputBusyError", "JobOutputChangedError", "JobOutputExistsError", "JobOutputMismatchError",
     "LoadError", "LocalModelNotFoundError", "MigrationCheckError", "MigrationSourceInconsistentError",
     "MigrationTargetError", "MigrationTargetNotEmptyError", "ModelNotChosenError", "ModelNotFoundError", "ModelNotServedError",
     "NoDocumentsError", "NoIndexError", "NotADocument", "QrelsMismatchError", "RagError", "RebuildScopeError",
@@ -94,6 +94,17 @@ class JobOutputMismatchError(UsageError):
         super().__init__(
             f"{out} belongs to a job started with other settings ({changed});",
             "run that job to finish it, or pass restart=True to start this one over.",
+        )
+
+
+class JobOutputChangedError(UsageError):
+    """A batch job's output file is shorter than the job left it: records the job counts as written are gone."""
+
+    def __init__(self, path: Path, size: int, committed: int):
+        self.path = path
+        super().__init__(
+            f"{path} is shorter than this job left it ({size} of {committed} bytes): it was cut or deleted since;",
+            "pass restart=True to write it again, or write to another file.",
         )
 
 

@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Iterator, MutableMapping
 
-from rag.errors import JobOutputBusyError, JobOutputExistsError, JobOutputMismatchError
+from rag.errors import JobOutputBusyError, JobOutputChangedError, JobOutputExistsError, JobOutputMismatchError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS job (fingerprint TEXT NOT NULL, out_size INTEGER NOT NULL, errors_size INTEGER NOT NULL);
@@ -27,7 +27,8 @@ CREATE TABLE IF NOT EXISTS replies (prompt TEXT PRIMARY KEY, reply TEXT NOT NULL
 
 
 def errors_path(out: Path) -> Path:
-    return out.with_name(f"{out.stem}.errors.jsonl")
+    """Named after the whole output name, as the state file is: `a.jsonl` and `a.csv` are two jobs."""
+    return out.with_name(f"{out.name}.errors.jsonl")
 
 
 def state_path(out: Path) -> Path:
@@ -56,8 +57,10 @@ class JobLog:
         if restart:
             for path in (out, self.errors, self.state):
                 path.unlink(missing_ok=True)
-        elif not self.state.exists() and out.exists() and out.stat().st_size:
-            raise JobOutputExistsError(out)
+        elif not self.state.exists():
+            for path in (out, self.errors):
+                if path.exists() and path.stat().st_size:
+                    raise JobOutputExistsError(path)
         # Replies are stored from the worker threads of a parallel job too; `_db_lock` takes them in turn.
         self._db = sqlite3.connect(self.state, isolation_level=None, check_same_thread=False)
         self._db_lock = threading.Lock()
@@ -151,7 +154,11 @@ class _Replies(MutableMapping[str, str]):
 
 
 def _reopen(path: Path, committed: int) -> io.BufferedWriter:
-    """The file for appending, cut back to the length the state file committed."""
+    """The file for appending, cut back to the length the state file committed. One shorter than
+    that was cut or deleted since: the items the state file counts as written are not all there."""
+    size = path.stat().st_size if path.exists() else 0
+    if size < committed:
+        raise JobOutputChangedError(path, size, committed)
     handle = open(path, "ab")
     handle.truncate(committed)
     handle.seek(committed)

@@ -5,7 +5,7 @@
     print(result.written, result.failed, result.done_before, result.errors)
 
 Records go to the output file as each item finishes, failed ones (as JSON Lines, with the
-model's reply) to FILE's `.errors.jsonl` beside it. A job stopped in any way (an exception,
+model's reply) to `FILE.errors.jsonl` beside it. A job stopped in any way (an exception,
 Ctrl-C, a killed process) leaves a state file (`FILE.job`); the same job run into the same file
 skips the items already written and reuses the model's replies it already had. Another job, or
 other settings, into that file are refused (`restart=True` starts over).

@@ -28,6 +28,7 @@ from rag.errors import (
     IndexMismatchError,
     IngestWarning,
     JobOutputBusyError,
+    JobOutputChangedError,
     JobOutputExistsError,
     JobOutputMismatchError,
     LocalModelNotFoundError,
@@ -91,6 +92,7 @@ CLI_ERRORS: dict[type[RagError], CliWording] = {
     JobOutputMismatchError: CliWording(2, lambda _: (
         "run that command to finish it, or add --restart to start this one over."
     )),
+    JobOutputChangedError: CliWording(2, lambda _: "add --restart to write it again, or choose another --out."),
     JobOutputBusyError: CliWording(2, lambda _: "wait for it, or choose another --out."),
     FormatUnknownError: CliWording(2, lambda error: f"add --format {', '.join(error.formats[:-1])} or {error.formats[-1]}."),
     QrelsMismatchError: CliWording(2, lambda _: "give the qrels file of this dataset (--qrels)."),

@@ -227,14 +227,14 @@ def test_records_that_stay_invalid_go_to_the_errors_file_with_the_raw_reply(corp
     )
     assert result.exit_code == 1, result.output
     assert out.read_text() == ""
-    failures = lines(tmp_path / "amounts.errors.jsonl")
+    failures = lines(tmp_path / "amounts.jsonl.errors.jsonl")
     assert sorted(f["source"] for f in failures) == sorted(str(folder / n) for n in DOCUMENTS if n.startswith("invoices/"))
     for failure in failures:
         assert failure["attempts"] == 2
         assert failure["error"].startswith("amount: ") and "should not be valid under {'type': 'integer'}" in failure["error"]
         assert isinstance(json.loads(failure["raw"])["amount"], int)  # the grammar held
         assert failure["chunk_ids"]
-    assert "extract: 0 written, 2 failed" in result.stderr and "amounts.errors.jsonl" in result.stderr
+    assert "extract: 0 written, 2 failed" in result.stderr and "amounts.jsonl.errors.jsonl" in result.stderr
 
 
 def test_a_reply_cut_off_by_the_token_budget_says_which_setting_to_change(corpus, tmp_path):
@@ -248,7 +248,7 @@ def test_a_reply_cut_off_by_the_token_budget_says_which_setting_to_change(corpus
         RAG_BATCH__MAX_TOKENS="16", RAG_BATCH__MAX_ATTEMPTS="1",
     )
     assert result.exit_code == 1, result.output
-    [failure] = lines(tmp_path / "summaries.errors.jsonl")
+    [failure] = lines(tmp_path / "summaries.jsonl.errors.jsonl")
     assert failure["error"].startswith("the reply reached batch.max_tokens (16 tokens) before its JSON closed (")
     assert failure["error"].endswith(
         "), and again with 32 tokens; raise batch.max_tokens, or bound the schema's strings and lists (maxLength, maxItems) more tightly"
@@ -269,7 +269,7 @@ def test_a_schema_without_bounds_still_gives_a_record_for_every_document(corpus,
     assert sorted(record["source"] for record in records) == sorted(str(folder / name) for name in DOCUMENTS)
     for record in records:
         assert len(record["data"]["title"]) <= 43 and len(record["data"]["topics"]) <= 4
-    assert not (tmp_path / "topics.errors.jsonl").exists()
+    assert not (tmp_path / "topics.jsonl.errors.jsonl").exists()
 
 
 def test_a_killed_job_resumes_and_writes_every_item_exactly_once(corpus, tmp_path):
@@ -337,6 +337,33 @@ def test_a_job_file_is_only_continued_by_the_same_job(corpus, tmp_path):
     mine.write_text("my own notes\n")
     refused = cli(settings, "extract", "--fields", "vendor:str", source, "--out", str(mine))
     assert refused.exit_code == 2 and "already exists" in refused.stderr
+    assert mine.read_text() == "my own notes\n"
+
+
+def test_a_job_whose_output_was_cut_or_deleted_is_refused_and_leaves_other_files_alone(corpus, tmp_path):
+    from rag.batch.joblog import errors_path
+
+    settings, folder = corpus
+    source = str(folder / "invoices/acme-2024-03.md")
+    out = tmp_path / "vendors.jsonl"
+    assert cli(settings, "extract", "--fields", "vendor:str", source, "--out", str(out)).exit_code == 0
+    written = out.read_bytes()
+    out.write_bytes(written[: len(written) // 2])
+    cut = cli(settings, "extract", "--fields", "vendor:str", source, "--out", str(out))
+    assert (cut.exit_code, cut.stderr) == (2, (
+        f"Error: {out} is shorter than this job left it ({len(written) // 2} of {len(written)} bytes): it was cut or "
+        "deleted since; add --restart to write it again, or choose another --out.\n"
+    ))
+    assert out.read_bytes() == written[: len(written) // 2]  # left as it was: no padding, nothing written
+    out.unlink()
+    assert cli(settings, "extract", "--fields", "vendor:str", source, "--out", str(out)).exit_code == 2
+    assert not out.exists()
+
+    assert errors_path(out) != errors_path(out.with_suffix(".csv"))  # two jobs, two errors files
+    mine = errors_path(tmp_path / "amounts.jsonl")
+    mine.write_text("my own notes\n")
+    refused = cli(settings, "extract", "--fields", "amount:int", source, "--out", str(tmp_path / "amounts.jsonl"))
+    assert refused.exit_code == 2 and f"{mine} already exists" in refused.stderr
     assert mine.read_text() == "my own notes\n"
 
 
