@@ -11,7 +11,7 @@ from typing import Any, Literal, Sequence
 
 from ingest.index import Index, SourceRecord, paths_matching
 from rag import retrieval
-from rag.errors import NoDocumentsError, SourceNotIngestedError
+from rag.errors import NoDocumentsError, SourceNotIngestedError, UsageError
 from rag.settings import Settings
 
 Per = Literal["document", "chunk"]
@@ -61,6 +61,8 @@ def select_items(
 ) -> tuple[list[Item], list[str]]:
     """The items in document order (or best match first, with a query), and the absolute glob
     patterns the SOURCES arguments stand for."""
+    if k is not None and query is None:
+        raise UsageError("k chooses among the chunks that best match a query: give the query too (--query).")
     index.require()
     records = index.sources()
     if not records:

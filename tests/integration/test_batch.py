@@ -377,6 +377,7 @@ def test_a_job_whose_output_was_cut_or_deleted_is_refused_and_leaves_other_files
         (["summarize", "--format", "csv"], "Invalid value for '--format'"),
         (["summarize", "--out", "x.csv"], "rag summarize writes jsonl or md, not 'csv'"),
         (["extract", "--schema", "missing.json"], "Cannot read the schema file missing.json"),
+        (["extract", "--fields", "a:str", "-k", "3"], "k chooses among the chunks that best match a query: give the query too"),
     ],
 )
 def test_bad_job_arguments_are_one_line_errors(corpus, args, message):
