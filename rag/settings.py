@@ -425,6 +425,8 @@ def load_settings(
     config files: no tokenizer, no torch), for commands that chunk or embed.
     """
     environ = os.environ if environ is None else environ
+    if config_file is not None and not Path(config_file).expanduser().is_file():
+        raise ConfigError(f"Config file {config_file} does not exist.")
     path = config_file or find_config_file(environ, cwd or Path.cwd())
     source = f" (config file {path})" if path else ""
     try:

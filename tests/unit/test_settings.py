@@ -99,6 +99,8 @@ def test_an_empty_rag_home_is_the_default_not_the_current_folder(tmp_path):
 def test_missing_explicit_config_is_an_error(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(environ={"RAG_CONFIG": str(tmp_path / "missing.toml")}, cwd=tmp_path)
+    with pytest.raises(ConfigError, match=f"^Config file {tmp_path / 'nope.toml'} does not exist.$"):  # --config
+        load_settings(tmp_path / "nope.toml", environ={}, cwd=tmp_path)
 
 
 def test_privacy_environment_is_forced_on_import():
