@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterator, Literal
+from typing import TYPE_CHECKING, Any, Iterator, Literal, get_args
 
 from ingest.index import CHUNK_METADATA_KEYS, ChunkFilter, Index, StoredChunk
 from ingest.scripts import AUTO_MODEL
@@ -241,6 +241,15 @@ def mmr_select(
     return chosen
 
 
+def check_search_options(k: Any, mode: Any) -> None:
+    """Refuse a `k` or a `mode` a search cannot take, in words (a caller of the Python API gets no
+    type check: `k=0` would otherwise mean the default, a mode's typo a KeyError)."""
+    if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+        raise UsageError(f"k is how many chunks to return, a whole number of at least 1; got {k!r}.")
+    if mode is not None and mode not in get_args(Mode):
+        raise UsageError(f"mode is one of {', '.join(get_args(Mode))}; got {mode!r}.")
+
+
 def search(
     query: str,
     settings: Settings,
@@ -259,6 +268,9 @@ def search(
     """
     if not query.strip():
         raise UsageError("The query is empty: give some words to search for.")
+    check_search_options(k, mode)
+    if isinstance(paths, str):  # one pattern, as rag.ingest takes one path
+        paths = [paths]
     options = settings.search
     mode = mode or options.mode
     k = k or options.k

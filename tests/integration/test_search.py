@@ -26,6 +26,23 @@ def test_pdf_hits_carry_their_page(sample_index):
     assert hit.location_label == "page 2"
 
 
+def test_the_python_api_refuses_a_k_or_mode_it_cannot_take_and_reads_one_path_pattern(sample_index):
+    from rag.errors import UsageError
+
+    settings, _ = sample_index
+    for options, message in [
+        ({"mode": "fuzzy"}, "mode is one of dense, keyword, hybrid; got 'fuzzy'."),
+        ({"k": 0}, "k is how many chunks to return, a whole number of at least 1; got 0."),
+        ({"k": "3"}, "k is how many chunks to return, a whole number of at least 1; got '3'."),
+    ]:
+        with pytest.raises(UsageError) as refused:
+            rag.search("oven", settings, **options)
+        assert str(refused.value) == message
+    recipes = str(SAMPLE_NOTES / "personal/recipes/*")
+    hits = rag.search("oven temperature", settings, k=3, paths=recipes)  # a string: one pattern, not its letters
+    assert hits and {Path(hit.source).name for hit in hits} == {"cardamom-buns.md"}
+
+
 def test_markdown_hits_carry_heading_path_and_exact_lines(sample_index):
     settings, _ = sample_index
     hit = rag.search("What soil pH did the 2023 soil test of the allotment show?", settings, k=1)[0]
