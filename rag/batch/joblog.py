@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Iterator, MutableMapping
 
-from rag.errors import JobOutputBusyError, JobOutputChangedError, JobOutputExistsError, JobOutputMismatchError
+from rag.errors import JobOutputBusyError, JobOutputChangedError, JobOutputExistsError, JobOutputMismatchError, UsageError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS job (fingerprint TEXT NOT NULL, out_size INTEGER NOT NULL, errors_size INTEGER NOT NULL);
@@ -39,11 +39,16 @@ class JobLog:
     """Open with `JobLog(out, fingerprint, restart=...)`; `done` holds the items already written."""
 
     def __init__(self, out: Path, fingerprint: dict[str, Any], *, restart: bool = False, header: str = ""):
+        if out.is_dir():
+            raise UsageError(f"{out} is a folder; the output is a file: name one inside it, or another.")
         self.out = out
         self.errors = errors_path(out)
         self.state = state_path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = self._take_lock()
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            self._lock = self._take_lock()
+        except OSError as exc:
+            raise UsageError(f"Cannot write {out}: {exc.strerror or exc}; choose a file you may write.") from None
         try:
             self._open(fingerprint, restart, header)
         except BaseException:

@@ -145,8 +145,10 @@ def _run_job(job, out_file: Path | None, fmt: str | None, restart: bool) -> None
     done: Counter[bool] = Counter()
 
     def start(done_before: int) -> None:
-        if done_before:
-            err.print(f"Continuing: {min(done_before, len(job))} of {len(job)} items are already in {out_file}.")
+        if done_before >= len(job):
+            err.print(f"Nothing left to do: all {len(job)} items are already in {out_file} (--restart writes them again).")
+        elif done_before:
+            err.print(f"Continuing: {done_before} of {len(job)} items are already in {out_file}.")
         if progress:
             progress.start(done_before)
 

@@ -306,6 +306,7 @@ def test_a_killed_job_resumes_and_writes_every_item_exactly_once(corpus, tmp_pat
 
     again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0 and lines(out) == records, "a finished job has nothing left to do"
+    assert f"Nothing left to do: all {len(expected)} items are already in {out}" in again.stderr
 
 
 def test_a_job_file_is_only_continued_by_the_same_job(corpus, tmp_path):
@@ -378,6 +379,8 @@ def test_a_job_whose_output_was_cut_or_deleted_is_refused_and_leaves_other_files
         (["summarize", "--out", "x.csv"], "rag summarize writes jsonl or md, not 'csv'"),
         (["extract", "--schema", "missing.json"], "Cannot read the schema file missing.json"),
         (["extract", "--fields", "a:str", "-k", "3"], "k chooses among the chunks that best match a query: give the query too"),
+        (["extract", "--fields", "a:str", "--out", ".", "--format", "jsonl"], ". is a folder; the output is a file"),
+        (["extract", "--fields", "a:str", "--out", "/proc/none.jsonl"], "Cannot write /proc/none.jsonl: No such file or directory"),
     ],
 )
 def test_bad_job_arguments_are_one_line_errors(corpus, args, message):
