@@ -99,6 +99,8 @@ def target_settings(source: IndexSettings, to: str, index_dir: Path | None = Non
         if index_dir is not None:
             raise UsageError("A folder is the whole index on disk: an index folder goes only with a Chroma server.")
         folder = Path(to).expanduser().resolve()
+        if folder.exists() and not folder.is_dir():
+            raise UsageError(f"{folder} is a file; a collection is copied to a folder (new, or an index's).")
         where = {"index": IndexDatabaseSettings(url=None), "vector_store": VectorStoreSettings(url=None), "index_dir": folder}
     else:
         raise MigrationTargetError(url_without_password(to), TARGETS)

@@ -176,6 +176,13 @@ def test_a_target_that_names_no_backend_is_one_line(tmp_path):
         "postgresql://USER@HOST:PORT/DATABASE for PostgreSQL with pgvector; or http://HOST:PORT for a Chroma server "
         "(its manifest in an index folder); or a folder for an index on disk.\n"
     )
+    afile = tmp_path / "notes.txt"
+    afile.write_text("mine")
+    onto_a_file = cli("migrate", "--to", str(afile), home=tmp_path)
+    assert (onto_a_file.exit_code, onto_a_file.stderr) == (
+        2, f"Error: {afile} is a file; a collection is copied to a folder (new, or an index's).\n",
+    )
+    assert afile.read_text() == "mine"
 
 
 def test_a_wrong_password_is_one_line_without_it(postgres_server, tmp_path, notes):
