@@ -41,6 +41,11 @@ def check_schema(schema: Any, origin: str = "the schema") -> dict[str, Any]:
 
     if not isinstance(schema, dict):
         raise UsageError(f"{origin} must be a JSON Schema object, such as {{\"type\": \"object\", ...}}.")
+    if schema.get("type", "object") != "object":
+        raise UsageError(
+            f"{origin} describes a {json.dumps(schema['type'])}, and each record is a JSON object: give "
+            "{\"type\": \"object\", \"properties\": {...}} with the value as one of its properties."
+        )
     try:
         validators.validator_for(schema).check_schema(schema)
     except SchemaError as exc:
@@ -56,6 +61,8 @@ def fields_schema(fields: str) -> dict[str, Any]:
         if match is None:
             raise FieldsShorthandError(part.strip(), list(_SHORTHAND_TYPES))
         kind = match["type"]
+        if match["name"] in properties:
+            raise UsageError(f"--fields names {match['name']!r} twice; give each field once.")
         if kind in _SHORTHAND_TYPES:
             properties[match["name"]] = {**_bounded(kind), "type": [_SHORTHAND_TYPES[kind], "null"]}
         elif kind and kind.startswith("list[") and kind[5:-1] in _SHORTHAND_TYPES:

@@ -81,9 +81,18 @@ def test_fields_shorthand_is_a_bounded_schema_where_scalars_may_be_null():
         "required": ["vendor", "amount", "paid", "count", "tags"],
         "additionalProperties": False,
     }
-    for bad in ("vendor", "vendor:text", "tags:list[date]", " , "):
+    for bad in ("vendor", "vendor:text", "tags:list[date]", " , ", "vendor:str, vendor:int"):
         with pytest.raises(UsageError):
             fields_schema(bad)
+
+
+@pytest.mark.fast
+def test_a_schema_of_anything_but_an_object_is_refused_before_the_model_runs():
+    from rag.batch.schema import check_schema
+
+    with pytest.raises(UsageError, match='^str.json describes a "string", and each record is a JSON object'):
+        check_schema({"type": "string"}, "str.json")
+    assert check_schema({"properties": {"a": {"type": "string"}}}) == {"properties": {"a": {"type": "string"}}}
 
 
 @pytest.mark.fast
