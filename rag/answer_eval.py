@@ -107,7 +107,9 @@ def load_qa(path: Path) -> list[QAItem]:
             raise UsageError(f"{where} is not JSON ({exc.msg}).") from exc
         if not isinstance(data, dict) or not isinstance(data.get("question"), str) or not data["question"].strip():
             raise UsageError(f'{where}: each line needs {{"id", "question", "answers": [...], "source"}}.')
-        answers = data.get("answers", [])
+        if "answers" not in data:
+            raise UsageError(f'{where}: "answers" is missing: list the accepted answers, or [] for a question the documents do not answer.')
+        answers = data["answers"]
         if not isinstance(answers, list) or not all(isinstance(a, str) and a.strip() for a in answers):
             raise UsageError(f'{where}: "answers" must be a list of strings ([] for a question the documents do not answer).')
         items.append(QAItem(str(data.get("id", number)), data["question"], answers, data.get("source")))

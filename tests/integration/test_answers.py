@@ -382,6 +382,9 @@ def test_bad_qa_files_are_one_line_errors(tmp_path):
     bad.write_text('{"id": "a", "question": "q", "answers": "x"}\n')
     with pytest.raises(UsageError, match=r'"answers" must be a list of strings'):
         load_qa(bad)
+    bad.write_text('{"id": "a", "question": "q", "answer": ["x"]}\n')  # a typo would make every question unanswerable
+    with pytest.raises(UsageError, match=r'qa.jsonl, line 1: "answers" is missing: list the accepted answers, or \[\]'):
+        load_qa(bad)
     result = runner.invoke(app, ["eval", "--answers", str(tmp_path / "missing.jsonl")], env={"RAG_HOME": str(tmp_path)})
     assert result.exit_code == 2 and result.stderr.startswith("Error: Cannot read the QA file")
 
