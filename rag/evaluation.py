@@ -70,12 +70,16 @@ def mrr_at(ranked: list[str], relevant: Mapping[str, int], k: int) -> float:
 
 def load_dataset(folder: Path, qrels_file: Path | None = None) -> Dataset:
     folder = folder.expanduser()
+    if not folder.is_dir():
+        raise UsageError(f"No folder {folder}: evaluation needs a BEIR folder (corpus.jsonl, queries.jsonl, qrels/*.tsv).")
     qrels_file = qrels_file or _default_qrels(folder)
     for required in (folder / "corpus.jsonl", folder / "queries.jsonl", qrels_file):
         if not required.is_file():
             raise UsageError(f"{required} is missing: evaluation needs a BEIR folder (corpus.jsonl, queries.jsonl, qrels/*.tsv).")
     corpus = {}
-    for _, doc in _jsonl(folder / "corpus.jsonl", ("_id",)):
+    for number, doc in _jsonl(folder / "corpus.jsonl", ("_id",)):
+        if str(doc["_id"]) in corpus:  # one would silently replace the other
+            raise UsageError(f"{folder / 'corpus.jsonl'}:{number}: the _id {doc['_id']!r} is used twice; ids must be unique.")
         corpus[str(doc["_id"])] = f"{doc.get('title', '')}\n\n{doc.get('text', '')}".strip()
     queries = {str(q["_id"]): str(q["text"]) for _, q in _jsonl(folder / "queries.jsonl", ("_id", "text"))}
     qrels = _read_qrels(qrels_file)
@@ -98,9 +102,11 @@ def _read_qrels(path: Path) -> dict[str, dict[str, int]]:
                 f"its first line is {'<TAB>'.join(reader.fieldnames or ['(empty)'])}."
             )
         for row in reader:
+            if row["score"] is None:  # fewer than three columns: spaces where tabs belong, as often
+                raise UsageError(f"{path}:{reader.line_num}: a line holds query-id, corpus-id and score, separated by tabs.")
             try:
                 score = int(row["score"])
-            except (TypeError, ValueError):
+            except ValueError:
                 raise UsageError(f"{path}:{reader.line_num}: score {row['score']!r} is not a whole number.") from None
             qrels.setdefault(row["query-id"], {})[row["corpus-id"]] = score
     return qrels
@@ -111,9 +117,9 @@ def _require_known(qrels: dict[str, dict[str, int]], corpus: Mapping[str, str], 
     unknown_queries = sorted(q for q in qrels if q not in queries)
     unknown_documents = sorted({doc for judged in qrels.values() for doc in judged if doc not in corpus})
     problems = [
-        f"{len(ids)} {what} {where} lacks ({', '.join(ids[:SHOWN_IDS])}{', ...' if len(ids) > SHOWN_IDS else ''})"
-        for ids, what, where in (
-            (unknown_queries, "queries", "queries.jsonl"), (unknown_documents, "documents", "corpus.jsonl")
+        f"{len(ids)} {what if len(ids) > 1 else one} {where} lacks ({', '.join(ids[:SHOWN_IDS])}{', ...' if len(ids) > SHOWN_IDS else ''})"
+        for ids, one, what, where in (
+            (unknown_queries, "query", "queries", "queries.jsonl"), (unknown_documents, "document", "documents", "corpus.jsonl")
         )
         if ids
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 
 import pytest
 from typer.testing import CliRunner
@@ -82,10 +83,15 @@ def test_mmr_picks_the_unlike_chunk_over_a_copy_once_diversity_counts():
          "test.tsv:2: score 'high' is not a whole number."),
         (lambda f: (f / "qrels" / "test.tsv").write_text(
             "query-id\tcorpus-id\tscore\nq1\tpump-7731\t1\nq9\tpump-7731\t1\nq1\tpump-0000\t1\n"),
-         "test.tsv judges 1 queries queries.jsonl lacks (q9) and 1 documents corpus.jsonl lacks (pump-0000): "
+         "test.tsv judges 1 query queries.jsonl lacks (q9) and 1 document corpus.jsonl lacks (pump-0000): "
          "give the qrels file of this dataset (--qrels)."),
+        (lambda f: (f / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1 pump-7731 1\n"),
+         "test.tsv:2: a line holds query-id, corpus-id and score, separated by tabs."),
+        (lambda f: (f / "corpus.jsonl").write_text('{"_id": "a", "text": "one"}\n{"_id": "a", "text": "two"}\n'),
+         "corpus.jsonl:2: the _id 'a' is used twice; ids must be unique."),
+        (lambda f: shutil.rmtree(f), "fixture: evaluation needs a BEIR folder (corpus.jsonl, queries.jsonl, qrels/*.tsv)."),
     ],
-    ids=["bad-json", "no-id", "qrels-without-header", "bad-score", "unknown-ids"],
+    ids=["bad-json", "no-id", "qrels-without-header", "bad-score", "unknown-ids", "spaces", "twice", "no-folder"],
 )
 def test_a_damaged_beir_folder_is_one_line_naming_the_place(tmp_path, damage, message):
     dataset = write_beir_fixture(tmp_path / "fixture")
