@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
 
@@ -168,8 +167,7 @@ def status(settings: Settings | None = None) -> index_status.IndexStatus:
 def files(settings: Settings | None = None, paths: Sequence[str | Path] | None = None) -> list[index_status.IndexedFile]:
     """The files the collection holds (path, size, chunks, when and where ingested), by path;
     `paths`: only those under these folders, or these files, or matching these globs."""
-    patterns = [os.path.abspath(os.path.expanduser(path)) for path in paths or []]
-    return index_status.files(settings or load_settings(), patterns or None)
+    return index_status.files(settings or load_settings(), [str(path) for path in paths or []])
 
 
 def collections(settings: Settings | None = None) -> list[CollectionSummary]:

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import fnmatch
-import os
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
-from ingest.index import Index
+from ingest.index import Index, paths_matching, source_patterns
 from rag.settings import Settings
 
 
@@ -78,16 +76,12 @@ class IndexedFile:
 
 def files(settings: Settings, paths: Sequence[str] | None = None) -> list[IndexedFile]:
     """The files the collection holds, by path; `paths`: only those under these folders, or these
-    files, or matching these globs (absolute)."""
+    files, or matching these globs, as a batch job's SOURCES."""
     with Index(settings) as index:
         index.require()
         records = index.sources()
+    chosen = paths_matching(records, source_patterns(paths, list(records))) if paths else records
     return [
         IndexedFile(record.path, record.size, len(record.chunk_ids), iso_time(record.ingested_at) or "", record.ingested_by)
-        for path, record in sorted(records.items())
-        if not paths or any(_under_or_matching(path, pattern) for pattern in paths)
+        for record in (records[path] for path in sorted(chosen))
     ]
-
-
-def _under_or_matching(path: str, pattern: str) -> bool:
-    return path == pattern or path.startswith(pattern.rstrip(os.sep) + os.sep) or fnmatch.fnmatch(path, pattern)

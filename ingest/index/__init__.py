@@ -53,7 +53,7 @@ from ingest.index.chroma import CHROMA_DIR, ChromaStore
 from ingest.index.database import SourceRecord, StoredCollection, Writer
 from ingest.index.databases import open_database
 from ingest.index.keywords import KEYWORD_INDEX_VERSION
-from ingest.index.manifest import MANIFEST_FILE, paths_matching
+from ingest.index.manifest import MANIFEST_FILE, paths_matching, source_patterns
 from ingest.index.memory import MemoryStore
 from ingest.index.sqlite_database import LOCK_FILE
 from ingest.index.store import ChunkFilter, StoredChunk, VectorStore, url_without_password
@@ -68,7 +68,7 @@ __all__ = [
     "CHROMA_DIR", "CHUNKER_VERSION", "CHUNK_METADATA_KEYS", "KEYWORD_INDEX_VERSION", "LOCK_FILE", "MANIFEST_FILE",
     "ON_DISK", "REBUILDING", "UNFINISHED_PREFIX", "ChromaStore", "ChunkFilter", "Consistency", "Index", "IndexStats",
     "MemoryStore", "SourceRecord", "StoredChunk", "StoredCollection", "VectorStore", "Writer", "fingerprint_differences",
-    "index_location", "open_store", "paths_matching", "settings_fingerprint",
+    "index_location", "open_store", "paths_matching", "settings_fingerprint", "source_patterns",
 ]
 
 UNFINISHED_PREFIX = "unfinished-ingest."

@@ -11,9 +11,12 @@ when transactions begin and end.
 from __future__ import annotations
 
 import fnmatch
+import glob
 import json
+import os
 import sqlite3
 import time
+from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from ingest.index.database import SourceRecord, StoredCollection, Writer
@@ -49,6 +52,18 @@ CREATE TABLE IF NOT EXISTS vector_stores (
 def paths_matching(paths: Iterable[str], patterns: Sequence[str]) -> list[str]:
     """Those of `paths` that match any of the glob patterns."""
     return [path for path in paths if any(fnmatch.fnmatch(path, pattern) for pattern in patterns)]
+
+
+def source_patterns(arguments: Sequence[str], ingested: Sequence[str]) -> list[str]:
+    """Glob patterns (absolute) for SOURCES arguments: a file, a folder, or a glob."""
+    patterns = []
+    for argument in arguments:
+        if glob.has_magic(argument):
+            patterns.append(os.path.abspath(os.path.expanduser(argument)))
+            continue
+        path = str(Path(argument).expanduser().resolve())
+        patterns.append(glob.escape(path) if path in ingested else glob.escape(path.rstrip("/")) + "/*")
+    return patterns
 
 
 class CollectionTables:

@@ -3,13 +3,10 @@ or a search query, read back from the index in document order."""
 
 from __future__ import annotations
 
-import glob
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal, Sequence
 
-from ingest.index import Index, SourceRecord, paths_matching
+from ingest.index import Index, SourceRecord, paths_matching, source_patterns
 from rag import retrieval
 from rag.errors import NoDocumentsError, SourceNotIngestedError, UsageError
 from rag.settings import Settings
@@ -36,18 +33,6 @@ class Passage:
     chunk_id: str
     text: str
     location: dict[str, Any]
-
-
-def source_patterns(arguments: Sequence[str], ingested: Sequence[str]) -> list[str]:
-    """Glob patterns (absolute) for SOURCES arguments: a file, a folder, or a glob."""
-    patterns = []
-    for argument in arguments:
-        if glob.has_magic(argument):
-            patterns.append(os.path.abspath(os.path.expanduser(argument)))
-            continue
-        path = str(Path(argument).expanduser().resolve())
-        patterns.append(glob.escape(path) if path in ingested else glob.escape(path.rstrip("/")) + "/*")
-    return patterns
 
 
 def select_items(
