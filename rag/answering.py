@@ -411,7 +411,7 @@ class Conversation:
         stream = chat.stream("and the door gasket?")   # condensed with the history into a standalone question
         for token in stream:
             print(token, end="")
-        chat.last_sources, chat.history                # the last answer's sources; (question, answer) turns
+        chat.last_answer, chat.history                 # the last complete Answer; (question, answer) turns
         chat.reset()                                   # forget the conversation
 
     A turn is remembered once its answer is complete; an answer stopped part way is forgotten.
@@ -420,7 +420,11 @@ class Conversation:
     def __init__(self, assistant: Assistant):
         self.assistant = assistant
         self.history: list[tuple[str, str]] = []
-        self.last_sources: list[Document] = []
+        self.last_answer: Answer | None = None
+
+    @property
+    def last_sources(self) -> list[Document]:
+        return self.last_answer.sources if self.last_answer else []
 
     def stream(self, question: str) -> "ConversationStream":
         return ConversationStream(self.assistant.stream(question, self.history), self)
@@ -429,11 +433,11 @@ class Conversation:
         return complete(self.stream(question))
 
     def reset(self) -> None:
-        self.history, self.last_sources = [], []
+        self.history, self.last_answer = [], None
 
     def remember(self, answer: Answer) -> None:
         self.history.append((answer.question, answer.answer.strip()))
-        self.last_sources = answer.sources
+        self.last_answer = answer
 
 
 class ConversationStream:

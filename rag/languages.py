@@ -31,6 +31,8 @@ class LanguageTexts:
     sources_label: str
     quotes_header: str
     question_label: str
+    evidence_label: str
+    similarity_label: str
     no_context: str
     unmentioned: str
     names_separator: str

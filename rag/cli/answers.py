@@ -30,23 +30,28 @@ def _assistant(settings: Settings, k: int | None, mode: SearchMode | None) -> "A
     return Assistant(with_mode(settings, mode), k=k)
 
 
-def _print_sources(sources) -> None:
+def _print_sources(answer) -> None:
+    """The answer's sources, headed in its language."""
     from rag.chain import source_label
+    from rag.languages import texts
 
-    if not sources:
+    if not answer.sources:
         return
-    out.print("\nSources:")
-    for number, doc in enumerate(sources, start=1):
+    said = texts(answer.language)
+    out.print(f"\n{said.sources_label}")
+    for number, doc in enumerate(answer.sources, start=1):
         label = source_label(doc, display_path(doc.metadata["source"]))
         similarity = doc.metadata["similarity"]
-        relevance = f"  (similarity {similarity:.2f})" if similarity is not None else ""
+        relevance = f"  ({said.similarity_label} {similarity:.2f})" if similarity is not None else ""
         out.print(f"  [{number}] {escape(label)}{relevance}")
 
 
 def _print_checks(answer) -> None:
-    """The quoted evidence under an answer, then the grounding check's warning."""
+    """The quoted evidence under an answer, headed in its language, then the grounding check's warning."""
+    from rag.languages import texts
+
     if answer.evidence:
-        out.print("\nEvidence:")
+        out.print(f"\n{texts(answer.language).evidence_label}")
         for quote in answer.evidence:
             where = f" ({quote.location_label})" if quote.location_label else ""
             out.print(f"  [{quote.source_number}] \"{escape(quote.text)}\"{escape(where)}")
@@ -56,7 +61,7 @@ def _print_checks(answer) -> None:
 
 def _print_answer_footer(answer, show_queries: bool = False) -> None:
     _print_checks(answer)
-    _print_sources(answer.sources)
+    _print_sources(answer)
     if show_queries:
         out.print()
         print_queries(answer.queries)
@@ -160,7 +165,7 @@ def _chat_turns(conversation, interrupted: threading.Event) -> None:
             err.print("Conversation forgotten.")
             continue
         if line == "/sources":
-            _print_sources(conversation.last_sources) if conversation.last_sources else err.print("No sources yet.")
+            _print_sources(conversation.last_answer) if conversation.last_sources else err.print("No sources yet.")
             continue
         if line.startswith("/"):
             err.print(f"Unknown command {line.split()[0]}. {CHAT_HELP}")

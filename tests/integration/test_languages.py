@@ -336,6 +336,32 @@ def test_an_answer_that_repeats_the_question_ends_with_a_decline_in_its_language
     assert is_declined(streamed)
 
 
+@requires_cjkdocs
+@pytest.mark.parametrize("question,answer,evidence_label,sources_label,similarity_label", [
+    ("minikube 대시보드를 열지 않고 URL만 출력하려면 어떤 플래그를 붙이나요?", "`--url` 플래그를 붙입니다 [1].", "근거:", "출처:", "유사도"),
+    ("如何只获取 minikube 仪表板的 URL 而不打开浏览器？", "加上 `--url` 参数 [1]。", "证据：", "资料：", "相似度"),
+])
+def test_the_cli_heads_an_answers_evidence_and_sources_in_its_language(
+    minikube_pages, monkeypatch, question, answer, evidence_label, sources_label, similarity_label
+):
+    import importlib
+
+    from langchain_core.language_models.fake import FakeStreamingListLLM
+    from typer.testing import CliRunner
+
+    from rag.cli import app
+
+    monkeypatch.setattr(importlib.import_module("rag.answering"), "create_llm", lambda _: FakeStreamingListLLM(responses=[answer]))
+    result = CliRunner().invoke(app, ["ask", question], env={"RAG_HOME": str(minikube_pages.home)})
+    assert result.exit_code == 0, result.output
+    said, rest = result.stdout.split(f"\n{evidence_label}\n")
+    evidence, sources = rest.split(f"\n{sources_label}\n")
+    assert said == f"{answer}\n" and "--url" in evidence.splitlines()[0]
+    assert sources.splitlines()[0].startswith("  [1] ") and "hello-minikube.md" in sources.splitlines()[0]
+    assert f"({similarity_label} 0." in sources
+    assert "Evidence" not in result.stdout and "Sources" not in result.stdout
+
+
 @pytest.mark.fast
 def test_a_command_an_answer_quotes_as_code_must_be_in_a_source_as_written():
     sources = ["전체를 삭제하지 않고 멈추려면 `minikube stop`을 실행한다.", "Use kubectl get pods -o wide to see the nodes."]
