@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+# Between the headings of a chunk's heading path ("heading": "Guide > Install"), whose first is its page's title.
+HEADING_SEPARATOR = " > "
+
 
 class MetadataKey(NamedTuple):
     name: str

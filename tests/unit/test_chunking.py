@@ -112,6 +112,17 @@ def test_setext_headings_give_the_heading_path(chunker):
     ]
 
 
+def test_a_headings_anchor_attributes_are_no_part_of_the_heading_path(chunker):
+    # As the Kubernetes translations keep the English anchors: `## 基础知识 {#basics}`.
+    sections = {"# 你好 Minikube {#hello}": "本教程展示如何运行示例应用。", "## 基础知识  {#basics .intro}": "使用 minikube dashboard --url 获取链接。",
+                "## Use {braces} in templates": "A template writes {name} for a value. "}
+    text = "".join(f"{heading}\n\n{sentence * 40}\n\n" for heading, sentence in sections.items())
+    chunks = chunks_of(chunker, text)
+    headings = list(dict.fromkeys(c.metadata["heading"] for c in chunks))
+    assert headings == ["你好 Minikube", "你好 Minikube > 基础知识", "你好 Minikube > Use {braces} in templates"]
+    assert next(c for c in chunks if c.metadata["heading"] == headings[1]).text.startswith("你好 Minikube > 基础知识\n\n")
+
+
 def test_yaml_front_matter_title_heads_the_chunks_and_is_no_chunk_text(chunker):
     # From the Chroma docs: the page title lives only in the front matter.
     text = '---\ntitle: "Streaming"\ndescription: "Stream results"\n---\n\nResults arrive in batches as the server produces them.\n\n## Options\n\nSet the batch size to trade latency for throughput.\n'
