@@ -28,7 +28,7 @@ CJK_RUN = re.compile(
     "[\u1100-\u11ff\u3041-\u30fa\u30fc-\u30ff\u3130-\u318f\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
     "\ua960-\ua97f\uac00-\ud7af\ud7b0-\ud7ff\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f]+"
 )
-_HANGUL = re.compile("[\u1100-\u11ff\u3130-\u318f\ua960-\ua97f\uac00-\ud7af\ud7b0-\ud7ff]")
+HANGUL = re.compile("[\u1100-\u11ff\u3130-\u318f\ua960-\ua97f\uac00-\ud7af\ud7b0-\ud7ff]")
 _KANA = re.compile("[\u3041-\u30fa\u30fc-\u30ff\u31f0-\u31ff\uff66-\uff9f]")
 # A document is in a script the model does not read when that script is at least this share of
 # its letters (an English page quoting a Chinese name is not) ...
@@ -93,7 +93,7 @@ def language_identifier(languages: tuple[str, ...]) -> Any:
 def cjk_language(text: str) -> str:
     """'ko', 'ja' or 'zh': the language of a text in CJK letters, by them (Hangul is Korean, kana
     Japanese, Han without either Chinese)."""
-    if _HANGUL.search(text):
+    if HANGUL.search(text):
         return "ko"
     return "ja" if _KANA.search(text) else "zh"
 

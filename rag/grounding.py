@@ -15,7 +15,9 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from ingest.scripts import CJK_RUN
+from ingest.chunking.metadata import HEADING_SEPARATOR
+from ingest.index.keywords import topic_parts
+from ingest.scripts import CJK_RUN, HANGUL
 from ingest.text import STOPWORDS, fold
 
 MONTHS = {
@@ -214,14 +216,27 @@ def answer_facts(answer: str, question: str) -> list[str]:
 
 
 def subject_terms(question: str, titles: list[str]) -> list[str]:
-    """The terms of `question` that name a retrieved document: those some source's title holds."""
+    """The terms of `question` that name a retrieved document: its names (a capital or a digit)
+    that some source's title holds, and its Korean words that name a page (`_korean_page_words`)."""
     folded_titles = fold("\n".join(titles))
     terms = _SUBJECT_TERM.findall(_apart_from_cjk(question))
     named = [
         term for term in terms
         if len(term) > 2 and (term != term.lower() or any(char.isdigit() for char in term)) and fold(term) not in STOPWORDS
     ]
-    return list(dict.fromkeys(term for term in named if fold(term) in folded_titles))
+    named = [term for term in named if fold(term) in folded_titles]
+    return list(dict.fromkeys([*named, *_korean_page_words(question, titles)]))
+
+
+def _korean_page_words(question: str, titles: list[str]) -> list[str]:
+    """The Korean words of `question`, less their particles, that the page title of some sources
+    holds and of others does not ("카산드라" of "카산드라로 스테이트풀셋 배포하기"): Hangul has no
+    capitals to tell a name by, and a word every page's title holds tells no page apart. Chinese
+    and Japanese write no space between words, so no word of theirs is told apart without a
+    dictionary."""
+    pages = [fold(title.split(HEADING_SEPARATOR)[0]) for title in titles]
+    words = [part for run in CJK_RUN.findall(question) for part in topic_parts(run) if len(part) > 1 and HANGUL.match(part)]
+    return [word for word in words if 0 < sum(word in page for page in pages) < len(pages)]
 
 
 def _supported(found: Grounding) -> list[str]:

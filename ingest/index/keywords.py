@@ -128,7 +128,7 @@ def cjk_terms(text: str, question: bool = False) -> set[str]:
     function words, no Japanese hiragana), as `term_coverage` counts them."""
     runs = CJK_RUN.findall(text)
     if question:
-        runs = [part for run in runs for part in _topic_parts(run)]
+        runs = [part for run in runs for part in topic_parts(run)]
     return {bigram for run in runs for bigram in cjk_bigrams(run)}
 
 
@@ -144,7 +144,7 @@ def term_coverage(question: str, text: str) -> float:
     found_words = {stem(word) for word in words(CJK_RUN.sub(" ", text))}
     wanted_words = stems(CJK_RUN.sub(" ", question))
     wanted_letters = covered_letters = 0
-    for run in (part for run in CJK_RUN.findall(question) for part in _topic_parts(run)):
+    for run in (part for run in CJK_RUN.findall(question) for part in topic_parts(run)):
         covered = set()
         if _KATAKANA_WORD.fullmatch(run):
             covered = set(range(len(run))) if run in text else set()
@@ -166,7 +166,7 @@ def _content_parts(run: str) -> list[str]:
     return [part for part in _CHINESE_FUNCTION_WORDS.split(run) if part]
 
 
-def _topic_parts(run: str) -> list[str]:
+def topic_parts(run: str) -> list[str]:
     """A CJK run of a question as the parts that name its topic: in Japanese, what is not hiragana."""
     parts = _content_parts(run)
     return [piece for part in parts for piece in _HIRAGANA.split(part) if piece] if _HIRAGANA.search(run) else parts

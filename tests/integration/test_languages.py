@@ -441,6 +441,13 @@ def test_a_fact_that_only_a_page_about_something_else_holds_is_off_subject():
     named = check_grounding("每个 PersistentVolumeClaim 申请了 20Gi [2]。", claims_sources, question, claims_titles)
     assert named.subject == ["Cassandra", "PersistentVolumeClaim"] and named.off_subject == ["20Gi"]
     assert check_grounding("2048MB [1]。", sources, question, titles).unsupported_answer("number") == []
+    # Hangul has no capitals: a Korean word (less its particles) names a page its title holds, unless every page's does.
+    korean_titles = ["cassandra.md\n예시: 스테이트풀셋으로 카산드라 배포하기 > 목적", "zookeeper.md\n분산 시스템 코디네이터 ZooKeeper 실행하기 > 스테이트풀셋 생성"]
+    korean_sources = [f"{korean_titles[0]}\nMinikube의 기본 메모리는 2048MB이다.", f"{korean_titles[1]}\nvolumeClaimTemplates:\n  storage: 20Gi"]
+    korean = check_grounding("20Gi를 요청합니다 [2].", korean_sources, "카산드라 스테이트풀셋의 각 파드에는 몇 GiB 크기의 볼륨이 요청되나요?", korean_titles)
+    assert korean.subject == ["카산드라", "스테이트풀셋"] and korean.off_subject == ["20Gi"]
+    both_titled = [korean_titles[0], "zookeeper.md\n스테이트풀셋으로 ZooKeeper 실행하기"]
+    assert check_grounding("20Gi [2].", korean_sources, "스테이트풀셋의 각 파드에는 몇 GiB 크기의 볼륨이 요청되나요?", both_titled).subject == []
     # A question that names no retrieved document by a term of its title leaves every source about it.
     assert check_grounding("20Gi [2]。", sources, "每个 Pod 申请了多大的存储容量？", titles).off_subject == []
     notes = ["trips/reine.md\nCabin in Reine", "trips/lofoten-ferry.md\nFerry to Lofoten"]
@@ -569,7 +576,9 @@ def statefulset_pages(tmp_path_factory) -> rag.Settings:
 @requires_cjkdocs
 @pytest.mark.parametrize("question,answer,retraction", [
     ("Cassandra 스테이트풀셋에서 각 파드의 퍼시스턴트볼륨클레임은 얼마의 용량을 요청하나요?", "20Gi를 요청합니다 [1].",
-     "문서에 나와 있지 않습니다: 출처의 20Gi은(는) Cassandra이(가) 아닌 다른 대상에 관한 내용이니 이 답을 믿지 마세요."),
+     "문서에 나와 있지 않습니다: 출처의 20Gi은(는) Cassandra 또는 스테이트풀셋이(가) 아닌 다른 대상에 관한 내용이니 이 답을 믿지 마세요."),
+    ("카산드라 스테이트풀셋의 각 파드에는 몇 GiB 크기의 퍼시스턴트 볼륨이 요청되나요?", "20Gi를 요청합니다 [1].",
+     "문서에 나와 있지 않습니다: 출처의 20Gi은(는) 카산드라 또는 스테이트풀셋이(가) 아닌 다른 대상에 관한 내용이니 이 답을 믿지 마세요."),
     ("Cassandra 示例中，每个 Pod 的 PersistentVolumeClaim 申请了多大的存储容量？", "每个 PVC 申请了 20Gi [1]。",
      "文档中没有提到：资料中的20Gi说的不是Cassandra，而是别的内容，请不要依赖这个回答。"),
     ("CassandraのStatefulSetで、各Podのために用意される永続ボリュームの容量はいくつですか？", "20Giです [1]。",
