@@ -21,13 +21,14 @@ commands = typer.Typer()
 
 
 @commands.command(name="eval")
-@knowledge_base(only=("index", "config", "chroma_url", "index_url"), model=True)
+@knowledge_base(model=True)
 def eval_command(
     data_dir: Annotated[
         Optional[Path],
         typer.Argument(
             help="A BEIR-format folder (corpus.jsonl, queries.jsonl, qrels/test.tsv); with --answers, the folder the "
-            "QA file's sources are relative to (default: the configured knowledge base).",
+            "QA file's sources are relative to (default: the configured knowledge base, or --collection). Either "
+            "folder is ingested into a collection of its own.",
             show_default=False,
         ),
     ] = None,

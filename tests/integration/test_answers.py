@@ -358,6 +358,11 @@ def test_eval_answers_says_a_share_it_had_nothing_to_count_in_is_none_in_valid_j
     result = runner.invoke(app, ["eval", "--answers", str(qa), str(SAMPLE_NOTES), "-k", "3"], env=env)
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
+    # Without a folder, the knowledge base asked is the configured one, or --collection.
+    elsewhere = {**env, "RAG_COLLECTION": "nothing-here"}
+    asked = runner.invoke(app, ["eval", "--answers", str(qa), "--collection", settings.collection, "--json", "-k", "3"], env=elsewhere)
+    assert asked.exit_code == 0, asked.output
+    assert json.loads(asked.stdout)["accuracy"] == 1.0
     assert "answer accuracy:            1.000" in lines
     assert "declined when unanswerable: -" in lines and "wrong answers flagged:      -" in lines
 
