@@ -38,7 +38,7 @@ from ingest.text import word_coverage
 from rag.errors import RagError, UsageError
 from rag.languages import DEFAULT as DEFAULT_LANGUAGE
 from rag.languages import detect_language, texts
-from rag.retrieval import Mode, SearchHit, embedding_model, location_label, search
+from rag.retrieval import Mode, SearchHit, check_search_options, embedding_model, location_label, search
 from rag.settings import MAX_SEARCH_QUERIES, Settings
 
 NO_CONTEXT_ANSWER = texts(DEFAULT_LANGUAGE).no_context
@@ -86,6 +86,7 @@ class IndexRetriever(BaseRetriever):
     def from_settings(cls, settings: Settings, k: int | None = None, **search_options: Any) -> "IndexRetriever":
         """The retriever with the settings' k, queries and relevance gate; `search_options`: mode,
         where, paths, write_queries."""
+        check_search_options(k, search_options.get("mode"))
         gate = settings.search
         return cls(
             settings=settings,

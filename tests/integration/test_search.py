@@ -38,6 +38,9 @@ def test_the_python_api_refuses_a_k_or_mode_it_cannot_take_and_reads_one_path_pa
         with pytest.raises(UsageError) as refused:
             rag.search("oven", settings, **options)
         assert str(refused.value) == message
+        with pytest.raises(UsageError) as refused:  # the retriever too, when it is made
+            rag.retriever(settings, **options)
+        assert str(refused.value) == message
     recipes = str(SAMPLE_NOTES / "personal/recipes/*")
     hits = rag.search("oven temperature", settings, k=3, paths=recipes)  # a string: one pattern, not its letters
     assert hits and {Path(hit.source).name for hit in hits} == {"cardamom-buns.md"}
