@@ -44,20 +44,30 @@ class Candidate:
 @dataclass
 class Discovery:
     """The files to read, and those left out with the reason. A file is listed once, even where the
-    folders given hold one another (or one folder is given twice)."""
+    folders given hold one another (or one folder is given twice), and under its first name where
+    it has two (a symlink to it, a folder given by a symlink as well as by its own path)."""
 
     candidates: list[Candidate] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # path as shown: reason
     empty: set[str] = field(default_factory=set)  # skipped files of zero bytes: their text is gone
-    _taken: set[str] = field(default_factory=set, init=False, repr=False)
+    _taken: dict[tuple[int, int], str] = field(default_factory=dict, init=False, repr=False)  # (device, inode): path
 
     def skip(self, path: str, reason: str) -> None:
         self.skipped.setdefault(shown_path(path), reason)
 
-    def take(self, candidate: Candidate) -> None:
-        if candidate.path not in self._taken:
-            self._taken.add(candidate.path)
+    def take(self, candidate: Candidate, stat: os.stat_result) -> None:
+        identity = (stat.st_dev, stat.st_ino)
+        first = self._taken.get(identity)
+        if first is None:
+            self._taken[identity] = candidate.path
             self.candidates.append(candidate)
+        elif first != candidate.path:
+            kept, dropped = first, candidate.path
+            if os.path.islink(first) and not os.path.islink(candidate.path):  # the file's own name, not a link's
+                self._taken[identity] = kept = candidate.path
+                dropped = first
+                self.candidates = [candidate if taken.path == first else taken for taken in self.candidates]
+            self.skip(dropped, f"the same file as {shown_path(kept)}")
 
 
 def shown_path(path: str) -> str:
@@ -179,7 +189,7 @@ def _consider(path: str, root: str, settings: IngestSettings, max_bytes: int, fo
     if stat.st_size > max_bytes:
         found.skip(path, f"larger than max_file_mb ({stat.st_size / 1048576:.1f} MB); raise ingest.max_file_mb to include it")
         return
-    found.take(Candidate(path, stat.st_size, stat.st_mtime_ns))
+    found.take(Candidate(path, stat.st_size, stat.st_mtime_ns), stat)
 
 
 def _read_ignore_rules(directory: str, root: str, ignore_files: list[str]) -> list[_IgnoreRules]:

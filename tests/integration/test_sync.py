@@ -163,6 +163,27 @@ def test_ignore_files_hidden_files_and_symlinks(notes, home, tmp_path):
     assert "outside the ingested folder" in skipped[str(notes / "link-out.md")]
 
 
+def test_a_file_with_two_names_is_ingested_once_under_its_own(notes, home, tmp_path):
+    """A symlink beside its file, a folder given by a symlink and by its own path, a hard link:
+    the file is read once, under the name that is no symlink, and the others say why they are left out."""
+    buns = notes / "personal/recipes/cardamom-buns.md"
+    (notes / "personal/favourite.md").symlink_to(buns)  # walked before the file it points to
+    (notes / "personal/recipes/buns-copy.md").hardlink_to(buns)
+    also = tmp_path / "also-notes"
+    also.symlink_to(notes, target_is_directory=True)
+    report = rag.ingest([also, notes], make_settings(home))
+    assert sorted(Path(path).relative_to(also) for path in report.added) == [
+        Path("personal/garden/allotment-plan-2024.md"), Path("personal/recipes/buns-copy.md"),
+        Path("work/calls/phone-log-2024-04.txt"), Path("work/tools/calibrate.py"),
+    ]
+    skipped = dict(report.skipped)
+    assert skipped[str(also / "personal/favourite.md")] == f"the same file as {also / 'personal/recipes/buns-copy.md'}"
+    assert skipped[str(also / "personal/recipes/cardamom-buns.md")] == f"the same file as {also / 'personal/recipes/buns-copy.md'}"
+    assert skipped[str(notes / "work/tools/calibrate.py")] == f"the same file as {also / 'work/tools/calibrate.py'}"
+    hits = rag.search("cardamom buns", make_settings(home), k=10)
+    assert {hit.source for hit in hits if "ardamom" in hit.text} == {str(also / "personal/recipes/buns-copy.md")}
+
+
 def _ingested_with_another_folder(settings, notes: Path, tmp_path: Path) -> Path:
     """`notes` and a folder beside it ingested together; the other folder's one file."""
     other = tmp_path / "other"
