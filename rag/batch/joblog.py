@@ -44,6 +44,8 @@ class JobLog:
         self.out = out
         self.errors = errors_path(out)
         self.state = state_path(out)
+        if not restart:
+            self._require_no_other_output()  # a refusal leaves no lock file behind; checked again under the lock
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
             self._lock = self._take_lock()
@@ -62,10 +64,8 @@ class JobLog:
         if restart:
             for path in (out, self.errors, self.state):
                 path.unlink(missing_ok=True)
-        elif not self.state.exists():
-            for path in (out, self.errors):
-                if path.exists() and path.stat().st_size:
-                    raise JobOutputExistsError(path)
+        else:
+            self._require_no_other_output()
         # Replies are stored from the worker threads of a parallel job too; `_db_lock` takes them in turn.
         self._db = sqlite3.connect(self.state, isolation_level=None, check_same_thread=False)
         self._db_lock = threading.Lock()
@@ -85,6 +85,13 @@ class JobLog:
         if header and row[1] == 0:
             self._out.write(header.encode())
             self._commit(lambda: None)
+
+    def _require_no_other_output(self) -> None:
+        """Refuse an output or errors file that holds something when no job state belongs to them."""
+        if not self.state.exists():
+            for path in (self.out, self.errors):
+                if path.exists() and path.stat().st_size:
+                    raise JobOutputExistsError(path)
 
     def _take_lock(self) -> Any:
         lock = open(self.out.with_name(f"{self.out.name}.lock"), "a+")

@@ -348,6 +348,7 @@ def test_a_job_file_is_only_continued_by_the_same_job(corpus, tmp_path):
     refused = cli(settings, "extract", "--fields", "vendor:str", source, "--out", str(mine))
     assert refused.exit_code == 2 and "already exists" in refused.stderr
     assert mine.read_text() == "my own notes\n"
+    assert sorted(path.name for path in tmp_path.glob("mine.jsonl*")) == ["mine.jsonl"]  # no lock or state file left
 
 
 def test_a_job_whose_output_was_cut_or_deleted_is_refused_and_leaves_other_files_alone(corpus, tmp_path):
