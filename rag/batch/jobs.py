@@ -37,6 +37,8 @@ from rag.batch.schema import NOT_JSON, bounded, merge, parse_reply, schema_probl
 from rag.batch.selection import Item, Passage, Per, read_passages, select_items
 from rag.chain import FirstLineLLM
 from rag.errors import ConfigError
+from rag.grounding import check_grounding
+from rag.languages import detect_language, texts
 from rag.prompting import SelectedPrompt, select_prompt, task
 from rag.settings import Settings
 
@@ -216,6 +218,9 @@ class Summary:
     chunk_ids: list[str]
     stats: CallStats = field(default_factory=CallStats)
     error: str | None = None
+    # The numbers, dates, codes and names the summary states that what it summarises does not
+    # (its document's passages; for all documents, their summaries): the grounding check of answers.
+    unsupported: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -225,12 +230,19 @@ class Summary:
         if not self.ok:
             return {"sources": self.sources, "error": self.error}
         if self.key == ALL_KEY:
-            return {"scope": "all", "sources": self.sources, "summary": self.summary}
-        return {"source": self.sources[0], "summary": self.summary, "chunk_ids": self.chunk_ids}
+            return {"scope": "all", "sources": self.sources, "summary": self.summary, "unsupported": self.unsupported}
+        return {"source": self.sources[0], "summary": self.summary, "chunk_ids": self.chunk_ids, "unsupported": self.unsupported}
 
     def markdown(self) -> str:
         title = f"All {len(self.sources)} documents" if self.key == ALL_KEY else self.sources[0]
-        return f"## {title}\n\n{self.summary}\n\n"
+        flagged = f"{texts(detect_language(self.summary)).not_in_sources}: {', '.join(self.unsupported)}\n\n" if self.unsupported else ""
+        return f"## {title}\n\n{self.summary}\n\n{flagged}"
+
+
+def unsupported_in(summary: str, summarised: list[str]) -> list[str]:
+    """The facts of `summary` that none of the `summarised` texts states."""
+    found = check_grounding(summary, summarised)
+    return [claim for claim in found.unsupported if found.kinds[claim] != "citation"]
 
 
 @dataclass
@@ -387,7 +399,8 @@ class SummarizeJob(BatchJob):
         for part in parts:
             stats.add(part.stats)
         chunk_ids = [chunk_id for s in summaries for chunk_id in s.chunk_ids]
-        yield Summary(ALL_KEY, sources, summary, chunk_ids, stats)
+        unsupported = unsupported_in(summary, [s.summary for s in summaries])
+        yield Summary(ALL_KEY, sources, summary, chunk_ids, stats, unsupported=unsupported)
 
     def summarize(self, item: Item) -> Summary:
         return self._summarize(item, self.passages(item))
@@ -396,12 +409,14 @@ class SummarizeJob(BatchJob):
         if not passages:
             return Summary(item.key, [item.source], "", [], error=GONE)
         label = Path(item.source).name
+        read = passage_texts(passages)
         with self.model.counting() as stats:
             room = self.model.room("summarize", source=label)
-            parts = ["\n\n".join(group) for group in pack(passage_texts(passages), room, self.model.tokens)]
+            parts = ["\n\n".join(group) for group in pack(read, room, self.model.tokens)]
             partial = self.model.map(lambda part: self.model.generate("summarize", {"source": label, "text": part}), parts)
             summary = self._combine(label, partial)
-        return Summary(item.key, [item.source], summary, [p.chunk_id for p in passages], stats)
+        chunk_ids = [p.chunk_id for p in passages]
+        return Summary(item.key, [item.source], summary, chunk_ids, stats, unsupported=unsupported_in(summary, [label, *read]))
 
     def _combine(self, label: str, summaries: list[str]) -> str:
         """One summary of many, combining as many at a time as the context window holds."""

@@ -219,6 +219,25 @@ def test_summarize_writes_one_record_per_document_then_one_for_all(corpus, tmp_p
     ]
 
 
+def test_a_summary_names_the_facts_it_states_that_its_document_does_not(corpus, tmp_path):
+    from langchain_core.language_models.fake import FakeListLLM
+
+    from rag.batch.output import render
+
+    settings, folder = corpus
+    acme = str(folder / "invoices/acme-2024-03.md")
+    reply = "Acme Tools billed 1250 EUR on 12 March 2024 (INV-2024-031), due by 30 April 2024; contact Maria Lindqvist."
+    job = rag.summarize([acme], settings, llm=FakeListLLM(responses=[reply]))
+    [record] = list(job)
+    assert record.unsupported == ["30 April 2024", "Maria Lindqvist"]
+    assert json.loads(render(record, job, "jsonl"))["unsupported"] == ["30 April 2024", "Maria Lindqvist"]
+    assert render(record, job, "md") == f"## {acme}\n\n{reply}\n\nNot in the sources: 30 April 2024, Maria Lindqvist\n\n"
+    faithful = "Acme Tools billed 1250 EUR on 12 March 2024 (INV-2024-031); contact Maria Lind."
+    job = rag.summarize([str(folder / "invoices")], settings, combine=True, llm=FakeListLLM(responses=[faithful, faithful, faithful]))
+    [combined] = list(job)
+    assert combined.key == "all" and combined.unsupported == [] and render(combined, job, "md").endswith(f"{faithful}\n\n")
+
+
 def test_records_that_stay_invalid_go_to_the_errors_file_with_the_raw_reply(corpus, tmp_path):
     settings, folder = corpus
     # A schema no value meets, through a keyword (`not`) that a grammar cannot express: every reply
