@@ -49,11 +49,24 @@ class NoIndexError(RagError):
             )
 
 
+# What an index records of the code that made it, not of the settings: no setting gives the old chunks back.
+VERSION_KEYS = frozenset({"chunker_version", "keyword_index"})
+
+
 class IndexMismatchError(RagError):
-    """`index_path`: the index folder, or the URL (no password) of the database holding the index."""
+    """`index_path`: the index folder, or the URL (no password) of the database holding the index;
+    `differences`: "KEY OLD, now NEW" each."""
 
     def __init__(self, index_path: Path | str, differences: list[str]):
         self.index_path, self.differences = index_path, differences
+        self.made_by_another_version = all(difference.split(" ", 1)[0] in VERSION_KEYS for difference in differences)
+        if self.made_by_another_version:
+            super().__init__(
+                f"The index at {index_path} was made by another version of rag ({'; '.join(differences)}): "
+                "its chunks are not what this one makes.",
+                "Ingest with rebuild=True to make them again.",
+            )
+            return
         super().__init__(
             f"The index at {index_path} was built with other settings ({'; '.join(differences)}).",
             "Ingest with rebuild=True to rebuild it with the current settings, or restore the settings it was "

@@ -72,7 +72,9 @@ CLI_ERRORS: dict[type[RagError], CliWording] = {
         "Pass --collection NAME (`rag collections` lists them), or run `rag ingest PATH` to create it."
         if error.others else "Run `rag ingest PATH` first."
     )),
-    IndexMismatchError: CliWording(1, lambda _: (
+    IndexMismatchError: CliWording(1, lambda error: (
+        "Run `rag ingest --rebuild PATH...` to make them again."
+        if error.made_by_another_version else
         "Run `rag ingest --rebuild PATH...` to rebuild it with the current settings, "
         "or restore the settings it was built with."
     )),

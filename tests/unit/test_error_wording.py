@@ -48,7 +48,7 @@ INDEX = Path("/kb/index")
 # One of each error whose remedy the command line words in flags.
 SAMPLES = {
     NoIndexError: [NoIndexError(INDEX, "default"), NoIndexError(INDEX, "notes", ["work", "personal"])],
-    IndexMismatchError: [IndexMismatchError(INDEX, ["chunk_tokens 200, now 100"])],
+    IndexMismatchError: [IndexMismatchError(INDEX, ["chunk_tokens 200, now 100"]), IndexMismatchError(INDEX, ["chunker_version 5, now 6"])],
     VectorStoreMismatchError: [
         VectorStoreMismatchError(INDEX, "default", None, "http://127.0.0.1:8000"),
         VectorStoreMismatchError(INDEX, "notes", "http://127.0.0.1:8000", "http://127.0.0.1:8001"),
