@@ -281,7 +281,8 @@ class Assistant:
     def stream(self, question: str, history: Sequence[tuple[str, str]] = ()) -> AnswerStream:
         require_question(question)
         standalone = self.standalone_question(question, history) if history else None
-        chunks = self._explained(self.chain.stream({"question": standalone or question}))
+        # In the follow-up's language: a standalone question may hold the previous one, in another.
+        chunks = self._explained(self.chain.stream({"question": standalone or question, "language": detect_language(question)}))
         return AnswerStream(chunks, question, standalone, self)
 
     def _explained(self, chunks: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:

@@ -242,7 +242,8 @@ def build_rag_chain(
     quotes: Callable[[str, list[Document]], str] | None = None,
     decline: Callable[[str, list[Document], str], str | None] = lambda question, sources, language: None,
 ) -> Runnable:
-    """question dict -> dict with language, sources, prompt and the (streamed) answer.
+    """question dict (and the language to answer in, where not the question's) -> dict with
+    language, sources, prompt and the (streamed) answer.
 
     `prompt(language)` is the prompt for a question in that language; `quotes(question, sources)`
     fills its {quotes}, where it has one; `decline(question, sources, language)` may answer instead
@@ -265,7 +266,7 @@ def build_rag_chain(
             yield AddableDict(answer=token)
 
     return (
-        RunnablePassthrough.assign(language=lambda state: detect_language(state["question"]))
+        RunnablePassthrough.assign(language=lambda state: state.get("language") or detect_language(state["question"]))
         | RunnablePassthrough.assign(retrieved=itemgetter("question") | _timed(retriever))
         | RunnableLambda(_unpack_retrieval)
         | RunnablePassthrough.assign(sources=lambda state: fit(state["sources"], state["question"]))

@@ -446,6 +446,17 @@ def test_chat_searches_the_last_question_with_a_follow_up_the_model_could_not_re
     assert stream.answer.answer == "Register the MAC address [1]."
 
 
+def test_a_follow_up_is_answered_in_its_own_language_though_searched_with_the_question_before(sample_index):
+    from rag.languages import texts
+
+    settings, _ = sample_index
+    assistant = fake_assistant(settings, "VLAN 240 is for lab equipment.", "先登记 MAC 地址 [1]。")
+    stream = assistant.stream("那么需要先登记什么？", [("Which VLAN must lab equipment use?", "VLAN 240.")])
+    list(stream)
+    assert stream.standalone_question == "Which VLAN must lab equipment use? 那么需要先登记什么？"
+    assert stream.answer.language == "zh" and texts("zh").qa_system in stream.answer.prompt
+
+
 def test_a_copy_of_a_document_elsewhere_does_not_hide_its_sentences(tmp_path):
     """A page header recurs on every page of a file and is left out; a sentence recurring because
     the same file was ingested from two folders is the evidence all the same (quoted once)."""
