@@ -451,9 +451,9 @@ def test_a_follow_up_is_answered_in_its_own_language_though_searched_with_the_qu
 
     settings, _ = sample_index
     assistant = fake_assistant(settings, "VLAN 240 is for lab equipment.", "先登记 MAC 地址 [1]。")
-    stream = assistant.stream("那么需要先登记什么？", [("Which VLAN must lab equipment use?", "VLAN 240.")])
+    stream = assistant.stream("那么需要先登记什么？", [("랩 장비는 어떤 VLAN을 써야 하나요?", "VLAN 240.")])
     list(stream)
-    assert stream.standalone_question == "Which VLAN must lab equipment use? 那么需要先登记什么？"
+    assert stream.standalone_question == "랩 장비는 어떤 VLAN을 써야 하나요? 那么需要先登记什么？"  # read as Korean
     assert stream.answer.language == "zh" and texts("zh").qa_system in stream.answer.prompt
 
 
