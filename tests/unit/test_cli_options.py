@@ -16,7 +16,7 @@ runner = CliRunner()
 COMMANDS = typer.main.get_command(app).commands
 FOUR = ("--index", "--collection", "--config", "--chroma-url", "--index-url")
 MODEL = ("--model", "--prompt-style")
-# What each command took before the options were shared: eval has its own collection, models only a config.
+# What each command takes: models only a config; eval's --collection is the one --answers asks without a folder.
 EXPECTED = {
     "ingest": FOUR,
     "search": FOUR,
@@ -27,7 +27,7 @@ EXPECTED = {
     "chat": FOUR + MODEL,
     "summarize": FOUR + MODEL,
     "extract": FOUR + MODEL,
-    "eval": ("--index", "--config", "--chroma-url", "--index-url") + MODEL,
+    "eval": FOUR + MODEL,
     "models": ("--config",),
     "collections": ("--index", "--config", "--index-url"),  # lists every collection of the index
     "migrate": FOUR,  # the collection to copy, and where it is
