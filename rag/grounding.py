@@ -195,7 +195,12 @@ def check_grounding(answer: str, sources: list[str], question: str = "", titles:
     result = _claims(answer, sources, question, blocks)
     if titles is not None:
         result.subject = subject_terms(question, titles)
-        about = [text for text in sources if all(fold(term) in fold(text) for term in result.subject)]
+        # A source is about the subject where its text or its title names it: a section's text
+        # need not repeat the page's name.
+        about = [
+            text for text, title in zip(sources, titles)
+            if all(fold(term) in fold(text) or fold(term) in fold(title) for term in result.subject)
+        ]
         if len(about) < len(sources):
             held = {claim for text in about for claim in _supported(_claims(answer, [text], question, blocks))}
             # The subject's own names and the question's words are no facts about something else.
@@ -216,16 +221,30 @@ def answer_facts(answer: str, question: str) -> list[str]:
 
 
 def subject_terms(question: str, titles: list[str]) -> list[str]:
-    """The terms of `question` that name a retrieved document: its names (a capital or a digit)
-    that some source's title holds, and its Korean words that name a page (`_korean_page_words`)."""
-    folded_titles = fold("\n".join(titles))
+    """The terms of `question` that name the retrieved document it asks about: its names (a capital
+    or a digit) and its Korean words that name a page (`_korean_page_words`) that the titles holding
+    the most of them hold. A word of a title that holds fewer is no name of the document asked
+    about ("튜토리얼" beside "Hello Minikube")."""
     terms = _SUBJECT_TERM.findall(_apart_from_cjk(question))
     named = [
         term for term in terms
         if len(term) > 2 and (term != term.lower() or any(char.isdigit() for char in term)) and fold(term) not in STOPWORDS
     ]
-    named = [term for term in named if fold(term) in folded_titles]
-    return list(dict.fromkeys([*named, *_korean_page_words(question, titles)]))
+    korean = _korean_page_words(question, titles)
+    held = [
+        {term for term in named if fold(term) in fold(title)} | {word for word in korean if word in fold(_page_title(title))}
+        for title in titles
+    ]
+    most = max(map(len, held), default=0)
+    if not most:
+        return []
+    chosen = set().union(*(terms for terms in held if len(terms) == most))
+    return [term for term in dict.fromkeys([*named, *korean]) if term in chosen]
+
+
+def _page_title(title: str) -> str:
+    """A source's file name and the first heading of its heading path: its page's title."""
+    return title.split(HEADING_SEPARATOR)[0]
 
 
 def _korean_page_words(question: str, titles: list[str]) -> list[str]:
@@ -234,7 +253,7 @@ def _korean_page_words(question: str, titles: list[str]) -> list[str]:
     capitals to tell a name by, and a word every page's title holds tells no page apart. Chinese
     and Japanese write no space between words, so no word of theirs is told apart without a
     dictionary."""
-    pages = [fold(title.split(HEADING_SEPARATOR)[0]) for title in titles]
+    pages = [fold(_page_title(title)) for title in titles]
     words = [part for run in CJK_RUN.findall(question) for part in topic_parts(run) if len(part) > 1 and HANGUL.match(part)]
     return [word for word in words if 0 < sum(word in page for page in pages) < len(pages)]
 

@@ -448,6 +448,14 @@ def test_a_fact_that_only_a_page_about_something_else_holds_is_off_subject():
     assert korean.subject == ["카산드라", "스테이트풀셋"] and korean.off_subject == ["20Gi"]
     both_titled = [korean_titles[0], "zookeeper.md\n스테이트풀셋으로 ZooKeeper 실행하기"]
     assert check_grounding("20Gi [2].", korean_sources, "스테이트풀셋의 각 파드에는 몇 GiB 크기의 볼륨이 요청되나요?", both_titled).subject == []
+    # The subject is what the title holding the most of the question's names holds, and a section
+    # is about what its title names though its text does not repeat it.
+    minikube_titles = ["hello-minikube.md\nHello Minikube > 디플로이먼트 만들기", "cassandra.md\n튜토리얼: 카산드라 > 시작하기 전에"]
+    minikube_sources = ["kubectl create deployment hello-node --image=registry.k8s.io/e2e-test-images/agnhost:2.39", "minikube start --memory 5120"]
+    named_page = "Hello Minikube 튜토리얼에서 hello-node 디플로이먼트를 만드는 명령은 무엇인가요?"
+    command = check_grounding("`kubectl create deployment hello-node --image=registry.k8s.io/e2e-test-images/agnhost:2.39` [1]",
+                              minikube_sources, named_page, minikube_titles)
+    assert command.subject == ["Hello", "Minikube"] and command.unsupported == command.off_subject == []
     # A question that names no retrieved document by a term of its title leaves every source about it.
     assert check_grounding("20Gi [2]。", sources, "每个 Pod 申请了多大的存储容量？", titles).off_subject == []
     notes = ["trips/reine.md\nCabin in Reine", "trips/lofoten-ferry.md\nFerry to Lofoten"]
