@@ -169,7 +169,7 @@ def source_label(document: Document, path: str | None = None, *, in_prompt: bool
     """'path (page 2, § Heading, lines 3-9)' for a retrieved chunk; `path`: its path as shown;
     `in_prompt`: as the answer prompt labels it."""
     path = document.metadata["source"] if path is None else path
-    where = location_label(document.metadata, line_range=in_prompt)
+    where = location_label(document.metadata, in_prompt=in_prompt)
     return f"{path} ({where})" if where else path
 
 

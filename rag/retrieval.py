@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator, Literal, get_args
 
+from ingest.chunking.metadata import shown_heading
 from ingest.index import CHUNK_METADATA_KEYS, ChunkFilter, Index, StoredChunk
 from ingest.scripts import AUTO_MODEL
 from ingest.text import fold
@@ -47,11 +48,12 @@ def location_of(metadata: dict[str, Any]) -> dict[str, Any]:
     return {key: metadata[key] for key in LOCATION_KEYS if key in metadata}
 
 
-def location_label(location: dict[str, Any], *, line_range: bool = False) -> str:
+def location_label(location: dict[str, Any], *, in_prompt: bool = False) -> str:
     """'page 2, § Heading, lines 3-9'; 'line 12'; 'message 3, attachment a.pdf, page 1'; 'sheet Sales, rows 2-40'.
 
-    `line_range`: a single line as a range too ('lines 12-12'), as the answer prompt labels its sources:
-    every QA set was measured with that prompt, and leaving the lines out of it cost right answers.
+    `in_prompt`: as the answer prompt labels its sources, with a single line as a range too ('lines
+    12-12') and the headings as the index holds them (`shown_heading`): every QA set was measured
+    with that prompt, and leaving the lines or the headings' anchors out of it cost right answers.
     """
     parts = []
     for key in ("message", "attachment", "page", "slide", "sheet"):
@@ -62,10 +64,10 @@ def location_label(location: dict[str, Any], *, line_range: bool = False) -> str
             first, last = location[key], location.get(f"end_{key}", location[key])
             parts.append(f"{key} {first}" if first == last else f"{plural} {first}-{last}")
     if "heading" in location:
-        parts.append(f"§ {location['heading']}")
+        parts.append(f"§ {location['heading'] if in_prompt else shown_heading(location['heading'])}")
     if "start_line" in location:
         first, last = location["start_line"], location["end_line"]
-        parts.append(f"line {first}" if first == last and not line_range else f"lines {first}-{last}")
+        parts.append(f"line {first}" if first == last and not in_prompt else f"lines {first}-{last}")
     return ", ".join(parts)
 
 

@@ -35,8 +35,6 @@ import yaml
 from langchain_core.documents import Document
 from langchain_text_splitters import Language, RecursiveCharacterTextSplitter
 from markdown_it import MarkdownIt
-from mdit_py_plugins.attrs.parse import ParseError as AttributesError
-from mdit_py_plugins.attrs.parse import parse as parse_attributes
 from mdit_py_plugins.front_matter import front_matter_plugin
 
 from ingest.chunking.lines import added_lines
@@ -287,20 +285,6 @@ def _blank_esm(lines: list[str]) -> list[str]:
     return out
 
 
-def heading_text(inline: str) -> str:
-    """A Markdown heading's words, without the attribute block that gives it an anchor
-    (`## Basics {#basics}`, as Pandoc, Hugo, Docusaurus and MkDocs write it): no words of the section."""
-    text = " ".join(inline.split())
-    opening = text.rfind("{")
-    if opening <= 0 or not text.endswith("}"):
-        return text
-    try:
-        closing, _ = parse_attributes(text[opening:])
-    except AttributesError:
-        return text
-    return text[:opening].rstrip() if opening + closing == len(text) - 1 else text
-
-
 def markdown_outline(text: str, mdx: bool, title: str | None) -> list[_Block]:
     """The blocks of prepared Markdown, each with the heading path in force, from the parser's tokens.
 
@@ -321,7 +305,7 @@ def markdown_outline(text: str, mdx: bool, title: str | None) -> list[_Block]:
                 container.parts.append(_Block(_BLOCK_KINDS.get(token.type, "text"), container.headings, start, end))
             continue
         if token.type == "heading_open":
-            level, heading = int(token.tag[1]), heading_text(tokens[index + 1].content)
+            level, heading = int(token.tag[1]), " ".join(tokens[index + 1].content.split())
             stack = [(lvl, name) for lvl, name in stack if lvl < level] + [(level, heading)]
             continue
         path = [name for _, name in stack]

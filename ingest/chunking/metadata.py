@@ -13,6 +13,27 @@ from typing import NamedTuple
 HEADING_SEPARATOR = " > "
 
 
+def shown_heading(path: str) -> str:
+    """A heading path as a reader sees the headings, without the attribute blocks that give them
+    anchors (`Basics {#basics}`, as Pandoc, Hugo, Docusaurus and MkDocs write them). The index and
+    the answer prompt keep them: the English anchors of the Kubernetes translations' headings
+    measurably help search and the model (docs/languages-measurements.md)."""
+    return HEADING_SEPARATOR.join(_without_attributes(heading) for heading in path.split(HEADING_SEPARATOR))
+
+
+def _without_attributes(heading: str) -> str:
+    from mdit_py_plugins.attrs.parse import ParseError, parse
+
+    opening = heading.rfind("{")
+    if opening <= 0 or not heading.endswith("}"):
+        return heading
+    try:
+        closing, _ = parse(heading[opening:])
+    except ParseError:
+        return heading
+    return heading[:opening].rstrip() if opening + closing == len(heading) - 1 else heading
+
+
 class MetadataKey(NamedTuple):
     name: str
     # What a loader knows of the whole document, copied to each of its chunks by ingest.chunking.chunker:

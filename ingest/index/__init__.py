@@ -77,7 +77,7 @@ ON_DISK = "disk"
 # In the unfinished-ingest marker: the collection was being dropped for a rebuild.
 REBUILDING = "rebuilding"
 # Bump when a change to loading or chunking makes existing chunks differ from what a fresh ingest gives.
-CHUNKER_VERSION = 6
+CHUNKER_VERSION = 5
 
 
 @dataclass

@@ -112,15 +112,26 @@ def test_setext_headings_give_the_heading_path(chunker):
     ]
 
 
-def test_a_headings_anchor_attributes_are_no_part_of_the_heading_path(chunker):
+def test_a_headings_anchor_is_kept_in_the_index_and_the_prompt_and_left_out_where_it_is_shown(chunker):
     # As the Kubernetes translations keep the English anchors: `## 基础知识 {#basics}`.
+    from langchain_core.documents import Document
+
+    from rag.chain import source_label
+    from rag.retrieval import location_label
+
     sections = {"# 你好 Minikube {#hello}": "本教程展示如何运行示例应用。", "## 基础知识  {#basics .intro}": "使用 minikube dashboard --url 获取链接。",
                 "## Use {braces} in templates": "A template writes {name} for a value. "}
     text = "".join(f"{heading}\n\n{sentence * 40}\n\n" for heading, sentence in sections.items())
     chunks = chunks_of(chunker, text)
     headings = list(dict.fromkeys(c.metadata["heading"] for c in chunks))
-    assert headings == ["你好 Minikube", "你好 Minikube > 基础知识", "你好 Minikube > Use {braces} in templates"]
-    assert next(c for c in chunks if c.metadata["heading"] == headings[1]).text.startswith("你好 Minikube > 基础知识\n\n")
+    assert headings == ["你好 Minikube {#hello}", "你好 Minikube {#hello} > 基础知识 {#basics .intro}",
+                        "你好 Minikube {#hello} > Use {braces} in templates"]
+    shown = [location_label({"heading": heading}) for heading in headings]
+    assert shown == ["§ 你好 Minikube", "§ 你好 Minikube > 基础知识", "§ 你好 Minikube > Use {braces} in templates"]
+    basics = next(c for c in chunks if c.metadata["heading"] == headings[1])
+    document = Document(basics.text, metadata={"source": "/notes/minikube.md", **basics.metadata})
+    assert source_label(document, "minikube.md") == "minikube.md (§ 你好 Minikube > 基础知识, line 7)"
+    assert source_label(document, "minikube.md", in_prompt=True) == f"minikube.md (§ {headings[1]}, lines 7-7)"
 
 
 def test_yaml_front_matter_title_heads_the_chunks_and_is_no_chunk_text(chunker):
