@@ -22,7 +22,7 @@ SYNTAX_SHARE = 0.25
 CHARS_PER_TOKEN = 3
 MIN_BOUNDED_CHARS = 40
 NOT_JSON = "the reply is not valid JSON"
-_FIELD = re.compile(r"^\s*(?P<name>[A-Za-z_][\w-]*)\s*:\s*(?P<type>\w+(\[\w+\])?)\s*$")
+_FIELD = re.compile(r"^\s*(?P<name>[^\W\d][\w-]*)\s*:\s*(?P<type>\w+(\[\w+\])?)\s*$")  # a name in any script
 _FENCE = re.compile(r"^```(?:json)?\s*|\s*```$")
 
 

@@ -81,9 +81,11 @@ def test_fields_shorthand_is_a_bounded_schema_where_scalars_may_be_null():
         "required": ["vendor", "amount", "paid", "count", "tags"],
         "additionalProperties": False,
     }
-    for bad in ("vendor", "vendor:text", "tags:list[date]", " , ", "vendor:str, vendor:int"):
+    for bad in ("vendor", "vendor:text", "tags:list[date]", " , ", "vendor:str, vendor:int", "9lives:str"):
         with pytest.raises(UsageError):
             fields_schema(bad)
+    # A field is named in the documents' language as well.
+    assert list(fields_schema("航班号:str, 호텔:str, 型番:int")["properties"]) == ["航班号", "호텔", "型番"]
 
 
 @pytest.mark.fast
