@@ -20,7 +20,7 @@ DEFAULT = "en"
 # The kinds of fact a question can ask for, in the order they are tried: "the command on port 8080" asks for a command.
 FACT_KINDS = ("time", "date", "code", "number")
 # The placeholders of tasks.toml that a language's texts fill.
-PROMPT_TEXTS = ("qa_system", "sources_label", "quotes_header", "question_label")
+PROMPT_TEXTS = ("qa_system", "sources_label", "quotes_header", "question_label", "write_in")
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ class LanguageTexts:
     question_label: str
     evidence_label: str
     similarity_label: str
+    write_in: str
     no_context: str
     unmentioned: str
     names_separator: str

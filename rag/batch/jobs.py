@@ -30,6 +30,7 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.runnables import Runnable
 
 from ingest.index import Index
+from ingest.scripts import cjk_language_of
 from rag.backends import backend_errors, context_window, count_tokens, create_llm, json_schema_constrained, with_generation
 from rag.backends.base import traits
 from rag.batch.grammar import Plan, plan
@@ -38,6 +39,7 @@ from rag.batch.selection import Item, Passage, Per, read_passages, select_items
 from rag.chain import FirstLineLLM
 from rag.errors import ConfigError
 from rag.grounding import check_grounding
+from rag.languages import DEFAULT as DEFAULT_LANGUAGE
 from rag.languages import detect_language, texts
 from rag.prompting import SelectedPrompt, select_prompt, task
 from rag.settings import Settings
@@ -126,17 +128,18 @@ class BatchModel:
                 caller.add(stats)
         return [result for result, _ in done]
 
-    def prompt(self, task_name: str) -> SelectedPrompt:
-        if task_name not in self._prompts:
-            self._prompts[task_name] = select_prompt(self.llm, task_name, self.settings.llm.prompt_style)
-        return self._prompts[task_name]
+    def prompt(self, task_name: str, language: str = DEFAULT_LANGUAGE) -> SelectedPrompt:
+        """The task's prompt, its texts in `language` (a summary's is its document's)."""
+        if (task_name, language) not in self._prompts:
+            self._prompts[task_name, language] = select_prompt(self.llm, task_name, self.settings.llm.prompt_style, language)
+        return self._prompts[task_name, language]
 
     def tokens(self, text: str) -> int:
         return count_tokens(self.llm, text)
 
-    def room(self, task_name: str, reserve: int = 0, **values: str) -> int:
+    def room(self, task_name: str, reserve: int = 0, language: str = DEFAULT_LANGUAGE, **values: str) -> int:
         """Tokens left for the task's {text} once the prompt's other parts and the reply are counted."""
-        empty = self.prompt(task_name).prompt.format_prompt(text="", **values).to_string()
+        empty = self.prompt(task_name, language).prompt.format_prompt(text="", **values).to_string()
         room = self.window - self.settings.batch.max_tokens - self.tokens(empty) - reserve
         if room < self.settings.batch.max_tokens:
             raise ConfigError(
@@ -150,11 +153,12 @@ class BatchModel:
         return with_generation(self.llm, max_tokens, None)
 
     def generate(
-        self, task_name: str, values: dict[str, str], constrained: Runnable | None = None, max_tokens: int | None = None
+        self, task_name: str, values: dict[str, str], constrained: Runnable | None = None, max_tokens: int | None = None,
+        language: str = DEFAULT_LANGUAGE,
     ) -> str:
-        """The model's reply to the task's prompt; `max_tokens` for a longer reply than batch.max_tokens
-        (`constrained` then made from `with_budget(max_tokens)`)."""
-        selected = self.prompt(task_name)
+        """The model's reply to the task's prompt in `language`; `max_tokens` for a longer reply than
+        batch.max_tokens (`constrained` then made from `with_budget(max_tokens)`)."""
+        selected = self.prompt(task_name, language)
         prompt = selected.prompt.format_prompt(**values)
         longer = f"\0{max_tokens}" if max_tokens else ""
         key = hashlib.sha256(f"{task_name}\0{constrained is not None}{longer}\0{prompt.to_string()}".encode()).hexdigest()
@@ -237,6 +241,12 @@ class Summary:
         title = f"All {len(self.sources)} documents" if self.key == ALL_KEY else self.sources[0]
         flagged = f"{texts(detect_language(self.summary)).not_in_sources}: {', '.join(self.unsupported)}\n\n" if self.unsupported else ""
         return f"## {title}\n\n{self.summary}\n\n{flagged}"
+
+
+def text_language(written: list[str]) -> str:
+    """'ko', 'zh' or 'ja' for texts mostly written in Chinese, Japanese or Korean letters (as a new
+    collection's language is told: py3langid takes a Chinese page full of code for English), else English."""
+    return cjk_language_of(written) or DEFAULT_LANGUAGE
 
 
 def unsupported_in(summary: str, summarised: list[str]) -> list[str]:
@@ -395,11 +405,11 @@ class SummarizeJob(BatchJob):
             return
         labelled = [f"{Path(s.sources[0]).name}: {s.summary}" for s in summaries]
         with self.model.counting() as stats:
-            summary = self._combine(ALL_SOURCES_LABEL, labelled)
+            summary = self._combine(ALL_SOURCES_LABEL, labelled, text_language([s.summary for s in summaries]))
         for part in parts:
             stats.add(part.stats)
         chunk_ids = [chunk_id for s in summaries for chunk_id in s.chunk_ids]
-        unsupported = unsupported_in(summary, [s.summary for s in summaries])
+        unsupported = unsupported_in(summary, labelled)
         yield Summary(ALL_KEY, sources, summary, chunk_ids, stats, unsupported=unsupported)
 
     def summarize(self, item: Item) -> Summary:
@@ -410,17 +420,20 @@ class SummarizeJob(BatchJob):
             return Summary(item.key, [item.source], "", [], error=GONE)
         label = Path(item.source).name
         read = passage_texts(passages)
+        language = text_language(read)
         with self.model.counting() as stats:
-            room = self.model.room("summarize", source=label)
+            room = self.model.room("summarize", language=language, source=label)
             parts = ["\n\n".join(group) for group in pack(read, room, self.model.tokens)]
-            partial = self.model.map(lambda part: self.model.generate("summarize", {"source": label, "text": part}), parts)
-            summary = self._combine(label, partial)
+            partial = self.model.map(
+                lambda part: self.model.generate("summarize", {"source": label, "text": part}, language=language), parts
+            )
+            summary = self._combine(label, partial, language)
         chunk_ids = [p.chunk_id for p in passages]
         return Summary(item.key, [item.source], summary, chunk_ids, stats, unsupported=unsupported_in(summary, [label, *read]))
 
-    def _combine(self, label: str, summaries: list[str]) -> str:
-        """One summary of many, combining as many at a time as the context window holds."""
-        room = self.model.room("combine", source=label)
+    def _combine(self, label: str, summaries: list[str], language: str) -> str:
+        """One summary of many, in `language`, combining as many at a time as the context window holds."""
+        room = self.model.room("combine", language=language, source=label)
         while len(summaries) > 1:
             groups = pack(summaries, room, self.model.tokens)
             if len(groups) == len(summaries):
@@ -429,7 +442,8 @@ class SummarizeJob(BatchJob):
                     "raise llm.n_ctx or lower batch.max_tokens."
                 )
             summaries = self.model.map(
-                lambda group: self.model.generate("combine", {"source": label, "text": "\n\n".join(group)}), groups
+                lambda group: self.model.generate("combine", {"source": label, "text": "\n\n".join(group)}, language=language),
+                groups,
             )
         return summaries[0]
 

@@ -212,7 +212,9 @@ def test_summarize_writes_one_record_per_document_then_one_for_all(corpus, tmp_p
     result = cli(settings, "summarize", "--all", str(folder / "invoices"), "--out", str(markdown))
     assert result.exit_code == 0, result.output
     text = markdown.read_text()
-    assert text.startswith("## All 2 documents\n\n") and len(text.strip().splitlines()) == 3
+    assert text.startswith("## All 2 documents\n\n")
+    summary, _, flagged = text.removeprefix("## All 2 documents\n\n").strip().partition("\n\nNot in the sources: ")
+    assert summary.strip() and "\n" not in flagged  # the small model's slips, if any, in one line after it
 
     on_stdout = cli(settings, "summarize", "--query", "who sent invoice NC-7781?", "-k", "1")
     assert on_stdout.exit_code == 0, on_stdout.output

@@ -116,6 +116,23 @@ def test_batch_job_prompts_of_each_family(family, task_name):
         assert rendered == EXPECTED[family].replace("{system}", system).replace("{user}", user)
 
 
+@pytest.mark.parametrize("language,asked", [("ko", "Korean"), ("zh", "Chinese"), ("ja", "Japanese")])
+@pytest.mark.parametrize("task_name", ["summarize", "combine"])
+def test_a_summary_is_asked_for_in_its_documents_language(task_name, language, asked):
+    system, values, user, answer_prefix = BATCH_CASES[task_name]
+    rendered = text_prompt("plain", task_name, language).format(**values)
+    assert rendered == f"{system} Write the summary in {asked}.\n\n{user}\n{answer_prefix}"
+
+
+def test_a_documents_language_is_told_by_its_letters():
+    from rag.batch.jobs import text_language
+
+    assert text_language(["# 팀 회의록\n\n새 빌드 서버의 호스트 이름은 `build-seoul-07`입니다."]) == "ko"
+    assert text_language(["航班号是 MU5137，酒店是静安区的和平饭店。"]) == "zh"
+    assert text_language(["在宅勤務手当は月額5000円です。"]) == "ja"
+    assert text_language(["The oven warranty ends on 4 October 2025.", "Der Ofen ist neu."]) == "en"
+
+
 def test_an_invalid_extraction_is_shown_to_the_model_on_retry():
     from rag.prompting import task
 
