@@ -269,7 +269,22 @@ class KnowledgeService:
         self.check_text(query, "query")
         self.check_k(k)
         self.check_where(where)
-        return rag.search(query, self.settings_for(collection), k=k, where=where, **options)
+        where, paths = self._under_documents_root(collection, where, options.pop("paths", None))
+        return rag.search(query, self.settings_for(collection), k=k, where=where, paths=paths, **options)
+
+    def _under_documents_root(
+        self, collection: str | None, where: dict[str, Any] | None, paths: list[str] | None
+    ) -> tuple[dict[str, Any] | None, list[str] | None]:
+        """A relative `where` source or `paths` pattern read from the folder the collection's documents
+        share, as the page shows them, not from the folder the server was started in."""
+        source = where.get("source") if where else None
+        given = [*([source] if isinstance(source, str) else []), *(paths or [])]
+        root = None if all(os.path.isabs(path) for path in given) else self.documents_root(collection)
+        if root is None:
+            return where, paths
+        if where and isinstance(source, str):
+            where = {**where, "source": os.path.join(root, source)}
+        return where, paths and [os.path.join(root, path) for path in paths]
 
     def status(self, collection: str | None = None) -> dict[str, Any]:
         settings = self.settings_for(collection)

@@ -258,6 +258,11 @@ def test_status_and_a_chunk_with_its_neighbours(base_url):
     assert chunk["source"] == WARRANTY_FILE and chunk["location"] == {"page": 2} and chunk["text"] == hit["text"]
     before = httpx.get(f"{base_url}/api/chunks/{chunk['previous']}").json()
     assert before["next"] == hit["chunk_id"] and before["position"] == chunk["position"] - 1
+    # A relative source or path pattern is read from the documents' folder, as the page shows paths.
+    relative = os.path.relpath(WARRANTY_FILE, status["documents_root"])
+    for body in ({"where": {"source": relative}}, {"paths": [os.path.join(os.path.dirname(relative), "*.pdf")]}):
+        hits = httpx.post(f"{base_url}/api/search", json={"query": "warranty", "k": 3, **body}).json()
+        assert hits and {found["source"] for found in hits} == {WARRANTY_FILE}, body
 
 
 def test_ask_streams_tokens_then_sources_evidence_and_the_answer(base_url):
