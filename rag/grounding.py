@@ -39,6 +39,16 @@ _DATE_PATTERNS = (
     ("mdy", re.compile(rf"\b({_MONTH})\s+({_DAY})(?:,?\s+(\d{{4}}))?\b", re.IGNORECASE)),
     ("my", re.compile(rf"\b({_MONTH})\s+(\d{{4}})\b", re.IGNORECASE)),
 )
+# A time of day: 16:30, 4:30 pm, 4 PM; 오후 4시 30분, 下午4点半, 午後4時 (the CJK letters spaced apart,
+# as the checks read them). A time without am or pm may be either half of the day.
+_CLOCK = re.compile(
+    r"(?<![\w:.])(?P<hour>[01]?\d|2[0-3])[:：](?P<minute>[0-5]\d)(?![\d:])(?:\s*(?P<meridiem>[ap](?:\.m\.|m\b)))?"
+    r"|(?<![\w:.])(?P<bare_hour>1[0-2]|0?[1-9])\s*(?P<bare_meridiem>[ap](?:\.m\.|m\b))"
+    r"|(?:(?P<cjk_meridiem>오전|오후|上午|下午|早上|晚上|午前|午後)\s*)?(?<![\w:.])(?P<cjk_hour>[01]?\d|2[0-3])\s*(?:시|点|點|時)"
+    r"(?:\s*(?P<cjk_minute>[0-5]?\d)\s*(?:분|分)|\s*(?P<half>반|半))?",
+    re.IGNORECASE,
+)
+_AFTERNOON = ("p", "오후", "下午", "晚上", "午後")
 # A code: letters and digits mixed, or capitals joined by - _ / (PO-2023-0877, RO-350, LQ-Lab, v2.4.1).
 _CODE = re.compile(r"\b(?=[\w./-]*\d)(?=[\w./-]*[A-Za-z])[A-Za-z0-9]+(?:[-_/.][A-Za-z0-9]+)*\b|\b[A-Z]{2,}(?:[-_/][A-Za-z0-9]+)+\b")
 _NUMBER = re.compile(r"(?<![\w.,])\d{1,3}(?:[,  ]\d{3})+(?:\.\d+)?(?![\w])|(?<![\w.,])\d+(?:[.,]\d+)?(?![\w])")
@@ -61,7 +71,7 @@ _CODE_SPAN = re.compile(r"`([^`\n]+)`")
 _QUANTITY = re.compile(r"(\d+(?:[.,]\d+)?)\s?[A-Za-z]{1,3}")
 # The claims that answer a question asking for a time, a date, a command or a number: a port may be
 # written as a number or inside a command, a time as a date's part.
-ANSWER_KINDS = {"time": ("number", "date"), "date": ("date", "number"), "code": ("code", "number"), "number": ("number", "code")}
+ANSWER_KINDS = {"time": ("time", "number", "date"), "date": ("date", "number"), "code": ("code", "number"), "number": ("number", "code")}
 _WEEKDAYS = {"monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"}
 # A term a question may name its document by: a Latin-script word with a capital or a digit
 # ("Cassandra", "RO-350"), which Korean, Chinese and Japanese questions write as the page does.
@@ -171,6 +181,22 @@ def _date_values(kind: str, groups: tuple[str, ...]) -> list[tuple[int | None, i
 def _same_date(claim: tuple, known: Iterable[tuple]) -> bool:
     """A date agrees with a source's where both say a part (a year-less "4 October" matches "4 October 2025")."""
     return any(all(a is None or b is None or a == b for a, b in zip(claim, date)) and claim[1] == date[1] for date in known)
+
+
+def _clock_times(text: str) -> list[tuple[str, set[tuple[int, int]], tuple[int, int]]]:
+    """Each time of day in `text`: (as written, the (hour, minute) it may be on a 24-hour clock, span)."""
+    found = []
+    for match in _CLOCK.finditer(text):
+        hour = int(match["hour"] or match["bare_hour"] or match["cjk_hour"])
+        minute = int(match["minute"] or match["cjk_minute"] or (30 if match["half"] else 0))
+        meridiem = (match["meridiem"] or match["bare_meridiem"] or match["cjk_meridiem"] or "").lower()
+        if meridiem:
+            hours = {hour % 12 + (12 if meridiem.startswith(_AFTERNOON) else 0)}
+        else:
+            hours = {hour, hour + 12} if 1 <= hour <= 11 else {hour}
+        written = re.sub(r"(?<=\d) (?=\S)(?![ap]\.?m)", "", " ".join(match.group(0).split()), flags=re.IGNORECASE)
+        found.append((written, {(h, minute) for h in hours}, match.span()))
+    return found
 
 
 def _number_value(text: str) -> str:
@@ -313,6 +339,10 @@ def _claims(answer: str, sources: list[str], question: str, blocks: list[tuple[s
         dates.setdefault(written, (span, []))[1].append(value)
     for written, (span, values) in dates.items():
         claim("date", written, any(_same_date(value, known_dates) for value in values), span)
+    known_times = {time for _, times, _ in _clock_times(corpus) for time in times}
+    for written, times, span in _clock_times(answer):
+        if free(span):
+            claim("time", written, bool(times & known_times) or fold(written) in folded_question, span)
     for match in CITATION.finditer(answer):
         number = int(match.group(1))
         if not 1 <= number <= len(sources):

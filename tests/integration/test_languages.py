@@ -363,6 +363,21 @@ def test_the_cli_heads_an_answers_evidence_and_sources_in_its_language(
 
 
 @pytest.mark.fast
+@pytest.mark.parametrize("answer,source,unsupported", [
+    ("The deployment window is 10:00 AM to 4:00 PM.", "The deployment window is 10:00-16:00 on Thursdays.", []),
+    ("It opens at 9 a.m. and closes at 5pm.", "Opening hours: 09:00-17:00.", []),
+    ("The cleanup job runs at 3:30 AM.", "The cleanup job runs nightly at 02:30.", ["3:30 AM"]),
+    ("배포 창구는 매주 목요일 오후 3시입니다.", "배포 창구는 매주 목요일 15:00입니다.", []),
+    ("배포 창구는 오후 4시 30분입니다.", "배포 창구는 15:00입니다.", ["오후 4시 30분"]),
+    ("会议在下午4点半开始。", "会议 16:30 开始。", []),
+    ("午後3時に開始します。", "開始は15時です。", []),
+])
+def test_a_time_of_day_is_one_fact_however_the_clock_is_written(answer, source, unsupported):
+    found = check_grounding(answer, [source])
+    assert found.unsupported == unsupported and all(found.kinds[claim] == "time" for claim in found.checked)
+
+
+@pytest.mark.fast
 def test_a_command_an_answer_quotes_as_code_must_be_in_a_source_as_written():
     sources = ["전체를 삭제하지 않고 멈추려면 `minikube stop`을 실행한다.", "Use kubectl get pods -o wide to see the nodes."]
     assert check_grounding("`minikube stop`을 실행합니다.", sources).unsupported == []
