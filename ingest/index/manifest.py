@@ -16,6 +16,7 @@ import json
 import os
 import sqlite3
 import time
+import unicodedata
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -50,19 +51,26 @@ CREATE TABLE IF NOT EXISTS vector_stores (
 
 
 def paths_matching(paths: Iterable[str], patterns: Sequence[str]) -> list[str]:
-    """Those of `paths` that match any of the glob patterns."""
-    return [path for path in paths if any(fnmatch.fnmatch(path, pattern) for pattern in patterns)]
+    """Those of `paths` that match any of the glob patterns, however each spells its accented or
+    Hangul letters: macOS gives file names decomposed (NFD), a keyboard types them composed."""
+    composed = [_composed(pattern) for pattern in patterns]
+    return [path for path in paths if any(fnmatch.fnmatch(_composed(path), pattern) for pattern in composed)]
+
+
+def _composed(text: str) -> str:
+    return unicodedata.normalize("NFC", text)
 
 
 def source_patterns(arguments: Sequence[str], ingested: Sequence[str]) -> list[str]:
     """Glob patterns (absolute) for SOURCES arguments: a file, a folder, or a glob."""
     patterns = []
+    files = {_composed(source) for source in ingested}
     for argument in arguments:
         if glob.has_magic(argument):
             patterns.append(os.path.abspath(os.path.expanduser(argument)))
             continue
         path = str(Path(argument).expanduser().resolve())
-        patterns.append(glob.escape(path) if path in ingested else glob.escape(path.rstrip("/")) + "/*")
+        patterns.append(glob.escape(path) if _composed(path) in files else glob.escape(path.rstrip("/")) + "/*")
     return patterns
 
 

@@ -46,6 +46,24 @@ def test_the_python_api_refuses_a_k_or_mode_it_cannot_take_and_reads_one_path_pa
     assert hits and {Path(hit.source).name for hit in hits} == {"cardamom-buns.md"}
 
 
+def test_a_file_name_macos_spells_decomposed_is_found_by_the_name_as_typed(tmp_path):
+    import unicodedata
+
+    from tests.conftest import make_settings
+
+    typed = "회의메모.md"
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / unicodedata.normalize("NFD", typed)).write_text("# 회의\n\n예산은 1,250만 원으로 승인되었습니다.\n")
+    settings = make_settings(tmp_path / "home")
+    rag.ingest([tmp_path / "notes"], settings)
+    for pattern in (str(tmp_path / "notes" / typed), str(tmp_path / "notes" / "회의*")):
+        hits = rag.search("예산 승인", settings, k=3, paths=[pattern])
+        assert hits and unicodedata.normalize("NFC", Path(hits[0].source).name) == typed, pattern
+    assert [Path(listed.path).name for listed in rag.files(settings, [str(tmp_path / "notes" / typed)])] == [
+        unicodedata.normalize("NFD", typed)
+    ]
+
+
 def test_markdown_hits_carry_heading_path_and_exact_lines(sample_index):
     settings, _ = sample_index
     hit = rag.search("What soil pH did the 2023 soil test of the allotment show?", settings, k=1)[0]
