@@ -85,7 +85,7 @@ class BatchModel:
         self.memo = memo
         self.stats = CallStats()
         self.on_call: Callable[[CallStats], None] | None = None
-        self._prompts: dict[str, SelectedPrompt] = {}
+        self._prompts: dict[tuple[str, str], SelectedPrompt] = {}  # by (task, language)
         # Items and the parts of one item may run on several threads at once (batch.parallel): each
         # thread counts its own calls, and at most `parallel` requests are in flight.
         self._lock = threading.Lock()
