@@ -29,7 +29,7 @@ CJK_RUN = re.compile(
     "\ua960-\ua97f\uac00-\ud7af\ud7b0-\ud7ff\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f]+"
 )
 HANGUL = re.compile("[\u1100-\u11ff\u3130-\u318f\ua960-\ua97f\uac00-\ud7af\ud7b0-\ud7ff]")
-_KANA = re.compile("[\u3041-\u30fa\u30fc-\u30ff\u31f0-\u31ff\uff66-\uff9f]")
+KANA = re.compile("[\u3041-\u30fa\u30fc-\u30ff\u31f0-\u31ff\uff66-\uff9f]")
 # A document is in a script the model does not read when that script is at least this share of
 # its letters (an English page quoting a Chinese name is not) ...
 SCRIPT_PRESENCE = 0.05
@@ -92,10 +92,28 @@ def language_identifier(languages: tuple[str, ...]) -> Any:
 
 def cjk_language(text: str) -> str:
     """'ko', 'ja' or 'zh': the language of a text in CJK letters, by them (Hangul is Korean, kana
-    Japanese, Han without either Chinese)."""
+    Japanese, Han without either as `han_language` tells, else Chinese)."""
     if HANGUL.search(text):
         return "ko"
-    return "ja" if _KANA.search(text) else "zh"
+    return "ja" if KANA.search(text) else han_language(text) or "zh"
+
+
+def han_language(text: str) -> str | None:
+    """'ja' or 'zh' for Han letters written in forms only one of the two writes: Japan's character
+    set (JIS X 0208) has 営, 議 and 時 and simplified Chinese's (GB 2312) not; GB 2312 has 营, 议 and
+    时 and JIS not. None where neither kind outnumbers the other (会, 日志: both write them)."""
+    letters = {letter for run in CJK_RUN.findall(text) for letter in run}
+    japanese = sum(_encodable(letter, "euc_jp") and not _encodable(letter, "gb2312") for letter in letters)
+    chinese = sum(_encodable(letter, "gb2312") and not _encodable(letter, "euc_jp") for letter in letters)
+    return "ja" if japanese > chinese else "zh" if chinese > japanese else None
+
+
+def _encodable(letter: str, codec: str) -> bool:
+    try:
+        letter.encode(codec)
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @functools.lru_cache(maxsize=1 << 14)

@@ -28,6 +28,10 @@ QA_INPUT = {"context": "[1] notes.md\nThe key is under the mat.", "question": "�
     ("如何查看 Pod 的日志？", "zh"),
     ("Redis 的 maxmemory 是多少？", "zh"),
     ("StatefulSet の Pod の名前はどう決まりますか？", "ja"),
+    # Han letters alone: told by forms only Japanese (営, 議, 務) or simplified Chinese (这, 么, 时) writes.
+    ("在宅勤務手当金額", "ja"),
+    ("会議室番号", "ja"),
+    ("这个命令是什么", "zh"),
     ("1234", "en"),
     ("", "en"),
 ])
