@@ -102,10 +102,15 @@ def han_language(text: str) -> str | None:
     """'ja' or 'zh' for Han letters written in forms only one of the two writes: Japan's character
     set (JIS X 0208) has 営, 議 and 時 and simplified Chinese's (GB 2312) not; GB 2312 has 营, 议 and
     时 and JIS not. None where neither kind outnumbers the other (会, 日志: both write them)."""
-    letters = {letter for run in CJK_RUN.findall(text) for letter in run}
-    japanese = sum(_encodable(letter, "euc_jp") and not _encodable(letter, "gb2312") for letter in letters)
-    chinese = sum(_encodable(letter, "gb2312") and not _encodable(letter, "euc_jp") for letter in letters)
-    return "ja" if japanese > chinese else "zh" if chinese > japanese else None
+    forms = Counter(_han_form(letter) for letter in {letter for run in CJK_RUN.findall(text) for letter in run})
+    return "ja" if forms["ja"] > forms["zh"] else "zh" if forms["zh"] > forms["ja"] else None
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _han_form(letter: str) -> str | None:
+    """'ja' for a letter JIS X 0208 has and GB 2312 not, 'zh' for the reverse, else None."""
+    japanese, chinese = (_encodable(letter, codec) for codec in ("euc_jp", "gb2312"))
+    return "ja" if japanese and not chinese else "zh" if chinese and not japanese else None
 
 
 def _encodable(letter: str, codec: str) -> bool:

@@ -256,10 +256,11 @@ def subject_terms(question: str, titles: list[str]) -> list[str]:
         term for term in terms
         if len(term) > 2 and (term != term.lower() or any(char.isdigit() for char in term)) and fold(term) not in STOPWORDS
     ]
-    korean = _korean_page_words(question, titles)
+    pages = [fold(_page_title(title)) for title in titles]
+    korean = _korean_page_words(question, pages)
     held = [
-        {term for term in named if fold(term) in fold(title)} | {word for word in korean if word in fold(_page_title(title))}
-        for title in titles
+        {term for term in named if fold(term) in fold(title)} | {word for word in korean if word in page}
+        for title, page in zip(titles, pages)
     ]
     most = max(map(len, held), default=0)
     if not most:
@@ -273,13 +274,12 @@ def _page_title(title: str) -> str:
     return title.split(HEADING_SEPARATOR)[0]
 
 
-def _korean_page_words(question: str, titles: list[str]) -> list[str]:
+def _korean_page_words(question: str, pages: list[str]) -> list[str]:
     """The Korean words of `question`, less their particles, that the page title of some sources
     holds and of others does not ("카산드라" of "카산드라로 스테이트풀셋 배포하기"): Hangul has no
     capitals to tell a name by, and a word every page's title holds tells no page apart. Chinese
     and Japanese write no space between words, so no word of theirs is told apart without a
-    dictionary."""
-    pages = [fold(_page_title(title)) for title in titles]
+    dictionary. `pages`: the sources' page titles, folded."""
     words = [part for run in CJK_RUN.findall(question) for part in topic_parts(run) if len(part) > 1 and HANGUL.match(part)]
     return [word for word in words if 0 < sum(word in page for page in pages) < len(pages)]
 

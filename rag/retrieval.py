@@ -52,8 +52,9 @@ def location_label(location: dict[str, Any], *, in_prompt: bool = False) -> str:
     """'page 2, § Heading, lines 3-9'; 'line 12'; 'message 3, attachment a.pdf, page 1'; 'sheet Sales, rows 2-40'.
 
     `in_prompt`: as the answer prompt labels its sources, with a single line as a range too ('lines
-    12-12') and the headings as the index holds them (`shown_heading`): every QA set was measured
-    with that prompt, and leaving the lines or the headings' anchors out of it cost right answers.
+    12-12') and the headings as the index holds them, anchors and all; elsewhere a heading is shown
+    without them (`shown_heading`). Every QA set was measured with that prompt, and leaving the
+    lines or the headings' anchors out of it cost right answers.
     """
     parts = []
     for key in ("message", "attachment", "page", "slide", "sheet"):
