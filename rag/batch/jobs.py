@@ -255,6 +255,34 @@ def unsupported_in(summary: str, summarised: list[str]) -> list[str]:
     return [claim for claim in found.unsupported if found.kinds[claim] != "citation"]
 
 
+def unsupported_values(data: Any, sources: list[str]) -> dict[str, list[str]]:
+    """The facts each value of an extracted record states that none of `sources` does, by the value's
+    path ("amount", "items[0].price"; "data" for a record that is one value). A number is one fact;
+    a string's are its numbers, dates, codes and names; booleans and nulls state none."""
+    found: dict[str, list[str]] = {}
+
+    def visit(value: Any, path: str) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                visit(item, f"{path}.{key}" if path else str(key))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                visit(item, f"{path}[{index}]")
+        elif isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            if claims := unsupported_in(_as_written(value), sources):
+                found[path or "data"] = claims
+
+    visit(data, "")
+    return found
+
+
+def _as_written(value: str | int | float) -> str:
+    """A value as a document would write it: 5000.0 as 5000."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 @dataclass
 class Extraction:
     key: str
@@ -267,6 +295,8 @@ class Extraction:
     attempts: int = 0
     constrained: bool = False
     stats: CallStats = field(default_factory=CallStats)
+    # The values that state a fact the record's passages do not, by path (`unsupported_values`).
+    unsupported: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -278,7 +308,7 @@ class Extraction:
     def to_dict(self) -> dict[str, Any]:
         if not self.ok:
             return {**self.provenance(), "error": self.error, "raw": self.raw, "attempts": self.attempts}
-        return {**self.provenance(), "data": self.data}
+        return {**self.provenance(), "data": self.data, "unsupported": self.unsupported}
 
 
 class BatchJob:
@@ -520,7 +550,10 @@ class ExtractJob(BatchJob):
         )
         with self.model.counting() as stats:
             if passages:
-                self._fill(record, passages, Path(item.source).name)
+                label = Path(item.source).name
+                self._fill(record, passages, label)
+                if record.ok:
+                    record.unsupported = unsupported_values(record.data, [label, *passage_texts(passages)])
             else:
                 record.error = GONE
         record.stats = stats

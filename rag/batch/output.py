@@ -14,6 +14,8 @@ from rag.errors import FormatUnknownError, UsageError
 Format = Literal["jsonl", "csv", "md"]
 FORMATS_BY_SUFFIX: dict[str, Format] = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".md": "md"}
 PROVENANCE_COLUMNS = ["source", "location", "chunk_ids"]
+# The last column: the values that state a fact their passages do not (Extraction.unsupported).
+UNSUPPORTED_COLUMN = "unsupported"
 
 
 def output_format(path: Path | None, requested: str | None, job: BatchJob) -> Format:
@@ -38,7 +40,7 @@ def render(record: Summary | Extraction, job: BatchJob, fmt: Format) -> str:
     if record.ok and fmt == "md" and isinstance(record, Summary):
         return record.markdown()
     if record.ok and fmt == "csv" and isinstance(record, Extraction):
-        row = {**record.provenance(), **_data_columns(record.data)}
+        row = {**record.provenance(), **_data_columns(record.data), UNSUPPORTED_COLUMN: record.unsupported or None}
         return _csv_line([_cell(row.get(column)) for column in _columns(job)])
     return json.dumps(record.to_dict(), ensure_ascii=False) + "\n"
 
@@ -46,7 +48,8 @@ def render(record: Summary | Extraction, job: BatchJob, fmt: Format) -> str:
 def _columns(job: BatchJob) -> list[str]:
     schema = job.schema if isinstance(job, ExtractJob) else {}
     properties = list(schema.get("properties", {})) if schema.get("type") == "object" else ["data"]
-    return PROVENANCE_COLUMNS + [name for name in properties if name not in PROVENANCE_COLUMNS]
+    added = [*PROVENANCE_COLUMNS, UNSUPPORTED_COLUMN]
+    return PROVENANCE_COLUMNS + [name for name in properties if name not in added] + [UNSUPPORTED_COLUMN]
 
 
 def _data_columns(data: Any) -> dict[str, Any]:

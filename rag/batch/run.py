@@ -36,6 +36,7 @@ class JobResult:
     out: Path | None = None
     errors: Path | None = None  # the errors file, where it holds failed records (of this run or an earlier one)
     stats: CallStats | None = None  # the model's calls, tokens and seconds this run; None when it did nothing
+    flagged: int = 0  # records written this run that state a fact their sources do not (their `unsupported`)
 
     @property
     def ok(self) -> bool:
@@ -44,7 +45,7 @@ class JobResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": self.kind, "total": self.total, "written": self.written, "failed": self.failed,
-            "done_before": self.done_before, "seconds": round(self.seconds, 2),
+            "flagged": self.flagged, "done_before": self.done_before, "seconds": round(self.seconds, 2),
             "out": self.out and str(self.out), "errors": self.errors and str(self.errors),
             "stats": self.stats and {"calls": self.stats.calls, "tokens": self.stats.tokens,
                                      "seconds": round(self.stats.seconds, 2)},
@@ -77,12 +78,13 @@ def run_job(
         if on_start:
             on_start(log.done_before)
         # A failed record goes to the errors file, as JSON Lines.
-        written, failed = _run(job, chosen, lambda record, text: log.write(record.key, text, record.ok), on_record)
+        written, failed, flagged = _run(job, chosen, lambda record, text: log.write(record.key, text, record.ok), on_record)
     return JobResult(
         kind=job.kind,
         total=len(job),
         written=written,
         failed=failed,
+        flagged=flagged,
         done_before=log.done_before,
         seconds=time.perf_counter() - started,
         out=out,
@@ -102,9 +104,9 @@ def stream_job(
     or md; a failed record as JSON), as it finishes. Nothing is kept for a later run to continue."""
     chosen = output.output_format(None, format, job)
     started = time.perf_counter()
-    written, failed = _run(job, chosen, write, on_record)
+    written, failed, flagged = _run(job, chosen, write, on_record)
     stats = job.model.stats if written + failed else None
-    return JobResult(job.kind, len(job), written, failed, 0, time.perf_counter() - started, stats=stats)
+    return JobResult(job.kind, len(job), written, failed, 0, time.perf_counter() - started, stats=stats, flagged=flagged)
 
 
 def _run(
@@ -112,12 +114,13 @@ def _run(
     chosen: output.Format,
     write: Callable[[Summary | Extraction, str], None],
     on_record: Callable[[Summary | Extraction], None] | None,
-) -> tuple[int, int]:
-    """(written, failed): each record rendered and written as it finishes."""
-    written = failed = 0
+) -> tuple[int, int, int]:
+    """(written, failed, flagged): each record rendered and written as it finishes."""
+    written = failed = flagged = 0
     for record in job:
         write(record, output.render(record, job, chosen))
         written, failed = written + record.ok, failed + (not record.ok)
+        flagged += record.ok and bool(record.unsupported)
         if on_record:
             on_record(record)
-    return written, failed
+    return written, failed, flagged

@@ -189,5 +189,10 @@ def _job_summary(result) -> None:
     rate = f", {stats.tokens} tokens at {stats.tokens / max(stats.seconds, 1e-9):.1f} tokens/s" if stats else ""
     before = f", {result.done_before} done before" if result.done_before else ""
     err.print(f"{result.kind}: {result.written} written, {result.failed} failed{before} in {result.seconds:.1f} s{rate}.")
+    if result.flagged:
+        err.print(
+            f"Records stating facts their sources do not: {result.flagged} of {result.written} "
+            "(each lists them under `unsupported`; in Markdown, \"Not in the sources\")."
+        )
     if result.failed and result.errors:
         err.print(f"Failed items, with the model's replies, are in {result.errors}.")

@@ -4,6 +4,8 @@ and a job killed part way that resumes without losing or repeating an item."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import re
@@ -189,7 +191,8 @@ def test_extraction_with_gemma_gives_valid_records_with_provenance(corpus):
             assert record.source in invoices
             assert set(record.chunk_ids) <= set(chunks[record.source])
             assert record.to_dict() == {
-                "source": record.source, "location": record.location, "chunk_ids": record.chunk_ids, "data": record.data
+                "source": record.source, "location": record.location, "chunk_ids": record.chunk_ids, "data": record.data,
+                "unsupported": record.unsupported,
             }
         assert {record.source for record in records} == set(invoices)
     assert records[0].location["heading"].startswith("Invoice from")  # a chunk knows its section
@@ -240,6 +243,37 @@ def test_a_summary_names_the_facts_it_states_that_its_document_does_not(corpus, 
     job = rag.summarize([str(folder / "invoices")], settings, combine=True, llm=FakeListLLM(responses=[faithful, faithful, faithful]))
     [combined] = list(job)
     assert combined.key == "all" and combined.unsupported == [] and render(combined, job, "md").endswith(f"{faithful}\n\n")
+
+
+def test_an_extracted_record_names_the_values_its_document_does_not_state(corpus, tmp_path):
+    from langchain_core.language_models.fake import FakeListLLM
+
+    from rag.batch.output import header, render
+
+    settings, folder = corpus
+    acme = str(folder / "invoices/acme-2024-03.md")
+    schema = fields_schema("vendor:str, amount:float, invoice:str, due:str, paid:bool, people:list[str]")
+    reply = {"vendor": "Acme Tools", "amount": 1250.0, "invoice": "INV-2024-013", "due": "30 April 2024", "paid": False,
+             "people": ["Maria Lind", "Olof Berg", "Erik Sandberg"]}
+    job = rag.extract(schema, [acme], settings, llm=FakeListLLM(responses=[json.dumps(reply)]))
+    [record] = list(job)
+    assert record.ok and record.data == reply
+    # 1250.0 is the document's 1250, and Olof Berg is named by the other invoice, which is not this record's
+    # source; a value's first word is read as a sentence's (capitalised anyway), so a name's surname is flagged.
+    assert record.unsupported == {"invoice": ["INV-2024-013"], "due": ["30 April 2024"], "people[1]": ["Berg"],
+                                  "people[2]": ["Sandberg"]}
+    assert record.to_dict()["unsupported"] == record.unsupported
+
+    row = next(csv.DictReader(io.StringIO(render(record, job, "csv")), fieldnames=header(job, "csv").strip().split(",")))
+    assert json.loads(row["unsupported"]) == record.unsupported
+
+    job = rag.extract(schema, [acme], settings, llm=FakeListLLM(responses=[json.dumps(reply)]))
+    result = rag.run_job(job, tmp_path / "invoices.csv")
+    assert result.written == 1 and result.flagged == 1 and result.to_dict()["flagged"] == 1
+    faithful = {**reply, "invoice": "INV-2024-031", "due": None, "people": ["Maria Lind"]}
+    job = rag.extract(schema, [acme], settings, llm=FakeListLLM(responses=[json.dumps(faithful)]))
+    [record] = list(job)
+    assert record.unsupported == {} and render(record, job, "csv").rstrip("\n").endswith(",")
 
 
 def test_records_that_stay_invalid_go_to_the_errors_file_with_the_raw_reply(corpus, tmp_path):
@@ -348,7 +382,7 @@ def test_a_job_file_is_only_continued_by_the_same_job(corpus, tmp_path):
     first = cli(settings, "extract", "--fields", "vendor:str", source, "--out", str(out))
     assert first.exit_code == 0, first.output
     header, row = out.read_text().splitlines()
-    assert header == "source,location,chunk_ids,vendor"
+    assert header == "source,location,chunk_ids,vendor,unsupported"
     assert row.startswith(f"{source},") and len(row.split(",")) >= 4
 
     other = cli(settings, "extract", "--fields", "vendor:str, amount:float", source, "--out", str(out))
@@ -358,7 +392,7 @@ def test_a_job_file_is_only_continued_by_the_same_job(corpus, tmp_path):
 
     restarted = cli(settings, "extract", "--fields", "vendor:str, amount:float", source, "--out", str(out), "--restart")
     assert restarted.exit_code == 0, restarted.output
-    assert out.read_text().splitlines()[0] == "source,location,chunk_ids,vendor,amount"
+    assert out.read_text().splitlines()[0] == "source,location,chunk_ids,vendor,amount,unsupported"
 
     sampled = cli(settings, "extract", "--fields", "vendor:str, amount:float", source, "--out", str(out), RAG_BATCH__TEMPERATURE="0.7")
     assert sampled.exit_code == 2, "batch.temperature decides what the job writes"

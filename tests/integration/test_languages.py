@@ -9,6 +9,7 @@ import pytest
 
 import rag
 from rag.answer_eval import is_declined
+from rag.batch.jobs import unsupported_values
 from rag.evidence import expected_kind, quote_evidence, sentence_spans
 from rag.grounding import check_grounding, unmentioned
 from rag.languages import detect_language, languages, run_on_stops, texts
@@ -195,6 +196,17 @@ def test_a_question_asking_for_a_command_is_quoted_the_command_under_the_sentenc
 ])
 def test_the_grounding_check_finds_numbers_codes_and_names_inside_cjk_text(answer, sources, unsupported):
     assert check_grounding(answer, sources).unsupported == unsupported
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("record,source,unsupported", [
+    ({"店名": "東京ラーメン", "金額": 10}, "東京ラーメン 合計 5000円", {"金額": ["10"]}),
+    ({"店名": "東京ラーメン", "金額": 5000.0}, "東京ラーメン 合計 5,000円", {}),
+    ({"호텔": "시그니엘", "금액": 125000, "체크인": "오후 3시"}, "시그니엘 1박 125,000원, 체크인 15:00", {}),
+    ({"航班号": "CA1832", "座位": ["32A", "32B"]}, "航班号CA1831，座位32A。", {"航班号": ["CA1832"], "座位[1]": ["32B"]}),
+])
+def test_an_extracted_value_in_cjk_text_is_checked_against_its_document(record, source, unsupported):
+    assert unsupported_values(record, [source]) == unsupported
 
 
 # -- the whole pipeline, with the test model, on real Korean, Chinese and Japanese pages -----------------
