@@ -28,6 +28,7 @@ import functools
 import math
 import re
 import tomllib
+import unicodedata
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -451,6 +452,7 @@ class Chunker:
         return chunks
 
     def _split_document(self, document: Document) -> list[Chunk]:
+        document = _composed(document)
         metadata = document.metadata
         prepared, language = self._prepare(document)
         if prepared.blocks:
@@ -779,3 +781,10 @@ def _common_prefix(one: tuple[str, ...], other: tuple[str, ...]) -> tuple[str, .
             break
         shared.append(a)
     return tuple(shared)
+
+
+def _composed(document: Document) -> Document:
+    """The document's text and names in composed form (NFC). macOS and PDFs made on it can write Hangul
+    as separate jamo, which a typed question's words do not match and the model reads as other letters."""
+    metadata = {key: unicodedata.normalize("NFC", value) if isinstance(value, str) else value for key, value in document.metadata.items()}
+    return Document(page_content=unicodedata.normalize("NFC", document.page_content), metadata=metadata)

@@ -9,6 +9,7 @@ Chinese and Korean from the shared realdocs folder (skipped where that folder is
 from __future__ import annotations
 
 import sqlite3
+import unicodedata
 from functools import partial
 
 import pytest
@@ -174,6 +175,19 @@ def test_a_question_the_model_cannot_read_is_answered_from_the_page_holding_its_
     documents = IndexRetriever.from_settings(notes_index).invoke(question)
     assert any(doc.metadata["source"].endswith(source) for doc in documents)
     assert not any(doc.metadata["source"].endswith(("烹饪.md", "요리.md")) for doc in documents)
+
+
+def test_hangul_written_as_separate_jamo_is_indexed_and_shown_as_the_syllables_questions_are_typed_in(tmp_path):
+    # macOS, and PDFs made on it, can write Hangul decomposed (NFD): 회 as ᄒ + ᅬ.
+    note = "# 회의실 변경\n\n다음 주부터 주간 회의는 C305 회의실에서 열립니다. 예약은 엘린이 합니다.\n"
+    decomposed = unicodedata.normalize("NFD", note)
+    assert decomposed != note
+    write_files(tmp_path / "notes", {"회의.md": decomposed, **{name: text for name, text in NOTES.items() if name.startswith("ko/")}})
+    settings = make_settings(tmp_path / "home")
+    rag.ingest([tmp_path / "notes"], settings)
+    [hit] = rag.search("주간 회의는 어느 회의실에서 열리나요?", settings, 1, mode="hybrid")
+    assert hit.source.endswith("회의.md") and "C305 회의실에서 열립니다" in hit.text and hit.location["heading"] == "회의실 변경"
+    assert not declined(settings, "주간 회의는 어느 회의실에서 열리나요?")
 
 
 requires_guide = pytest.mark.skipif(
