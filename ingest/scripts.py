@@ -109,16 +109,33 @@ def han_language(text: str) -> str | None:
 @functools.lru_cache(maxsize=1 << 14)
 def _han_form(letter: str) -> str | None:
     """'ja' for a letter JIS X 0208 has and GB 2312 not, 'zh' for the reverse, else None."""
-    japanese, chinese = (_encodable(letter, codec) for codec in ("euc_jp", "gb2312"))
+    japanese, chinese = (bool(_encoded(letter, codec)) for codec in ("euc_jp", "gb2312"))
     return "ja" if japanese and not chinese else "zh" if chinese and not japanese else None
 
 
-def _encodable(letter: str, codec: str) -> bool:
+def _encoded(letter: str, codec: str) -> bytes:
+    """The letter in `codec`; b"" where the codec has no way to write it."""
     try:
-        letter.encode(codec)
+        return letter.encode(codec)
     except UnicodeEncodeError:
-        return False
-    return True
+        return b""
+
+
+def rare_letter_share(text: str) -> float:
+    """The share of `text`'s CJK letters that none of the character sets everyday Korean, Japanese and
+    simplified Chinese are written in has (KS X 1001, JIS X 0208, GB 2312; traditional Chinese's
+    letters are in the first two): near 0 for text in these languages, high for the bytes of one of
+    their legacy encodings read as another (Shift JIS as Korean: 뜴뱻뙍)."""
+    letters = Counter("".join(CJK_RUN.findall(text)))
+    total = letters.total()
+    return sum(count for letter, count in letters.items() if _rare_letter(letter)) / total if total else 0.0
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _rare_letter(letter: str) -> bool:
+    # Two bytes: Python's euc_kr writes the syllables KS X 1001 lacks as eight-byte jamo sequences,
+    # and its euc_jp JIS X 0212's letters in three.
+    return not any(len(_encoded(letter, codec)) == 2 for codec in ("euc_kr", "euc_jp", "gb2312"))
 
 
 @functools.lru_cache(maxsize=1 << 14)

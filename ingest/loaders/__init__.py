@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterable, Mapping
 from langchain_core.documents import Document
 
 from ingest.errors import LoadError, NotADocument
+from ingest.scripts import rare_letter_share
 
 Loader = Callable[[bytes], list[Document]]
 
@@ -46,6 +47,13 @@ PLAIN_TEXT_SUFFIXES = {".json", ".jsonl", ".ndjson", ".xml", ".log", ".org", ".a
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff"}
 SNIFF_BYTES = 8192
 PREFERRED_LEGACY_ENCODING = "cp1252"
+# Korean, Japanese and Chinese legacy encodings, tried besides charset_normalizer's own pass, which
+# takes text mixing their letters with Latin ones (a Korean page with code in it) for too chaotic
+# to be text at its default threshold.
+CJK_LEGACY_ENCODINGS = ["cp949", "cp932", "euc_jp", "gb18030", "big5"]
+CJK_CHAOS_THRESHOLD = 0.8
+# A reading whose CJK letters are more than this share rare ones (rare_letter_share) is the wrong one.
+RARE_LETTER_SHARE = 0.02
 # A .docx without a title is located by its opening words, this many characters at most.
 DOCX_OPENING_CHARS = 60
 BINARY_CONTENT = "binary content, not text"
@@ -82,7 +90,9 @@ def _decode_other_encoding(data: bytes, utf8_error: UnicodeDecodeError) -> str:
     """Text in a legacy encoding (Latin-1, Windows-1251, Shift JIS ...), as charset_normalizer reads it."""
     from charset_normalizer import from_bytes
 
-    best = from_bytes(data).best()
+    readings = [*from_bytes(data), *from_bytes(data, cp_isolation=CJK_LEGACY_ENCODINGS, threshold=CJK_CHAOS_THRESHOLD)]
+    # The bytes of one CJK encoding often decode cleanly in another, as letters nobody writes.
+    best = min(readings, key=lambda reading: (rare_letter_share(str(reading)) > RARE_LETTER_SHARE, reading.chaos), default=None)
     # Western text decodes equally cleanly in several code pages, and on a short text
     # charset_normalizer's pick among them is arbitrary ("Smörgåsbord" comes out as Big5, French
     # as Windows-1250 with "č" for "è"). Windows-1252, the superset of Latin-1 most such files

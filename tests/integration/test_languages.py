@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import rag
+from ingest.loaders import load_markdown
 from rag.answer_eval import is_declined
 from rag.batch.jobs import unsupported_values
 from rag.evidence import expected_kind, quote_evidence, sentence_spans
@@ -216,6 +217,19 @@ requires_cjkdocs = pytest.mark.skipif(
     not CJK_DOCS.is_dir(), reason=f"needs the Kubernetes tutorials in Korean, Chinese and Japanese at {CJK_DOCS} (shared data)"
 )
 HANGUL, HAN, KANA = re.compile("[가-힣]"), re.compile("[\u4e00-\u9fff]"), re.compile("[\u3040-\u30ff]")
+
+
+@requires_cjkdocs
+@pytest.mark.parametrize("page,encoding", [
+    ("ko/configuration/configure-java-microservice/configure-java-microservice.md", "cp949"),
+    ("zh-cn/stateful-application/zookeeper.md", "gbk"),
+    ("ja/services/source-ip.md", "cp932"),
+    ("ja/stateful-application/basic-stateful-set.md", "euc_jp"),
+])
+def test_a_page_saved_in_its_languages_legacy_encoding_is_read_as_written(page, encoding):
+    # Korean, Chinese or Japanese mixed with commands and English terms: refused once as no encoding at all.
+    text = (CJK_DOCS / page).read_text(encoding="utf-8")
+    assert load_markdown(text.encode(encoding))[0].page_content == text
 
 
 @pytest.fixture(scope="module")

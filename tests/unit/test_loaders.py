@@ -35,6 +35,21 @@ def test_other_legacy_encodings_are_not_read_as_western(text, encoding):
     assert decode_text(text.encode(encoding)) == text
 
 
+# Spreadsheets saved as CSV by Excel on Korean, Chinese and Japanese Windows.
+LEGACY_CJK_CSV = [
+    ("이름,부서,내선번호\n김민준,개발팀,2301\n이서연,영업팀,2417\n박지훈,인사팀,2120\n", "cp949"),
+    ("姓名,部门,分机号\n王伟,研发部,2301\n李娜,销售部,2417\n张敏,人事部,2120\n", "gbk"),
+    ("姓名,部門,分機號\n王偉,研發部,2301\n李娜,銷售部,2417\n張敏,人事部,2120\n", "big5"),
+    ("氏名,部署,内線番号\n佐藤健,開発部,2301\n鈴木花子,営業部,2417\n高橋誠,人事部,2120\n", "cp932"),
+]
+
+
+@pytest.mark.parametrize(("text", "encoding"), LEGACY_CJK_CSV)
+def test_a_csv_in_a_korean_chinese_or_japanese_legacy_encoding_is_read_in_it(text, encoding):
+    # Shift JIS bytes also decode cleanly as Korean, into syllables nobody writes (뜴뱻뙍).
+    assert decode_text(text.encode(encoding)) == text
+
+
 def test_utf8_is_read_as_utf8():
     assert decode_text(LATIN_1_NOTE.encode("utf-8")) == LATIN_1_NOTE
 
