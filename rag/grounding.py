@@ -11,6 +11,7 @@ the ZooKeeper page, is in a source but not an answer.
 from __future__ import annotations
 
 import re
+import unicodedata
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import Iterable
@@ -32,8 +33,17 @@ MONTHS = {
 }
 _MONTH = r"(?:" + "|".join(sorted(MONTHS, key=len, reverse=True)) + r")\.?"
 _DAY = r"(?:[0-3]?\d)(?:st|nd|rd|th)?"
+# Chinese, Japanese and Korean dates (2025年6月18日, 2025년 6월 18일, 6月18日, 2025年6月) are read with
+# their letters spaced apart, as the checks see them; 2025/6/18 and 2025. 6. 18. are theirs too.
+_YEAR_MARK, _MONTH_MARK, _DAY_MARK = r"\s*(?:年|년)\s*", r"\s*(?:月|월)\s*", r"\s*(?:日|일)"
+# The spaces _apart_from_cjk put around a date's letters, taken out of the date as shown (Korean keeps
+# the space it writes after 년 and 월).
+_DIGIT_BESIDE_CJK_SPACE = re.compile(r"(?<=\d) (?=[年月日년월일])|(?<=[年月日]) (?=\d)")
 _DATE_PATTERNS = (
-    ("ymd", re.compile(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b")),
+    ("ymd", re.compile(rf"(?<!\d)(\d{{4}}){_YEAR_MARK}(\d{{1,2}}){_MONTH_MARK}(\d{{1,2}}){_DAY_MARK}")),
+    ("ymd", re.compile(r"\b(\d{4})(?:-|/|\.\s?)(\d{1,2})(?:-|/|\.\s?)(\d{1,2})\b")),
+    ("md", re.compile(rf"(?<!\d)(\d{{1,2}}){_MONTH_MARK}(\d{{1,2}}){_DAY_MARK}")),
+    ("ym", re.compile(rf"(?<!\d)(\d{{4}}){_YEAR_MARK}(\d{{1,2}})\s*(?:月|월)")),
     ("slash", re.compile(r"\b(\d{1,2})[/.](\d{1,2})[/.](\d{4}|\d{2})\b")),
     ("dmy", re.compile(rf"\b({_DAY})(?:\s+of)?\s+({_MONTH})(?:,?\s+(\d{{4}}))?\b", re.IGNORECASE)),
     ("mdy", re.compile(rf"\b({_MONTH})\s+({_DAY})(?:,?\s+(\d{{4}}))?\b", re.IGNORECASE)),
@@ -144,8 +154,9 @@ def _dates(text: str) -> list[tuple[str, tuple[int | None, int | None, int | Non
             span = match.span()
             if any(start < span[1] and span[0] < end for start, end in taken):
                 continue
+            written = _DIGIT_BESIDE_CJK_SPACE.sub("", " ".join(match.group(0).split()))
             for value in _date_values(kind, match.groups("")):
-                found.append((match.group(0), value, span))
+                found.append((written, value, span))
             taken.append(span)
     return found
 
@@ -166,6 +177,10 @@ def _date_values(kind: str, groups: tuple[str, ...]) -> list[tuple[int | None, i
 
     if kind == "ymd":
         return [(int(groups[0]), int(groups[1]), int(groups[2]))]
+    if kind == "md":
+        return [(None, int(groups[0]), int(groups[1]))]
+    if kind == "ym":
+        return [(int(groups[0]), int(groups[1]), None)]
     if kind == "slash":
         year = int(groups[2]) + (2000 if len(groups[2]) == 2 else 0)
         first, second = int(groups[0]), int(groups[1])
@@ -200,11 +215,12 @@ def _clock_times(text: str) -> list[tuple[str, set[tuple[int, int]], tuple[int, 
 
 
 def _number_value(text: str) -> str:
-    """'14,750' and '14 750' -> '14750'; '2.4' stays; '2,5' (a decimal comma) -> '2.5'."""
-    text = text.replace("\u202f", " ").replace("\xa0", " ")
+    """'14,750' and '14 750' -> '14750'; '2.4' stays; '2,5' (a decimal comma) -> '2.5'; '06' -> '6';
+    full-width digits (２０２５, as Japanese text writes them) -> '2025'."""
+    text = unicodedata.normalize("NFKC", text)  # also makes no-break spaces plain ones
     if re.fullmatch(r"\d{1,3}(?:[, ]\d{3})+(?:\.\d+)?", text):
         return re.sub(r"[, ]", "", text)
-    return text.replace(",", ".")
+    return re.sub(r"^0+(?=\d)", "", text.replace(",", "."))
 
 
 def _numbers(text: str) -> set[str]:

@@ -194,6 +194,14 @@ def test_a_question_asking_for_a_command_is_quoted_the_command_under_the_sentenc
     ("端口是9090。", ["服务使用端口8080。"], ["9090"]),
     ("ポートは9090です。", ["サービスはポート8080を使います。"], ["9090"]),
     ("버전은 v1.27이고 Harbor를 씁니다.", ["v1.26 버전이다."], ["v1.27", "Harbor"]),
+    # A date or number written the way another language, or the other width, writes it is the same fact.
+    ("交货日期是2025年6月18日。", ["| 4 | 2025-06-18 |"], []),
+    ("납기는 2025년 6월 18일입니다.", ["납기: 2025-06-18"], []),
+    ("6月18日に納品します。", ["納期 2025/6/18"], []),
+    ("회의는 2025-03-05에 열린다.", ["2025. 3. 5. 회의"], []),
+    ("VPN装置は2025年4月7日に交換され、内線は4412です。", ["ＶＰＮ装置は２０２５年４月７日に交換します。内線４４１２。"], []),
+    ("交货日期是2025年6月19日。", ["| 4 | 2025-06-18 |"], ["2025年6月19日"]),
+    ("납기는 2025년 7월 18일입니다.", ["납기: 2025-06-18"], ["2025년 7월 18일"]),
 ])
 def test_the_grounding_check_finds_numbers_codes_and_names_inside_cjk_text(answer, sources, unsupported):
     assert check_grounding(answer, sources).unsupported == unsupported
