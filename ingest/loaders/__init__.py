@@ -16,6 +16,7 @@ import codecs
 import csv
 import datetime
 import email
+import email.header
 import email.policy
 import io
 import logging
@@ -63,6 +64,15 @@ OUTPUT_KEPT_LINES = 10
 OUTPUT_KEPT_CHARS = 1000
 OUTPUT_DROPPED_CHARS = 20_000
 _FENCE_LINE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+# Mail charset labels read as the supersets mail clients read them by (the WHATWG Encoding
+# Standard's mapping): Outlook labels Korean mail in CP949 ks_c_5601-1987, and Chinese mail in GBK
+# says gb2312; their strict codecs would lose every letter the superset adds.
+MAIL_CHARSETS = {
+    "ks_c_5601-1987": "cp949", "ks_c_5601-1989": "cp949", "euc-kr": "cp949", "korean": "cp949",
+    "gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "gb_2312-80": "gb18030",
+    "shift_jis": "cp932", "x-sjis": "cp932", "sjis": "cp932", "windows-31j": "cp932",
+    "big5": "cp950", "us-ascii": "cp1252", "ascii": "cp1252", "iso-8859-1": "cp1252", "latin1": "cp1252",
+}
 # Terminal colours in tracebacks and logs printed by a notebook.
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -663,7 +673,7 @@ def _mail_documents(message: Any, where: dict[str, Any]) -> list[Document]:
     """A mail's body under a heading of its subject, sender and date, then each attachment of a
     supported type as documents of their own, located inside the mail."""
     headers = {"subject": "subject", "sender": "from", "date": "date"}
-    fields = {key: " ".join(str(message.get(header, "")).split()) for key, header in headers.items()}
+    fields = {key: " ".join(_mail_header(message, header).split()) for key, header in headers.items()}
     fields = {key: value for key, value in fields.items() if value}
     heading = fields.get("subject", "(no subject)")
     details = [f"{label} {fields[key]}" for key, label in (("sender", "from"), ("date", "on")) if key in fields]
@@ -684,7 +694,7 @@ def _mail_documents(message: Any, where: dict[str, Any]) -> list[Document]:
     documents = []
     body = message.get_body(preferencelist=("plain", "html"))
     html = body is not None and body.get_content_subtype() == "html"
-    text = body.get_content().replace("\r\n", "\n").strip() if body is not None else ""
+    text = _mail_text(body).strip() if body is not None else ""
     if html:
         try:
             text = load_html(text.encode("utf-8"))[0].page_content
@@ -701,6 +711,42 @@ def _mail_documents(message: Any, where: dict[str, Any]) -> list[Document]:
     if not documents:
         raise LoadError("mail has no text and no attachment of a supported type")
     return documents
+
+
+def _mail_text(part: Any) -> str:
+    """A mail part's text: in the superset of the charset it is labelled with, or, unlabelled (or
+    labelled with a charset nobody knows), read as a text file is (UTF-8, else the encoding detected)."""
+    data = part.get_payload(decode=True) or b""
+    if charset := _mail_charset(part.get_content_charset()):
+        return data.decode(charset, errors="replace").replace("\r\n", "\n").replace("\r", "\n")
+    try:
+        return decode_text(data)
+    except LoadError:
+        return ""
+
+
+def _mail_header(message: Any, name: str) -> str:
+    """A header's text; encoded words in a charset that had to be read by its superset are read again."""
+    decoded = str(message.get(name, ""))
+    raw = next((value for key, value in message.raw_items() if key.lower() == name), None)
+    if "\ufffd" not in decoded or not isinstance(raw, str):
+        return decoded
+    return "".join(
+        part if isinstance(part, str) else part.decode(_mail_charset(charset) or "utf-8", errors="replace")
+        for part, charset in email.header.decode_header(raw)
+    )
+
+
+def _mail_charset(label: str | None) -> str | None:
+    """The codec a mail charset label is read with (MAIL_CHARSETS), None for no label or an unknown one."""
+    if not label:
+        return None
+    codec = MAIL_CHARSETS.get(label.lower(), label.lower())
+    try:
+        codecs.lookup(codec)
+    except LookupError:
+        return None
+    return codec
 
 
 NAMED_LOADERS: dict[str, Loader] = {

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
-from ingest.loaders import decode_text, load_plain
+from ingest.loaders import decode_text, load_eml, load_plain
 from rag.errors import LoadError
 
 
@@ -58,3 +60,25 @@ def test_binary_content_stays_refused():
     png_header = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x10" + bytes(range(256)) * 4
     with pytest.raises(LoadError, match="binary content, not text"):
         decode_text(png_header)
+
+
+def mail(body: bytes, charset: str | None, subject: str = "=?ks_c_5601-1987?B?" + base64.b64encode("똠방 워크숍".encode("cp949")).decode() + "?=") -> bytes:
+    content_type = f"text/plain; charset={charset}" if charset else "text/plain"
+    head = f"From: a@example.com\r\nSubject: {subject}\r\nMIME-Version: 1.0\r\nContent-Type: {content_type}\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+    return head.encode() + base64.encodebytes(body)
+
+
+@pytest.mark.parametrize(("text", "charset", "encoding"), [
+    # Outlook labels Korean mail ks_c_5601-1987 and writes CP949 (똠 is not in KS X 1001).
+    ("똠방 프로젝트 워크숍은 판교 7동 301호에서 합니다.", "ks_c_5601-1987", "cp949"),
+    ("똠방 프로젝트 워크숍은 판교 7동 301호에서 합니다.", "euc-kr", "cp949"),
+    # Chinese mail in GBK labelled gb2312 (喆 is GBK's, not GB 2312's).
+    ("部门聚餐改在张喆家附近的川菜馆，地址是建国路88号。", "gb2312", "gbk"),
+    ("①本社三階会議室、㈱山田製作所です。", "shift_jis", "cp932"),
+    # No charset: read as a text file is.
+    ("백업 서버의 IP 주소는 10.20.30.40 입니다.", None, "utf-8"),
+])
+def test_a_mail_in_a_cjk_charset_is_read_by_the_superset_mail_clients_read_it_by(text, charset, encoding):
+    [document] = load_eml(mail(f"{text}\n".encode(encoding), charset))
+    heading, _, body = document.page_content.partition("\n\n")
+    assert body == text and heading.startswith("똠방 워크숍 (from a@example.com")
