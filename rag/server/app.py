@@ -22,11 +22,12 @@ from typing import Any, AsyncIterator, Callable, Literal, Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
-from rag.errors import RagError
+from ingest.loaders import decode_text
+from rag.errors import LoadError, RagError
 from rag.server.access import check_token
 from rag.server.capacity import ServerBusyError
 from rag.server.responses import event_stream, rag_error_body
@@ -265,12 +266,17 @@ def create_app(
         return {"name": identity.name, "collections": readable, "default": default}
 
     @app.get("/api/documents")
-    def document(source: str, http: Request, collection: str | None = None) -> FileResponse:
-        """An indexed document's file (a PDF opens at a cited page in the browser's viewer)."""
+    def document(source: str, http: Request, collection: str | None = None) -> Response:
+        """An indexed document's file (a PDF opens at a cited page in the browser's viewer); a text file
+        as the index read it, in UTF-8 whatever its own encoding (CP949, Shift JIS, UTF-16)."""
         authorize(http.scope, collection or default, "read")
         path = service.document(source, collection)
-        media_type = DOCUMENT_TYPES.get(path.suffix.lower(), "text/plain; charset=utf-8")
-        return FileResponse(path, media_type=media_type, content_disposition_type="inline")
+        if media_type := DOCUMENT_TYPES.get(path.suffix.lower()):
+            return FileResponse(path, media_type=media_type, content_disposition_type="inline")
+        try:
+            return PlainTextResponse(decode_text(path.read_bytes()))
+        except LoadError:  # no text (a .docx, a binary file): downloaded, never shown in the page's origin
+            return FileResponse(path, media_type="application/octet-stream")
 
     @app.post("/api/ingest")
     def ingest(request: IngestRequest, http: Request) -> StreamingResponse:

@@ -588,3 +588,29 @@ def test_importing_rag_and_its_cli_does_not_import_the_server_stack():
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_a_text_document_is_served_in_utf8_as_the_index_read_it_whatever_its_encoding(tmp_path):
+    from rag.server.app import create_app
+    from rag.server.service import KnowledgeService
+
+    notes = {
+        "회의록-cp949.txt": ("# 3월 운영 회의록\n\n신규 VPN 장비는 4월 7일에 교체합니다.\n", "cp949"),
+        "笔记-utf16.txt": ("项目周报\n\n本周完成了数据库迁移。\n", "utf-16"),
+        "議事録-sjis.md": ("# 議事録\n\n会議室は来週からC305に変わります。\n", "cp932"),
+    }
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    for name, (text, encoding) in notes.items():
+        (folder / name).write_bytes(text.encode(encoding))
+    settings = make_settings(tmp_path / "home")
+    rag.ingest([folder], settings)
+    service = KnowledgeService(settings)
+    try:
+        with uvicorn_server(create_app(service)) as url:
+            for name, (text, _) in notes.items():
+                served = httpx.get(f"{url}/api/documents", params={"source": str(folder / name)})
+                assert served.status_code == 200 and served.headers["content-type"] == "text/plain; charset=utf-8"
+                assert served.text == text
+    finally:
+        service.close()
