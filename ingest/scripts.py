@@ -121,6 +121,11 @@ def _encoded(letter: str, codec: str) -> bytes:
         return b""
 
 
+def columns(text: str) -> int:
+    """Columns `text` takes in a terminal: a Chinese, Japanese or Korean letter (wide) takes two."""
+    return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text)
+
+
 def rare_letter_share(text: str) -> float:
     """The share of `text`'s CJK letters that none of the character sets everyday Korean, Japanese and
     simplified Chinese are written in has (KS X 1001, JIS X 0208, GB 2312; traditional Chinese's

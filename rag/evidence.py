@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import math
 import re
-import unicodedata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ingest.chunking.lines import added_lines
 from ingest.index.keywords import cjk_terms
-from ingest.scripts import CJK_RUN, cjk_language
+from ingest.scripts import CJK_RUN, cjk_language, columns
 from ingest.text import fold, stems
 from rag.grounding import QUOTE_CUT, answer_facts, dates_in
 from rag.languages import detect_language, texts
@@ -141,7 +140,7 @@ def sentence_spans(body: str, in_block: bool = False) -> list[tuple[int, int]]:
             sentences = [(start + first, start + last) for first, last in _split_sentences(body[start:end]) if last > first]
             spans += sentences
             prose = prose or bool(sentences)
-    return [(start, end) for start, end in spans if _width(body[start:end].strip()) >= MIN_SENTENCE_CHARS]
+    return [(start, end) for start, end in spans if columns(body[start:end].strip()) >= MIN_SENTENCE_CHARS]
 
 
 def _closes_unseen_block(fence_line: str, next_lines: list[str]) -> bool:
@@ -163,12 +162,6 @@ def cited_span(document: "Document") -> tuple[int, int]:
     for _ in range(bottom):
         end = body.rindex("\n", 0, end)
     return start, max(start, end)
-
-
-def _width(text: str) -> int:
-    """Columns `text` takes in a terminal: a Chinese, Japanese or Korean letter (wide) says as much
-    as two Latin ones."""
-    return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text)
 
 
 def _split_sentences(text: str) -> list[tuple[int, int]]:
@@ -198,7 +191,7 @@ def _continues(unit: str, line: str) -> bool:
     if _NEW_UNIT_LINE.match(line) or unit.rstrip().endswith((".", "!", "?", ":", ";", "。", "！", "？", "：", "；")):
         return False
     last_line = unit[unit.rfind("\n") + 1 :]
-    return line.lstrip()[:1].islower() or _width(last_line.strip()) >= WRAPPED_LINE_CHARS
+    return line.lstrip()[:1].islower() or columns(last_line.strip()) >= WRAPPED_LINE_CHARS
 
 
 def _passages(sources: Sequence["Document"]) -> tuple[list[_Passage], int]:

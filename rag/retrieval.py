@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Literal, get_args
 
 from ingest.chunking.metadata import shown_heading
 from ingest.index import CHUNK_METADATA_KEYS, ChunkFilter, Index, StoredChunk
-from ingest.scripts import AUTO_MODEL
+from ingest.scripts import AUTO_MODEL, CJK_RUN, HANGUL, columns
 from ingest.text import fold
 from rag.errors import UsageError
 from rag.settings import SearchSettings, Settings
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from ingest.embedding.embedders import Embedder
 
-SNIPPET_CHARS = 240
+SNIPPET_COLUMNS = 240
 # With MMR, the k results are chosen among this many times k of the best candidates.
 MMR_POOL_FACTOR = 4
 _BACKGROUND = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-keyword-search")
@@ -121,9 +121,19 @@ class SearchHit:
     def body(self) -> str:
         return chunk_body(self.text, self.location)
 
-    def snippet(self, width: int = SNIPPET_CHARS) -> str:
+    def snippet(self, width: int = SNIPPET_COLUMNS) -> str:
+        """The body on one line, cut to `width` terminal columns (a CJK letter takes two) after a
+        word; Chinese and Japanese, written without spaces, after any letter."""
         flat = " ".join(self.body.split())
-        return flat if len(flat) <= width else flat[: width - 1].rsplit(" ", 1)[0] + "…"
+        if columns(flat) <= width:
+            return flat
+        kept, used = 0, 1  # the ellipsis's column
+        while used + columns(flat[kept]) <= width:
+            used += columns(flat[kept])
+            kept += 1
+        cut = flat[:kept]
+        at_letter = CJK_RUN.fullmatch(flat[kept - 1 : kept + 1]) and not HANGUL.match(flat[kept])
+        return (cut if at_letter else cut.rsplit(" ", 1)[0]) + "…"
 
     def to_dict(self, explain: bool = False) -> dict[str, Any]:
         result = {

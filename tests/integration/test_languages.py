@@ -9,6 +9,7 @@ import pytest
 
 import rag
 from ingest.loaders import load_markdown
+from ingest.scripts import columns
 from rag.answer_eval import is_declined
 from rag.batch.jobs import unsupported_values
 from rag.evidence import expected_kind, quote_evidence, sentence_spans
@@ -205,6 +206,27 @@ def test_a_question_asking_for_a_command_is_quoted_the_command_under_the_sentenc
 ])
 def test_the_grounding_check_finds_numbers_codes_and_names_inside_cjk_text(answer, sources, unsupported):
     assert check_grounding(answer, sources).unsupported == unsupported
+
+
+JAPANESE_RULES = "出張前には必ず出張申請を行い、部長の承認を得てから航空券とホテルを予約してください。" * 6
+KOREAN_RULES = "회의는 매주 월요일 오전 열 시에 본관 사 층 대회의실에서 열립니다. " * 8
+
+
+@pytest.mark.fast
+def test_a_search_snippet_is_cut_to_the_terminal_columns_cjk_letters_take():
+    from rag.retrieval import SearchHit
+
+    def snippet(body: str) -> str:
+        return SearchHit(rank=1, score=1.0, source="notes.md", text=body, chunk_id="c").snippet()
+
+    # Japanese has no spaces between words: cut after the last letter that fits (two columns each),
+    # not back at the only space, after 注意.
+    assert snippet(f"注意 {JAPANESE_RULES}") == f"注意 {JAPANESE_RULES[:117]}…"
+    # Korean has: cut after a word, within a word of the edge.
+    korean = snippet(KOREAN_RULES)
+    assert KOREAN_RULES.startswith(korean[:-1]) and KOREAN_RULES[len(korean) - 1] == " "
+    assert 240 - 12 < columns(korean) <= 240
+    assert snippet("Short English text.") == "Short English text."
 
 
 @pytest.mark.fast
