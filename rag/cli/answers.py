@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import threading
@@ -148,6 +149,9 @@ def chat(
 
 
 def _chat_turns(conversation, interrupted: threading.Event) -> None:
+    if sys.stdin.isatty():
+        with contextlib.suppress(ImportError):  # not on Windows
+            import readline  # noqa: F401  input() edits its line (arrows, Home, history), a CJK letter whole
     while True:
         try:
             line = input("> " if sys.stdin.isatty() else "").strip()

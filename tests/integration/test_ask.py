@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 
@@ -185,6 +186,31 @@ def test_ctrl_c_stops_the_running_answer_but_not_the_chat(sample_index):
     assert chat.returncode == 0, err.decode()
     assert "(answer stopped)" in err.decode()
     assert "No sources yet." in err.decode()  # the stopped answer left no half-finished turn behind
+
+
+def test_chat_on_a_terminal_edits_its_line(sample_index):
+    """A real `rag chat` process on a pseudo-terminal: the left arrow moves back in the line typed
+    (without line editing it went into the question as ^[[D)."""
+    import os
+    import pty
+    import subprocess
+
+    settings, _ = sample_index
+    leader, follower = pty.openpty()
+    chat = subprocess.Popen(
+        [installed_command("rag"), "chat"], env={**os.environ, "RAG_HOME": str(settings.home)},
+        stdin=follower, stdout=follower, stderr=follower, close_fds=True,
+    )
+    os.close(follower)
+    os.write(leader, "/ext\x1b[Di\r".encode())  # "/ext", left, "i": /exit
+    os.write(leader, b"\x04")  # Ctrl-D: leaves a chat that did not take the line for /exit
+    shown = b""
+    with contextlib.suppress(OSError):  # the terminal closes with the process
+        while chunk := os.read(leader, 4096):
+            shown += chunk
+    assert chat.wait(timeout=120) == 0
+    assert b"Unknown command" not in shown, shown.decode(errors="replace")
+    os.close(leader)
 
 
 @pytest.mark.fast
