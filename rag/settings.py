@@ -325,8 +325,8 @@ class Settings(BaseSettings):
     def _valid_collection(cls, name: str) -> str:
         if not COLLECTION_NAME.match(name):
             raise ValueError(
-                "use 3-512 characters from letters, digits, '.', '_' and '-', "
-                "starting and ending with a letter or digit"
+                "use 3-512 characters from a-z, A-Z, 0-9, '.', '_' and '-', starting and ending with a "
+                "letter or digit (the vector stores take no other letters, so 회의록 could be minutes-ko)"
             )
         return name
 
