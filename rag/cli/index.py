@@ -123,7 +123,8 @@ def _print_sync_details(report, verbose: bool) -> None:
     if verbose and report.embedding_path:
         err.print("{} with {} ({})".format("would embed" if report.dry_run else "embedded", *report.embedding_path))
     if verbose and report.chunks_reused:
-        err.print(f"kept the vectors of {report.chunks_reused} chunks whose text was embedded before")
+        chunks = "1 chunk whose text was" if report.chunks_reused == 1 else f"{report.chunks_reused} chunks whose text was"
+        err.print(f"kept the vectors of {chunks} embedded before")
     if not report.dry_run:
         for path, reason in report.failed:
             err.print(f"failed  {escape(display_path(path))}: {escape(reason)}")
