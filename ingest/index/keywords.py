@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
+import unicodedata
 from collections import Counter
 from typing import Sequence
 
@@ -53,6 +54,8 @@ CREATE VIRTUAL TABLE tokens USING fts5vocab(texts, 'instance');
 _analysers = threading.local()  # one in-memory database per thread: keyword search runs on a worker thread
 # The table of indexes made before CJK bigrams: its texts move to chunk_terms the first time.
 _UNSEGMENTED_TABLE = "chunk_words"
+# ASCII's printable letters to their full-width forms (Unicode's Halfwidth and Fullwidth Forms block).
+_FULL_WIDTH = {code: code + 0xFEE0 for code in range(0x21, 0x7F)}
 # FTS5 query syntax is not for users: their words are quoted and OR-ed, and bm25 ranks them.
 _WORD = re.compile(r"\w+")
 # Words that carry no topic: matched, they only rank chunks by how much filler they hold. Not
@@ -115,8 +118,18 @@ def analysed(texts: Sequence[str]) -> list[Counter[str]]:
 
 def query_terms(query: str) -> list[str]:
     """The terms of `query` the keyword index looks for: its words and the bigrams of its CJK runs,
-    less stopwords and function words, once each."""
-    return _terms(CJK_RUN.sub(lambda run: f" {' '.join(_content_parts(run.group()))} ", query))
+    less stopwords and function words, once each; a Latin word or number in both its widths."""
+    terms = _terms(CJK_RUN.sub(lambda run: f" {' '.join(_content_parts(run.group()))} ", query))
+    return list(dict.fromkeys(width for term in terms for width in _both_widths(term)))
+
+
+def _both_widths(term: str) -> list[str]:
+    """The term, and the other width of a Latin word or number: Japanese and Chinese text writes them
+    full-width too (ＶＰＮ, ４４１２), which FTS5's tokenizer keeps apart from the ASCII ones."""
+    narrow = unicodedata.normalize("NFKC", term)
+    if not narrow.isascii():
+        return [term]
+    return list(dict.fromkeys([term, narrow, narrow.translate(_FULL_WIDTH)]))
 
 
 def _terms(text: str) -> list[str]:

@@ -57,7 +57,7 @@ def test_cjk_runs_are_indexed_as_bigrams_and_other_text_as_it_is():
     assert index_text("运行大型语言模型") == " 运行 行大 大型 型语 语言 言模 模型 "
     assert index_text("The quick brown fox, twice.") == "The quick brown fox, twice."
     # A Latin word glued to Chinese letters becomes a word of its own, which unicode61 could not see.
-    assert query_terms("在macOS上运行") == ["macos", "上运", "运行"]
+    assert query_terms("在macOS上运行") == ["macos", "ｍａｃｏｓ", "上运", "运行"]
     assert query_terms("什么是量化？") == ["量化"]  # question and function words go, as English stopwords do
     assert query_terms("양자화란 무엇인가요?") == ["양자", "자화"]
 
@@ -71,6 +71,18 @@ def test_a_word_inside_a_run_is_found_and_ranked_by_bm25(tmp_path):
     assert index.query("语言模型", 5)[0][0] == "zh/量化.md"
     assert index.query("프롬프트 형식", 5)[0][0] == "ko/프롬프트.md"
     assert index.query("秘鲁首都", 5) == []
+
+
+@pytest.mark.fast
+def test_a_latin_word_or_number_is_found_in_either_width(tmp_path):
+    notes = {
+        "ja/ネットワーク.md": "本社のＶＰＮ装置は２０２５年４月７日に交換します。新しいルーターはＲＴＸ８３０、内線４４１２。",
+        "en/network.md": "The office VPN router is an RTX830; call extension 4412.",
+    }
+    index = keyword_index(connect(tmp_path / "manifest.sqlite3"), notes)
+    for query in ("VPN", "RTX830", "4412", "ＶＰＮ", "ｒｔｘ８３０"):
+        assert {chunk_id for chunk_id, _ in index.query(query, 5)} == set(notes), query
+    assert query_terms("VPN 장비") == ["vpn", "ｖｐｎ", "장비"]
 
 
 @pytest.mark.fast
