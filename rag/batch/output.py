@@ -14,6 +14,9 @@ from rag.errors import FormatUnknownError, UsageError
 Format = Literal["jsonl", "csv", "md"]
 FORMATS_BY_SUFFIX: dict[str, Format] = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".md": "md"}
 PROVENANCE_COLUMNS = ["source", "location", "chunk_ids"]
+# Excel opens a CSV file without it in the machine's legacy code page: Korean, Chinese or Japanese
+# values come out as mojibake. pandas reads it either way, Python's csv module with "utf-8-sig".
+CSV_BOM = "\ufeff"
 # The last column: the values that state a fact their passages do not (Extraction.unsupported).
 UNSUPPORTED_COLUMN = "unsupported"
 
@@ -32,7 +35,8 @@ def output_format(path: Path | None, requested: str | None, job: BatchJob) -> Fo
 
 
 def header(job: BatchJob, fmt: Format) -> str:
-    return _csv_line(_columns(job)) if fmt == "csv" else ""
+    """What a new output file starts with: for CSV, a byte-order mark and the columns' names."""
+    return CSV_BOM + _csv_line(_columns(job)) if fmt == "csv" else ""
 
 
 def render(record: Summary | Extraction, job: BatchJob, fmt: Format) -> str:

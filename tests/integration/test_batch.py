@@ -264,7 +264,7 @@ def test_an_extracted_record_names_the_values_its_document_does_not_state(corpus
                                   "people[2]": ["Sandberg"]}
     assert record.to_dict()["unsupported"] == record.unsupported
 
-    row = next(csv.DictReader(io.StringIO(render(record, job, "csv")), fieldnames=header(job, "csv").strip().split(",")))
+    row = next(csv.DictReader(io.StringIO(render(record, job, "csv")), fieldnames=header(job, "csv").lstrip("\ufeff").strip().split(",")))
     assert json.loads(row["unsupported"]) == record.unsupported
 
     job = rag.extract(schema, [acme], settings, llm=FakeListLLM(responses=[json.dumps(reply)]))
@@ -381,7 +381,8 @@ def test_a_job_file_is_only_continued_by_the_same_job(corpus, tmp_path):
     source = str(folder / "invoices/acme-2024-03.md")
     first = cli(settings, "extract", "--fields", "vendor:str", source, "--out", str(out))
     assert first.exit_code == 0, first.output
-    header, row = out.read_text().splitlines()
+    assert out.read_bytes().startswith(b"\xef\xbb\xbfsource,")  # a byte-order mark: Excel reads the file as UTF-8
+    header, row = out.read_text(encoding="utf-8-sig").splitlines()
     assert header == "source,location,chunk_ids,vendor,unsupported"
     assert row.startswith(f"{source},") and len(row.split(",")) >= 4
 
@@ -392,7 +393,7 @@ def test_a_job_file_is_only_continued_by_the_same_job(corpus, tmp_path):
 
     restarted = cli(settings, "extract", "--fields", "vendor:str, amount:float", source, "--out", str(out), "--restart")
     assert restarted.exit_code == 0, restarted.output
-    assert out.read_text().splitlines()[0] == "source,location,chunk_ids,vendor,amount,unsupported"
+    assert out.read_text(encoding="utf-8-sig").splitlines()[0] == "source,location,chunk_ids,vendor,amount,unsupported"
 
     sampled = cli(settings, "extract", "--fields", "vendor:str, amount:float", source, "--out", str(out), RAG_BATCH__TEMPERATURE="0.7")
     assert sampled.exit_code == 2, "batch.temperature decides what the job writes"
