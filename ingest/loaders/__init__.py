@@ -13,6 +13,7 @@ library is imported when a file of it is read.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import datetime
 import email
@@ -71,7 +72,7 @@ MAIL_CHARSETS = {
     "ks_c_5601-1987": "cp949", "ks_c_5601-1989": "cp949", "euc-kr": "cp949", "korean": "cp949",
     "gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "gb_2312-80": "gb18030",
     "shift_jis": "cp932", "x-sjis": "cp932", "sjis": "cp932", "windows-31j": "cp932",
-    "big5": "cp950", "us-ascii": "cp1252", "ascii": "cp1252", "iso-8859-1": "cp1252", "latin1": "cp1252",
+    "big5": "cp950", "iso-8859-1": "cp1252", "latin1": "cp1252",
 }
 # Terminal colours in tracebacks and logs printed by a notebook.
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -718,11 +719,23 @@ def _mail_text(part: Any) -> str:
     labelled with a charset nobody knows), read as a text file is (UTF-8, else the encoding detected)."""
     data = part.get_payload(decode=True) or b""
     if charset := _mail_charset(part.get_content_charset()):
-        return data.decode(charset, errors="replace").replace("\r\n", "\n").replace("\r", "\n")
+        try:
+            text = data.decode(charset)
+        except UnicodeDecodeError:  # mislabelled: most often UTF-8 said to be ASCII or Latin-1
+            text = _utf8_or(data, lambda: data.decode(charset, errors="replace"))
+        return text.replace("\r\n", "\n").replace("\r", "\n")
     try:
         return decode_text(data)
     except LoadError:
         return ""
+
+
+def _utf8_or(data: bytes, otherwise: Callable[[], str]) -> str:
+    """`data` as UTF-8 where it is 8-bit and valid UTF-8 (7-bit ISO-2022-JP is valid too, and is not)."""
+    if not data.isascii():
+        with contextlib.suppress(UnicodeDecodeError):
+            return data.decode("utf-8")
+    return otherwise()
 
 
 def _mail_header(message: Any, name: str) -> str:

@@ -75,8 +75,9 @@ def mail(body: bytes, charset: str | None, subject: str = "=?ks_c_5601-1987?B?" 
     # Chinese mail in GBK labelled gb2312 (喆 is GBK's, not GB 2312's).
     ("部门聚餐改在张喆家附近的川菜馆，地址是建国路88号。", "gb2312", "gbk"),
     ("①本社三階会議室、㈱山田製作所です。", "shift_jis", "cp932"),
-    # No charset: read as a text file is.
+    # No charset, or a wrong one: read as a text file is, or as the UTF-8 it is.
     ("백업 서버의 IP 주소는 10.20.30.40 입니다.", None, "utf-8"),
+    ("백업 서버의 IP 주소는 10.20.30.40 입니다.", "us-ascii", "utf-8"),
 ])
 def test_a_mail_in_a_cjk_charset_is_read_by_the_superset_mail_clients_read_it_by(text, charset, encoding):
     [document] = load_eml(mail(f"{text}\n".encode(encoding), charset))
