@@ -28,6 +28,9 @@ CJK_RUN = re.compile(
     "[\u1100-\u11ff\u3041-\u30fa\u30fc-\u30ff\u3130-\u318f\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
     "\ua960-\ua97f\uac00-\ud7af\ud7b0-\ud7ff\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f]+"
 )
+# Chinese and Japanese letters (not Hangul): written without spaces between words.
+_UNSPACED_LETTER = "[\u3041-\u30fa\u30fc-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]"
+_UNSPACED_WRAP = re.compile(rf"(?<={_UNSPACED_LETTER})[ \t]*\n[ \t]*(?={_UNSPACED_LETTER})")
 HANGUL = re.compile("[\u1100-\u11ff\u3130-\u318f\ua960-\ua97f\uac00-\ud7af\ud7b0-\ud7ff]")
 KANA = re.compile("[\u3041-\u30fa\u30fc-\u30ff\u31f0-\u31ff\uff66-\uff9f]")
 # A document is in a script the model does not read when that script is at least this share of
@@ -119,6 +122,13 @@ def _encoded(letter: str, codec: str) -> bytes:
         return letter.encode(codec)
     except UnicodeEncodeError:
         return b""
+
+
+def one_line(text: str) -> str:
+    """`text` on one line, as a reader reads it: lines and runs of spaces joined by one space, but a
+    line break between two Chinese or Japanese letters by none (they are written without spaces
+    between words, so a wrapped line breaks anywhere inside one)."""
+    return " ".join(_UNSPACED_WRAP.sub("", text).split())
 
 
 def columns(text: str) -> int:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Literal, get_args
 
 from ingest.chunking.metadata import shown_heading
 from ingest.index import CHUNK_METADATA_KEYS, ChunkFilter, Index, StoredChunk
-from ingest.scripts import AUTO_MODEL, CJK_RUN, HANGUL, columns
+from ingest.scripts import AUTO_MODEL, CJK_RUN, HANGUL, columns, one_line
 from ingest.text import fold
 from rag.errors import UsageError
 from rag.settings import SearchSettings, Settings
@@ -124,7 +124,7 @@ class SearchHit:
     def snippet(self, width: int = SNIPPET_COLUMNS) -> str:
         """The body on one line, cut to `width` terminal columns (a CJK letter takes two) after a
         word; Chinese and Japanese, written without spaces, after any letter."""
-        flat = " ".join(self.body.split())
+        flat = one_line(self.body)
         if columns(flat) <= width:
             return flat
         kept, used = 0, 1  # the ellipsis's column

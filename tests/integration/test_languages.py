@@ -227,6 +227,10 @@ def test_a_search_snippet_is_cut_to_the_terminal_columns_cjk_letters_take():
     assert KOREAN_RULES.startswith(korean[:-1]) and KOREAN_RULES[len(korean) - 1] == " "
     assert 240 - 12 < columns(korean) <= 240
     assert snippet("Short English text.") == "Short English text."
+    # A Chinese line wrapped inside a word is joined without a space; Korean's and English lines with one.
+    assert snippet("其他城\n市每晚不超过四百元。\n\n한국어 줄은\n띄어 씁니다. English\nline.") == (
+        "其他城市每晚不超过四百元。 한국어 줄은 띄어 씁니다. English line."
+    )
 
 
 @pytest.mark.fast
