@@ -719,23 +719,28 @@ def _mail_text(part: Any) -> str:
     labelled with a charset nobody knows), read as a text file is (UTF-8, else the encoding detected)."""
     data = part.get_payload(decode=True) or b""
     if charset := _mail_charset(part.get_content_charset()):
-        try:
-            text = data.decode(charset)
-        except UnicodeDecodeError:  # mislabelled: most often UTF-8 said to be ASCII or Latin-1
-            text = _utf8_or(data, lambda: data.decode(charset, errors="replace"))
-        return text.replace("\r\n", "\n").replace("\r", "\n")
+        return _mail_decoded(data, charset).replace("\r\n", "\n").replace("\r", "\n")
     try:
         return decode_text(data)
     except LoadError:
         return ""
 
 
-def _utf8_or(data: bytes, otherwise: Callable[[], str]) -> str:
-    """`data` as UTF-8 where it is 8-bit and valid UTF-8 (7-bit ISO-2022-JP is valid too, and is not)."""
+def _mail_decoded(data: bytes, codec: str) -> str:
+    """`data` in `codec`; where it does not decode, ISO-2022-JP as JIS X 0213 (whose first plane has
+    the NEC letters Japanese mail writes in it: ①, ㈱), and any other as the UTF-8 it may be."""
+    try:
+        return data.decode(codec)
+    except UnicodeDecodeError:
+        pass
+    if codecs.lookup(codec).name == "iso2022_jp":
+        with contextlib.suppress(UnicodeDecodeError):
+            return data.replace(b"\x1b$B", b"\x1b$(Q").decode("iso2022_jp_2004")
+    # Mislabelled: most often 8-bit UTF-8 said to be ASCII or Latin-1 (7-bit text is valid UTF-8 too).
     if not data.isascii():
         with contextlib.suppress(UnicodeDecodeError):
             return data.decode("utf-8")
-    return otherwise()
+    return data.decode(codec, errors="replace")
 
 
 def _mail_header(message: Any, name: str) -> str:
@@ -745,7 +750,7 @@ def _mail_header(message: Any, name: str) -> str:
     if "\ufffd" not in decoded or not isinstance(raw, str):
         return decoded
     return "".join(
-        part if isinstance(part, str) else part.decode(_mail_charset(charset) or "utf-8", errors="replace")
+        part if isinstance(part, str) else _mail_decoded(part, _mail_charset(charset) or "utf-8")
         for part, charset in email.header.decode_header(raw)
     )
 

@@ -83,3 +83,12 @@ def test_a_mail_in_a_cjk_charset_is_read_by_the_superset_mail_clients_read_it_by
     [document] = load_eml(mail(f"{text}\n".encode(encoding), charset))
     heading, _, body = document.page_content.partition("\n\n")
     assert body == text and heading.startswith("똠방 워크숍 (from a@example.com")
+
+
+def test_an_iso_2022_jp_mail_keeps_the_nec_letters_japanese_mailers_write_in_it():
+    text = "会場は①本社三階会議室、㈱山田製作所です。"
+    # As NEC's and Microsoft's mailers write them: JIS X 0208's escape for letters only JIS X 0213 has.
+    body = f"{text}\n".encode("iso2022_jp_2004").replace(b"\x1b$(Q", b"\x1b$B")
+    [document] = load_eml(mail(body, "iso-2022-jp"))
+    assert document.page_content.partition("\n\n")[2] == text
+
