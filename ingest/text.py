@@ -18,6 +18,12 @@ STOPWORDS = frozenset(
 _WORD = re.compile(r"\w+(?:[-'.]\w+)*", re.UNICODE)
 
 
+def composed(text: str) -> str:
+    """`text` with its letters composed (NFC), as a keyboard types them: macOS writes file names, and
+    some PDFs text, decomposed (Hangul as jamo, é as e and an accent)."""
+    return unicodedata.normalize("NFC", text)
+
+
 def fold(text: str) -> str:
     """Case, accents of compatibility forms and whitespace folded: for substring comparisons."""
     return " ".join(unicodedata.normalize("NFKC", text).casefold().split())

@@ -10,6 +10,7 @@ the ZooKeeper page, is in a source but not an answer.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from bisect import bisect_right
@@ -310,11 +311,8 @@ def _claims(answer: str, sources: list[str], question: str, blocks: list[tuple[s
     fenced = [(content, lines) for kind, content, lines in blocks if kind == "fence"]
     result.blocks = [lines for _, _, lines in blocks]
     answer = _apart_from_cjk(answer)
-    corpus = _apart_from_cjk("\n".join(sources))
-    folded_corpus = fold(corpus)
+    corpus, folded_corpus, known_dates, known_numbers, known_times = _read_sources("\n".join(sources))
     folded_question = fold(question)
-    known_dates = dates_in(corpus)
-    known_numbers = _numbers(corpus)
     spans: list[tuple[int, int]] = []
     line_starts = _line_starts(answer)  # CJK letters spaced apart: the same lines, longer
     result.echoes = {
@@ -355,7 +353,6 @@ def _claims(answer: str, sources: list[str], question: str, blocks: list[tuple[s
         dates.setdefault(written, (span, []))[1].append(value)
     for written, (span, values) in dates.items():
         claim("date", written, any(_same_date(value, known_dates) for value in values), span)
-    known_times = {time for _, times, _ in _clock_times(corpus) for time in times}
     for written, times, span in _clock_times(answer):
         if free(span):
             claim("time", written, bool(times & known_times) or fold(written) in folded_question, span)
@@ -390,6 +387,15 @@ def _claims(answer: str, sources: list[str], question: str, blocks: list[tuple[s
         and not any(claim in code for code in copied)
     ]
     return result
+
+
+@functools.lru_cache(maxsize=8)
+def _read_sources(joined: str) -> tuple[str, str, tuple, frozenset[str], frozenset[tuple[int, int]]]:
+    """The sources as claims are compared with them (CJK letters spaced apart, folded; their dates,
+    numbers and times of day), read once for the many values of an extracted record."""
+    corpus = _apart_from_cjk(joined)
+    times = frozenset(time for _, found, _ in _clock_times(corpus) for time in found)
+    return corpus, fold(corpus), tuple(dates_in(corpus)), frozenset(_numbers(corpus)), times
 
 
 def _markdown_blocks(text: str) -> list[tuple[str, str, tuple[int, int]]]:

@@ -128,8 +128,10 @@ class SearchHit:
         if columns(flat) <= width:
             return flat
         kept, used = 0, 1  # the ellipsis's column
-        while used + columns(flat[kept]) <= width:
-            used += columns(flat[kept])
+        for char in flat:
+            used += columns(char)
+            if used > width:
+                break
             kept += 1
         cut = flat[:kept]
         at_letter = CJK_RUN.fullmatch(flat[kept - 1 : kept + 1]) and not HANGUL.match(flat[kept])

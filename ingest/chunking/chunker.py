@@ -28,7 +28,6 @@ import functools
 import math
 import re
 import tomllib
-import unicodedata
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -42,6 +41,7 @@ from ingest.chunking.lines import added_lines
 from ingest.chunking.metadata import DOCUMENT_METADATA_KEYS, HEADING_SEPARATOR
 from ingest.embedding import TokenCounter
 from ingest.settings import DEFAULT_CHUNK_TOKENS, ChunkingSettings
+from ingest.text import composed
 
 MAX_TITLE_CHARS = 200
 # The heading prefix may take at most this share of a chunk, so long headings leave room for text.
@@ -786,5 +786,5 @@ def _common_prefix(one: tuple[str, ...], other: tuple[str, ...]) -> tuple[str, .
 def _composed(document: Document) -> Document:
     """The document's text and names in composed form (NFC). macOS and PDFs made on it can write Hangul
     as separate jamo, which a typed question's words do not match and the model reads as other letters."""
-    metadata = {key: unicodedata.normalize("NFC", value) if isinstance(value, str) else value for key, value in document.metadata.items()}
-    return Document(page_content=unicodedata.normalize("NFC", document.page_content), metadata=metadata)
+    metadata = {key: composed(value) if isinstance(value, str) else value for key, value in document.metadata.items()}
+    return Document(page_content=composed(document.page_content), metadata=metadata)

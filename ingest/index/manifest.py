@@ -16,11 +16,11 @@ import json
 import os
 import sqlite3
 import time
-import unicodedata
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from ingest.index.database import SourceRecord, StoredCollection, Writer
+from ingest.text import composed
 
 MANIFEST_FILE = "manifest.sqlite3"
 
@@ -53,24 +53,20 @@ CREATE TABLE IF NOT EXISTS vector_stores (
 def paths_matching(paths: Iterable[str], patterns: Sequence[str]) -> list[str]:
     """Those of `paths` that match any of the glob patterns, however each spells its accented or
     Hangul letters: macOS gives file names decomposed (NFD), a keyboard types them composed."""
-    composed = [_composed(pattern) for pattern in patterns]
-    return [path for path in paths if any(fnmatch.fnmatch(_composed(path), pattern) for pattern in composed)]
-
-
-def _composed(text: str) -> str:
-    return unicodedata.normalize("NFC", text)
+    typed = [composed(pattern) for pattern in patterns]
+    return [path for path in paths if any(fnmatch.fnmatch(composed(path), pattern) for pattern in typed)]
 
 
 def source_patterns(arguments: Sequence[str], ingested: Sequence[str]) -> list[str]:
     """Glob patterns (absolute) for SOURCES arguments: a file, a folder, or a glob."""
     patterns = []
-    files = {_composed(source) for source in ingested}
+    files = {composed(source) for source in ingested}
     for argument in arguments:
         if glob.has_magic(argument):
             patterns.append(os.path.abspath(os.path.expanduser(argument)))
             continue
         path = str(Path(argument).expanduser().resolve())
-        patterns.append(glob.escape(path) if _composed(path) in files else glob.escape(path.rstrip("/")) + "/*")
+        patterns.append(glob.escape(path) if composed(path) in files else glob.escape(path.rstrip("/")) + "/*")
     return patterns
 
 

@@ -273,10 +273,11 @@ def create_app(
         path = service.document(source, collection)
         if media_type := DOCUMENT_TYPES.get(path.suffix.lower()):
             return FileResponse(path, media_type=media_type, content_disposition_type="inline")
+        data = path.read_bytes()
         try:
-            return PlainTextResponse(decode_text(path.read_bytes()))
+            return PlainTextResponse(decode_text(data))
         except LoadError:  # no text (a .docx, a binary file): downloaded, never shown in the page's origin
-            return FileResponse(path, media_type="application/octet-stream")
+            return Response(data, media_type="application/octet-stream")
 
     @app.post("/api/ingest")
     def ingest(request: IngestRequest, http: Request) -> StreamingResponse:
