@@ -124,11 +124,16 @@ def _encoded(letter: str, codec: str) -> bytes:
         return b""
 
 
+def unwrapped(text: str) -> str:
+    """`text` without the line breaks between two Chinese or Japanese letters: they are written
+    without spaces between words, so a wrapped line (every line of a PDF) breaks anywhere inside one."""
+    return _UNSPACED_WRAP.sub("", text)
+
+
 def one_line(text: str) -> str:
     """`text` on one line, as a reader reads it: lines and runs of spaces joined by one space, but a
-    line break between two Chinese or Japanese letters by none (they are written without spaces
-    between words, so a wrapped line breaks anywhere inside one)."""
-    return " ".join(_UNSPACED_WRAP.sub("", text).split())
+    line break between two Chinese or Japanese letters by none (`unwrapped`)."""
+    return " ".join(unwrapped(text).split())
 
 
 def columns(text: str) -> int:

@@ -97,6 +97,9 @@ class IngestReport:
     kept: list[tuple[str, str]] = field(default_factory=list)
     # (model, why) when this ingest chose the embedding model of a new collection (embedding.model "auto").
     embedding_choice: tuple[str, str] | None = None
+    # Chunks whose text this ingest analysed again for the keyword index, made by an older rag's
+    # analysis (Index.update_keyword_index): nothing embedded again.
+    keywords_analysed_again: int = 0
 
     @property
     def ok(self) -> bool:
@@ -108,7 +111,7 @@ class IngestReport:
         return (
             f"{verb}: {len(self.added)} added, {len(self.updated)} updated, {renamed}{len(self.removed)} removed, "
             f"{self.unchanged} unchanged, {len(self.failed)} failed, {len(self.skipped)} skipped "
-            f"({self.chunks_added} chunks added, {self.chunks_removed} removed) in {self.seconds:.2f}s"
+            f"({_chunks(self.chunks_added)} added, {self.chunks_removed} removed) in {self.seconds:.2f}s"
         )
 
     def to_dict(self) -> dict:
@@ -130,7 +133,12 @@ class IngestReport:
             "chunks_reused": self.chunks_reused,
             "kept": [{"path": p, "reason": reason} for p, reason in self.kept],
             "embedding_choice": dict(zip(("model", "reason"), self.embedding_choice)) if self.embedding_choice else None,
+            "keywords_analysed_again": self.keywords_analysed_again,
         }
+
+
+def _chunks(count: int) -> str:
+    return "1 chunk" if count == 1 else f"{count} chunks"
 
 
 def ingest(
@@ -162,11 +170,14 @@ def ingest(
     rebuild = rebuild or rebuild_all
     with Index(settings) as index:
         _require_on_disk_or_indexed(roots, index)
+        # Before this ingest's own lock, which may be of some folders only: it needs the whole collection's.
+        analysed_again = 0 if dry_run else index.update_keyword_index(wait, on_wait)
         with contextlib.nullcontext() if dry_run else _writing(index, roots, rebuild, wait, on_wait):
             drop_collection = rebuild and _rebuild_drops_collection(index, roots, rebuild_all)
             if not dry_run and not drop_collection and index.unfinished():  # a dropped collection needs no repair
                 index.reconcile()
             report = _sync(roots, index, settings, dry_run, rebuild, drop_collection, progress or _Silent())
+    report.keywords_analysed_again = analysed_again
     report.seconds = time.perf_counter() - started
     return report
 

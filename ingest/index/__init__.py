@@ -76,6 +76,8 @@ UNFINISHED_PREFIX = "unfinished-ingest."
 ON_DISK = "disk"
 # In the unfinished-ingest marker: the collection was being dropped for a rebuild.
 REBUILDING = "rebuilding"
+# Chunks read back from the vector store at a time when the keyword index is analysed again.
+KEYWORD_BATCH = 500
 # Bump when a change to loading or chunking makes existing chunks differ from what a fresh ingest gives.
 CHUNKER_VERSION = 5
 
@@ -120,6 +122,11 @@ def settings_fingerprint(settings: IndexSettings) -> dict[str, Any]:
 # What the record says of the collection beside its settings: its vectors' length, and the language
 # of its documents when a chunk size waited for them.
 RECORDED_FACTS = ("embedding_dimension", "language")
+
+
+def _older_keyword_index(recorded: dict[str, Any]) -> bool:
+    # An index from before the version was recorded has none.
+    return (recorded.get("keyword_index") or 0) < KEYWORD_INDEX_VERSION
 
 
 def fingerprint_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
@@ -361,10 +368,53 @@ class Index:
         ]
 
     def settings_differences(self) -> list[str]:
-        """How the settings that built the collection differ from the current ones (empty: they agree)."""
+        """How the settings that built the collection differ from the current ones (empty: they agree).
+
+        A keyword index made by an older analysis is no difference: the next ingest analyses it
+        again in place (`update_keyword_index`), and until then it is read as it is."""
         stored = self._stored_collection()
         self._adopt_recorded(stored)
-        return fingerprint_differences(stored.fingerprint, self.fingerprint) if stored else []
+        if stored is None:
+            return []
+        recorded = stored.fingerprint
+        if _older_keyword_index(recorded):
+            recorded = {**recorded, "keyword_index": KEYWORD_INDEX_VERSION}
+        return fingerprint_differences(recorded, self.fingerprint)
+
+    def keyword_index_outdated(self) -> bool:
+        """Whether an older rag's analysis made the collection's keyword index (see `update_keyword_index`)."""
+        stored = self._stored_collection()
+        return stored is not None and _older_keyword_index(stored.fingerprint)
+
+    def update_keyword_index(self, wait: bool = True, on_wait: Callable[[], None] | None = None) -> int:
+        """Analyse every chunk's text again where an older rag's analysis made the collection's keyword
+        index (KEYWORD_INDEX_VERSION): in place, from the texts the vector store keeps, so nothing is
+        embedded again. Under the writer's lock, in one transaction. Returns how many chunks were
+        analysed: 0 when the index was up to date."""
+        if not self.keyword_index_outdated():
+            return 0
+        with self.writer_lock(wait, on_wait), self._transaction():
+            stored = self._stored_collection()
+            if stored is None or not _older_keyword_index(stored.fingerprint):  # another writer did it meanwhile
+                return 0
+            listed = [(path, chunk_id) for path, record in self._manifest.sources().items() for chunk_id in record.chunk_ids]
+            self._keywords.forget_collection()
+            analysed = 0
+            for start in range(0, len(listed), KEYWORD_BATCH):
+                batch = listed[start : start + KEYWORD_BATCH]
+                chunks = self.store.get([chunk_id for _, chunk_id in batch])
+                # A chunk whose vector is missing stays out, as its file's other chunks will: the
+                # consistency check finds the file incomplete and the next ingest reads it again.
+                present = [(path, chunk_id) for path, chunk_id in batch if chunk_id in chunks]
+                self._keywords.add(
+                    [chunk_id for _, chunk_id in present], [chunks[chunk_id].text for _, chunk_id in present],
+                    [path for path, _ in present],
+                )
+                analysed += len(present)
+            self._manifest.record_collection(
+                {**stored.fingerprint, "keyword_index": KEYWORD_INDEX_VERSION}, self._store_location()
+            )
+        return analysed
 
     def _adopt_recorded(self, stored: StoredCollection | None) -> None:
         """What a new collection decides from its documents (the model for "auto", the chunk size
@@ -423,18 +473,23 @@ class Index:
         times), with its vectors where this index keeps them: what makes a copied collection exist."""
         with self._transaction():
             self._manifest.record_collection(
-                record.fingerprint, url_without_password(self.store_url) if self.store_url else ON_DISK,
+                # Its keyword index is made here, by this rag's analysis.
+                {**record.fingerprint, "keyword_index": KEYWORD_INDEX_VERSION},
+                self._store_location(),
                 created_at=record.created_at,
             )
         if record.last_sync is not None:
             self._manifest.mark_synced(record.last_sync)
 
+    def _store_location(self) -> str:
+        """Where the vectors are, as the build record says it: ON_DISK or the store's URL (no password)."""
+        return url_without_password(self.store_url) if self.store_url else ON_DISK
+
     def create(self, embedding_dimension: int) -> None:
         """Record the collection: what builds it, and where its vectors live from now on."""
         with self._transaction():
             self._manifest.record_collection(
-                {**self.fingerprint, "embedding_dimension": embedding_dimension},
-                url_without_password(self.store_url) if self.store_url else ON_DISK,
+                {**self.fingerprint, "embedding_dimension": embedding_dimension}, self._store_location()
             )
 
     # -- sources ------------------------------------------------------------------------------------

@@ -9,7 +9,12 @@ the words inside it could not be found. Such runs are indexed (and queried) as t
 character bigrams, next to unicode61's words for everything else: 大型语言模型 becomes 大型 型语
 语言 言模 模型, and any word of two letters or more inside it matches. Text without these scripts
 is indexed exactly as before. (FTS5's trigram tokenizer was measured too: it cannot match the
-two-letter words most Chinese and Korean words are.)
+two-letter words most Chinese and Korean words are.) A line break between two Chinese or Japanese
+letters is no break between words (a wrapped line), so the bigram across it is indexed too.
+
+KEYWORD_INDEX_VERSION says which analysis made an index. An index made by an older one is
+analysed again in place by the next ingest (`Index.update_keyword_index`), from the chunk texts
+the vector store keeps; until then searches read it as it is, and find what it indexed.
 """
 
 from __future__ import annotations
@@ -22,11 +27,11 @@ from collections import Counter
 from typing import Sequence
 
 from ingest.index.manifest import CollectionTables
-from ingest.scripts import CJK_RUN
+from ingest.scripts import CJK_RUN, unwrapped
 from ingest.text import stem, stems, words
 
-# Bump when a change to the keyword index makes an existing one differ from what a fresh ingest gives.
-KEYWORD_INDEX_VERSION = 1
+# Bump when a change to the keyword analysis makes an existing index differ from what a fresh ingest gives.
+KEYWORD_INDEX_VERSION = 2
 # Chunk ids per SQL statement: well under SQLite's limit on bound parameters.
 _SQL_BATCH = 500
 
@@ -95,8 +100,9 @@ def cjk_bigrams(run: str) -> list[str]:
 
 
 def index_text(text: str) -> str:
-    """`text` as the keyword index reads it: each run of CJK letters as its bigrams, the rest as it is."""
-    return CJK_RUN.sub(lambda run: f" {' '.join(cjk_bigrams(run.group()))} ", text)
+    """`text` as the keyword index reads it: each run of CJK letters as its bigrams (a Chinese or
+    Japanese word wrapped over two lines is one run), the rest as it is."""
+    return CJK_RUN.sub(lambda run: f" {' '.join(cjk_bigrams(run.group()))} ", unwrapped(text))
 
 
 def analysed(texts: Sequence[str]) -> list[Counter[str]]:

@@ -122,6 +122,9 @@ def _print_sync_details(report, verbose: bool) -> None:
         err.print("a new collection: its embedding model is {} ({})".format(*map(escape, report.embedding_choice)))
     if verbose and report.embedding_path:
         err.print("{} with {} ({})".format("would embed" if report.dry_run else "embedded", *report.embedding_path))
+    if report.keywords_analysed_again:
+        chunks = "1 chunk" if report.keywords_analysed_again == 1 else f"{report.keywords_analysed_again} chunks"
+        err.print(f"the keyword index, made by an older rag, was analysed again for {chunks} (nothing embedded again)")
     if verbose and report.chunks_reused:
         chunks = "1 chunk whose text was" if report.chunks_reused == 1 else f"{report.chunks_reused} chunks whose text was"
         err.print(f"kept the vectors of {chunks} embedded before")

@@ -74,6 +74,20 @@ def test_a_word_inside_a_run_is_found_and_ranked_by_bm25(tmp_path):
 
 
 @pytest.mark.fast
+def test_a_chinese_or_japanese_word_wrapped_over_two_lines_is_found(tmp_path):
+    assert index_text("请先\n提交代码") == " 请先 先提 提交 交代 代码 "
+    # Korean puts spaces between words: its line break is one.
+    assert index_text("쿠버네티스\n클러스터") == " 쿠버 버네 네티 티스 \n 클러 러스 스터 "
+    notes = {
+        "zh/代码审查.md": "修改完成后，请先运行全部测试，然后再提\n交代码给审查人。",
+        "ja/経費.md": "経費の申請は、月末までに上長の承\n  認を受けてください。",
+    }
+    index = keyword_index(connect(tmp_path / "manifest.sqlite3"), notes)
+    assert [chunk_id for chunk_id, _ in index.query("提交", 5)] == ["zh/代码审查.md"]
+    assert [chunk_id for chunk_id, _ in index.query("承認", 5)] == ["ja/経費.md"]
+
+
+@pytest.mark.fast
 def test_a_latin_word_or_number_is_found_in_either_width(tmp_path):
     notes = {
         "ja/ネットワーク.md": "本社のＶＰＮ装置は２０２５年４月７日に交換します。新しいルーターはＲＴＸ８３０、内線４４１２。",

@@ -6,10 +6,14 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+import ingest.index
 import rag
-from ingest.index import Index
+from ingest.index import KEYWORD_INDEX_VERSION, Index, keywords
+from rag.cli import app
 from rag.errors import IndexMismatchError, UsageError
 from tests.conftest import SAMPLE_NOTES, assert_index_consistent, make_settings
 
@@ -107,6 +111,52 @@ def test_changed_settings_are_refused_until_rebuild(store, notes, home):
     assert len(rebuilt.added) == 4
     assert Index(smaller_chunks).stats().fingerprint["chunk_tokens"] == 100
     assert_index_consistent(smaller_chunks)
+
+
+def test_a_keyword_index_an_older_rag_made_is_analysed_again_in_place(store, notes, home, monkeypatch):
+    # A line wrapped inside the word 提交 ("hand in"), as a PDF or a hard-wrapped note has it.
+    wrapped = notes / "代码审查.md"
+    wrapped.write_text("# 代码审查\n\n修改完成后，请先运行全部测试，然后再提\n交代码给审查人。\n", encoding="utf-8")
+    settings = store(home)
+    with monkeypatch.context() as older_rag:  # its analysis: no bigram across a line break, version 1
+        older_rag.setattr(keywords, "unwrapped", lambda text: text)
+        older_rag.setattr(ingest.index, "KEYWORD_INDEX_VERSION", 1)
+        first = rag.ingest([notes], settings)
+
+    def found_by_keyword(query: str) -> set[str]:
+        return {hit.source for hit in rag.search(query, settings, mode="keyword", k=10)}
+
+    with Index(settings) as index:
+        assert index.keyword_index_outdated() and index.settings_differences() == []
+        ids = [chunk_id for record in index.sources().values() for chunk_id in record.chunk_ids]
+        vectors = index.get_vectors(ids)
+    assert found_by_keyword("提交") == set()  # searched as it is meanwhile: no refusal
+    assert found_by_keyword("代码") == {str(wrapped)}
+
+    again = rag.ingest([notes], settings)
+    assert again.keywords_analysed_again == first.chunks_added == len(ids)
+    assert (again.chunks_added, again.unchanged, again.added, again.updated) == (0, len(first.added), [], [])
+    assert found_by_keyword("提交") == {str(wrapped)}
+    with Index(settings) as index:
+        assert not index.keyword_index_outdated()
+        assert index.stats().fingerprint["keyword_index"] == KEYWORD_INDEX_VERSION
+        after = index.get_vectors(ids)
+    assert all(np.array_equal(vectors[chunk_id], after[chunk_id]) for chunk_id in ids)  # nothing embedded again
+    assert_index_consistent(settings)
+    assert rag.ingest([notes], settings).keywords_analysed_again == 0
+
+
+def test_ingest_says_when_it_analysed_the_keyword_index_again(notes, home, monkeypatch):
+    with monkeypatch.context() as older_rag:
+        older_rag.setattr(ingest.index, "KEYWORD_INDEX_VERSION", 1)
+        chunks = rag.ingest([notes], make_settings(home)).chunks_added
+    result = CliRunner().invoke(app, ["ingest", str(notes)], env={"RAG_HOME": str(home)})
+    assert result.exit_code == 0, result.output
+    assert (
+        f"the keyword index, made by an older rag, was analysed again for {chunks} chunks (nothing embedded again)"
+        in result.stderr
+    )
+    assert result.stdout.startswith("Synced: 0 added, 0 updated, 0 removed, 4 unchanged")
 
 
 def test_bad_files_are_reported_and_the_rest_ingested(notes, home):
