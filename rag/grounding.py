@@ -11,10 +11,12 @@ the ZooKeeper page, is in a source but not an answer.
 from __future__ import annotations
 
 import functools
+import math
 import re
 import unicodedata
 from bisect import bisect_right
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Iterable
 
 from ingest.chunking.metadata import HEADING_SEPARATOR
@@ -37,9 +39,20 @@ _DAY = r"(?:[0-3]?\d)(?:st|nd|rd|th)?"
 # Chinese, Japanese and Korean dates (2025年6月18日, 2025년 6월 18일, 6月18日, 2025年6月) are read with
 # their letters spaced apart, as the checks see them; 2025/6/18 and 2025. 6. 18. are theirs too.
 _YEAR_MARK, _MONTH_MARK, _DAY_MARK = r"\s*(?:年|년)\s*", r"\s*(?:月|월)\s*", r"\s*(?:日|일)"
-# The spaces _apart_from_cjk put around a date's letters, taken out of the date as shown (Korean keeps
-# the space it writes after 년 and 월).
-_DIGIT_BESIDE_CJK_SPACE = re.compile(r"(?<=\d) (?=[年月日년월일])|(?<=[年月日]) (?=\d)")
+# What Korean, Chinese and Japanese write after a number to multiply it: 4,800만 원 is 48,000,000 won,
+# 3億 is 300,000,000, 5천만 is 50,000,000; 1억 2,000만 is 120,000,000. (Read with the letters spaced apart.)
+_MULTIPLIERS = {
+    "백": 100, "百": 100, "천": 1000, "千": 1000, "만": 10**4, "万": 10**4, "萬": 10**4,
+    "억": 10**8, "亿": 10**8, "億": 10**8, "조": 10**12, "兆": 10**12,
+}
+_DIGITS = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?"
+_AMOUNT_PART = re.compile(rf"({_DIGITS})\s*([{''.join(_MULTIPLIERS)}]+)")
+_AMOUNT = re.compile(rf"(?<![\w.,]){_AMOUNT_PART.pattern}(?:\s*{_AMOUNT_PART.pattern})*")
+# The spaces _apart_from_cjk put around a date's or an amount's letters, taken out of it as shown
+# (Korean keeps the space it writes after 년, 월 and 만).
+_DIGIT_BESIDE_CJK_SPACE = re.compile(
+    rf"(?<=\d) (?=[年月日년월일{''.join(_MULTIPLIERS)}])|(?<=[年月日百千万萬亿億兆]) (?=\d)"
+)
 _DATE_PATTERNS = (
     ("ymd", re.compile(rf"(?<!\d)(\d{{4}}){_YEAR_MARK}(\d{{1,2}}){_MONTH_MARK}(\d{{1,2}}){_DAY_MARK}")),
     ("ymd", re.compile(r"\b(\d{4})(?:-|/|\.\s?)(\d{1,2})(?:-|/|\.\s?)(\d{1,2})\b")),
@@ -224,8 +237,20 @@ def _number_value(text: str) -> str:
     return re.sub(r"^0+(?=\d)", "", text.replace(",", "."))
 
 
+def _amount_value(written: str) -> str:
+    """'4,800 만' -> '48000000', '1 억 2,000 만' -> '120000000', '1.5 億' -> '150000000'."""
+    total = sum(
+        (Decimal(_number_value(digits)) * math.prod(_MULTIPLIERS[letter] for letter in letters)
+         for digits, letters in _AMOUNT_PART.findall(written)),
+        Decimal(0),
+    )
+    return format(total.normalize(), "f")
+
+
 def _numbers(text: str) -> set[str]:
-    return {_number_value(match.group(0)) for match in _NUMBER.finditer(text)}
+    """The values of the numbers of `text`, and of its amounts written with CJK multipliers."""
+    numbers = {_number_value(match.group(0)) for match in _NUMBER.finditer(text)}
+    return numbers | {_amount_value(match.group(0)) for match in _AMOUNT.finditer(text)}
 
 
 def check_grounding(answer: str, sources: list[str], question: str = "", titles: list[str] | None = None) -> Grounding:
@@ -367,6 +392,14 @@ def _claims(answer: str, sources: list[str], question: str, blocks: list[tuple[s
             code = match.group(0)
             claim("code", code, held(code), match.span())
     spans.extend(match.span() for match in _LIST_NUMBER.finditer(answer))
+    for match in _AMOUNT.finditer(answer):
+        if free(match.span()):
+            written = _DIGIT_BESIDE_CJK_SPACE.sub("", " ".join(match.group(0).split()))
+            # Its numbers alone are the same fact where a source states the multiplier once for all
+            # (a table headed "단위: 만 원").
+            numbers = [_number_value(digits) for digits, _ in _AMOUNT_PART.findall(match.group(0))]
+            supported = _amount_value(match.group(0)) in known_numbers or set(numbers) <= known_numbers
+            claim("number", written, supported or written in question, match.span())
     for match in _NUMBER.finditer(answer):
         if free(match.span()):
             written = match.group(0)

@@ -203,6 +203,15 @@ def test_a_question_asking_for_a_command_is_quoted_the_command_under_the_sentenc
     ("VPN装置は2025年4月7日に交換され、内線は4412です。", ["ＶＰＮ装置は２０２５年４月７日に交換します。内線４４１２。"], []),
     ("交货日期是2025年6月19日。", ["| 4 | 2025-06-18 |"], ["2025年6月19日"]),
     ("납기는 2025년 7월 18일입니다.", ["납기: 2025-06-18"], ["2025년 7월 18일"]),
+    # An amount with a multiplier (만, 万, 億) is the number it multiplies to, either way round.
+    ("계약 금액은 4,800만 원입니다.", ["계약 금액: 48,000,000원"], []),
+    ("계약 금액은 48,000,000원입니다.", ["계약 금액은 4,800만 원이다."], []),
+    ("총액은 1억 2,000만 원입니다.", ["총액 120,000,000원"], []),
+    ("合同金额为4800万元。", ["合同金额：48,000,000元"], []),
+    ("予算は1.5億円です。", ["予算 150,000,000円"], []),
+    ("매출은 4,800만 원입니다.", ["(단위: 만 원)\n| 매출 | 4,800 |"], []),  # the table states the multiplier once
+    ("계약 금액은 4,900만 원입니다.", ["계약 금액: 48,000,000원"], ["4,900만"]),
+    ("合同金额为4900万元。", ["合同金额：48,000,000元"], ["4900万"]),
 ])
 def test_the_grounding_check_finds_numbers_codes_and_names_inside_cjk_text(answer, sources, unsupported):
     assert check_grounding(answer, sources).unsupported == unsupported
