@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ingest.chunking.lines import added_lines
 from ingest.index.keywords import cjk_terms
-from ingest.scripts import CJK_RUN, cjk_language, columns
+from ingest.scripts import CJK_RUN, cjk_language, columns, one_line
 from ingest.text import fold, stems
 from rag.grounding import QUOTE_CUT, answer_facts, dates_in
 from rag.languages import detect_language, texts
@@ -235,7 +235,7 @@ def _cited_sentences(document: "Document") -> list[tuple[int, int]]:
 
 
 def _passage(number: int, document: "Document", start: int, end: int) -> _Passage:
-    text = " ".join(document.page_content[start:end].split())
+    text = one_line(document.page_content[start:end])
     if len(text) > MAX_SENTENCE_CHARS:
         text = text[: MAX_SENTENCE_CHARS - 1].rsplit(" ", 1)[0] + QUOTE_CUT
     return _Passage(text, number, document, start, end)

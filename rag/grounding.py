@@ -21,7 +21,7 @@ from typing import Iterable
 
 from ingest.chunking.metadata import HEADING_SEPARATOR
 from ingest.index.keywords import topic_parts
-from ingest.scripts import CJK_RUN, HANGUL
+from ingest.scripts import CJK_RUN, HANGUL, unwrapped
 from ingest.text import STOPWORDS, fold
 
 MONTHS = {
@@ -426,7 +426,7 @@ def _claims(answer: str, sources: list[str], question: str, blocks: list[tuple[s
 def _read_sources(joined: str) -> tuple[str, str, tuple, frozenset[str], frozenset[tuple[int, int]]]:
     """The sources as claims are compared with them (CJK letters spaced apart, folded; their dates,
     numbers and times of day), read once for the many values of an extracted record."""
-    corpus = _apart_from_cjk(joined)
+    corpus = _apart_from_cjk(unwrapped(joined))  # as evidence quotes them: a wrapped CJK word is one
     times = frozenset(time for _, found, _ in _clock_times(corpus) for time in found)
     return corpus, fold(corpus), tuple(dates_in(corpus)), frozenset(_numbers(corpus)), times
 

@@ -147,6 +147,18 @@ def test_evidence_joins_korean_and_chinese_lines_wrapped_at_the_same_columns_as_
 
 
 @pytest.mark.fast
+def test_a_quoted_chinese_or_japanese_sentence_wrapped_inside_a_word_is_quoted_whole():
+    from langchain_core.documents import Document
+
+    body = "修改完成后，请先在本地运行全部单元测试和集成测试，确认没有失败以后再提\n交代码给审查人。\n\n审查人会在两天内回复。"
+    sources = [Document(page_content=body, metadata={"source": "/docs/代码审查.md"})]
+    [quote] = quote_evidence("提交代码之前要做什么？", "", sources, lambda texts: np.ones((len(texts), 4)) / 2, max_quotes=1)
+    assert quote.text == "修改完成后，请先在本地运行全部单元测试和集成测试，确认没有失败以后再提交代码给审查人。"
+    # An answer that repeats the quote is known to repeat it, the source being read the same way.
+    assert check_grounding(f"[1] {quote.text}", [body]).echoes == {0}
+
+
+@pytest.mark.fast
 @pytest.mark.parametrize("question,kind", [
     ("When does the warranty end?", "date"),
     ("What time is the platform sync?", "time"),
