@@ -6,6 +6,7 @@ ingest takes that object as an `IndexSettings`, so it never imports rag.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal, Mapping, Protocol, Self
 
@@ -129,6 +130,20 @@ class IndexDatabaseSettings(Section):
         "collection (vectors, keyword index, file manifest, build record), shared by every rag process on any machine "
         "that names it (password in ~/.pgpass or PGPASSWORD; rag[postgres]); default: the index dir on this machine.",
     )
+
+
+# A collection's name: letters of any script, digits, '.', '_' and '-', starting and ending with a
+# letter or digit. One in a-z, A-Z and 0-9 alone follows Chroma's rule (checked up front, so the
+# message is ours); Chroma gets a name with other letters spelt in Punycode, so it is kept short.
+COLLECTION_NAME = re.compile(r"^[^\W_](?:[\w.-]*[^\W_])?$")
+CHROMA_COLLECTION_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
+MAX_SPELT_COLLECTION_NAME = 100
+
+
+def valid_collection_name(name: str) -> bool:
+    if not COLLECTION_NAME.match(name):
+        return False
+    return bool(CHROMA_COLLECTION_NAME.match(name)) if name.isascii() else len(name) <= MAX_SPELT_COLLECTION_NAME
 
 
 class IndexSettings(Protocol):

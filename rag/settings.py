@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tomllib
 from contextvars import ContextVar
 from pathlib import Path
@@ -32,7 +31,8 @@ from pydantic_settings import (
 )
 
 from ingest.settings import (
-    ChunkingSettings, EmbeddingSettings, IndexDatabaseSettings, IngestSettings, Section, VectorStoreSettings,
+    MAX_SPELT_COLLECTION_NAME, ChunkingSettings, EmbeddingSettings, IndexDatabaseSettings, IngestSettings, Section,
+    VectorStoreSettings, valid_collection_name,
 )
 from rag.backends.registry import BACKENDS
 from rag.errors import ConfigError
@@ -40,10 +40,8 @@ from rag.errors import ConfigError
 CONFIG_FILE_NAME = "rag.toml"
 ENV_PREFIX = "RAG_"
 ENV_NESTED_DELIMITER = "__"
-# Chroma's own rule for collection names, checked up front so the message is ours.
 # The most search queries the model may be asked to write like a question (search.queries).
 MAX_SEARCH_QUERIES = 5
-COLLECTION_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
 SectionT = TypeVar("SectionT", bound=Section)
 
 
@@ -323,10 +321,10 @@ class Settings(BaseSettings):
     @field_validator("collection")
     @classmethod
     def _valid_collection(cls, name: str) -> str:
-        if not COLLECTION_NAME.match(name):
+        if not valid_collection_name(name):
             raise ValueError(
-                "use 3-512 characters from a-z, A-Z, 0-9, '.', '_' and '-', starting and ending with a "
-                "letter or digit (the vector stores take no other letters, so 회의록 could be minutes-ko)"
+                "use letters, digits, '.', '_' and '-', starting and ending with a letter or digit: 3-512 "
+                f"of them in a-z, A-Z and 0-9 alone, or up to {MAX_SPELT_COLLECTION_NAME} with other letters (회의록)"
             )
         return name
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 from ingest.errors import RagError, VectorDimensionError
 from ingest.index.store import ChunkFilter, StoredChunk
+from ingest.settings import CHROMA_COLLECTION_NAME
 
 if TYPE_CHECKING:
     import numpy as np
@@ -21,8 +22,18 @@ if TYPE_CHECKING:
     from chromadb.api.types import Include
 
 CHROMA_DIR = "chroma"
+# A collection whose name has letters Chroma takes none of (회의록, 会议记录, Übersicht) is spelt in
+# Punycode there, as a domain name is: xn--3o2bz7yuol.
+_PUNYCODE_PREFIX = "xn--"
 # How Chroma (on disk and as a server) refuses vectors of another length than the collection's.
 _DIMENSION_REFUSED = re.compile(r"expecting embedding with dimension of (\d+), got (\d+)")
+
+
+def chroma_collection_name(collection: str) -> str:
+    """The name Chroma knows the collection by: its own, or spelt in Punycode where Chroma takes no such letters."""
+    if CHROMA_COLLECTION_NAME.match(collection):
+        return collection
+    return _PUNYCODE_PREFIX + collection.encode("punycode").decode("ascii")
 
 
 def chroma_where(chunk_filter: ChunkFilter | None) -> dict[str, Any] | None:
@@ -46,6 +57,7 @@ class ChromaStore:
 
     def __init__(self, collection: str, index_path: Path, url: str | None = None, *, recorded: bool = False):
         self.collection_name = collection
+        self._chroma_name = chroma_collection_name(collection)
         self.index_path = index_path
         self.directory = index_path / CHROMA_DIR
         self.url = url
@@ -87,7 +99,7 @@ class ChromaStore:
     def _collection(self) -> "Collection":
         # embedding_function=None: vectors always come from our embedder, never Chroma's default.
         return self._client.get_or_create_collection(
-            self.collection_name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
+            self._chroma_name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
         )
 
     def add(
@@ -167,8 +179,8 @@ class ChromaStore:
 
     def drop(self) -> None:
         # Chroma on disk that was never opened holds nothing: opening it would only create it.
-        if (self.url or self.directory.exists()) and self.collection_name in {
+        if (self.url or self.directory.exists()) and self._chroma_name in {
             c.name for c in self._client.list_collections()
         }:
-            self._client.delete_collection(self.collection_name)
+            self._client.delete_collection(self._chroma_name)
             self.__dict__.pop("_collection", None)

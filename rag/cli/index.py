@@ -12,6 +12,7 @@ from rich.markup import escape
 
 import rag
 from ingest.index import index_location
+from ingest.scripts import columns
 from rag.cli.console import display_path, err, human_size, out
 from rag.cli.errors import cli_warning
 from rag.cli.options import JsonOption, knowledge_base
@@ -236,8 +237,9 @@ def collections(
         return
     for collection in found:
         synced = iso_time(collection.last_sync) or "never"
+        name = collection.name + " " * max(0, 20 - columns(collection.name))  # a Hangul or Han letter takes two
         out.print(
-            f"{escape(collection.name):<20} {collection.files:>6} files {collection.chunks:>8} chunks  "
+            f"{escape(name)} {collection.files:>6} files {collection.chunks:>8} chunks  "
             f"vectors: {escape(collection.vector_store)}  last sync: {synced}"
         )
 

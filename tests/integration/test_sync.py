@@ -146,6 +146,26 @@ def test_a_keyword_index_an_older_rag_made_is_analysed_again_in_place(store, not
     assert rag.ingest([notes], settings).keywords_analysed_again == 0
 
 
+def test_a_collection_named_in_korean_chinese_or_japanese_is_kept_in_every_store(store, notes, home):
+    names = ("회의록", "会议记录", "議事録")
+    for name in names:
+        settings = store(home, collection=name)
+        assert len(rag.ingest([notes], settings).added) == 4
+        assert rag.search("cardamom buns", settings, k=1)[0].source.endswith("buns.md")
+        assert_index_consistent(settings)
+    listed = {summary.name for summary in Index(store(home)).collections()}
+    assert {store(home, collection=name).collection for name in names} <= listed
+
+
+def test_chroma_knows_a_collection_named_in_other_letters_by_its_punycode_spelling(notes, home):
+    import chromadb
+
+    rag.ingest([notes], make_settings(home, collection="회의록"))
+    client = chromadb.PersistentClient(path=str(home / "index" / "chroma"))
+    assert [collection.name for collection in client.list_collections()] == ["xn--3o2bz7yuol"]
+    assert CliRunner().invoke(app, ["collections"], env={"RAG_HOME": str(home)}).stdout.split()[0] == "회의록"
+
+
 def test_ingest_says_when_it_analysed_the_keyword_index_again(notes, home, monkeypatch):
     with monkeypatch.context() as older_rag:
         older_rag.setattr(ingest.index, "KEYWORD_INDEX_VERSION", 1)

@@ -238,7 +238,7 @@ def test_an_unknown_embedding_model_is_left_to_the_command_that_loads_it(tmp_pat
         (["repair", "--json"], 1, "No index at {home}/index. Run `rag ingest PATH` first."),
         (["ingest", "{empty}", "--json"], 2, "Nothing to ingest"),
         (["search", "oven", "--where", "colour=red", "--json"], 2, "--where colour=...: chunks have no 'colour'"),
-        (["status", "--json", "--collection", "a"], 2, "Invalid settings: collection: use 3-512 characters"),
+        (["status", "--json", "--collection", "a"], 2, "Invalid settings: collection: use letters, digits"),
     ],
 )
 def test_a_failing_json_command_prints_json_on_stdout(command, exit_code, message, tmp_path):

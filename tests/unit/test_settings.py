@@ -66,7 +66,7 @@ def test_only_load_settings_reads_the_environment(monkeypatch):
     [
         ("[chunking]\nchunk_size = 100\n", "chunking.chunk_size: no such setting (docs/settings.md lists them)"),
         ("[search]\nk = 0\n", "search.k: Input should be greater than 0"),
-        ('collection = "x"\n', "collection: use 3-512 characters"),
+        ('collection = "x"\n', "collection: use letters, digits, '.', '_' and '-', starting and ending with a letter or digit: 3-512"),
         (
             "[llm]\nmax_tokens = 5000\n",
             "llm: max_tokens (5000) must be below n_ctx (2048), the window that holds the prompt and the answer",
