@@ -44,6 +44,7 @@ from ingest.settings import DEFAULT_CHUNK_TOKENS, ChunkingSettings
 from ingest.text import composed
 
 MAX_TITLE_CHARS = 200
+_PLAIN_TITLE_MARKS = re.compile(r"^#{1,6}\s+")
 # The heading prefix may take at most this share of a chunk, so long headings leave room for text.
 MAX_PREFIX_SHARE = 0.5
 # A chunk with less text than this beyond its heading path (a lone fence, a title, "See below.")
@@ -402,9 +403,10 @@ def man_page_sections(text: str) -> list[tuple[tuple[str, ...], int, int]] | Non
 
 def titled_text_sections(text: str) -> list[tuple[tuple[str, ...], int, int]]:
     """Plain text whose first line reads as a title (short, then a blank line) gets that line as
-    its heading, so every chunk of it, not just the first, says what the text is about."""
+    its heading, so every chunk of it, not just the first, says what the text is about. A note
+    written with Markdown's habits marks it "# Title": the marks are no part of the title."""
     lines = text.split("\n")
-    first = lines[0].strip()
+    first = _PLAIN_TITLE_MARKS.sub("", lines[0].strip())
     if first and len(first) <= MAX_TITLE_CHARS and len(lines) > 2 and not lines[1].strip():
         return [((first,), 1, len(lines))]
     return [((), 0, len(lines))]

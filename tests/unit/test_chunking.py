@@ -384,6 +384,12 @@ def test_man_pages_chunk_by_their_sections(chunker):
     assert chunks[1].text == "LS(1)\n\nls [OPTION]... [FILE]...\n\nDESCRIPTION\n" + MAN_PAGE.split("\n")[9]
 
 
+def test_a_plain_text_title_written_with_markdowns_marks_heads_the_chunks_without_them(chunker):
+    note = "# 회의 메모\n\n신규 VPN 장비는 4월 7일에 교체합니다. 담당자는 김민수입니다.\n"
+    [chunk] = chunks_of(chunker, note, load_plain)
+    assert chunk.metadata["heading"] == "회의 메모"
+
+
 def test_python_chunks_carry_their_enclosing_class_and_function(counter):
     chunker = Chunker(counter, ChunkingSettings(chunk_tokens=60, overlap_tokens=0))
     source = (
