@@ -21,6 +21,7 @@ import pytest
 from typer.testing import CliRunner
 
 import rag
+from ingest.scripts import one_line
 from rag.cli import app
 from tests.conftest import REPO, SAMPLE_NOTES, installed_command, make_settings
 from tests.helpers import free_port, headless_browser, running_server
@@ -101,7 +102,7 @@ def sse_events(response: httpx.Response) -> list[tuple[str | None, str]]:
 
 
 def flat(text: str) -> str:
-    return " ".join(text.split())
+    return one_line(text)
 
 
 def assert_evidence_quotes_its_source(sources: list[dict]) -> None:
@@ -450,6 +451,19 @@ def test_the_page_is_served_by_rag_itself_without_any_cdn(base_url):
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "/api/ask" in page.text and "/api/chunks/" in page.text and "/api/search" in page.text
     assert "https://" not in page.text and "http://" not in page.text
+
+
+def test_the_page_marks_a_quote_whose_chinese_source_line_wraps_inside_a_word(base_url):
+    chunk = "代码审查\n\n修改完成后，请先在本地运行全部单元测试和集成测试，确认没有失败以后再提\n交代码给审查人。"
+    quote = "修改完成后，请先在本地运行全部单元测试和集成测试，确认没有失败以后再提交代码给审查人。"  # as evidence quotes it
+    with headless_browser() as browser:
+        browser.get(f"{base_url}/")
+        marked = browser.execute_script(
+            "return highlighted(arguments[0], [arguments[1]])"
+            ".filter((part) => part.tagName === 'MARK').map((part) => part.textContent)",
+            chunk, quote,
+        )
+    assert marked == [chunk.split("\n\n")[1]]
 
 
 def test_a_real_browser_asks_sees_tokens_arrive_and_opens_a_citation(base_url, tmp_path):
