@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 
 from ingest.scripts import HANGUL, KANA, han_language, language_identifier
@@ -47,6 +47,7 @@ class LanguageTexts:
     declines: tuple[str, ...]
     asks: tuple[tuple[str, re.Pattern[str]], ...]  # (fact kind, what a question asking for it says)
     turn_labels: tuple[str, ...] = ()
+    page: dict[str, str] = field(default_factory=dict)  # the web page's words (rag serve)
 
     def asked_kind(self, question: str) -> str | None:
         """What kind of fact (one of FACT_KINDS) `question` asks for, if it says."""
@@ -101,6 +102,12 @@ def languages() -> dict[str, LanguageTexts]:
         )
         for code, texts in data.items()
     }
+
+
+def page_texts() -> dict[str, dict[str, str]]:
+    """The web page's words in each language rag has texts for, by language code: the page takes
+    those of the browser's preferred language."""
+    return {code: language.page for code, language in languages().items()}
 
 
 def texts(language: str) -> LanguageTexts:

@@ -182,9 +182,10 @@ def _stop(server: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def headless_browser(width: int = 390, height: int = 844):
+def headless_browser(width: int = 390, height: int = 844, language: str = "en-US"):
     """Headless Debian chromium through Selenium and the system chromedriver (nothing is downloaded),
-    the size of a phone by default; its console log is kept (CSP violations show there)."""
+    the size of a phone by default, preferring `language`; its console log is kept (CSP violations
+    show there)."""
     import shutil
 
     from selenium import webdriver
@@ -198,6 +199,8 @@ def headless_browser(width: int = 390, height: int = 844):
     options.binary_location = shutil.which("chromium")
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", f"--window-size={width},{height}"):
         options.add_argument(argument)
+    options.add_argument(f"--lang={language}")
+    options.add_experimental_option("prefs", {"intl.accept_languages": language})
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     # Chromium leaves its profile's lock folder in TMPDIR: a folder of its own is removed after.
     scratch = tempfile.mkdtemp(prefix="rag-test-browser-")

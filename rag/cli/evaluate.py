@@ -11,6 +11,7 @@ import typer
 from rich.markup import escape
 
 import rag
+from ingest.scripts import one_line
 from rag.cli.console import err, out
 from rag.cli.options import JsonOption, SearchMode, TopKOption, knowledge_base, with_mode
 from rag.cli.progress import IngestProgressBar
@@ -92,7 +93,7 @@ def _eval_answers(qa_file: Path, docs_dir: Path | None, settings: Settings, k: i
         if verbose and not as_json:
             verdict = "ok  " if result.correct else "decl" if result.declined else "----" if result.answerable else "ans?"
             flagged = f"  unsupported: {', '.join(result.unsupported)}" if result.unsupported else ""
-            out.print(f"{verdict} {result.id:<6} {escape(result.answer[:100])}{escape(flagged)}")
+            out.print(f"{verdict} {result.id:<6} {escape(one_line(result.answer)[:100])}{escape(flagged)}")
 
     report = rag.evaluate_answers(
         qa_file, docs_dir, settings, k=k, on_result=show, progress=IngestProgressBar() if err.is_terminal else None

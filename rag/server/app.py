@@ -22,12 +22,13 @@ from typing import Any, AsyncIterator, Callable, Literal, Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
 from ingest.loaders import decode_text
 from rag.errors import LoadError, RagError
+from rag.languages import page_texts
 from rag.server.access import check_token
 from rag.server.capacity import ServerBusyError
 from rag.server.responses import event_stream, rag_error_body
@@ -39,6 +40,8 @@ from rag.server.service import AnswerOptions, KnowledgeService, ModelTurn, citat
 from rag.server.tokens import TokenKeeper
 
 STATIC = Path(__file__).parent / "static"
+# Where the page holds its words in every language (a JSON data block, which no policy runs).
+PAGE_TEXTS_MARK = "{{page_texts}}"
 # What /api/documents serves a document as: a PDF or an image for the browser to show; anything else
 # as plain text, so that no document (an HTML page, an SVG) runs script in the page's origin.
 DOCUMENT_TYPES = {".pdf": "application/pdf", ".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
@@ -160,6 +163,12 @@ async def answer_events(turn: ModelTurn) -> AsyncIterator[str]:
     yield sse({**answer.to_dict(), "answer": answer.answer + suffix}, "answer")
 
 
+def _page() -> str:
+    """The web page with its words in every language rag has texts for ("<" escaped: JSON inside HTML)."""
+    words = json.dumps(page_texts(), ensure_ascii=False).replace("<", "\\u003c")
+    return (STATIC / "index.html").read_text(encoding="utf-8").replace(PAGE_TEXTS_MARK, words)
+
+
 def _request_problem(error: dict[str, Any]) -> str:
     """'field: what is wrong' for one error of a request's body."""
     if error["type"] == "json_invalid":
@@ -193,7 +202,8 @@ def create_app(
         streamable_http_path="/mcp", host=host, max_request_body_size=serve.max_body_kb * 1024,
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
     )
-    page_policy = content_security_policy((STATIC / "index.html").read_text(encoding="utf-8"))
+    page = _page()
+    page_policy = content_security_policy(page)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -229,8 +239,8 @@ def create_app(
         return {"status": "ok", **service.gate.health()}
 
     @app.get("/", include_in_schema=False)
-    async def page() -> FileResponse:
-        return FileResponse(STATIC / "index.html", media_type="text/html")
+    async def web_page() -> HTMLResponse:
+        return HTMLResponse(page)
 
     default = service.settings.collection
 

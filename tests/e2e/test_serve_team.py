@@ -575,7 +575,18 @@ def test_a_document_swapped_for_a_link_to_a_file_outside_the_documents_is_not_se
         service.close()
 
 
-def test_the_page_of_a_collection_with_no_documents_says_how_to_ingest(tmp_path):
+@pytest.mark.parametrize("language,buttons,empty", [
+    ("en-US", ["Ask", "Search", "Status"], "This collection holds no documents yet. On the server's machine, add a "
+     "folder with rag ingest ~/notes; its documents can then be asked about here."),
+    ("ko-KR", ["질문", "검색", "상태"], "이 컬렉션에는 아직 문서가 없습니다. 서버가 있는 컴퓨터에서 rag ingest ~/notes 명령으로 "
+     "폴더를 추가하면 그 문서에 대해 여기서 질문할 수 있습니다."),
+    ("zh-CN", ["提问", "搜索", "状态"], "此集合中还没有文档。请在服务器所在的机器上用 rag ingest ~/notes 添加一个文件夹，之后即可在这里就其中的文档提问。"),
+    ("ja-JP", ["質問", "検索", "状態"], "このコレクションにはまだ文書がありません。サーバーのマシンで rag ingest ~/notesを実行してフォルダーを追加すると、"
+     "その文書についてここで質問できます。"),
+])
+def test_the_page_of_a_collection_with_no_documents_says_how_to_ingest_in_the_browsers_language(
+    tmp_path, language, buttons, empty
+):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -591,16 +602,15 @@ def test_the_page_of_a_collection_with_no_documents_says_how_to_ingest(tmp_path)
     rag.ingest([notes], settings)  # the collection is there, with no documents left in it
     service = KnowledgeService(settings)
     try:
-        with uvicorn_server(create_app(service, token=ADMIN_TOKEN)) as url, headless_browser(1024, 900) as browser:
+        with uvicorn_server(create_app(service, token=ADMIN_TOKEN)) as url, headless_browser(1024, 900, language) as browser:
             assert httpx.get(f"{url}/api/status", headers=bearer(ADMIN_TOKEN)).json()["files"] == 0
             browser.get(f"{url}/")
             WebDriverWait(browser, 30).until(lambda driver: driver.find_element(By.ID, "token-row").is_displayed())
             browser.find_element(By.ID, "token").send_keys(ADMIN_TOKEN)
             browser.find_element(By.CSS_SELECTOR, "#token-form button").click()
             WebDriverWait(browser, 30).until(lambda driver: driver.find_element(By.ID, "empty").is_displayed())
-            assert browser.find_element(By.ID, "empty").text == (
-                "This collection holds no documents yet. On the server's machine, add a folder with "
-                "rag ingest ~/notes; its documents can then be asked about here."
-            )
+            assert browser.find_element(By.ID, "empty").text == empty
+            assert [button.text for button in browser.find_elements(By.CSS_SELECTOR, "nav button")] == buttons
+            assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == language.split("-")[0]
     finally:
         service.close()

@@ -15,6 +15,7 @@ import pytest
 from langchain_core.language_models.fake import FakeStreamingListLLM
 from typer.testing import CliRunner
 
+from ingest.scripts import one_line
 from ingest.text import fold
 from rag.answer_eval import contains_answer, evaluate_answers, is_declined, load_qa, token_f1
 from rag.answering import Assistant, resolves_follow_up
@@ -409,6 +410,15 @@ def test_cli_eval_answers_with_the_real_model(sample_index, tmp_path):
     assert report["gold_cited"] == 1.0 and report["evidence_accuracy"] == 1.0
     assert [r["id"] for r in report["results"]] == ["q01", json.loads(lines[-1])["id"]]
     assert report["latency_p50_ms"] > 0
+    # As text, one line per question, whatever lines its answer has (a retraction's, a list's).
+    verbose = runner.invoke(
+        app, ["eval", "--answers", str(qa), str(SAMPLE_NOTES), "-v", "-k", "3"],
+        env={"RAG_HOME": str(settings.home), "RAG_LLM__MAX_TOKENS": "32"},
+    )
+    assert verbose.exit_code == 0, verbose.output
+    rows = [line for line in verbose.stdout.splitlines() if line[:5] in ("ok   ", "decl ", "---- ", "ans? ")]
+    assert [row.split()[1] for row in rows] == ["q01", json.loads(lines[-1])["id"]]
+    assert all(one_line(result["answer"])[:60] in row for row, result in zip(rows, report["results"]))
 
 
 @pytest.mark.fast

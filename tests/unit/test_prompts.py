@@ -272,3 +272,13 @@ def test_search_queries_prompt_asks_for_the_questions_language():
     assert stop == ["\nQuestion:", "\nSources:", "\nDocument:"]
     assert writer.prompt("Where is the key?", 3)[0].to_string() == PLAIN_SEARCH_PROMPT
 
+
+
+def test_the_web_page_has_every_word_in_every_language():
+    from rag.languages import page_texts
+
+    words = page_texts()
+    assert set(words) == {"en", "ko", "zh", "ja"}
+    for language, texts in words.items():
+        assert set(texts) == set(words["en"]) and all(texts.values()), language
+    assert words["ko"]["signed_in"].format(name="reader") == "reader(으)로 로그인함"
