@@ -6,7 +6,9 @@ ingest takes that object as an `IndexSettings`, so it never imports rag.
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import unicodedata
 from pathlib import Path
 from typing import Any, Literal, Mapping, Protocol, Self
 
@@ -134,16 +136,36 @@ class IndexDatabaseSettings(Section):
 
 # A collection's name: letters of any script, digits, '.', '_' and '-', starting and ending with a
 # letter or digit. One in a-z, A-Z and 0-9 alone follows Chroma's rule (checked up front, so the
-# message is ours); Chroma gets a name with other letters spelt in Punycode, so it is kept short.
+# message is ours); Chroma gets a name with other letters spelt in Punycode (xn--...), so it is kept
+# short, and no other name may start so.
 COLLECTION_NAME = re.compile(r"^[^\W_](?:[\w.-]*[^\W_])?$")
 CHROMA_COLLECTION_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
+SPELT_NAME_PREFIX = "xn--"
 MAX_SPELT_COLLECTION_NAME = 100
 
 
-def valid_collection_name(name: str) -> bool:
-    if not COLLECTION_NAME.match(name):
+def collection_name(name: str) -> str:
+    """`name` as a collection is known by: its compatibility form (NFKC), so that a name typed in
+    decomposed Hangul or in full width is the same collection. ValueError says what is wrong."""
+    name = unicodedata.normalize("NFKC", name)
+    fits = CHROMA_COLLECTION_NAME.match(name) if name.isascii() else len(name) <= MAX_SPELT_COLLECTION_NAME
+    if not (COLLECTION_NAME.match(name) and fits) or ".." in name or name.lower().startswith(SPELT_NAME_PREFIX):
+        raise ValueError(
+            "use letters, digits, '.', '_' and '-', starting and ending with a letter or digit, with no '..' and "
+            f"not starting with {SPELT_NAME_PREFIX!r}: 3-512 of them in a-z, A-Z and 0-9 alone, or up to "
+            f"{MAX_SPELT_COLLECTION_NAME} with other letters (회의록)"
+        )
+    if _is_ip_address(name):
+        raise ValueError("an IP address is no collection name (Chroma refuses it): add a letter")
+    return name
+
+
+def _is_ip_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
         return False
-    return bool(CHROMA_COLLECTION_NAME.match(name)) if name.isascii() else len(name) <= MAX_SPELT_COLLECTION_NAME
+    return True
 
 
 class IndexSettings(Protocol):

@@ -97,8 +97,8 @@ class IngestReport:
     kept: list[tuple[str, str]] = field(default_factory=list)
     # (model, why) when this ingest chose the embedding model of a new collection (embedding.model "auto").
     embedding_choice: tuple[str, str] | None = None
-    # Chunks whose text this ingest analysed again for the keyword index, made by an older rag's
-    # analysis (Index.update_keyword_index): nothing embedded again.
+    # Chunks whose text this ingest analysed again (a dry run: would) for the keyword index, made by
+    # an older rag's analysis (Index.update_keyword_index): nothing embedded again.
     keywords_analysed_again: int = 0
 
     @property
@@ -171,7 +171,10 @@ def ingest(
     with Index(settings) as index:
         _require_on_disk_or_indexed(roots, index)
         # Before this ingest's own lock, which may be of some folders only: it needs the whole collection's.
-        analysed_again = 0 if dry_run else index.update_keyword_index(wait, on_wait)
+        # A rebuild analyses what it embeds again; the next ingest, the files it left.
+        analysed_again = 0
+        if not rebuild:
+            analysed_again = index.keyword_chunks_outdated() if dry_run else index.update_keyword_index(wait, on_wait)
         with contextlib.nullcontext() if dry_run else _writing(index, roots, rebuild, wait, on_wait):
             drop_collection = rebuild and _rebuild_drops_collection(index, roots, rebuild_all)
             if not dry_run and not drop_collection and index.unfinished():  # a dropped collection needs no repair

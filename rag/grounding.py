@@ -11,7 +11,6 @@ the ZooKeeper page, is in a source but not an answer.
 from __future__ import annotations
 
 import functools
-import math
 import re
 import unicodedata
 from bisect import bisect_right
@@ -40,14 +39,17 @@ _DAY = r"(?:[0-3]?\d)(?:st|nd|rd|th)?"
 # their letters spaced apart, as the checks see them; 2025/6/18 and 2025. 6. 18. are theirs too.
 _YEAR_MARK, _MONTH_MARK, _DAY_MARK = r"\s*(?:年|년)\s*", r"\s*(?:月|월)\s*", r"\s*(?:日|일)"
 # What Korean, Chinese and Japanese write after a number to multiply it: 4,800만 원 is 48,000,000 won,
-# 3億 is 300,000,000, 5천만 is 50,000,000; 1억 2,000만 is 120,000,000. (Read with the letters spaced apart.)
-_MULTIPLIERS = {
-    "백": 100, "百": 100, "천": 1000, "千": 1000, "만": 10**4, "万": 10**4, "萬": 10**4,
-    "억": 10**8, "亿": 10**8, "億": 10**8, "조": 10**12, "兆": 10**12,
-}
+# 3億 is 300,000,000, 5천만 is 50,000,000; 1억 2,000만 is 120,000,000. Within a group of four
+# digits, 백 and 천 (百, 千) count hundreds and thousands, and 만, 억 and 조 (万, 億, 兆) multiply the
+# group before them: 4천8백만 is 48,000,000. (Read with the letters spaced apart.)
+_GROUP_MULTIPLIERS = {"백": 100, "百": 100, "천": 1000, "千": 1000}
+_MULTIPLIERS = {**_GROUP_MULTIPLIERS, "만": 10**4, "万": 10**4, "萬": 10**4, "억": 10**8, "亿": 10**8, "億": 10**8, "조": 10**12, "兆": 10**12}
 _DIGITS = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?"
 _AMOUNT_PART = re.compile(rf"({_DIGITS})\s*([{''.join(_MULTIPLIERS)}]+)")
 _AMOUNT = re.compile(rf"(?<![\w.,]){_AMOUNT_PART.pattern}(?:\s*{_AMOUNT_PART.pattern})*")
+# A multiplier stated once for all the numbers of a table or list: "(단위: 만 원)", "单位：万元",
+# "金额（万元）".
+_STATED_MULTIPLIER = re.compile(rf"(?:단위|单位|單位|単位)\s*[:：]?\s*([{''.join(_MULTIPLIERS)}]+)|[(（]\s*([{''.join(_MULTIPLIERS)}]+)")
 # The spaces _apart_from_cjk put around a date's or an amount's letters, taken out of it as shown
 # (Korean keeps the space it writes after 년, 월 and 만).
 _DIGIT_BESIDE_CJK_SPACE = re.compile(
@@ -238,19 +240,39 @@ def _number_value(text: str) -> str:
 
 
 def _amount_value(written: str) -> str:
-    """'4,800 만' -> '48000000', '1 억 2,000 만' -> '120000000', '1.5 億' -> '150000000'."""
-    total = sum(
-        (Decimal(_number_value(digits)) * math.prod(_MULTIPLIERS[letter] for letter in letters)
-         for digits, letters in _AMOUNT_PART.findall(written)),
-        Decimal(0),
-    )
-    return format(total.normalize(), "f")
+    """'4,800 만' -> '48000000', '1 억 2,000 만' -> '120000000', '4 천 8 백만' -> '48000000', '1.5 億' -> '150000000'."""
+    total = group = Decimal(0)
+    for digits, letters in _AMOUNT_PART.findall(written):
+        part = Decimal(_number_value(digits))
+        for letter in letters:
+            if letter in _GROUP_MULTIPLIERS:
+                part *= _GROUP_MULTIPLIERS[letter]
+            else:  # the group so far, this part with it, is so many of this multiplier
+                total += (group + part) * _MULTIPLIERS[letter]
+                group = part = Decimal(0)
+        group += part
+    return format((total + group).normalize(), "f")
 
 
 def _numbers(text: str) -> set[str]:
     """The values of the numbers of `text`, and of its amounts written with CJK multipliers."""
     numbers = {_number_value(match.group(0)) for match in _NUMBER.finditer(text)}
     return numbers | {_amount_value(match.group(0)) for match in _AMOUNT.finditer(text)}
+
+
+def _bare_numbers(text: str) -> frozenset[str]:
+    """The values of the numbers of `text` that no CJK multiplier follows."""
+    amounts = [match.span() for match in _AMOUNT.finditer(text)]
+    return frozenset(
+        _number_value(match.group(0)) for match in _NUMBER.finditer(text)
+        if not any(start <= match.start() < end for start, end in amounts)
+    )
+
+
+def _as_written(spaced: str, answer: str) -> str:
+    """What `spaced` (a claim read with CJK letters spaced apart) is in the answer as written."""
+    found = re.search(r"\s*".join(map(re.escape, spaced.replace(" ", ""))), answer)
+    return found.group(0) if found else spaced
 
 
 def check_grounding(answer: str, sources: list[str], question: str = "", titles: list[str] | None = None) -> Grounding:
@@ -335,8 +357,9 @@ def _claims(answer: str, sources: list[str], question: str, blocks: list[tuple[s
     result = Grounding()
     fenced = [(content, lines) for kind, content, lines in blocks if kind == "fence"]
     result.blocks = [lines for _, _, lines in blocks]
-    answer = _apart_from_cjk(answer)
+    original, answer = answer, _apart_from_cjk(answer)
     corpus, folded_corpus, known_dates, known_numbers, known_times = _read_sources("\n".join(sources))
+    bare_numbers, stated_multipliers = _read_amounts("\n".join(sources))
     folded_question = fold(question)
     spans: list[tuple[int, int]] = []
     line_starts = _line_starts(answer)  # CJK letters spaced apart: the same lines, longer
@@ -394,11 +417,14 @@ def _claims(answer: str, sources: list[str], question: str, blocks: list[tuple[s
     spans.extend(match.span() for match in _LIST_NUMBER.finditer(answer))
     for match in _AMOUNT.finditer(answer):
         if free(match.span()):
-            written = _DIGIT_BESIDE_CJK_SPACE.sub("", " ".join(match.group(0).split()))
-            # Its numbers alone are the same fact where a source states the multiplier once for all
-            # (a table headed "단위: 만 원").
-            numbers = [_number_value(digits) for digits, _ in _AMOUNT_PART.findall(match.group(0))]
-            supported = _amount_value(match.group(0)) in known_numbers or set(numbers) <= known_numbers
+            written = _as_written(match.group(0), original)
+            # Its numbers alone are the same fact where a source states them bare and its multipliers
+            # once for all (a table headed "단위: 만 원").
+            parts = _AMOUNT_PART.findall(match.group(0))
+            stated_once = {_number_value(digits) for digits, _ in parts} <= bare_numbers and all(
+                letter in stated_multipliers for _, letters in parts for letter in letters
+            )
+            supported = _amount_value(match.group(0)) in known_numbers or stated_once
             claim("number", written, supported or written in question, match.span())
     for match in _NUMBER.finditer(answer):
         if free(match.span()):
@@ -420,6 +446,14 @@ def _claims(answer: str, sources: list[str], question: str, blocks: list[tuple[s
         and not any(claim in code for code in copied)
     ]
     return result
+
+
+@functools.lru_cache(maxsize=8)
+def _read_amounts(joined: str) -> tuple[frozenset[str], frozenset[str]]:
+    """The numbers the sources state bare, and the CJK multipliers they state on their own."""
+    corpus = _apart_from_cjk(unwrapped(joined))
+    stated = {letter for match in _STATED_MULTIPLIER.finditer(corpus) for letter in "".join(match.groups(""))}
+    return _bare_numbers(corpus), frozenset(stated)
 
 
 @functools.lru_cache(maxsize=8)

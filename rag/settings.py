@@ -31,8 +31,8 @@ from pydantic_settings import (
 )
 
 from ingest.settings import (
-    MAX_SPELT_COLLECTION_NAME, ChunkingSettings, EmbeddingSettings, IndexDatabaseSettings, IngestSettings, Section,
-    VectorStoreSettings, valid_collection_name,
+    ChunkingSettings, EmbeddingSettings, IndexDatabaseSettings, IngestSettings, Section, VectorStoreSettings,
+    collection_name,
 )
 from rag.backends.registry import BACKENDS
 from rag.errors import ConfigError
@@ -321,12 +321,7 @@ class Settings(BaseSettings):
     @field_validator("collection")
     @classmethod
     def _valid_collection(cls, name: str) -> str:
-        if not valid_collection_name(name):
-            raise ValueError(
-                "use letters, digits, '.', '_' and '-', starting and ending with a letter or digit: 3-512 "
-                f"of them in a-z, A-Z and 0-9 alone, or up to {MAX_SPELT_COLLECTION_NAME} with other letters (회의록)"
-            )
-        return name
+        return collection_name(name)
 
     @property
     def index_path(self) -> Path:

@@ -44,7 +44,7 @@ from ingest.settings import DEFAULT_CHUNK_TOKENS, ChunkingSettings
 from ingest.text import composed
 
 MAX_TITLE_CHARS = 200
-_PLAIN_TITLE_MARKS = re.compile(r"^#{1,6}\s+")
+_PLAIN_TITLE_MARKS = re.compile(r"^#{1,6}(?:\s+|$)|\s+#+\s*$")
 # The heading prefix may take at most this share of a chunk, so long headings leave room for text.
 MAX_PREFIX_SHARE = 0.5
 # A chunk with less text than this beyond its heading path (a lone fence, a title, "See below.")

@@ -40,6 +40,7 @@ parts it composes:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +77,8 @@ UNFINISHED_PREFIX = "unfinished-ingest."
 ON_DISK = "disk"
 # In the unfinished-ingest marker: the collection was being dropped for a rebuild.
 REBUILDING = "rebuilding"
+# The longest file name most file systems take.
+MAX_FILE_NAME_BYTES = 255
 # Chunks read back from the vector store at a time when the keyword index is analysed again.
 KEYWORD_BATCH = 500
 # Bump when a change to loading or chunking makes existing chunks differ from what a fresh ingest gives.
@@ -272,7 +275,10 @@ class Index:
 
     @property
     def _unfinished_marker(self) -> Path:
-        return self.path / f"{UNFINISHED_PREFIX}{self.collection_name}"
+        marker = f"{UNFINISHED_PREFIX}{self.collection_name}"
+        if len(marker.encode()) > MAX_FILE_NAME_BYTES:  # a long name (a Hangul letter is 3 bytes): by its digest
+            marker = f"{UNFINISHED_PREFIX}{hashlib.sha256(self.collection_name.encode()).hexdigest()}"
+        return self.path / marker
 
     def begin_writes(self) -> None:
         if not self._database.writes_with_vectors:  # else each write is whole or absent: nothing to repair
@@ -385,6 +391,10 @@ class Index:
         """Whether an older rag's analysis made the collection's keyword index (see `update_keyword_index`)."""
         stored = self._stored_collection()
         return stored is not None and _older_keyword_index(stored.fingerprint)
+
+    def keyword_chunks_outdated(self) -> int:
+        """How many chunks `update_keyword_index` would analyse again now."""
+        return self._manifest.counts()[1] if self.keyword_index_outdated() else 0
 
     def update_keyword_index(self, wait: bool = True, on_wait: Callable[[], None] | None = None) -> int:
         """Analyse every chunk's text again where an older rag's analysis made the collection's keyword

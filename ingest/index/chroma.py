@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 from ingest.errors import RagError, VectorDimensionError
 from ingest.index.store import ChunkFilter, StoredChunk
-from ingest.settings import CHROMA_COLLECTION_NAME
+from ingest.settings import CHROMA_COLLECTION_NAME, SPELT_NAME_PREFIX
 
 if TYPE_CHECKING:
     import numpy as np
@@ -22,18 +22,16 @@ if TYPE_CHECKING:
     from chromadb.api.types import Include
 
 CHROMA_DIR = "chroma"
-# A collection whose name has letters Chroma takes none of (회의록, 会议记录, Übersicht) is spelt in
-# Punycode there, as a domain name is: xn--3o2bz7yuol.
-_PUNYCODE_PREFIX = "xn--"
 # How Chroma (on disk and as a server) refuses vectors of another length than the collection's.
 _DIMENSION_REFUSED = re.compile(r"expecting embedding with dimension of (\d+), got (\d+)")
 
 
 def chroma_collection_name(collection: str) -> str:
-    """The name Chroma knows the collection by: its own, or spelt in Punycode where Chroma takes no such letters."""
+    """The name Chroma knows the collection by: its own, or where Chroma takes none of its letters
+    (회의록, 会议记录, Übersicht), spelt in Punycode as a domain name is: xn--3o2bz7yuol."""
     if CHROMA_COLLECTION_NAME.match(collection):
         return collection
-    return _PUNYCODE_PREFIX + collection.encode("punycode").decode("ascii")
+    return SPELT_NAME_PREFIX + collection.encode("punycode").decode("ascii")
 
 
 def chroma_where(chunk_filter: ChunkFilter | None) -> dict[str, Any] | None:

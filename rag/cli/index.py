@@ -102,6 +102,11 @@ def ingest(
     raise typer.Exit(0 if report.ok else 1)
 
 
+def _counted(count: int, noun: str, width: int) -> str:
+    """'  1 file ' or ' 12 files': the count right-aligned in `width`, the noun padded to its plural's width."""
+    return f"{count:>{width}} {noun if count == 1 else noun + 's':<{len(noun) + 1}}"
+
+
 def _print_plan(report) -> None:
     for verb, items in (("add", report.added), ("update", report.updated)):
         for path in items:
@@ -125,7 +130,8 @@ def _print_sync_details(report, verbose: bool) -> None:
         err.print("{} with {} ({})".format("would embed" if report.dry_run else "embedded", *report.embedding_path))
     if report.keywords_analysed_again:
         chunks = "1 chunk" if report.keywords_analysed_again == 1 else f"{report.keywords_analysed_again} chunks"
-        err.print(f"the keyword index, made by an older rag, was analysed again for {chunks} (nothing embedded again)")
+        done = "would be" if report.dry_run else "was"
+        err.print(f"the keyword index, made by an older rag, {done} analysed again for {chunks} (nothing embedded again)")
     if verbose and report.chunks_reused:
         chunks = "1 chunk whose text was" if report.chunks_reused == 1 else f"{report.chunks_reused} chunks whose text was"
         err.print(f"kept the vectors of {chunks} embedded before")
@@ -215,7 +221,7 @@ def files(
         err.print("No file of the collection matches." if paths else "The collection holds no files.")
         return
     for file in found:
-        out.print(f"{file.chunks:>5} chunks {human_size(file.size):>9}  {file.ingested_at}  {escape(display_path(file.path))}")
+        out.print(f"{_counted(file.chunks, 'chunk', 5)} {human_size(file.size):>9}  {file.ingested_at}  {escape(display_path(file.path))}")
 
 
 @commands.command()
@@ -239,7 +245,7 @@ def collections(
         synced = iso_time(collection.last_sync) or "never"
         name = collection.name + " " * max(0, 20 - columns(collection.name))  # a Hangul or Han letter takes two
         out.print(
-            f"{escape(name)} {collection.files:>6} files {collection.chunks:>8} chunks  "
+            f"{escape(name)} {_counted(collection.files, 'file', 6)} {_counted(collection.chunks, 'chunk', 8)}  "
             f"vectors: {escape(collection.vector_store)}  last sync: {synced}"
         )
 

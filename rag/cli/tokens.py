@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 import rag
-from rag.server.tokens import SCOPES, add_token, list_tokens, revoke_token, tokens_path
+from rag.server.tokens import SCOPES, add_token, list_tokens, revoke_token, scoped_collection, tokens_path
 
 commands = typer.Typer(
     help="Named tokens for `rag serve`, each with scopes per collection (read, write, admin).", no_args_is_help=True
@@ -33,6 +33,7 @@ def add(
     """Create a token and print it, the only time it is shown; the file keeps its hash."""
     path = tokens_path(ctx.obj)
     token = add_token(path, name, dict.fromkeys(collection, scope))
+    collection = [scoped_collection(wanted) for wanted in collection]
     typer.echo(token)
     typer.echo(f"Added {name!r} ({scope} on {', '.join(collection)}) to {path}; a running server accepts it now.", err=True)
     existing = {summary.name for summary in rag.collections(ctx.obj)}

@@ -25,16 +25,18 @@ import secrets
 import stat
 import tempfile
 import threading
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from ingest.settings import collection_name
 from rag.errors import RagError, UsageError
 from rag.settings import Settings
 
 SCOPES = ("read", "write", "admin")  # each includes the ones before it
 EVERY_COLLECTION = "*"
-TOKEN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+TOKEN_NAME = re.compile(r"^[^\W_][\w.@-]{0,63}$")
 TOKEN_BYTES = 24
 FILE_VERSION = 1
 
@@ -156,9 +158,11 @@ def _write_tokens(path: Path, tokens: list[StoredToken]) -> None:
 
 
 def add_token(path: Path, name: str, scopes: Mapping[str, str]) -> str:
-    """A new random token named `name` with `scopes` ({collection or "*": scope}); returned once, stored hashed."""
+    """A new random token named `name` with `scopes` ({collection or "*": scope}); returned once, stored hashed.
+    Names are kept in their compatibility form (NFKC), as collections are."""
+    name = unicodedata.normalize("NFKC", name)
     if not TOKEN_NAME.match(name):
-        raise UsageError(f"{name!r} is no token name: use up to 64 letters, digits, '.', '_', '@' or '-'.")
+        raise UsageError(f"{name!r} is no token name: use up to 64 letters, digits, '.', '_', '@' or '-', starting with a letter or digit.")
     if not scopes:
         raise NoScopesGivenError()
     for collection, scope in scopes.items():
@@ -166,6 +170,7 @@ def add_token(path: Path, name: str, scopes: Mapping[str, str]) -> str:
             raise UsageError(f"{scope!r} is no scope: use {', '.join(SCOPES)}.")
         if not collection.strip():
             raise UsageError("A collection name is empty: name one, or * for every collection.")
+    scopes = {scoped_collection(collection): scope for collection, scope in scopes.items()}
     tokens = read_tokens(path)
     if any(token.name == name for token in tokens):
         raise TokenExistsError(name)
@@ -173,6 +178,16 @@ def add_token(path: Path, name: str, scopes: Mapping[str, str]) -> str:
     created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     _write_tokens(path, [*tokens, StoredToken(name, token_hash(token), dict(scopes), created)])
     return token
+
+
+def scoped_collection(collection: str) -> str:
+    """A collection as a token's scope names it: as the collection is known (`collection_name`), or *."""
+    if collection == "*":
+        return collection
+    try:
+        return collection_name(collection)
+    except ValueError as problem:
+        raise UsageError(f"{collection!r} is no collection name: {problem}.") from None
 
 
 def list_tokens(path: Path) -> list[dict[str, Any]]:

@@ -463,7 +463,10 @@ def test_the_page_marks_a_quote_whose_chinese_source_line_wraps_inside_a_word(ba
             ".filter((part) => part.tagName === 'MARK').map((part) => part.textContent)",
             chunk, quote,
         )
+        # The search table shows a chunk's text as a reader reads it, the wrapped word whole.
+        shown = browser.execute_script("return arguments[0].replace(UNSPACED_WRAP, '')", chunk)
     assert marked == [chunk.split("\n\n")[1]]
+    assert shown == "代码审查\n\n" + quote
 
 
 def test_a_real_browser_asks_sees_tokens_arrive_and_opens_a_citation(base_url, tmp_path):

@@ -18,6 +18,7 @@ import os
 import stat
 import threading
 import time
+import unicodedata
 from typing import Iterator
 
 import httpx
@@ -456,14 +457,20 @@ def test_tokens_file_is_private_hashed_and_names_are_checked(tmp_path):
     identity = keeper.identify(token)
     assert identity is not None and identity.name == "ann@example.org" and identity.allows("anything", "admin")
     for name, scopes, message in (
-        ("ann@example.org", {"a": "read"}, "exists"), ("two words", {"a": "read"}, "no token name"),
-        ("bo", {"a": "owner"}, "no scope"), ("bo", {}, "at least one collection"),
+        ("ann@example.org", {"notes": "read"}, "exists"), ("two words", {"notes": "read"}, "no token name"),
+        ("bo", {"notes": "owner"}, "no scope"), ("bo", {}, "at least one collection"),
     ):
         with pytest.raises(UsageError, match=message):
             add_token(path, name, scopes)
     revoke_token(path, "ann@example.org")
     assert keeper.identify(token) is None and list_tokens(path) == []
     assert os.listdir(path.parent) == ["tokens.json"]  # no temporary file left behind
+    # A name in Hangul, and a collection named as a macOS folder gives it (decomposed): kept as collections are known.
+    korean = add_token(path, "김철수", {unicodedata.normalize("NFD", "회의록"): "read"})
+    assert [(entry["name"], entry["scopes"]) for entry in list_tokens(path)] == [("김철수", {"회의록": "read"})]
+    assert keeper.identify(korean).allows("회의록", "read")
+    with pytest.raises(UsageError, match="'xn--3o2bz7yuol' is no collection name"):
+        add_token(path, "bo", {"xn--3o2bz7yuol": "read"})
 
 
 # -- the page for a team ---------------------------------------------------------------------------------

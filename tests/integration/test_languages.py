@@ -224,6 +224,16 @@ def test_a_question_asking_for_a_command_is_quoted_the_command_under_the_sentenc
     ("매출은 4,800만 원입니다.", ["(단위: 만 원)\n| 매출 | 4,800 |"], []),  # the table states the multiplier once
     ("계약 금액은 4,900만 원입니다.", ["계약 금액: 48,000,000원"], ["4,900만"]),
     ("合同金额为4900万元。", ["合同金额：48,000,000元"], ["4900万"]),
+    # 천 and 백 count within the group that 만 multiplies; the claim is shown as the answer writes it.
+    ("예산은 4천8백만 원입니다.", ["예산은 48,000,000원이다."], []),
+    ("预算为4千8百万元。", ["48,000,000元"], []),
+    ("예산은 4천8백만 원입니다.", ["예산은 5,000만 원이다."], ["4천8백만"]),
+    # The same digits with another multiplier, or with none where no table states one, are another fact.
+    ("4,800억 원입니다.", ["4,800만 원"], ["4,800억"]),
+    ("비용은 5백만 원입니다.", ["비용은 5천만 원"], ["5백만"]),
+    ("4,800만 원입니다.", ["4,800원을 만들기 위해"], ["4,800만"]),
+    ("1억 원입니다.", ["1억 2,000만 원"], ["1억"]),
+    ("売上は4,800万円です。", ["（単位：万円）\n売上 4,800"], []),
 ])
 def test_the_grounding_check_finds_numbers_codes_and_names_inside_cjk_text(answer, sources, unsupported):
     assert check_grounding(answer, sources).unsupported == unsupported

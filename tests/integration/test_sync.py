@@ -132,6 +132,8 @@ def test_a_keyword_index_an_older_rag_made_is_analysed_again_in_place(store, not
         vectors = index.get_vectors(ids)
     assert found_by_keyword("提交") == set()  # searched as it is meanwhile: no refusal
     assert found_by_keyword("代码") == {str(wrapped)}
+    assert rag.ingest([notes], settings, dry_run=True).keywords_analysed_again == len(ids)  # would, and does not
+    assert Index(settings).keyword_index_outdated()
 
     again = rag.ingest([notes], settings)
     assert again.keywords_analysed_again == first.chunks_added == len(ids)
@@ -164,12 +166,18 @@ def test_chroma_knows_a_collection_named_in_other_letters_by_its_punycode_spelli
     client = chromadb.PersistentClient(path=str(home / "index" / "chroma"))
     assert [collection.name for collection in client.list_collections()] == ["xn--3o2bz7yuol"]
     assert CliRunner().invoke(app, ["collections"], env={"RAG_HOME": str(home)}).stdout.split()[0] == "회의록"
+    # A long one: its unfinished-ingest marker, named by the collection, would be past a file name's 255 bytes.
+    long_name = "회의록" * 33
+    assert len(rag.ingest([notes], make_settings(home, collection=long_name)).added) == 4
+    assert rag.search("cardamom buns", make_settings(home, collection=long_name), k=1)
 
 
 def test_ingest_says_when_it_analysed_the_keyword_index_again(notes, home, monkeypatch):
     with monkeypatch.context() as older_rag:
         older_rag.setattr(ingest.index, "KEYWORD_INDEX_VERSION", 1)
         chunks = rag.ingest([notes], make_settings(home)).chunks_added
+    rebuilt = rag.ingest([notes / "personal" / "recipes"], make_settings(home), rebuild=True)  # analyses only what it embeds
+    assert rebuilt.keywords_analysed_again == 0 and Index(make_settings(home)).keyword_index_outdated()
     result = CliRunner().invoke(app, ["ingest", str(notes)], env={"RAG_HOME": str(home)})
     assert result.exit_code == 0, result.output
     assert (

@@ -388,6 +388,10 @@ def test_a_plain_text_title_written_with_markdowns_marks_heads_the_chunks_withou
     note = "# 회의 메모\n\n신규 VPN 장비는 4월 7일에 교체합니다. 담당자는 김민수입니다.\n"
     [chunk] = chunks_of(chunker, note, load_plain)
     assert chunk.metadata["heading"] == "회의 메모"
+    [closed] = chunks_of(chunker, note.replace("# 회의 메모", "## 회의 메모 ##"), load_plain)
+    assert closed.metadata["heading"] == "회의 메모"
+    [untitled] = chunks_of(chunker, note.replace("# 회의 메모", "#"), load_plain)
+    assert "heading" not in untitled.metadata
 
 
 def test_python_chunks_carry_their_enclosing_class_and_function(counter):

@@ -289,7 +289,7 @@ def test_files_lists_what_the_collection_holds_under_the_paths_given(tmp_path, m
         (str(oven), oven.stat().st_size, 1), (str(seal), seal.stat().st_size, 1),
     ]
     under_pumps = runner.invoke(app, ["files", "notes/pumps"], env=env)
-    assert under_pumps.stdout == f"    1 chunks      {seal.stat().st_size} B  {files[1]['ingested_at']}  notes/pumps/seal.md\n"
+    assert under_pumps.stdout == f"    1 chunk       {seal.stat().st_size} B  {files[1]['ingested_at']}  notes/pumps/seal.md\n"
     assert json.loads(runner.invoke(app, ["files", "--json", "notes/*.md"], env=env).stdout) == files
     none = runner.invoke(app, ["files", "elsewhere"], env=env)
     assert (none.exit_code, none.stdout, none.stderr) == (0, "", "No file of the collection matches.\n")
@@ -311,7 +311,7 @@ def test_collections_are_listed_and_a_missing_one_names_those_there(tmp_path):
     ]
     assert all(datetime.fromisoformat(c["last_sync"]).tzinfo for c in collections)  # as status --json has it
     text = runner.invoke(app, ["collections"], env=env)
-    assert text.stdout.splitlines()[0].startswith("personal                  1 files        1 chunks  vectors: disk")
+    assert text.stdout.splitlines()[0].startswith("personal                  1 file         1 chunk   vectors: disk")
     missing = runner.invoke(app, ["status"], env=env)  # the default collection was never made
     assert missing.exit_code == 1
     assert missing.stderr == (

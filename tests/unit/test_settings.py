@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import tomllib
 import typing
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -66,7 +67,7 @@ def test_only_load_settings_reads_the_environment(monkeypatch):
     [
         ("[chunking]\nchunk_size = 100\n", "chunking.chunk_size: no such setting (docs/settings.md lists them)"),
         ("[search]\nk = 0\n", "search.k: Input should be greater than 0"),
-        ('collection = "x"\n', "collection: use letters, digits, '.', '_' and '-', starting and ending with a letter or digit: 3-512"),
+        ('collection = "x"\n', "collection: use letters, digits, '.', '_' and '-', starting and ending with a letter or digit, with no"),
         (
             "[llm]\nmax_tokens = 5000\n",
             "llm: max_tokens (5000) must be below n_ctx (2048), the window that holds the prompt and the answer",
@@ -161,3 +162,26 @@ def test_the_example_rag_toml_is_valid_settings():
     block = example_settings_block()
     assert documented_keys(block) <= setting_keys()
     Settings.model_validate(tomllib.loads(block))
+
+
+@pytest.mark.parametrize("written,known_as", [
+    ("회의록", "회의록"),
+    (unicodedata.normalize("NFD", "회의록"), "회의록"),  # as a macOS folder name gives it
+    ("ＮＯＴＥＳ", "NOTES"),
+    ("notes.2024", "notes.2024"),
+])
+def test_a_collection_is_known_by_the_compatibility_form_of_its_name(written, known_as):
+    assert Settings(collection=written).collection == known_as
+
+
+@pytest.mark.parametrize("name,problem", [
+    ("ab", "3-512 of them in a-z"),
+    ("xn--3o2bz7yuol", "not starting with 'xn--'"),  # 회의록's spelling in Chroma
+    ("a..회", "with no '..'"),
+    ("192.168.1.1", "an IP address is no collection name"),
+    ("가" * 101, "up to 100 with other letters"),
+    ("회의록_", "starting and ending with a letter or digit"),
+])
+def test_a_collection_name_a_store_would_refuse_or_confuse_is_refused_up_front(name, problem):
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        Settings(collection=name)
