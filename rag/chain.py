@@ -165,11 +165,11 @@ def hit_to_document(hit: SearchHit) -> Document:
     )
 
 
-def source_label(document: Document, path: str | None = None, *, in_prompt: bool = False) -> str:
+def source_label(document: Document, path: str | None = None, *, in_prompt: bool = False, language: str = "en") -> str:
     """'path (page 2, § Heading, lines 3-9)' for a retrieved chunk; `path`: its path as shown;
-    `in_prompt`: as the answer prompt labels it."""
+    `in_prompt`: as the answer prompt labels it; else in `language`'s words."""
     path = document.metadata["source"] if path is None else path
-    where = location_label(document.metadata, in_prompt=in_prompt)
+    where = location_label(document.metadata, in_prompt=in_prompt, language=language)
     return f"{path} ({where})" if where else path
 
 

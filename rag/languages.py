@@ -48,6 +48,7 @@ class LanguageTexts:
     asks: tuple[tuple[str, re.Pattern[str]], ...]  # (fact kind, what a question asking for it says)
     turn_labels: tuple[str, ...] = ()
     page: dict[str, str] = field(default_factory=dict)  # the web page's words (rag serve)
+    location: dict[str, str] = field(default_factory=dict)  # where in a file: "page {first}", "lines {first}-{last}"
 
     def asked_kind(self, question: str) -> str | None:
         """What kind of fact (one of FACT_KINDS) `question` asks for, if it says."""
@@ -104,10 +105,10 @@ def languages() -> dict[str, LanguageTexts]:
     }
 
 
-def page_texts() -> dict[str, dict[str, str]]:
-    """The web page's words in each language rag has texts for, by language code: the page takes
-    those of the browser's preferred language."""
-    return {code: language.page for code, language in languages().items()}
+def page_texts() -> dict[str, dict[str, dict[str, str]]]:
+    """The web page's words, and those that say where in a file, in each language rag has texts
+    for, by language code: the page takes those of the browser's preferred language."""
+    return {code: {"page": language.page, "location": language.location} for code, language in languages().items()}
 
 
 def texts(language: str) -> LanguageTexts:

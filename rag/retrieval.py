@@ -20,6 +20,7 @@ from ingest.chunking.metadata import shown_heading
 from ingest.index import CHUNK_METADATA_KEYS, ChunkFilter, Index, StoredChunk
 from ingest.scripts import AUTO_MODEL, CJK_RUN, HANGUL, columns, one_line
 from ingest.text import fold
+from rag.languages import DEFAULT, texts
 from rag.errors import UsageError
 from rag.settings import SearchSettings, Settings
 
@@ -48,28 +49,31 @@ def location_of(metadata: dict[str, Any]) -> dict[str, Any]:
     return {key: metadata[key] for key in LOCATION_KEYS if key in metadata}
 
 
-def location_label(location: dict[str, Any], *, in_prompt: bool = False) -> str:
-    """'page 2, § Heading, lines 3-9'; 'line 12'; 'message 3, attachment a.pdf, page 1'; 'sheet Sales, rows 2-40'.
+def location_label(location: dict[str, Any], *, in_prompt: bool = False, language: str = DEFAULT) -> str:
+    """'page 2, § Heading, lines 3-9'; 'line 12'; 'message 3, attachment a.pdf, page 1'; 'sheet Sales, rows 2-40';
+    in `language`'s words ('2쪽, § 제목, 3-9줄').
 
-    `in_prompt`: as the answer prompt labels its sources, with a single line as a range too ('lines
-    12-12') and the headings as the index holds them, anchors and all; elsewhere a heading is shown
-    without them (`shown_heading`). Every QA set was measured with that prompt, and leaving the
-    lines or the headings' anchors out of it cost right answers.
+    `in_prompt`: as the answer prompt labels its sources, in English whatever the language, with a
+    single line as a range too ('lines 12-12') and the headings as the index holds them, anchors
+    and all; elsewhere a heading is shown without them (`shown_heading`). Every QA set was measured
+    with that prompt, and leaving the lines or the headings' anchors out of it cost right answers.
     """
-    parts = []
-    for key in ("message", "attachment", "page", "slide", "sheet"):
-        if key in location:
-            parts.append(f"{key} {location[key]}")
+    words = texts(DEFAULT if in_prompt else language).location
+
+    def span(singular: str, plural: str, first: Any, last: Any, single_as_range: bool = False) -> str:
+        if first == last and not single_as_range:
+            return words[singular].format(first=first)
+        return words[plural].format(first=first, last=last)
+
+    parts = [words[key].format(first=location[key]) for key in ("message", "attachment", "page", "slide", "sheet") if key in location]
     for key, plural in (("row", "rows"), ("cell", "cells")):
         if key in location:
-            first, last = location[key], location.get(f"end_{key}", location[key])
-            parts.append(f"{key} {first}" if first == last else f"{plural} {first}-{last}")
+            parts.append(span(key, plural, location[key], location.get(f"end_{key}", location[key])))
     if "heading" in location:
         parts.append(f"§ {location['heading'] if in_prompt else shown_heading(location['heading'])}")
     if "start_line" in location:
-        first, last = location["start_line"], location["end_line"]
-        parts.append(f"line {first}" if first == last and not in_prompt else f"lines {first}-{last}")
-    return ", ".join(parts)
+        parts.append(span("line", "lines", location["start_line"], location["end_line"], single_as_range=in_prompt))
+    return words["separator"].join(parts)
 
 
 def chunk_body(text: str, location: dict[str, Any]) -> str:

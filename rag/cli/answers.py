@@ -41,7 +41,7 @@ def _print_sources(answer) -> None:
     said = texts(answer.language)
     out.print(f"\n{said.sources_label}")
     for number, doc in enumerate(answer.sources, start=1):
-        label = source_label(doc, display_path(doc.metadata["source"]))
+        label = source_label(doc, display_path(doc.metadata["source"]), language=answer.language)
         similarity = doc.metadata["similarity"]
         relevance = f"  ({said.similarity_label} {similarity:.2f})" if similarity is not None else ""
         out.print(f"  [{number}] {escape(label)}{relevance}")
@@ -50,11 +50,13 @@ def _print_sources(answer) -> None:
 def _print_checks(answer) -> None:
     """The quoted evidence under an answer, headed in its language, then the grounding check's warning."""
     from rag.languages import texts
+    from rag.retrieval import location_label
 
     if answer.evidence:
         out.print(f"\n{texts(answer.language).evidence_label}")
         for quote in answer.evidence:
-            where = f" ({quote.location_label})" if quote.location_label else ""
+            label = location_label(quote.location, language=answer.language)
+            where = f" ({label})" if label else ""
             out.print(f"  [{quote.source_number}] \"{escape(quote.text)}\"{escape(where)}")
     for warning in answer.warnings:
         out.print(escape(warning))

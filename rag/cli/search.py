@@ -70,8 +70,13 @@ def search(
         print_queries(result.queries)
     if not result.hits:
         err.print("No matching chunks.")
+    from rag.languages import detect_language
+    from rag.retrieval import location_label
+
+    language = detect_language(query)  # the places are said in the query's language
     for hit in result.hits:
-        where_label = f"  {hit.location_label}" if hit.location_label else ""
+        label = location_label(hit.location, language=language)
+        where_label = f"  {label}" if label else ""
         out.print(f"{hit.rank}. [{hit.score:.3f}] {escape(display_path(hit.source))}{escape(where_label)}")
         if explain:
             out.print(f"   {_explain_line(hit.explain)}")

@@ -28,7 +28,7 @@ from starlette.exceptions import HTTPException
 
 from ingest.loaders import decode_text
 from rag.errors import LoadError, RagError
-from rag.languages import page_texts
+from rag.languages import DEFAULT, page_texts
 from rag.server.access import check_token
 from rag.server.capacity import ServerBusyError
 from rag.server.responses import event_stream, rag_error_body
@@ -296,9 +296,9 @@ def create_app(
         return event_stream(ingest_events(service, request))
 
     @app.get("/api/chunks/{chunk_id}")
-    def chunk(chunk_id: str, http: Request, collection: str | None = None) -> dict[str, Any]:
+    def chunk(chunk_id: str, http: Request, collection: str | None = None, language: str = DEFAULT) -> dict[str, Any]:
         authorize(http.scope, collection or default, "read")
-        return service.chunk(chunk_id, collection)
+        return service.chunk(chunk_id, collection, language)
 
     app.include_router(openai_router(service))
     app.router.routes.extend(mcp_http.routes)  # MCP over streamable HTTP at /mcp, behind the same guards

@@ -26,6 +26,7 @@ import rag
 from ingest.index import CHUNK_METADATA_KEYS
 from rag.errors import RagError, UsageError
 from rag.grounding import CITATION
+from rag.languages import DEFAULT
 from rag.retrieval import chunk_body, embedding_model, location_label, location_of, open_index
 from rag.server.capacity import GenerationGate, capacity_for
 from rag.settings import Settings
@@ -308,8 +309,8 @@ class KnowledgeService:
             raise DocumentNotIndexedError(source)  # a link put in its place since, to a file outside the documents
         return path
 
-    def chunk(self, chunk_id: str, collection: str | None = None) -> dict[str, Any]:
-        """A chunk's text, where it is, and the chunks before and after it in its file."""
+    def chunk(self, chunk_id: str, collection: str | None = None, language: str = DEFAULT) -> dict[str, Any]:
+        """A chunk's text, where it is (said in `language`), and the chunks before and after it in its file."""
         index = open_index(self.settings_for(collection))  # the one open index of searches: no file opened per request
         index.require()
         stored = index.get_chunks([chunk_id]).get(chunk_id)
@@ -324,7 +325,7 @@ class KnowledgeService:
             "chunk_id": chunk_id,
             "source": source,
             "location": location,
-            "location_label": location_label(location),
+            "location_label": location_label(location, language=language),
             "text": chunk_body(stored.text, location),
             "position": position + 1,
             "chunks_in_file": len(ids),
@@ -486,18 +487,21 @@ def common_folder(sources: Iterable[str]) -> str | None:
 
 
 def sources_payload(answer: "Answer") -> list[dict[str, Any]]:
-    """Each numbered source of an answer with its text and the evidence quoted from it."""
-    return [source_payload(number, doc, answer.evidence) for number, doc in enumerate(answer.sources, start=1)]
+    """Each numbered source of an answer with its text and the evidence quoted from it, where it is
+    said in the answer's language."""
+    return [
+        source_payload(number, doc, answer.evidence, answer.language) for number, doc in enumerate(answer.sources, start=1)
+    ]
 
 
-def source_payload(number: int, document: "Document", evidence: Sequence["Evidence"]) -> dict[str, Any]:
+def source_payload(number: int, document: "Document", evidence: Sequence["Evidence"], language: str = DEFAULT) -> dict[str, Any]:
     metadata = document.metadata
     location = location_of(metadata)
     return {
         "number": number,
         "path": metadata["source"],
         "location": location,
-        "location_label": location_label(location),
+        "location_label": location_label(location, language=language),
         "score": round(metadata["score"], 4),
         "similarity": metadata.get("similarity") and round(metadata["similarity"], 4),
         "chunk_id": document.id,

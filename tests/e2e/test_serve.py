@@ -453,6 +453,17 @@ def test_the_page_is_served_by_rag_itself_without_any_cdn(base_url):
     assert "https://" not in page.text and "http://" not in page.text
 
 
+def test_a_chunk_says_where_it_is_in_the_language_the_page_asks_for(base_url):
+    from rag.retrieval import location_label
+
+    [hit] = httpx.post(f"{base_url}/api/search", json={"query": WARRANTY_QUESTION, "k": 1}).json()
+    english = httpx.get(f"{base_url}/api/chunks/{hit['chunk_id']}").json()
+    korean = httpx.get(f"{base_url}/api/chunks/{hit['chunk_id']}", params={"language": "ko"}).json()
+    assert english["location_label"].startswith(f"page {hit['location']['page']}")
+    assert korean["location_label"] == location_label(hit["location"], language="ko")
+    assert korean["location_label"].startswith(f"{hit['location']['page']}쪽")
+
+
 def test_the_page_marks_a_quote_whose_chinese_source_line_wraps_inside_a_word(base_url):
     chunk = "代码审查\n\n修改完成后，请先在本地运行全部单元测试和集成测试，确认没有失败以后再提\n交代码给审查人。"
     quote = "修改完成后，请先在本地运行全部单元测试和集成测试，确认没有失败以后再提交代码给审查人。"  # as evidence quotes it

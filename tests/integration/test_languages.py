@@ -455,6 +455,26 @@ def test_the_cli_heads_an_answers_evidence_and_sources_in_its_language(
     assert sources.splitlines()[0].startswith("  [1] ") and "hello-minikube.md" in sources.splitlines()[0]
     assert f"({similarity_label} 0." in sources
     assert "Evidence" not in result.stdout and "Sources" not in result.stdout
+    assert " lines " not in result.stdout and " line " not in result.stdout  # where it is, said in its language too
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("language,label,prose", [
+    ("en", "page 2, § Install > Linux, lines 3-9", "message 3, attachment a.pdf, page 1, line 12"),
+    ("ko", "2쪽, § Install > Linux, 3-9줄", "메일 3, 첨부 a.pdf, 1쪽, 12줄"),
+    ("zh", "第 2 页，§ Install > Linux，第 3-9 行", "第 3 封邮件，附件 a.pdf，第 1 页，第 12 行"),
+    ("ja", "2ページ、§ Install > Linux、3～9行目", "メール 3、添付 a.pdf、1ページ、12行目"),
+])
+def test_where_a_quote_is_is_said_in_the_answers_language_and_in_english_to_the_model(language, label, prose):
+    from rag.retrieval import location_label
+
+    location = {"page": 2, "heading": "Install {#install} > Linux", "start_line": 3, "end_line": 9}
+    assert location_label(location, language=language) == label
+    assert location_label({"message": 3, "attachment": "a.pdf", "page": 1, "start_line": 12, "end_line": 12}, language=language) == prose
+    assert location_label(location, in_prompt=True, language=language) == "page 2, § Install {#install} > Linux, lines 3-9"
+    assert location_label({"sheet": "Sales", "row": 2, "end_row": 40}, language=language).startswith(
+        {"en": "sheet Sales, rows 2-40", "ko": "시트 Sales, 2-40행", "zh": "工作表 Sales，第 2-40 行", "ja": "シート Sales、2～40行目"}[language]
+    )
 
 
 @pytest.mark.fast

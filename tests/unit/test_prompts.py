@@ -280,5 +280,6 @@ def test_the_web_page_has_every_word_in_every_language():
     words = page_texts()
     assert set(words) == {"en", "ko", "zh", "ja"}
     for language, texts in words.items():
-        assert set(texts) == set(words["en"]) and all(texts.values()), language
-    assert words["ko"]["signed_in"].format(name="reader") == "reader(으)로 로그인함"
+        for part in ("page", "location"):
+            assert set(texts[part]) == set(words["en"][part]) and all(texts[part].values()), (language, part)
+    assert words["ko"]["page"]["signed_in"].format(name="reader") == "reader(으)로 로그인함"
