@@ -155,12 +155,13 @@ def collection_name(name: str) -> str:
             f"not starting with {SPELT_NAME_PREFIX!r}: 3-512 of them in a-z, A-Z and 0-9 alone, or up to "
             f"{MAX_SPELT_COLLECTION_NAME} with other letters (회의록)"
         )
-    if _is_ip_address(name):
+    if is_ip_address(name):
         raise ValueError("an IP address is no collection name (Chroma refuses it): add a letter")
     return name
 
 
-def _is_ip_address(name: str) -> bool:
+def is_ip_address(name: str) -> bool:
+    """Whether `name` is an IPv4 or IPv6 address."""
     try:
         ipaddress.ip_address(name)
     except ValueError:

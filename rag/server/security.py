@@ -33,6 +33,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ingest.settings import is_ip_address
 from rag.server.tokens import Identity, TokenKeeper, TokensFileError, admin_identity
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -68,14 +69,6 @@ def _host_name(host: str) -> str:
     return host.rstrip(".")
 
 
-def _is_address(name: str) -> bool:
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return True
-
-
 @dataclass(frozen=True)
 class HostRule:
     """The Host names a request may carry: those of the address the server is bound to, and any configured."""
@@ -88,7 +81,7 @@ class HostRule:
     def for_bind(cls, bind_host: str, allowed: Iterable[str] = ()) -> "HostRule":
         bound = _host_name(bind_host)
         names = {bound} if bound not in WILDCARD_ADDRESSES else set()
-        loopback = bound in LOOPBACK_NAMES or (_is_address(bound) and ipaddress.ip_address(bound).is_loopback)
+        loopback = bound in LOOPBACK_NAMES or (is_ip_address(bound) and ipaddress.ip_address(bound).is_loopback)
         if loopback or bound in WILDCARD_ADDRESSES:
             names |= LOOPBACK_NAMES
         if not loopback:  # reachable from the network: by this machine's own names too
@@ -107,7 +100,7 @@ class HostRule:
         if name in self.names or any(name.endswith(suffix) for suffix in self.suffixes):
             return True
         # An address literal cannot be rebound; it is ours when it is where the connection arrived.
-        return self.any_local_address and _is_address(name) and local_address is not None and name == _host_name(local_address)
+        return self.any_local_address and is_ip_address(name) and local_address is not None and name == _host_name(local_address)
 
 
 def _inline_hashes(page: str, tag: str) -> str:
