@@ -24,7 +24,7 @@ import sqlite3
 import threading
 import unicodedata
 from collections import Counter
-from typing import Sequence
+from typing import Callable, Sequence
 
 from ingest.index.manifest import CollectionTables
 from ingest.scripts import CJK_RUN, unwrapped
@@ -34,6 +34,8 @@ from ingest.text import stem, stems, words
 KEYWORD_INDEX_VERSION = 2
 # Chunk ids per SQL statement: well under SQLite's limit on bound parameters.
 _SQL_BATCH = 500
+# The most terms one CJK letter of a one-letter query is searched as: the commonest that hold it.
+MAX_LETTER_TERMS = 500
 
 SCHEMA = """
 -- The keyword index: every chunk's text in SQLite FTS5, written in the same transactions as
@@ -127,6 +129,17 @@ def query_terms(query: str) -> list[str]:
     less stopwords and function words, once each; a Latin word or number in both its widths."""
     terms = _terms(CJK_RUN.sub(lambda run: f" {' '.join(_content_parts(run.group()))} ", query))
     return list(dict.fromkeys(width for term in terms for width in _both_widths(term)))
+
+
+def searched_terms(query: str, containing: Callable[[str], list[str]]) -> list[str]:
+    """`query_terms`, where every CJK word of the query is one letter (柜, 집, 鍵), with each such
+    letter's terms in the index (`containing` lists them): the index holds a letter alone only where
+    its run is one letter long, and elsewhere inside the bigrams around it (衣柜, 집에)."""
+    terms = query_terms(query)
+    letters = [term for term in terms if CJK_RUN.fullmatch(term)]
+    if not letters or any(len(letter) > 1 for letter in letters):
+        return terms
+    return list(dict.fromkeys(found for term in terms for found in ([term, *containing(term)] if term in letters else [term])))
 
 
 def _both_widths(term: str) -> list[str]:
@@ -236,7 +249,7 @@ class KeywordIndex(CollectionTables):
 
     def query(self, query: str, k: int, sources: Sequence[str] | None = None) -> list[tuple[str, float]]:
         """(chunk id, BM25 score: higher is better) of the `k` best keyword matches."""
-        terms = query_terms(query)
+        terms = searched_terms(query, self._terms_containing)
         if not terms or sources == []:
             return []
         match = " OR ".join(f'"{term}"' for term in terms)
@@ -248,6 +261,16 @@ class KeywordIndex(CollectionTables):
             (match, self.collection, *(sources or ()), k),
         )
         return [(chunk_id, score) for chunk_id, score in rows]
+
+    def _terms_containing(self, letter: str) -> list[str]:
+        """The index's terms that hold `letter`, the commonest first (fts5vocab lists them; a temporary
+        table of this connection, over every collection's terms)."""
+        self.db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.chunk_vocabulary USING fts5vocab(main, chunk_terms, 'row')")
+        rows = self.db.execute(
+            "SELECT term FROM temp.chunk_vocabulary WHERE instr(term, ?) ORDER BY doc DESC, term LIMIT ?",
+            (letter, MAX_LETTER_TERMS),
+        )
+        return [term for (term,) in rows]
 
     def listed(self, chunk_ids: Sequence[str]) -> set[str]:
         """Those of `chunk_ids` in the keyword index."""

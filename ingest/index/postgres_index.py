@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Se
 
 from ingest.errors import IndexBusyError
 from ingest.index.database import SourceRecord, StoredCollection, Writer
-from ingest.index.keywords import analysed, query_terms
+from ingest.index.keywords import MAX_LETTER_TERMS, analysed, searched_terms
 from ingest.index.postgres import SCHEMA, _connect, _shared_connection
 from ingest.index.store import url_without_password
 
@@ -329,7 +329,7 @@ class PostgresKeywordIndex:
         """
         # Each query word is analysed as the index's text is. One that is several tokens (snake_case)
         # is a phrase to FTS5: here a chunk holding all of them matches it, as often as its rarest.
-        phrases = Counter(tuple(sorted(terms)) for terms in analysed(query_terms(query)) if terms)
+        phrases = Counter(tuple(sorted(terms)) for terms in analysed(searched_terms(query, self._terms_containing)) if terms)
         if not phrases or sources == [] or k <= 0:
             return []
         totals = self.database.rows(
@@ -360,6 +360,18 @@ class PostgresKeywordIndex:
                 sum(phrase.ceiling for phrase in weighted[essential:]) >= threshold
             ):
                 essential += 1
+
+    def _terms_containing(self, letter: str) -> list[str]:
+        """The collection's terms that hold `letter`, the commonest first."""
+        collection = self._number()
+        if collection is None:
+            return []
+        rows = self.database.rows(
+            f"SELECT term FROM {SCHEMA}.keyword_postings WHERE collection = %s AND strpos(term, %s) > 0 "
+            "GROUP BY term ORDER BY count(*) DESC, term LIMIT %s",
+            (collection, letter, MAX_LETTER_TERMS),
+        )
+        return [term for (term,) in rows]
 
     def _weighted_phrases(
         self, phrases: Counter[tuple[str, ...]], collection: int, chunks: int, average: float

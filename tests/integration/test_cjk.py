@@ -9,6 +9,7 @@ Chinese and Korean from the shared realdocs folder (skipped where that folder is
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 import unicodedata
 from functools import partial
 
@@ -85,6 +86,26 @@ def test_a_chinese_or_japanese_word_wrapped_over_two_lines_is_found(tmp_path):
     index = keyword_index(connect(tmp_path / "manifest.sqlite3"), notes)
     assert [chunk_id for chunk_id, _ in index.query("提交", 5)] == ["zh/代码审查.md"]
     assert [chunk_id for chunk_id, _ in index.query("承認", 5)] == ["ja/経費.md"]
+
+
+def test_a_one_letter_chinese_korean_or_japanese_word_is_found_inside_the_words_that_hold_it(store, home, tmp_path):
+    notes = write_files(tmp_path / "letters", {
+        "衣柜.md": "# 家具\n\n上周末我在家具店买了一个新的白色衣柜。\n",
+        "柜台.md": "# 服务\n\n办理手续的柜台在一楼大厅的左边。\n",
+        "天气.md": "# 天气\n\n今天天气很好，适合出去散步。\n",
+        "모임.md": "# 모임\n\n이번 주 토요일에는 우리 집에서 가족 모임을 합니다.\n",
+        "部屋.md": "# 部屋\n\n昨日、ホテルの部屋の鍵をなくしてしまいました。\n",
+    })
+    settings = store(home)
+    rag.ingest([notes], settings)
+
+    def found(query: str) -> list[str]:
+        return sorted(Path(hit.source).name for hit in rag.search(query, settings, mode="keyword", k=10))
+
+    assert found("柜") == ["柜台.md", "衣柜.md"]  # 衣柜 ends its run: 柜 is in no bigram it begins
+    assert found("집") == ["모임.md"]  # 집에서
+    assert found("鍵") == ["部屋.md"]
+    assert found("衣柜") == ["衣柜.md"]  # a word of two letters is searched as before
 
 
 @pytest.mark.fast
