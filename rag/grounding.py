@@ -41,19 +41,25 @@ _YEAR_MARK, _MONTH_MARK, _DAY_MARK = r"\s*(?:年|년)\s*", r"\s*(?:月|월)\s*",
 # What Korean, Chinese and Japanese write after a number to multiply it: 4,800만 원 is 48,000,000 won,
 # 3億 is 300,000,000, 5천만 is 50,000,000; 1억 2,000만 is 120,000,000. Within a group of four
 # digits, 백 and 천 (百, 千) count hundreds and thousands, and 만, 억 and 조 (万, 億, 兆) multiply the
-# group before them: 4천8백만 is 48,000,000. (Read with the letters spaced apart.)
+# group before them: 4천8백만 is 48,000,000. (Read with the letters spaced apart.) English writes
+# 48 million, which is 4,800만 too.
 _GROUP_MULTIPLIERS = {"백": 100, "百": 100, "천": 1000, "千": 1000}
-_MULTIPLIERS = {**_GROUP_MULTIPLIERS, "만": 10**4, "万": 10**4, "萬": 10**4, "억": 10**8, "亿": 10**8, "億": 10**8, "조": 10**12, "兆": 10**12}
+_CJK_MULTIPLIERS = {**_GROUP_MULTIPLIERS, "만": 10**4, "万": 10**4, "萬": 10**4, "억": 10**8, "亿": 10**8, "億": 10**8, "조": 10**12, "兆": 10**12}
+_WORD_MULTIPLIERS = {"thousand": 10**3, "million": 10**6, "billion": 10**9, "trillion": 10**12}
+_MULTIPLIERS = {**_CJK_MULTIPLIERS, **_WORD_MULTIPLIERS}
 _DIGITS = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?"
-_AMOUNT_PART = re.compile(rf"({_DIGITS})\s*([{''.join(_MULTIPLIERS)}]+)")
-_AMOUNT = re.compile(rf"(?<![\w.,]){_AMOUNT_PART.pattern}(?:\s*{_AMOUNT_PART.pattern})*")
+_UNIT = rf"[{''.join(_CJK_MULTIPLIERS)}]+|(?:{'|'.join(_WORD_MULTIPLIERS)})\b"
+_AMOUNT_PART = re.compile(rf"({_DIGITS})\s*({_UNIT})", re.IGNORECASE)
+_AMOUNT = re.compile(rf"(?<![\w.,]){_AMOUNT_PART.pattern}(?:\s*{_AMOUNT_PART.pattern})*", re.IGNORECASE)
 # A multiplier stated once for all the numbers of a table or list: "(단위: 만 원)", "单位：万元",
 # "金额（万元）".
-_STATED_MULTIPLIER = re.compile(rf"(?:단위|单位|單位|単位)\s*[:：]?\s*([{''.join(_MULTIPLIERS)}]+)|[(（]\s*([{''.join(_MULTIPLIERS)}]+)")
+_STATED_MULTIPLIER = re.compile(
+    rf"(?:단위|单位|單位|単位)\s*[:：]?\s*([{''.join(_CJK_MULTIPLIERS)}]+)|[(（]\s*([{''.join(_CJK_MULTIPLIERS)}]+)"
+)
 # The spaces _apart_from_cjk put around a date's or an amount's letters, taken out of it as shown
 # (Korean keeps the space it writes after 년, 월 and 만).
 _DIGIT_BESIDE_CJK_SPACE = re.compile(
-    rf"(?<=\d) (?=[年月日년월일{''.join(_MULTIPLIERS)}])|(?<=[年月日百千万萬亿億兆]) (?=\d)"
+    rf"(?<=\d) (?=[年月日년월일{''.join(_CJK_MULTIPLIERS)}])|(?<=[年月日百千万萬亿億兆]) (?=\d)"
 )
 _DATE_PATTERNS = (
     ("ymd", re.compile(rf"(?<!\d)(\d{{4}}){_YEAR_MARK}(\d{{1,2}}){_MONTH_MARK}(\d{{1,2}}){_DAY_MARK}")),
@@ -240,15 +246,16 @@ def _number_value(text: str) -> str:
 
 
 def _amount_value(written: str) -> str:
-    """'4,800 만' -> '48000000', '1 억 2,000 만' -> '120000000', '4 천 8 백만' -> '48000000', '1.5 億' -> '150000000'."""
+    """'4,800 만' -> '48000000', '1 억 2,000 만' -> '120000000', '4 천 8 백만' -> '48000000', '1.5 億' -> '150000000',
+    '48 million' -> '48000000'."""
     total = group = Decimal(0)
-    for digits, letters in _AMOUNT_PART.findall(written):
+    for digits, unit in _AMOUNT_PART.findall(written):
         part = Decimal(_number_value(digits))
-        for letter in letters:
-            if letter in _GROUP_MULTIPLIERS:
-                part *= _GROUP_MULTIPLIERS[letter]
+        for multiplier in [unit.lower()] if unit.lower() in _WORD_MULTIPLIERS else unit:
+            if multiplier in _GROUP_MULTIPLIERS:
+                part *= _GROUP_MULTIPLIERS[multiplier]
             else:  # the group so far, this part with it, is so many of this multiplier
-                total += (group + part) * _MULTIPLIERS[letter]
+                total += (group + part) * _MULTIPLIERS[multiplier]
                 group = part = Decimal(0)
         group += part
     return format((total + group).normalize(), "f")

@@ -234,6 +234,10 @@ def test_a_question_asking_for_a_command_is_quoted_the_command_under_the_sentenc
     ("4,800만 원입니다.", ["4,800원을 만들기 위해"], ["4,800만"]),
     ("1억 원입니다.", ["1억 2,000만 원"], ["1억"]),
     ("売上は4,800万円です。", ["（単位：万円）\n売上 4,800"], []),
+    # English writes its multipliers as words: 48 million is 4,800만 and 48,000,000 too.
+    ("The budget is 48 million won.", ["예산 4,800만 원"], []),
+    ("The budget is $4.8 million.", ["Budget: $4,800,000"], []),
+    ("The budget is $4.9 million.", ["Budget: $4,800,000"], ["4.9 million"]),
 ])
 def test_the_grounding_check_finds_numbers_codes_and_names_inside_cjk_text(answer, sources, unsupported):
     assert check_grounding(answer, sources).unsupported == unsupported
