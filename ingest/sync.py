@@ -30,6 +30,7 @@ from ingest.loaders import IMAGE_SUFFIXES, loader_for
 from ingest.loaders.ocr import unread_pages_warning
 from ingest.scripts import AUTO_MODEL, CHOICE_FILES, UnreadScripts, choose_embedding_model, cjk_language_of
 from ingest.settings import IndexSettings
+from ingest.text import plural
 
 if TYPE_CHECKING:
     import numpy as np
@@ -111,7 +112,8 @@ class IngestReport:
         return (
             f"{verb}: {len(self.added)} added, {len(self.updated)} updated, {renamed}{len(self.removed)} removed, "
             f"{self.unchanged} unchanged, {len(self.failed)} failed, {len(self.skipped)} skipped "
-            f"({_chunks(self.chunks_added)} added, {self.chunks_removed} removed) in {self.seconds:.2f}s"
+            f"({self.chunks_added} {plural('chunk', self.chunks_added)} added, {self.chunks_removed} removed) "
+            f"in {self.seconds:.2f}s"
         )
 
     def to_dict(self) -> dict:
@@ -135,10 +137,6 @@ class IngestReport:
             "embedding_choice": dict(zip(("model", "reason"), self.embedding_choice)) if self.embedding_choice else None,
             "keywords_analysed_again": self.keywords_analysed_again,
         }
-
-
-def _chunks(count: int) -> str:
-    return "1 chunk" if count == 1 else f"{count} chunks"
 
 
 def ingest(

@@ -18,6 +18,11 @@ STOPWORDS = frozenset(
 _WORD = re.compile(r"\w+(?:[-'.]\w+)*", re.UNICODE)
 
 
+def plural(noun: str, count: int) -> str:
+    """`noun` as `count` of it is said in English: 1 chunk, 2 chunks."""
+    return noun if count == 1 else noun + "s"
+
+
 def composed(text: str) -> str:
     """`text` with its letters composed (NFC), as a keyboard types them: macOS writes file names, and
     some PDFs text, decomposed (Hangul as jamo, é as e and an accent)."""

@@ -165,7 +165,7 @@ def hit_to_document(hit: SearchHit) -> Document:
     )
 
 
-def source_label(document: Document, path: str | None = None, *, in_prompt: bool = False, language: str = "en") -> str:
+def source_label(document: Document, path: str | None = None, *, in_prompt: bool = False, language: str = DEFAULT_LANGUAGE) -> str:
     """'path (page 2, § Heading, lines 3-9)' for a retrieved chunk; `path`: its path as shown;
     `in_prompt`: as the answer prompt labels it; else in `language`'s words."""
     path = document.metadata["source"] if path is None else path

@@ -262,13 +262,13 @@ def _amount_value(written: str) -> str:
 
 
 def _numbers(text: str) -> set[str]:
-    """The values of the numbers of `text`, and of its amounts written with CJK multipliers."""
+    """The values of the numbers of `text`, and of its amounts written with multipliers."""
     numbers = {_number_value(match.group(0)) for match in _NUMBER.finditer(text)}
     return numbers | {_amount_value(match.group(0)) for match in _AMOUNT.finditer(text)}
 
 
 def _bare_numbers(text: str) -> frozenset[str]:
-    """The values of the numbers of `text` that no CJK multiplier follows."""
+    """The values of the numbers of `text` that no multiplier follows."""
     amounts = [match.span() for match in _AMOUNT.finditer(text)]
     return frozenset(
         _number_value(match.group(0)) for match in _NUMBER.finditer(text)
@@ -365,8 +365,9 @@ def _claims(answer: str, sources: list[str], question: str, blocks: list[tuple[s
     fenced = [(content, lines) for kind, content, lines in blocks if kind == "fence"]
     result.blocks = [lines for _, _, lines in blocks]
     original, answer = answer, _apart_from_cjk(answer)
-    corpus, folded_corpus, known_dates, known_numbers, known_times = _read_sources("\n".join(sources))
-    bare_numbers, stated_multipliers = _read_amounts("\n".join(sources))
+    corpus, folded_corpus, known_dates, known_numbers, known_times, bare_numbers, stated_multipliers = _read_sources(
+        "\n".join(sources)
+    )
     folded_question = fold(question)
     spans: list[tuple[int, int]] = []
     line_starts = _line_starts(answer)  # CJK letters spaced apart: the same lines, longer
@@ -456,20 +457,16 @@ def _claims(answer: str, sources: list[str], question: str, blocks: list[tuple[s
 
 
 @functools.lru_cache(maxsize=8)
-def _read_amounts(joined: str) -> tuple[frozenset[str], frozenset[str]]:
-    """The numbers the sources state bare, and the CJK multipliers they state on their own."""
-    corpus = _apart_from_cjk(unwrapped(joined))
-    stated = {letter for match in _STATED_MULTIPLIER.finditer(corpus) for letter in "".join(match.groups(""))}
-    return _bare_numbers(corpus), frozenset(stated)
-
-
-@functools.lru_cache(maxsize=8)
-def _read_sources(joined: str) -> tuple[str, str, tuple, frozenset[str], frozenset[tuple[int, int]]]:
+def _read_sources(
+    joined: str,
+) -> tuple[str, str, tuple, frozenset[str], frozenset[tuple[int, int]], frozenset[str], frozenset[str]]:
     """The sources as claims are compared with them (CJK letters spaced apart, folded; their dates,
-    numbers and times of day), read once for the many values of an extracted record."""
+    numbers and times of day; the numbers they state bare and the CJK multipliers they state on
+    their own), read once for the many values of an extracted record."""
     corpus = _apart_from_cjk(unwrapped(joined))  # as evidence quotes them: a wrapped CJK word is one
     times = frozenset(time for _, found, _ in _clock_times(corpus) for time in found)
-    return corpus, fold(corpus), tuple(dates_in(corpus)), frozenset(_numbers(corpus)), times
+    stated = frozenset(letter for match in _STATED_MULTIPLIER.finditer(corpus) for letter in "".join(match.groups("")))
+    return corpus, fold(corpus), tuple(dates_in(corpus)), frozenset(_numbers(corpus)), times, _bare_numbers(corpus), stated
 
 
 def _markdown_blocks(text: str) -> list[tuple[str, str, tuple[int, int]]]:

@@ -13,6 +13,7 @@ from rich.markup import escape
 import rag
 from ingest.index import index_location
 from ingest.scripts import columns
+from ingest.text import plural
 from rag.cli.console import display_path, err, human_size, out
 from rag.cli.errors import cli_warning
 from rag.cli.options import JsonOption, knowledge_base
@@ -104,7 +105,7 @@ def ingest(
 
 def _counted(count: int, noun: str, width: int) -> str:
     """'  1 file ' or ' 12 files': the count right-aligned in `width`, the noun padded to its plural's width."""
-    return f"{count:>{width}} {noun if count == 1 else noun + 's':<{len(noun) + 1}}"
+    return f"{count:>{width}} {plural(noun, count):<{len(noun) + 1}}"
 
 
 def _print_plan(report) -> None:
@@ -129,12 +130,11 @@ def _print_sync_details(report, verbose: bool) -> None:
     if verbose and report.embedding_path:
         err.print("{} with {} ({})".format("would embed" if report.dry_run else "embedded", *report.embedding_path))
     if report.keywords_analysed_again:
-        chunks = "1 chunk" if report.keywords_analysed_again == 1 else f"{report.keywords_analysed_again} chunks"
+        chunks = f"{report.keywords_analysed_again} {plural('chunk', report.keywords_analysed_again)}"
         done = "would be" if report.dry_run else "was"
         err.print(f"the keyword index, made by an older rag, {done} analysed again for {chunks} (nothing embedded again)")
     if verbose and report.chunks_reused:
-        chunks = "1 chunk whose text was" if report.chunks_reused == 1 else f"{report.chunks_reused} chunks whose text was"
-        err.print(f"kept the vectors of {chunks} embedded before")
+        err.print(f"kept the vectors of {report.chunks_reused} {plural('chunk', report.chunks_reused)} whose text was embedded before")
     if not report.dry_run:
         for path, reason in report.failed:
             err.print(f"failed  {escape(display_path(path))}: {escape(reason)}")
