@@ -84,12 +84,35 @@ class QASet(NamedTuple):
     language: str
     qa: Path
     docs: Path
+    # The OpenCC conversion the documents are read through, for a language no shared document is
+    # written in (traditional Chinese, as Taiwan writes it: "s2twp").
+    converted: str | None = None
+
+    def documents(self, folder: Path) -> Path:
+        """The set's documents: `docs` as they are, or converted into a folder under `folder`
+        the first time (the shared data stays as it is)."""
+        if not self.converted:
+            return self.docs
+        target = folder / f"{self.name}-documents"
+        if not target.is_dir():
+            import opencc
+
+            converter = opencc.OpenCC(self.converted)
+            partial = folder / f"{self.name}-documents.partial"
+            for path in sorted(self.docs.rglob("*")):
+                if path.is_file():
+                    written = partial / path.relative_to(self.docs)
+                    written.parent.mkdir(parents=True, exist_ok=True)
+                    written.write_text(converter.convert(path.read_text(encoding="utf-8")), encoding="utf-8")
+            partial.rename(target)
+        return target
 
 
 QA_SETS = [
     QASet("en", "en", REPO / "data" / "sample-notes-qa.jsonl", REPO / "data" / "sample-notes"),
     QASet("ko", "ko", REPO / "data" / "k8s-tutorials-ko-qa.jsonl", CJK_DOCS / "ko"),
     QASet("zh", "zh", REPO / "data" / "k8s-tutorials-zh-cn-qa.jsonl", CJK_DOCS / "zh-cn"),
+    QASet("zh-Hant", "zh-Hant", REPO / "data" / "k8s-tutorials-zh-tw-qa.jsonl", CJK_DOCS / "zh-cn", converted="s2twp"),
     QASet("ja", "ja", REPO / "data" / "k8s-tutorials-ja-qa.jsonl", CJK_DOCS / "ja"),
     QASet("ko-guide", "ko", REPO / "data" / "local-llms-guide-ko-qa.jsonl", GUIDE_DOCS),
     QASet("zh-guide", "zh", REPO / "data" / "local-llms-guide-zh-qa.jsonl", GUIDE_DOCS),
@@ -122,7 +145,7 @@ def language_homes(wanted: list[str] | None, base: Path) -> Iterator[tuple[QASet
             continue
         home = base / qa_set.name
         home.mkdir(parents=True, exist_ok=True)
-        yield qa_set, home
+        yield qa_set._replace(docs=qa_set.documents(home), converted=None), home
 
 
 def indexed_settings(docs: Path, home: Path, **overrides: Any) -> "Settings":
@@ -181,8 +204,9 @@ _LATIN_WORD = re.compile(r"[A-Za-z][\w'’-]*")
 def written_in(text: str) -> str | None:
     """The language `text` is written in, told by script: English when it holds a Latin-script
     sentence or only Latin-script words, otherwise the CJK script it holds (kana: Japanese, Hangul:
-    Korean, Han alone: Chinese). None for no prose, or a bare term of a word or two ("OrderedReady",
-    "20Gi"), which has no language of its own."""
+    Korean, Han alone: Chinese, traditional where its letters' forms say so). None for no prose, a
+    bare term of a word or two ("OrderedReady", "20Gi"), which has no language of its own, or Han
+    letters simplified and traditional Chinese write alike."""
     counts = {"ko": 0, "ja": 0, "han": 0}
     for char in text:
         name = unicodedata.name(char, "")
@@ -197,8 +221,16 @@ def written_in(text: str) -> str | None:
     if counts["ja"]:  # Japanese mixes kana with Han; Chinese has no kana
         return "ja"
     if counts["ko"] or counts["han"]:
-        return "ko" if counts["ko"] >= counts["han"] else "zh"
+        return "ko" if counts["ko"] >= counts["han"] else _chinese(text)
     return "en" if len(_LATIN_WORD.findall(text)) > 2 else None
+
+
+def _chinese(text: str) -> str | None:
+    """'zh-Hant' or 'zh' for Chinese prose, as its letters' forms tell; None where they do not."""
+    from ingest.scripts import han_language
+
+    form = han_language(text)
+    return None if form is None else "zh-Hant" if form == "zh-Hant" else "zh"
 
 
 def in_language(language: str, answers: list[dict]) -> float:
@@ -231,7 +263,8 @@ def language_rows(
             qa = tmp / f"{qa_set.name}-qa.jsonl"
             qa.write_text("\n".join(qa_set.qa.read_text().splitlines()[:limit]) + "\n")
         home = tmp / f"home-{qa_set.name}-{embedding}-{chunk_tokens}"  # one index per setting that shapes it, whatever the model
-        row = {**labels, **run_candidate(model, None, None, qa, qa_set.docs, home, embedding, queries, chunk_tokens, temperature)}
+        docs = qa_set.documents(tmp)
+        row = {**labels, **run_candidate(model, None, None, qa, docs, home, embedding, queries, chunk_tokens, temperature)}
         results = row.pop("results", [])
         row["in_question_language"] = in_language(qa_set.language, results)
         if answers_file:
