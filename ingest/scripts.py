@@ -98,22 +98,48 @@ def cjk_language(text: str) -> str:
     Japanese, Han without either as `han_language` tells, else Chinese)."""
     if HANGUL.search(text):
         return "ko"
-    return "ja" if KANA.search(text) else han_language(text) or "zh"
+    return "ja" if KANA.search(text) else primary_language(han_language(text) or "zh")
+
+
+def primary_language(code: str) -> str:
+    """The language of a language tag without its script or region: 'zh' for 'zh-Hant'."""
+    return code.partition("-")[0]
+
+
+# The character set each language's Han letters are written from, by the codec that writes it in
+# two bytes: Japan's (JIS X 0208), simplified Chinese's (GB 2312), traditional Chinese's (Big5, as
+# Windows writes it).
+_HAN_CHARACTER_SETS = {"ja": "euc_jp", "zh": "gb2312", "zh-Hant": "cp950"}
 
 
 def han_language(text: str) -> str | None:
-    """'ja' or 'zh' for Han letters written in forms only one of the two writes: Japan's character
-    set (JIS X 0208) has 営, 議 and 時 and simplified Chinese's (GB 2312) not; GB 2312 has 营, 议 and
-    时 and JIS not. None where neither kind outnumbers the other (会, 日志: both write them)."""
-    forms = Counter(_han_form(letter) for letter in {letter for run in CJK_RUN.findall(text) for letter in run})
-    return "ja" if forms["ja"] > forms["zh"] else "zh" if forms["zh"] > forms["ja"] else None
+    """'ja', 'zh' (simplified Chinese) or 'zh-Hant' (traditional Chinese) for Han letters written in
+    forms one language writes and another not: the language that wins most of these contests.
+    Against Japanese, simplified Chinese writes 这 and 时, Japanese 営 and 議; against traditional
+    Chinese, simplified writes 这 and 会, traditional 這 and 會; Japanese writes 会 and 営,
+    traditional 會 and 營. Japanese writes many traditional forms (時, 設, 議), so a text Japanese and
+    traditional Chinese win alike is traditional Chinese: a Japanese sentence has kana. None where no
+    language wins (日志: all write it)."""
+    letters = [_han_sets(letter) for letter in {letter for run in CJK_RUN.findall(text) for letter in run}]
+
+    def ahead(language: str, other: str) -> int:
+        lead = sum(language in sets and other not in sets for sets in letters) - sum(
+            other in sets and language not in sets for sets in letters)
+        return (lead > 0) - (lead < 0)
+
+    scores = {language: sum(ahead(language, other) for other in _HAN_CHARACTER_SETS if other != language)
+              for language in _HAN_CHARACTER_SETS}
+    best = max(scores.values())
+    winners = [language for language, points in scores.items() if points == best]
+    if winners == ["ja", "zh-Hant"]:
+        return "zh-Hant"
+    return winners[0] if len(winners) == 1 and best > 0 else None
 
 
 @functools.lru_cache(maxsize=1 << 14)
-def _han_form(letter: str) -> str | None:
-    """'ja' for a letter JIS X 0208 has and GB 2312 not, 'zh' for the reverse, else None."""
-    japanese, chinese = (bool(_encoded(letter, codec)) for codec in ("euc_jp", "gb2312"))
-    return "ja" if japanese and not chinese else "zh" if chinese and not japanese else None
+def _han_sets(letter: str) -> frozenset[str]:
+    """The languages whose character set has `letter`."""
+    return frozenset(language for language, codec in _HAN_CHARACTER_SETS.items() if len(_encoded(letter, codec)) == 2)
 
 
 def _encoded(letter: str, codec: str) -> bytes:

@@ -33,7 +33,7 @@ from langchain_core.runnables import (
 
 from ingest.embedding.embedders import model_tokenizer
 from ingest.index.keywords import term_coverage
-from ingest.scripts import readability
+from ingest.scripts import primary_language, readability
 from ingest.text import word_coverage
 from rag.errors import RagError, UsageError
 from rag.languages import DEFAULT as DEFAULT_LANGUAGE
@@ -140,7 +140,7 @@ class IndexRetriever(BaseRetriever):
     def readable(self, query: str) -> bool:
         """Whether the embedding model reads enough of `query`, in a language it learnt, for its cosine to mean something."""
         return (
-            detect_language(query) in self.cosine_languages
+            primary_language(detect_language(query)) in self.cosine_languages
             and readability(query, model_tokenizer(embedding_model(self.settings))).unread_share < self.max_unread_share
         )
 

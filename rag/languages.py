@@ -13,7 +13,7 @@ import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 
-from ingest.scripts import HANGUL, KANA, han_language, language_identifier
+from ingest.scripts import HANGUL, KANA, han_language, language_identifier, primary_language
 from ingest.text import fold
 
 DEFAULT = "en"
@@ -120,10 +120,11 @@ def detect_language(text: str) -> str:
     """The language `text` is written in, among those rag has texts for (English when unsure).
 
     Chinese or Japanese written in Han letters alone ("社員食堂営業時間") is told by the forms of
-    its letters where they say (`han_language`): py3langid takes such Japanese for Chinese."""
+    its letters where they say (`han_language`): py3langid takes such Japanese for Chinese, and
+    knows one Chinese, which these forms tell simplified ('zh') or traditional ('zh-Hant')."""
     if not any(char.isalpha() for char in text):
         return DEFAULT
-    language = language_identifier(tuple(sorted(languages()))).classify(text)[0]
+    language = language_identifier(tuple(sorted({primary_language(code) for code in languages()}))).classify(text)[0]
     if language in ("zh", "ja") and not KANA.search(text) and not HANGUL.search(text):
         return han_language(text) or language
     return language

@@ -66,8 +66,8 @@ class SearchSettings(Section):
     )
     cosine_languages: list[str] = Field(
         default_factory=lambda: ["en"],
-        description="Languages (en, ko, zh, ja) whose questions the embedding model's cosine can judge; a question "
-        "in another is matched by its words only, as one it cannot read. all-MiniLM-L6-v2 learnt English only: "
+        description="Languages (en, ko, zh, ja; zh takes traditional Chinese too) whose questions the embedding model's "
+        "cosine can judge; a question in another is matched by its words only, as one it cannot read. all-MiniLM-L6-v2 learnt English only: "
         "its cosine of a Japanese question, whose kana it splits into letters, says nothing.",
     )
     min_unread_coverage: float = Field(

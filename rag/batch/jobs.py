@@ -30,7 +30,7 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.runnables import Runnable
 
 from ingest.index import Index
-from ingest.scripts import cjk_language_of
+from ingest.scripts import SAMPLE_CHARS, cjk_language_of, han_language
 from rag.backends import backend_errors, context_window, count_tokens, create_llm, json_schema_constrained, with_generation
 from rag.backends.base import traits
 from rag.batch.grammar import Plan, plan
@@ -244,9 +244,13 @@ class Summary:
 
 
 def text_language(written: list[str]) -> str:
-    """'ko', 'zh' or 'ja' for texts mostly written in Chinese, Japanese or Korean letters (as a new
-    collection's language is told: py3langid takes a Chinese page full of code for English), else English."""
-    return cjk_language_of(written) or DEFAULT_LANGUAGE
+    """'ko', 'zh', 'zh-Hant' or 'ja' for texts mostly written in Chinese, Japanese or Korean letters
+    (as a new collection's language is told: py3langid takes a Chinese page full of code for
+    English), else English. Chinese is traditional where its letters' forms say so."""
+    language = cjk_language_of(written) or DEFAULT_LANGUAGE
+    if language == "zh" and han_language("\n".join(text[:SAMPLE_CHARS] for text in written)) == "zh-Hant":
+        return "zh-Hant"
+    return language
 
 
 def unsupported_in(summary: str, summarised: list[str]) -> list[str]:

@@ -35,6 +35,12 @@ QA_INPUT = {"context": "[1] notes.md\nThe key is under the mat.", "question": "�
     ("在宅勤務手当金額", "ja"),
     ("会議室番号", "ja"),
     ("这个命令是什么", "zh"),
+    # Traditional Chinese, as Taiwan (這, 設) and Hong Kong (裏) write it: Japanese writes most of
+    # these forms too, but a Japanese question has kana.
+    ("如何設定環境變數？", "zh-Hant"),
+    ("這個命令是什麼", "zh-Hant"),
+    ("Pod 規約裏哪個欄位設定重啟策略？", "zh-Hant"),
+    ("社員食堂営業時間", "ja"),
     ("1234", "en"),
     ("", "en"),
 ])
@@ -44,7 +50,7 @@ def test_the_language_of_a_question(question, language):
 
 @pytest.mark.fast
 def test_every_language_has_every_text_and_english_is_the_fallback():
-    assert sorted(languages()) == ["en", "ja", "ko", "zh"]
+    assert sorted(languages()) == ["en", "ja", "ko", "zh", "zh-Hant"]
     assert texts("de") == texts("en")
     for language in languages().values():
         assert all(getattr(language, name) for name in ("sources_label", "quotes_header", "question_label", "no_context"))
@@ -66,6 +72,9 @@ def test_a_korean_question_gets_a_korean_prompt_that_asks_for_a_korean_answer():
     chinese = text_prompt("plain", "qa", "zh").format(context="[1] a.md\n钥匙在垫子下面。", question="钥匙在哪里？")
     assert chinese.endswith("资料：\n\n[1] a.md\n钥匙在垫子下面。\n\n问题： 钥匙在哪里？\nAnswer:")
     assert chinese.startswith("请只根据下面编号的资料用中文回答问题") and "如果资料中没有答案，请说明文档中没有提到，不要猜测。" in chinese
+    traditional = text_prompt("plain", "qa", "zh-Hant").format(context="[1] a.md\n鑰匙在墊子下面。", question="鑰匙在哪裡？")
+    assert traditional.endswith("資料：\n\n[1] a.md\n鑰匙在墊子下面。\n\n問題： 鑰匙在哪裡？\nAnswer:")
+    assert traditional.startswith("請只根據下面編號的資料用繁體中文回答問題，這些資料來自使用者自己的文件。")
     japanese = text_prompt("plain", "qa", "ja").format(context="[1] a.md\n鍵はマットの下です。", question="鍵はどこ？")
     assert "出典：\n\n[1] a.md\n鍵はマットの下です。\n\n質問： 鍵はどこ？\nAnswer:" in japanese
     assert japanese.startswith("以下の番号付きの出典だけを使って、質問に日本語で答えてください。")
@@ -82,6 +91,8 @@ def test_a_korean_question_gets_a_korean_prompt_that_asks_for_a_korean_answer():
     "出典には記載されていません。",
     "文書には記載されていません。",
     "文档中没有提到。",
+    "文件中沒有提到這個連接埠。",
+    "資料中未提及。",
     "문서에 나와 있지 않습니다.",
     "見つかりません。",
     # The default model's own words for ko21 ("an exact answer is not provided"), before it copied the question.
@@ -468,6 +479,7 @@ def test_the_cli_heads_an_answers_evidence_and_sources_in_its_language(
     ("ko", "2쪽, § Install > Linux, 3-9줄", "메일 3, 첨부 a.pdf, 1쪽, 12줄"),
     ("zh", "第 2 页，§ Install > Linux，第 3-9 行", "第 3 封邮件，附件 a.pdf，第 1 页，第 12 行"),
     ("ja", "2ページ、§ Install > Linux、3～9行目", "メール 3、添付 a.pdf、1ページ、12行目"),
+    ("zh-Hant", "第 2 頁，§ Install > Linux，第 3-9 行", "第 3 封郵件，附件 a.pdf，第 1 頁，第 12 行"),
 ])
 def test_where_a_quote_is_is_said_in_the_answers_language_and_in_english_to_the_model(language, label, prose):
     from rag.retrieval import location_label
@@ -477,7 +489,8 @@ def test_where_a_quote_is_is_said_in_the_answers_language_and_in_english_to_the_
     assert location_label({"message": 3, "attachment": "a.pdf", "page": 1, "start_line": 12, "end_line": 12}, language=language) == prose
     assert location_label(location, in_prompt=True, language=language) == "page 2, § Install {#install} > Linux, lines 3-9"
     assert location_label({"sheet": "Sales", "row": 2, "end_row": 40}, language=language).startswith(
-        {"en": "sheet Sales, rows 2-40", "ko": "시트 Sales, 2-40행", "zh": "工作表 Sales，第 2-40 行", "ja": "シート Sales、2～40行目"}[language]
+        {"en": "sheet Sales, rows 2-40", "ko": "시트 Sales, 2-40행", "zh": "工作表 Sales，第 2-40 行", "zh-Hant": "工作表 Sales，第 2-40 列",
+         "ja": "シート Sales、2～40行目"}[language]
     )
 
 
@@ -743,7 +756,8 @@ def test_an_answer_that_takes_its_fact_from_another_tutorial_ends_with_a_decline
 @pytest.mark.fast
 def test_an_answer_stops_where_it_would_open_a_turn_of_its_own_in_any_language():
     assert run_on_stops() == (
-        "\nContext:", "\nHuman:", "\nQuestion:", "\nSources:", "\nUser:", "\n出典：", "\n質問：", "\n资料：", "\n问题：", "\n질문:", "\n출처:"
+        "\nContext:", "\nHuman:", "\nQuestion:", "\nSources:", "\nUser:", "\n出典：", "\n問題：", "\n資料：", "\n質問：", "\n资料：",
+        "\n问题：", "\n질문:", "\n출처:",
     )
 
 

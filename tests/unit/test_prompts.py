@@ -129,6 +129,7 @@ def test_a_documents_language_is_told_by_its_letters():
 
     assert text_language(["# 팀 회의록\n\n새 빌드 서버의 호스트 이름은 `build-seoul-07`입니다."]) == "ko"
     assert text_language(["航班号是 MU5137，酒店是静安区的和平饭店。"]) == "zh"
+    assert text_language(["航班號是 CI0104，飯店是信義區的晶華酒店。"]) == "zh-Hant"
     assert text_language(["在宅勤務手当は月額5000円です。"]) == "ja"
     assert text_language(["The oven warranty ends on 4 October 2025.", "Der Ofen ist neu."]) == "en"
 
@@ -278,7 +279,7 @@ def test_the_web_page_has_every_word_in_every_language():
     from rag.languages import page_texts
 
     words = page_texts()
-    assert set(words) == {"en", "ko", "zh", "ja"}
+    assert set(words) == {"en", "ko", "zh", "zh-Hant", "ja"}
     for language, texts in words.items():
         for part in ("page", "location"):
             assert set(texts[part]) == set(words["en"][part]) and all(texts[part].values()), (language, part)
