@@ -99,6 +99,7 @@ class QASet(NamedTuple):
 
             converter = opencc.OpenCC(self.converted)
             partial = folder / f"{self.name}-documents.partial"
+            partial.mkdir(parents=True, exist_ok=True)
             for path in sorted(self.docs.rglob("*")):
                 if path.is_file():
                     written = partial / path.relative_to(self.docs)
@@ -230,7 +231,7 @@ def _chinese(text: str) -> str | None:
     from ingest.scripts import han_language
 
     form = han_language(text)
-    return None if form is None else "zh-Hant" if form == "zh-Hant" else "zh"
+    return form if form in ("zh", "zh-Hant") else None
 
 
 def in_language(language: str, answers: list[dict]) -> float:

@@ -106,40 +106,56 @@ def primary_language(code: str) -> str:
     return code.partition("-")[0]
 
 
-# The character set each language's Han letters are written from, by the codec that writes it in
-# two bytes: Japan's (JIS X 0208), simplified Chinese's (GB 2312), traditional Chinese's (Big5, as
-# Windows writes it).
-_HAN_CHARACTER_SETS = {"ja": "euc_jp", "zh": "gb2312", "zh-Hant": "cp950"}
-
-
 def han_language(text: str) -> str | None:
     """'ja', 'zh' (simplified Chinese) or 'zh-Hant' (traditional Chinese) for Han letters written in
     forms one language writes and another not: the language that wins most of these contests.
-    Against Japanese, simplified Chinese writes 这 and 时, Japanese 営 and 議; against traditional
-    Chinese, simplified writes 这 and 会, traditional 這 and 會; Japanese writes 会 and 営,
-    traditional 會 and 營. Japanese writes many traditional forms (時, 設, 議), so a text Japanese and
-    traditional Chinese win alike is traditional Chinese: a Japanese sentence has kana. None where no
-    language wins (日志: all write it)."""
+
+    Japanese writes the kanji of JIS X 0208's first level (its everyday ones), simplified Chinese
+    those of GB 2312, traditional Chinese those of Big5 (as Windows writes it), and may write those
+    of Hong Kong's supplement (HKSCS: 啓, 綫; it holds 関 and 駅 too, so none of its letters tells
+    traditional Chinese from anything else). Against Japanese, simplified Chinese writes 这 and 时,
+    Japanese 営 and 議; against traditional Chinese, simplified writes 这 and 会, traditional 這
+    and 會; against Japanese, traditional writes 這, 麼 and 變 (JIS X 0208 has them only in its
+    second level), Japanese 会 and 営. A text of letters Japanese and traditional Chinese both write
+    is Japanese (勤務時間), unless it holds 是 or 的, Chinese's copula and possessive, which Japanese
+    writes only inside a few words (是非, 目的): 服務的連接埠是多少. None where no language wins
+    (日志: all write it)."""
     letters = [_han_sets(letter) for letter in {letter for run in CJK_RUN.findall(text) for letter in run}]
 
     def ahead(language: str, other: str) -> int:
-        lead = sum(language in sets and other not in sets for sets in letters) - sum(
-            other in sets and language not in sets for sets in letters)
+        lead = sum(language in sets and not _may_write(other, sets) for sets in letters) - sum(
+            other in sets and not _may_write(language, sets) for sets in letters)
         return (lead > 0) - (lead < 0)
 
-    scores = {language: sum(ahead(language, other) for other in _HAN_CHARACTER_SETS if other != language)
-              for language in _HAN_CHARACTER_SETS}
+    scores = {language: sum(ahead(language, other) for other in _HAN_LANGUAGES if other != language) for language in _HAN_LANGUAGES}
     best = max(scores.values())
     winners = [language for language, points in scores.items() if points == best]
     if winners == ["ja", "zh-Hant"]:
-        return "zh-Hant"
+        return "zh-Hant" if _CHINESE_GRAMMAR.search(text) else "ja"
     return winners[0] if len(winners) == 1 and best > 0 else None
+
+
+_HAN_LANGUAGES = ("ja", "zh", "zh-Hant")
+_CHINESE_GRAMMAR = re.compile("[是的]")
+# Hong Kong's supplement to Big5: letters traditional Chinese may write (see han_language).
+_HONG_KONG = "zh-HK"
+
+
+def _may_write(language: str, sets: frozenset[str]) -> bool:
+    return language in sets or (language == "zh-Hant" and _HONG_KONG in sets)
 
 
 @functools.lru_cache(maxsize=1 << 14)
 def _han_sets(letter: str) -> frozenset[str]:
-    """The languages whose character set has `letter`."""
-    return frozenset(language for language, codec in _HAN_CHARACTER_SETS.items() if len(_encoded(letter, codec)) == 2)
+    """Which of han_language's character sets have `letter`: 'ja' (JIS X 0208's first level), 'zh'
+    (GB 2312), 'zh-Hant' (Big5), 'zh-HK' (Big5 with HKSCS)."""
+    japanese = _encoded(letter, "euc_jp")
+    # EUC-JP writes the first level's rows (16 to 47) with lead bytes 0xB0 to 0xCF.
+    sets = {"ja"} if len(japanese) == 2 and 0xB0 <= japanese[0] <= 0xCF else set()
+    for language, codec in (("zh", "gb2312"), ("zh-Hant", "cp950"), (_HONG_KONG, "big5hkscs")):
+        if len(_encoded(letter, codec)) == 2:
+            sets.add(language)
+    return frozenset(sets)
 
 
 def _encoded(letter: str, codec: str) -> bytes:

@@ -22,6 +22,7 @@ from langchain_core.prompts import BasePromptTemplate
 
 from ingest.index import Index
 from ingest.index.keywords import cjk_terms
+from ingest.scripts import han_language, primary_language
 from ingest.text import fold, stems
 from rag.backends import backend_errors, context_window, count_tokens, create_llm
 from rag.chain import FirstLineLLM, IndexRetriever, build_condense_chain, build_rag_chain, fit_sources, prompt_paths
@@ -281,8 +282,7 @@ class Assistant:
     def stream(self, question: str, history: Sequence[tuple[str, str]] = ()) -> AnswerStream:
         require_question(question)
         standalone = self.standalone_question(question, history) if history else None
-        # In the follow-up's language: a standalone question may hold the previous one, in another.
-        chunks = self._explained(self.chain.stream({"question": standalone or question, "language": detect_language(question)}))
+        chunks = self._explained(self.chain.stream({"question": standalone or question, "language": follow_up_language(question, standalone)}))
         return AnswerStream(chunks, question, standalone, self)
 
     def _explained(self, chunks: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -466,13 +466,24 @@ class ConversationStream:
         return self._stream.state
 
 
+def follow_up_language(question: str, standalone: str | None) -> str:
+    """The language to answer `question` in: its own, as a standalone question made of it may hold
+    the previous one in another language; but the standalone's script of the same language, where
+    the follow-up's letters do not tell it ("那 Service 呢？" after a traditional Chinese question)."""
+    language = detect_language(question)
+    if standalone is None or han_language(question) is not None:
+        return language
+    conversation = detect_language(standalone)
+    return conversation if primary_language(conversation) == primary_language(language) else language
+
+
 def resolves_follow_up(rewritten: str, question: str, history: Sequence[tuple[str, str]]) -> bool:
     """Whether a condensed question is one, in the follow-up's language (the answer's), and names
     something of the conversation the follow-up did not: a word, or a pair of CJK letters."""
     rewritten = rewritten.strip()
     if not rewritten.endswith(("?", "？")) or any(rewritten == answer.strip() for _, answer in history):
         return False
-    if detect_language(rewritten) != detect_language(question):
+    if primary_language(detect_language(rewritten)) != primary_language(detect_language(question)):
         return False
 
     def terms(text: str) -> set[str]:

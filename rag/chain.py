@@ -140,7 +140,7 @@ class IndexRetriever(BaseRetriever):
     def readable(self, query: str) -> bool:
         """Whether the embedding model reads enough of `query`, in a language it learnt, for its cosine to mean something."""
         return (
-            primary_language(detect_language(query)) in self.cosine_languages
+            primary_language(detect_language(query)) in {primary_language(language) for language in self.cosine_languages}
             and readability(query, model_tokenizer(embedding_model(self.settings))).unread_share < self.max_unread_share
         )
 

@@ -17,6 +17,8 @@ from ingest.scripts import HANGUL, KANA, han_language, language_identifier, prim
 from ingest.text import fold
 
 DEFAULT = "en"
+# Subtags of a Chinese language tag that say traditional letters: the script, a place or Cantonese.
+TRADITIONAL_CHINESE_SUBTAGS = frozenset({"hant", "tw", "hk", "mo", "yue"})
 # The kinds of fact a question can ask for, in the order they are tried: "the command on port 8080" asks for a command.
 FACT_KINDS = ("time", "date", "code", "number")
 # The placeholders of tasks.toml that a language's texts fill.
@@ -112,8 +114,18 @@ def page_texts() -> dict[str, dict[str, dict[str, str]]]:
 
 
 def texts(language: str) -> LanguageTexts:
-    """What rag says in `language`; English for a language it has no texts for."""
-    return languages().get(language) or languages()[DEFAULT]
+    """What rag says in `language` (or a language tag: 'ko-KR', 'zh-TW'); English for a language it
+    has no texts for."""
+    return languages().get(language) or languages().get(tag_language(language)) or languages()[DEFAULT]
+
+
+def tag_language(tag: str) -> str:
+    """The language of a language tag as rag names it: 'ko' for 'ko-KR', and for Chinese 'zh-Hant'
+    where the tag says traditional or names a place that writes it ('zh-TW', 'zh-HK', 'yue'), else 'zh'
+    (the web page picks its words the same way)."""
+    code, *subtags = tag.lower().replace("_", "-").split("-")
+    traditional = "hans" not in subtags and (code == "yue" or bool(TRADITIONAL_CHINESE_SUBTAGS & set(subtags)))
+    return "zh-Hant" if code in ("zh", "yue") and traditional else code
 
 
 def detect_language(text: str) -> str:
@@ -127,6 +139,8 @@ def detect_language(text: str) -> str:
     language = language_identifier(tuple(sorted({primary_language(code) for code in languages()}))).classify(text)[0]
     if language in ("zh", "ja") and not KANA.search(text) and not HANGUL.search(text):
         return han_language(text) or language
+    if language == "zh" and han_language(text) == "zh-Hant":  # a kana quoted in a Chinese question
+        return "zh-Hant"
     return language
 
 

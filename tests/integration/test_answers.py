@@ -431,6 +431,20 @@ def test_a_follow_up_rewrite_is_used_only_when_it_names_something_from_the_conve
 
 
 @pytest.mark.fast
+def test_a_follow_up_whose_letters_do_not_say_which_chinese_is_answered_in_the_conversations():
+    from rag.answering import follow_up_language
+
+    history = [("StatefulSet 的 Pod 名稱是怎麼決定的？", "由 StatefulSet 的名稱加上序號決定 [1]。")]
+    rewritten = "StatefulSet 的 Service 名稱是怎麼決定的？"
+    # 那 Service 呢？ is written alike in simplified and traditional Chinese: the rewrite is taken all the same.
+    assert resolves_follow_up(rewritten, "那 Service 呢？", history)
+    assert follow_up_language("那 Service 呢？", rewritten) == "zh-Hant"
+    assert follow_up_language("那 Service 呢？", None) == "zh"
+    assert follow_up_language("那这个呢？", rewritten) == "zh"  # its own letters say simplified
+    assert follow_up_language("그럼 Service는요?", "What decides the name of a StatefulSet's Service?") == "ko"
+
+
+@pytest.mark.fast
 @pytest.mark.parametrize("first,answer,follow_up,rewritten,kept", [
     # The default model's rewrites and answers (it often answers instead of rewriting).
     ("Cassandra 教程中，启动 Minikube 时要给多少内存？", "2048MB", "那 CPU 要几个？", "Cassandra 教程中，启动 Minikube 时要给几个 CPU？", True),

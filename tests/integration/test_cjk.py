@@ -61,6 +61,7 @@ def test_cjk_runs_are_indexed_as_bigrams_and_other_text_as_it_is():
     assert query_terms("在macOS上运行") == ["macos", "ｍａｃｏｓ", "上运", "运行"]
     assert query_terms("什么是量化？") == ["量化"]  # question and function words go, as English stopwords do
     assert query_terms("什麼是量化？請問這個怎麼設定") == ["量化", "設定"]  # in traditional Chinese too
+    assert query_terms("甚麼是量化？") == ["量化"]
     assert query_terms("양자화란 무엇인가요?") == ["양자", "자화"]
 
 

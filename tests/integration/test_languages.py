@@ -40,7 +40,12 @@ QA_INPUT = {"context": "[1] notes.md\nThe key is under the mat.", "question": "�
     ("如何設定環境變數？", "zh-Hant"),
     ("這個命令是什麼", "zh-Hant"),
     ("Pod 規約裏哪個欄位設定重啟策略？", "zh-Hant"),
+    ("為什麼啓動失敗？", "zh-Hant"),  # 啓: Hong Kong's form
+    ("服務的連接埠是多少", "zh-Hant"),  # letters Japanese writes too, with Chinese's 的 and 是
+    ("這家の拉麵店在哪？", "zh-Hant"),  # a kana quoted in a Chinese question
     ("社員食堂営業時間", "ja"),
+    ("勤務時間", "ja"),
+    ("日本語", "ja"),
     ("1234", "en"),
     ("", "en"),
 ])
@@ -52,6 +57,7 @@ def test_the_language_of_a_question(question, language):
 def test_every_language_has_every_text_and_english_is_the_fallback():
     assert sorted(languages()) == ["en", "ja", "ko", "zh", "zh-Hant"]
     assert texts("de") == texts("en")
+    assert texts("zh-TW") == texts("yue-HK") == texts("zh-Hant") and texts("zh-CN") == texts("zh") and texts("ko-KR") == texts("ko")
     for language in languages().values():
         assert all(getattr(language, name) for name in ("sources_label", "quotes_header", "question_label", "no_context"))
         assert "{names}" in language.unmentioned and "{claims}" in language.nothing_supported
@@ -93,6 +99,15 @@ def test_a_korean_question_gets_a_korean_prompt_that_asks_for_a_korean_answer():
     "文档中没有提到。",
     "文件中沒有提到這個連接埠。",
     "資料中未提及。",
+    "提供的資料中沒有提供相關資訊。",
+    "文件裡沒有提到。",
+    "資料中找不到答案。",
+    "文件中未有提及。",
+    "文件未提供此資訊。",
+    "資料中沒有明確說明。",
+    "資料中並無記載。",
+    "無法從資料中得知。",
+    "所提供的文件並沒有涵蓋這一點。",
     "문서에 나와 있지 않습니다.",
     "見つかりません。",
     # The default model's own words for ko21 ("an exact answer is not provided"), before it copied the question.
@@ -105,6 +120,11 @@ def test_declines_are_recognised_in_every_language(answer):
 @pytest.mark.fast
 @pytest.mark.parametrize("answer", [
     "28 days.", "포트는 8080입니다 [1].", "端口是 8080 [1]。", "ポートは8080です [1]。", "이 기능은 베타 버전에서는 제공되지 않습니다 [2].",
+    # 檔案 is a file and 資料 data in Taiwan: these say what a file or data lacks.
+    "如果 YAML 檔案中沒有包含 namespace 欄位，就會使用 default [1]。",
+    "Secret 的資料中沒有包含密碼時，Pod 無法啟動 [2]。",
+    "當 kubelet 無法找到映像時，Pod 會停在 ImagePullBackOff [1]。",
+    "空的 ConfigMap 沒有內容 [3]。",
 ])
 def test_answers_are_not_taken_for_declines(answer):
     assert not is_declined(answer)
@@ -191,6 +211,10 @@ def test_a_quoted_chinese_or_japanese_sentence_wrapped_inside_a_word_is_quoted_w
     ("这个服务是什么类型？", None),
     ("LangChainでOllamaを使うにはどのパッケージを入れますか？", "code"),
     ("クラスターの名前は何ですか？", None),
+    ("憑證甚麼時候到期？", "date"),
+    ("憑證幾時到期？", "date"),
+    ("服務的連接埠是多少？", "number"),
+    ("要用哪個指令列出所有外掛？", "code"),
 ])
 def test_the_kind_of_fact_a_question_asks_for_is_read_in_its_language(question, kind):
     assert expected_kind(question) == kind
