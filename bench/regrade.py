@@ -77,7 +77,7 @@ def regrade(row: dict[str, Any], home: Path) -> dict[str, Any]:
         environ={}, home=home / f"{name}-{chunk_tokens or 'default'}", llm={"temperature": 0},
         chunking={"chunk_tokens": None if chunk_tokens in (None, "default") else int(chunk_tokens)},
     )
-    folder = qa_set.docs.resolve()
+    folder = qa_set.documents(home).resolve()
     settings = answer_eval.docs_settings(settings, folder)
     rag.ingest([folder], settings)
     assistant = Assistant(settings)

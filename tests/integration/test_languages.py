@@ -108,6 +108,11 @@ def test_a_korean_question_gets_a_korean_prompt_that_asks_for_a_korean_answer():
     "資料中並無記載。",
     "無法從資料中得知。",
     "所提供的文件並沒有涵蓋這一點。",
+    "文档里没有提到。",
+    "资料中找不到答案。",
+    "无法从资料中得知。",
+    "资料中没有明确说明。",
+    "没有找到相关信息。",
     "문서에 나와 있지 않습니다.",
     "見つかりません。",
     # The default model's own words for ko21 ("an exact answer is not provided"), before it copied the question.
@@ -125,6 +130,9 @@ def test_declines_are_recognised_in_every_language(answer):
     "Secret 的資料中沒有包含密碼時，Pod 無法啟動 [2]。",
     "當 kubelet 無法找到映像時，Pod 會停在 ImagePullBackOff [1]。",
     "空的 ConfigMap 沒有內容 [3]。",
+    "Secret 的资料中没有包含密码时，Pod 无法启动 [2]。",
+    "当 kubelet 无法找到镜像时，Pod 会停在 ImagePullBackOff [1]。",
+    "空的 ConfigMap 没有内容 [3]。",
 ])
 def test_answers_are_not_taken_for_declines(answer):
     assert not is_declined(answer)
