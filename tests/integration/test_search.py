@@ -121,9 +121,15 @@ def test_every_embedding_path_gives_the_same_vectors(sample_index):
         assert np.min(np.sum(reference * bulk, axis=1)) > agreement, path
 
 
+# Cosine similarities closer than this are a tie int8's rounding may turn either way.
+NEAR_TIE = 0.01
+
+
 def test_int8_chunk_vectors_find_the_same_chunks_as_float32(sample_index):
-    """What int8 must keep: for every question, the chunk its float32 vector is nearest to among
-    the sample notes' chunks is nearest among their int8 vectors too (queries stay float32)."""
+    """What int8 must keep: for every question, the chunk nearest its float32 vector among the
+    sample notes' chunks' int8 vectors is the nearest among their float32 vectors too (queries stay
+    float32), or one the float32 vectors hold as near: int8's rounding may turn such a tie (on a
+    CPU without AVX-512 it picks the calibration script's next chunk, the one stating the baud rate)."""
     import numpy as np
 
     from ingest.index import Index
@@ -137,7 +143,10 @@ def test_int8_chunk_vectors_find_the_same_chunks_as_float32(sample_index):
     float32 = embedder.encode(texts)
     int8 = embedder._encoder("int8-onnx")(texts)
     assert len(texts) > 50
-    assert list(np.argmax(questions @ int8.T, axis=1)) == list(np.argmax(questions @ float32.T, axis=1))
+    float32_scores = questions @ float32.T
+    nearest_in_int8 = np.argmax(questions @ int8.T, axis=1)
+    missed = float32_scores.max(axis=1) - float32_scores[np.arange(len(questions)), nearest_in_int8]
+    assert list(missed <= NEAR_TIE) == [True] * len(questions), missed
 
 
 def test_a_large_ingest_embeds_in_int8_on_a_cpu_without_native_bfloat16(monkeypatch):

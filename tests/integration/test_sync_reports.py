@@ -214,8 +214,10 @@ def test_a_renamed_or_moved_file_keeps_its_vectors(notes, home, embedded_texts):
     moved = Index(settings).sources()[str(notes / "archive/buns.md")]
     assert moved.sha256 == old[str(buns)].sha256
     new_vectors = Index(settings).get_vectors(moved.chunk_ids)
+    # The same vectors, to float32's last bit: on a CPU without AVX-512, Chroma gives a vector it is
+    # given again back a unit in its last place off (a re-embedded one would not be asked for at all).
     for old_id, new_id in zip(old[str(buns)].chunk_ids, moved.chunk_ids):
-        assert np.array_equal(old_vectors[old_id], new_vectors[new_id])
+        assert np.allclose(old_vectors[old_id], new_vectors[new_id], rtol=1e-6, atol=1e-9)
     assert rag.search("cardamom buns", settings, k=1)[0].source == str(notes / "archive/buns.md")
     assert rag.search("cardamom", settings, k=1, mode="keyword")[0].source == str(notes / "archive/buns.md")
     assert_index_consistent(settings)
