@@ -96,7 +96,7 @@ class IndexRetriever(BaseRetriever):
             min_keyword_coverage=gate.min_keyword_coverage,
             min_unread_coverage=gate.min_unread_coverage,
             max_unread_share=gate.max_unread_share,
-            cosine_languages=tuple(gate.cosine_languages),
+            cosine_languages=tuple(primary_language(language) for language in gate.cosine_languages),
             **search_options,
         )
 
@@ -140,7 +140,7 @@ class IndexRetriever(BaseRetriever):
     def readable(self, query: str) -> bool:
         """Whether the embedding model reads enough of `query`, in a language it learnt, for its cosine to mean something."""
         return (
-            primary_language(detect_language(query)) in {primary_language(language) for language in self.cosine_languages}
+            primary_language(detect_language(query)) in self.cosine_languages
             and readability(query, model_tokenizer(embedding_model(self.settings))).unread_share < self.max_unread_share
         )
 
