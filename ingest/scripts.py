@@ -115,11 +115,11 @@ def han_language(text: str) -> str | None:
     of Hong Kong's supplement (HKSCS: 啓, 綫; it holds 関 and 駅 too, so none of its letters tells
     traditional Chinese from anything else). Against Japanese, simplified Chinese writes 这 and 时,
     Japanese 営 and 議; against traditional Chinese, simplified writes 这 and 会, traditional 這
-    and 會; against Japanese, traditional writes 這, 麼 and 變 (JIS X 0208 has them only in its
+    and 會; against Japanese, traditional writes 麼, 們 and 變 (JIS X 0208 has them only in its
     second level), Japanese 会 and 営. A text of letters Japanese and traditional Chinese both write
     is Japanese (勤務時間), unless it holds 是 or 的, Chinese's copula and possessive, which Japanese
-    writes only inside a few words (是非, 目的): 服務的連接埠是多少. None where no language wins
-    (日志: all write it)."""
+    writes only inside a few words (是非, 目的), or 這, Chinese's "this", which Japanese writes in
+    這う alone: 服務的連接埠是多少, 這個 Pod 要等多久. None where no language wins (日志: all write it)."""
     letters = [_han_sets(letter) for letter in {letter for run in CJK_RUN.findall(text) for letter in run}]
 
     def ahead(language: str, other: str) -> int:
@@ -136,9 +136,18 @@ def han_language(text: str) -> str | None:
 
 
 _HAN_LANGUAGES = ("ja", "zh", "zh-Hant")
-_CHINESE_GRAMMAR = re.compile("[是的]")
+_CHINESE_GRAMMAR = re.compile("[是的這]")
 # Hong Kong's supplement to Big5: letters traditional Chinese may write (see han_language).
 _HONG_KONG = "zh-HK"
+
+
+def simplified_only(text: str) -> bool:
+    """Whether `text` holds a letter simplified Chinese writes and traditional Chinese does not: one
+    of GB 2312's that Big5 lacks (这, 设, 会; HKSCS holds some of them, for names, not for prose)."""
+    return any(_han_sets(letter) & _CHINESE_SCRIPTS == {"zh"} for run in CJK_RUN.findall(text) for letter in run)
+
+
+_CHINESE_SCRIPTS = frozenset({"zh", "zh-Hant"})
 
 
 def _may_write(language: str, sets: frozenset[str]) -> bool:

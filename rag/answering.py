@@ -24,10 +24,10 @@ from ingest.index import Index
 from ingest.index.keywords import cjk_terms
 from ingest.scripts import han_language, primary_language
 from ingest.text import fold, stems
-from rag.backends import backend_errors, context_window, count_tokens, create_llm
+from rag.backends import backend_errors, context_window, count_tokens, create_llm, never_writing
 from rag.chain import FirstLineLLM, IndexRetriever, build_condense_chain, build_rag_chain, fit_sources, prompt_paths
 from rag.languages import DEFAULT as DEFAULT_LANGUAGE
-from rag.languages import detect_language, quotes_headers, run_on_stops, texts
+from rag.languages import detect_language, quotes_headers, run_on_stops, texts, unwritten_letters
 from rag.prompting import select_prompt
 from rag.query_generation import QueryWriter
 from rag.evidence import Evidence, expected_kind, quote_evidence
@@ -211,7 +211,7 @@ class Assistant:
         self.quotes_budget = min(QUOTES_RESERVE_TOKENS, budget // 4) if quoting else 0
         self.chain = build_rag_chain(
             retriever, self.qa_prompt, generator, fit=partial(self._fit, budget=budget - self.quotes_budget),
-            quotes=self._prompt_quotes if quoting else None, decline=self._unmentioned,
+            quotes=self._prompt_quotes if quoting else None, decline=self._unmentioned, writing=self._writing,
         )
         condense_stop = [*self.condense.stop, *settings.llm.stop]
         condensing = FirstLineLLM(inner=self.llm) if isinstance(self.llm, BaseLLM) else self.llm
@@ -227,6 +227,11 @@ class Assistant:
             chosen = select_prompt(self.llm, self.settings.llm.qa_prompt, self.settings.llm.prompt_style, language)
             self._qa_prompts[language] = chosen.prompt
         return self._qa_prompts[language]
+
+    def _writing(self, language: str) -> dict[str, Any]:
+        """The answer model's arguments for `language`: kept from the letters it is not written in, where the engine can be."""
+        unwritten = unwritten_letters(language)
+        return never_writing(self.llm, unwritten) if unwritten else {}
 
     def _fit(self, sources: list[Document], question: str, budget: int) -> list[Document]:
         prompt = self.qa_prompt(detect_language(question))
@@ -466,15 +471,19 @@ class ConversationStream:
         return self._stream.state
 
 
-def follow_up_language(question: str, standalone: str | None) -> str:
+def follow_up_language(question: str, standalone: str | None) -> str | None:
     """The language to answer `question` in: its own, as a standalone question made of it may hold
     the previous one in another language; but the standalone's script of the same language, where
-    the follow-up's letters do not tell it ("那 Service 呢？" after a traditional Chinese question)."""
+    the follow-up's letters do not tell it ("那 Service 呢？" after a traditional Chinese question).
+    None for Chinese whose script neither tells: the chain answers in its sources' (`reply_language`)."""
     language = detect_language(question)
-    if standalone is None or han_language(question) is not None:
+    if han_language(question) is not None:
         return language
-    conversation = detect_language(standalone)
-    return conversation if primary_language(conversation) == primary_language(language) else language
+    if standalone is not None and han_language(standalone) is not None:
+        conversation = detect_language(standalone)
+        if primary_language(conversation) == primary_language(language):
+            return conversation
+    return None if language == "zh" else language
 
 
 def resolves_follow_up(rewritten: str, question: str, history: Sequence[tuple[str, str]]) -> bool:

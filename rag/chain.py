@@ -37,7 +37,7 @@ from ingest.scripts import primary_language, readability
 from ingest.text import word_coverage
 from rag.errors import RagError, UsageError
 from rag.languages import DEFAULT as DEFAULT_LANGUAGE
-from rag.languages import detect_language, texts
+from rag.languages import detect_language, reply_language, texts
 from rag.retrieval import Mode, SearchHit, check_search_options, embedding_model, location_label, search
 from rag.settings import MAX_SEARCH_QUERIES, Settings
 
@@ -241,14 +241,16 @@ def build_rag_chain(
     parser: Runnable | None = None,
     quotes: Callable[[str, list[Document]], str] | None = None,
     decline: Callable[[str, list[Document], str], str | None] = lambda question, sources, language: None,
+    writing: Callable[[str], dict[str, Any]] = lambda language: {},
 ) -> Runnable:
-    """question dict (and the language to answer in, where not the question's) -> dict with
+    """question dict (and the language to answer in, where not `reply_language`'s) -> dict with
     language, sources, prompt and the (streamed) answer.
 
     `prompt(language)` is the prompt for a question in that language; `quotes(question, sources)`
     fills its {quotes}, where it has one; `decline(question, sources, language)` may answer instead
-    of the model (why the sources cannot answer), or return None."""
-    generate = llm | (parser or StrOutputParser())
+    of the model (why the sources cannot answer), or return None; `writing(language)` are the
+    arguments the model generates an answer in that language with."""
+    parse = parser or StrOutputParser()
 
     def answer(parts: Iterator[dict[str, Any]]) -> Iterator[AddableDict]:
         # A generator, not a RunnableAssign: that would hand every token across threads.
@@ -262,14 +264,16 @@ def build_rag_chain(
         if declined := decline(state["question"], state["sources"], state["language"]):
             yield AddableDict(declined=True, answer=declined)
             return
+        arguments = writing(state["language"])
+        generate = (llm.bind(**arguments) if arguments else llm) | parse
         for token in generate.stream(state["prompt"]):
             yield AddableDict(answer=token)
 
     return (
-        RunnablePassthrough.assign(language=lambda state: state.get("language") or detect_language(state["question"]))
-        | RunnablePassthrough.assign(retrieved=itemgetter("question") | _timed(retriever))
+        RunnablePassthrough.assign(retrieved=itemgetter("question") | _timed(retriever))
         | RunnableLambda(_unpack_retrieval)
         | RunnablePassthrough.assign(sources=lambda state: fit(state["sources"], state["question"]))
+        | RunnablePassthrough.assign(language=_reply_language)
         | RunnablePassthrough.assign(context=lambda state: format_context(state["sources"]))
         | RunnablePassthrough.assign(quotes=lambda state: quotes(state["question"], state["sources"]) if quotes else "")
         | RunnablePassthrough.assign(prompt=lambda state: prompt(state["language"]).invoke(state))
@@ -279,7 +283,11 @@ def build_rag_chain(
 
 def _unpack_retrieval(state: dict[str, Any]) -> dict[str, Any]:
     retrieved = state["retrieved"]
-    return {"question": state["question"], "language": state["language"], **retrieved}
+    return {"question": state["question"], "language": state.get("language"), **retrieved}
+
+
+def _reply_language(state: dict[str, Any]) -> str:
+    return state["language"] or reply_language(state["question"], [source.page_content for source in state["sources"]])
 
 
 def first_line(chunks: Iterator[str]) -> Iterator[str]:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import functools
 import re
 import tomllib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 
-from ingest.scripts import HANGUL, KANA, han_language, language_identifier, primary_language
+from ingest.scripts import HANGUL, KANA, han_language, language_identifier, primary_language, simplified_only
 from ingest.text import fold
 
 DEFAULT = "en"
@@ -142,6 +143,23 @@ def detect_language(text: str) -> str:
     if language == "zh" and han_language(text) == "zh-Hant":  # a kana quoted in a Chinese question
         return "zh-Hant"
     return language
+
+
+def reply_language(question: str, passages: Sequence[str]) -> str:
+    """The language to answer `question` from `passages` in: the question's (`detect_language`), and
+    for a Chinese question whose letters are written alike in both scripts ("Pod 要等多久？"), the
+    Chinese the passages are written in."""
+    language = detect_language(question)
+    if language != "zh" or han_language(question) is not None:
+        return language
+    return "zh-Hant" if han_language("\n".join(passages)) == "zh-Hant" else language
+
+
+def unwritten_letters(language: str) -> Callable[[str], bool] | None:
+    """What says that a text holds letters an answer in `language` is not written in, where the model
+    writes them all the same: the simplified forms (这, 设) of a traditional Chinese answer, as a model
+    trained mostly on simplified text slips into them."""
+    return simplified_only if language == "zh-Hant" else None
 
 
 @functools.cache

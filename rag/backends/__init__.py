@@ -15,7 +15,7 @@ import importlib
 import importlib.util
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterator, cast
+from typing import TYPE_CHECKING, Any, Callable, Iterator, cast
 
 from rag.backends.base import traits
 from rag.backends.registry import BACKENDS, BackendSpec
@@ -125,6 +125,12 @@ def count_tokens(llm: BaseLanguageModel, text: str) -> int:
 def json_schema_constrained(llm: BaseLanguageModel, schema: dict[str, Any]) -> Runnable | None:
     """`llm` bound to write only JSON valid for `schema` (constrained decoding), where it can."""
     return traits(llm).rag_json_schema(schema)
+
+
+def never_writing(llm: BaseLanguageModel, unwritten: Callable[[str], bool]) -> dict[str, Any]:
+    """The generation arguments that keep `llm` from any token whose text `unwritten` holds, where
+    its engine can be kept from them; none where it cannot."""
+    return traits(llm).rag_never_writing(unwritten)
 
 
 # What LangChain's model classes call a reply's length limit and its temperature. One class may

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Any, Iterator, cast
+import weakref
+from typing import Any, Callable, Iterator, cast
 
 with warnings.catch_warnings():
     # langchain-community announces its own sunset on import; LlamaCpp itself is what we want.
@@ -71,6 +72,21 @@ class RagLlamaCpp(ModelTraits, LlamaCpp):
         llama_cpp.llama_sampler_free(sampler)
         return self.bind(grammar=llama_cpp.LlamaGrammar.from_string(text, verbose=False))
 
+    def rag_never_writing(self, unwritten: Callable[[str], bool]) -> dict[str, Any]:
+        """A logits processor that leaves no token whose text `unwritten` holds a chance."""
+        import numpy as np
+        from llama_cpp import LogitsProcessorList
+
+        banned = _tokens_holding(self.client, unwritten)
+        if not len(banned):
+            return {}
+
+        def never_sampled(input_ids: Any, scores: Any) -> Any:
+            scores[banned] = -np.inf
+            return scores
+
+        return {"logits_processor": LogitsProcessorList([never_sampled])}
+
     def rag_render_chat(self, messages: list[dict[str, str]]) -> str | None:
         """`messages` through the chat template stored in the GGUF, if it has one."""
         template = self.client.metadata.get("tokenizer.chat_template")
@@ -96,6 +112,22 @@ class RagLlamaCpp(ModelTraits, LlamaCpp):
             return None  # a template we cannot drive: the family prompt is used instead
         # LlamaCpp adds the BOS token when it tokenizes; a second one would confuse the model.
         return prompt.removeprefix(bos)
+
+
+# The tokens of each loaded model that hold letters some answers are never to write: its whole
+# vocabulary is read once for each such kind of letter, not at every answer.
+_TOKENS_HOLDING: weakref.WeakKeyDictionary[Any, dict[Callable[[str], bool], Any]] = weakref.WeakKeyDictionary()
+
+
+def _tokens_holding(client: Any, unwritten: Callable[[str], bool]) -> Any:
+    """The ids of `client`'s tokens whose text `unwritten` holds (a token of a letter's first bytes alone holds none)."""
+    import numpy as np
+
+    found = _TOKENS_HOLDING.setdefault(client, {})
+    if unwritten not in found:
+        tokens = (token for token in range(client.n_vocab()) if unwritten(client.detokenize([token]).decode("utf-8", "ignore")))
+        found[unwritten] = np.fromiter(tokens, dtype=np.intc)
+    return found[unwritten]
 
 
 def create(all_settings: Settings) -> RagLlamaCpp:

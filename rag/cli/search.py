@@ -70,10 +70,10 @@ def search(
         print_queries(result.queries)
     if not result.hits:
         err.print("No matching chunks.")
-    from rag.languages import detect_language
+    from rag.languages import reply_language
     from rag.retrieval import location_label
 
-    language = detect_language(query)  # the places are said in the query's language
+    language = reply_language(query, [hit.text for hit in result.hits])  # the places are said in the query's language
     for hit in result.hits:
         label = location_label(hit.location, language=language)
         where_label = f"  {label}" if label else ""

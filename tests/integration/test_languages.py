@@ -9,12 +9,12 @@ import pytest
 
 import rag
 from ingest.loaders import load_markdown
-from ingest.scripts import columns
+from ingest.scripts import columns, simplified_only
 from rag.answer_eval import is_declined
 from rag.batch.jobs import unsupported_values
 from rag.evidence import expected_kind, quote_evidence, sentence_spans
 from rag.grounding import check_grounding, unmentioned
-from rag.languages import detect_language, languages, run_on_stops, texts
+from rag.languages import detect_language, languages, reply_language, run_on_stops, texts
 from rag.prompting import text_prompt
 from tests.conftest import REPO, make_settings
 
@@ -43,6 +43,7 @@ QA_INPUT = {"context": "[1] notes.md\nThe key is under the mat.", "question": "�
     ("為什麼啓動失敗？", "zh-Hant"),  # 啓: Hong Kong's form
     ("服務的連接埠是多少", "zh-Hant"),  # letters Japanese writes too, with Chinese's 的 and 是
     ("這家の拉麵店在哪？", "zh-Hant"),  # a kana quoted in a Chinese question
+    ("這個 Pod 要等多久？", "zh-Hant"),  # letters Japanese writes too, with Chinese's 這
     ("社員食堂営業時間", "ja"),
     ("勤務時間", "ja"),
     ("日本語", "ja"),
@@ -51,6 +52,26 @@ QA_INPUT = {"context": "[1] notes.md\nThe key is under the mat.", "question": "�
 ])
 def test_the_language_of_a_question(question, language):
     assert detect_language(question) == language
+
+
+TRADITIONAL_NOTE = "部署完成後，Pod 需要等待大約三十秒才會進入就緒狀態。若超過兩分鐘仍未就緒，請檢查映像檔是否下載成功。"
+SIMPLIFIED_NOTE = "部署完成后，Pod 需要等待大约三十秒才会进入就绪状态。若超过两分钟仍未就绪，请检查镜像是否下载成功。"
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("question,passages,language", [
+    # 要, 等, 多 and 久 are written alike in both scripts: the passages say which Chinese to answer in.
+    ("Pod 要等多久？", [TRADITIONAL_NOTE], "zh-Hant"),
+    ("Pod 要等多久？", [SIMPLIFIED_NOTE], "zh"),
+    ("Pod 要等多久？", [], "zh"),
+    ("Pod 要等多久？", ["Pods become ready about thirty seconds after the rollout."], "zh"),
+    # A question whose letters tell its script keeps it, whatever its passages are written in.
+    ("這個 Pod 要等多久？", [SIMPLIFIED_NOTE], "zh-Hant"),
+    ("这个 Pod 要等多久？", [TRADITIONAL_NOTE], "zh"),
+    ("Pod は何秒待ちますか？", [TRADITIONAL_NOTE], "ja"),
+])
+def test_a_chinese_question_written_alike_in_both_scripts_is_answered_in_its_passages_chinese(question, passages, language):
+    assert reply_language(question, passages) == language
 
 
 @pytest.mark.fast
@@ -380,6 +401,34 @@ def test_a_question_is_answered_from_its_languages_page_with_evidence_in_that_la
     assert answer.evidence and all(script.search(evidence.text) for evidence in answer.evidence)
     assert any(fact in evidence.text for evidence in answer.evidence)
     assert answer.answer.strip()
+
+
+@pytest.mark.parametrize("note,language", [(TRADITIONAL_NOTE, "zh-Hant"), (SIMPLIFIED_NOTE, "zh")])
+def test_a_chinese_question_written_alike_in_both_scripts_is_answered_in_its_notes_chinese(tmp_path, note, language):
+    from rag.answering import Assistant
+
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "部署.md").write_text(f"# Pod\n\n{note}\n", encoding="utf-8")
+    settings = make_settings(tmp_path / "home")
+    settings = settings.model_copy(update={"llm": settings.llm.model_copy(update={"temperature": 0.0, "max_tokens": 32})})
+    rag.ingest([tmp_path / "notes"], settings)
+    answer = Assistant(settings).ask("Pod 要等多久？")
+    assert answer.language == language and answer.sources[0].metadata["source"].endswith("部署.md")
+    assert language == "zh" or not simplified_only(answer.answer)
+    assert texts(language).qa_system in answer.prompt and f"{texts(language).question_label} Pod 要等多久？" in answer.prompt
+
+
+def test_a_model_kept_from_simplified_letters_writes_none_even_when_asked_for_them(tmp_path):
+    """The default model slips into simplified letters in traditional Chinese answers (开源 for 開源):
+    kept from them, llama.cpp samples none of its tokens that hold one, even where they are due."""
+    from rag.backends import create_llm, never_writing, with_generation
+
+    llm = with_generation(create_llm(make_settings(tmp_path)), max_tokens=24, temperature=0.0)
+    prompt = "简体中文：这个设置会在重新启动时加载。请检查镜像是否下载成功。这个服务会在开机时启动。这个"
+    asked_for = llm.invoke(prompt)
+    kept = llm.invoke(prompt, **never_writing(llm, simplified_only))
+    assert simplified_only(asked_for)  # it goes on as the text does
+    assert HAN.search(kept) and not simplified_only(kept)
 
 
 @requires_cjkdocs
