@@ -24,10 +24,10 @@ from ingest.index import Index
 from ingest.index.keywords import cjk_terms
 from ingest.scripts import han_language, primary_language
 from ingest.text import fold, stems
-from rag.backends import backend_errors, context_window, count_tokens, create_llm, never_writing
+from rag.backends import backend_errors, context_window, count_tokens, create_llm, writing_in
 from rag.chain import FirstLineLLM, IndexRetriever, build_condense_chain, build_rag_chain, fit_sources, prompt_paths
 from rag.languages import DEFAULT as DEFAULT_LANGUAGE
-from rag.languages import detect_language, quotes_headers, run_on_stops, texts, unwritten_letters
+from rag.languages import detect_language, quotes_headers, run_on_stops, texts
 from rag.prompting import select_prompt
 from rag.query_generation import QueryWriter
 from rag.evidence import Evidence, expected_kind, quote_evidence
@@ -211,7 +211,8 @@ class Assistant:
         self.quotes_budget = min(QUOTES_RESERVE_TOKENS, budget // 4) if quoting else 0
         self.chain = build_rag_chain(
             retriever, self.qa_prompt, generator, fit=partial(self._fit, budget=budget - self.quotes_budget),
-            quotes=self._prompt_quotes if quoting else None, decline=self._unmentioned, writing=self._writing,
+            quotes=self._prompt_quotes if quoting else None, decline=self._unmentioned,
+            writing=partial(writing_in, self.llm),
         )
         condense_stop = [*self.condense.stop, *settings.llm.stop]
         condensing = FirstLineLLM(inner=self.llm) if isinstance(self.llm, BaseLLM) else self.llm
@@ -227,11 +228,6 @@ class Assistant:
             chosen = select_prompt(self.llm, self.settings.llm.qa_prompt, self.settings.llm.prompt_style, language)
             self._qa_prompts[language] = chosen.prompt
         return self._qa_prompts[language]
-
-    def _writing(self, language: str) -> dict[str, Any]:
-        """The answer model's arguments for `language`: kept from the letters it is not written in, where the engine can be."""
-        unwritten = unwritten_letters(language)
-        return never_writing(self.llm, unwritten) if unwritten else {}
 
     def _fit(self, sources: list[Document], question: str, budget: int) -> list[Document]:
         prompt = self.qa_prompt(detect_language(question))

@@ -15,11 +15,12 @@ import importlib
 import importlib.util
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterator, cast
+from typing import TYPE_CHECKING, Any, Iterator, cast
 
 from rag.backends.base import traits
 from rag.backends.registry import BACKENDS, BackendSpec
 from rag.errors import ConfigError, RagError
+from rag.languages import unwritten_letters
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseLanguageModel
@@ -127,10 +128,11 @@ def json_schema_constrained(llm: BaseLanguageModel, schema: dict[str, Any]) -> R
     return traits(llm).rag_json_schema(schema)
 
 
-def never_writing(llm: BaseLanguageModel, unwritten: Callable[[str], bool]) -> dict[str, Any]:
-    """The generation arguments that keep `llm` from any token whose text `unwritten` holds, where
-    its engine can be kept from them; none where it cannot."""
-    return traits(llm).rag_never_writing(unwritten)
+def writing_in(llm: BaseLanguageModel, language: str) -> dict[str, Any]:
+    """The generation arguments that keep `llm` from the letters a text in `language` is not written
+    in (`unwritten_letters`), where its engine can be kept from them; none where it cannot."""
+    unwritten = unwritten_letters(language)
+    return traits(llm).rag_never_writing(unwritten) if unwritten else {}
 
 
 # What LangChain's model classes call a reply's length limit and its temperature. One class may

@@ -31,7 +31,7 @@ from langchain_core.runnables import Runnable
 
 from ingest.index import Index
 from ingest.scripts import SAMPLE_CHARS, cjk_language_of, han_language
-from rag.backends import backend_errors, context_window, count_tokens, create_llm, json_schema_constrained, with_generation
+from rag.backends import backend_errors, context_window, count_tokens, create_llm, json_schema_constrained, with_generation, writing_in
 from rag.backends.base import traits
 from rag.batch.grammar import Plan, plan
 from rag.batch.schema import NOT_JSON, bounded, merge, parse_reply, schema_problem
@@ -170,6 +170,8 @@ class BatchModel:
         model: Runnable = constrained or (FirstLineLLM(inner=cast(BaseLLM, llm)) if selected.first_line_only else llm)
         if stop := [*selected.stop, *self.settings.llm.stop]:
             model = model.bind(stop=stop)
+        if constrained is None and (kept := writing_in(llm, language)):
+            model = model.bind(**kept)
         with self._in_flight, backend_errors(self.settings):
             started = time.perf_counter()
             reply = (model | StrOutputParser()).invoke(prompt).strip()

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import rag
+from rag.backends.packaged_models import DEFAULT_MODEL
 from ingest.loaders import load_markdown
 from ingest.scripts import columns, simplified_only
 from rag.answer_eval import is_declined
@@ -421,14 +422,25 @@ def test_a_chinese_question_written_alike_in_both_scripts_is_answered_in_its_not
 def test_a_model_kept_from_simplified_letters_writes_none_even_when_asked_for_them(tmp_path):
     """The default model slips into simplified letters in traditional Chinese answers (开源 for 開源):
     kept from them, llama.cpp samples none of its tokens that hold one, even where they are due."""
-    from rag.backends import create_llm, never_writing, with_generation
+    from rag.backends import create_llm, with_generation, writing_in
 
     llm = with_generation(create_llm(make_settings(tmp_path)), max_tokens=24, temperature=0.0)
     prompt = "简体中文：这个设置会在重新启动时加载。请检查镜像是否下载成功。这个服务会在开机时启动。这个"
     asked_for = llm.invoke(prompt)
-    kept = llm.invoke(prompt, **never_writing(llm, simplified_only))
+    kept = llm.invoke(prompt, **writing_in(llm, "zh-Hant"))
     assert simplified_only(asked_for)  # it goes on as the text does
     assert HAN.search(kept) and not simplified_only(kept)
+
+
+def test_a_traditional_chinese_note_is_summarized_in_traditional_letters(tmp_path):
+    (tmp_path / "notes").mkdir()
+    note = tmp_path / "notes" / "部署.md"
+    note.write_text(f"# 部署\n\n{TRADITIONAL_NOTE}\n", encoding="utf-8")
+    # The test model summarizes in English; the default one writes the note's language.
+    settings = make_settings(tmp_path / "home", llm={"model": DEFAULT_MODEL})
+    rag.ingest([note], settings)
+    [summary] = list(rag.summarize([str(note)], settings))
+    assert HAN.search(summary.summary) and not simplified_only(summary.summary)
 
 
 @requires_cjkdocs
