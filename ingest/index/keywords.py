@@ -78,12 +78,12 @@ _STOPWORDS = frozenset(
 )
 # Chinese question and function words, simplified and traditional, longest first: like English
 # stopwords they say nothing about which passage answers a question, and 什么/如何/哪里 would make
-# any chunk look half matched. Traditional 請 stays: Japanese writes it too, in 申請 and 請求.
+# any chunk look half matched. 请 and 請 alone stay: they begin 请求 and end 申请 (Japanese writes 申請 too).
 _CHINESE_FUNCTION_WORDS = re.compile(
     "为什么|為什麼|為甚麼|怎么样|怎麼樣|有什么|有什麼|有甚麼|是什么|是什麼|是甚麼|有哪些|是哪些|是不是|"
     "什么|什麼|甚麼|怎么|怎麼|怎样|怎樣|如何|哪里|哪裡|哪裏|哪儿|哪兒|哪些|哪个|哪個|为何|為何|是否|"
     "请问|請問|可以|能否|我们|我們|你们|你們|他们|他們|这个|這個|那个|那個|这些|這些|那些|一下|"
-    "吗|嗎|呢|吧|的|了|是|在|和|与|與|或|谁|誰|几|幾|请|您|你|我"
+    "吗|嗎|呢|吧|的|了|是|在|和|与|與|或|谁|誰|几|幾|您|你|我"
 )
 # Korean question words, and the particles and endings that close a word (only there: 이 and
 # 로 begin 이점 and 로컬).

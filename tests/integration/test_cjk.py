@@ -62,6 +62,7 @@ def test_cjk_runs_are_indexed_as_bigrams_and_other_text_as_it_is():
     assert query_terms("什么是量化？") == ["量化"]  # question and function words go, as English stopwords do
     assert query_terms("什麼是量化？請問這個怎麼設定") == ["量化", "設定"]  # in traditional Chinese too
     assert query_terms("甚麼是量化？") == ["量化"]
+    assert query_terms("每个容器请求了多少内存？") == ["每个", "个容", "容器", "器请", "请求", "多少", "少内", "内存"]  # 请 begins 请求
     assert query_terms("양자화란 무엇인가요?") == ["양자", "자화"]
 
 
