@@ -61,5 +61,6 @@ def main() -> None:
     for way, (letters, simplified, not_big5, seconds) in totals.items():
         print(f"{way:<9} {letters:>7.0f} {simplified:>10.0f} {not_big5:>8.0f} {seconds:>6.2f}  all")
 
+
 if __name__ == "__main__":
     main()

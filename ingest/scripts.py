@@ -32,6 +32,7 @@ CJK_RUN = re.compile(
 _UNSPACED_LETTER = "[\u3041-\u30fa\u30fc-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]"
 _UNSPACED_WRAP = re.compile(rf"(?<={_UNSPACED_LETTER})[ \t]*\n[ \t]*(?={_UNSPACED_LETTER})")
 HANGUL = re.compile("[\u1100-\u11ff\u3130-\u318f\ua960-\ua97f\uac00-\ud7af\ud7b0-\ud7ff]")
+HAN_LETTER = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")
 KANA = re.compile("[\u3041-\u30fa\u30fc-\u30ff\u31f0-\u31ff\uff66-\uff9f]")
 # A document is in a script the model does not read when that script is at least this share of
 # its letters (an English page quoting a Chinese name is not) ...
@@ -120,7 +121,15 @@ def han_language(text: str) -> str | None:
     is Japanese (勤務時間), unless it holds 是 or 的, Chinese's copula and possessive, which Japanese
     writes only inside a few words (是非, 目的), or 這, Chinese's "this", which Japanese writes in
     這う alone: 服務的連接埠是多少, 這個 Pod 要等多久. None where no language wins (日志: all write it)."""
-    letters = [_han_sets(letter) for letter in {letter for run in CJK_RUN.findall(text) for letter in run}]
+    standing = han_languages(text)
+    return standing[0] if standing else None
+
+
+def han_languages(text: str) -> tuple[str, ...]:
+    """The languages the forms of `text`'s Han letters leave standing (see `han_language`): the one
+    they tell, ('ja', 'zh-Hant') for letters both write without Chinese's 是, 的 or 這, none where
+    no language wins."""
+    letters = [_han_sets(letter) for letter in set(HAN_LETTER.findall(text))]
 
     def ahead(language: str, other: str) -> int:
         lead = sum(language in sets and not _may_write(other, sets) for sets in letters) - sum(
@@ -131,8 +140,8 @@ def han_language(text: str) -> str | None:
     best = max(scores.values())
     winners = [language for language, points in scores.items() if points == best]
     if winners == ["ja", "zh-Hant"]:
-        return "zh-Hant" if _CHINESE_GRAMMAR.search(text) else "ja"
-    return winners[0] if len(winners) == 1 and best > 0 else None
+        return ("zh-Hant",) if _CHINESE_GRAMMAR.search(text) else ("ja", "zh-Hant")
+    return (winners[0],) if len(winners) == 1 and best > 0 else ()
 
 
 _HAN_LANGUAGES = ("ja", "zh", "zh-Hant")
@@ -141,21 +150,24 @@ _CHINESE_GRAMMAR = re.compile("[是的這]")
 _HONG_KONG = "zh-HK"
 
 
+@functools.cache
+def simplified_letters() -> frozenset[str]:
+    """The letters simplified Chinese writes and traditional Chinese does not: GB 2312's that Big5
+    lacks (这, 设, 会). Hong Kong's supplement holds some of them (户, 着), and Hong Kong writes those."""
+    chinese = frozenset({"zh", "zh-Hant"})
+    return frozenset(letter for letter in map(chr, range(0x4E00, 0xA000)) if _character_sets(letter) & chinese == {"zh"})
+
+
 def simplified_only(text: str) -> bool:
-    """Whether `text` holds a letter simplified Chinese writes and traditional Chinese does not: one
-    of GB 2312's that Big5 lacks (这, 设, 会; HKSCS holds some of them, for names, not for prose)."""
-    return any(_han_sets(letter) & _CHINESE_SCRIPTS == {"zh"} for run in CJK_RUN.findall(text) for letter in run)
-
-
-_CHINESE_SCRIPTS = frozenset({"zh", "zh-Hant"})
+    """Whether `text` holds a letter of `simplified_letters`."""
+    return not simplified_letters().isdisjoint(text)
 
 
 def _may_write(language: str, sets: frozenset[str]) -> bool:
     return language in sets or (language == "zh-Hant" and _HONG_KONG in sets)
 
 
-@functools.lru_cache(maxsize=1 << 14)
-def _han_sets(letter: str) -> frozenset[str]:
+def _character_sets(letter: str) -> frozenset[str]:
     """Which of han_language's character sets have `letter`: 'ja' (JIS X 0208's first level), 'zh'
     (GB 2312), 'zh-Hant' (Big5), 'zh-HK' (Big5 with HKSCS)."""
     japanese = _encoded(letter, "euc_jp")
@@ -165,6 +177,9 @@ def _han_sets(letter: str) -> frozenset[str]:
         if len(_encoded(letter, codec)) == 2:
             sets.add(language)
     return frozenset(sets)
+
+
+_han_sets = functools.lru_cache(maxsize=1 << 14)(_character_sets)
 
 
 def _encoded(letter: str, codec: str) -> bytes:

@@ -22,12 +22,12 @@ from langchain_core.prompts import BasePromptTemplate
 
 from ingest.index import Index
 from ingest.index.keywords import cjk_terms
-from ingest.scripts import han_language, primary_language
+from ingest.scripts import primary_language
 from ingest.text import fold, stems
 from rag.backends import backend_errors, context_window, count_tokens, create_llm, writing_in
 from rag.chain import FirstLineLLM, IndexRetriever, build_condense_chain, build_rag_chain, fit_sources, prompt_paths
 from rag.languages import DEFAULT as DEFAULT_LANGUAGE
-from rag.languages import detect_language, quotes_headers, run_on_stops, texts
+from rag.languages import possible_languages, quotes_headers, run_on_stops, texts
 from rag.prompting import select_prompt
 from rag.query_generation import QueryWriter
 from rag.evidence import Evidence, expected_kind, quote_evidence
@@ -59,7 +59,8 @@ class Answer:
     prompt: str
     prompt_family: str
     standalone_question: str | None = None
-    language: str = DEFAULT_LANGUAGE  # the question's: the prompt, a decline and the labels are in it
+    # The question's (or, where its letters do not tell, its sources'): the prompt, a decline and the labels are in it.
+    language: str = DEFAULT_LANGUAGE
     timings: dict[str, float] = field(default_factory=dict)
     evidence: list[Evidence] = field(default_factory=list)
     grounding: Grounding = field(default_factory=Grounding)
@@ -212,7 +213,7 @@ class Assistant:
         self.chain = build_rag_chain(
             retriever, self.qa_prompt, generator, fit=partial(self._fit, budget=budget - self.quotes_budget),
             quotes=self._prompt_quotes if quoting else None, decline=self._unmentioned,
-            writing=partial(writing_in, self.llm),
+            writing=self._writing,
         )
         condense_stop = [*self.condense.stop, *settings.llm.stop]
         condensing = FirstLineLLM(inner=self.llm) if isinstance(self.llm, BaseLLM) else self.llm
@@ -229,9 +230,12 @@ class Assistant:
             self._qa_prompts[language] = chosen.prompt
         return self._qa_prompts[language]
 
-    def _fit(self, sources: list[Document], question: str, budget: int) -> list[Document]:
-        prompt = self.qa_prompt(detect_language(question))
-        return fit_sources(sources, question, prompt=prompt, count_tokens=self.count_tokens, budget=budget)
+    def _fit(self, sources: list[Document], question: str, language: str, budget: int) -> list[Document]:
+        return fit_sources(sources, question, prompt=self.qa_prompt(language), count_tokens=self.count_tokens, budget=budget)
+
+    def _writing(self, language: str, sources: list[Document]) -> dict[str, Any]:
+        # A letter its sources write is the answer's to quote: a Hong Kong page's 户, a simplified name.
+        return writing_in(self.llm, language, "".join(source.page_content for source in sources))
 
     def _prompt_quotes(self, question: str, sources: list[Document]) -> str:
         """The sentences that best match the question, for the prompt: "[n] sentence" lines."""
@@ -469,17 +473,14 @@ class ConversationStream:
 
 def follow_up_language(question: str, standalone: str | None) -> str | None:
     """The language to answer `question` in: its own, as a standalone question made of it may hold
-    the previous one in another language; but the standalone's script of the same language, where
-    the follow-up's letters do not tell it ("那 Service 呢？" after a traditional Chinese question).
-    None for Chinese whose script neither tells: the chain answers in its sources' (`reply_language`)."""
-    language = detect_language(question)
-    if han_language(question) is not None:
-        return language
-    if standalone is not None and han_language(standalone) is not None:
-        conversation = detect_language(standalone)
-        if primary_language(conversation) == primary_language(language):
-            return conversation
-    return None if language == "zh" else language
+    the previous one in another language; but the standalone's, where the follow-up's letters leave
+    it among theirs ("那 Service 呢？" after a traditional Chinese question). None where neither
+    tells (`possible_languages`): the chain answers in its sources' (`reply_language`)."""
+    possible = possible_languages(question)
+    if len(possible) == 1:
+        return possible[0]
+    conversation = possible_languages(standalone) if standalone is not None else ()
+    return conversation[0] if len(conversation) == 1 and conversation[0] in possible else None
 
 
 def resolves_follow_up(rewritten: str, question: str, history: Sequence[tuple[str, str]]) -> bool:
@@ -488,7 +489,9 @@ def resolves_follow_up(rewritten: str, question: str, history: Sequence[tuple[st
     rewritten = rewritten.strip()
     if not rewritten.endswith(("?", "？")) or any(rewritten == answer.strip() for _, answer in history):
         return False
-    if primary_language(detect_language(rewritten)) != primary_language(detect_language(question)):
+    if not {primary_language(language) for language in possible_languages(rewritten)} & {
+        primary_language(language) for language in possible_languages(question)
+    }:
         return False
 
     def terms(text: str) -> set[str]:

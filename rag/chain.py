@@ -237,19 +237,19 @@ def build_rag_chain(
     retriever: BaseRetriever,
     prompt: Callable[[str], BasePromptTemplate],
     llm: Runnable,
-    fit: Callable[[list[Document], str], list[Document]] = lambda sources, question: sources,
+    fit: Callable[[list[Document], str, str], list[Document]] = lambda sources, question, language: sources,
     parser: Runnable | None = None,
     quotes: Callable[[str, list[Document]], str] | None = None,
     decline: Callable[[str, list[Document], str], str | None] = lambda question, sources, language: None,
-    writing: Callable[[str], dict[str, Any]] = lambda language: {},
+    writing: Callable[[str, list[Document]], dict[str, Any]] = lambda language, sources: {},
 ) -> Runnable:
     """question dict (and the language to answer in, where not `reply_language`'s) -> dict with
     language, sources, prompt and the (streamed) answer.
 
     `prompt(language)` is the prompt for a question in that language; `quotes(question, sources)`
     fills its {quotes}, where it has one; `decline(question, sources, language)` may answer instead
-    of the model (why the sources cannot answer), or return None; `writing(language)` are the
-    arguments the model generates an answer in that language with."""
+    of the model (why the sources cannot answer), or return None; `writing(language, sources)` are
+    the arguments the model generates an answer in that language from those sources with."""
     parse = parser or StrOutputParser()
 
     def answer(parts: Iterator[dict[str, Any]]) -> Iterator[AddableDict]:
@@ -264,7 +264,7 @@ def build_rag_chain(
         if declined := decline(state["question"], state["sources"], state["language"]):
             yield AddableDict(declined=True, answer=declined)
             return
-        arguments = writing(state["language"])
+        arguments = writing(state["language"], state["sources"])
         generate = (llm.bind(**arguments) if arguments else llm) | parse
         for token in generate.stream(state["prompt"]):
             yield AddableDict(answer=token)
@@ -272,8 +272,8 @@ def build_rag_chain(
     return (
         RunnablePassthrough.assign(retrieved=itemgetter("question") | _timed(retriever))
         | RunnableLambda(_unpack_retrieval)
-        | RunnablePassthrough.assign(sources=lambda state: fit(state["sources"], state["question"]))
         | RunnablePassthrough.assign(language=_reply_language)
+        | RunnablePassthrough.assign(sources=lambda state: fit(state["sources"], state["question"], state["language"]))
         | RunnablePassthrough.assign(context=lambda state: format_context(state["sources"]))
         | RunnablePassthrough.assign(quotes=lambda state: quotes(state["question"], state["sources"]) if quotes else "")
         | RunnablePassthrough.assign(prompt=lambda state: prompt(state["language"]).invoke(state))

@@ -10,11 +10,12 @@ from __future__ import annotations
 import functools
 import re
 import tomllib
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 
-from ingest.scripts import HANGUL, KANA, han_language, language_identifier, primary_language, simplified_only
+from ingest.scripts import HANGUL, KANA, han_language, han_languages, language_identifier, primary_language, simplified_letters
 from ingest.text import fold
 
 DEFAULT = "en"
@@ -145,21 +146,38 @@ def detect_language(text: str) -> str:
     return language
 
 
+def possible_languages(text: str) -> tuple[str, ...]:
+    """The languages `text` may be written in, `detect_language`'s first: its alone, but for Han
+    letters whose forms do not tell, simplified or traditional Chinese ("Pod 要等多久？": both write
+    them all) or Japanese or traditional Chinese ("請問 Pod 要等多久？": both write them all, and
+    neither a kana nor Chinese's 是, 的 or 這 says which)."""
+    language = detect_language(text)
+    if primary_language(language) not in ("zh", "ja") or KANA.search(text) or HANGUL.search(text):
+        return (language,)
+    standing = han_languages(text)
+    if not standing:
+        return ("zh", "zh-Hant") if language == "zh" else (language,)
+    return standing
+
+
 def reply_language(question: str, passages: Sequence[str]) -> str:
-    """The language to answer `question` from `passages` in: the question's (`detect_language`), and
-    for a Chinese question whose letters are written alike in both scripts ("Pod 要等多久？"), the
-    Chinese the passages are written in."""
-    language = detect_language(question)
-    if language != "zh" or han_language(question) is not None:
-        return language
-    return "zh-Hant" if han_language("\n".join(passages)) == "zh-Hant" else language
+    """The language to answer `question` from `passages` in: the question's, and where its letters
+    leave more than one (`possible_languages`), the one of them most passages are written in (the
+    best ranked of them at a tie); the first where no passage tells one of them."""
+    possible = possible_languages(question)
+    if len(possible) == 1:
+        return possible[0]
+    written = Counter(
+        told[0] for passage in passages if len(told := [language for language in possible_languages(passage) if language in possible]) == 1
+    )
+    return written.most_common(1)[0][0] if written else possible[0]
 
 
-def unwritten_letters(language: str) -> Callable[[str], bool] | None:
-    """What says that a text holds letters an answer in `language` is not written in, where the model
-    writes them all the same: the simplified forms (这, 设) of a traditional Chinese answer, as a model
-    trained mostly on simplified text slips into them."""
-    return simplified_only if language == "zh-Hant" else None
+def unwritten_letters(language: str) -> frozenset[str]:
+    """The letters a text in `language` is not written in that a model writes all the same: the
+    simplified ones (这, 设) in traditional Chinese, as a model trained mostly on simplified text
+    slips into them."""
+    return simplified_letters() if language == "zh-Hant" else frozenset()
 
 
 @functools.cache

@@ -128,11 +128,12 @@ def json_schema_constrained(llm: BaseLanguageModel, schema: dict[str, Any]) -> R
     return traits(llm).rag_json_schema(schema)
 
 
-def writing_in(llm: BaseLanguageModel, language: str) -> dict[str, Any]:
+def writing_in(llm: BaseLanguageModel, language: str, given: str = "") -> dict[str, Any]:
     """The generation arguments that keep `llm` from the letters a text in `language` is not written
-    in (`unwritten_letters`), where its engine can be kept from them; none where it cannot."""
-    unwritten = unwritten_letters(language)
-    return traits(llm).rag_never_writing(unwritten) if unwritten else {}
+    in (`unwritten_letters`) but for those of `given`, the text it writes from, where its engine can
+    be kept from them; none where it cannot."""
+    letters = unwritten_letters(language).difference(given)
+    return traits(llm).rag_never_writing(letters) if letters else {}
 
 
 # What LangChain's model classes call a reply's length limit and its temperature. One class may

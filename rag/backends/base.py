@@ -10,7 +10,7 @@ other LangChain model gets the defaults.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseLanguageModel
@@ -74,9 +74,9 @@ class ModelTraits:
         """This model constrained to write JSON valid for `schema`, where it can be for this schema."""
         return None
 
-    def rag_never_writing(self, unwritten: Callable[[str], bool]) -> dict[str, Any]:
-        """The generation arguments under which this model samples no token whose text `unwritten`
-        holds; none where its engine cannot be kept from any."""
+    def rag_never_writing(self, letters: frozenset[str]) -> dict[str, Any]:
+        """The generation arguments under which this model samples no token that holds one of
+        `letters`; none where its engine cannot be kept from any."""
         return {}
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import warnings
 import weakref
-from typing import Any, Callable, Iterator, cast
+from typing import Any, Iterator, cast
 
 with warnings.catch_warnings():
     # langchain-community announces its own sunset on import; LlamaCpp itself is what we want.
@@ -18,6 +18,7 @@ with warnings.catch_warnings():
 from langchain_core.outputs import GenerationChunk
 from langchain_core.runnables import Runnable
 
+from ingest.scripts import HAN_LETTER
 from rag.backends.base import ModelTraits
 from rag.backends.families import family_from_gguf_metadata
 from rag.backends.gguf_files import model_file, native_stderr_silenced, packaged_model_name, require_readable
@@ -72,14 +73,17 @@ class RagLlamaCpp(ModelTraits, LlamaCpp):
         llama_cpp.llama_sampler_free(sampler)
         return self.bind(grammar=llama_cpp.LlamaGrammar.from_string(text, verbose=False))
 
-    def rag_never_writing(self, unwritten: Callable[[str], bool]) -> dict[str, Any]:
-        """A logits processor that leaves no token whose text `unwritten` holds a chance."""
+    def rag_never_writing(self, letters: frozenset[str]) -> dict[str, Any]:
+        """A logits processor that leaves no token holding one of `letters` a chance (a letter spelt
+        in byte pieces, as a model may fall back on, is not held by any one token)."""
         import numpy as np
         from llama_cpp import LogitsProcessorList
 
-        banned = _tokens_holding(self.client, unwritten)
-        if not len(banned):
+        holding = _tokens_by_letter(self.client)
+        found = [holding[letter] for letter in letters if letter in holding]
+        if not found:
             return {}
+        banned = np.unique(np.concatenate(found))
 
         def never_sampled(input_ids: Any, scores: Any) -> Any:
             scores[banned] = -np.inf
@@ -114,20 +118,22 @@ class RagLlamaCpp(ModelTraits, LlamaCpp):
         return prompt.removeprefix(bos)
 
 
-# The tokens of each loaded model that hold letters some answers are never to write: its whole
-# vocabulary is read once for each such kind of letter, not at every answer.
-_TOKENS_HOLDING: weakref.WeakKeyDictionary[Any, dict[Callable[[str], bool], Any]] = weakref.WeakKeyDictionary()
+# Each loaded model's Han letters and the tokens that hold each: its whole vocabulary is read once,
+# at its first answer kept from some letters, not at every such answer.
+_TOKENS_BY_LETTER: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
 
 
-def _tokens_holding(client: Any, unwritten: Callable[[str], bool]) -> Any:
-    """The ids of `client`'s tokens whose text `unwritten` holds (a token of a letter's first bytes alone holds none)."""
+def _tokens_by_letter(client: Any) -> dict[str, Any]:
+    """The ids of `client`'s tokens that hold each Han letter (a token of a letter's first bytes alone holds none)."""
     import numpy as np
 
-    found = _TOKENS_HOLDING.setdefault(client, {})
-    if unwritten not in found:
-        tokens = (token for token in range(client.n_vocab()) if unwritten(client.detokenize([token]).decode("utf-8", "ignore")))
-        found[unwritten] = np.fromiter(tokens, dtype=np.intc)
-    return found[unwritten]
+    if client not in _TOKENS_BY_LETTER:
+        holding: dict[str, list[int]] = {}
+        for token in range(client.n_vocab()):
+            for letter in set(HAN_LETTER.findall(client.detokenize([token]).decode("utf-8", "ignore"))):
+                holding.setdefault(letter, []).append(token)
+        _TOKENS_BY_LETTER[client] = {letter: np.array(tokens, dtype=np.intc) for letter, tokens in holding.items()}
+    return _TOKENS_BY_LETTER[client]
 
 
 def create(all_settings: Settings) -> RagLlamaCpp:

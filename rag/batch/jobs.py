@@ -170,7 +170,7 @@ class BatchModel:
         model: Runnable = constrained or (FirstLineLLM(inner=cast(BaseLLM, llm)) if selected.first_line_only else llm)
         if stop := [*selected.stop, *self.settings.llm.stop]:
             model = model.bind(stop=stop)
-        if constrained is None and (kept := writing_in(llm, language)):
+        if constrained is None and (kept := writing_in(llm, language, "".join(values.values()))):
             model = model.bind(**kept)
         with self._in_flight, backend_errors(self.settings):
             started = time.perf_counter()

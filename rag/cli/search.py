@@ -73,7 +73,8 @@ def search(
     from rag.languages import reply_language
     from rag.retrieval import location_label
 
-    language = reply_language(query, [hit.text for hit in result.hits])  # the places are said in the query's language
+    # The places are said in the query's language (where its letters do not tell it, its hits').
+    language = reply_language(query, [hit.text for hit in result.hits])
     for hit in result.hits:
         label = location_label(hit.location, language=language)
         where_label = f"  {label}" if label else ""

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 from langchain_core.documents import Document
-from langchain_core.language_models.fake import FakeStreamingListLLM
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.language_models.fake import FakeListLLM, FakeStreamingListLLM
+from langchain_core.retrievers import BaseRetriever
 
 from rag.chain import IndexRetriever, first_line, build_rag_chain, fit_sources, format_context, source_label
 from rag.prompting import text_prompt
@@ -32,6 +34,41 @@ def test_chain_streams_sources_before_the_answer_tokens(sample_index):
     assert state["sources"][0].metadata["source"] == str(SAMPLE_NOTES / "work/vendors/brandt-ro350-manual.pdf")
     assert state["prompt"].to_string().startswith("[INST] <<SYS>>\n")
     assert str(SAMPLE_NOTES) not in state["prompt"].to_string()
+
+
+class FakeRetriever(BaseRetriever):
+    """The same pages for every question."""
+
+    pages: list[str]
+
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
+        return [Document(page_content=page, metadata={"source": f"/notes/{number}.md"}) for number, page in enumerate(self.pages)]
+
+
+class RecordingFakeLLM(FakeListLLM):
+    """FakeListLLM that keeps the generation arguments of each call."""
+
+    arguments: list[dict] = []
+
+    def _call(self, prompt, stop=None, run_manager=None, **kwargs):
+        self.arguments.append({"stop": stop, **kwargs})
+        return super()._call(prompt, stop, run_manager, **kwargs)
+
+
+@pytest.mark.fast
+@pytest.mark.parametrize("page,language", [("部署完成後，Pod 需要等待大約三十秒。", "zh-Hant"), ("部署完成后，Pod 需要等待大约三十秒。", "zh")])
+def test_the_model_answers_with_the_arguments_for_the_language_its_sources_decide(page, language):
+    asked = []
+
+    def writing(language: str, sources: list[Document]) -> dict:
+        asked.append((language, [source.page_content for source in sources]))
+        return {"kept_to": language}
+
+    llm = RecordingFakeLLM(responses=["三十秒。"], arguments=[])
+    chain = build_rag_chain(FakeRetriever(pages=[page]), lambda language: text_prompt("plain", "qa", language), llm, writing=writing)
+    state = {k: v for chunk in chain.stream({"question": "Pod 要等多久？"}) for k, v in chunk.items() if k != "answer"}
+    assert state["language"] == language and asked == [(language, [page])]
+    assert llm.arguments == [{"stop": None, "kept_to": language}]
 
 
 @pytest.mark.fast

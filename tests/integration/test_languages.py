@@ -70,6 +70,16 @@ SIMPLIFIED_NOTE = "部署完成后，Pod 需要等待大约三十秒才会进入
     ("這個 Pod 要等多久？", [SIMPLIFIED_NOTE], "zh-Hant"),
     ("这个 Pod 要等多久？", [TRADITIONAL_NOTE], "zh"),
     ("Pod は何秒待ちますか？", [TRADITIONAL_NOTE], "ja"),
+    # Passages in another language say nothing of the script: a Japanese one's kana are no Chinese.
+    ("Pod 要等多久？", ["Podの起動時間は設定で決まります。", TRADITIONAL_NOTE], "zh-Hant"),
+    ("Pod 要等多久？", ["Podの起動時間は設定で決まります。"], "zh"),
+    # Most passages decide, not the longest: the best ranked at a tie.
+    ("Pod 要等多久？", [SIMPLIFIED_NOTE * 3, TRADITIONAL_NOTE, TRADITIONAL_NOTE], "zh-Hant"),
+    ("Pod 要等多久？", [SIMPLIFIED_NOTE, TRADITIONAL_NOTE], "zh"),
+    # Letters Japanese and traditional Chinese both write, and nothing of either's grammar.
+    ("請問 Pod 要等多久？", [TRADITIONAL_NOTE], "zh-Hant"),
+    ("請問 Pod 要等多久？", ["Podの起動時間は設定で決まります。"], "ja"),
+    ("請問 Pod 要等多久？", [], "ja"),
 ])
 def test_a_chinese_question_written_alike_in_both_scripts_is_answered_in_its_passages_chinese(question, passages, language):
     assert reply_language(question, passages) == language
@@ -420,8 +430,8 @@ def test_a_chinese_question_written_alike_in_both_scripts_is_answered_in_its_not
 
 
 def test_a_model_kept_from_simplified_letters_writes_none_even_when_asked_for_them(tmp_path):
-    """The default model slips into simplified letters in traditional Chinese answers (开源 for 開源):
-    kept from them, llama.cpp samples none of its tokens that hold one, even where they are due."""
+    """Models slip into simplified letters in traditional Chinese answers (开源 for 開源): kept from
+    them, llama.cpp samples none of the model's tokens that hold one, even where they are due."""
     from rag.backends import create_llm, with_generation, writing_in
 
     llm = with_generation(create_llm(make_settings(tmp_path)), max_tokens=24, temperature=0.0)
