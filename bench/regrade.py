@@ -1,6 +1,6 @@
 """Re-grade saved answers with today's checks, generating nothing.
 
-    .venv/bin/python bench/regrade.py ANSWERS.jsonl [--home DIR] [--language ko ...]
+    .venv/bin/python bench/regrade.py ANSWERS.jsonl [--home DIR] [--language ko ...] [--save OUT.jsonl]
 
 ANSWERS is a file `bench/answers.py --languages --answers FILE` wrote. Each of its rows is asked
 again through the real pipeline (the same documents, index, retrieval, prompt fit, evidence,
@@ -11,7 +11,8 @@ replies, in minutes instead of the hour a generating run takes; a change before 
 prompt, retrieval) needs a generating run. Prints the saved figures and today's side by side, and
 each question whose grade changed.
 
---home keeps each QA set's index between runs (built on first use, synced after).
+--home keeps each QA set's index between runs (built on first use, synced after); --save writes
+each set's regraded results, question by question.
 """
 
 from __future__ import annotations
@@ -36,16 +37,18 @@ FIGURES = [
 
 
 def model_reply(answer: str) -> str:
-    """What the model wrote: a saved answer less the retraction rag appended to it."""
+    """What the model wrote: a saved answer less what rag appended to it (a retraction, or what it
+    says after a reply that repeats the question or is only a source's number). Replayed with it,
+    a reply that was only "[1]" would no longer be one."""
     from rag.languages import languages
 
-    body, _, last = answer.rpartition("\n\n")
     openings = {
         template.split("{", 1)[0]
         for texts in languages().values()
-        for template in (texts.unsupported_answer, texts.off_subject_answer)
+        for template in (texts.unsupported_answer, texts.off_subject_answer, texts.repeated_question, texts.cited_only)
     }
-    return body if body and any(last.startswith(opening) for opening in openings) else answer
+    cut = max(answer.rfind(f"\n\n{opening}") for opening in openings)
+    return answer[:cut] if cut > 0 else answer
 
 
 class ReplayClient:
@@ -109,6 +112,7 @@ def main() -> None:
     parser.add_argument("answers", type=Path, help="a file bench/answers.py --answers wrote")
     parser.add_argument("--home", type=Path, help="keep each QA set's index under this folder")
     parser.add_argument("--language", action="append", help="only these QA sets or languages")
+    parser.add_argument("--save", type=Path, help="also write each set's regraded results here (JSONL, as bench/answers.py --answers does)")
     args = parser.parse_args()
     rows = [json.loads(line) for line in args.answers.read_text().splitlines() if line.strip()]
     rows = [row for row in rows if "results" in row and (not args.language or {row["language"], row.get("set")} & set(args.language))]
@@ -117,6 +121,9 @@ def main() -> None:
         table = [f"{'set':9} {'':6}" + "".join(f"{label:>7}" for _, label in FIGURES) + f"{'lang':>7}"]
         for row in rows:
             now = regrade(row, home)
+            if args.save:
+                with args.save.open("a") as fh:
+                    fh.write(json.dumps(now) + "\n")
             for name, figures in (("saved", row), ("now", now)):
                 values = [*(figures[key] for key, _ in FIGURES), figures.get("in_question_language")]
                 table.append(f"{row.get('set', row['language']):9} {name:6}" + "".join(figure(value, ">7.3f") for value in values))
