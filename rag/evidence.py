@@ -122,7 +122,7 @@ def sentence_spans(body: str, in_block: bool = False) -> list[tuple[int, int]]:
             fence = opens.group(1)
             units.append((offset, end, True))
         elif line.strip():
-            if units and not units[-1][2] and _continues(body[units[-1][0] : units[-1][1]], line):
+            if units and not units[-1][2] and _continues(body[units[-1][0] : units[-1][1]], line, _opens_paragraph(body, units[-1][0])):
                 units[-1] = (units[-1][0], end, False)
             else:
                 units.append((offset, end, False))
@@ -182,16 +182,27 @@ def _split_sentences(text: str) -> list[tuple[int, int]]:
     return [*spans, (cursor, len(text))]
 
 
-def _continues(unit: str, line: str) -> bool:
+def _continues(unit: str, line: str, opens_paragraph: bool) -> bool:
     """Whether `line` wraps the sentence of `unit` (a PDF's or a text file's hard-wrapped prose).
 
     Not after a full stop or a colon, not a list item or a field, and not a capitalised line
     after a short one: that short line is a title of its own. A line's length is its width, as
-    Korean and Chinese Markdown is wrapped at the same columns as English with half the letters."""
+    Korean and Chinese Markdown is wrapped at the same columns as English with half the letters.
+    Korean, Chinese and Japanese have no capitals to tell a title by, and their Markdown is often
+    wrapped after a clause however short: a short line of those scripts is a title only where it
+    opens its paragraph (`opens_paragraph`: the unit follows a blank line or nothing)."""
     if _NEW_UNIT_LINE.match(line) or unit.rstrip().endswith((".", "!", "?", ":", ";", "。", "！", "？", "：", "；")):
         return False
     last_line = unit[unit.rfind("\n") + 1 :]
+    if not opens_paragraph and CJK_RUN.match(line.lstrip()) and CJK_RUN.search(last_line):
+        return True
     return line.lstrip()[:1].islower() or columns(last_line.strip()) >= WRAPPED_LINE_CHARS
+
+
+def _opens_paragraph(body: str, start: int) -> bool:
+    """Whether the line at `start` of `body` is the first of its paragraph."""
+    previous_line = body[: max(start - 1, 0)].rsplit("\n", 1)[-1]
+    return start == 0 or not previous_line.strip()
 
 
 def _passages(sources: Sequence["Document"]) -> tuple[list[_Passage], int]:

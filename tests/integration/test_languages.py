@@ -218,6 +218,25 @@ def test_evidence_joins_korean_and_chinese_lines_wrapped_at_the_same_columns_as_
 
 
 @pytest.mark.fast
+def test_evidence_joins_a_short_chinese_line_wrapped_after_a_clause_but_not_a_title_that_opens_its_paragraph():
+    body = (
+        "它通过调整配置文件进行配置，以允许特定程序或容器所需的访问，\n"
+        "如 Linux 权能字、网络访问、文件权限等。\n"
+        "每个配置文件都可以在 **强制（enforcing）**\n"
+        "模式（阻止访问不允许的资源）或 **投诉（complain）** 模式（仅报告冲突）下运行。\n"
+        "\n"
+        "使用 AppArmor 的模式\n"
+        "本节说明如何加载配置文件。"
+    )
+    assert [" ".join(body[start:end].split()) for start, end in sentence_spans(body)] == [
+        "它通过调整配置文件进行配置，以允许特定程序或容器所需的访问， 如 Linux 权能字、网络访问、文件权限等。",
+        "每个配置文件都可以在 **强制（enforcing）** 模式（阻止访问不允许的资源）或 **投诉（complain）** 模式（仅报告冲突）下运行。",
+        "使用 AppArmor 的模式",
+        "本节说明如何加载配置文件。",
+    ]
+
+
+@pytest.mark.fast
 def test_a_quoted_chinese_or_japanese_sentence_wrapped_inside_a_word_is_quoted_whole():
     from langchain_core.documents import Document
 
