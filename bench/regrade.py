@@ -12,7 +12,9 @@ prompt, retrieval) needs a generating run. Prints the saved figures and today's 
 each question whose grade changed.
 
 --home keeps each QA set's index between runs (built on first use, synced after); --save writes
-each set's regraded results, question by question.
+each set's regraded results, question by question; --prompts writes every prompt the model was
+given, by set and question: two runs' files (before and after a change to retrieval or the prompt)
+name the questions whose prompts changed, the only ones a generating run can answer differently.
 """
 
 from __future__ import annotations
@@ -57,12 +59,14 @@ class ReplayClient:
     def __init__(self, real: Any, replies: dict[str, str]):
         self._real = real
         self._replies = replies
+        self.prompts: dict[str, list[str]] = {}  # question -> the prompts given for it, in order
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
 
     def __call__(self, prompt: str, stream: bool = False, **_: Any) -> Any:
         asked = max((question for question in self._replies if question in prompt), key=len)
+        self.prompts.setdefault(asked, []).append(prompt)
         part = {"choices": [{"text": self._replies[asked], "logprobs": None, "finish_reason": "stop"}]}
         return iter([part]) if stream else part
 
@@ -85,12 +89,16 @@ def regrade(row: dict[str, Any], home: Path) -> dict[str, Any]:
     rag.ingest([folder], settings)
     assistant = Assistant(settings)
     replies = {result["question"]: model_reply(result["answer"]) for result in row["results"]}
-    assistant.llm.client = ReplayClient(assistant.llm.client, replies)
+    client = assistant.llm.client = ReplayClient(assistant.llm.client, replies)
     items = answer_eval.load_qa(qa_set.qa)
     report = answer_eval.evaluate_answers(items, assistant, folder)
     results = [vars(result) for result in report.results]
     figures = {key: getattr(report, key) for key, _ in FIGURES}
-    return {"set": name, "language": language, **figures, "in_question_language": in_language(language, results), "results": results}
+    prompts = {result["id"]: client.prompts.get(result["question"], []) for result in results}
+    return {
+        "set": name, "language": language, **figures, "in_question_language": in_language(language, results),
+        "results": results, "prompts": prompts,
+    }
 
 
 def changes(before: list[dict], after: list[dict]) -> Iterator[str]:
@@ -113,6 +121,7 @@ def main() -> None:
     parser.add_argument("--home", type=Path, help="keep each QA set's index under this folder")
     parser.add_argument("--language", action="append", help="only these QA sets or languages")
     parser.add_argument("--save", type=Path, help="also write each set's regraded results here (JSONL, as bench/answers.py --answers does)")
+    parser.add_argument("--prompts", type=Path, help="also write every prompt the model was given here (JSONL: a set's per line)")
     args = parser.parse_args()
     rows = [json.loads(line) for line in args.answers.read_text().splitlines() if line.strip()]
     rows = [row for row in rows if "results" in row and (not args.language or {row["language"], row.get("set")} & set(args.language))]
@@ -121,9 +130,11 @@ def main() -> None:
         table = [f"{'set':9} {'':6}" + "".join(f"{label:>7}" for _, label in FIGURES) + f"{'lang':>7}"]
         for row in rows:
             now = regrade(row, home)
-            if args.save:
-                with args.save.open("a") as fh:
-                    fh.write(json.dumps(now) + "\n")
+            prompts = now.pop("prompts")
+            for path, line in ((args.save, now), (args.prompts, {"set": now["set"], "prompts": prompts})):
+                if path:
+                    with path.open("a") as fh:
+                        fh.write(json.dumps(line, ensure_ascii=False) + "\n")
             for name, figures in (("saved", row), ("now", now)):
                 values = [*(figures[key] for key, _ in FIGURES), figures.get("in_question_language")]
                 table.append(f"{row.get('set', row['language']):9} {name:6}" + "".join(figure(value, ">7.3f") for value in values))
