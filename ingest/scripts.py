@@ -190,6 +190,21 @@ def _encoded(letter: str, codec: str) -> bytes:
         return b""
 
 
+def simplified(text: str) -> str:
+    """`text` with its traditional Chinese letters and words as simplified Chinese writes them
+    (OpenCC's t2s conversion: 這個 这个, 瞭解 了解), for search: a word then finds itself in either
+    script. Simplified Chinese, kana and Hangul stay as they are; a Japanese kanji with a traditional
+    form (機) changes as it would in Chinese, the same in a page and in a question."""
+    return _traditional_to_simplified().convert(text) if HAN_LETTER.search(text) else text
+
+
+@functools.cache
+def _traditional_to_simplified() -> Any:
+    import opencc
+
+    return opencc.OpenCC("t2s")
+
+
 def unwrapped(text: str) -> str:
     """`text` without the line breaks between two Chinese or Japanese letters: they are written
     without spaces between words, so a wrapped line (every line of a PDF) breaks anywhere inside one."""

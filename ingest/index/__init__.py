@@ -594,8 +594,10 @@ class Index:
     # -- reads ----------------------------------------------------------------------------------------
 
     def keyword_query(self, query: str, k: int, sources: Sequence[str] | None = None) -> list[tuple[str, float]]:
-        """(chunk id, BM25 score: higher is better) of the `k` best keyword matches."""
-        return self._keywords.query(query, k, sources)
+        """(chunk id, BM25 score: higher is better) of the `k` best keyword matches. An index an
+        older rag made is searched as that rag read text (traditional Chinese as written) until the
+        next ingest analyses it again."""
+        return self._keywords.query(query, k, sources, as_simplified=not self.keyword_index_outdated())
 
     def listed(self, chunk_ids: Sequence[str]) -> set[str]:
         """Those of `chunk_ids` that committed manifest rows list (the keyword table mirrors them).

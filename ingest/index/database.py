@@ -97,8 +97,11 @@ class KeywordTables(Protocol):
 
     def forget_collection(self) -> None: ...
 
-    def query(self, query: str, k: int, sources: Sequence[str] | None = None) -> list[tuple[str, float]]:
-        """(chunk id, BM25 score: higher is better) of the `k` best keyword matches."""
+    def query(
+        self, query: str, k: int, sources: Sequence[str] | None = None, as_simplified: bool = True
+    ) -> list[tuple[str, float]]:
+        """(chunk id, BM25 score: higher is better) of the `k` best keyword matches; `as_simplified`:
+        whether the index reads traditional Chinese as simplified (see keywords.index_text)."""
         ...
 
     def listed(self, chunk_ids: Sequence[str]) -> set[str]:

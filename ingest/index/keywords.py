@@ -11,6 +11,8 @@ character bigrams, next to unicode61's words for everything else: 大型语言�
 is indexed exactly as before. (FTS5's trigram tokenizer was measured too: it cannot match the
 two-letter words most Chinese and Korean words are.) A line break between two Chinese or Japanese
 letters is no break between words (a wrapped line), so the bigram across it is indexed too.
+Traditional Chinese is read as simplified Chinese writes it, in the index and in queries alike, so
+設定 and 设定 find each other.
 
 KEYWORD_INDEX_VERSION says which analysis made an index. An index made by an older one is
 analysed again in place by the next ingest (`Index.update_keyword_index`), from the chunk texts
@@ -27,11 +29,11 @@ from collections import Counter
 from typing import Callable, Sequence
 
 from ingest.index.manifest import CollectionTables
-from ingest.scripts import CJK_RUN, unwrapped
+from ingest.scripts import CJK_RUN, simplified, unwrapped
 from ingest.text import stem, stems, words
 
 # Bump when a change to the keyword analysis makes an existing index differ from what a fresh ingest gives.
-KEYWORD_INDEX_VERSION = 2
+KEYWORD_INDEX_VERSION = 3
 # Chunk ids per SQL statement: well under SQLite's limit on bound parameters.
 _SQL_BATCH = 500
 # The most terms one CJK letter of a one-letter query is searched as: the commonest that hold it.
@@ -104,13 +106,16 @@ def cjk_bigrams(run: str) -> list[str]:
     return [run] if len(run) == 1 else [run[i : i + 2] for i in range(len(run) - 1)]
 
 
-def index_text(text: str) -> str:
+def index_text(text: str, as_simplified: bool = True) -> str:
     """`text` as the keyword index reads it: each run of CJK letters as its bigrams (a Chinese or
-    Japanese word wrapped over two lines is one run), the rest as it is."""
-    return CJK_RUN.sub(lambda run: f" {' '.join(cjk_bigrams(run.group()))} ", unwrapped(text))
+    Japanese word wrapped over two lines is one run), the rest as it is; traditional Chinese as
+    simplified Chinese writes it, unless `as_simplified` is False (as indexes made before read it)."""
+    unwrapped_text = unwrapped(text)
+    read = simplified(unwrapped_text) if as_simplified else unwrapped_text
+    return CJK_RUN.sub(lambda run: f" {' '.join(cjk_bigrams(run.group()))} ", read)
 
 
-def analysed(texts: Sequence[str]) -> list[Counter[str]]:
+def analysed(texts: Sequence[str], as_simplified: bool = True) -> list[Counter[str]]:
     """The tokens of each text, and how often each occurs, as the FTS5 keyword index holds them:
     CJK runs as bigrams (`index_text`), then FTS5's own tokenizer (diacritics removed, stemmed)."""
     analyser = getattr(_analysers, "db", None)
@@ -118,7 +123,8 @@ def analysed(texts: Sequence[str]) -> list[Counter[str]]:
         analyser = _analysers.db = sqlite3.connect(":memory:", isolation_level=None)
         analyser.executescript(_ANALYSER_SCHEMA)
     analyser.executemany(
-        "INSERT INTO texts (rowid, text) VALUES (?, ?)", ((row, index_text(text)) for row, text in enumerate(texts))
+        "INSERT INTO texts (rowid, text) VALUES (?, ?)",
+        ((row, index_text(text, as_simplified)) for row, text in enumerate(texts)),
     )
     counts: list[Counter[str]] = [Counter() for _ in texts]
     for row, term, occurrences in analyser.execute("SELECT doc, term, count(*) FROM tokens GROUP BY doc, term"):
@@ -127,18 +133,19 @@ def analysed(texts: Sequence[str]) -> list[Counter[str]]:
     return counts
 
 
-def query_terms(query: str) -> list[str]:
+def query_terms(query: str, as_simplified: bool = True) -> list[str]:
     """The terms of `query` the keyword index looks for: its words and the bigrams of its CJK runs,
-    less stopwords and function words, once each; a Latin word or number in both its widths."""
-    terms = _terms(CJK_RUN.sub(lambda run: f" {' '.join(_content_parts(run.group()))} ", query))
+    less stopwords and function words, once each; a Latin word or number in both its widths.
+    `as_simplified`: as `index_text`, which the index's text was read with."""
+    terms = _terms(CJK_RUN.sub(lambda run: f" {' '.join(_content_parts(run.group()))} ", query), as_simplified)
     return list(dict.fromkeys(width for term in terms for width in _both_widths(term)))
 
 
-def searched_terms(query: str, containing: Callable[[str], list[str]]) -> list[str]:
+def searched_terms(query: str, containing: Callable[[str], list[str]], as_simplified: bool = True) -> list[str]:
     """`query_terms`, where every CJK word of the query is one letter (柜, 집, 鍵), with each such
     letter's terms in the index (`containing` lists them): the index holds a letter alone only where
     its run is one letter long, and elsewhere inside the bigrams around it (衣柜, 집에)."""
-    terms = query_terms(query)
+    terms = query_terms(query, as_simplified)
     letters = [term for term in terms if CJK_RUN.fullmatch(term)]
     if not letters or any(len(letter) > 1 for letter in letters):
         return terms
@@ -154,14 +161,15 @@ def _both_widths(term: str) -> list[str]:
     return list(dict.fromkeys([term, narrow, narrow.translate(_FULL_WIDTH)]))
 
 
-def _terms(text: str) -> list[str]:
-    return list(dict.fromkeys(word for word in _WORD.findall(index_text(text).lower()) if word not in _STOPWORDS))
+def _terms(text: str, as_simplified: bool = True) -> list[str]:
+    words_read = _WORD.findall(index_text(text, as_simplified).lower())
+    return list(dict.fromkeys(word for word in words_read if word not in _STOPWORDS))
 
 
 def cjk_terms(text: str, question: bool = False) -> set[str]:
     """The bigrams of the CJK runs of `text`; of a question's, those of its topic parts only (no
     function words, no Japanese hiragana), as `term_coverage` counts them."""
-    runs = CJK_RUN.findall(text)
+    runs = CJK_RUN.findall(simplified(text))
     if question:
         runs = [part for run in runs for part in topic_parts(run)]
     return {bigram for run in runs for bigram in cjk_bigrams(run)}
@@ -175,6 +183,7 @@ def term_coverage(question: str, text: str) -> float:
     counts once, and is found when a bigram it is part of is in `text` (a lone letter: when `text`
     holds it). A katakana word is a loanword spelt out: it is found whole or not at all.
     """
+    question, text = simplified(question), simplified(text)
     found_terms = set(_terms(text))
     found_words = {stem(word) for word in words(CJK_RUN.sub(" ", text))}
     wanted_words = stems(CJK_RUN.sub(" ", question))
@@ -250,9 +259,11 @@ class KeywordIndex(CollectionTables):
         )
         self.db.execute("DELETE FROM chunks WHERE collection = ?", (self.collection,))
 
-    def query(self, query: str, k: int, sources: Sequence[str] | None = None) -> list[tuple[str, float]]:
+    def query(
+        self, query: str, k: int, sources: Sequence[str] | None = None, as_simplified: bool = True
+    ) -> list[tuple[str, float]]:
         """(chunk id, BM25 score: higher is better) of the `k` best keyword matches."""
-        terms = searched_terms(query, self._terms_containing)
+        terms = searched_terms(query, self._terms_containing, as_simplified)
         if not terms or sources == []:
             return []
         match = " OR ".join(f'"{term}"' for term in terms)

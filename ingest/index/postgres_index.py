@@ -317,7 +317,9 @@ class PostgresKeywordIndex:
         for table, column in (("keyword_chunks", "collection"), ("keyword_totals", "collection"), ("keyword_collections", "name")):
             self.database.rows(f"DELETE FROM {SCHEMA}.{table} WHERE {column} = %s", (self.collection,))
 
-    def query(self, query: str, k: int, sources: Sequence[str] | None = None) -> list[tuple[str, float]]:
+    def query(
+        self, query: str, k: int, sources: Sequence[str] | None = None, as_simplified: bool = True
+    ) -> list[tuple[str, float]]:
         """(chunk id, BM25 score: higher is better) of the `k` best keyword matches, as FTS5's bm25() scores them.
 
         The `k` best of an exact BM25, found without scoring every chunk that holds a common word
@@ -329,7 +331,8 @@ class PostgresKeywordIndex:
         """
         # Each query word is analysed as the index's text is. One that is several tokens (snake_case)
         # is a phrase to FTS5: here a chunk holding all of them matches it, as often as its rarest.
-        phrases = Counter(tuple(sorted(terms)) for terms in analysed(searched_terms(query, self._terms_containing)) if terms)
+        searched = searched_terms(query, self._terms_containing, as_simplified)
+        phrases = Counter(tuple(sorted(terms)) for terms in analysed(searched, as_simplified) if terms)
         if not phrases or sources == [] or k <= 0:
             return []
         totals = self.database.rows(

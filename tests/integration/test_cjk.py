@@ -60,7 +60,7 @@ def test_cjk_runs_are_indexed_as_bigrams_and_other_text_as_it_is():
     # A Latin word glued to Chinese letters becomes a word of its own, which unicode61 could not see.
     assert query_terms("在macOS上运行") == ["macos", "ｍａｃｏｓ", "上运", "运行"]
     assert query_terms("什么是量化？") == ["量化"]  # question and function words go, as English stopwords do
-    assert query_terms("什麼是量化？請問這個怎麼設定") == ["量化", "設定"]  # in traditional Chinese too
+    assert query_terms("什麼是量化？請問這個怎麼設定") == ["量化", "设定"]  # in traditional Chinese too, read as simplified
     assert query_terms("甚麼是量化？") == ["量化"]
     assert query_terms("每个容器请求了多少内存？") == ["每个", "个容", "容器", "器请", "请求", "多少", "少内", "内存"]  # 请 begins 请求
     assert query_terms("양자화란 무엇인가요?") == ["양자", "자화"]
@@ -109,6 +109,23 @@ def test_a_one_letter_chinese_korean_or_japanese_word_is_found_inside_the_words_
     assert found("집") == ["모임.md"]  # 집에서
     assert found("鍵") == ["部屋.md"]
     assert found("衣柜") == ["衣柜.md"]  # a word of two letters is searched as before
+
+
+@pytest.mark.fast
+def test_a_chinese_word_is_found_in_traditional_or_simplified_letters(tmp_path):
+    assert index_text("請先瞭解這個設定") == " 请先 先了 了解 解这 这个 个设 设定 "
+    notes = {
+        "zh-Hant/記憶體.md": "調整伺服器的記憶體上限之前，請先瞭解這個設定。",
+        "zh/备份.md": "修改配置之前，请先备份数据库。",
+        "ja/機能.md": "この機能の設定は管理画面で変更できます。",
+    }
+    index = keyword_index(connect(tmp_path / "manifest.sqlite3"), notes)
+    for query, found in [("记忆体", "zh-Hant/記憶體.md"), ("記憶體", "zh-Hant/記憶體.md"), ("備份", "zh/备份.md"),
+                         ("备份", "zh/备份.md"), ("管理画面", "ja/機能.md")]:
+        assert [chunk_id for chunk_id, _ in index.query(query, 5)] == [found], query
+    # A Japanese question finds its kanji as the page writes them, in the same reading as the page's.
+    assert {chunk_id for chunk_id, _ in index.query("機能の設定", 5)} == {"ja/機能.md", "zh-Hant/記憶體.md"}
+    assert term_coverage("怎麼備份數據庫？", "修改配置之前，请先备份数据库。") == 1.0
 
 
 @pytest.mark.fast

@@ -117,9 +117,13 @@ def test_a_keyword_index_an_older_rag_made_is_analysed_again_in_place(store, not
     # A line wrapped inside the word 提交 ("hand in"), as a PDF or a hard-wrapped note has it.
     wrapped = notes / "代码审查.md"
     wrapped.write_text("# 代码审查\n\n修改完成后，请先运行全部测试，然后再提\n交代码给审查人。\n", encoding="utf-8")
+    traditional = notes / "記憶體.md"
+    traditional.write_text("# 記憶體\n\n調整伺服器的記憶體上限之前，請先備份資料。\n", encoding="utf-8")
     settings = store(home)
-    with monkeypatch.context() as older_rag:  # its analysis: no bigram across a line break, version 1
+    # Its analysis: no bigram across a line break, traditional Chinese as written; version 1.
+    with monkeypatch.context() as older_rag:
         older_rag.setattr(keywords, "unwrapped", lambda text: text)
+        older_rag.setattr(keywords, "simplified", lambda text: text)
         older_rag.setattr(ingest.index, "KEYWORD_INDEX_VERSION", 1)
         first = rag.ingest([notes], settings)
 
@@ -132,6 +136,7 @@ def test_a_keyword_index_an_older_rag_made_is_analysed_again_in_place(store, not
         vectors = index.get_vectors(ids)
     assert found_by_keyword("提交") == set()  # searched as it is meanwhile: no refusal
     assert found_by_keyword("代码") == {str(wrapped)}
+    assert (found_by_keyword("備份"), found_by_keyword("备份")) == ({str(traditional)}, set())  # as it was read
     assert rag.ingest([notes], settings, dry_run=True).keywords_analysed_again == len(ids)  # would, and does not
     assert Index(settings).keyword_index_outdated()
 
@@ -139,6 +144,7 @@ def test_a_keyword_index_an_older_rag_made_is_analysed_again_in_place(store, not
     assert again.keywords_analysed_again == first.chunks_added == len(ids)
     assert (again.chunks_added, again.unchanged, again.added, again.updated) == (0, len(first.added), [], [])
     assert found_by_keyword("提交") == {str(wrapped)}
+    assert found_by_keyword("備份") == found_by_keyword("备份") == {str(traditional)}
     with Index(settings) as index:
         assert not index.keyword_index_outdated()
         assert index.stats().fingerprint["keyword_index"] == KEYWORD_INDEX_VERSION
