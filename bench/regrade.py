@@ -47,7 +47,10 @@ def model_reply(answer: str) -> str:
     openings = {
         template.split("{", 1)[0]
         for texts in languages().values()
-        for template in (texts.unsupported_answer, texts.off_subject_answer, texts.repeated_question, texts.cited_only)
+        for template in (
+            texts.unsupported_answer, texts.off_subject_answer, texts.repeated_question, texts.repeated_question_quote,
+            texts.cited_only,
+        )
     }
     cut = max(answer.rfind(f"\n\n{opening}") for opening in openings)
     return answer[:cut] if cut > 0 else answer

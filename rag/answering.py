@@ -158,6 +158,9 @@ class AnswerStream:
                 said = texts(self.answer.language).retraction(self.answer.retracted, grounding.unsupported, grounding.subject)
         if repeats_question(text, question) or repeats_question(text, self._question):
             said = texts(self.answer.language).repeated_question
+            if best := next(iter(self.answer.evidence), None):
+                quoted = f"[{best.source_number}] {best.text}"
+                said = texts(self.answer.language).repeated_question_quote.format(quote=quoted)
         if quote := cited_quote(text, self.answer.evidence):
             said = texts(self.answer.language).cited_only.format(quote=f"[{quote.source_number}] {quote.text}")
         if said:

@@ -96,6 +96,9 @@ CITATION = re.compile(r"\[(\d+)\]")
 QUOTE_LINE = re.compile(r"\s*\[\d+\]\s+(.*)")
 # Where a quoted sentence too long to quote whole is cut: a model that copies the quote copies it too.
 QUOTE_CUT = "…"
+# A placeholder of a command or path the reader fills in (`kubectl logs <pod-name>`), with the
+# separator that joins it: no fact, so a template is held where the text around it is.
+_PLACEHOLDER = re.compile(r"[/.:=-]?<[A-Za-z_][\w-]*>[/.:=-]?")
 # A code block's comment lines say what its code does: the model's words, not a command to find.
 _COMMENT_OPENINGS = ("#", "//")
 # Inline code as Markdown marks it: a command or literal the answer quotes must be one a source has.
@@ -387,8 +390,8 @@ def _claims(answer: str, sources: list[str], question: str, blocks: list[tuple[s
 
     def held(code: str) -> bool:
         """Whether a source or the question holds `code`; copied from a quote that was cut, each
-        part around the cut."""
-        parts = [fold(part) for part in code.split(QUOTE_CUT) if part.strip()]
+        part around the cut; a template, each part around its placeholders."""
+        parts = [fold(part) for cut in code.split(QUOTE_CUT) for part in _PLACEHOLDER.split(cut) if part.strip()]
         return all(part in folded_corpus for part in parts) or all(part in folded_question for part in parts)
 
     def free(span: tuple[int, int]) -> bool:

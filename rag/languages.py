@@ -47,6 +47,7 @@ class LanguageTexts:
     unsupported_answer: str
     off_subject_answer: str
     repeated_question: str
+    repeated_question_quote: str
     cited_only: str
     declines: tuple[str, ...]
     asks: tuple[tuple[str, re.Pattern[str]], ...]  # (fact kind, what a question asking for it says)

@@ -167,6 +167,19 @@ def test_each_line_of_a_code_block_in_an_answer_must_be_in_a_source():
     assert found.unsupported == ["kubectl get addons --all-namespaces"]
 
 
+@pytest.mark.fast
+def test_a_command_or_path_with_a_placeholder_is_held_where_the_text_around_it_is():
+    # The default model's reply to ko10: the right file, then the same path as a template.
+    sources = ["노드에 적재된 프로파일은 `/sys/kernel/security/apparmor/profiles` 파일에 나열된다.", "kubectl logs 명령으로 로그를 본다."]
+    answer = (
+        "`/sys/kernel/security/apparmor/profiles` 파일을 보면 됩니다. 프로파일 이름은 "
+        "`/sys/kernel/security/apparmor/profiles/<profile_name>` 형식입니다. `kubectl logs <pod-name>`, `--name=<name>`, "
+        "`/etc/apparmor.d/<profile_name>`."
+    )
+    found = check_grounding(answer, sources)
+    assert found.unsupported == ["--name=<name>", "/etc/apparmor.d/<profile_name>"]
+
+
 def test_an_answer_carries_its_evidence_and_its_unsupported_facts(sample_index):
     settings, _ = sample_index
     answer = fake_assistant(settings, "It ended on 12/28/2024.").ask(WARRANTY_QUESTION)
@@ -247,6 +260,21 @@ def test_an_answer_that_is_only_a_sources_number_gets_that_sources_sentence(samp
     assert not is_declined(stream.answer.answer)
     answered = fake_assistant(settings, "Call 018-555 0199 [1].").ask(question)
     assert answered.answer == "Call 018-555 0199 [1]."
+
+
+@pytest.mark.fast
+def test_a_reply_that_only_repeats_the_question_gets_the_sentence_that_best_matches_it(sample_index):
+    settings, _ = sample_index
+    question = "Which number do I call for the security company if I forget my badge after 17:00?"
+    stream = fake_assistant(settings, question).stream(question)
+    streamed = "".join(stream)
+    quote = stream.answer.evidence[0]
+    assert "018-555 0199" in quote.text
+    assert streamed == stream.answer.answer == (
+        f"{question}\n\nThe model repeated the question instead of answering it; the sentence of the sources that best "
+        f"matches it: [{quote.source_number}] {quote.text}"
+    )
+    assert not is_declined(stream.answer.answer)
 
 
 def test_gate_answers_a_keyword_only_question_and_declines_an_off_topic_one(sample_index):

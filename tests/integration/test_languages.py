@@ -178,6 +178,7 @@ def test_every_languages_declines_are_declines():
         assert is_declined(language.off_subject_answer.format(claims="8080", subject="Redis"))
         assert is_declined(language.repeated_question)
         assert not is_declined(language.cited_only.format(quote="[1] 8080"))
+        assert not is_declined(language.repeated_question_quote.format(quote="[1] 8080"))
 
 
 @pytest.mark.fast
@@ -550,22 +551,26 @@ def test_an_answer_whose_asked_for_fact_no_source_has_ends_with_a_decline_in_its
 
 
 @requires_cjkdocs
-@pytest.mark.parametrize("question,language,decline", [
+@pytest.mark.parametrize("question,language,said,answer", [
     ("minikube 대시보드를 열지 않고 URL만 출력하려면 어떤 플래그를 붙이나요?", "ko",
-     "모델이 답하지 않고 질문을 되풀이했습니다. 문서에 나와 있지 않을 수 있으니 추측하지 않겠습니다."),
-    ("如何只获取 minikube 仪表板的 URL 而不打开浏览器？", "zh", "模型没有回答，只是重复了问题：文档中可能没有提到，因此我不会猜测。"),
+     "모델이 답하지 않고 질문을 되풀이했습니다. 질문에 가장 잘 맞는 출처의 문장: ", "--url"),
+    ("如何只获取 minikube 仪表板的 URL 而不打开浏览器？", "zh", "模型没有回答，只是重复了问题。与问题最相符的来源句子：", "--url"),
     ("Katacoda環境で、Display Portをクリックする前に入力する番号は何ですか？", "ja",
-     "モデルは答えずに質問を繰り返しました。文書に記載がない可能性があるため、推測はしません。"),
+     "モデルは答えずに質問を繰り返しました。質問に最も合う出典の文：", "30000"),
 ])
-def test_an_answer_that_repeats_the_question_ends_with_a_decline_in_its_language(minikube_pages, question, language, decline):
+def test_an_answer_that_repeats_the_question_ends_with_the_sentence_that_best_matches_it_in_its_language(
+    minikube_pages, question, language, said, answer
+):
     from langchain_core.language_models.fake import FakeStreamingListLLM
 
     from rag.answering import Assistant
 
     stream = Assistant(minikube_pages, llm=FakeStreamingListLLM(responses=[question])).stream(question)
     streamed = "".join(stream)
-    assert stream.answer.language == language and streamed == stream.answer.answer == f"{question}\n\n{decline}"
-    assert is_declined(streamed)
+    quote = stream.answer.evidence[0]
+    assert stream.answer.language == language and answer in quote.text
+    assert streamed == stream.answer.answer == f"{question}\n\n{said}[{quote.source_number}] {quote.text}"
+    assert not is_declined(streamed)
 
 
 @requires_cjkdocs
