@@ -159,10 +159,9 @@ class AnswerStream:
         if repeats_question(text, question) or repeats_question(text, self._question):
             said = texts(self.answer.language).repeated_question
             if best := next(iter(self.answer.evidence), None):
-                quoted = f"[{best.source_number}] {best.text}"
-                said = texts(self.answer.language).repeated_question_quote.format(quote=quoted)
+                said = texts(self.answer.language).repeated_question_quote.format(quote=best.cited)
         if quote := cited_quote(text, self.answer.evidence):
-            said = texts(self.answer.language).cited_only.format(quote=f"[{quote.source_number}] {quote.text}")
+            said = texts(self.answer.language).cited_only.format(quote=quote.cited)
         if said:
             self.answer.answer = f"{text.rstrip()}\n\n{said}"
             yield self.answer.answer[len(text) :]
@@ -247,7 +246,7 @@ class Assistant:
         )
         lines: list[str] = []
         for quote in quotes:  # as many as the room kept for them holds
-            line = f"[{quote.source_number}] {quote.text}"
+            line = quote.cited
             if self.count_tokens("\n".join(lines + [line])) > self.quotes_budget:
                 break
             lines.append(line)

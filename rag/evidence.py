@@ -75,6 +75,11 @@ class Evidence:
     def location_label(self) -> str:
         return location_label(self.location)
 
+    @property
+    def cited(self) -> str:
+        """The sentence after its source's number, as the prompt quotes it: "[2] The sentence." """
+        return f"[{self.source_number}] {self.text}"
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "text": self.text,
@@ -201,8 +206,10 @@ def _continues(unit: str, line: str, opens_paragraph: bool) -> bool:
 
 def _opens_paragraph(body: str, start: int) -> bool:
     """Whether the line at `start` of `body` is the first of its paragraph."""
-    previous_line = body[: max(start - 1, 0)].rsplit("\n", 1)[-1]
-    return start == 0 or not previous_line.strip()
+    if start == 0:
+        return True
+    previous_line_start = body.rfind("\n", 0, start - 1) + 1
+    return not body[previous_line_start : start - 1].strip()
 
 
 def _passages(sources: Sequence["Document"]) -> tuple[list[_Passage], int]:
