@@ -103,7 +103,7 @@ _PLACEHOLDER = re.compile(r"[/.:=-]?<[A-Za-z_][\w-]*>[/.:=-]?")
 _COMMENT_OPENINGS = ("#", "//")
 # Inline code as Markdown marks it: a command or literal the answer quotes must be one a source has.
 _CODE_SPAN = re.compile(r"`([^`\n]+)`")
-_QUANTITY = re.compile(r"(\d+(?:[.,]\d+)?)\s?[A-Za-z]{1,3}")
+_QUANTITY = re.compile(r"(\d+(?:[.,]\d+)?)\s?([A-Za-z]{1,3})")
 # The claims that answer a question asking for a time, a date, a command or a number: a port may be
 # written as a number or inside a command, a time as a date's part.
 ANSWER_KINDS = {"time": ("time", "number", "date"), "date": ("date", "number"), "code": ("code", "number"), "number": ("number", "code")}
@@ -424,7 +424,7 @@ def _claims(answer: str, sources: list[str], question: str, blocks: list[tuple[s
     for match in _CODE.finditer(answer):
         if free(match.span()) and not re.fullmatch(r"[\d.,]+", match.group(0)):
             code = match.group(0)
-            claim("code", code, held(code), match.span())
+            claim("code", code, held(code) or _in_asked_unit(code, known_numbers, question), match.span())
     spans.extend(match.span() for match in _LIST_NUMBER.finditer(answer))
     for match in _AMOUNT.finditer(answer):
         if free(match.span()):
@@ -457,6 +457,15 @@ def _claims(answer: str, sources: list[str], question: str, blocks: list[tuple[s
         and not any(claim in code for code in copied)
     ]
     return result
+
+
+def _in_asked_unit(claim: str, known_numbers: frozenset[str], question: str) -> bool:
+    """Whether `claim` is a source's number in the unit the question asks it in: "5120MB" for "몇
+    MB" where a source has `--memory 5120`. The unit is the question's word, the number the fact."""
+    quantity = _QUANTITY.fullmatch(claim)
+    return bool(quantity) and _number_value(quantity[1]) in known_numbers and bool(
+        re.search(rf"(?<![A-Za-z]){re.escape(quantity[2])}(?![A-Za-z])", question, re.IGNORECASE)
+    )
 
 
 @functools.lru_cache(maxsize=8)

@@ -675,6 +675,22 @@ def test_a_quantity_read_off_a_command_the_answer_copies_is_no_fact_of_its_own()
 
 
 @pytest.mark.fast
+def test_a_sources_number_in_the_unit_the_question_asks_for_is_no_fact_of_its_own():
+    # The default model's answer to the Korean Cassandra question, which asks how many MB: the
+    # number is the source's command's, the unit the question's.
+    sources = ["이런 오류를 피하려면 Minikube를 다음 설정으로 실행하자.\n\n```shell\nminikube start --memory 5120 --cpus=4\n```"]
+    question = "카산드라 스테이트풀셋 튜토리얼에서 리소스 부족 오류를 피하려면 Minikube를 메모리 몇 MB로 시작하라고 하나요?"
+    assert check_grounding("Minikube를 메모리 5120MB로 시작하라고 합니다.", sources, question).unsupported == []
+    assert check_grounding("Minikube 需要 5120MB 内存。", sources, "Minikube 要用多少MB内存启动？").unsupported == []
+    assert check_grounding("Start it with 5120MB.", sources, "How many mb of memory should Minikube start with?").unsupported == []
+    # A number no source has, a unit the question does not name, or a unit inside a longer word
+    # stays the answer's own claim.
+    assert check_grounding("Minikube를 메모리 4096MB로 시작하라고 합니다.", sources, question).unsupported == ["4096MB"]
+    assert check_grounding("Minikube를 메모리 5120GB로 시작하라고 합니다.", sources, question).unsupported == ["5120GB"]
+    assert check_grounding("Start it with 5120MB.", sources, "How much memory, per MBps of traffic?").unsupported == ["5120MB"]
+
+
+@pytest.mark.fast
 def test_an_answer_is_retracted_for_any_made_up_number_a_number_question_asks_for():
     # Real answers of the default model to questions the pages do not answer.
     sources = ["Redis 跟随者容器请求 1 CPU。", "카산드라 `스테이트풀셋`은 파드마다 볼륨을 요청한다."]
