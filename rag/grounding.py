@@ -134,6 +134,8 @@ class Grounding:
     blocks: list[tuple[int, int]] = field(default_factory=list)
     # Lines that repeat a source's sentence after its number, as the prompt quotes them: no statement of the model's.
     echoes: set[int] = field(default_factory=set)
+    # Claims the question itself holds (the field it asks about): they name what is asked, no answer to it.
+    from_question: set[str] = field(default_factory=set)
 
     @property
     def all_unsupported(self) -> bool:
@@ -154,7 +156,9 @@ class Grounding:
     def _asked_claims(self, asked: str | None) -> list[str]:
         if not asked:
             return []
-        claims = [claim for claim in self.checked if self.kinds[claim] in ANSWER_KINDS[asked]]
+        claims = [
+            claim for claim in self.checked if self.kinds[claim] in ANSWER_KINDS[asked] and claim not in self.from_question
+        ]
         if asked == "number":
             claims = [claim for claim in claims if any(char.isdigit() for char in claim)]
         return claims
@@ -385,6 +389,8 @@ def _claims(answer: str, sources: list[str], question: str, blocks: list[tuple[s
             result.checked.append(text)
             result.kinds[text] = kind
             result.lines[text] = bisect_right(line_starts, span[0]) - 1
+            if re.search(rf"(?<![A-Za-z0-9]){re.escape(fold(text))}(?![A-Za-z0-9])", folded_question):
+                result.from_question.add(text)
             if not supported:
                 result.unsupported.append(text)
 

@@ -703,6 +703,29 @@ def test_an_answer_is_retracted_for_any_made_up_number_a_number_question_asks_fo
 
 
 @pytest.mark.fast
+def test_a_term_the_question_names_is_no_answer_that_shields_a_made_up_value_after_it():
+    # The default model's reply to an unanswerable traditional Chinese question: it repeats the
+    # question, explains the field the question names, and only then states a default no source has.
+    sources = ["StatefulSet 控制器會按順序建立 Pod，設定 `minReadySeconds` 可延後 Pod 被視為可用的時間。"]
+    question = "StatefulSet 的 minReadySeconds 欄位有什麼作用，預設值是多少？"
+    answer = (
+        f"{question}\n\n`minReadySeconds` 是 StatefulSet 控制器中用于控制 Pod 可以被重新部署到集群中的最小等待時間。\n\n"
+        "預設值是 0。"
+    )
+    found = check_grounding(answer, sources, question)
+    assert found.from_question == {"StatefulSet", "minReadySeconds"}
+    assert found.unsupported_answer("code") == ["0"]
+    english = check_grounding(
+        "`retry_limit` sets how often a failed upload is tried again.\n\nIts default is 5.",
+        ["Set `retry_limit` in uploads.toml to try a failed upload again."],
+        "What does the retry_limit field do, and what is its default?",
+    )
+    assert english.unsupported_answer("code") == ["5"]
+    # A number inside one the question writes ("v1.30") is no term of the question.
+    assert check_grounding("預設值是 0。", sources, "v1.30 的預設值是多少？").from_question == set()
+
+
+@pytest.mark.fast
 @pytest.mark.parametrize("answer,question,repeated", [
     # The default model's replies to an unanswerable and an answerable Chinese question.
     ("每个 Pod 的 PersistentVolumeClaim 申请了多大的存储容量？", "Cassandra 示例中，每个 Pod 的 PersistentVolumeClaim 申请了多大的存储容量？", True),
