@@ -88,6 +88,11 @@ _NUMBER = re.compile(r"(?<![\w.,])\d{1,3}(?:[,  ]\d{3})+(?:\.\d+)?(?![\w])|(?<![
 # letters are Latin ones: a Korean or Japanese particle written onto it ("Always일") is no part of it.
 _NAME_CHAR = r"[A-Za-z0-9\u00C0-\u024F'’-]"
 _NAME = re.compile(rf"\b[A-Z]{_NAME_CHAR}*[a-z]{_NAME_CHAR}*(?:\s+(?:[A-Z]{_NAME_CHAR}+|(?:of|de|von|van|der)\b))*\s*")
+# An acronym ("IPVS", "HPA", "CEO"): a name a question may ask about, which a source may write in
+# any case (`cpu: 100m`). Only the question's count: an answer names "CPU" for that `cpu` too. Two
+# capitals are mostly units and generic words (MB, IP, OS); part of a code (RO-350,
+# CASSANDRA_CLUSTER_NAME) is the code's, checked as a code.
+_ACRONYM = re.compile(r"(?<![A-Za-z0-9_./-])[A-Z]{3,}(?![A-Za-z0-9_./-])")
 # A Markdown ordered list item's number ("3. Restart the pod"): the answer's own numbering, no fact.
 _LIST_NUMBER = re.compile(r"^[ \t]*\d{1,9}[.)](?=[ \t])", re.MULTILINE)
 # A citation marker, "[2]".
@@ -518,9 +523,16 @@ def _apart_from_cjk(text: str) -> str:
 
 
 def unmentioned(question: str, sources: list[str]) -> list[str]:
-    """The codes and names a question asks about that none of the sources mentions ("RO-450")."""
+    """The codes, names and acronyms a question asks about that none of the sources mentions
+    ("RO-450", "Svolvaer", "IPVS")."""
     found = check_grounding(question, sources)
-    return [claim for claim in found.unsupported if found.kinds[claim] in ("code", "name")]
+    missing = [claim for claim in found.unsupported if found.kinds[claim] in ("code", "name")]
+    folded_corpus = fold("\n".join(sources))
+    acronyms = [
+        acronym for acronym in dict.fromkeys(_ACRONYM.findall(question))
+        if fold(acronym) not in folded_corpus and fold(acronym) not in STOPWORDS and not any(acronym in claim for claim in missing)
+    ]
+    return missing + acronyms
 
 
 def _name_in(words_run: str, answer: str, start: int) -> str | None:

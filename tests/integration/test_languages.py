@@ -191,6 +191,21 @@ def test_the_name_check_takes_no_possessive_particle_or_suffix_for_a_name():
 
 
 @pytest.mark.fast
+def test_an_acronym_the_question_names_that_no_source_mentions_is_unmentioned():
+    # The QA sets' questions whose acronym no retrieved source mentions, each of them unanswerable.
+    sources = ["kube-proxy 在 iptables 模式下运行。", "Redis 리더 디플로이먼트는 파드 하나를 실행한다.", "Lindqvist Instruments was founded in 1998."]
+    assert unmentioned("要把 kube-proxy 切换成 IPVS 代理模式，需要修改哪个配置参数？", sources) == ["IPVS"]
+    assert unmentioned("Redis 리더 디플로이먼트에 수평 파드 오토스케일러(HPA)를 설정하는 명령은?", sources) == ["HPA"]
+    assert unmentioned("Who is the CEO of Lindqvist Instruments?", sources) == ["CEO"]
+    # Mentioned in any case ("cpu: 100m"), or inside a name already named, it is no second decline.
+    assert unmentioned("Redis 리더 컨테이너의 CPU 요청량은?", ["resources:\n  requests:\n    cpu: 100m"]) == []
+    assert unmentioned("Which port does the Harbor API use?", sources) == ["Harbor API"]
+    # Two capitals (a unit, a generic word) and a code's part are no acronym of their own.
+    assert unmentioned("Minikube를 메모리 몇 MB로 시작하나요?", sources) == []
+    assert unmentioned("그 컨테이너에서 CASSANDRA_CLUSTER_NAME 환경 변수의 기본값은?", ["env:\n  - name: CASSANDRA_CLUSTER_NAME"]) == []
+
+
+@pytest.mark.fast
 @pytest.mark.parametrize("body,sentences", [
     ("파드는 쿠버네티스의 가장 작은 단위이다. 디플로이먼트는 파드를 관리한다.",
      ["파드는 쿠버네티스의 가장 작은 단위이다.", "디플로이먼트는 파드를 관리한다."]),
