@@ -473,9 +473,11 @@ def _claims(answer: str, sources: list[str], question: str, blocks: list[tuple[s
 def _in_asked_unit(claim: str, known_numbers: frozenset[str], question: str) -> bool:
     """Whether `claim` is a source's number in the unit the question asks it in: "5120MB" for "몇
     MB" where a source has `--memory 5120`. The unit is the question's word, the number the fact."""
-    quantity = _QUANTITY.fullmatch(claim)
-    return bool(quantity) and _number_value(quantity[1]) in known_numbers and bool(
-        re.search(rf"(?<![A-Za-z]){re.escape(quantity[2])}(?![A-Za-z])", question, re.IGNORECASE)
+    if not (quantity := _QUANTITY.fullmatch(claim)):
+        return False
+    number, unit = quantity.groups()
+    return _number_value(number) in known_numbers and bool(
+        re.search(rf"(?<![A-Za-z]){re.escape(unit)}(?![A-Za-z])", question, re.IGNORECASE)
     )
 
 
