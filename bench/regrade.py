@@ -11,7 +11,8 @@ replies, in minutes instead of the hour a generating run takes; a change before 
 prompt, retrieval) needs a generating run. Prints the saved figures and today's side by side, and
 each question whose grade changed.
 
---home keeps each QA set's index between runs (built on first use, synced after); --save writes
+--home keeps each QA set's index between runs (built on first use, synced after; one per documents
+folder, so copies of the code can share it); --save writes
 each set's regraded results, question by question; --prompts writes every prompt the model was
 given, by set and question: two runs' files (before and after a change to retrieval or the prompt)
 name the questions whose prompts changed, the only ones a generating run can answer differently.
@@ -23,6 +24,7 @@ time its changed prompts take.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import tempfile
@@ -96,11 +98,14 @@ def regrade(row: dict[str, Any], home: Path, saved_prompts: dict[str, list[str]]
     name = row.get("set", language)  # rows saved before there were two sets of a language name it by language
     qa_set = next(candidate for candidate in QA_SETS if candidate.name == name)
     chunk_tokens = row.get("chunk_tokens")
+    folder = qa_set.documents(home).resolve()
+    # An index per documents folder: the English notes are read from this copy of the code's data/,
+    # so a --home another copy used would otherwise index them twice, under two paths.
+    documents_key = hashlib.sha256(str(folder).encode()).hexdigest()[:12]
     settings = rag.load_settings(
-        environ={}, home=home / f"{name}-{chunk_tokens or 'default'}", llm={"temperature": 0},
+        environ={}, home=home / f"{name}-{chunk_tokens or 'default'}-{documents_key}", llm={"temperature": 0},
         chunking={"chunk_tokens": None if chunk_tokens in (None, "default") else int(chunk_tokens)},
     )
-    folder = qa_set.documents(home).resolve()
     settings = answer_eval.docs_settings(settings, folder)
     rag.ingest([folder], settings)
     assistant = Assistant(settings)
