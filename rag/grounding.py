@@ -89,10 +89,12 @@ _NUMBER = re.compile(r"(?<![\w.,])\d{1,3}(?:[,  ]\d{3})+(?:\.\d+)?(?![\w])|(?<![
 _NAME_CHAR = r"[A-Za-z0-9\u00C0-\u024F'’-]"
 _NAME = re.compile(rf"\b[A-Z]{_NAME_CHAR}*[a-z]{_NAME_CHAR}*(?:\s+(?:[A-Z]{_NAME_CHAR}+|(?:of|de|von|van|der)\b))*\s*")
 # An acronym ("IPVS", "HPA", "CEO"): a name a question may ask about, which a source may write in
-# any case (`cpu: 100m`). Only the question's count: an answer names "CPU" for that `cpu` too. Two
-# capitals are mostly units and generic words (MB, IP, OS); part of a code (RO-350,
-# CASSANDRA_CLUSTER_NAME) is the code's, checked as a code.
-_ACRONYM = re.compile(r"(?<![A-Za-z0-9_./-])[A-Z]{3,}(?![A-Za-z0-9_./-])")
+# any case (`cpu: 100m`). Questions alone are read for them: an answer writes "CPU" for that `cpu`.
+# Two capitals are mostly units and generic words (MB, IP, OS); part of a code (RO-350,
+# CASSANDRA_CLUSTER_NAME), a word or a link is no acronym of its own.
+_ACRONYM = re.compile(r"(?<![A-Za-z0-9\u00C0-\u024F_./=?#&-])[A-Z]{3,}(?![A-Za-z0-9\u00C0-\u024F_/-]|\.\w)")
+# A Roman numeral ("section III") counts, it names nothing.
+_ROMAN_NUMERAL = re.compile(r"M{0,3}(?:CM|CD|D?C{0,3})(?:XC|XL|L?X{0,3})(?:IX|IV|V?I{0,3})")
 # A Markdown ordered list item's number ("3. Restart the pod"): the answer's own numbering, no fact.
 _LIST_NUMBER = re.compile(r"^[ \t]*\d{1,9}[.)](?=[ \t])", re.MULTILINE)
 # A citation marker, "[2]".
@@ -139,7 +141,8 @@ class Grounding:
     blocks: list[tuple[int, int]] = field(default_factory=list)
     # Lines that repeat a source's sentence after its number, as the prompt quotes them: no statement of the model's.
     echoes: set[int] = field(default_factory=set)
-    # Claims the question itself holds (the field it asks about): they name what is asked, no answer to it.
+    # Codes the question itself holds (the field it asks about): they name what is asked, no answer
+    # to it. A number or date the question holds may be the answer it offers to confirm or choose.
     from_question: set[str] = field(default_factory=set)
 
     @property
@@ -394,7 +397,7 @@ def _claims(answer: str, sources: list[str], question: str, blocks: list[tuple[s
             result.checked.append(text)
             result.kinds[text] = kind
             result.lines[text] = bisect_right(line_starts, span[0]) - 1
-            if re.search(rf"(?<![A-Za-z0-9]){re.escape(fold(text))}(?![A-Za-z0-9])", folded_question):
+            if kind == "code" and re.search(rf"(?<![a-z0-9.-]){re.escape(fold(text))}(?![a-z0-9-]|\.[a-z0-9])", folded_question):
                 result.from_question.add(text)
             if not supported:
                 result.unsupported.append(text)
@@ -476,8 +479,12 @@ def _in_asked_unit(claim: str, known_numbers: frozenset[str], question: str) -> 
     if not (quantity := _QUANTITY.fullmatch(claim)):
         return False
     number, unit = quantity.groups()
+    # A unit as the answer writes units, with a capital (MB, GiB): "12A" or "5in" is no unit a
+    # question's "a" or "in" names.
+    if len(unit) < 2 or unit.islower():
+        return False
     return _number_value(number) in known_numbers and bool(
-        re.search(rf"(?<![A-Za-z]){re.escape(unit)}(?![A-Za-z])", question, re.IGNORECASE)
+        re.search(rf"(?<![A-Za-z]){re.escape(unit)}(?![A-Za-z])", unicodedata.normalize("NFKC", question), re.IGNORECASE)
     )
 
 
@@ -529,12 +536,15 @@ def unmentioned(question: str, sources: list[str]) -> list[str]:
     ("RO-450", "Svolvaer", "IPVS")."""
     found = check_grounding(question, sources)
     missing = [claim for claim in found.unsupported if found.kinds[claim] in ("code", "name")]
+    acronyms = list(dict.fromkeys(_ACRONYM.findall(unicodedata.normalize("NFKC", question))))
+    if any(fold(acronym) in STOPWORDS for acronym in acronyms):
+        return missing  # a question written in capitals: its words are no acronyms
     folded_corpus = fold("\n".join(sources))
-    acronyms = [
-        acronym for acronym in dict.fromkeys(_ACRONYM.findall(question))
-        if fold(acronym) not in folded_corpus and fold(acronym) not in STOPWORDS and not any(acronym in claim for claim in missing)
+    return missing + [
+        acronym for acronym in acronyms
+        if fold(acronym) not in folded_corpus and not _ROMAN_NUMERAL.fullmatch(acronym)
+        and not any(acronym in claim for claim in missing)
     ]
-    return missing + acronyms
 
 
 def _name_in(words_run: str, answer: str, start: int) -> str | None:

@@ -200,8 +200,15 @@ def test_an_acronym_the_question_names_that_no_source_mentions_is_unmentioned():
     # Mentioned in any case ("cpu: 100m"), or inside a name already named, it is no second decline.
     assert unmentioned("Redis 리더 컨테이너의 CPU 요청량은?", ["resources:\n  requests:\n    cpu: 100m"]) == []
     assert unmentioned("Which port does the Harbor API use?", sources) == ["Harbor API"]
-    # Two capitals (a unit, a generic word) and a code's part are no acronym of their own.
+    # At the end of a sentence, or written full-width, it is the same acronym.
+    assert unmentioned("How do I switch kube-proxy to IPVS.", sources) == ["IPVS"]
+    assert unmentioned("kube-proxy를 ＩＰＶＳ 모드로 바꾸려면?", sources) == ["IPVS"]
+    # Two capitals (a unit, a generic word), a code's part, a Roman numeral, a word of a link and
+    # the words of a question written in capitals are no acronyms.
     assert unmentioned("Minikube를 메모리 몇 MB로 시작하나요?", sources) == []
+    assert unmentioned("What does section III of the Lindqvist Instruments report say?", sources) == []
+    assert unmentioned("Is https://lindqvist.example/?ref=ABC the Lindqvist Instruments site?", sources) == []
+    assert unmentioned("WHEN WAS LINDQVIST INSTRUMENTS FOUNDED?", sources) == []
     assert unmentioned("그 컨테이너에서 CASSANDRA_CLUSTER_NAME 환경 변수의 기본값은?", ["env:\n  - name: CASSANDRA_CLUSTER_NAME"]) == []
 
 
@@ -703,6 +710,11 @@ def test_a_sources_number_in_the_unit_the_question_asks_for_is_no_fact_of_its_ow
     assert check_grounding("Minikube를 메모리 4096MB로 시작하라고 합니다.", sources, question).unsupported == ["4096MB"]
     assert check_grounding("Minikube를 메모리 5120GB로 시작하라고 합니다.", sources, question).unsupported == ["5120GB"]
     assert check_grounding("Start it with 5120MB.", sources, "How much memory, per MBps of traffic?").unsupported == ["5120MB"]
+    # A unit is written as units are, with a capital: a word of the question ("a", "in") is none;
+    # a full-width unit in the question ("ＭＢ") is the same unit.
+    assert check_grounding("Gate 5120A.", sources, "At which gate is a flight to Oslo?").unsupported == ["5120A"]
+    assert check_grounding("It is 5120in long.", sources, "How long is the cable in the kit?").unsupported == ["5120in"]
+    assert check_grounding("5120MB로 시작합니다.", sources, "몇 ＭＢ로 시작하나요?").unsupported == []
 
 
 @pytest.mark.fast
@@ -728,7 +740,7 @@ def test_a_term_the_question_names_is_no_answer_that_shields_a_made_up_value_aft
         "預設值是 0。"
     )
     found = check_grounding(answer, sources, question)
-    assert found.from_question == {"StatefulSet", "minReadySeconds"}
+    assert found.from_question == {"minReadySeconds"}
     assert found.unsupported_answer("code") == ["0"]
     english = check_grounding(
         "`retry_limit` sets how often a failed upload is tried again.\n\nIts default is 5.",
@@ -736,8 +748,11 @@ def test_a_term_the_question_names_is_no_answer_that_shields_a_made_up_value_aft
         "What does the retry_limit field do, and what is its default?",
     )
     assert english.unsupported_answer("code") == ["5"]
-    # A number inside one the question writes ("v1.30") is no term of the question.
-    assert check_grounding("預設值是 0。", sources, "v1.30 的預設值是多少？").from_question == set()
+    # Only codes count: a number the question holds may be the answer it offers to choose or confirm.
+    choice = check_grounding("The API uses 9090.\n\nOlder releases used 7070.", ["port 9090"], "Does the API use port 8080 or 9090?")
+    assert choice.from_question == set() and choice.unsupported_answer("number") == []
+    # A code inside a longer one the question writes is no term of the question.
+    assert check_grounding("Use `v1`.", sources, "What changed in v1.30?").from_question == set()
 
 
 @pytest.mark.fast
