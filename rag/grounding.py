@@ -438,7 +438,7 @@ def _claims(answer: str, sources: list[str], question: str, blocks: list[tuple[s
     for match in _CODE.finditer(answer):
         if free(match.span()) and not re.fullmatch(r"[\d.,]+", match.group(0)):
             code = match.group(0)
-            claim("code", code, held(code) or _in_asked_unit(code, known_numbers, question), match.span())
+            claim("code", code, held(code) or _in_asked_unit(code, known_numbers, folded_question), match.span())
     spans.extend(match.span() for match in _LIST_NUMBER.finditer(answer))
     for match in _AMOUNT.finditer(answer):
         if free(match.span()):
@@ -473,7 +473,7 @@ def _claims(answer: str, sources: list[str], question: str, blocks: list[tuple[s
     return result
 
 
-def _in_asked_unit(claim: str, known_numbers: frozenset[str], question: str) -> bool:
+def _in_asked_unit(claim: str, known_numbers: frozenset[str], folded_question: str) -> bool:
     """Whether `claim` is a source's number in the unit the question asks it in: "5120MB" for "몇
     MB" where a source has `--memory 5120`. The unit is the question's word, the number the fact."""
     if not (quantity := _QUANTITY.fullmatch(claim)):
@@ -484,7 +484,7 @@ def _in_asked_unit(claim: str, known_numbers: frozenset[str], question: str) -> 
     if len(unit) < 2 or unit.islower():
         return False
     return _number_value(number) in known_numbers and bool(
-        re.search(rf"(?<![A-Za-z]){re.escape(unit)}(?![A-Za-z])", unicodedata.normalize("NFKC", question), re.IGNORECASE)
+        re.search(rf"(?<![a-z]){re.escape(unit.casefold())}(?![a-z])", folded_question)
     )
 
 
@@ -539,7 +539,7 @@ def unmentioned(question: str, sources: list[str]) -> list[str]:
     acronyms = list(dict.fromkeys(_ACRONYM.findall(unicodedata.normalize("NFKC", question))))
     if any(fold(acronym) in STOPWORDS for acronym in acronyms):
         return missing  # a question written in capitals: its words are no acronyms
-    folded_corpus = fold("\n".join(sources))
+    folded_corpus = _read_sources("\n".join(sources))[1]  # as check_grounding just read them
     return missing + [
         acronym for acronym in acronyms
         if fold(acronym) not in folded_corpus and not _ROMAN_NUMERAL.fullmatch(acronym)
