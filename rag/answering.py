@@ -81,9 +81,9 @@ class Answer:
         names the facts it was retracted for)."""
         grounding = self.grounding
         return texts(self.language).warnings(
-            [claim for claim in grounding.unsupported if claim not in self.retracted],
+            grounding.shown([claim for claim in grounding.unsupported if claim not in self.retracted]),
             grounding.all_unsupported and not self.retracted,
-            [claim for claim in grounding.off_subject if claim not in self.retracted],
+            grounding.shown([claim for claim in grounding.off_subject if claim not in self.retracted]),
             grounding.subject,
         )
 
@@ -155,7 +155,9 @@ class AnswerStream:
             self.answer.retracted = self.answer.grounding.unsupported_answer(expected_kind(question))
             if self.answer.retracted:
                 grounding = self.answer.grounding
-                said = texts(self.answer.language).retraction(self.answer.retracted, grounding.unsupported, grounding.subject)
+                said = texts(self.answer.language).retraction(
+                    grounding.shown(self.answer.retracted), grounding.shown(grounding.unsupported), grounding.subject
+                )
         if repeats_question(text, question) or repeats_question(text, self._question):
             said = texts(self.answer.language).repeated_question
             if best := next(iter(self.answer.evidence), None):

@@ -149,6 +149,11 @@ class Grounding:
     def all_unsupported(self) -> bool:
         return bool(self.checked) and len(self.unsupported) == len(self.checked)
 
+    def shown(self, claims: list[str]) -> list[str]:
+        """`claims` as a message names them: a code of several words in backticks, so that it reads
+        apart from the sentence around it (`storage: 20Gi` in a Korean one)."""
+        return [f"`{claim}`" if self.kinds.get(claim) == "code" and any(char.isspace() for char in claim) else claim for claim in claims]
+
     def unsupported_answer(self, asked: str | None) -> list[str]:
         """The answer's facts of the kind a question asked for (a FACT_KINDS name, or None) that no
         source about the question's subject has, in the block of the answer that first states such
@@ -173,11 +178,12 @@ class Grounding:
 
     def _first_block(self, claims: list[str]) -> list[str]:
         """Those of `claims` stated in the Markdown block of the answer that first states one of them
-        in its own words (not in a line repeating a quoted sentence)."""
+        in its own words (not in a line repeating a quoted sentence); in an answer that states none
+        in its own words, in the first quoted sentence it repeats: that sentence is its answer."""
         stated = [self.lines.get(claim, 0) for claim in claims]
-        if not (own := [line for line in stated if line not in self.echoes]):
+        if not (lines := [line for line in stated if line not in self.echoes] or stated):
             return []
-        line = min(own)
+        line = min(lines)
         first, end = next(((first, end) for first, end in self.blocks if first <= line < end), (line, line + 1))
         return [claim for claim in claims if first <= self.lines.get(claim, 0) < end]
 

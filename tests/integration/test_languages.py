@@ -887,6 +887,13 @@ def test_the_lines_under_an_answer_name_its_unfounded_facts_in_the_questions_lan
     assert texts(language).warnings([], False, [], ["Cassandra"]) == []
 
 
+
+@pytest.mark.fast
+def test_a_message_names_a_code_of_several_words_in_backticks():
+    answer = "Run `kubectl get addons` on port 8081 with `--all` [1], says Maria Lindqvist."
+    found = check_grounding(answer, ["Nothing here."])
+    assert found.shown(found.unsupported) == ["`kubectl get addons`", "--all", "8081", "Maria Lindqvist"]
+
 @pytest.fixture(scope="module")
 def security_pages(tmp_path_factory) -> rag.Settings:
     """The tutorials on Pod Security Standards per namespace and per cluster in Korean and Japanese."""
@@ -948,6 +955,31 @@ def test_an_answer_that_takes_its_fact_from_another_tutorial_ends_with_a_decline
     right_page = "ZooKeeper 教程中每个 PersistentVolumeClaim 申请多大的存储？"
     assert Assistant(statefulset_pages, llm=FakeStreamingListLLM(responses=["20Gi [1]。"])).ask(right_page).retracted == []
 
+
+@requires_cjkdocs
+def test_an_answer_that_only_repeats_a_quoted_sentence_of_another_tutorial_is_retracted(statefulset_pages):
+    from langchain_core.language_models.fake import FakeStreamingListLLM
+
+    from rag.answering import Assistant
+
+    # The default model's reply to ko32 (unanswerable): the ZooKeeper tutorial's quoted sentence, then
+    # a sentence of the Cassandra tutorial's stating nothing asked.
+    code = (
+        'yaml volumeClaimTemplates: - metadata: name: datadir annotations: volume.alpha.kubernetes.io/storage-class: '
+        'anything spec: accessModes: [ "ReadWriteOnce" ] resources: requests: storage: 20Gi'
+    )
+    reply = (
+        f"[2] `zk` 스테이트풀셋의 `spec`에 `volumeClaimTemplates` 필드는 각 파드에 프로비전될 퍼시스턴트볼륨을 지정한다. ```{code} ```\n"
+        "이 튜토리얼에서는 데이터베이스가 쿠버네티스 클러스터 내부에 나타날 때 새로운 카산드라 파드를 검색할 수 있는 사용자 지정 카산드라 시드 공급자를 배포한다."
+    )
+    question = "카산드라 스테이트풀셋의 각 파드에는 몇 GiB 크기의 퍼시스턴트 볼륨이 요청되나요?"
+    result = Assistant(statefulset_pages, llm=FakeStreamingListLLM(responses=[reply])).ask(question)
+    assert result.retracted == [code] and is_declined(result.answer)
+    assert result.answer.endswith(
+        f" ```\n\n문서에 나와 있지 않습니다: 출처의 `{code}`은(는) 카산드라 또는 스테이트풀셋이(가) 아닌 다른 대상에 관한 내용이니 이 답을 믿지 마세요."
+    )
+    right_page = "ZooKeeper 튜토리얼에서 각 파드에는 몇 GiB 크기의 퍼시스턴트 볼륨이 요청되나요?"
+    assert Assistant(statefulset_pages, llm=FakeStreamingListLLM(responses=[reply])).ask(right_page).retracted == []
 
 @pytest.mark.fast
 def test_an_answer_stops_where_it_would_open_a_turn_of_its_own_in_any_language():
