@@ -152,7 +152,7 @@ class Grounding:
     def shown(self, claims: list[str]) -> list[str]:
         """`claims` as a message names them: a code of several words in backticks, so that it reads
         apart from the sentence around it (`storage: 20Gi` in a Korean one)."""
-        return [f"`{claim}`" if self.kinds.get(claim) == "code" and any(char.isspace() for char in claim) else claim for claim in claims]
+        return [_as_code(claim) if self.kinds.get(claim) == "code" and any(char.isspace() for char in claim) else claim for claim in claims]
 
     def unsupported_answer(self, asked: str | None) -> list[str]:
         """The answer's facts of the kind a question asked for (a FACT_KINDS name, or None) that no
@@ -179,13 +179,24 @@ class Grounding:
     def _first_block(self, claims: list[str]) -> list[str]:
         """Those of `claims` stated in the Markdown block of the answer that first states one of them
         in its own words (not in a line repeating a quoted sentence); in an answer that states none
-        in its own words, in the first quoted sentence it repeats: that sentence is its answer."""
+        in its own words, on the first quoted sentence it repeats: that sentence is its answer, and
+        the quotes after it (in the same paragraph when no blank line parts them) are not."""
         stated = [self.lines.get(claim, 0) for claim in claims]
-        if not (lines := [line for line in stated if line not in self.echoes] or stated):
-            return []
-        line = min(lines)
+        own = [line for line in stated if line not in self.echoes]
+        if not own:
+            first_quote = min(stated, default=None)
+            return [claim for claim in claims if self.lines.get(claim, 0) == first_quote]
+        line = min(own)
         first, end = next(((first, end) for first, end in self.blocks if first <= line < end), (line, line + 1))
         return [claim for claim in claims if first <= self.lines.get(claim, 0) < end]
+
+
+def _as_code(text: str) -> str:
+    """`text` as Markdown code, in more backticks than any run of them it holds (a command
+    substitution in a shell line)."""
+    fence = "`" * (max(map(len, re.findall(r"`+", text)), default=0) + 1)
+    padding = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{padding}{text}{padding}{fence}"
 
 
 def _dates(text: str) -> list[tuple[str, tuple[int | None, int | None, int | None], tuple[int, int]]]:

@@ -875,6 +875,17 @@ def test_the_prompts_quoted_sentences_an_answer_repeats_are_not_its_statement():
 
 
 @pytest.mark.fast
+def test_a_reply_of_quoted_sentences_only_answers_with_the_first():
+    zookeeper = "The zk StatefulSet requests storage: 20Gi for each Pod."
+    cassandra = "Each Cassandra Pod requests a PersistentVolume of storage: 1Gi."
+    question = "How many GiB does each Cassandra pod request?"
+    titles = ["zookeeper.md > Running ZooKeeper", "cassandra.md > Deploying Cassandra with a StatefulSet"]
+    right_first = check_grounding(f"[2] {cassandra}\n[1] {zookeeper}", [zookeeper, cassandra], question, titles)
+    assert "20Gi" in right_first.off_subject and right_first.unsupported_answer("number") == []
+    wrong_first = check_grounding(f"[1] {zookeeper}\n[2] {cassandra}", [zookeeper, cassandra], question, titles)
+    assert wrong_first.unsupported_answer("number") == ["20Gi"]
+
+@pytest.mark.fast
 @pytest.mark.parametrize("language,warnings", [
     ("en", ["Not in the sources: 6144MB", "From sources about something other than Cassandra: 20Gi"]),
     ("ko", ["출처에 없음: 6144MB", "Cassandra이(가) 아닌 다른 대상에 관한 출처의 내용: 20Gi"]),
@@ -887,12 +898,13 @@ def test_the_lines_under_an_answer_name_its_unfounded_facts_in_the_questions_lan
     assert texts(language).warnings([], False, [], ["Cassandra"]) == []
 
 
-
 @pytest.mark.fast
 def test_a_message_names_a_code_of_several_words_in_backticks():
     answer = "Run `kubectl get addons` on port 8081 with `--all` [1], says Maria Lindqvist."
     found = check_grounding(answer, ["Nothing here."])
     assert found.shown(found.unsupported) == ["`kubectl get addons`", "--all", "8081", "Maria Lindqvist"]
+    substituted = check_grounding("```\nkubectl exec `kubectl get pod -o name` -- ls\n```", ["Nothing here."])
+    assert substituted.shown(substituted.unsupported) == ["``kubectl exec `kubectl get pod -o name` -- ls``"]
 
 @pytest.fixture(scope="module")
 def security_pages(tmp_path_factory) -> rag.Settings:
