@@ -30,8 +30,11 @@ MODES = ("keyword", "dense", "hybrid")
 SCORE_TOLERANCE = 1e-5
 # A hybrid score is normalised by the worst of each retriever's candidates, and the last of the
 # nearest vectors an HNSW graph finds can differ between two builds of the same vectors (pgvector
-# draws its nodes' levels at random): the same ranking, its scores a little apart now and then.
+# draws its nodes' levels at random; Chroma's graph depends on the order vectors come in): the
+# same ranking, its scores a little apart now and then, and its last places may hold a candidate
+# one build found and the other did not. The places a reader looks at are compared exactly.
 HYBRID_SCORE_TOLERANCE = 1e-2
+HYBRID_COMPARED_PLACES = 5
 
 
 def collection_of(path: Path, name: str = "moved") -> str:
@@ -47,6 +50,9 @@ def assert_same_search_results(original, copy) -> None:
     for question, _ in QUESTIONS:
         for mode in MODES:
             expected, found = ranking(original, question, mode), ranking(copy, question, mode)
+            assert len(found) == len(expected), (question, mode)
+            if mode == "hybrid":
+                expected, found = expected[:HYBRID_COMPARED_PLACES], found[:HYBRID_COMPARED_PLACES]
             assert [chunk_id for chunk_id, _ in found] == [chunk_id for chunk_id, _ in expected], (question, mode)
             tolerance = HYBRID_SCORE_TOLERANCE if mode == "hybrid" else SCORE_TOLERANCE
             for (_, score), (_, original_score) in zip(found, expected):
