@@ -885,6 +885,7 @@ def test_a_reply_of_quoted_sentences_only_answers_with_the_first():
     wrong_first = check_grounding(f"[1] {zookeeper}\n[2] {cassandra}", [zookeeper, cassandra], question, titles)
     assert wrong_first.unsupported_answer("number") == ["20Gi"]
 
+
 @pytest.mark.fast
 @pytest.mark.parametrize("language,warnings", [
     ("en", ["Not in the sources: 6144MB", "From sources about something other than Cassandra: 20Gi"]),
@@ -905,6 +906,7 @@ def test_a_message_names_a_code_of_several_words_in_backticks():
     assert found.shown(found.unsupported) == ["`kubectl get addons`", "--all", "8081", "Maria Lindqvist"]
     substituted = check_grounding("```\nkubectl exec `kubectl get pod -o name` -- ls\n```", ["Nothing here."])
     assert substituted.shown(substituted.unsupported) == ["``kubectl exec `kubectl get pod -o name` -- ls``"]
+
 
 @pytest.fixture(scope="module")
 def security_pages(tmp_path_factory) -> rag.Settings:
@@ -975,7 +977,8 @@ def test_an_answer_that_only_repeats_a_quoted_sentence_of_another_tutorial_is_re
     from rag.answering import Assistant
 
     # The default model's reply to ko32 (unanswerable): the ZooKeeper tutorial's quoted sentence, then
-    # a sentence of the Cassandra tutorial's stating nothing asked.
+    # a sentence of the Cassandra tutorial's stating nothing asked (a fake text model's reply is cut
+    # to its first line, as a base model's is: the quoted sentence alone is judged here).
     code = (
         'yaml volumeClaimTemplates: - metadata: name: datadir annotations: volume.alpha.kubernetes.io/storage-class: '
         'anything spec: accessModes: [ "ReadWriteOnce" ] resources: requests: storage: 20Gi'
@@ -992,6 +995,7 @@ def test_an_answer_that_only_repeats_a_quoted_sentence_of_another_tutorial_is_re
     )
     right_page = "ZooKeeper 튜토리얼에서 각 파드에는 몇 GiB 크기의 퍼시스턴트 볼륨이 요청되나요?"
     assert Assistant(statefulset_pages, llm=FakeStreamingListLLM(responses=[reply])).ask(right_page).retracted == []
+
 
 @pytest.mark.fast
 def test_an_answer_stops_where_it_would_open_a_turn_of_its_own_in_any_language():
