@@ -32,7 +32,7 @@ from rag.prompting import select_prompt
 from rag.query_generation import QueryWriter
 from rag.evidence import Evidence, expected_kind, quote_evidence
 from rag.grounding import CITATION, QUOTE_LINE, Grounding, check_grounding, unmentioned
-from rag.retrieval import embed_texts, location_of, mentioned_anywhere
+from rag.retrieval import embed_texts, location_of, mentioned_anywhere, opening_names
 from rag.errors import UsageError
 from rag.settings import Settings
 
@@ -265,7 +265,12 @@ class Assistant:
         """The quoted evidence for `answer` and its grounding check against `sources`."""
         evidence = quote_evidence(question, answer, sources, self._embed)
         titles = [source_title(doc) for doc in sources]
-        grounding = check_grounding(answer, [checkable_text(doc) for doc in sources], question, titles)
+        paths = [doc.metadata["source"] for doc in sources]
+
+        def page_opens_with(number: int, terms: list[str]) -> bool:
+            return opening_names(paths[number], terms, self.settings)
+
+        grounding = check_grounding(answer, [checkable_text(doc) for doc in sources], question, titles, page_opens_with)
         return evidence, grounding
 
     def _embed(self, texts: list[str]) -> "np.ndarray":

@@ -16,7 +16,7 @@ import unicodedata
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Iterable
+from typing import Callable, Iterable
 
 from ingest.chunking.metadata import HEADING_SEPARATOR
 from ingest.index.keywords import topic_parts
@@ -314,22 +314,33 @@ def _as_written(spaced: str, answer: str) -> str:
     return found.group(0) if found else spaced
 
 
-def check_grounding(answer: str, sources: list[str], question: str = "", titles: list[str] | None = None) -> Grounding:
+def check_grounding(
+    answer: str,
+    sources: list[str],
+    question: str = "",
+    titles: list[str] | None = None,
+    page_opens_with: Callable[[int, list[str]], bool] | None = None,
+) -> Grounding:
     """The numbers, dates, codes and names of `answer` that occur in none of `sources`, and
     citation markers that point to no source. Words taken from the question are not claims.
 
     With `titles` (each source's file name and heading path), also the claims that only sources
-    about something other than the question's subject hold."""
+    about something other than the question's subject hold; `page_opens_with(number, terms)`:
+    whether the page of the source numbered `number` (from 0) names all `terms` where it opens."""
     blocks = _markdown_blocks(answer)
     result = _claims(answer, sources, question, blocks)
     if titles is not None:
         result.subject = subject_terms(question, titles)
-        # A source is about the subject where its text or its title names it: a section's text
-        # need not repeat the page's name.
-        about = [
-            text for text, title in zip(sources, titles)
-            if all(fold(term) in fold(text) or fold(term) in fold(title) for term in result.subject)
-        ]
+
+        # A source is about the subject where its text or its title names it, or its page's
+        # opening does: a section is about what its page is about, and need not repeat its name
+        # (a product's documentation names the product where each page opens).
+        def about_subject(number: int, text: str, title: str) -> bool:
+            if all(fold(term) in fold(text) or fold(term) in fold(title) for term in result.subject):
+                return True
+            return page_opens_with is not None and page_opens_with(number, result.subject)
+
+        about = [text for number, (text, title) in enumerate(zip(sources, titles)) if about_subject(number, text, title)]
         if len(about) < len(sources):
             held = {claim for text in about for claim in _supported(_claims(answer, [text], question, blocks))}
             # The subject's own names and the question's words are no facts about something else.

@@ -42,6 +42,9 @@ LOCATION_KEYS = tuple(
 Mode = Literal["dense", "keyword", "hybrid"]
 # How well a ranking separates is judged on its best candidates, as many as a reader looks at.
 SEPARATION_TOP = 10
+# A file's chunks holding the words looked for in its opening: enough to reach the first chunk
+# however it ranks among them.
+OPENING_MATCHES = 1000
 
 
 def location_of(metadata: dict[str, Any]) -> dict[str, Any]:
@@ -381,6 +384,18 @@ def mentioned_anywhere(name: str, settings: Settings, k: int = 5) -> bool:
     index = open_index(settings)
     found = index.get_chunks([chunk_id for chunk_id, _ in index.keyword_query(name, k)])
     return any(fold(name) in fold(chunk.text) for chunk in found.values())
+
+
+def opening_names(source: str, terms: list[str], settings: Settings) -> bool:
+    """Whether the first chunk of `source` (its page's title and opening) spells every one of
+    `terms` (case and width folded): one keyword query within the file, then its matches' text."""
+    index = open_index(settings)
+    matches = index.keyword_query(" ".join(terms), OPENING_MATCHES, sources=[source])
+    found = index.get_chunks([chunk_id for chunk_id, _ in matches])
+    return any(
+        chunk.metadata.get("chunk_index") == 0 and all(fold(term) in fold(chunk.text) for term in terms)
+        for chunk in found.values()
+    )
 
 
 def embedding_model(settings: Settings) -> str:

@@ -771,6 +771,32 @@ def test_an_answer_that_only_repeats_the_question_is_told_apart(answer, question
 
 
 @pytest.mark.fast
+def test_a_section_is_about_what_its_page_names_where_it_opens():
+    # From the Chroma docs: the section holding the example does not repeat the product's name.
+    titles = [
+        "add-data.mdx\nAdding Data to Chroma Collections > Metadata",
+        "full-text-search.mdx\nFull Text Search > Combining with Metadata Filtering",
+    ]
+    sources = [
+        f"{titles[0]}\nEach record can carry metadata: a dictionary of keys and values.",
+        f"{titles[1]}\ncollection.query(where={{\"page\": 10}}, where_document={{\"$contains\": \"search\"}})",
+    ]
+    question = "How do I filter query results by metadata in Chroma?"
+    answer = "Pass `where={\"page\": 10}` to `collection.query` [2]."
+    alone = check_grounding(answer, sources, question, titles)
+    assert alone.subject == ["Chroma"] and alone.off_subject == ['where={"page": 10}', "collection.query"]
+    asked = []
+
+    def page_opens_with(number, terms):
+        asked.append((number, terms))
+        return number == 1
+
+    assert check_grounding(answer, sources, question, titles, page_opens_with).off_subject == []
+    assert asked == [(1, ["Chroma"])]  # only a source whose own text and title do not name the subject
+    assert check_grounding(answer, sources, question, titles, lambda number, terms: False).off_subject == alone.off_subject
+
+
+@pytest.mark.fast
 def test_a_fact_that_only_a_page_about_something_else_holds_is_off_subject():
     titles = ["cassandra.md\n示例：使用 StatefulSet 部署 Cassandra", "zookeeper.md\n运行 ZooKeeper，一个分布式协调系统 > 提供持久存储"]
     sources = [f"{titles[0]}\nMinikube 默认需要 2048MB 内存。", f"{titles[1]}\nvolumeClaimTemplates:\n  storage: 20Gi"]

@@ -146,6 +146,18 @@ def test_explain_shows_both_rankings_and_what_fusion_dropped(sample_index):
     assert "   dense #" in text.stdout and "keyword #1 (" in text.stdout
 
 
+def test_a_pages_opening_is_its_first_chunk(sample_index):
+    from rag.retrieval import opening_names
+
+    settings, _ = sample_index
+    trip = str(SAMPLE_NOTES / "personal" / "travel" / "lofoten-2024.md")
+    # The trip's title opens the page; Reine, where it is based, first comes in the next section.
+    assert opening_names(trip, ["Lofoten", "august"], settings)
+    assert not opening_names(trip, ["Reine"], settings)
+    assert not opening_names(trip, ["Lofoten", "Brandt"], settings)
+    assert not opening_names(str(SAMPLE_NOTES / "no-such-file.md"), ["Lofoten"], settings)
+
+
 @pytest.mark.parametrize("mode", ["dense", "keyword", "hybrid"])
 def test_every_mode_finds_an_identifier_and_keyword_mode_needs_no_model(sample_index, mode):
     settings, _ = sample_index
