@@ -266,9 +266,12 @@ class Assistant:
         evidence = quote_evidence(question, answer, sources, self._embed)
         titles = [source_title(doc) for doc in sources]
         paths = [doc.metadata["source"] for doc in sources]
+        opened: dict[str, bool] = {}  # sources often share a file: its opening is read once
 
         def page_opens_with(number: int, terms: list[str]) -> bool:
-            return opening_names(paths[number], terms, self.settings)
+            if paths[number] not in opened:
+                opened[paths[number]] = opening_names(paths[number], terms, self.settings)
+            return opened[paths[number]]
 
         grounding = check_grounding(answer, [checkable_text(doc) for doc in sources], question, titles, page_opens_with)
         return evidence, grounding

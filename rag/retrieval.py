@@ -381,21 +381,22 @@ def open_index(settings: Settings) -> Index:
 def mentioned_anywhere(name: str, settings: Settings, k: int = 5) -> bool:
     """Whether some chunk of the knowledge base spells `name` (case and width folded): one keyword
     query, then the best matches' text."""
-    index = open_index(settings)
-    found = index.get_chunks([chunk_id for chunk_id, _ in index.keyword_query(name, k)])
-    return any(fold(name) in fold(chunk.text) for chunk in found.values())
+    return any(fold(name) in fold(chunk.text) for chunk in _keyword_matches(name, settings, k))
 
 
 def opening_names(source: str, terms: list[str], settings: Settings) -> bool:
     """Whether the first chunk of `source` (its page's title and opening) spells every one of
     `terms` (case and width folded): one keyword query within the file, then its matches' text."""
-    index = open_index(settings)
-    matches = index.keyword_query(" ".join(terms), OPENING_MATCHES, sources=[source])
-    found = index.get_chunks([chunk_id for chunk_id, _ in matches])
     return any(
         chunk.metadata.get("chunk_index") == 0 and all(fold(term) in fold(chunk.text) for term in terms)
-        for chunk in found.values()
+        for chunk in _keyword_matches(" ".join(terms), settings, OPENING_MATCHES, [source])
     )
+
+
+def _keyword_matches(query: str, settings: Settings, k: int, sources: list[str] | None = None) -> list[StoredChunk]:
+    """The stored chunks of the `k` best keyword matches of `query` (within `sources` if given)."""
+    index = open_index(settings)
+    return list(index.get_chunks([chunk_id for chunk_id, _ in index.keyword_query(query, k, sources)]).values())
 
 
 def embedding_model(settings: Settings) -> str:
